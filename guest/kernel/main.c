@@ -1,0 +1,106 @@
+/*
+ * Reference guest kernel: boot.  Checks the boot information, sets up
+ * descriptors, the local APIC and the scheduler, starts one ring-3 task per
+ * workload entry and hands the CPU to the scheduler.
+ */
+#include "../user/uapi.h"
+#include "../user/workloads.h"
+#include "desc.h"
+#include "kernel.h"
+#include "lapic.h"
+#include "sched.h"
+#include "trap.h"
+
+const struct apf_boot_info *boot_info;
+struct user_shared *user_shared;
+static uint64_t knext, unext;
+
+static void *bump(uint64_t *next, uint64_t end, uint64_t size)
+{
+	uint64_t p = *next;
+	size = (size + APF_PAGE_SIZE - 1) & ~(uint64_t)(APF_PAGE_SIZE - 1);
+	KASSERT(size <= end - p);
+	*next = p + size;
+	return (void *)p;
+}
+
+void *kalloc(uint64_t size)
+{
+	return bump(&knext, boot_info->kfree_end, size);
+}
+
+void *ualloc(uint64_t size)
+{
+	return bump(&unext, boot_info->ufree_end, size);
+}
+
+/* Whether `word` appears as a whole space-separated word of the command line. */
+int cmdline_has(const char *word)
+{
+	const char *s = boot_info->cmdline;
+	while (*s) {
+		while (*s == ' ')
+			s++;
+		const char *w = word;
+		while (*w && *s == *w) {
+			s++;
+			w++;
+		}
+		if (!*w && (*s == ' ' || !*s))
+			return 1;
+		while (*s && *s != ' ')
+			s++;
+	}
+	return 0;
+}
+
+static uint64_t entry_of(uint32_t kind)
+{
+	return kind == APF_TASK_COMPUTE ? (uint64_t)compute_main : (uint64_t)scan_main;
+}
+
+void kmain(const struct apf_boot_info *bi);
+void kmain(const struct apf_boot_info *bi)
+{
+	struct task_args *args;
+
+	boot_info = bi;
+	if (bi->magic != APF_BOOT_MAGIC)
+		kdone(0xbad);
+	knext = bi->kfree_start;
+	unext = bi->ufree_start;
+	desc_init();
+	trap_init();
+	lapic_init();
+	sched_init();
+	if (!cmdline_has("quiet"))
+		kprintf("apfvm guest: %u tasks, lazy region %lu KiB at 0x%lx, tick %u Hz\n",
+			bi->ntasks, bi->lazy_size >> 10, bi->lazy_base, bi->timer_hz);
+
+	user_shared = ualloc(sizeof(*user_shared));
+	user_shared->tsc_khz = bi->tsc_khz;
+	args = ualloc(sizeof(*args) * APF_MAX_TASKS);
+	KASSERT(bi->ntasks >= 1 && bi->ntasks <= APF_MAX_TASKS);
+	for (uint32_t i = 0; i < bi->ntasks; i++) {
+		struct task_args *a = &args[i];
+		const struct apf_task_spec *ts = &bi->tasks[i];
+		KASSERT(ts->kind == APF_TASK_COMPUTE || ts->kind == APF_TASK_SCAN);
+		a->kind = ts->kind;
+		a->index = ts->index;
+		a->count = ts->count;
+		a->lazy_base = bi->lazy_base;
+		a->lazy_size = bi->lazy_size;
+		a->pattern = bi->pattern;
+		a->scan_order = bi->scan_order;
+		a->seed = bi->seed;
+		a->order_seed = bi->order_seed;
+		a->duration_tsc = bi->duration_us * bi->tsc_khz / 1000;
+		a->shared = user_shared;
+		if (ts->kind != APF_TASK_COMPUTE)
+			user_shared->noncompute_total++;
+		a->id = sched_create_user(entry_of(ts->kind), (uint64_t)a, ts->kind)->id;
+	}
+	user_shared->noncompute_live = user_shared->noncompute_total;
+	lapic_timer_start(bi->timer_hz);
+	sched_start();
+}

@@ -1,0 +1,37 @@
+#include "ulib.h"
+#include "workloads.h"
+
+#include "apfvm/abi.h"
+
+/* One work unit: a fixed amount of integer work (~1-2 us natively). */
+static uint64_t work_unit(uint64_t x)
+{
+	for (int i = 0; i < 1024; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+	}
+	return x;
+}
+
+void compute_main(const struct task_args *a)
+{
+	const struct user_shared *sh = a->shared;
+	int alone = sh->noncompute_total == 0;
+	uint64_t start = urdtsc(), deadline = start + a->duration_tsc;
+	uint64_t x = 0x1234567 + a->id, work = 0;
+
+	for (;;) {
+		x = work_unit(x);
+		work++;
+		if (alone ? urdtsc() >= deadline : sh->noncompute_live == 0)
+			break;
+	}
+	__asm__ volatile("" ::"r"(x)); /* keep the work */
+	struct apf_task_result r = {
+		.kind = APF_TASK_COMPUTE, .id = a->id, .runtime_tsc = urdtsc() - start,
+		.work = work, .first_bad = ~0ull,
+	};
+	sys2(SYS_REPORT, (uint64_t)&r, 0);
+	sys_exit(0);
+}

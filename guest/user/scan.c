@@ -1,0 +1,42 @@
+#include "perm.h"
+#include "ulib.h"
+#include "workloads.h"
+
+#include "apfvm/abi.h"
+
+#define WORDS_PER_PAGE (APF_PAGE_SIZE / 8)
+
+void scan_main(const struct task_args *a)
+{
+	uint64_t npages = a->lazy_size / APF_PAGE_SIZE;
+	/* This task's share: pages [first, first + mine). */
+	uint64_t first = npages * a->index / a->count;
+	uint64_t mine = npages * (a->index + 1) / a->count - first;
+	uint64_t start = urdtsc(), mismatches = 0, first_bad = ~0ull;
+	struct perm perm;
+
+	perm_init(&perm, mine, a->order_seed * 0x100000001b3ull + a->index);
+	for (uint64_t i = 0; i < mine; i++) {
+		uint64_t page = first + (a->scan_order == APF_SCAN_RANDOM ? perm_at(&perm, i) : i);
+		const volatile uint64_t *w =
+			(const volatile uint64_t *)(a->lazy_base + page * APF_PAGE_SIZE);
+		uint64_t base = page * WORDS_PER_PAGE;
+
+		for (uint64_t j = 0; j < WORDS_PER_PAGE; j++) {
+			uint64_t want = a->pattern == APF_PATTERN_SEEDED
+						? apf_image_word(a->seed, base + j)
+						: 0;
+			if (w[j] != want) {
+				if (!mismatches)
+					first_bad = base + j;
+				mismatches++;
+			}
+		}
+	}
+	struct apf_task_result r = {
+		.kind = APF_TASK_SCAN, .id = a->id, .runtime_tsc = urdtsc() - start,
+		.pages = mine, .mismatches = mismatches, .first_bad = first_bad,
+	};
+	sys2(SYS_REPORT, (uint64_t)&r, 0);
+	sys_exit(0);
+}

@@ -1,0 +1,144 @@
+/*
+ * apfvm ABI: everything the VMM (host) and the reference guest kernel both
+ * compile.  Self-contained: C11 and <stdint.h> only, fixed-width fields,
+ * layouts locked with static asserts.  All guest addresses are guest-physical
+ * (the guest runs identity-mapped), carried as plain integers.
+ *
+ * The async page fault part of the ABI is the x86 KVM paravirtual protocol
+ * exactly as Linux speaks it (Documentation/virt/kvm/x86/msr.rst); see
+ * docs/async-pf.md.
+ */
+#ifndef APFVM_ABI_H
+#define APFVM_ABI_H
+
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Guest-physical memory map, fixed by the VMM and described to the guest
+ * in struct apf_boot_info.                                            */
+
+#define APF_PAGE_SIZE      4096u
+#define APF_BOOT_INFO_GPA  0x1000u       /* one page, read-only by contract */
+#define APF_KERNEL_GPA     0x100000u     /* guest ELF segments start here */
+#define APF_LAZY_GPA       0x100000000ull /* lazy region: 4 GiB and up */
+#define APF_LAZY_ALIGN     0x200000ull   /* lazy size granule (2 MiB pages) */
+
+/* ELF program-header flag (in the OS-specific range) marking a segment that
+ * ring 3 may access; the VMM maps such pages with the U/S bit set. */
+#define APF_PF_USER        0x00100000u
+
+/* ------------------------------------------------------------------ */
+/* Hypercalls: the guest writes the GPA of a struct apf_hcall (below 4 GiB)
+ * with a 32-bit OUT to APF_HCALL_PORT.  The host reads the block, acts,
+ * and may write `ret` back.                                           */
+
+#define APF_HCALL_PORT     0x6a0u
+
+enum apf_hcall_nr {
+	APF_HC_CONSOLE = 1, /* a0 = gpa of text, a1 = length (<= 4096) */
+	APF_HC_RESULT  = 2, /* a0 = gpa of struct apf_task_result */
+	APF_HC_ASSERT  = 3, /* a0 = gpa of file name, a1 = line, a2 = gpa of expr */
+	APF_HC_FATAL   = 4, /* a0 = gpa of struct apf_fatal */
+	APF_HC_DONE    = 5, /* a0 = exit status (0 = all tasks completed) */
+	APF_HC_MAX
+};
+
+struct apf_hcall {
+	uint32_t nr;
+	uint32_t ret; /* written by the host: 0 or a negative errno */
+	uint64_t a0, a1, a2;
+};
+_Static_assert(sizeof(struct apf_hcall) == 32, "apf_hcall layout");
+
+/* ------------------------------------------------------------------ */
+/* Workloads.                                                          */
+
+enum apf_task_kind {
+	APF_TASK_COMPUTE = 1,
+	APF_TASK_SCAN    = 2,
+};
+
+#define APF_MAX_TASKS 16
+
+enum apf_scan_order {
+	APF_SCAN_SEQUENTIAL = 0,
+	APF_SCAN_RANDOM     = 1,
+};
+
+/* Expected content of the lazy region. */
+enum apf_pattern {
+	APF_PATTERN_ZERO   = 0, /* every word is 0 */
+	APF_PATTERN_SEEDED = 1, /* word i is apf_image_word(seed, i) */
+};
+
+struct apf_task_spec {
+	uint32_t kind;  /* enum apf_task_kind */
+	uint32_t index; /* index among tasks of the same kind */
+	uint32_t count; /* number of tasks of the same kind */
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct apf_task_spec) == 16, "apf_task_spec layout");
+
+/* Reported once per task through APF_HC_RESULT. */
+struct apf_task_result {
+	uint32_t kind;        /* enum apf_task_kind */
+	uint32_t id;          /* task id, 1-based, unique in the run */
+	uint64_t runtime_tsc; /* first instruction to report, in TSC ticks */
+	uint64_t work;        /* compute: work units done */
+	uint64_t pages;       /* scan: pages checked */
+	uint64_t mismatches;  /* scan: words that differed from the pattern */
+	uint64_t first_bad;   /* scan: word index of the first mismatch, or ~0 */
+};
+_Static_assert(sizeof(struct apf_task_result) == 48, "apf_task_result layout");
+
+/* Reported through APF_HC_FATAL by the guest's unexpected-exception path. */
+struct apf_fatal {
+	uint64_t vector, error_code, rip, cs, rflags, rsp, cr2;
+	uint64_t task_id; /* 0 if no task was running */
+};
+_Static_assert(sizeof(struct apf_fatal) == 64, "apf_fatal layout");
+
+/* ------------------------------------------------------------------ */
+/* Boot information, written by the VMM at APF_BOOT_INFO_GPA before the
+ * first instruction; RDI holds its address at entry.                  */
+
+#define APF_BOOT_MAGIC   0x31544f4246504140ull /* "@APFBOT1" */
+#define APF_CMDLINE_MAX  256
+
+struct apf_boot_info {
+	uint64_t magic;
+	uint64_t mem_size;    /* resident memory: [0, mem_size) */
+	uint64_t kfree_start; /* free memory, supervisor-only */
+	uint64_t kfree_end;
+	uint64_t ufree_start; /* free memory, ring-3 accessible */
+	uint64_t ufree_end;
+	uint64_t lazy_base;   /* lazy region (ring-3 accessible) */
+	uint64_t lazy_size;
+	uint64_t tsc_khz;
+	uint64_t seed;        /* image seed when pattern == SEEDED */
+	uint64_t order_seed;  /* seed of the random scan order */
+	uint64_t duration_us; /* compute alone: how long to run */
+	uint32_t pattern;     /* enum apf_pattern */
+	uint32_t scan_order;  /* enum apf_scan_order */
+	uint32_t timer_hz;    /* scheduler tick */
+	uint32_t ntasks;
+	struct apf_task_spec tasks[APF_MAX_TASKS];
+	char cmdline[APF_CMDLINE_MAX]; /* NUL-terminated */
+};
+_Static_assert(sizeof(struct apf_boot_info) <= APF_PAGE_SIZE, "boot info fits a page");
+
+/* ------------------------------------------------------------------ */
+/* Deterministic image content: every 8-byte word of page data is a pure
+ * function of (seed, word index), so the guest can verify every byte it
+ * reads without the host's help.  splitmix64 of the index, offset by
+ * the seed.                                                            */
+
+static inline uint64_t apf_image_word(uint64_t seed, uint64_t index)
+{
+	uint64_t z = seed + (index + 1) * 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+#endif /* APFVM_ABI_H */

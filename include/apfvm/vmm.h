@@ -1,0 +1,92 @@
+/*
+ * apfvm library interface: run one guest whose memory is served lazily.
+ *
+ * This is the boundary another VMM would lift: a configuration in, a run,
+ * statistics out.  Library code never exits or prints (except the guest
+ * console echo, if asked); failures come back as a negative errno with a
+ * one-line explanation in struct apf_err.
+ */
+#ifndef APFVM_VMM_H
+#define APFVM_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "apfvm/abi.h"
+#include "util/err.h"
+
+enum apfvm_apf_mode {
+	APFVM_APF_OFF = 0, /* synchronous baseline: the vCPU blocks per fault */
+};
+
+struct apfvm_config {
+	const void *guest_elf;      /* guest kernel image (ELF), in memory */
+	size_t guest_elf_len;
+	const char *guest_name;     /* for messages */
+	uint64_t mem_size;          /* resident bytes */
+	uint64_t lazy_size;         /* lazy region bytes (multiple of 2 MiB) */
+	const char *source;         /* "zero" or "file:PATH" */
+	uint64_t latency_min_ns;    /* added per fetch: uniform [min, max] */
+	uint64_t latency_max_ns;
+	uint64_t latency_seed;
+	enum apfvm_apf_mode apf;
+	unsigned ntasks;
+	struct apf_task_spec tasks[APF_MAX_TASKS];
+	uint64_t duration_ns;       /* compute alone: run time */
+	uint32_t scan_order;        /* enum apf_scan_order */
+	uint64_t order_seed;
+	unsigned timer_hz;
+	unsigned max_inflight;      /* fetches in flight at once */
+	int vcpu_cpu, pager_cpu;    /* pinning, -1 = let the scheduler place */
+	uint64_t timeout_ns;        /* 0 = none; else the run fails after it */
+	char cmdline[APF_CMDLINE_MAX];
+	FILE *console;              /* echo of the guest console, or NULL */
+};
+
+struct apfvm_task_stats {
+	uint32_t kind;              /* enum apf_task_kind */
+	uint32_t id;
+	double runtime_s;
+	uint64_t work;              /* compute */
+	uint64_t pages, mismatches; /* scan */
+	uint64_t first_bad;         /* scan: first mismatching word, or UINT64_MAX */
+};
+
+struct apfvm_stats {
+	enum apfvm_apf_mode mode;
+	char source[160];
+	uint64_t latency_min_ns, latency_max_ns;
+	double wall_s;              /* vCPU start to guest done */
+	uint64_t pages_fetched, bytes_fetched;
+	uint64_t faults_total, faults_sync, faults_async;
+	uint64_t faults_joined;     /* on a page already being fetched */
+	uint64_t inflight_max;
+	double fault_us_mean;       /* fault read -> page installed */
+	uint64_t tsc_khz;
+	uint64_t lazy_pages;
+	unsigned ntasks;
+	struct apfvm_task_stats tasks[APF_MAX_TASKS];
+};
+
+/* Fills defaults: 64M resident, no lazy region, zero source, compute:1,
+ * 2 s duration, 100 Hz, 64 in flight, no pinning, no timeout. */
+void apfvm_config_defaults(struct apfvm_config *c);
+
+/* Runs the guest to completion.  Returns 0 if every task reported; on a
+ * guest crash, a failed fetch or a timeout returns a negative errno with
+ * the reason in e (stats are still filled as far as known). */
+int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_err *e);
+
+const char *apfvm_mode_name(enum apfvm_apf_mode m);
+
+/* Writes the human summary / the JSON document. */
+void apfvm_stats_print(FILE *f, const struct apfvm_stats *st);
+int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st);
+
+/* The built-in reference guest kernel. */
+extern const unsigned char apfvm_builtin_guest[];
+extern const size_t apfvm_builtin_guest_len;
+
+#endif

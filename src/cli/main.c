@@ -1,0 +1,166 @@
+/*
+ * apfvm: command-line front end.  Parses options, calls the library
+ * (apfvm/vmm.h) and is the only place that prints errors and exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apfvm/vmm.h"
+#include "image/image.h"
+#include "options.h"
+#include "util/units.h"
+
+static const char main_usage[] =
+	"Usage: apfvm COMMAND [OPTIONS]\n"
+	"Run VMs whose memory is served lazily, with and without async page faults.\n"
+	"\n"
+	"Commands:\n"
+	"  run       boot the guest kernel and run workloads on lazily served memory\n"
+	"  mkimage   write a deterministic memory image for --source file:PATH\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help      this help ('apfvm COMMAND --help' for a command's options)\n"
+	"  --version       print the version\n";
+
+#define APFVM_VERSION "0.1.0"
+
+/* Reads a whole guest ELF (at most 256 MiB) into memory. */
+static int read_file(const char *path, void **out, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	size_t done = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (256 << 20)) {
+		int rc = errno && !S_ISREG(st.st_mode) ? -EINVAL : -EFBIG;
+		close(fd);
+		return rc;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+		if (n <= 0) {
+			int rc = n < 0 ? -errno : -EIO;
+			free(buf);
+			close(fd);
+			return rc;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_options o;
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+	void *elf = NULL;
+	int rc;
+
+	if (options_parse_run(argc, argv, &o, &e)) {
+		fprintf(stderr, "apfvm run: %s\n", e.msg);
+		return 2;
+	}
+	if (o.help) {
+		fputs(options_run_usage, stdout);
+		return 0;
+	}
+	if (o.guest_path) {
+		rc = read_file(o.guest_path, &elf, &o.cfg.guest_elf_len);
+		if (rc) {
+			fprintf(stderr, "apfvm run: cannot read guest '%s': %s\n", o.guest_path,
+				rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc));
+			return 2;
+		}
+		o.cfg.guest_elf = elf;
+		o.cfg.guest_name = o.guest_path;
+	}
+	if (o.verbose)
+		o.cfg.console = stderr;
+	rc = apfvm_run(&o.cfg, &st, &e);
+	free(elf);
+	if (!o.quiet && (rc == 0 || st.ntasks))
+		apfvm_stats_print(stdout, &st);
+	if (rc) {
+		fprintf(stderr, "apfvm run: %s\n", e.msg);
+		return 1;
+	}
+	if (o.stats_json) {
+		FILE *f = strcmp(o.stats_json, "-") ? fopen(o.stats_json, "w") : stdout;
+		if (!f) {
+			fprintf(stderr, "apfvm run: cannot write '%s': %s\n", o.stats_json,
+				strerror(errno));
+			return 1;
+		}
+		rc = apfvm_stats_write_json(f, &st);
+		if (f != stdout && fclose(f))
+			rc = -1;
+		if (rc) {
+			fprintf(stderr, "apfvm run: error writing '%s'\n", o.stats_json);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int cmd_mkimage(int argc, char **argv)
+{
+	struct mkimage_options o;
+	struct apf_err e = { "" };
+	char sz[32];
+
+	if (options_parse_mkimage(argc, argv, &o, &e)) {
+		fprintf(stderr, "apfvm mkimage: %s\n", e.msg);
+		return 2;
+	}
+	if (o.help) {
+		fputs(options_mkimage_usage, stdout);
+		return 0;
+	}
+	if (image_create(o.path, o.size, o.seed, &e)) {
+		fprintf(stderr, "apfvm mkimage: %s\n", e.msg);
+		return 1;
+	}
+	units_format_size(o.size, sz, sizeof(sz));
+	printf("apfvm mkimage: wrote %s (%s of data, seed %llu)\n", o.path, sz,
+	       (unsigned long long)o.seed);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(main_usage, stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		fputs(main_usage, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("apfvm %s\n", APFVM_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "mkimage"))
+		return cmd_mkimage(argc - 1, argv + 1);
+	fprintf(stderr, "apfvm: unknown command '%s' (try 'apfvm --help')\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,336 @@
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "source/source.h"
+#include "util/units.h"
+
+const char options_run_usage[] =
+	"Usage: apfvm run [OPTIONS]\n"
+	"Boot the guest kernel with a lazily served memory region and run workloads.\n"
+	"\n"
+	"Memory and paging:\n"
+	"  --guest ELF           guest kernel (default: the built-in reference guest)\n"
+	"  --mem SIZE            resident guest memory, 16M..2G (default 64M)\n"
+	"  --lazy SIZE           lazy region served on demand, multiple of 2M (default 0)\n"
+	"  --source SPEC         page source: zero | file:PATH (default zero)\n"
+	"  --latency DUR[-DUR]   added fetch latency, fixed or uniform range (e.g. 1ms, 200us-5ms)\n"
+	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
+	"  --apf MODE            async page faults: off (default; the vCPU blocks per fault)\n"
+	"\n"
+	"Workload:\n"
+	"  --workload SPEC       tasks, KIND[:COUNT],...; kinds: compute, scan (default compute:1)\n"
+	"  --duration DUR        how long compute runs when it is alone (default 2s)\n"
+	"  --scan-order ORDER    sequential (default) | random\n"
+	"  --seed N              seed of the random scan order and latencies (default 1)\n"
+	"  --hz N                guest scheduler tick, 10..1000 (default 100)\n"
+	"  --cmdline STRING      guest kernel command line\n"
+	"\n"
+	"Placement and control:\n"
+	"  --pin MODE            none | same[:CPU] | split | VCPU,PAGER (default same:0)\n"
+	"  --timeout DUR         fail the run if the guest has not finished by then (default 0 = none)\n"
+	"  --stats-json FILE     write statistics as JSON ('-' for stdout)\n"
+	"  -v, --verbose         echo the guest console on stderr\n"
+	"  -q, --quiet           no summary on stdout\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"Sizes take K, M, G suffixes; durations take ns, us, ms, s.\n";
+
+const char options_mkimage_usage[] =
+	"Usage: apfvm mkimage --size SIZE [--seed N] FILE\n"
+	"Write a deterministic memory image: every 8-byte word of its data is a pure\n"
+	"function of (seed, word index), so the guest verifies every byte it reads.\n"
+	"\n"
+	"  --size SIZE   bytes of page data, multiple of 4K (e.g. 64M)\n"
+	"  --seed N      seed (default 1)\n"
+	"  -h, --help    this help\n";
+
+static const struct {
+	const char *name;
+	uint32_t kind;
+} kinds[] = {
+	{ "compute", APF_TASK_COMPUTE },
+	{ "scan", APF_TASK_SCAN },
+};
+
+int options_parse_workload(const char *spec, struct apfvm_config *cfg, struct apf_err *e)
+{
+	char buf[256], *save = NULL, *item;
+	struct apf_task_spec tasks[APF_MAX_TASKS];
+	unsigned n = 0;
+
+	if (!spec || !*spec || strlen(spec) >= sizeof(buf))
+		return apf_fail(e, -EINVAL, "--workload: empty or too long");
+	strcpy(buf, spec);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(item, ':');
+		uint64_t count = 1;
+		uint32_t kind = 0;
+
+		if (colon) {
+			*colon = '\0';
+			if (units_parse_u64(colon + 1, &count) || count == 0)
+				return apf_fail(e, -EINVAL, "--workload: bad count '%s' for '%s'",
+						colon + 1, item);
+		}
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+			if (!strcmp(item, kinds[k].name))
+				kind = kinds[k].kind;
+		if (!kind)
+			return apf_fail(e, -EINVAL, "--workload: unknown task kind '%s' (compute, scan)",
+					item);
+		for (unsigned i = 0; i < n; i++)
+			if (tasks[i].kind == kind)
+				return apf_fail(e, -EINVAL, "--workload: '%s' given twice", item);
+		if (count > APF_MAX_TASKS - n)
+			return apf_fail(e, -EINVAL, "--workload: at most %d tasks", APF_MAX_TASKS);
+		for (uint64_t i = 0; i < count; i++)
+			tasks[n++] = (struct apf_task_spec){ .kind = kind, .index = (uint32_t)i,
+							     .count = (uint32_t)count };
+	}
+	if (!n)
+		return apf_fail(e, -EINVAL, "--workload: no task given");
+	memcpy(cfg->tasks, tasks, n * sizeof(tasks[0]));
+	cfg->ntasks = n;
+	return 0;
+}
+
+static int parse_cpu(const char *s, int ncpus, int *out)
+{
+	uint64_t v;
+	if (units_parse_u64(s, &v) || v >= (uint64_t)ncpus)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu,
+		      struct apf_err *e)
+{
+	char buf[32];
+	char *comma;
+
+	if (!strcmp(spec, "none")) {
+		*vcpu_cpu = *pager_cpu = -1;
+		return 0;
+	}
+	if (!strcmp(spec, "same")) {
+		*vcpu_cpu = *pager_cpu = 0;
+		return 0;
+	}
+	if (!strncmp(spec, "same:", 5)) {
+		if (parse_cpu(spec + 5, ncpus, vcpu_cpu))
+			goto bad;
+		*pager_cpu = *vcpu_cpu;
+		return 0;
+	}
+	if (!strcmp(spec, "split")) {
+		if (ncpus < 2)
+			return apf_fail(e, -EINVAL, "--pin split needs two CPUs; this machine has %d",
+					ncpus);
+		*vcpu_cpu = 0;
+		*pager_cpu = 1;
+		return 0;
+	}
+	if (strlen(spec) < sizeof(buf) && (comma = strchr(strcpy(buf, spec), ','))) {
+		*comma = '\0';
+		if (!parse_cpu(buf, ncpus, vcpu_cpu) && !parse_cpu(comma + 1, ncpus, pager_cpu))
+			return 0;
+	}
+bad:
+	return apf_fail(e, -EINVAL,
+			"--pin: '%s' is not none, same[:CPU], split or VCPU,PAGER with CPUs below %d",
+			spec, ncpus);
+}
+
+enum {
+	OPT_GUEST = 256, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
+	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
+	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE,
+};
+
+static int bad_value(struct apf_err *e, const char *opt, const char *val, const char *want)
+{
+	return apf_fail(e, -EINVAL, "%s: invalid value '%s' (%s)", opt, val, want);
+}
+
+int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e)
+{
+	static const struct option longopts[] = {
+		{ "guest", required_argument, NULL, OPT_GUEST },
+		{ "mem", required_argument, NULL, OPT_MEM },
+		{ "lazy", required_argument, NULL, OPT_LAZY },
+		{ "source", required_argument, NULL, OPT_SOURCE },
+		{ "latency", required_argument, NULL, OPT_LATENCY },
+		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
+		{ "apf", required_argument, NULL, OPT_APF },
+		{ "workload", required_argument, NULL, OPT_WORKLOAD },
+		{ "duration", required_argument, NULL, OPT_DURATION },
+		{ "scan-order", required_argument, NULL, OPT_SCAN_ORDER },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "hz", required_argument, NULL, OPT_HZ },
+		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+		{ "pin", required_argument, NULL, OPT_PIN },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct apfvm_config *c = &o->cfg;
+	int ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t v;
+	int opt, rc;
+
+	memset(o, 0, sizeof(*o));
+	apfvm_config_defaults(c);
+	c->order_seed = c->latency_seed = 1;
+	c->vcpu_cpu = c->pager_cpu = 0; /* same CPU: see docs/architecture.md */
+	optind = 0; /* full getopt reset (GNU) */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:vqh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_GUEST:
+			o->guest_path = optarg;
+			break;
+		case OPT_MEM:
+			if (units_parse_size(optarg, &c->mem_size))
+				return bad_value(e, "--mem", optarg, "a size such as 64M");
+			break;
+		case OPT_LAZY:
+			if (units_parse_size(optarg, &c->lazy_size))
+				return bad_value(e, "--lazy", optarg, "a size such as 64M");
+			break;
+		case OPT_SOURCE:
+			c->source = optarg;
+			break;
+		case OPT_LATENCY:
+			if (units_parse_duration_range(optarg, &c->latency_min_ns, &c->latency_max_ns))
+				return bad_value(e, "--latency", optarg,
+						 "a duration such as 1ms, or a range such as 200us-5ms");
+			break;
+		case OPT_INFLIGHT:
+			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_QUEUE_MAX)
+				return bad_value(e, "--inflight", optarg, "1..1024");
+			c->max_inflight = (unsigned)v;
+			break;
+		case OPT_APF:
+			if (strcmp(optarg, "off"))
+				return bad_value(e, "--apf", optarg, "this build supports: off");
+			c->apf = APFVM_APF_OFF;
+			break;
+		case OPT_WORKLOAD:
+			rc = options_parse_workload(optarg, c, e);
+			if (rc)
+				return rc;
+			break;
+		case OPT_DURATION:
+			if (units_parse_duration(optarg, &c->duration_ns) || !c->duration_ns)
+				return bad_value(e, "--duration", optarg, "a positive duration such as 2s");
+			break;
+		case OPT_SCAN_ORDER:
+			if (!strcmp(optarg, "sequential"))
+				c->scan_order = APF_SCAN_SEQUENTIAL;
+			else if (!strcmp(optarg, "random"))
+				c->scan_order = APF_SCAN_RANDOM;
+			else
+				return bad_value(e, "--scan-order", optarg, "sequential or random");
+			break;
+		case OPT_SEED:
+			if (units_parse_u64(optarg, &v))
+				return bad_value(e, "--seed", optarg, "an unsigned integer");
+			c->order_seed = c->latency_seed = v;
+			break;
+		case OPT_HZ:
+			if (units_parse_u64(optarg, &v) || v < 10 || v > 1000)
+				return bad_value(e, "--hz", optarg, "10..1000");
+			c->timer_hz = (unsigned)v;
+			break;
+		case OPT_CMDLINE:
+			if (strlen(optarg) >= APF_CMDLINE_MAX)
+				return bad_value(e, "--cmdline", optarg, "at most 255 bytes");
+			strcpy(c->cmdline, optarg);
+			break;
+		case OPT_PIN:
+			rc = options_parse_pin(optarg, ncpus, &c->vcpu_cpu, &c->pager_cpu, e);
+			if (rc)
+				return rc;
+			break;
+		case OPT_TIMEOUT:
+			if (units_parse_duration(optarg, &c->timeout_ns))
+				return bad_value(e, "--timeout", optarg, "a duration such as 60s");
+			break;
+		case OPT_STATS_JSON:
+			o->stats_json = optarg;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		case ':':
+			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm run --help')",
+					argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm run --help')",
+				argv[optind]);
+	if (c->lazy_size % APF_LAZY_ALIGN)
+		return apf_fail(e, -EINVAL, "--lazy must be a multiple of 2M");
+	return 0;
+}
+
+int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e)
+{
+	static const struct option longopts[] = {
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	int opt;
+
+	memset(o, 0, sizeof(*o));
+	o->seed = 1;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_SIZE:
+			if (units_parse_size(optarg, &o->size) || !o->size || o->size % APF_PAGE_SIZE)
+				return bad_value(e, "--size", optarg, "a positive multiple of 4K such as 64M");
+			break;
+		case OPT_SEED:
+			if (units_parse_u64(optarg, &o->seed))
+				return bad_value(e, "--seed", optarg, "an unsigned integer");
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		case ':':
+			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm mkimage --help')",
+					argv[optind - 1]);
+		}
+	}
+	if (!o->size)
+		return apf_fail(e, -EINVAL, "mkimage: --size is required");
+	if (optind != argc - 1)
+		return apf_fail(e, -EINVAL, "mkimage: expected exactly one FILE argument");
+	o->path = argv[optind];
+	return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * options: the command line of `apfvm run` and `apfvm mkimage`, parsed
+ * into plain structures without side effects (unit-tested on their own).
+ * Every value is validated here, with a message that names the option.
+ */
+#ifndef APFVM_OPTIONS_H
+#define APFVM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "apfvm/vmm.h"
+#include "util/err.h"
+
+struct run_options {
+	struct apfvm_config cfg;
+	const char *guest_path;  /* NULL: the built-in guest */
+	const char *stats_json;  /* NULL: none */
+	bool verbose;            /* echo the guest console */
+	bool quiet;              /* no summary */
+	bool help;
+};
+
+struct mkimage_options {
+	uint64_t size;
+	uint64_t seed;
+	const char *path;
+	bool help;
+};
+
+/* Parses "compute:1,scan:2" (KIND[:COUNT], COUNT >= 1, default 1) into
+ * cfg->tasks / cfg->ntasks. */
+int options_parse_workload(const char *spec, struct apfvm_config *cfg, struct apf_err *e);
+
+/* Parses "none", "same[:CPU]", "split" or "VCPU,PAGER" (CPU numbers). */
+int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu,
+		      struct apf_err *e);
+
+/* argv[0] is "run" / "mkimage".  Returns 0, or -EINVAL with a message. */
+int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e);
+int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e);
+
+extern const char options_run_usage[];
+extern const char options_mkimage_usage[];
+
+#endif

@@ -1,0 +1,332 @@
+#include "pager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "apfvm/abi.h"
+
+static int open_uffd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0 || errno != EPERM)
+		return fd;
+	/* Unprivileged userfaultfd may be disabled; the device node still
+	 * works for users allowed to open it. */
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -1;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	close(dev);
+	return fd;
+}
+
+int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *e)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID };
+	struct uffdio_register reg;
+	struct epoll_event ev;
+
+	memset(p, 0, sizeof(*p));
+	p->uffd = p->stop_fd = p->epoll_fd = -1;
+	p->cfg = *cfg;
+	if (!cfg->size || cfg->size % APF_PAGE_SIZE || (uintptr_t)cfg->host_base % APF_PAGE_SIZE)
+		return apf_fail(e, -EINVAL, "pager: region must be page aligned");
+	if (cfg->max_inflight < 1 || cfg->max_inflight > SOURCE_QUEUE_MAX)
+		return apf_fail(e, -EINVAL, "in-flight limit must be 1..%d", SOURCE_QUEUE_MAX);
+	if (cfg->source->npages < cfg->size / APF_PAGE_SIZE)
+		return apf_fail(e, -EINVAL, "page source is smaller than the lazy region");
+	if (cfg->size / APF_PAGE_SIZE > UINT32_MAX)
+		return apf_fail(e, -EINVAL, "lazy region too large");
+
+	p->npages = cfg->size / APF_PAGE_SIZE;
+	p->state = calloc(p->npages, 1);
+	p->fault_ns = calloc(p->npages, sizeof(*p->fault_ns));
+	p->waitq = calloc(p->npages, sizeof(*p->waitq));
+	p->free_bufs = calloc(cfg->max_inflight, sizeof(*p->free_bufs));
+	p->bufs = aligned_alloc(APF_PAGE_SIZE, (size_t)cfg->max_inflight * APF_PAGE_SIZE);
+	if (!p->state || !p->fault_ns || !p->waitq || !p->free_bufs || !p->bufs)
+		return apf_fail(e, -ENOMEM, "pager: out of memory");
+	for (unsigned i = 0; i < cfg->max_inflight; i++)
+		p->free_bufs[p->nfree++] = cfg->max_inflight - 1 - i;
+
+	p->uffd = open_uffd();
+	if (p->uffd < 0)
+		return apf_fail(e, -errno,
+				"userfaultfd: %s (needs root, or vm.unprivileged_userfaultfd=1, or access to /dev/userfaultfd)",
+				strerror(errno));
+	if (ioctl(p->uffd, UFFDIO_API, &api) < 0)
+		return apf_fail(e, -errno, "UFFDIO_API: %s", strerror(errno));
+	memset(&reg, 0, sizeof(reg));
+	reg.range.start = (uintptr_t)cfg->host_base;
+	reg.range.len = cfg->size;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0)
+		return apf_fail(e, -errno, "UFFDIO_REGISTER: %s", strerror(errno));
+
+	p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	p->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->stop_fd < 0 || p->epoll_fd < 0)
+		return apf_fail(e, -errno, "pager: %s", strerror(errno));
+	ev.events = EPOLLIN;
+	ev.data.fd = p->uffd;
+	if (epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, p->uffd, &ev) < 0)
+		return apf_fail(e, -errno, "epoll_ctl: %s", strerror(errno));
+	ev.data.fd = p->stop_fd;
+	if (epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, p->stop_fd, &ev) < 0)
+		return apf_fail(e, -errno, "epoll_ctl: %s", strerror(errno));
+	if (cfg->source->event_fd >= 0) {
+		ev.data.fd = cfg->source->event_fd;
+		if (epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0)
+			return apf_fail(e, -errno, "epoll_ctl: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static void set_fatal(struct pager *p, int err, const char *what, uint64_t page)
+{
+	if (p->fatal)
+		return;
+	p->fatal = err;
+	snprintf(p->fatal_msg, sizeof(p->fatal_msg), "%s page %llu of the lazy region: %s", what,
+		 (unsigned long long)page, strerror(-err));
+	if (p->cfg.on_fatal)
+		p->cfg.on_fatal(p->cfg.ctx);
+}
+
+static void submit_fetch(struct pager *p, uint64_t page)
+{
+	unsigned b = p->free_bufs[--p->nfree];
+	int rc = source_submit(p->cfg.source, page, p->bufs + (size_t)b * APF_PAGE_SIZE,
+			       (void *)(uintptr_t)b);
+	if (rc) {
+		p->free_bufs[p->nfree++] = b;
+		set_fatal(p, rc, "cannot start fetching", page);
+		return;
+	}
+	p->inflight++;
+	if (p->inflight > p->stats.inflight_max)
+		p->stats.inflight_max = p->inflight;
+}
+
+/* Starts fetches for waiting pages while buffers are free. */
+static void pump_waitq(struct pager *p)
+{
+	while (p->wq_count && p->nfree && !p->fatal) {
+		uint64_t page = p->waitq[p->wq_head];
+		p->wq_head = (p->wq_head + 1) % p->npages;
+		p->wq_count--;
+		submit_fetch(p, page);
+	}
+}
+
+static void wake_range(struct pager *p, uint64_t page)
+{
+	struct uffdio_range r = {
+		.start = (uintptr_t)p->cfg.host_base + page * APF_PAGE_SIZE,
+		.len = APF_PAGE_SIZE,
+	};
+	ioctl(p->uffd, UFFDIO_WAKE, &r);
+}
+
+/* Installs a fetched page; wakes every thread blocked on it. */
+static int install(struct pager *p, const struct source_completion *c)
+{
+	uint64_t dst = (uintptr_t)p->cfg.host_base + c->page * APF_PAGE_SIZE;
+	int rc;
+
+	for (;;) {
+		if (c->zero) {
+			struct uffdio_zeropage z = { .range = { .start = dst, .len = APF_PAGE_SIZE } };
+			rc = ioctl(p->uffd, UFFDIO_ZEROPAGE, &z);
+		} else {
+			struct uffdio_copy cp = {
+				.dst = dst, .src = (uintptr_t)c->buf, .len = APF_PAGE_SIZE,
+			};
+			rc = ioctl(p->uffd, UFFDIO_COPY, &cp);
+		}
+		if (rc == 0)
+			return 0;
+		if (errno == EAGAIN)
+			continue; /* the mm changed under us: retry */
+		if (errno == EEXIST) { /* someone mapped it: just wake */
+			wake_range(p, c->page);
+			return 0;
+		}
+		return -errno;
+	}
+}
+
+static void complete_fetches(struct pager *p)
+{
+	struct source_completion c;
+
+	while (source_reap(p->cfg.source, &c)) {
+		unsigned b = (unsigned)(uintptr_t)c.cookie;
+		int rc = c.err ? c.err : install(p, &c);
+
+		p->free_bufs[p->nfree++] = b;
+		p->inflight--;
+		if (rc) {
+			p->stats.fetch_errors++;
+			set_fatal(p, rc, c.err ? "cannot fetch" : "cannot install", c.page);
+			continue;
+		}
+		p->state[c.page] = PAGE_PRESENT;
+		p->stats.pages_fetched++;
+		p->stats.bytes_fetched += APF_PAGE_SIZE;
+		p->stats.fault_ns_sum += source_now_ns() - p->fault_ns[c.page];
+	}
+	pump_waitq(p);
+}
+
+static void handle_fault(struct pager *p, const struct uffd_msg *m)
+{
+	uint64_t addr = m->arg.pagefault.address & ~(uint64_t)(APF_PAGE_SIZE - 1);
+	uint64_t base = (uintptr_t)p->cfg.host_base;
+	uint64_t page;
+
+	p->stats.faults_total++;
+	if (addr < base || addr - base >= p->cfg.size)
+		return; /* cannot happen: only our range is registered */
+	page = (addr - base) / APF_PAGE_SIZE;
+	switch (p->state[page]) {
+	case PAGE_PRESENT:
+		p->stats.faults_spurious++;
+		wake_range(p, page);
+		return;
+	case PAGE_FETCHING:
+		p->stats.faults_joined++;
+		return;
+	case PAGE_ABSENT:
+		break;
+	}
+	p->state[page] = PAGE_FETCHING;
+	p->fault_ns[page] = source_now_ns();
+	if (p->nfree && !p->wq_count)
+		submit_fetch(p, page);
+	else
+		p->waitq[(p->wq_head + p->wq_count++) % p->npages] = (uint32_t)page;
+}
+
+static void read_faults(struct pager *p)
+{
+	struct uffd_msg msgs[64];
+
+	for (;;) {
+		ssize_t n = read(p->uffd, msgs, sizeof(msgs));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* EAGAIN: drained */
+		}
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				handle_fault(p, &msgs[i]);
+		/* Fetches that completed inline are installed at once: the
+		 * vCPU is waiting. */
+		complete_fetches(p);
+	}
+}
+
+static void *pager_thread(void *arg)
+{
+	struct pager *p = arg;
+	struct epoll_event evs[4];
+
+	prctl(PR_SET_NAME, "apfvm-pager");
+	/* Timer slack would add ~50 us to every delayed completion. */
+	prctl(PR_SET_TIMERSLACK, 1UL);
+	if (p->cfg.cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(p->cfg.cpu, &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
+	while (!p->fatal) {
+		int n = epoll_wait(p->epoll_fd, evs, 4, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			set_fatal(p, -errno, "epoll_wait failed while serving", 0);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+			if (fd == p->stop_fd)
+				return NULL;
+			if (fd == p->uffd)
+				read_faults(p);
+			else if (fd == p->cfg.source->event_fd && p->cfg.source->ops->on_event)
+				p->cfg.source->ops->on_event(p->cfg.source);
+		}
+		complete_fetches(p);
+	}
+	/* A page cannot be served: release every blocked fault (they see
+	 * zero pages) so the vCPUs reach their stop check; the run reports
+	 * the error and fails. */
+	struct uffdio_range r = { .start = (uintptr_t)p->cfg.host_base, .len = p->cfg.size };
+	ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
+	return NULL;
+}
+
+int pager_start(struct pager *p, struct apf_err *e)
+{
+	int rc = pthread_create(&p->thread, NULL, pager_thread, p);
+	if (rc)
+		return apf_fail(e, -rc, "cannot start the pager thread: %s", strerror(rc));
+	p->running = true;
+	return 0;
+}
+
+void pager_stop(struct pager *p)
+{
+	uint64_t one = 1;
+
+	if (!p->running)
+		return;
+	if (write(p->stop_fd, &one, sizeof(one)) < 0)
+		abort(); /* an eventfd write cannot fail here */
+	pthread_join(p->thread, NULL);
+	p->running = false;
+	/* Release any thread still blocked in a fault on the region (it then
+	 * sees zero-filled memory), so a vCPU being stopped cannot hang. */
+	struct uffdio_range r = { .start = (uintptr_t)p->cfg.host_base, .len = p->cfg.size };
+	ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
+}
+
+uint64_t pager_count_state(const struct pager *p, enum page_state st)
+{
+	uint64_t n = 0;
+	for (uint64_t i = 0; i < p->npages; i++)
+		n += p->state[i] == st;
+	return n;
+}
+
+void pager_destroy(struct pager *p)
+{
+	pager_stop(p);
+	if (p->uffd >= 0)
+		close(p->uffd);
+	if (p->stop_fd >= 0)
+		close(p->stop_fd);
+	if (p->epoll_fd >= 0)
+		close(p->epoll_fd);
+	free(p->state);
+	free(p->fault_ns);
+	free(p->waitq);
+	free(p->free_bufs);
+	free(p->bufs);
+	memset(p, 0, sizeof(*p));
+	p->uffd = p->stop_fd = p->epoll_fd = -1;
+}

@@ -1,0 +1,93 @@
+/*
+ * pager: serves the lazy region's missing pages.
+ *
+ * The lazy region is host memory registered with userfaultfd (MISSING
+ * mode); nothing in it is populated before the guest touches it.  When a
+ * vCPU touches an absent page, its thread blocks in the kernel and the
+ * pager thread reads the fault from the uffd, asks the page source for the
+ * page and, when the fetch completes, installs it with UFFDIO_COPY (or
+ * UFFDIO_ZEROPAGE), which also wakes every thread blocked on it.
+ *
+ * Page state: every page is ABSENT, FETCHING or PRESENT.  A fault on a
+ * FETCHING page joins the fetch in progress; each page is fetched at most
+ * once.  Up to `max_inflight` fetches overlap; further faults wait in FIFO
+ * order for a buffer.
+ *
+ * Threading: pager_start() spawns one thread that owns the page state, the
+ * source and the uffd.  Other threads only call pager_stop() and read
+ * struct pager_stats after it returns.
+ */
+#ifndef APFVM_PAGER_H
+#define APFVM_PAGER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "source/source.h"
+#include "util/err.h"
+
+enum page_state { PAGE_ABSENT = 0, PAGE_FETCHING = 1, PAGE_PRESENT = 2 };
+
+struct pager_stats {
+	uint64_t faults_total;    /* uffd page-fault messages */
+	uint64_t faults_joined;   /* on a page already being fetched */
+	uint64_t faults_spurious; /* on a page already present (raced a copy) */
+	uint64_t pages_fetched;   /* completed fetches installed */
+	uint64_t bytes_fetched;
+	uint64_t fetch_errors;
+	uint64_t inflight_max;    /* most fetches in flight at once */
+	uint64_t fault_ns_sum;    /* sum over faults of read -> page installed */
+};
+
+struct pager_config {
+	void *host_base;     /* host address of the lazy region, page aligned */
+	uint64_t size;       /* bytes, multiple of 4096 */
+	struct page_source *source; /* borrowed; serves at least size/4096 pages */
+	unsigned max_inflight;      /* 1..SOURCE_QUEUE_MAX */
+	int cpu;             /* pin the pager thread to this CPU, or -1 */
+	/* Called from the pager thread once, if a page cannot be served
+	 * (fetch error); the pager then releases every blocked fault. */
+	void (*on_fatal)(void *ctx);
+	void *ctx;
+};
+
+struct pager {
+	struct pager_config cfg;
+	int uffd;
+	int stop_fd;         /* eventfd: pager_stop() */
+	int epoll_fd;
+	pthread_t thread;
+	bool running;
+	uint8_t *state;      /* enum page_state per page */
+	uint64_t *fault_ns;  /* per page: when its first fault was read */
+	uint64_t npages;
+	/* Buffers: max_inflight pages; free list of indices. */
+	unsigned char *bufs;
+	unsigned *free_bufs;
+	unsigned nfree;
+	/* Pages waiting for a buffer (FIFO). */
+	uint32_t *waitq;
+	uint64_t wq_head, wq_count;
+	unsigned inflight;
+	int fatal;           /* first unrecoverable error (-errno), or 0 */
+	char fatal_msg[256];
+	struct pager_stats stats;
+};
+
+/* Creates the uffd and registers [host_base, host_base + size). */
+int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *e);
+
+/* Starts the pager thread. */
+int pager_start(struct pager *p, struct apf_err *e);
+
+/* Stops and joins the thread.  Any vCPU still blocked in a fault is
+ * released (the uffd is closed), so teardown never hangs. */
+void pager_stop(struct pager *p);
+
+void pager_destroy(struct pager *p);
+
+/* Pages of the region currently in each state (walks the state array). */
+uint64_t pager_count_state(const struct pager *p, enum page_state st);
+
+#endif

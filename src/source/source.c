@@ -1,0 +1,66 @@
+#include "source.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apfvm/abi.h"
+
+uint64_t source_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void source_init(struct page_source *s, const struct page_source_ops *ops, uint64_t npages)
+{
+	memset(s, 0, sizeof(*s));
+	s->ops = ops;
+	s->npages = npages;
+	s->event_fd = -1;
+}
+
+void source_complete(struct page_source *s, const struct source_completion *c)
+{
+	/* The caller bounds in-flight fetches below SOURCE_QUEUE_MAX, so the
+	 * ring cannot overflow; losing a completion would hang a vCPU. */
+	if (s->count == SOURCE_QUEUE_MAX)
+		abort();
+	s->queue[(s->head + s->count) % SOURCE_QUEUE_MAX] = *c;
+	s->count++;
+}
+
+bool source_reap(struct page_source *s, struct source_completion *out)
+{
+	if (!s->count)
+		return false;
+	*out = s->queue[s->head];
+	s->head = (s->head + 1) % SOURCE_QUEUE_MAX;
+	s->count--;
+	s->fetched++;
+	s->busy_ns += source_now_ns() - out->submit_ns;
+	return true;
+}
+
+int source_open(const char *spec, uint64_t lazy_bytes, struct page_source **out,
+		struct apf_err *e)
+{
+	if (!spec || !*spec)
+		return apf_fail(e, -EINVAL, "empty page source; use 'zero' or 'file:PATH'");
+	if (!strcmp(spec, "zero"))
+		return source_zero_open(lazy_bytes / APF_PAGE_SIZE, out, e);
+	if (!strncmp(spec, "file:", 5)) {
+		if (!spec[5])
+			return apf_fail(e, -EINVAL, "source 'file:' needs a path: file:PATH");
+		return source_file_open(spec + 5, lazy_bytes, out, e);
+	}
+	return apf_fail(e, -EINVAL, "unknown page source '%s'; use 'zero' or 'file:PATH'", spec);
+}
+
+void source_close(struct page_source *s)
+{
+	if (s)
+		s->ops->destroy(s);
+}

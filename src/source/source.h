@@ -1,0 +1,95 @@
+/*
+ * source: where the pages of a lazy region come from.
+ *
+ * Every source is asynchronous by contract: submit() starts a fetch and
+ * returns at once; the finished fetch is handed back later by reap().  A
+ * source that has its data at hand (zero, a local file) completes inside
+ * submit(); the completion still travels through reap(), so the pager
+ * treats every source alike.  Several fetches may be in flight at once; the
+ * caller bounds how many (it owns the page buffers).
+ *
+ * Threading: a source is used by one thread (the pager's) only.
+ */
+#ifndef APFVM_SOURCE_H
+#define APFVM_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct page_source;
+
+struct source_completion {
+	uint64_t page;  /* page index within the source */
+	void *buf;      /* the buffer given to submit(), now holding the page */
+	void *cookie;   /* opaque, from submit() */
+	int err;        /* 0 or -errno; buf content undefined on error */
+	bool zero;      /* the page is all zeros; buf was not written */
+	uint64_t submit_ns; /* CLOCK_MONOTONIC at submit */
+};
+
+struct page_source_ops {
+	const char *name;
+	/* Starts fetching page `page` (< npages) into buf (4096 bytes). */
+	int (*submit)(struct page_source *s, uint64_t page, void *buf, void *cookie);
+	/* Called when event_fd is readable: moves finished fetches to the
+	 * completion queue.  May be NULL for sources without an fd. */
+	void (*on_event)(struct page_source *s);
+	/* Nanoseconds a fetch submitted now is expected to take. */
+	uint64_t (*expected_ns)(struct page_source *s, uint64_t page);
+	void (*destroy)(struct page_source *s);
+};
+
+#define SOURCE_QUEUE_MAX 1024 /* completions queued at once: bounds in-flight */
+
+struct page_source {
+	const struct page_source_ops *ops;
+	char desc[128];      /* for messages: "file:img (seed 42)" */
+	uint64_t npages;     /* pages the source can serve */
+	uint32_t pattern;    /* enum apf_pattern: what the guest should expect */
+	uint64_t seed;       /* for APF_PATTERN_SEEDED */
+	int event_fd;        /* readable when on_event has work, or -1 */
+	/* Completion queue (FIFO ring), filled through source_complete(). */
+	struct source_completion queue[SOURCE_QUEUE_MAX];
+	unsigned head, count;
+	uint64_t fetched;     /* completions handed out */
+	uint64_t busy_ns;     /* sum of (completion - submit) over them */
+};
+
+/* Creates a source from a user spec: "zero" or "file:PATH".  `lazy_bytes`
+ * is the size it must serve (checked: an image smaller than the lazy
+ * region is an error). */
+int source_open(const char *spec, uint64_t lazy_bytes, struct page_source **out,
+		struct apf_err *e);
+
+/* Wraps `inner` so that every fetch completes no earlier than a delay drawn
+ * uniformly from [min_ns, max_ns] after its submit (timers, no thread per
+ * fetch).  Takes ownership of inner. */
+int source_delay_wrap(struct page_source *inner, uint64_t min_ns, uint64_t max_ns,
+		      uint64_t rng_seed, struct page_source **out, struct apf_err *e);
+
+void source_close(struct page_source *s);
+
+static inline int source_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
+{
+	return s->ops->submit(s, page, buf, cookie);
+}
+
+/* Takes the oldest finished fetch; returns false if none. */
+bool source_reap(struct page_source *s, struct source_completion *out);
+
+/* For implementations: queues a finished fetch (stamps nothing). */
+void source_complete(struct page_source *s, const struct source_completion *c);
+
+/* Shared part of every source's setup. */
+void source_init(struct page_source *s, const struct page_source_ops *ops, uint64_t npages);
+
+uint64_t source_now_ns(void);
+
+/* Constructors of the concrete sources (see source_open). */
+int source_zero_open(uint64_t npages, struct page_source **out, struct apf_err *e);
+int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source **out,
+		     struct apf_err *e);
+
+#endif

@@ -1,0 +1,128 @@
+#include "hcall.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *exception_name(uint64_t v)
+{
+	static const char *const names[32] = {
+		"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
+		"#BR bound range", "#UD invalid opcode", "#NM device not available",
+		"#DF double fault", "coprocessor overrun", "#TS invalid TSS",
+		"#NP segment not present", "#SS stack fault", "#GP general protection",
+		"#PF page fault", "reserved", "#MF x87 error", "#AC alignment check",
+		"#MC machine check", "#XM SIMD error", "#VE virtualization", "#CP control protection",
+	};
+	return v < 32 && names[v] ? names[v] : "interrupt";
+}
+
+static int console_write(struct machine *m, const struct apf_hcall *h)
+{
+	const char *text;
+
+	if (h->a1 > 4096)
+		return -E2BIG;
+	text = gmem_ptr(&m->gm, h->a0, h->a1);
+	if (!text)
+		return -EFAULT;
+	if (m->console) {
+		fwrite(text, 1, h->a1, m->console);
+		fflush(m->console);
+	}
+	return 0;
+}
+
+static int task_result(struct machine *m, const struct apf_hcall *h)
+{
+	const struct apf_task_result *r = gmem_ptr(&m->gm, h->a0, sizeof(*r));
+	struct guest_report *rep = &m->report;
+	int rc = 0;
+
+	if (!r)
+		return -EFAULT;
+	if ((r->kind != APF_TASK_COMPUTE && r->kind != APF_TASK_SCAN) || r->id == 0 ||
+	    r->id > APF_MAX_TASKS)
+		return -EINVAL;
+	pthread_mutex_lock(&m->report_lock);
+	for (unsigned i = 0; i < rep->nresults; i++)
+		if (rep->results[i].id == r->id)
+			rc = -EEXIST; /* one result per task */
+	if (!rc && rep->nresults == APF_MAX_TASKS)
+		rc = -ENOSPC;
+	if (!rc)
+		rep->results[rep->nresults++] = *r; /* copy: the guest may change it */
+	pthread_mutex_unlock(&m->report_lock);
+	return rc;
+}
+
+static int guest_assert(struct machine *m, const struct apf_hcall *h)
+{
+	char file[128], expr[256];
+
+	if (gmem_read_str(&m->gm, h->a0, file, sizeof(file)) < 0)
+		strcpy(file, "?");
+	if (gmem_read_str(&m->gm, h->a2, expr, sizeof(expr)) < 0)
+		strcpy(expr, "?");
+	machine_fail(m, "guest assertion failed at %s:%llu: %s", file, (unsigned long long)h->a1,
+		     expr);
+	return 0;
+}
+
+static int guest_fatal(struct machine *m, const struct apf_hcall *h)
+{
+	const struct apf_fatal *f = gmem_ptr(&m->gm, h->a0, sizeof(*f));
+
+	if (!f) {
+		machine_fail(m, "guest reported a fatal exception with an unreadable report");
+		return -EFAULT;
+	}
+	machine_fail(m,
+		     "guest exception %s (vector %llu) in %s: RIP=0x%llx CS=0x%llx error code=0x%llx "
+		     "CR2=0x%llx RSP=0x%llx RFLAGS=0x%llx task=%llu",
+		     exception_name(f->vector), (unsigned long long)f->vector,
+		     (f->cs & 3) ? "ring 3" : "ring 0", (unsigned long long)f->rip,
+		     (unsigned long long)f->cs, (unsigned long long)f->error_code,
+		     (unsigned long long)f->cr2, (unsigned long long)f->rsp,
+		     (unsigned long long)f->rflags, (unsigned long long)f->task_id);
+	return 0;
+}
+
+void hcall_handle(struct machine *m, struct vcpu *v, gpa_t gpa)
+{
+	struct apf_hcall *h = gmem_ptr(&m->gm, gpa, sizeof(*h));
+	int rc;
+
+	(void)v;
+	if (!h || gpa % 8) {
+		machine_fail(m, "guest issued a hypercall with an invalid block address 0x%llx",
+			     (unsigned long long)gpa);
+		return;
+	}
+	switch (h->nr) {
+	case APF_HC_CONSOLE:
+		rc = console_write(m, h);
+		break;
+	case APF_HC_RESULT:
+		rc = task_result(m, h);
+		break;
+	case APF_HC_ASSERT:
+		rc = guest_assert(m, h);
+		break;
+	case APF_HC_FATAL:
+		rc = guest_fatal(m, h);
+		break;
+	case APF_HC_DONE:
+		pthread_mutex_lock(&m->report_lock);
+		m->report.done = true;
+		m->report.status = h->a0;
+		pthread_mutex_unlock(&m->report_lock);
+		machine_stop(m);
+		rc = 0;
+		break;
+	default:
+		rc = -ENOSYS;
+		break;
+	}
+	h->ret = (uint32_t)rc;
+}

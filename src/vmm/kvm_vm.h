@@ -1,0 +1,57 @@
+/*
+ * kvm_vm: the KVM virtual machine: VM and vCPU file descriptors, memory
+ * slots, in-kernel irqchip, CPUID, and the vCPU's initial 64-bit state.
+ * Per-vCPU state lives in struct vcpu so that several vCPUs can be added
+ * without changing the VM-wide parts.
+ */
+#ifndef APFVM_KVM_VM_H
+#define APFVM_KVM_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest_mem.h"
+
+#define VM_MAX_VCPUS 8
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_started;
+	int cpu;              /* pin the vCPU thread here, or -1 */
+};
+
+struct vm_options {
+	bool disable_hlt_exits; /* KVM_CAP_X86_DISABLE_EXITS(HLT), before vCPUs */
+	uint32_t kvm_features;  /* CPUID 0x40000001.EAX advertised to the guest */
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	struct guest_mem *gm;
+	uint64_t tsc_khz;
+	unsigned nvcpus;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+};
+
+/* Opens /dev/kvm and creates the VM with its memory slots (resident at GPA
+ * 0, lazy at APF_LAZY_GPA) and in-kernel irqchip. */
+int vm_create(struct vm *vm, struct guest_mem *gm, const struct vm_options *opt,
+	      struct apf_err *e);
+
+/* Creates vCPU `id` entering 64-bit mode at rip with cr3 = pml4 and
+ * rdi = arg (the boot-info GPA).  The guest sets its own stack. */
+int vm_add_vcpu(struct vm *vm, const struct vm_options *opt, uint64_t rip, uint64_t pml4,
+		uint64_t arg, struct apf_err *e);
+
+void vm_destroy(struct vm *vm);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * machine: one running guest and everything the VMM keeps for it.  Owned by
+ * run.c; the vCPU loop and the hypercall handlers receive it.
+ *
+ * Threading: each vCPU thread writes only its own vCPU's state and the
+ * guest report (hypercalls are serialized per vCPU; with several vCPUs the
+ * report is guarded by report_lock).  `stop` is the one flag every thread
+ * reads; it is set once and never cleared.
+ */
+#ifndef APFVM_MACHINE_H
+#define APFVM_MACHINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "apfvm/abi.h"
+#include "guest_mem.h"
+#include "kvm_vm.h"
+#include "pager/pager.h"
+
+/* What the guest told the host, and how the run ended. */
+struct guest_report {
+	unsigned nresults;
+	struct apf_task_result results[APF_MAX_TASKS];
+	bool done;          /* APF_HC_DONE arrived */
+	uint64_t status;    /* its status: 0 = every task completed */
+	bool failed;        /* the guest crashed or asserted, or the VMM gave up */
+	char failure[1024]; /* the first failure, for the user */
+};
+
+struct machine {
+	struct guest_mem gm;
+	struct vm vm;
+	struct page_source *source;
+	struct pager pager;
+	bool pager_ready;
+	struct guest_report report;
+	pthread_mutex_t report_lock;
+	atomic_bool stop;
+	FILE *console;      /* guest console echo, or NULL */
+};
+
+/* The machine a vCPU belongs to. */
+#define machine_of(vcpu) \
+	((struct machine *)(void *)((char *)(vcpu)->vm - offsetof(struct machine, vm)))
+
+/* Records the first failure (later ones are dropped) and stops the run. */
+void machine_fail(struct machine *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Asks every vCPU to leave KVM_RUN and end the run. */
+void machine_stop(struct machine *m);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * paging: lays out resident guest memory and builds the guest's initial
+ * identity-mapped page tables, so the guest starts directly in 64-bit mode.
+ *
+ * Resident memory: page 0 unmapped (catches null pointers), boot info at
+ * APF_BOOT_INFO_GPA, the guest ELF from APF_KERNEL_GPA, then the page
+ * tables, a supervisor-only heap (kfree) and a ring-3 heap (ufree).  4 KiB
+ * pages, so ELF segments marked APF_PF_USER get the U/S bit alone.
+ * The lazy region is mapped with 2 MiB pages (U/S set): the guest's page
+ * size does not matter to the host, which still faults per 4 KiB page.
+ */
+#ifndef APFVM_PAGING_H
+#define APFVM_PAGING_H
+
+#include "elf_loader.h"
+#include "guest_mem.h"
+
+#define PAGING_KHEAP_SIZE (4ull << 20) /* supervisor heap given to the guest */
+
+struct guest_layout {
+	gpa_t pml4;
+	gpa_t pt_start, pt_end;
+	gpa_t kfree_start, kfree_end;
+	gpa_t ufree_start, ufree_end;
+};
+
+int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest_layout *out,
+		 struct apf_err *e);
+
+#endif

@@ -1,0 +1,312 @@
+/*
+ * run: assembles a machine from a configuration (page source, guest
+ * memory, guest ELF, page tables, boot info, KVM VM, pager), runs it to
+ * completion and gathers the statistics.  The apfvm library entry point.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apfvm/vmm.h"
+#include "elf_loader.h"
+#include "machine.h"
+#include "paging.h"
+#include "vcpu_loop.h"
+
+void apfvm_config_defaults(struct apfvm_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->guest_elf = apfvm_builtin_guest;
+	c->guest_elf_len = apfvm_builtin_guest_len;
+	c->guest_name = "built-in guest";
+	c->mem_size = 64ull << 20;
+	c->source = "zero";
+	c->apf = APFVM_APF_OFF;
+	c->ntasks = 1;
+	c->tasks[0] = (struct apf_task_spec){ .kind = APF_TASK_COMPUTE, .index = 0, .count = 1 };
+	c->duration_ns = 2000000000ull;
+	c->timer_hz = 100;
+	c->max_inflight = 64;
+	c->vcpu_cpu = c->pager_cpu = -1;
+}
+
+const char *apfvm_mode_name(enum apfvm_apf_mode m)
+{
+	switch (m) {
+	case APFVM_APF_OFF: return "off";
+	}
+	return "?";
+}
+
+void machine_fail(struct machine *m, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&m->report_lock);
+	if (!m->report.failed) {
+		m->report.failed = true;
+		va_start(ap, fmt);
+		vsnprintf(m->report.failure, sizeof(m->report.failure), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&m->report_lock);
+	machine_stop(m);
+}
+
+void machine_stop(struct machine *m)
+{
+	atomic_store(&m->stop, true);
+	for (unsigned i = 0; i < m->vm.nvcpus; i++)
+		vcpu_kick(&m->vm.vcpus[i]);
+}
+
+static void pager_fatal(void *ctx)
+{
+	struct machine *m = ctx;
+	machine_fail(m, "the pager cannot serve the lazy region: %s", m->pager.fatal_msg);
+}
+
+static int check_config(const struct apfvm_config *c, struct apf_err *e)
+{
+	if (c->mem_size < (16ull << 20) || c->mem_size > (2ull << 30) || c->mem_size % APF_PAGE_SIZE)
+		return apf_fail(e, -EINVAL, "--mem must be a multiple of 4K between 16M and 2G");
+	if (c->lazy_size % APF_LAZY_ALIGN || c->lazy_size > (64ull << 30))
+		return apf_fail(e, -EINVAL, "--lazy must be a multiple of 2M, at most 64G");
+	if (c->ntasks == 0 || c->ntasks > APF_MAX_TASKS)
+		return apf_fail(e, -EINVAL, "between 1 and %d tasks", APF_MAX_TASKS);
+	if (c->timer_hz < 10 || c->timer_hz > 1000)
+		return apf_fail(e, -EINVAL, "timer frequency must be 10..1000 Hz");
+	if (c->max_inflight < 1 || c->max_inflight > SOURCE_QUEUE_MAX)
+		return apf_fail(e, -EINVAL, "in-flight limit must be 1..%d", SOURCE_QUEUE_MAX);
+	if (c->latency_min_ns > c->latency_max_ns)
+		return apf_fail(e, -EINVAL, "latency range is inverted");
+	for (unsigned i = 0; i < c->ntasks; i++)
+		if (c->tasks[i].kind == APF_TASK_SCAN && !c->lazy_size)
+			return apf_fail(e, -EINVAL, "a scan task needs a lazy region (--lazy)");
+	return 0;
+}
+
+static int open_source(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+{
+	int rc = source_open(c->source, c->lazy_size, &m->source, e);
+	if (rc || !c->latency_max_ns)
+		return rc;
+	struct page_source *wrapped;
+	rc = source_delay_wrap(m->source, c->latency_min_ns, c->latency_max_ns,
+			       c->latency_seed, &wrapped, e);
+	if (rc)
+		return rc;
+	m->source = wrapped;
+	return 0;
+}
+
+static void write_boot_info(struct machine *m, const struct apfvm_config *c,
+			    const struct guest_layout *l)
+{
+	struct apf_boot_info *bi = gmem_ptr(&m->gm, APF_BOOT_INFO_GPA, sizeof(*bi));
+
+	bi->magic = APF_BOOT_MAGIC;
+	bi->mem_size = m->gm.resident_size;
+	bi->kfree_start = l->kfree_start;
+	bi->kfree_end = l->kfree_end;
+	bi->ufree_start = l->ufree_start;
+	bi->ufree_end = l->ufree_end;
+	bi->lazy_base = APF_LAZY_GPA;
+	bi->lazy_size = c->lazy_size;
+	bi->tsc_khz = m->vm.tsc_khz;
+	bi->pattern = m->source ? m->source->pattern : APF_PATTERN_ZERO;
+	bi->seed = m->source ? m->source->seed : 0;
+	bi->order_seed = c->order_seed;
+	bi->duration_us = c->duration_ns / 1000;
+	bi->scan_order = c->scan_order;
+	bi->timer_hz = c->timer_hz;
+	bi->ntasks = c->ntasks;
+	memcpy(bi->tasks, c->tasks, sizeof(bi->tasks));
+	memcpy(bi->cmdline, c->cmdline, sizeof(bi->cmdline));
+	bi->cmdline[APF_CMDLINE_MAX - 1] = '\0';
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Joins the vCPU thread; on timeout stops the machine first. */
+static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
+{
+	if (timeout_ns) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(timeout_ns / 1000000000ull);
+		ts.tv_nsec += (long)(timeout_ns % 1000000000ull);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(v->thread, NULL, &ts) == 0)
+			return;
+		machine_fail(m, "timed out after %.1f s (--timeout): the guest did not finish",
+			     (double)timeout_ns / 1e9);
+		if (m->pager_ready)
+			pager_stop(&m->pager); /* releases a vCPU blocked in a fault */
+	}
+	pthread_join(v->thread, NULL);
+}
+
+static void collect_stats(struct machine *m, const struct apfvm_config *c, struct apfvm_stats *st)
+{
+	const struct pager_stats *ps = &m->pager.stats;
+
+	st->mode = c->apf;
+	snprintf(st->source, sizeof(st->source), "%s", m->source ? m->source->desc : "none");
+	st->latency_min_ns = c->latency_min_ns;
+	st->latency_max_ns = c->latency_max_ns;
+	st->tsc_khz = m->vm.tsc_khz;
+	st->lazy_pages = c->lazy_size / APF_PAGE_SIZE;
+	if (m->pager_ready) {
+		st->pages_fetched = ps->pages_fetched;
+		st->bytes_fetched = ps->bytes_fetched;
+		st->faults_total = ps->faults_total;
+		st->faults_sync = ps->faults_total; /* every fault blocks its vCPU */
+		st->faults_async = 0;
+		st->faults_joined = ps->faults_joined;
+		st->inflight_max = ps->inflight_max;
+		st->fault_us_mean = ps->pages_fetched
+					    ? (double)ps->fault_ns_sum / (double)ps->pages_fetched / 1e3
+					    : 0;
+	}
+	st->ntasks = m->report.nresults;
+	for (unsigned i = 0; i < m->report.nresults; i++) {
+		const struct apf_task_result *r = &m->report.results[i];
+		struct apfvm_task_stats *t = &st->tasks[i];
+		t->kind = r->kind;
+		t->id = r->id;
+		t->runtime_s = st->tsc_khz ? (double)r->runtime_tsc / ((double)st->tsc_khz * 1e3) : 0;
+		t->work = r->work;
+		t->pages = r->pages;
+		t->mismatches = r->mismatches;
+		t->first_bad = r->first_bad;
+	}
+}
+
+static int build(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+{
+	struct vm_options opt = {
+		/* Baseline: keep KVM's own async path out, so a fault simply
+		 * blocks the vCPU thread in userfaultfd. */
+		.disable_hlt_exits = true,
+		.kvm_features = 0,
+	};
+	struct elf_image img;
+	struct guest_layout layout;
+	int rc;
+
+	if (c->lazy_size) {
+		rc = open_source(m, c, e);
+		if (rc)
+			return rc;
+	}
+	rc = gmem_init(&m->gm, c->mem_size, c->lazy_size, e);
+	if (rc)
+		return rc;
+	rc = elf_load(&m->gm, c->guest_elf, c->guest_elf_len, c->guest_name,
+		      c->mem_size / 2, &img, e);
+	if (rc)
+		return rc;
+	rc = paging_build(&m->gm, &img, &layout, e);
+	if (rc)
+		return rc;
+	rc = vm_create(&m->vm, &m->gm, &opt, e);
+	if (rc)
+		return rc;
+	rc = vm_add_vcpu(&m->vm, &opt, img.entry, layout.pml4, APF_BOOT_INFO_GPA, e);
+	if (rc)
+		return rc;
+	m->vm.vcpus[0].cpu = c->vcpu_cpu;
+	write_boot_info(m, c, &layout);
+	if (c->lazy_size) {
+		struct pager_config pc = {
+			.host_base = m->gm.lazy,
+			.size = c->lazy_size,
+			.source = m->source,
+			.max_inflight = c->max_inflight,
+			.cpu = c->pager_cpu,
+			.on_fatal = pager_fatal,
+			.ctx = m,
+		};
+		rc = pager_init(&m->pager, &pc, e);
+		m->pager_ready = true; /* destroy even a half-initialized pager */
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int verdict(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+{
+	struct guest_report *r = &m->report;
+
+	if (r->failed)
+		return apf_fail(e, -EIO, "%s", r->failure);
+	if (!r->done)
+		return apf_fail(e, -EIO, "the guest stopped without reporting completion");
+	if (r->status)
+		return apf_fail(e, -EIO, "the guest finished with status %llu",
+				(unsigned long long)r->status);
+	if (r->nresults != c->ntasks)
+		return apf_fail(e, -EIO, "the guest reported %u task results, expected %u",
+				r->nresults, c->ntasks);
+	return 0;
+}
+
+int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_err *e)
+{
+	struct machine *m;
+	double t0;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	rc = check_config(c, e);
+	if (rc)
+		return rc;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	m->vm.vm_fd = m->vm.kvm_fd = -1;
+	pthread_mutex_init(&m->report_lock, NULL);
+	m->console = c->console;
+
+	rc = build(m, c, e);
+	if (!rc)
+		rc = vcpu_loop_setup_signals();
+	if (!rc && m->pager_ready)
+		rc = pager_start(&m->pager, e);
+	t0 = now_s();
+	if (!rc) {
+		rc = vcpu_start(m, &m->vm.vcpus[0]);
+		if (rc)
+			apf_fail(e, rc, "cannot start the vCPU thread: %s", strerror(-rc));
+	}
+	if (!rc) {
+		wait_vcpu(m, &m->vm.vcpus[0], c->timeout_ns);
+		st->wall_s = now_s() - t0;
+		if (m->pager_ready)
+			pager_stop(&m->pager);
+		collect_stats(m, c, st);
+		rc = verdict(m, c, e);
+	}
+	if (m->pager_ready)
+		pager_destroy(&m->pager);
+	vm_destroy(&m->vm);
+	gmem_destroy(&m->gm);
+	source_close(m->source);
+	pthread_mutex_destroy(&m->report_lock);
+	free(m);
+	return rc;
+}

@@ -1,0 +1,75 @@
+/* stats: the human summary and the JSON document of one run. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "apfvm/vmm.h"
+
+static const char *kind_name(uint32_t kind)
+{
+	return kind == APF_TASK_COMPUTE ? "compute" : kind == APF_TASK_SCAN ? "scan" : "unknown";
+}
+
+static double latency_us(const struct apfvm_stats *st)
+{
+	return (double)(st->latency_min_ns + st->latency_max_ns) / 2e3;
+}
+
+void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
+{
+	fprintf(f, "apfvm: mode %s, source %s, latency ", apfvm_mode_name(st->mode), st->source);
+	if (st->latency_min_ns == st->latency_max_ns)
+		fprintf(f, "%.0f us\n", latency_us(st));
+	else
+		fprintf(f, "%.0f-%.0f us (uniform)\n", st->latency_min_ns / 1e3,
+			st->latency_max_ns / 1e3);
+	fprintf(f, "  wall time     %.3f s\n", st->wall_s);
+	fprintf(f, "  faults        %" PRIu64 " (sync %" PRIu64 ", async %" PRIu64 ", joined %" PRIu64
+		   ")\n",
+		st->faults_total, st->faults_sync, st->faults_async, st->faults_joined);
+	fprintf(f, "  pages fetched %" PRIu64 " of %" PRIu64 " (%.1f MiB), mean fault service %.1f us\n",
+		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
+		st->fault_us_mean);
+	for (unsigned i = 0; i < st->ntasks; i++) {
+		const struct apfvm_task_stats *t = &st->tasks[i];
+		fprintf(f, "  task %-2u %-7s runtime %.3f s", t->id, kind_name(t->kind), t->runtime_s);
+		if (t->kind == APF_TASK_COMPUTE)
+			fprintf(f, ", work %" PRIu64 " (%.0f units/s)\n", t->work,
+				t->runtime_s > 0 ? (double)t->work / t->runtime_s : 0);
+		else
+			fprintf(f, ", pages %" PRIu64 ", mismatches %" PRIu64 "\n", t->pages,
+				t->mismatches);
+	}
+}
+
+int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
+{
+	fprintf(f, "{\n");
+	fprintf(f, "  \"mode\": \"%s\",\n", apfvm_mode_name(st->mode));
+	fprintf(f, "  \"latency_us\": %.3f,\n", latency_us(st));
+	fprintf(f, "  \"latency_min_us\": %.3f,\n", st->latency_min_ns / 1e3);
+	fprintf(f, "  \"latency_max_us\": %.3f,\n", st->latency_max_ns / 1e3);
+	fprintf(f, "  \"wall_s\": %.6f,\n", st->wall_s);
+	fprintf(f, "  \"lazy_pages\": %" PRIu64 ",\n", st->lazy_pages);
+	fprintf(f, "  \"pages_fetched\": %" PRIu64 ",\n", st->pages_fetched);
+	fprintf(f, "  \"bytes_fetched\": %" PRIu64 ",\n", st->bytes_fetched);
+	fprintf(f, "  \"inflight_max\": %" PRIu64 ",\n", st->inflight_max);
+	fprintf(f, "  \"fault_us_mean\": %.3f,\n", st->fault_us_mean);
+	fprintf(f, "  \"tsc_khz\": %" PRIu64 ",\n", st->tsc_khz);
+	fprintf(f,
+		"  \"faults\": {\"total\": %" PRIu64 ", \"sync\": %" PRIu64 ", \"async\": %" PRIu64
+		", \"joined\": %" PRIu64 "},\n",
+		st->faults_total, st->faults_sync, st->faults_async, st->faults_joined);
+	fprintf(f, "  \"tasks\": [");
+	for (unsigned i = 0; i < st->ntasks; i++) {
+		const struct apfvm_task_stats *t = &st->tasks[i];
+		fprintf(f, "%s\n    {\"name\": \"%s\", \"id\": %u, \"runtime_s\": %.6f", i ? "," : "",
+			kind_name(t->kind), t->id, t->runtime_s);
+		if (t->kind == APF_TASK_COMPUTE)
+			fprintf(f, ", \"work\": %" PRIu64 "}", t->work);
+		else
+			fprintf(f, ", \"pages\": %" PRIu64 ", \"mismatches\": %" PRIu64 "}", t->pages,
+				t->mismatches);
+	}
+	fprintf(f, "%s]\n}\n", st->ntasks ? "\n  " : "");
+	return ferror(f) ? -1 : 0;
+}

@@ -1,0 +1,172 @@
+#include "vcpu_loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+
+#include "hcall.h"
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* its only job is to make KVM_RUN return -EINTR */
+}
+
+int vcpu_loop_setup_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (v->thread_started)
+		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+/* Blocks the kick signal in this thread and unblocks it inside KVM_RUN. */
+static int setup_thread_signals(struct vcpu *v)
+{
+	struct {
+		struct kvm_signal_mask hdr;
+		uint64_t bits;
+	} km;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_sigmask(SIG_BLOCK, NULL, &set);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	km.hdr.len = 8; /* the kernel's sigset is 64 bits */
+	memcpy(&km.bits, &set, sizeof(km.bits));
+	return ioctl(v->fd, KVM_SET_SIGNAL_MASK, &km) < 0 ? -errno : 0;
+}
+
+/* A crash report with the registers KVM holds. */
+static void fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	memset(&r, 0, sizeof(r));
+	memset(&s, 0, sizeof(s));
+	ioctl(v->fd, KVM_GET_REGS, &r);
+	ioctl(v->fd, KVM_GET_SREGS, &s);
+	machine_fail(m, "vCPU %u: %s: RIP=0x%llx RSP=0x%llx RFLAGS=0x%llx CS=0x%x CR2=0x%llx CR3=0x%llx",
+		     v->id, what, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+		     (unsigned long long)r.rflags, s.cs.selector, (unsigned long long)s.cr2,
+		     (unsigned long long)s.cr3);
+}
+
+static void handle_io(struct machine *m, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+
+	if (run->io.port == APF_HCALL_PORT && run->io.direction == KVM_EXIT_IO_OUT &&
+	    run->io.size == 4 && run->io.count == 1) {
+		uint32_t gpa;
+		memcpy(&gpa, data, 4);
+		hcall_handle(m, v, gpa);
+		return;
+	}
+	char what[96];
+	snprintf(what, sizeof(what), "unexpected port I/O (%s port 0x%x, size %u)",
+		 run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.port, run->io.size);
+	fail_with_regs(m, v, what);
+}
+
+static void handle_exit(struct machine *m, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char what[160];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(m, v);
+		break;
+	case KVM_EXIT_HLT:
+		break; /* the in-kernel LAPIC normally keeps halts inside KVM */
+	case KVM_EXIT_INTR:
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		fail_with_regs(m, v, "triple fault (the guest took an exception it could not handle)");
+		break;
+	case KVM_EXIT_MMIO:
+		snprintf(what, sizeof(what), "access to unbacked guest physical address 0x%llx (%s, %u bytes)",
+			 (unsigned long long)run->mmio.phys_addr, run->mmio.is_write ? "write" : "read",
+			 run->mmio.len);
+		fail_with_regs(m, v, what);
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+				 ? " (instruction emulation failed: an instruction this KVM cannot emulate)"
+				 : "");
+		fail_with_regs(m, v, what);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "VM entry failed (hardware reason 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		fail_with_regs(m, v, what);
+		break;
+	default:
+		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
+		fail_with_regs(m, v, what);
+		break;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct machine *m = machine_of(v);
+	char name[16];
+
+	snprintf(name, sizeof(name), "apfvm-vcpu%u", v->id);
+	prctl(PR_SET_NAME, name);
+	if (v->cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(v->cpu, &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
+	int rc = setup_thread_signals(v);
+	if (rc) {
+		machine_fail(m, "KVM_SET_SIGNAL_MASK: %s", strerror(-rc));
+		return NULL;
+	}
+	while (!atomic_load(&m->stop)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				/* A kick: clear it, then look at why. */
+				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				continue;
+			}
+			char what[96];
+			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
+			fail_with_regs(m, v, what);
+			break;
+		}
+		handle_exit(m, v);
+	}
+	return NULL;
+}
+
+int vcpu_start(struct machine *m, struct vcpu *v)
+{
+	(void)m;
+	int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (rc)
+		return -rc;
+	v->thread_started = true;
+	return 0;
+}

@@ -1,0 +1,29 @@
+/*
+ * vcpu_loop: the thread that runs one vCPU: KVM_RUN, then dispatch of each
+ * exit (hypercall port I/O, crashes, kicks).  The loop ends when the guest
+ * reports completion, fails, or machine_stop() is called.
+ *
+ * Kicks: a vCPU is brought out of KVM_RUN by setting run->immediate_exit
+ * and sending VCPU_KICK_SIGNAL to its thread; the signal is blocked except
+ * inside KVM_RUN (KVM_SET_SIGNAL_MASK), so it never interrupts the VMM's
+ * own code and cannot be lost between checks.
+ */
+#ifndef APFVM_VCPU_LOOP_H
+#define APFVM_VCPU_LOOP_H
+
+#include <signal.h>
+
+#include "machine.h"
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+/* Once per process, before the first vCPU thread starts. */
+int vcpu_loop_setup_signals(void);
+
+/* Starts the thread of v (pinned to v->cpu if >= 0). */
+int vcpu_start(struct machine *m, struct vcpu *v);
+
+/* Makes v leave KVM_RUN soon; safe from any thread. */
+void vcpu_kick(struct vcpu *v);
+
+#endif
