@@ -88,7 +88,7 @@ $(APFVM): $(call hobj,$(MAIN_SRC)) $(CLI_OBJS) $(LIBAPF)
 ASAN_LIB_OBJS := $(call sobj,$(LIB_SRCS) $(CLI_SRCS)) $(BUILD)/asan/guest_blob.o
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 VM_TESTS   := $(patsubst tests/vm/%.c,$(BUILD)/tests/%,$(wildcard tests/vm/test_*.c))
-GUEST_HOST_INC := -Iguest/kernel -Iguest/user
+GUEST_HOST_INC := -iquote guest/kernel -iquote guest/user
 
 $(BUILD)/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS) tests/test.h
 	@mkdir -p $(dir $@)

@@ -59,6 +59,28 @@ static uint64_t entry_of(uint32_t kind)
 	return kind == APF_TASK_COMPUTE ? (uint64_t)compute_main : (uint64_t)scan_main;
 }
 
+/* Deliberate failures, so tests can check that every way a guest can die
+ * reaches the user as a clear report (command line "crash=KIND"). */
+static void selftest_crash(void)
+{
+	static const struct { uint16_t limit; uint64_t base; } __attribute__((packed)) no_idt;
+
+	if (cmdline_has("crash=ud2"))
+		__asm__ volatile("ud2");
+	if (cmdline_has("crash=pf")) {
+		uint64_t v, null_page = 8; /* page 0 is unmapped */
+		__asm__ volatile("mov (%1), %0" : "=r"(v) : "r"(null_page));
+	}
+	if (cmdline_has("crash=assert"))
+		KASSERT(boot_info == 0);
+	if (cmdline_has("crash=triple")) {
+		__asm__ volatile("lidt %0; ud2" ::"m"(no_idt));
+	}
+	if (cmdline_has("crash=hang"))
+		for (;;)
+			__asm__ volatile("cli; hlt");
+}
+
 void kmain(const struct apf_boot_info *bi);
 void kmain(const struct apf_boot_info *bi)
 {
@@ -73,6 +95,7 @@ void kmain(const struct apf_boot_info *bi)
 	trap_init();
 	lapic_init();
 	sched_init();
+	selftest_crash();
 	if (!cmdline_has("quiet"))
 		kprintf("apfvm guest: %u tasks, lazy region %lu KiB at 0x%lx, tick %u Hz\n",
 			bi->ntasks, bi->lazy_size >> 10, bi->lazy_base, bi->timer_hz);
@@ -98,7 +121,10 @@ void kmain(const struct apf_boot_info *bi)
 		a->shared = user_shared;
 		if (ts->kind != APF_TASK_COMPUTE)
 			user_shared->noncompute_total++;
-		a->id = sched_create_user(entry_of(ts->kind), (uint64_t)a, ts->kind)->id;
+		/* crash=user: the first task jumps into supervisor-only memory. */
+		uint64_t entry = i == 0 && cmdline_has("crash=user") ? (uint64_t)kmain
+								     : entry_of(ts->kind);
+		a->id = sched_create_user(entry, (uint64_t)a, ts->kind)->id;
 	}
 	user_shared->noncompute_live = user_shared->noncompute_total;
 	lapic_timer_start(bi->timer_hz);

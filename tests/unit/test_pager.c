@@ -1,0 +1,252 @@
+/*
+ * The pager against real userfaultfd, without KVM: host threads stand in
+ * for vCPUs and touch the lazy region.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "apfvm/abi.h"
+#include "image/image.h"
+#include "pager/pager.h"
+#include "test.h"
+
+#define NPAGES 256
+#define REGION (NPAGES * APF_PAGE_SIZE)
+
+struct toucher {
+	const volatile uint64_t *base;
+	uint64_t first, count, seed;
+	int pattern;
+	uint64_t bad;
+};
+
+static void *touch_pages(void *arg)
+{
+	struct toucher *t = arg;
+	for (uint64_t p = t->first; p < t->first + t->count; p++) {
+		uint64_t w = p * (APF_PAGE_SIZE / 8) + (p % 512);
+		uint64_t want = t->pattern == APF_PATTERN_SEEDED ? apf_image_word(t->seed, w) : 0;
+		if (t->base[w] != want)
+			t->bad++;
+	}
+	return NULL;
+}
+
+static void *map_region(void)
+{
+	void *m = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	madvise(m, REGION, MADV_NOHUGEPAGE);
+	return m;
+}
+
+static int make_image(char *path, uint64_t seed)
+{
+	strcpy(path, "/tmp/apfvm-pager-XXXXXX");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return image_create(path, REGION, seed, NULL);
+}
+
+/* Runs nthreads touchers over the region (each the whole region when
+ * `overlap`, else a slice) against a pager on `src`. */
+static void run_touchers(struct page_source *src, unsigned inflight, unsigned nthreads,
+			 int overlap, struct pager_stats *st, uint64_t *bad)
+{
+	struct pager p;
+	struct pager_config cfg = { .size = REGION, .source = src, .max_inflight = inflight,
+				    .cpu = -1 };
+	struct toucher t[16];
+	pthread_t th[16];
+	struct apf_err e;
+
+	*bad = ~0ull;
+	cfg.host_base = map_region();
+	REQUIRE(cfg.host_base);
+	REQUIRE(pager_init(&p, &cfg, &e) == 0);
+	REQUIRE(pager_start(&p, &e) == 0);
+	for (unsigned i = 0; i < nthreads; i++) {
+		t[i] = (struct toucher){
+			.base = cfg.host_base,
+			.first = overlap ? 0 : NPAGES / nthreads * i,
+			.count = overlap ? NPAGES : NPAGES / nthreads,
+			.seed = src->seed, .pattern = (int)src->pattern,
+		};
+		pthread_create(&th[i], NULL, touch_pages, &t[i]);
+	}
+	*bad = 0;
+	for (unsigned i = 0; i < nthreads; i++) {
+		pthread_join(th[i], NULL);
+		*bad += t[i].bad;
+	}
+	pager_stop(&p);
+	*st = p.stats;
+	CHECK_EQ_U(pager_count_state(&p, PAGE_PRESENT), NPAGES);
+	pager_destroy(&p);
+	munmap(cfg.host_base, REGION);
+}
+
+TEST(zero_source_serves_zero_pages_once)
+{
+	struct page_source *s;
+	struct pager_stats st;
+	uint64_t bad;
+
+	REQUIRE(source_open("zero", REGION, &s, NULL) == 0);
+	run_touchers(s, 64, 1, 0, &st, &bad);
+	CHECK_EQ_U(bad, 0);
+	CHECK_EQ_U(st.pages_fetched, NPAGES);
+	CHECK_EQ_U(st.faults_total, NPAGES);
+	source_close(s);
+}
+
+TEST(file_source_content_is_verified)
+{
+	char path[64];
+	struct page_source *s;
+	struct pager_stats st;
+	uint64_t bad;
+
+	char spec[80];
+
+	REQUIRE(make_image(path, 77) == 0);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	REQUIRE(source_open(spec, REGION, &s, NULL) == 0);
+	run_touchers(s, 64, 4, 0, &st, &bad);
+	CHECK_EQ_U(bad, 0);
+	CHECK_EQ_U(st.pages_fetched, NPAGES);
+	CHECK_EQ_U(st.bytes_fetched, REGION);
+	source_close(s);
+	unlink(path);
+}
+
+/* Several threads fault on the same pages while fetches are slow: each page
+ * is still fetched exactly once, and everyone sees the right data. */
+TEST(each_page_fetched_exactly_once_under_contention)
+{
+	char path[64], spec[80];
+	struct page_source *s, *d;
+	struct pager_stats st;
+	uint64_t bad;
+
+	REQUIRE(make_image(path, 5) == 0);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	REQUIRE(source_open(spec, REGION, &s, NULL) == 0);
+	REQUIRE(source_delay_wrap(s, 200000, 200000, 1, &d, NULL) == 0);
+	run_touchers(d, 64, 4, 1, &st, &bad);
+	CHECK_EQ_U(bad, 0);
+	CHECK_EQ_U(st.pages_fetched, NPAGES);
+	CHECK(st.faults_total >= NPAGES);
+	CHECK_EQ_U(st.faults_total, NPAGES + st.faults_joined + st.faults_spurious);
+	source_close(d);
+	unlink(path);
+}
+
+/* With slow fetches and many faulting threads, at most max_inflight
+ * fetches overlap, and more than one does. */
+TEST(inflight_limit_is_respected_and_fetches_overlap)
+{
+	struct page_source *s, *d;
+	struct pager_stats st;
+	uint64_t bad;
+
+	REQUIRE(source_open("zero", REGION, &s, NULL) == 0);
+	REQUIRE(source_delay_wrap(s, 1000000, 1000000, 1, &d, NULL) == 0);
+	run_touchers(d, 4, 16, 0, &st, &bad);
+	CHECK_EQ_U(bad, 0);
+	CHECK(st.inflight_max <= 4);
+	CHECK(st.inflight_max >= 2);
+	CHECK_EQ_U(st.pages_fetched, NPAGES);
+	source_close(d);
+}
+
+/* A source that fails every fetch. */
+static int failing_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
+{
+	struct source_completion c = { .page = page, .buf = buf, .cookie = cookie, .err = -EIO,
+				       .submit_ns = source_now_ns() };
+	source_complete(s, &c);
+	return 0;
+}
+static uint64_t failing_expected(struct page_source *s, uint64_t page)
+{
+	(void)s;
+	(void)page;
+	return 0;
+}
+static void failing_destroy(struct page_source *s)
+{
+	(void)s;
+}
+static const struct page_source_ops failing_ops = {
+	.name = "failing", .submit = failing_submit, .expected_ns = failing_expected,
+	.destroy = failing_destroy,
+};
+
+static atomic_int fatal_calls;
+static void on_fatal(void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&fatal_calls, 1);
+}
+
+/* A fetch error is reported once and releases the blocked thread (which
+ * then sees zero-filled memory) instead of hanging it. */
+TEST(fetch_error_is_reported_and_releases_faults)
+{
+	static struct page_source s;
+	struct pager p;
+	struct pager_config cfg = { .size = REGION, .source = &s, .max_inflight = 8, .cpu = -1,
+				    .on_fatal = on_fatal };
+	struct toucher t;
+	pthread_t th;
+
+	source_init(&s, &failing_ops, NPAGES);
+	cfg.host_base = map_region();
+	REQUIRE(cfg.host_base);
+	REQUIRE(pager_init(&p, &cfg, NULL) == 0);
+	REQUIRE(pager_start(&p, NULL) == 0);
+	t = (struct toucher){ .base = cfg.host_base, .first = 3, .count = 1 };
+	pthread_create(&th, NULL, touch_pages, &t);
+	pthread_join(th, NULL); /* returns only if the fault was released */
+	pager_stop(&p);
+	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
+	CHECK(p.fatal == -EIO);
+	CHECK(strstr(p.fatal_msg, "page 3") != NULL);
+	CHECK_EQ_U(p.stats.fetch_errors, 1);
+	pager_destroy(&p);
+	munmap(cfg.host_base, REGION);
+}
+
+TEST(init_rejects_bad_geometry)
+{
+	struct page_source *s;
+	struct pager p;
+	struct apf_err e;
+	struct pager_config cfg = { .size = REGION, .max_inflight = 64, .cpu = -1 };
+
+	REQUIRE(source_open("zero", REGION / 2, &s, NULL) == 0);
+	cfg.source = s;
+	cfg.host_base = map_region();
+	REQUIRE(cfg.host_base);
+	CHECK(pager_init(&p, &cfg, &e) == -EINVAL); /* source smaller than region */
+	pager_destroy(&p);
+	cfg.size = REGION / 2;
+	cfg.max_inflight = 0;
+	CHECK(pager_init(&p, &cfg, &e) == -EINVAL);
+	pager_destroy(&p);
+	source_close(s);
+	munmap(cfg.host_base, REGION);
+}
+
+TEST_MAIN(T(zero_source_serves_zero_pages_once), T(file_source_content_is_verified),
+	  T(each_page_fetched_exactly_once_under_contention),
+	  T(inflight_limit_is_respected_and_fetches_overlap),
+	  T(fetch_error_is_reported_and_releases_faults), T(init_rejects_bad_geometry))
