@@ -9,6 +9,7 @@
 #define APFVM_TEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct test_case {
@@ -17,7 +18,7 @@ struct test_case {
 };
 
 static int test_failed_, test_skipped_;
-static char test_why_[512];
+static char test_why_[1024];
 
 #define TEST_FAIL_(...)                                                               \
 	do {                                                                          \
@@ -63,8 +64,11 @@ static char test_why_[512];
 	{                                                                             \
 		static const struct test_case cases[] = { __VA_ARGS__ };              \
 		int bad = 0;                                                          \
+		const char *only = getenv("TEST_ONLY");                               \
 		setvbuf(stdout, NULL, _IOLBF, 0);                                     \
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {      \
+			if (only && !strstr(cases[i].name, only))                     \
+				continue;                                             \
 			test_failed_ = test_skipped_ = 0;                             \
 			test_why_[0] = '\0';                                          \
 			cases[i].fn();                                                \

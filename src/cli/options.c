@@ -154,6 +154,17 @@ enum {
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE,
 };
 
+/* getopt returned '?': name the offending option.  For a short option
+ * getopt sets optopt (and optind may still point inside a bundle). */
+static int unknown_option(struct apf_err *e, int argc, char **argv, const char *cmd)
+{
+	if (optopt)
+		return apf_fail(e, -EINVAL, "unknown option '-%c' (see 'apfvm %s --help')", optopt,
+				cmd);
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+	return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm %s --help')", arg, cmd);
+}
+
 static int bad_value(struct apf_err *e, const char *opt, const char *val, const char *want)
 {
 	return apf_fail(e, -EINVAL, "%s: invalid value '%s' (%s)", opt, val, want);
@@ -194,18 +205,20 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	c->vcpu_cpu = c->pager_cpu = 0; /* same CPU: see docs/architecture.md */
 	optind = 0; /* full getopt reset (GNU) */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:vqh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_GUEST:
 			o->guest_path = optarg;
 			break;
 		case OPT_MEM:
-			if (units_parse_size(optarg, &c->mem_size))
-				return bad_value(e, "--mem", optarg, "a size such as 64M");
+			if (units_parse_size(optarg, &c->mem_size) || c->mem_size < (16ull << 20) ||
+			    c->mem_size > (2ull << 30) || c->mem_size % APF_PAGE_SIZE)
+				return bad_value(e, "--mem", optarg, "a size from 16M to 2G");
 			break;
 		case OPT_LAZY:
-			if (units_parse_size(optarg, &c->lazy_size))
-				return bad_value(e, "--lazy", optarg, "a size such as 64M");
+			if (units_parse_size(optarg, &c->lazy_size) || c->lazy_size % APF_LAZY_ALIGN ||
+			    c->lazy_size > (64ull << 30))
+				return bad_value(e, "--lazy", optarg, "a multiple of 2M up to 64G, such as 64M");
 			break;
 		case OPT_SOURCE:
 			c->source = optarg;
@@ -281,15 +294,12 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		case ':':
 			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm run --help')",
-					argv[optind - 1]);
+			return unknown_option(e, argc, argv, "run");
 		}
 	}
 	if (optind < argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm run --help')",
 				argv[optind]);
-	if (c->lazy_size % APF_LAZY_ALIGN)
-		return apf_fail(e, -EINVAL, "--lazy must be a multiple of 2M");
 	return 0;
 }
 
@@ -307,7 +317,7 @@ int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, stru
 	o->seed = 1;
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_SIZE:
 			if (units_parse_size(optarg, &o->size) || !o->size || o->size % APF_PAGE_SIZE)
@@ -323,8 +333,7 @@ int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, stru
 		case ':':
 			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm mkimage --help')",
-					argv[optind - 1]);
+			return unknown_option(e, argc, argv, "mkimage");
 		}
 	}
 	if (!o->size)

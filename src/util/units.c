@@ -34,8 +34,8 @@ int units_parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* Parses "DIGITS[.DIGITS]" at *sp into an integer mantissa and a count of
- * fraction digits; advances *sp past it. */
+/* Parses "DIGITS[.DIGITS]" (at most 9 fraction digits) at *sp into an
+ * integer mantissa and a count of fraction digits; advances *sp past it. */
 static int parse_decimal(const char **sp, uint64_t *mant, unsigned *frac_digits)
 {
 	const char *s = *sp;
@@ -50,12 +50,13 @@ static int parse_decimal(const char **sp, uint64_t *mant, unsigned *frac_digits)
 		}
 		if (!isdigit((unsigned char)*s))
 			break;
-		if (v > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
 			return -ERANGE;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + d;
 		ndig++;
-		if (seen_dot)
-			frac++;
+		if (seen_dot && ++frac > 9)
+			return -EINVAL; /* finer than a nanosecond of a second */
 	}
 	if (ndig == 0 || (seen_dot && frac == 0))
 		return -EINVAL;

@@ -2,6 +2,7 @@
  * units: parsing of the sizes and durations users type on the command line.
  * Pure functions, no allocation; each returns 0 or -EINVAL (malformed) /
  * -ERANGE (does not fit 64 bits) and leaves *out untouched on error.
+ * Fractions ("1.5ms") take at most 9 digits after the point.
  */
 #ifndef APFVM_UNITS_H
 #define APFVM_UNITS_H

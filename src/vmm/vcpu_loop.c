@@ -20,6 +20,7 @@ int vcpu_loop_setup_signals(void)
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = kick_handler;
+	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
 }
@@ -31,23 +32,18 @@ void vcpu_kick(struct vcpu *v)
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 
-/* Blocks the kick signal in this thread and unblocks it inside KVM_RUN. */
+/* Makes sure the kick signal is deliverable in this thread.  It is never
+ * blocked: a kick that lands outside KVM_RUN runs the empty handler
+ * (SA_RESTART keeps syscalls going) and the immediate_exit flag set before
+ * it makes the next KVM_RUN return at once, so no kick is lost. */
 static int setup_thread_signals(struct vcpu *v)
 {
-	struct {
-		struct kvm_signal_mask hdr;
-		uint64_t bits;
-	} km;
 	sigset_t set;
 
+	(void)v;
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	pthread_sigmask(SIG_BLOCK, NULL, &set);
-	sigdelset(&set, VCPU_KICK_SIGNAL);
-	km.hdr.len = 8; /* the kernel's sigset is 64 bits */
-	memcpy(&km.bits, &set, sizeof(km.bits));
-	return ioctl(v->fd, KVM_SET_SIGNAL_MASK, &km) < 0 ? -errno : 0;
+	return -pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 /* A crash report with the registers KVM holds. */
@@ -141,7 +137,7 @@ static void *vcpu_thread(void *arg)
 	}
 	int rc = setup_thread_signals(v);
 	if (rc) {
-		machine_fail(m, "KVM_SET_SIGNAL_MASK: %s", strerror(-rc));
+		machine_fail(m, "cannot unblock the vCPU kick signal: %s", strerror(-rc));
 		return NULL;
 	}
 	while (!atomic_load(&m->stop)) {

@@ -4,9 +4,9 @@
  * reports completion, fails, or machine_stop() is called.
  *
  * Kicks: a vCPU is brought out of KVM_RUN by setting run->immediate_exit
- * and sending VCPU_KICK_SIGNAL to its thread; the signal is blocked except
- * inside KVM_RUN (KVM_SET_SIGNAL_MASK), so it never interrupts the VMM's
- * own code and cannot be lost between checks.
+ * and sending VCPU_KICK_SIGNAL to its thread (empty handler, SA_RESTART).
+ * In KVM_RUN the signal makes it return -EINTR; before it, immediate_exit
+ * does, so a kick cannot be lost between checks.
  */
 #ifndef APFVM_VCPU_LOOP_H
 #define APFVM_VCPU_LOOP_H

@@ -1,0 +1,521 @@
+/*
+ * options: the `apfvm run` / `apfvm mkimage` command lines, parsed without
+ * side effects.  Every rejection must come with a message naming the
+ * option at fault.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "apfvm/abi.h"
+#include "cli/options.h"
+#include "test.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Runs options_parse_run on argv; returns its rc with the message in *e. */
+static int parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e)
+{
+	memset(e, 0, sizeof(*e));
+	return options_parse_run(argc, argv, o, e);
+}
+
+/* Fails the test unless argv is rejected with -EINVAL and a message
+ * containing `needle`. */
+#define CHECK_RUN_REJECTS(argv, needle)                                                  \
+	do {                                                                             \
+		struct run_options o_;                                                   \
+		struct apf_err e_;                                                       \
+		int rc_ = parse_run(ARGC(argv), argv, &o_, &e_);                         \
+		if (rc_ != -EINVAL)                                                      \
+			TEST_FAIL_("%s:%d: rc %d, expected -EINVAL", __FILE__, __LINE__, rc_); \
+		else if (!e_.msg[0] || !strstr(e_.msg, needle))                          \
+			TEST_FAIL_("%s:%d: message \"%s\" does not mention \"%s\"", __FILE__,  \
+				   __LINE__, e_.msg, needle);                            \
+	} while (0)
+
+static void config_with_marker(struct apfvm_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->ntasks = 99;
+	c->tasks[0].kind = 77;
+}
+
+/* ------------------------------------------------------------------ */
+/* --workload                                                          */
+
+TEST(workload_two_kinds)
+{
+	struct apfvm_config c;
+	struct apf_err e = { "" };
+
+	config_with_marker(&c);
+	REQUIRE(options_parse_workload("compute:1,scan:1", &c, &e) == 0);
+	CHECK_EQ_U(c.ntasks, 2);
+	CHECK_EQ_U(c.tasks[0].kind, APF_TASK_COMPUTE);
+	CHECK_EQ_U(c.tasks[0].index, 0);
+	CHECK_EQ_U(c.tasks[0].count, 1);
+	CHECK_EQ_U(c.tasks[1].kind, APF_TASK_SCAN);
+	CHECK_EQ_U(c.tasks[1].index, 0);
+	CHECK_EQ_U(c.tasks[1].count, 1);
+}
+
+TEST(workload_count_gives_indices)
+{
+	struct apfvm_config c;
+	struct apf_err e = { "" };
+
+	config_with_marker(&c);
+	REQUIRE(options_parse_workload("scan:3", &c, &e) == 0);
+	CHECK_EQ_U(c.ntasks, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		CHECK_EQ_U(c.tasks[i].kind, APF_TASK_SCAN);
+		CHECK_EQ_U(c.tasks[i].index, i);
+		CHECK_EQ_U(c.tasks[i].count, 3);
+	}
+
+	config_with_marker(&c);
+	REQUIRE(options_parse_workload("scan:2,compute:2", &c, &e) == 0);
+	CHECK_EQ_U(c.ntasks, 4);
+	CHECK_EQ_U(c.tasks[1].kind, APF_TASK_SCAN);
+	CHECK_EQ_U(c.tasks[1].index, 1);
+	CHECK_EQ_U(c.tasks[2].kind, APF_TASK_COMPUTE);
+	CHECK_EQ_U(c.tasks[2].index, 0);
+	CHECK_EQ_U(c.tasks[3].index, 1);
+	CHECK_EQ_U(c.tasks[3].count, 2);
+}
+
+TEST(workload_default_count_is_one)
+{
+	struct apfvm_config c;
+	struct apf_err e = { "" };
+
+	config_with_marker(&c);
+	REQUIRE(options_parse_workload("compute", &c, &e) == 0);
+	CHECK_EQ_U(c.ntasks, 1);
+	CHECK_EQ_U(c.tasks[0].kind, APF_TASK_COMPUTE);
+	CHECK_EQ_U(c.tasks[0].index, 0);
+	CHECK_EQ_U(c.tasks[0].count, 1);
+}
+
+TEST(workload_sixteen_tasks_fit)
+{
+	struct apfvm_config c;
+	struct apf_err e = { "" };
+
+	config_with_marker(&c);
+	REQUIRE(options_parse_workload("compute:8,scan:8", &c, &e) == 0);
+	CHECK_EQ_U(c.ntasks, APF_MAX_TASKS);
+	CHECK_EQ_U(c.tasks[15].kind, APF_TASK_SCAN);
+	CHECK_EQ_U(c.tasks[15].index, 7);
+
+	config_with_marker(&c);
+	REQUIRE(options_parse_workload("scan:16", &c, &e) == 0);
+	CHECK_EQ_U(c.ntasks, 16);
+}
+
+TEST(workload_rejections_leave_config_alone)
+{
+	static const char *const bad[] = {
+		"foo:1", "scan:0", "scan:x", "", "compute:1,compute:2", "scan,scan",
+		"compute:9,scan:8", "scan:17", "scan:-1", "scan:", ":1", "Compute", ",",
+		"scan:99999999999999999999",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct apfvm_config c;
+		struct apf_err e = { "" };
+		int rc;
+
+		config_with_marker(&c);
+		rc = options_parse_workload(bad[i], &c, &e);
+		if (rc != -EINVAL || !strstr(e.msg, "--workload"))
+			TEST_FAIL_("workload \"%s\": rc %d, msg \"%s\"; expected -EINVAL naming --workload",
+				   bad[i], rc, e.msg);
+		else if (c.ntasks != 99 || c.tasks[0].kind != 77)
+			TEST_FAIL_("workload \"%s\" was rejected but changed the config", bad[i]);
+	}
+}
+
+TEST(workload_messages_name_the_culprit)
+{
+	struct apfvm_config c;
+	struct apf_err e = { "" };
+
+	config_with_marker(&c);
+	CHECK(options_parse_workload("compute,foo:2", &c, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "foo") != NULL);
+	CHECK(options_parse_workload("scan:1,scan:1", &c, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "twice") != NULL);
+	CHECK(options_parse_workload("compute:10,scan:10", &c, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "16") != NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* --pin                                                               */
+
+static int pin(const char *spec, int ncpus, int *v, int *p, struct apf_err *e)
+{
+	*v = *p = 1234;
+	memset(e, 0, sizeof(*e));
+	return options_parse_pin(spec, ncpus, v, p, e);
+}
+
+TEST(pin_accepted_forms)
+{
+	struct apf_err e;
+	int v, p;
+
+	CHECK_EQ_U(pin("none", 2, &v, &p, &e), 0);
+	CHECK(v == -1 && p == -1);
+	CHECK_EQ_U(pin("same", 2, &v, &p, &e), 0);
+	CHECK(v == 0 && p == 0);
+	CHECK_EQ_U(pin("same:1", 2, &v, &p, &e), 0);
+	CHECK(v == 1 && p == 1);
+	CHECK_EQ_U(pin("split", 2, &v, &p, &e), 0);
+	CHECK(v == 0 && p == 1);
+	CHECK_EQ_U(pin("0,1", 2, &v, &p, &e), 0);
+	CHECK(v == 0 && p == 1);
+	CHECK_EQ_U(pin("1,0", 2, &v, &p, &e), 0);
+	CHECK(v == 1 && p == 0);
+	CHECK_EQ_U(pin("7,7", 8, &v, &p, &e), 0);
+	CHECK(v == 7 && p == 7);
+	CHECK_EQ_U(pin("none", 1, &v, &p, &e), 0);
+	CHECK(v == -1 && p == -1);
+}
+
+TEST(pin_rejections_name_the_option)
+{
+	static const char *const bad[] = {
+		"3", "5,0", "0,5", "0,2", "same:2", "same:", "same:x", "", "0,", ",1", "a,b",
+		"splitx", "-1,0", "0,1,0", "nonesuch",
+	};
+	struct apf_err e;
+	int v, p;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = pin(bad[i], 2, &v, &p, &e);
+		if (rc != -EINVAL || !strstr(e.msg, "--pin"))
+			TEST_FAIL_("pin \"%s\" (2 cpus): rc %d, msg \"%s\"; expected -EINVAL naming --pin",
+				   bad[i], rc, e.msg);
+	}
+}
+
+TEST(pin_split_needs_two_cpus)
+{
+	struct apf_err e;
+	int v, p;
+
+	CHECK(pin("split", 1, &v, &p, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "--pin") != NULL);
+	CHECK(strstr(e.msg, "two CPUs") != NULL);
+	CHECK(pin("0,1", 1, &v, &p, &e) == -EINVAL);
+	CHECK(pin("same:1", 1, &v, &p, &e) == -EINVAL);
+}
+
+/* ------------------------------------------------------------------ */
+/* apfvm run                                                           */
+
+TEST(run_defaults)
+{
+	char *argv[] = { "run" };
+	struct run_options o;
+	struct apf_err e;
+
+	memset(&o, 0xa5, sizeof(o));
+	REQUIRE(parse_run(ARGC(argv), argv, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.mem_size, 64ull << 20);
+	CHECK_EQ_U(o.cfg.lazy_size, 0);
+	REQUIRE(o.cfg.source != NULL);
+	CHECK(!strcmp(o.cfg.source, "zero"));
+	CHECK_EQ_U(o.cfg.latency_min_ns, 0);
+	CHECK_EQ_U(o.cfg.latency_max_ns, 0);
+	CHECK_EQ_U(o.cfg.duration_ns, 2000000000ull);
+	CHECK_EQ_U(o.cfg.timer_hz, 100);
+	CHECK_EQ_U(o.cfg.max_inflight, 64);
+	CHECK_EQ_U(o.cfg.apf, APFVM_APF_OFF);
+	CHECK_EQ_U(o.cfg.ntasks, 1);
+	CHECK_EQ_U(o.cfg.tasks[0].kind, APF_TASK_COMPUTE);
+	CHECK_EQ_U(o.cfg.tasks[0].count, 1);
+	CHECK_EQ_U(o.cfg.scan_order, APF_SCAN_SEQUENTIAL);
+	CHECK_EQ_U(o.cfg.order_seed, 1);
+	CHECK_EQ_U(o.cfg.latency_seed, 1);
+	CHECK_EQ_U(o.cfg.timeout_ns, 0);
+	CHECK(o.cfg.vcpu_cpu == 0 && o.cfg.pager_cpu == 0); /* documented default: same:0 */
+	CHECK_EQ_U(o.cfg.cmdline[0], '\0');
+	CHECK(o.cfg.guest_elf != NULL && o.cfg.guest_elf_len > 0);
+	CHECK(o.guest_path == NULL);
+	CHECK(o.stats_json == NULL);
+	CHECK(!o.verbose && !o.quiet && !o.help);
+}
+
+TEST(run_full_command_line)
+{
+	int ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	char *pin_spec = ncpus >= 2 ? "split" : "same:0";
+	char *argv[] = {
+		"run", "--lazy", "64M", "--source", "file:/x", "--latency", "200us-5ms",
+		"--workload", "compute:1,scan:1", "--duration", "1s", "--stats-json", "S",
+		"--scan-order", "random", "--seed", "7", "--hz", "250", "--cmdline", "no-apf quiet",
+		"--timeout", "30s", "--inflight", "16", "--pin", pin_spec, "-v", "-q",
+		"--mem", "128M", "--apf", "off", "--guest", "/g.elf",
+	};
+	struct run_options o;
+	struct apf_err e;
+
+	int rc = parse_run(ARGC(argv), argv, &o, &e);
+	if (rc) {
+		TEST_FAIL_("rc %d: %s", rc, e.msg);
+		return;
+	}
+	CHECK_EQ_U(o.cfg.mem_size, 128ull << 20);
+	CHECK_EQ_U(o.cfg.lazy_size, 64ull << 20);
+	CHECK(o.cfg.source && !strcmp(o.cfg.source, "file:/x"));
+	CHECK_EQ_U(o.cfg.latency_min_ns, 200000);
+	CHECK_EQ_U(o.cfg.latency_max_ns, 5000000);
+	CHECK_EQ_U(o.cfg.ntasks, 2);
+	CHECK_EQ_U(o.cfg.tasks[0].kind, APF_TASK_COMPUTE);
+	CHECK_EQ_U(o.cfg.tasks[1].kind, APF_TASK_SCAN);
+	CHECK_EQ_U(o.cfg.duration_ns, 1000000000ull);
+	CHECK(o.stats_json && !strcmp(o.stats_json, "S"));
+	CHECK_EQ_U(o.cfg.scan_order, APF_SCAN_RANDOM);
+	CHECK_EQ_U(o.cfg.order_seed, 7);
+	CHECK_EQ_U(o.cfg.latency_seed, 7);
+	CHECK_EQ_U(o.cfg.timer_hz, 250);
+	CHECK(!strcmp(o.cfg.cmdline, "no-apf quiet"));
+	CHECK_EQ_U(o.cfg.timeout_ns, 30000000000ull);
+	CHECK_EQ_U(o.cfg.max_inflight, 16);
+	if (ncpus >= 2)
+		CHECK(o.cfg.vcpu_cpu == 0 && o.cfg.pager_cpu == 1);
+	CHECK(o.verbose);
+	CHECK(o.quiet);
+	CHECK(!o.help);
+	CHECK_EQ_U(o.cfg.apf, APFVM_APF_OFF);
+	CHECK(o.guest_path && !strcmp(o.guest_path, "/g.elf"));
+}
+
+TEST(run_equals_syntax_and_bundled_short_flags)
+{
+	char *argv[] = { "run", "--lazy=4M", "--hz=1000", "-vq", "--pin=none", "--latency=0" };
+	struct run_options o;
+	struct apf_err e;
+
+	int rc = parse_run(ARGC(argv), argv, &o, &e);
+	if (rc) {
+		TEST_FAIL_("rc %d: %s", rc, e.msg);
+		return;
+	}
+	CHECK_EQ_U(o.cfg.lazy_size, 4ull << 20);
+	CHECK_EQ_U(o.cfg.timer_hz, 1000);
+	CHECK(o.verbose && o.quiet);
+	CHECK(o.cfg.vcpu_cpu == -1 && o.cfg.pager_cpu == -1);
+	CHECK_EQ_U(o.cfg.latency_max_ns, 0);
+}
+
+TEST(run_boundaries_accepted)
+{
+	char cmdline[APF_CMDLINE_MAX];
+	memset(cmdline, 'c', sizeof(cmdline) - 1);
+	cmdline[sizeof(cmdline) - 1] = '\0';
+	char *argv[] = { "run", "--hz", "10", "--inflight", "1024", "--cmdline", cmdline,
+			 "--seed", "0x10", "--duration", "1ns" };
+	struct run_options o;
+	struct apf_err e;
+
+	int rc = parse_run(ARGC(argv), argv, &o, &e);
+	if (rc) {
+		TEST_FAIL_("rc %d: %s", rc, e.msg);
+		return;
+	}
+	CHECK_EQ_U(o.cfg.timer_hz, 10);
+	CHECK_EQ_U(o.cfg.max_inflight, 1024);
+	CHECK_EQ_U(strlen(o.cfg.cmdline), APF_CMDLINE_MAX - 1);
+	CHECK_EQ_U(o.cfg.order_seed, 16);
+	CHECK_EQ_U(o.cfg.duration_ns, 1);
+}
+
+TEST(run_help_flag)
+{
+	char *argv[] = { "run", "--help" };
+	char *argv2[] = { "run", "-h" };
+	struct run_options o;
+	struct apf_err e;
+
+	CHECK(parse_run(ARGC(argv), argv, &o, &e) == 0 && o.help);
+	CHECK(parse_run(ARGC(argv2), argv2, &o, &e) == 0 && o.help);
+	CHECK(strstr(options_run_usage, "--lazy") != NULL);
+}
+
+TEST(run_rejects_bad_values_naming_the_option)
+{
+	char *mem[] = { "run", "--mem", "12Q" };
+	char *lazy_odd[] = { "run", "--lazy", "3M" };
+	char *lazy_bad[] = { "run", "--lazy", "lots" };
+	char *latency[] = { "run", "--latency", "5" };
+	char *latency_inv[] = { "run", "--latency", "5ms-1ms" };
+	char *duration[] = { "run", "--duration", "0" };
+	char *duration_bad[] = { "run", "--duration", "2" };
+	char *apf[] = { "run", "--apf", "bogus" };
+	char *hz_low[] = { "run", "--hz", "5" };
+	char *hz_high[] = { "run", "--hz", "1001" };
+	char *inflight0[] = { "run", "--inflight", "0" };
+	char *inflight_big[] = { "run", "--inflight", "1025" };
+	char *order[] = { "run", "--scan-order", "sideways" };
+	char *seed[] = { "run", "--seed", "-3" };
+	char *timeout[] = { "run", "--timeout", "30" };
+	char *workload[] = { "run", "--workload", "foo:1" };
+
+	CHECK_RUN_REJECTS(mem, "--mem");
+	CHECK_RUN_REJECTS(mem, "12Q");
+	CHECK_RUN_REJECTS(lazy_odd, "--lazy");
+	CHECK_RUN_REJECTS(lazy_odd, "2M");
+	CHECK_RUN_REJECTS(lazy_bad, "--lazy");
+	CHECK_RUN_REJECTS(latency, "--latency");
+	CHECK_RUN_REJECTS(latency_inv, "--latency");
+	CHECK_RUN_REJECTS(duration, "--duration");
+	CHECK_RUN_REJECTS(duration_bad, "--duration");
+	CHECK_RUN_REJECTS(apf, "--apf");
+	CHECK_RUN_REJECTS(apf, "bogus");
+	CHECK_RUN_REJECTS(hz_low, "--hz");
+	CHECK_RUN_REJECTS(hz_high, "--hz");
+	CHECK_RUN_REJECTS(inflight0, "--inflight");
+	CHECK_RUN_REJECTS(inflight_big, "--inflight");
+	CHECK_RUN_REJECTS(order, "--scan-order");
+	CHECK_RUN_REJECTS(seed, "--seed");
+	CHECK_RUN_REJECTS(timeout, "--timeout");
+	CHECK_RUN_REJECTS(workload, "--workload");
+}
+
+TEST(run_rejects_long_cmdline_and_impossible_pin)
+{
+	char cmdline[APF_CMDLINE_MAX + 1];
+	memset(cmdline, 'c', sizeof(cmdline) - 1);
+	cmdline[sizeof(cmdline) - 1] = '\0';
+	char *too_long[] = { "run", "--cmdline", cmdline };
+	char *pin_bad[] = { "run", "--pin", "4096,0" };
+
+	CHECK_RUN_REJECTS(too_long, "--cmdline");
+	CHECK_RUN_REJECTS(pin_bad, "--pin");
+}
+
+TEST(run_rejects_unknown_option_missing_value_and_stray_argument)
+{
+	char *unknown[] = { "run", "--frobnicate" };
+	char *unknown_after[] = { "run", "--lazy", "2M", "--frobnicate", "x" };
+	char *missing[] = { "run", "--lazy" };
+	char *missing_after[] = { "run", "-v", "--workload" };
+	char *stray[] = { "run", "--lazy", "2M", "extra" };
+	char *stray_first[] = { "run", "extra", "--lazy", "2M" };
+	char *short_unknown[] = { "run", "-x" };
+
+	CHECK_RUN_REJECTS(unknown, "--frobnicate");
+	CHECK_RUN_REJECTS(unknown_after, "--frobnicate");
+	CHECK_RUN_REJECTS(missing, "--lazy");
+	CHECK_RUN_REJECTS(missing_after, "--workload");
+	CHECK_RUN_REJECTS(stray, "extra");
+	CHECK_RUN_REJECTS(stray_first, "extra");
+	CHECK_RUN_REJECTS(short_unknown, "-x");
+}
+
+/* The message must name the unknown flag itself, wherever it sits in a
+ * bundle of short flags. */
+TEST(run_unknown_short_flag_in_a_bundle_is_named)
+{
+	char *bundle_last[] = { "run", "-vz" };
+	char *bundle_first[] = { "run", "-zv" };
+	char *after_flag[] = { "run", "-v", "-zq" };
+
+	CHECK_RUN_REJECTS(bundle_last, "z");
+	CHECK_RUN_REJECTS(bundle_first, "z");   /* says "unknown option 'run'" */
+	CHECK_RUN_REJECTS(after_flag, "z");     /* says "unknown option '-v'" */
+}
+
+TEST(run_parses_twice_in_a_row)
+{
+	/* getopt state must be reset between calls */
+	char *a[] = { "run", "--hz", "300", "--lazy", "2M" };
+	char *b[] = { "run", "--hz", "400" };
+	struct run_options o;
+	struct apf_err e;
+
+	REQUIRE(parse_run(ARGC(a), a, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.timer_hz, 300);
+	REQUIRE(parse_run(ARGC(b), b, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.timer_hz, 400);
+	CHECK_EQ_U(o.cfg.lazy_size, 0); /* no leftover from the previous parse */
+}
+
+/* ------------------------------------------------------------------ */
+/* apfvm mkimage                                                       */
+
+TEST(mkimage_ok)
+{
+	char *argv[] = { "mkimage", "--size", "64M", "--seed", "3", "FILE" };
+	char *argv_default_seed[] = { "mkimage", "--size", "4K", "out.img" };
+	struct mkimage_options o;
+	struct apf_err e = { "" };
+
+	int rc = options_parse_mkimage(ARGC(argv), argv, &o, &e);
+	if (rc) {
+		TEST_FAIL_("rc %d: %s", rc, e.msg);
+		return;
+	}
+	CHECK_EQ_U(o.size, 64ull << 20);
+	CHECK_EQ_U(o.seed, 3);
+	CHECK(o.path && !strcmp(o.path, "FILE"));
+	CHECK(!o.help);
+
+	REQUIRE(options_parse_mkimage(ARGC(argv_default_seed), argv_default_seed, &o, &e) == 0);
+	CHECK_EQ_U(o.size, 4096);
+	CHECK_EQ_U(o.seed, 1);
+	CHECK(o.path && !strcmp(o.path, "out.img"));
+}
+
+static void check_mkimage_rejects(int argc, char **argv, const char *needle, int line)
+{
+	struct mkimage_options o;
+	struct apf_err e;
+
+	memset(&e, 0, sizeof(e));
+	int rc = options_parse_mkimage(argc, argv, &o, &e);
+	if (rc != -EINVAL)
+		TEST_FAIL_("%s:%d: rc %d, expected -EINVAL", __FILE__, line, rc);
+	else if (!strstr(e.msg, needle))
+		TEST_FAIL_("%s:%d: message \"%s\" does not mention \"%s\"", __FILE__, line, e.msg,
+			   needle);
+}
+
+TEST(mkimage_rejections)
+{
+	char *no_size[] = { "mkimage", "--seed", "3", "FILE" };
+	char *odd_size[] = { "mkimage", "--size", "1000", "FILE" };
+	char *zero_size[] = { "mkimage", "--size", "0", "FILE" };
+	char *bad_size[] = { "mkimage", "--size", "big", "FILE" };
+	char *bad_seed[] = { "mkimage", "--size", "4K", "--seed", "x", "FILE" };
+	char *no_file[] = { "mkimage", "--size", "64M" };
+	char *two_files[] = { "mkimage", "--size", "64M", "A", "B" };
+	char *unknown[] = { "mkimage", "--size", "64M", "--lazy", "2M", "FILE" };
+	char *missing[] = { "mkimage", "FILE", "--size" };
+	char *missing2[] = { "mkimage", "--size" };
+
+	check_mkimage_rejects(ARGC(no_size), no_size, "--size", __LINE__);
+	check_mkimage_rejects(ARGC(odd_size), odd_size, "--size", __LINE__);
+	check_mkimage_rejects(ARGC(zero_size), zero_size, "--size", __LINE__);
+	check_mkimage_rejects(ARGC(bad_size), bad_size, "--size", __LINE__);
+	check_mkimage_rejects(ARGC(bad_seed), bad_seed, "--seed", __LINE__);
+	check_mkimage_rejects(ARGC(no_file), no_file, "FILE", __LINE__);
+	check_mkimage_rejects(ARGC(two_files), two_files, "FILE", __LINE__);
+	check_mkimage_rejects(ARGC(unknown), unknown, "--lazy", __LINE__);
+	check_mkimage_rejects(ARGC(missing2), missing2, "--size", __LINE__);
+	check_mkimage_rejects(ARGC(missing), missing, "--size", __LINE__);
+}
+
+TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_default_count_is_one),
+	  T(workload_sixteen_tasks_fit), T(workload_rejections_leave_config_alone),
+	  T(workload_messages_name_the_culprit), T(pin_accepted_forms),
+	  T(pin_rejections_name_the_option), T(pin_split_needs_two_cpus), T(run_defaults),
+	  T(run_full_command_line), T(run_equals_syntax_and_bundled_short_flags),
+	  T(run_boundaries_accepted), T(run_help_flag), T(run_rejects_bad_values_naming_the_option),
+	  T(run_rejects_long_cmdline_and_impossible_pin),
+	  T(run_rejects_unknown_option_missing_value_and_stray_argument),
+	  T(run_unknown_short_flag_in_a_bundle_is_named), T(run_parses_twice_in_a_row),
+	  T(mkimage_ok), T(mkimage_rejections))

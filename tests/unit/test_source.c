@@ -1,0 +1,432 @@
+/*
+ * Page sources: zero, file, and the delay wrapper that models remote
+ * storage.  Completions always travel through source_reap(); the delay
+ * wrapper is driven exactly as the pager drives it, by poll() on event_fd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "apfvm/abi.h"
+#include "image/image.h"
+#include "source/source.h"
+#include "test.h"
+
+#define MS 1000000ull
+#define US 1000ull
+
+static int make_image(char *path, uint64_t size, uint64_t seed)
+{
+	strcpy(path, "/tmp/apfvm-source-XXXXXX");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return image_create(path, size, seed, NULL);
+}
+
+static int open_source(const char *spec, uint64_t lazy_bytes, struct page_source **s,
+		       struct apf_err *e)
+{
+	*s = NULL;
+	memset(e, 0, sizeof(*e));
+	return source_open(spec, lazy_bytes, s, e);
+}
+
+/* ------------------------------------------------------------------ */
+/* zero                                                                */
+
+TEST(zero_source_completes_through_reap)
+{
+	struct page_source *s;
+	struct source_completion c;
+	struct apf_err e;
+	static unsigned char buf[APF_PAGE_SIZE];
+	int cookie;
+
+	REQUIRE(open_source("zero", 16 * APF_PAGE_SIZE, &s, &e) == 0);
+	CHECK_EQ_U(s->npages, 16);
+	CHECK_EQ_U(s->pattern, APF_PATTERN_ZERO);
+	CHECK(s->event_fd == -1);
+	CHECK(!strcmp(s->desc, "zero"));
+	CHECK(!source_reap(s, &c)); /* nothing submitted yet */
+
+	memset(buf, 0xab, sizeof(buf));
+	uint64_t before = source_now_ns();
+	REQUIRE(source_submit(s, 3, buf, &cookie) == 0);
+	memset(&c, 0xee, sizeof(c));
+	REQUIRE(source_reap(s, &c));
+	CHECK_EQ_U(c.page, 3);
+	CHECK(c.buf == buf);
+	CHECK(c.cookie == &cookie);
+	CHECK_EQ_U(c.err, 0);
+	CHECK(c.zero);
+	CHECK(c.submit_ns >= before && c.submit_ns <= source_now_ns());
+	CHECK_EQ_U(buf[0], 0xab); /* a zero completion does not write buf */
+	CHECK_EQ_U(buf[APF_PAGE_SIZE - 1], 0xab);
+	CHECK(!source_reap(s, &c));
+	CHECK_EQ_U(s->fetched, 1);
+
+	/* the last page is fine, one past it is not */
+	CHECK_EQ_U(source_submit(s, 15, buf, NULL), 0);
+	CHECK(source_reap(s, &c) && c.page == 15);
+	CHECK_EQ_U(source_submit(s, 16, buf, NULL), (uint64_t)-ERANGE);
+	CHECK_EQ_U(source_submit(s, UINT64_MAX, buf, NULL), (uint64_t)-ERANGE);
+	CHECK(!source_reap(s, &c)); /* a refused submit queues nothing */
+	source_close(s);
+}
+
+TEST(zero_source_reaps_in_submit_order)
+{
+	struct page_source *s;
+	struct source_completion c;
+	struct apf_err e;
+	static unsigned char bufs[8][APF_PAGE_SIZE];
+	static const uint64_t pages[8] = { 7, 0, 5, 5, 1, 6, 2, 3 };
+
+	REQUIRE(open_source("zero", 8 * APF_PAGE_SIZE, &s, &e) == 0);
+	for (int i = 0; i < 8; i++)
+		REQUIRE(source_submit(s, pages[i], bufs[i], &bufs[i][1]) == 0);
+	for (int i = 0; i < 8; i++) {
+		REQUIRE(source_reap(s, &c));
+		CHECK_EQ_U(c.page, pages[i]);
+		CHECK(c.buf == bufs[i]);
+		CHECK(c.cookie == &bufs[i][1]);
+	}
+	CHECK(!source_reap(s, &c));
+	CHECK_EQ_U(s->fetched, 8);
+	source_close(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* file                                                                */
+
+TEST(file_source_serves_image_words)
+{
+	char path[64], spec[80];
+	struct page_source *s;
+	struct source_completion c;
+	struct apf_err e;
+	static uint64_t buf[APF_PAGE_SIZE / 8];
+	const uint64_t seed = 77;
+
+	REQUIRE(make_image(path, 32 * APF_PAGE_SIZE, seed) == 0);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	int rc = open_source(spec, 16 * APF_PAGE_SIZE, &s, &e);
+	if (rc) {
+		TEST_FAIL_("source_open(%s): %d: %s", spec, rc, e.msg);
+		unlink(path);
+		return;
+	}
+	CHECK_EQ_U(s->pattern, APF_PATTERN_SEEDED);
+	CHECK_EQ_U(s->seed, seed);
+	CHECK_EQ_U(s->npages, 32); /* the whole image, not just the lazy part */
+	CHECK(strstr(s->desc, "77") != NULL);
+
+	static const uint64_t pages[] = { 0, 5, 31 };
+	for (size_t p = 0; p < sizeof(pages) / sizeof(pages[0]); p++) {
+		memset(buf, 0, sizeof(buf));
+		REQUIRE(source_submit(s, pages[p], buf, (void *)&pages[p]) == 0);
+		REQUIRE(source_reap(s, &c));
+		CHECK_EQ_U(c.page, pages[p]);
+		CHECK_EQ_U(c.err, 0);
+		CHECK(!c.zero);
+		CHECK(c.buf == buf);
+		CHECK(c.cookie == &pages[p]);
+		unsigned bad = 0;
+		for (unsigned i = 0; i < APF_PAGE_SIZE / 8; i++)
+			if (buf[i] != apf_image_word(seed, pages[p] * (APF_PAGE_SIZE / 8) + i))
+				bad++;
+		if (bad)
+			TEST_FAIL_("page %llu: %u words differ from the image pattern",
+				   (unsigned long long)pages[p], bad);
+	}
+	CHECK_EQ_U(source_submit(s, 32, buf, NULL), (uint64_t)-ERANGE);
+	CHECK(!source_reap(s, &c));
+	source_close(s);
+	unlink(path);
+}
+
+TEST(file_source_reports_a_file_that_shrank)
+{
+	char path[64], spec[80];
+	struct page_source *s;
+	struct source_completion c;
+	struct apf_err e;
+	static unsigned char buf[APF_PAGE_SIZE];
+
+	REQUIRE(make_image(path, 8 * APF_PAGE_SIZE, 1) == 0);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	REQUIRE(open_source(spec, 8 * APF_PAGE_SIZE, &s, &e) == 0);
+	REQUIRE(truncate(path, IMAGE_HEADER_SIZE + 4 * APF_PAGE_SIZE + 100) == 0);
+	REQUIRE(source_submit(s, 2, buf, NULL) == 0);
+	REQUIRE(source_reap(s, &c));
+	CHECK_EQ_U(c.err, 0);
+	REQUIRE(source_submit(s, 4, buf, NULL) == 0); /* partly there */
+	REQUIRE(source_reap(s, &c));
+	CHECK(c.err < 0);
+	REQUIRE(source_submit(s, 7, buf, NULL) == 0); /* gone */
+	REQUIRE(source_reap(s, &c));
+	CHECK_EQ_U(c.page, 7);
+	CHECK(c.err < 0);
+	source_close(s);
+	unlink(path);
+}
+
+TEST(file_source_image_smaller_than_lazy_region)
+{
+	char path[64], spec[80];
+	struct page_source *s;
+	struct apf_err e;
+
+	REQUIRE(make_image(path, 4 * APF_PAGE_SIZE, 1) == 0);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	CHECK(open_source(spec, 8 * APF_PAGE_SIZE, &s, &e) == -EINVAL);
+	CHECK(s == NULL);
+	CHECK(strstr(e.msg, "smaller than the lazy region") != NULL);
+	CHECK(strstr(e.msg, path) != NULL);
+	/* exactly the lazy size is fine */
+	CHECK(open_source(spec, 4 * APF_PAGE_SIZE, &s, &e) == 0);
+	source_close(s);
+	unlink(path);
+}
+
+TEST(source_open_rejects_bad_specs)
+{
+	struct page_source *s;
+	struct apf_err e;
+	char path[64], spec[96];
+
+	CHECK(open_source("file:", 4096, &s, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "file:PATH") != NULL);
+	CHECK(s == NULL);
+
+	CHECK(open_source("bogus", 4096, &s, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "bogus") != NULL);
+	CHECK(strstr(e.msg, "zero") != NULL);
+
+	CHECK(open_source("", 4096, &s, &e) == -EINVAL);
+	CHECK(e.msg[0] != '\0');
+	CHECK(open_source(NULL, 4096, &s, &e) == -EINVAL);
+	CHECK(open_source("Zero", 4096, &s, &e) == -EINVAL);
+
+	CHECK(open_source("file:/nonexistent/apfvm/x.img", 4096, &s, &e) == -ENOENT);
+	CHECK(strstr(e.msg, "/nonexistent/apfvm/x.img") != NULL);
+	CHECK(strstr(e.msg, "No such file") != NULL);
+
+	/* a file that is not an image */
+	strcpy(path, "/tmp/apfvm-source-XXXXXX");
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	CHECK_EQ_U(write(fd, "hello, world\n", 13), 13);
+	close(fd);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	CHECK(open_source(spec, 4096, &s, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "mkimage") != NULL);
+	CHECK(s == NULL);
+	unlink(path);
+}
+
+/* ------------------------------------------------------------------ */
+/* delay wrapper                                                       */
+
+struct arrival {
+	struct source_completion c;
+	uint64_t at_ns; /* when source_reap handed it out */
+};
+
+/* Reaps until n completions arrived, waiting on event_fd with poll() and
+ * calling on_event as the pager does.  Returns the count reaped (< n if a
+ * wait of timeout_ms found nothing). */
+static unsigned reap_all(struct page_source *s, struct arrival *out, unsigned n, int timeout_ms)
+{
+	unsigned got = 0;
+
+	while (got < n) {
+		struct source_completion c;
+		while (got < n && source_reap(s, &c)) {
+			out[got].at_ns = source_now_ns();
+			out[got].c = c;
+			got++;
+		}
+		if (got == n)
+			break;
+		struct pollfd pfd = { .fd = s->event_fd, .events = POLLIN };
+		int rc = poll(&pfd, 1, timeout_ms);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			break;
+		s->ops->on_event(s);
+	}
+	return got;
+}
+
+static int open_delayed(uint64_t npages, uint64_t min_ns, uint64_t max_ns, uint64_t seed,
+			struct page_source **out)
+{
+	struct page_source *inner;
+	struct apf_err e;
+
+	if (source_zero_open(npages, &inner, &e))
+		return -1;
+	if (source_delay_wrap(inner, min_ns, max_ns, seed, out, &e)) {
+		source_close(inner);
+		return -1;
+	}
+	return 0;
+}
+
+TEST(delay_wrapper_keeps_inner_identity)
+{
+	char path[64], spec[80];
+	struct page_source *inner, *s;
+	struct apf_err e;
+
+	REQUIRE(make_image(path, 8 * APF_PAGE_SIZE, 99) == 0);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	REQUIRE(open_source(spec, 8 * APF_PAGE_SIZE, &inner, &e) == 0);
+	REQUIRE(source_delay_wrap(inner, 1 * MS, 3 * MS, 1, &s, &e) == 0);
+	CHECK_EQ_U(s->npages, 8);
+	CHECK_EQ_U(s->pattern, APF_PATTERN_SEEDED);
+	CHECK_EQ_U(s->seed, 99);
+	CHECK(!strcmp(s->desc, inner->desc));
+	CHECK(s->event_fd >= 0);
+	CHECK(s->ops->on_event != NULL);
+	/* the expected cost includes the mean added latency */
+	CHECK(s->ops->expected_ns(s, 0) >= 2 * MS);
+	source_close(s); /* closes inner too (ASan would report a leak) */
+	unlink(path);
+}
+
+TEST(delay_wrapper_rejects_inverted_range)
+{
+	struct page_source *inner, *s = NULL;
+	struct apf_err e;
+
+	REQUIRE(source_zero_open(4, &inner, &e) == 0);
+	memset(&e, 0, sizeof(e));
+	CHECK(source_delay_wrap(inner, 5 * MS, 1 * MS, 1, &s, &e) == -EINVAL);
+	CHECK(s == NULL);
+	CHECK(e.msg[0] != '\0');
+	source_close(inner); /* on failure the caller still owns inner */
+}
+
+TEST(fixed_delay_overlaps_fetches)
+{
+	enum { N = 32 };
+	static unsigned char bufs[N][APF_PAGE_SIZE];
+	struct arrival got[N];
+	struct page_source *s;
+	const uint64_t delay = 2 * MS;
+
+	REQUIRE(open_delayed(64, delay, delay, 1, &s) == 0);
+	uint64_t start = source_now_ns();
+	for (unsigned i = 0; i < N; i++)
+		REQUIRE(source_submit(s, i * 2, bufs[i], &bufs[i]) == 0);
+	unsigned n = reap_all(s, got, N, 5000);
+	uint64_t elapsed = source_now_ns() - start;
+	CHECK_EQ_U(n, N);
+
+	unsigned seen[N] = { 0 };
+	for (unsigned i = 0; i < n; i++) {
+		const struct source_completion *c = &got[i].c;
+		if (got[i].at_ns < c->submit_ns + delay)
+			TEST_FAIL_("page %llu came back %llu ns after submit, before the %llu ns delay",
+				   (unsigned long long)c->page,
+				   (unsigned long long)(got[i].at_ns - c->submit_ns),
+				   (unsigned long long)delay);
+		CHECK(c->page % 2 == 0 && c->page < 2 * N);
+		unsigned k = (unsigned)(c->page / 2);
+		if (k < N) {
+			seen[k]++;
+			CHECK(c->buf == bufs[k]);
+			CHECK(c->cookie == &bufs[k]);
+		}
+		CHECK(c->zero);
+		CHECK_EQ_U(c->err, 0);
+	}
+	for (unsigned k = 0; k < N; k++)
+		CHECK_EQ_U(seen[k], 1);
+	/* serially this would take 64 ms */
+	if (elapsed >= 20 * MS)
+		TEST_FAIL_("32 fetches of 2 ms took %llu us: they did not overlap",
+			   (unsigned long long)(elapsed / US));
+	CHECK_EQ_U(s->fetched, N);
+	source_close(s);
+}
+
+TEST(random_delay_reorders_and_respects_minimum)
+{
+	enum { N = 64 };
+	static unsigned char bufs[N][APF_PAGE_SIZE];
+	struct arrival got[N];
+	struct page_source *s;
+	const uint64_t lo = 200 * US, hi = 5 * MS;
+
+	REQUIRE(open_delayed(N, lo, hi, 12345, &s) == 0);
+	for (unsigned i = 0; i < N; i++)
+		REQUIRE(source_submit(s, i, bufs[i], NULL) == 0);
+	unsigned n = reap_all(s, got, N, 5000);
+	CHECK_EQ_U(n, N);
+
+	unsigned inversions = 0, seen[N] = { 0 };
+	for (unsigned i = 0; i < n; i++) {
+		const struct source_completion *c = &got[i].c;
+		if (got[i].at_ns < c->submit_ns + lo)
+			TEST_FAIL_("page %llu came back %llu ns after submit, before the 200 us minimum",
+				   (unsigned long long)c->page,
+				   (unsigned long long)(got[i].at_ns - c->submit_ns));
+		if (c->page < N)
+			seen[c->page]++;
+		if (i && c->page < got[i - 1].c.page)
+			inversions++;
+	}
+	for (unsigned k = 0; k < N; k++)
+		CHECK_EQ_U(seen[k], 1);
+	CHECK(inversions > 0);
+	source_close(s);
+}
+
+TEST(delay_refuses_past_queue_bound_and_bad_pages)
+{
+	static unsigned char buf[APF_PAGE_SIZE];
+	struct source_completion c;
+	struct page_source *s;
+
+	REQUIRE(open_delayed(SOURCE_QUEUE_MAX + 1, 10000 * MS, 10000 * MS, 1, &s) == 0);
+	CHECK_EQ_U(source_submit(s, SOURCE_QUEUE_MAX + 1, buf, NULL), (uint64_t)-ERANGE);
+	for (unsigned i = 0; i < SOURCE_QUEUE_MAX; i++)
+		if (source_submit(s, i, buf, NULL) != 0) {
+			TEST_FAIL_("submit %u of %u refused", i, SOURCE_QUEUE_MAX);
+			break;
+		}
+	CHECK_EQ_U(source_submit(s, SOURCE_QUEUE_MAX, buf, NULL), (uint64_t)-EAGAIN);
+	CHECK(!source_reap(s, &c)); /* 10 s out: nothing is due */
+	struct pollfd pfd = { .fd = s->event_fd, .events = POLLIN };
+	CHECK_EQ_U(poll(&pfd, 1, 0), 0);
+	source_close(s); /* with fetches still pending: no leak, no crash */
+}
+
+TEST(zero_delay_range_completes_at_once)
+{
+	static unsigned char buf[APF_PAGE_SIZE];
+	struct source_completion c;
+	struct page_source *s;
+
+	REQUIRE(open_delayed(4, 0, 0, 1, &s) == 0);
+	REQUIRE(source_submit(s, 1, buf, NULL) == 0);
+	CHECK(source_reap(s, &c));
+	CHECK_EQ_U(c.page, 1);
+	source_close(s);
+}
+
+TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_order),
+	  T(file_source_serves_image_words), T(file_source_reports_a_file_that_shrank),
+	  T(file_source_image_smaller_than_lazy_region), T(source_open_rejects_bad_specs),
+	  T(delay_wrapper_keeps_inner_identity), T(delay_wrapper_rejects_inverted_range),
+	  T(fixed_delay_overlaps_fetches), T(random_delay_reorders_and_respects_minimum),
+	  T(delay_refuses_past_queue_bound_and_bad_pages), T(zero_delay_range_completes_at_once))
