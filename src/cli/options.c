@@ -337,9 +337,9 @@ int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, stru
 		}
 	}
 	if (!o->size)
-		return apf_fail(e, -EINVAL, "mkimage: --size is required");
+		return apf_fail(e, -EINVAL, "--size is required");
 	if (optind != argc - 1)
-		return apf_fail(e, -EINVAL, "mkimage: expected exactly one FILE argument");
+		return apf_fail(e, -EINVAL, "expected exactly one FILE argument");
 	o->path = argv[optind];
 	return 0;
 }

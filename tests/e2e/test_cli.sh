@@ -1,0 +1,108 @@
+#!/bin/bash
+# End-to-end tests of the apfvm command line: help, mkimage, a real run
+# with --stats-json, and bad input.  Bad input must give a clear message on
+# stderr and exit status 1 or 2: never success, a crash (>= 128) or a hang.
+# Prints "ok NAME" / "FAIL NAME: why" / "SKIP NAME: why" lines.
+set -u
+APFVM=${APFVM:-build/apfvm}
+tmp=$(mktemp -d /tmp/apfvm-e2e.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+have_kvm=1
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || have_kvm=0
+
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; }
+
+# expect_error NAME PATTERN CMD...: exit 1/2 within 60 s, stderr matches.
+expect_error() {
+	local name=$1 pattern=$2
+	shift 2
+	timeout 60 "$@" >"$tmp/out" 2>"$tmp/err"
+	local rc=$?
+	if [ $rc -eq 0 ]; then
+		fail "$name" "succeeded, expected an error"
+	elif [ $rc -eq 124 ]; then
+		fail "$name" "hung (killed after 60 s)"
+	elif [ $rc -ge 128 ]; then
+		fail "$name" "crashed with status $rc: $(head -c 300 "$tmp/err")"
+	elif ! grep -qiE -- "$pattern" "$tmp/err"; then
+		fail "$name" "message '$(head -c 300 "$tmp/err")' does not match /$pattern/"
+	else
+		ok "$name"
+	fi
+}
+
+# json_num FILE KEY: the first number after "KEY":
+json_num() { grep -o "\"$2\": *[0-9.]*" "$1" | head -1 | sed 's/.*: *//'; }
+
+# --- help and usage --------------------------------------------------
+if $APFVM --help | grep -q "Usage: apfvm COMMAND"; then ok help; else fail help "no usage"; fi
+if $APFVM run --help | grep -q -- "--stats-json"; then ok run_help; else fail run_help "no options"; fi
+if $APFVM mkimage --help | grep -q -- "--size"; then ok mkimage_help; else fail mkimage_help "no options"; fi
+expect_error no_command "Usage" $APFVM
+expect_error unknown_command "unknown command 'frob'" $APFVM frob
+expect_error unknown_option "unknown option '--frobnicate'" $APFVM run --frobnicate
+
+# --- mkimage ---------------------------------------------------------
+if $APFVM mkimage --size 8M --seed 42 "$tmp/img" >/dev/null &&
+	[ "$(stat -c %s "$tmp/img")" -eq $((8 * 1024 * 1024 + 4096)) ]; then
+	ok mkimage_writes_header_and_data
+else
+	fail mkimage_writes_header_and_data "wrong size or failure"
+fi
+expect_error mkimage_needs_size "--size is required" $APFVM mkimage "$tmp/x"
+expect_error mkimage_bad_size "--size" $APFVM mkimage --size 1000 "$tmp/x"
+expect_error mkimage_unwritable "cannot create image" $APFVM mkimage --size 4K /nonexistent/dir/img
+
+# --- bad run input ---------------------------------------------------
+expect_error missing_image "cannot open image.*No such file" $APFVM run --lazy 2M --source file:$tmp/none --workload scan:1
+head -c 100000 "$tmp/img" >"$tmp/trunc"
+expect_error truncated_image "truncated" $APFVM run --lazy 2M --source file:$tmp/trunc --workload scan:1
+expect_error image_smaller_than_lazy "smaller than the lazy region" $APFVM run --lazy 16M --source file:$tmp/img --workload scan:1
+echo "just some text, not an image" >"$tmp/text"
+expect_error not_an_image "not an apfvm image" $APFVM run --lazy 2M --source file:$tmp/text --workload scan:1
+expect_error unknown_source "unknown page source 'nfs:x'" $APFVM run --lazy 2M --source nfs:x
+expect_error malformed_mem "--mem: invalid value '12Q'" $APFVM run --mem 12Q
+expect_error malformed_lazy "--lazy: invalid value '3M'" $APFVM run --lazy 3M
+expect_error malformed_latency "--latency: invalid value '5'" $APFVM run --latency 5
+expect_error inverted_latency "--latency" $APFVM run --latency 5ms-1ms
+expect_error malformed_duration "--duration: invalid value '2 s'" $APFVM run --duration "2 s"
+expect_error bad_workload "unknown task kind 'sleep'" $APFVM run --workload sleep:1
+expect_error scan_without_lazy "needs a lazy region" $APFVM run --workload scan:1
+expect_error bad_apf_mode "--apf" $APFVM run --apf sometimes
+expect_error guest_not_elf "not an ELF" $APFVM run --guest "$tmp/text"
+expect_error guest_missing "cannot read guest" $APFVM run --guest "$tmp/none"
+expect_error guest_directory "cannot read guest" $APFVM run --guest "$tmp"
+
+# --- real runs -------------------------------------------------------
+if [ $have_kvm -eq 0 ]; then
+	echo "SKIP run_file_source_stats_json: /dev/kvm is not available"
+	echo "SKIP run_zero_source: /dev/kvm is not available"
+	echo "SKIP guest_crash_exit_status: /dev/kvm is not available"
+	exit 0
+fi
+
+if timeout 120 $APFVM run --lazy 8M --source file:"$tmp/img" --workload compute:1,scan:1 \
+	--stats-json "$tmp/s.json" >"$tmp/out" 2>"$tmp/err"; then
+	pages=$(grep -o '"pages": [0-9]*' "$tmp/s.json" | sed 's/.*: //')
+	mism=$(grep -o '"mismatches": [0-9]*' "$tmp/s.json" | sed 's/.*: //')
+	fetched=$(json_num "$tmp/s.json" pages_fetched)
+	if [ "$pages" = 2048 ] && [ "$mism" = 0 ] && [ "$fetched" = 2048 ] &&
+		grep -q '"mode": "off"' "$tmp/s.json" && grep -q '"name": "compute"' "$tmp/s.json" &&
+		grep -q '"faults": {"total": ' "$tmp/s.json" && grep -q "task .* scan" "$tmp/out"; then
+		ok run_file_source_stats_json
+	else
+		fail run_file_source_stats_json "pages=$pages mismatches=$mism fetched=$fetched: $(cat "$tmp/s.json")"
+	fi
+else
+	fail run_file_source_stats_json "run failed: $(cat "$tmp/err")"
+fi
+
+if timeout 120 $APFVM run -q --lazy 4M --source zero --workload scan:2 --stats-json - >"$tmp/z.json" 2>"$tmp/err" &&
+	[ "$(grep -c '"mismatches": 0' "$tmp/z.json")" = 2 ]; then
+	ok run_zero_source
+else
+	fail run_zero_source "$(cat "$tmp/err" "$tmp/z.json")"
+fi
+
+expect_error guest_crash_exit_status "guest exception #UD" $APFVM run --cmdline crash=ud2
