@@ -104,10 +104,16 @@ test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS)
 
 # ---- demo and benchmarks ----------------------------------------------
 demo: $(APFVM)
-	$(Q)bench/demo.sh
+	$(Q)scripts/demo.sh
 
-bench: $(APFVM)
-	$(Q)bench/pager_rate.sh
+BENCH_PAGER := $(BUILD)/bench_pager
+$(BENCH_PAGER): bench/bench_pager.c $(LIBAPF)
+	@echo "  CC [bench] $<"
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(LIBAPF) $(HOST_LDFLAGS)
+
+bench: $(APFVM) $(BENCH_PAGER)
+	@mkdir -p $(BUILD)/bench
+	$(Q)$(BENCH_PAGER) --csv $(BUILD)/bench/pager.csv
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,191 @@
+/*
+ * Pager service-rate benchmark: pages per second the pager sustains from a
+ * file: image with no added latency, for each thread placement.
+ *
+ *   host   a host thread touches every page of the region (no KVM): the
+ *          pager's own cost, as in KVM's demand_paging_test;
+ *   vm     the guest's scan task touches every page through KVM: the cost a
+ *          guest sees per synchronous fault.
+ *
+ * Placement: same = faulting thread and pager on CPU 0; split = CPU 0 and
+ * CPU 1; none = the host scheduler decides.  Every run maps fresh memory,
+ * so each UFFDIO_COPY lands on a page the host touches for the first time.
+ * Each cell is the median of --reps runs (min and max shown).
+ *
+ * Usage: bench_pager [--size SIZE] [--reps N] [--csv FILE]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apfvm/vmm.h"
+#include "image/image.h"
+#include "pager/pager.h"
+#include "util/units.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pin_self(int cpu)
+{
+	if (cpu < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+struct toucher {
+	volatile uint64_t *base;
+	uint64_t npages;
+	int cpu;
+	double seconds;
+};
+
+static void *touch(void *arg)
+{
+	struct toucher *t = arg;
+	uint64_t sum = 0;
+	pin_self(t->cpu);
+	double t0 = now_s();
+	for (uint64_t p = 0; p < t->npages; p++)
+		sum += t->base[p * (APF_PAGE_SIZE / 8)];
+	t->seconds = now_s() - t0;
+	__asm__ volatile("" ::"r"(sum));
+	return NULL;
+}
+
+static double host_rate(const char *spec, uint64_t size, int fault_cpu, int pager_cpu)
+{
+	struct page_source *src;
+	struct pager p;
+	struct apf_err e;
+	struct toucher t = { .npages = size / APF_PAGE_SIZE, .cpu = fault_cpu };
+	pthread_t th;
+	void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (mem == MAP_FAILED || source_open(spec, size, &src, &e)) {
+		fprintf(stderr, "bench_pager: %s\n", e.msg);
+		exit(1);
+	}
+	madvise(mem, size, MADV_NOHUGEPAGE);
+	struct pager_config cfg = { .host_base = mem, .size = size, .source = src,
+				    .max_inflight = 64, .cpu = pager_cpu };
+	if (pager_init(&p, &cfg, &e) || pager_start(&p, &e)) {
+		fprintf(stderr, "bench_pager: %s\n", e.msg);
+		exit(1);
+	}
+	t.base = mem;
+	pthread_create(&th, NULL, touch, &t);
+	pthread_join(th, NULL);
+	pager_destroy(&p);
+	source_close(src);
+	munmap(mem, size);
+	return (double)t.npages / t.seconds;
+}
+
+static double vm_rate(const char *spec, uint64_t size, int vcpu_cpu, int pager_cpu)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+	struct apf_err e;
+
+	apfvm_config_defaults(&c);
+	c.lazy_size = size;
+	c.source = spec;
+	c.ntasks = 1;
+	c.tasks[0] = (struct apf_task_spec){ .kind = APF_TASK_SCAN, .index = 0, .count = 1 };
+	c.vcpu_cpu = vcpu_cpu;
+	c.pager_cpu = pager_cpu;
+	c.timeout_ns = 600ull * 1000000000ull;
+	strcpy(c.cmdline, "quiet");
+	if (apfvm_run(&c, &st, &e)) {
+		fprintf(stderr, "bench_pager: %s\n", e.msg);
+		exit(1);
+	}
+	return (double)st.pages_fetched / st.tasks[0].runtime_s;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t size = 64ull << 20;
+	unsigned reps = 5;
+	const char *csv_path = "build/bench/pager.csv";
+	static const struct {
+		const char *name;
+		int a, b;
+	} places[] = { { "same", 0, 0 }, { "split", 0, 1 }, { "none", -1, -1 } };
+	char img[] = "/tmp/apfvm-bench-XXXXXX", spec[64];
+	struct apf_err e;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--size") && i + 1 < argc && !units_parse_size(argv[i + 1], &size) &&
+		    size && size % (2 << 20) == 0)
+			i++;
+		else if (!strcmp(argv[i], "--reps") && i + 1 < argc && atoi(argv[i + 1]) > 0)
+			reps = (unsigned)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--csv") && i + 1 < argc)
+			csv_path = argv[++i];
+		else {
+			fprintf(stderr, "usage: bench_pager [--size SIZE (multiple of 2M)] [--reps N] [--csv FILE]\n");
+			return 2;
+		}
+	}
+	int fd = mkstemp(img);
+	if (fd < 0 || image_create(img, size, 1, &e)) {
+		fprintf(stderr, "bench_pager: cannot create image: %s\n", e.msg);
+		return 1;
+	}
+	close(fd);
+	snprintf(spec, sizeof(spec), "file:%s", img);
+	FILE *csv = fopen(csv_path, "w");
+	if (!csv) {
+		fprintf(stderr, "bench_pager: cannot write %s\n", csv_path);
+		unlink(img);
+		return 1;
+	}
+	fprintf(csv, "path,placement,pages,reps,pages_per_s_median,pages_per_s_min,pages_per_s_max,us_per_fault_median\n");
+	printf("Pager service rate, source file: (no added latency), %llu pages, fresh memory, median of %u\n",
+	       (unsigned long long)(size / APF_PAGE_SIZE), reps);
+	printf("%-6s %-6s %14s %14s %14s %10s\n", "path", "place", "pages/s", "min", "max", "us/fault");
+	for (int path = 0; path < 2; path++) {
+		if (path == 1 && access("/dev/kvm", R_OK | W_OK)) {
+			printf("vm     (skipped: /dev/kvm is not available)\n");
+			break;
+		}
+		for (size_t pl = 0; pl < sizeof(places) / sizeof(places[0]); pl++) {
+			double r[64];
+			for (unsigned i = 0; i < reps && i < 64; i++)
+				r[i] = path ? vm_rate(spec, size, places[pl].a, places[pl].b)
+					    : host_rate(spec, size, places[pl].a, places[pl].b);
+			qsort(r, reps, sizeof(r[0]), cmp_double);
+			double med = r[reps / 2];
+			const char *pname = path ? "vm" : "host";
+			printf("%-6s %-6s %14.0f %14.0f %14.0f %10.1f\n", pname, places[pl].name, med, r[0],
+			       r[reps - 1], 1e6 / med);
+			fprintf(csv, "%s,%s,%llu,%u,%.0f,%.0f,%.0f,%.2f\n", pname, places[pl].name,
+				(unsigned long long)(size / APF_PAGE_SIZE), reps, med, r[0], r[reps - 1],
+				1e6 / med);
+		}
+	}
+	fclose(csv);
+	unlink(img);
+	printf("CSV: %s\n", csv_path);
+	return 0;
+}
