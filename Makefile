@@ -43,7 +43,9 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
 
-.PHONY: all test unit-test vm-test e2e-test demo bench clean deps
+.PHONY: all test demo bench clean
+# Keep intermediate objects (the sanitizer builds link them directly).
+.SECONDARY:
 all: $(APFVM)
 
 # ---- guest -------------------------------------------------------------
