@@ -5,6 +5,7 @@
  */
 #include "../user/uapi.h"
 #include "../user/workloads.h"
+#include "apf.h"
 #include "desc.h"
 #include "kernel.h"
 #include "lapic.h"
@@ -127,6 +128,7 @@ void kmain(const struct apf_boot_info *bi)
 		a->id = sched_create_user(entry, (uint64_t)a, ts->kind)->id;
 	}
 	user_shared->noncompute_live = user_shared->noncompute_total;
+	apf_init();
 	lapic_timer_start(bi->timer_hz);
 	sched_start();
 }

@@ -16,6 +16,7 @@ struct task {
 	uint32_t id;         /* 1-based; 0 = idle */
 	uint32_t kind;       /* enum apf_task_kind, 0 = kernel task */
 	enum task_state state;
+	volatile int apf_woken; /* page-ready arrived for the fault it waits on */
 	struct task *next;   /* run queue link */
 };
 

@@ -1,6 +1,7 @@
 #include "sched.h"
 
 #include "../user/uapi.h"
+#include "apf.h"
 #include "desc.h"
 #include "kernel.h"
 #include "trap.h"
@@ -69,8 +70,10 @@ static void idle_main(void)
 			sched_switch_to(t);
 			continue;
 		}
-		if (!cpu0.live)
+		if (!cpu0.live) {
+			apf_shutdown();
 			kdone(0);
+		}
 		halt_once();
 	}
 }

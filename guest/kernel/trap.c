@@ -6,6 +6,7 @@
 #include "trap.h"
 
 #include "../user/uapi.h"
+#include "apf.h"
 #include "desc.h"
 #include "kernel.h"
 #include "lapic.h"
@@ -85,6 +86,13 @@ void trap(struct trapframe *tf)
 		lapic_eoi();
 		sched_preempt();
 		return;
+	case VEC_APF:
+		apf_ready_irq();
+		return;
+	case 14:
+		if (apf_handle_pf(tf))
+			return;
+		fatal(tf);
 	case VEC_SPURIOUS:
 		return; /* no EOI for spurious interrupts */
 	case 3:

@@ -40,6 +40,7 @@ enum apf_hcall_nr {
 	APF_HC_ASSERT  = 3, /* a0 = gpa of file name, a1 = line, a2 = gpa of expr */
 	APF_HC_FATAL   = 4, /* a0 = gpa of struct apf_fatal */
 	APF_HC_DONE    = 5, /* a0 = exit status (0 = all tasks completed) */
+	APF_HC_APF_STATS = 6, /* a0 = gpa of struct apf_guest_stats */
 	APF_HC_MAX
 };
 
@@ -97,6 +98,54 @@ struct apf_fatal {
 	uint64_t task_id; /* 0 if no task was running */
 };
 _Static_assert(sizeof(struct apf_fatal) == 64, "apf_fatal layout");
+
+/* ------------------------------------------------------------------ */
+/* Asynchronous page faults: the x86 KVM paravirtual ABI, exactly as Linux
+ * and KVM speak it (Documentation/virt/kvm/x86/msr.rst, cpuid.rst).    */
+
+#define KVM_CPUID_SIGNATURE        0x40000000u /* "KVMKVMKVM\0\0\0" */
+#define KVM_CPUID_FEATURES         0x40000001u
+#define KVM_FEATURE_ASYNC_PF       4
+#define KVM_FEATURE_ASYNC_PF_VMEXIT 10
+#define KVM_FEATURE_ASYNC_PF_INT   14
+
+#define MSR_KVM_ASYNC_PF_EN        0x4b564d02u
+#define MSR_KVM_ASYNC_PF_INT       0x4b564d06u
+#define MSR_KVM_ASYNC_PF_ACK       0x4b564d07u
+
+#define KVM_ASYNC_PF_ENABLED           (1ull << 0)
+#define KVM_ASYNC_PF_SEND_ALWAYS       (1ull << 1)
+#define KVM_ASYNC_PF_DELIVERY_AS_PF_VMEXIT (1ull << 2)
+#define KVM_ASYNC_PF_DELIVERY_AS_INT   (1ull << 3)
+
+#define KVM_PV_REASON_PAGE_NOT_PRESENT 1u
+#define KVM_APF_WAKE_ALL_TOKEN         0xffffffffu
+
+/* The per-vCPU area whose GPA the guest writes to MSR_KVM_ASYNC_PF_EN
+ * (64-byte aligned).  flags: the host writes PAGE_NOT_PRESENT before
+ * injecting #PF (CR2 = token); the guest reads and clears it first thing.
+ * token: the host writes a ready token before raising the vector; the
+ * guest clears it, then writes 1 to MSR_KVM_ASYNC_PF_ACK. */
+struct kvm_vcpu_pv_apf_data {
+	uint32_t flags;
+	uint32_t token;
+	uint8_t pad[56];
+};
+_Static_assert(sizeof(struct kvm_vcpu_pv_apf_data) == 64, "apf area layout");
+
+/* What the guest counted, reported through APF_HC_APF_STATS at the end. */
+struct apf_guest_stats {
+	uint64_t enabled;     /* 1 if the guest turned async PF on */
+	uint64_t not_present; /* not-present #PFs taken */
+	uint64_t ready;       /* page-ready interrupts with a specific token */
+	uint64_t wake_all;    /* page-ready interrupts with the wake-all token */
+	uint64_t dummy;       /* ready arrived before its not-present */
+	uint64_t halts;       /* not-presents waited out in place */
+	uint64_t parked_max;  /* most tasks parked at once */
+	uint64_t np_tsc;      /* TSC ticks spent in the not-present path */
+	uint64_t ready_tsc;   /* TSC ticks spent in the page-ready path */
+};
+_Static_assert(sizeof(struct apf_guest_stats) == 72, "apf_guest_stats layout");
 
 /* ------------------------------------------------------------------ */
 /* Boot information, written by the VMM at APF_BOOT_INFO_GPA before the

@@ -18,7 +18,8 @@
 #include "util/err.h"
 
 enum apfvm_apf_mode {
-	APFVM_APF_OFF = 0, /* synchronous baseline: the vCPU blocks per fault */
+	APFVM_APF_OFF = 0,    /* synchronous baseline: the vCPU blocks per fault */
+	APFVM_APF_KERNEL = 1, /* the host kernel's KVM delivers async PF events */
 };
 
 struct apfvm_config {
@@ -66,6 +67,8 @@ struct apfvm_stats {
 	double fault_us_mean;       /* fault read -> page installed */
 	uint64_t tsc_khz;
 	uint64_t lazy_pages;
+	bool apf_reported;          /* the guest sent its async PF counters */
+	struct apf_guest_stats apf; /* the guest's async PF counters */
 	unsigned ntasks;
 	struct apfvm_task_stats tasks[APF_MAX_TASKS];
 };

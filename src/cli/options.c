@@ -21,7 +21,8 @@ const char options_run_usage[] =
 	"  --source SPEC         page source: zero | file:PATH (default zero)\n"
 	"  --latency DUR[-DUR]   added fetch latency, fixed or uniform range (e.g. 1ms, 200us-5ms)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
-	"  --apf MODE            async page faults: off (default; the vCPU blocks per fault)\n"
+	"  --apf MODE            async page faults: off (default; the vCPU blocks per fault),\n"
+	"                        kernel (the host kernel's KVM sends not-present/page-ready)\n"
 	"\n"
 	"Workload:\n"
 	"  --workload SPEC       tasks, KIND[:COUNT],...; kinds: compute, scan (default compute:1)\n"
@@ -234,9 +235,12 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			c->max_inflight = (unsigned)v;
 			break;
 		case OPT_APF:
-			if (strcmp(optarg, "off"))
-				return bad_value(e, "--apf", optarg, "this build supports: off");
-			c->apf = APFVM_APF_OFF;
+			if (!strcmp(optarg, "off"))
+				c->apf = APFVM_APF_OFF;
+			else if (!strcmp(optarg, "kernel"))
+				c->apf = APFVM_APF_KERNEL;
+			else
+				return bad_value(e, "--apf", optarg, "off or kernel");
 			break;
 		case OPT_WORKLOAD:
 			rc = options_parse_workload(optarg, c, e);

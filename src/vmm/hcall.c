@@ -56,6 +56,19 @@ static int task_result(struct machine *m, const struct apf_hcall *h)
 	return rc;
 }
 
+static int apf_stats(struct machine *m, const struct apf_hcall *h)
+{
+	const struct apf_guest_stats *g = gmem_ptr(&m->gm, h->a0, sizeof(*g));
+
+	if (!g)
+		return -EFAULT;
+	pthread_mutex_lock(&m->report_lock);
+	m->report.apf = *g; /* copy: the guest may change it */
+	m->report.apf_reported = true;
+	pthread_mutex_unlock(&m->report_lock);
+	return 0;
+}
+
 static int guest_assert(struct machine *m, const struct apf_hcall *h)
 {
 	char file[128], expr[256];
@@ -105,6 +118,9 @@ void hcall_handle(struct machine *m, struct vcpu *v, gpa_t gpa)
 		break;
 	case APF_HC_RESULT:
 		rc = task_result(m, h);
+		break;
+	case APF_HC_APF_STATS:
+		rc = apf_stats(m, h);
 		break;
 	case APF_HC_ASSERT:
 		rc = guest_assert(m, h);

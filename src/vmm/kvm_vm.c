@@ -10,8 +10,6 @@
 
 #include "apfvm/abi.h"
 
-#define KVM_CPUID_SIGNATURE 0x40000000u
-#define KVM_CPUID_FEATURES  0x40000001u
 #define KVM_CPUID_TIMING    0x40000010u /* EAX: TSC kHz, EBX: APIC bus kHz */
 
 int vm_create(struct vm *vm, struct guest_mem *gm, const struct vm_options *opt,

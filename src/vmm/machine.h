@@ -25,6 +25,8 @@
 struct guest_report {
 	unsigned nresults;
 	struct apf_task_result results[APF_MAX_TASKS];
+	bool apf_reported;  /* APF_HC_APF_STATS arrived */
+	struct apf_guest_stats apf;
 	bool done;          /* APF_HC_DONE arrived */
 	uint64_t status;    /* its status: 0 = every task completed */
 	bool failed;        /* the guest crashed or asserted, or the VMM gave up */

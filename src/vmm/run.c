@@ -38,6 +38,7 @@ const char *apfvm_mode_name(enum apfvm_apf_mode m)
 {
 	switch (m) {
 	case APFVM_APF_OFF: return "off";
+	case APFVM_APF_KERNEL: return "kernel";
 	}
 	return "?";
 }
@@ -173,14 +174,19 @@ static void collect_stats(struct machine *m, const struct apfvm_config *c, struc
 		st->pages_fetched = ps->pages_fetched;
 		st->bytes_fetched = ps->bytes_fetched;
 		st->faults_total = ps->faults_total;
-		st->faults_sync = ps->faults_total; /* every fault blocks its vCPU */
-		st->faults_async = 0;
+		/* In kernel mode only the guest sees which faults went async. */
+		st->faults_async = c->apf == APFVM_APF_KERNEL ? m->report.apf.not_present : 0;
+		st->faults_sync = ps->faults_total > st->faults_async
+					  ? ps->faults_total - st->faults_async
+					  : 0;
 		st->faults_joined = ps->faults_joined;
 		st->inflight_max = ps->inflight_max;
 		st->fault_us_mean = ps->pages_fetched
 					    ? (double)ps->fault_ns_sum / (double)ps->pages_fetched / 1e3
 					    : 0;
 	}
+	st->apf_reported = m->report.apf_reported;
+	st->apf = m->report.apf;
 	st->ntasks = m->report.nresults;
 	for (unsigned i = 0; i < m->report.nresults; i++) {
 		const struct apf_task_result *r = &m->report.results[i];
@@ -197,16 +203,23 @@ static void collect_stats(struct machine *m, const struct apfvm_config *c, struc
 
 static int build(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
-	struct vm_options opt = {
-		/* Baseline: keep KVM's own async path out, so a fault simply
-		 * blocks the vCPU thread in userfaultfd. */
-		.disable_hlt_exits = true,
-		.kvm_features = 0,
-	};
+	struct vm_options opt = { 0 };
 	struct elf_image img;
 	struct guest_layout layout;
 	int rc;
 
+	switch (c->apf) {
+	case APFVM_APF_OFF:
+		/* Keep KVM's own async path out (it would halt the vCPU and let it
+		 * take interrupts): a fault simply blocks the vCPU thread. */
+		opt.disable_hlt_exits = true;
+		break;
+	case APFVM_APF_KERNEL:
+		/* KVM delivers not-present and page-ready itself: advertise the
+		 * feature, keep halts in the kernel and the in-kernel LAPIC. */
+		opt.kvm_features = 1u << KVM_FEATURE_ASYNC_PF | 1u << KVM_FEATURE_ASYNC_PF_INT;
+		break;
+	}
 	if (c->lazy_size) {
 		rc = open_source(m, c, e);
 		if (rc)

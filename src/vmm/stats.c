@@ -14,6 +14,12 @@ static double latency_us(const struct apfvm_stats *st)
 	return (double)(st->latency_min_ns + st->latency_max_ns) / 2e3;
 }
 
+/* Mean microseconds per event of a guest TSC sum. */
+static double apf_path_us(const struct apfvm_stats *st, uint64_t tsc, uint64_t n)
+{
+	return n && st->tsc_khz ? (double)tsc / (double)n / ((double)st->tsc_khz / 1e3) : 0;
+}
+
 void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 {
 	fprintf(f, "apfvm: mode %s, source %s, latency ", apfvm_mode_name(st->mode), st->source);
@@ -29,6 +35,14 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  pages fetched %" PRIu64 " of %" PRIu64 " (%.1f MiB), mean fault service %.1f us\n",
 		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
 		st->fault_us_mean);
+	if (st->apf_reported && st->apf.enabled) {
+		const struct apf_guest_stats *a = &st->apf;
+		fprintf(f, "  guest apf     not-present %" PRIu64 ", ready %" PRIu64 ", wake-all %" PRIu64
+			   ", dummy %" PRIu64 ", halts %" PRIu64 ", parked max %" PRIu64 "\n",
+			a->not_present, a->ready, a->wake_all, a->dummy, a->halts, a->parked_max);
+		fprintf(f, "  guest cost    not-present path %.1f us, page-ready path %.1f us (mean)\n",
+			apf_path_us(st, a->np_tsc, a->not_present), apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
+	}
 	for (unsigned i = 0; i < st->ntasks; i++) {
 		const struct apfvm_task_stats *t = &st->tasks[i];
 		fprintf(f, "  task %-2u %-7s runtime %.3f s", t->id, kind_name(t->kind), t->runtime_s);
@@ -59,6 +73,16 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 		"  \"faults\": {\"total\": %" PRIu64 ", \"sync\": %" PRIu64 ", \"async\": %" PRIu64
 		", \"joined\": %" PRIu64 "},\n",
 		st->faults_total, st->faults_sync, st->faults_async, st->faults_joined);
+	if (st->apf_reported) {
+		const struct apf_guest_stats *a = &st->apf;
+		fprintf(f,
+			"  \"apf\": {\"enabled\": %s, \"not_present\": %" PRIu64 ", \"ready\": %" PRIu64
+			", \"wake_all\": %" PRIu64 ", \"dummy\": %" PRIu64 ", \"halts\": %" PRIu64
+			", \"parked_max\": %" PRIu64 ", \"np_path_us\": %.3f, \"ready_path_us\": %.3f},\n",
+			a->enabled ? "true" : "false", a->not_present, a->ready, a->wake_all, a->dummy,
+			a->halts, a->parked_max, apf_path_us(st, a->np_tsc, a->not_present),
+			apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
+	}
 	fprintf(f, "  \"tasks\": [");
 	for (unsigned i = 0; i < st->ntasks; i++) {
 		const struct apfvm_task_stats *t = &st->tasks[i];
