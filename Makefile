@@ -87,7 +87,9 @@ $(APFVM): $(call hobj,$(MAIN_SRC)) $(CLI_OBJS) $(LIBAPF)
 # Unit tests (no KVM) and VM tests run under ASan/UBSan; every test binary
 # prints "ok NAME" / "FAIL NAME" / "SKIP NAME: why" lines that
 # tests/run.sh counts.
-ASAN_LIB_OBJS := $(call sobj,$(LIB_SRCS) $(CLI_SRCS)) $(BUILD)/asan/guest_blob.o
+# Guest code with no hardware access, unit-tested on the host.
+GUEST_HOST_SRCS := guest/kernel/apf_sleepers.c
+ASAN_LIB_OBJS := $(call sobj,$(LIB_SRCS) $(CLI_SRCS) $(GUEST_HOST_SRCS)) $(BUILD)/asan/guest_blob.o
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 VM_TESTS   := $(patsubst tests/vm/%.c,$(BUILD)/tests/%,$(wildcard tests/vm/test_*.c))
 GUEST_HOST_INC := -iquote guest/kernel -iquote guest/user

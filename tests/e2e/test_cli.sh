@@ -79,6 +79,7 @@ if [ $have_kvm -eq 0 ]; then
 	echo "SKIP run_file_source_stats_json: /dev/kvm is not available"
 	echo "SKIP run_zero_source: /dev/kvm is not available"
 	echo "SKIP guest_crash_exit_status: /dev/kvm is not available"
+	echo "SKIP run_apf_kernel_stats_json: /dev/kvm is not available"
 	exit 0
 fi
 
@@ -103,6 +104,17 @@ if timeout 120 $APFVM run -q --lazy 4M --source zero --workload scan:2 --stats-j
 	ok run_zero_source
 else
 	fail run_zero_source "$(cat "$tmp/err" "$tmp/z.json")"
+fi
+
+if timeout 120 $APFVM run -q --apf kernel --lazy 2M --source file:"$tmp/img" --latency 2ms \
+	--workload compute:1,scan:1 --stats-json "$tmp/k.json" 2>"$tmp/err" &&
+	grep -q '"apf": {"enabled": true' "$tmp/k.json" &&
+	[ "$(json_num "$tmp/k.json" not_present)" -gt 0 ] &&
+	[ "$(json_num "$tmp/k.json" ready)" = "$(json_num "$tmp/k.json" not_present)" ] &&
+	grep -q '"mismatches": 0' "$tmp/k.json"; then
+	ok run_apf_kernel_stats_json
+else
+	fail run_apf_kernel_stats_json "$(cat "$tmp/err" "$tmp/k.json" 2>/dev/null)"
 fi
 
 expect_error guest_crash_exit_status "guest exception #UD" $APFVM run --cmdline crash=ud2
