@@ -20,6 +20,7 @@
 enum apfvm_apf_mode {
 	APFVM_APF_OFF = 0,    /* synchronous baseline: the vCPU blocks per fault */
 	APFVM_APF_KERNEL = 1, /* the host kernel's KVM delivers async PF events */
+	APFVM_APF_USER = 2,   /* the VMM is the host side of async PF */
 };
 
 struct apfvm_config {
@@ -33,6 +34,8 @@ struct apfvm_config {
 	uint64_t latency_max_ns;
 	uint64_t latency_seed;
 	enum apfvm_apf_mode apf;
+	uint64_t apf_threshold_ns;  /* user mode: go async above this expected
+				     * wait; 0 = the measured default */
 	unsigned ntasks;
 	struct apf_task_spec tasks[APF_MAX_TASKS];
 	uint64_t duration_ns;       /* compute alone: run time */
@@ -63,6 +66,14 @@ struct apfvm_stats {
 	uint64_t pages_fetched, bytes_fetched;
 	uint64_t faults_total, faults_sync, faults_async;
 	uint64_t faults_joined;     /* on a page already being fetched */
+	/* --apf user: why each fault was synchronous (they add up, with
+	 * faults_async and faults_spurious, to faults_total). */
+	uint64_t sync_policy, sync_cannot_deliver, sync_cap, repeat_waits;
+	uint64_t sync_disabled, sync_raced, faults_spurious;
+	uint64_t fault_us_p50, fault_us_p99; /* fault read -> page installed */
+	uint64_t apf_threshold_ns;
+	uint64_t host_not_present, host_ready, host_wake_all, host_acks, host_gp;
+	uint64_t host_dropped, host_outstanding_max;
 	uint64_t inflight_max;
 	double fault_us_mean;       /* fault read -> page installed */
 	uint64_t tsc_khz;

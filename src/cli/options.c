@@ -22,7 +22,10 @@ const char options_run_usage[] =
 	"  --latency DUR[-DUR]   added fetch latency, fixed or uniform range (e.g. 1ms, 200us-5ms)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --apf MODE            async page faults: off (default; the vCPU blocks per fault),\n"
-	"                        kernel (the host kernel's KVM sends not-present/page-ready)\n"
+	"                        kernel (the host kernel's KVM sends not-present/page-ready),\n"
+	"                        user (apfvm itself is the host side, deciding per fault)\n"
+	"  --apf-threshold DUR   user mode: go async only when a fetch is expected to take\n"
+	"                        longer (default 300us, the guest's cost of an async round trip)\n"
 	"\n"
 	"Workload:\n"
 	"  --workload SPEC       tasks, KIND[:COUNT],...; kinds: compute, scan (default compute:1)\n"
@@ -152,7 +155,7 @@ bad:
 enum {
 	OPT_GUEST = 256, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
-	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE,
+	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -181,6 +184,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "latency", required_argument, NULL, OPT_LATENCY },
 		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
 		{ "apf", required_argument, NULL, OPT_APF },
+		{ "apf-threshold", required_argument, NULL, OPT_APF_THRESHOLD },
 		{ "workload", required_argument, NULL, OPT_WORKLOAD },
 		{ "duration", required_argument, NULL, OPT_DURATION },
 		{ "scan-order", required_argument, NULL, OPT_SCAN_ORDER },
@@ -239,8 +243,15 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 				c->apf = APFVM_APF_OFF;
 			else if (!strcmp(optarg, "kernel"))
 				c->apf = APFVM_APF_KERNEL;
+			else if (!strcmp(optarg, "user"))
+				c->apf = APFVM_APF_USER;
 			else
-				return bad_value(e, "--apf", optarg, "off or kernel");
+				return bad_value(e, "--apf", optarg, "off, kernel or user");
+			break;
+		case OPT_APF_THRESHOLD:
+			if (units_parse_duration(optarg, &c->apf_threshold_ns) || !c->apf_threshold_ns)
+				return bad_value(e, "--apf-threshold", optarg,
+						 "a positive duration such as 300us");
 			break;
 		case OPT_WORKLOAD:
 			rc = options_parse_workload(optarg, c, e);

@@ -53,9 +53,10 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 	p->state = calloc(p->npages, 1);
 	p->fault_ns = calloc(p->npages, sizeof(*p->fault_ns));
 	p->waitq = calloc(p->npages, sizeof(*p->waitq));
+	p->service_us = calloc(p->npages, sizeof(*p->service_us));
 	p->free_bufs = calloc(cfg->max_inflight, sizeof(*p->free_bufs));
 	p->bufs = aligned_alloc(APF_PAGE_SIZE, (size_t)cfg->max_inflight * APF_PAGE_SIZE);
-	if (!p->state || !p->fault_ns || !p->waitq || !p->free_bufs || !p->bufs)
+	if (!p->state || !p->fault_ns || !p->waitq || !p->service_us || !p->free_bufs || !p->bufs)
 		return apf_fail(e, -ENOMEM, "pager: out of memory");
 	for (unsigned i = 0; i < cfg->max_inflight; i++)
 		p->free_bufs[p->nfree++] = cfg->max_inflight - 1 - i;
@@ -182,10 +183,15 @@ static void complete_fetches(struct pager *p)
 			set_fatal(p, rc, c.err ? "cannot fetch" : "cannot install", c.page);
 			continue;
 		}
-		p->state[c.page] = PAGE_PRESENT;
+		/* Release: a vCPU thread may check presence (pager_page_present). */
+		__atomic_store_n(&p->state[c.page], PAGE_PRESENT, __ATOMIC_RELEASE);
+		uint64_t ns = source_now_ns() - p->fault_ns[c.page];
+		p->service_us[p->stats.pages_fetched] = (uint32_t)(ns / 1000);
 		p->stats.pages_fetched++;
 		p->stats.bytes_fetched += APF_PAGE_SIZE;
-		p->stats.fault_ns_sum += source_now_ns() - p->fault_ns[c.page];
+		p->stats.fault_ns_sum += ns;
+		if (p->cfg.hooks)
+			p->cfg.hooks->on_installed(p->cfg.hooks->ctx, c.page);
 	}
 	pump_waitq(p);
 }
@@ -207,6 +213,9 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 		return;
 	case PAGE_FETCHING:
 		p->stats.faults_joined++;
+		if (p->cfg.hooks)
+			p->cfg.hooks->on_fault(p->cfg.hooks->ctx, m->arg.pagefault.feat.ptid, page, 0,
+					       true);
 		return;
 	case PAGE_ABSENT:
 		break;
@@ -217,6 +226,9 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 		submit_fetch(p, page);
 	else
 		p->waitq[(p->wq_head + p->wq_count++) % p->npages] = (uint32_t)page;
+	if (p->cfg.hooks)
+		p->cfg.hooks->on_fault(p->cfg.hooks->ctx, m->arg.pagefault.feat.ptid, page,
+				       p->cfg.source->ops->expected_ns(p->cfg.source, page), false);
 }
 
 static void read_faults(struct pager *p)
@@ -280,6 +292,23 @@ static void *pager_thread(void *arg)
 	return NULL;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Fills the latency percentiles from the per-page service times. */
+static void compute_percentiles(struct pager *p)
+{
+	uint64_t n = p->stats.pages_fetched;
+	if (!n)
+		return;
+	qsort(p->service_us, n, sizeof(*p->service_us), cmp_u32);
+	p->stats.fault_us_p50 = p->service_us[(n - 1) / 2];
+	p->stats.fault_us_p99 = p->service_us[(n - 1) * 99 / 100];
+}
+
 int pager_start(struct pager *p, struct apf_err *e)
 {
 	int rc = pthread_create(&p->thread, NULL, pager_thread, p);
@@ -299,10 +328,17 @@ void pager_stop(struct pager *p)
 		abort(); /* an eventfd write cannot fail here */
 	pthread_join(p->thread, NULL);
 	p->running = false;
+	compute_percentiles(p);
 	/* Release any thread still blocked in a fault on the region (it then
 	 * sees zero-filled memory), so a vCPU being stopped cannot hang. */
 	struct uffdio_range r = { .start = (uintptr_t)p->cfg.host_base, .len = p->cfg.size };
 	ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
+}
+
+bool pager_page_present(const struct pager *p, uint64_t page)
+{
+	return page < p->npages &&
+	       __atomic_load_n(&p->state[page], __ATOMIC_ACQUIRE) == PAGE_PRESENT;
 }
 
 uint64_t pager_count_state(const struct pager *p, enum page_state st)
@@ -325,6 +361,7 @@ void pager_destroy(struct pager *p)
 	free(p->state);
 	free(p->fault_ns);
 	free(p->waitq);
+	free(p->service_us);
 	free(p->free_bufs);
 	free(p->bufs);
 	memset(p, 0, sizeof(*p));

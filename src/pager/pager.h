@@ -38,6 +38,20 @@ struct pager_stats {
 	uint64_t fetch_errors;
 	uint64_t inflight_max;    /* most fetches in flight at once */
 	uint64_t fault_ns_sum;    /* sum over faults of read -> page installed */
+	uint64_t fault_us_p50;    /* per fetched page: first fault read -> installed */
+	uint64_t fault_us_p99;
+};
+
+/* Called from the pager thread (see apf_core.h for the user-mode host
+ * side that uses them).  on_fault: every fault on an absent or fetching
+ * page, after its fetch was started; tid names the faulting thread;
+ * expected_ns is the source's estimate for a new fetch; in_flight says the
+ * page was already being fetched.  on_installed: the page is now present. */
+struct pager_hooks {
+	void (*on_fault)(void *ctx, uint32_t tid, uint64_t page, uint64_t expected_ns,
+			 bool in_flight);
+	void (*on_installed)(void *ctx, uint64_t page);
+	void *ctx;
 };
 
 struct pager_config {
@@ -50,6 +64,7 @@ struct pager_config {
 	 * (fetch error); the pager then releases every blocked fault. */
 	void (*on_fatal)(void *ctx);
 	void *ctx;
+	const struct pager_hooks *hooks; /* optional */
 };
 
 struct pager {
@@ -61,6 +76,7 @@ struct pager {
 	bool running;
 	uint8_t *state;      /* enum page_state per page */
 	uint64_t *fault_ns;  /* per page: when its first fault was read */
+	uint32_t *service_us; /* per installed page, in install order */
 	uint64_t npages;
 	/* Buffers: max_inflight pages; free list of indices. */
 	unsigned char *bufs;
@@ -86,6 +102,9 @@ int pager_start(struct pager *p, struct apf_err *e);
 void pager_stop(struct pager *p);
 
 void pager_destroy(struct pager *p);
+
+/* Whether lazy page `page` is present; safe from any thread. */
+bool pager_page_present(const struct pager *p, uint64_t page);
 
 /* Pages of the region currently in each state (walks the state array). */
 uint64_t pager_count_state(const struct pager *p, enum page_state st);

@@ -27,6 +27,7 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	int cpu;              /* pin the vCPU thread here, or -1 */
+	int tid;              /* its thread id, once started (0 before) */
 };
 
 struct vm_options {

@@ -19,6 +19,7 @@
 #include "apfvm/abi.h"
 #include "guest_mem.h"
 #include "kvm_vm.h"
+#include "apf/apf_core.h"
 #include "pager/pager.h"
 
 /* What the guest told the host, and how the run ended. */
@@ -39,6 +40,8 @@ struct machine {
 	struct page_source *source;
 	struct pager pager;
 	bool pager_ready;
+	struct apf_core *core; /* --apf user: the host side; NULL otherwise */
+	struct pager_hooks pager_hooks;
 	struct guest_report report;
 	pthread_mutex_t report_lock;
 	atomic_bool stop;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "apf_user.h"
 #include "apfvm/vmm.h"
 #include "elf_loader.h"
 #include "machine.h"
@@ -39,6 +40,7 @@ const char *apfvm_mode_name(enum apfvm_apf_mode m)
 	switch (m) {
 	case APFVM_APF_OFF: return "off";
 	case APFVM_APF_KERNEL: return "kernel";
+	case APFVM_APF_USER: return "user";
 	}
 	return "?";
 }
@@ -176,6 +178,27 @@ static void collect_stats(struct machine *m, const struct apfvm_config *c, struc
 		st->faults_total = ps->faults_total;
 		/* In kernel mode only the guest sees which faults went async. */
 		st->faults_async = c->apf == APFVM_APF_KERNEL ? m->report.apf.not_present : 0;
+		st->faults_spurious = ps->faults_spurious;
+		st->fault_us_p50 = ps->fault_us_p50;
+		st->fault_us_p99 = ps->fault_us_p99;
+		if (m->core) {
+			const struct apf_core_stats *cs = &m->core->stats;
+			st->faults_async = cs->decisions[APF_ASYNC];
+			st->sync_policy = cs->decisions[APF_SYNC_POLICY];
+			st->sync_cannot_deliver = cs->decisions[APF_SYNC_CANNOT_DELIVER];
+			st->sync_cap = cs->decisions[APF_SYNC_CAP];
+			st->repeat_waits = cs->decisions[APF_SYNC_REPEAT];
+			st->sync_disabled = cs->decisions[APF_SYNC_DISABLED];
+			st->sync_raced = cs->decisions[APF_SYNC_RACED];
+			st->apf_threshold_ns = m->core->threshold_ns;
+			st->host_not_present = cs->not_present;
+			st->host_ready = cs->ready;
+			st->host_wake_all = cs->wake_all;
+			st->host_acks = cs->acks;
+			st->host_gp = cs->gp_injected;
+			st->host_dropped = cs->dropped;
+			st->host_outstanding_max = cs->outstanding_max;
+		}
 		st->faults_sync = ps->faults_total > st->faults_async
 					  ? ps->faults_total - st->faults_async
 					  : 0;
@@ -219,6 +242,12 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		 * feature, keep halts in the kernel and the in-kernel LAPIC. */
 		opt.kvm_features = 1u << KVM_FEATURE_ASYNC_PF | 1u << KVM_FEATURE_ASYNC_PF_INT;
 		break;
+	case APFVM_APF_USER:
+		/* The VMM is the host side: KVM must not take its own async
+		 * path, and the guest's async-PF MSRs come to us. */
+		opt.disable_hlt_exits = true;
+		opt.kvm_features = 1u << KVM_FEATURE_ASYNC_PF | 1u << KVM_FEATURE_ASYNC_PF_INT;
+		break;
 	}
 	if (c->lazy_size) {
 		rc = open_source(m, c, e);
@@ -238,9 +267,22 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 	rc = vm_create(&m->vm, &m->gm, &opt, e);
 	if (rc)
 		return rc;
+	if (c->apf == APFVM_APF_USER) {
+		rc = apf_user_setup_vm(&m->vm, e);
+		if (rc)
+			return rc;
+	}
 	rc = vm_add_vcpu(&m->vm, &opt, img.entry, layout.pml4, APF_BOOT_INFO_GPA, e);
 	if (rc)
 		return rc;
+	if (c->apf == APFVM_APF_USER) {
+		rc = apf_user_init(m, c->apf_threshold_ns ? c->apf_threshold_ns
+							  : APF_USER_DEFAULT_THRESHOLD_NS, e);
+		if (rc)
+			return rc;
+		m->pager_hooks = apf_user_pager_hooks;
+		m->pager_hooks.ctx = m;
+	}
 	m->vm.vcpus[0].cpu = c->vcpu_cpu;
 	write_boot_info(m, c, &layout);
 	if (c->lazy_size) {
@@ -252,6 +294,7 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 			.cpu = c->pager_cpu,
 			.on_fatal = pager_fatal,
 			.ctx = m,
+			.hooks = m->core ? &m->pager_hooks : NULL,
 		};
 		rc = pager_init(&m->pager, &pc, e);
 		m->pager_ready = true; /* destroy even a half-initialized pager */
@@ -316,6 +359,10 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	}
 	if (m->pager_ready)
 		pager_destroy(&m->pager);
+	if (m->core) {
+		apf_core_destroy(m->core);
+		free(m->core);
+	}
 	vm_destroy(&m->vm);
 	gmem_destroy(&m->gm);
 	source_close(m->source);

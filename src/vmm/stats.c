@@ -32,9 +32,17 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  faults        %" PRIu64 " (sync %" PRIu64 ", async %" PRIu64 ", joined %" PRIu64
 		   ")\n",
 		st->faults_total, st->faults_sync, st->faults_async, st->faults_joined);
-	fprintf(f, "  pages fetched %" PRIu64 " of %" PRIu64 " (%.1f MiB), mean fault service %.1f us\n",
+	if (st->mode == APFVM_APF_USER)
+		fprintf(f,
+			"  sync because  policy %" PRIu64 ", cannot deliver %" PRIu64 ", cap %" PRIu64
+			", repeat %" PRIu64 ", disabled %" PRIu64 ", raced %" PRIu64
+			" (threshold %.0f us)\n",
+			st->sync_policy, st->sync_cannot_deliver, st->sync_cap, st->repeat_waits,
+			st->sync_disabled, st->sync_raced, st->apf_threshold_ns / 1e3);
+	fprintf(f, "  pages fetched %" PRIu64 " of %" PRIu64 " (%.1f MiB); fault service mean %.1f us, "
+		   "p50 %" PRIu64 " us, p99 %" PRIu64 " us\n",
 		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
-		st->fault_us_mean);
+		st->fault_us_mean, st->fault_us_p50, st->fault_us_p99);
 	if (st->apf_reported && st->apf.enabled) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f, "  guest apf     not-present %" PRIu64 ", ready %" PRIu64 ", wake-all %" PRIu64
@@ -68,11 +76,31 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  \"bytes_fetched\": %" PRIu64 ",\n", st->bytes_fetched);
 	fprintf(f, "  \"inflight_max\": %" PRIu64 ",\n", st->inflight_max);
 	fprintf(f, "  \"fault_us_mean\": %.3f,\n", st->fault_us_mean);
+	fprintf(f, "  \"fault_us_p50\": %" PRIu64 ",\n", st->fault_us_p50);
+	fprintf(f, "  \"fault_us_p99\": %" PRIu64 ",\n", st->fault_us_p99);
 	fprintf(f, "  \"tsc_khz\": %" PRIu64 ",\n", st->tsc_khz);
 	fprintf(f,
 		"  \"faults\": {\"total\": %" PRIu64 ", \"sync\": %" PRIu64 ", \"async\": %" PRIu64
-		", \"joined\": %" PRIu64 "},\n",
-		st->faults_total, st->faults_sync, st->faults_async, st->faults_joined);
+		", \"joined\": %" PRIu64 ", \"spurious\": %" PRIu64,
+		st->faults_total, st->faults_sync, st->faults_async, st->faults_joined,
+		st->faults_spurious);
+	if (st->mode == APFVM_APF_USER)
+		fprintf(f,
+			", \"sync_policy\": %" PRIu64 ", \"sync_cannot_deliver\": %" PRIu64
+			", \"sync_cap\": %" PRIu64 ", \"repeat_waits\": %" PRIu64
+			", \"sync_disabled\": %" PRIu64 ", \"sync_raced\": %" PRIu64,
+			st->sync_policy, st->sync_cannot_deliver, st->sync_cap, st->repeat_waits,
+			st->sync_disabled, st->sync_raced);
+	fprintf(f, "},\n");
+	if (st->mode == APFVM_APF_USER)
+		fprintf(f,
+			"  \"host_apf\": {\"threshold_us\": %.3f, \"not_present\": %" PRIu64
+			", \"ready\": %" PRIu64 ", \"wake_all\": %" PRIu64 ", \"acks\": %" PRIu64
+			", \"gp_injected\": %" PRIu64 ", \"dropped\": %" PRIu64
+			", \"outstanding_max\": %" PRIu64 "},\n",
+			st->apf_threshold_ns / 1e3, st->host_not_present, st->host_ready,
+			st->host_wake_all, st->host_acks, st->host_gp, st->host_dropped,
+			st->host_outstanding_max);
 	if (st->apf_reported) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f,

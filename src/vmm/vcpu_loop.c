@@ -7,7 +7,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
+#include "apf_user.h"
 #include "hcall.h"
 
 static void kick_handler(int sig)
@@ -89,6 +91,15 @@ static void handle_exit(struct machine *m, struct vcpu *v)
 	case KVM_EXIT_IO:
 		handle_io(m, v);
 		break;
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR:
+		if (m->core) {
+			apf_user_msr_exit(m, v);
+			break;
+		}
+		snprintf(what, sizeof(what), "unexpected MSR exit (MSR 0x%x)", run->msr.index);
+		fail_with_regs(m, v, what);
+		break;
 	case KVM_EXIT_HLT:
 		break; /* the in-kernel LAPIC normally keeps halts inside KVM */
 	case KVM_EXIT_INTR:
@@ -140,11 +151,16 @@ static void *vcpu_thread(void *arg)
 		machine_fail(m, "cannot unblock the vCPU kick signal: %s", strerror(-rc));
 		return NULL;
 	}
+	__atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_RELEASE);
 	while (!atomic_load(&m->stop)) {
+		if (m->core)
+			apf_user_before_run(v);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* A kick: clear it, then look at why. */
 				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				if (m->core)
+					apf_user_after_kick(m, v);
 				continue;
 			}
 			char what[96];

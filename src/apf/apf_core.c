@@ -1,0 +1,319 @@
+#include "apf_core.h"
+
+#include <string.h>
+
+void apf_core_init(struct apf_core *c, unsigned nvcpus, uint64_t threshold_ns,
+		   const struct apf_core_ops *ops, void *ctx)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	c->ops = ops;
+	c->ctx = ctx;
+	c->nvcpus = nvcpus > APF_CORE_MAX_VCPUS ? APF_CORE_MAX_VCPUS : nvcpus;
+	c->threshold_ns = threshold_ns;
+	for (unsigned v = 0; v < APF_CORE_MAX_VCPUS; v++)
+		c->vcpus[v].kicked = -1;
+}
+
+void apf_core_destroy(struct apf_core *c)
+{
+	for (unsigned v = 0; v < c->nvcpus; v++)
+		apf_core_reset_vcpu(c, v);
+	pthread_mutex_destroy(&c->lock);
+}
+
+/* --- helpers (lock held) --------------------------------------------- */
+
+static void free_fault(struct apf_core_vcpu *cv, struct apf_fault *f)
+{
+	f->state = AF_FREE;
+	cv->outstanding--;
+}
+
+/* Drops every async record of the vCPU (disable, re-enable, reset). */
+static void drop_all(struct apf_core *c, struct apf_core_vcpu *cv)
+{
+	for (unsigned i = 0; i < APF_CORE_MAX_OUTSTANDING; i++) {
+		struct apf_fault *f = &cv->faults[i];
+		if (f->state == AF_FREE)
+			continue;
+		if (f->state == AF_KICKED) /* its kick will find nothing to inject */
+			c->stats.decisions[APF_SYNC_DISABLED]++;
+		else
+			c->stats.dropped++;
+		free_fault(cv, f);
+	}
+	cv->kicked = -1;
+	cv->rq_head = cv->rq_count = 0;
+	cv->wake_all_pending = false;
+	cv->ready_inflight = false;
+}
+
+/* Linux's token form: a per-vCPU counter above the vCPU id, never 0, never
+ * the wake-all token, never one still outstanding. */
+static uint32_t new_token(struct apf_core_vcpu *cv, unsigned v)
+{
+	for (;;) {
+		uint32_t t = (++cv->next_id << 12) | (v & 0xfff);
+		bool used = false;
+		if (t == 0 || t == KVM_APF_WAKE_ALL_TOKEN || (t >> 12) == 0)
+			continue;
+		for (unsigned i = 0; i < APF_CORE_MAX_OUTSTANDING; i++)
+			used |= cv->faults[i].state != AF_FREE && cv->faults[i].token == t;
+		if (!used)
+			return t;
+	}
+}
+
+/* Raises the next page-ready if the slot is free: no ready awaiting its
+ * ACK, and the guest has cleared the area's token. */
+static void deliver(struct apf_core *c, unsigned v)
+{
+	struct apf_core_vcpu *cv = &c->vcpus[v];
+	uint32_t token;
+
+	if (!cv->enabled || cv->ready_inflight || (!cv->wake_all_pending && !cv->rq_count))
+		return;
+	if (c->ops->read_u32(c->ctx, cv->area_gpa + 4, &token) || token != 0)
+		return; /* retried at the next ACK */
+	if (cv->wake_all_pending) {
+		token = KVM_APF_WAKE_ALL_TOKEN;
+		cv->wake_all_pending = false;
+		c->stats.wake_all++;
+	} else {
+		struct apf_fault *f = &cv->faults[cv->readyq[cv->rq_head]];
+		cv->rq_head = (cv->rq_head + 1) % APF_CORE_MAX_OUTSTANDING;
+		cv->rq_count--;
+		token = f->token;
+		free_fault(cv, f);
+		c->stats.ready++;
+	}
+	cv->ready_inflight = true;
+	c->ops->write_u32(c->ctx, cv->area_gpa + 4, token);
+	c->ops->raise(c->ctx, v, cv->vector);
+}
+
+/* --- pager thread ----------------------------------------------------- */
+
+enum apf_decision apf_core_on_fault(struct apf_core *c, int v, uint64_t page,
+				    uint64_t expected_ns, bool in_flight)
+{
+	enum apf_decision d = APF_ASYNC;
+	struct apf_core_vcpu *cv;
+
+	pthread_mutex_lock(&c->lock);
+	if (v < 0 || (unsigned)v >= c->nvcpus || !c->vcpus[v].enabled) {
+		d = APF_SYNC_DISABLED;
+		goto out;
+	}
+	cv = &c->vcpus[v];
+	if (in_flight)
+		d = APF_SYNC_REPEAT; /* never a second not-present for a frame */
+	else if (expected_ns <= c->threshold_ns)
+		d = APF_SYNC_POLICY;
+	else if (cv->outstanding >= APF_CORE_MAX_OUTSTANDING)
+		d = APF_SYNC_CAP;
+	else if (cv->kicked >= 0)
+		d = APF_SYNC_CANNOT_DELIVER; /* one not-present at a time */
+	if (d != APF_ASYNC)
+		goto out;
+
+	for (unsigned i = 0; i < APF_CORE_MAX_OUTSTANDING; i++) {
+		struct apf_fault *f = &cv->faults[i];
+		if (f->state != AF_FREE)
+			continue;
+		f->token = new_token(cv, (unsigned)v);
+		f->page = page;
+		f->state = AF_KICKED;
+		cv->outstanding++;
+		cv->kicked = (int)i;
+		break;
+	}
+	if (cv->outstanding > c->stats.outstanding_max)
+		c->stats.outstanding_max = cv->outstanding;
+	c->ops->kick(c->ctx, (unsigned)v);
+	/* Counted once the vCPU has decided: ASYNC, CANNOT_DELIVER or RACED. */
+	pthread_mutex_unlock(&c->lock);
+	return d;
+out:
+	c->stats.decisions[d]++;
+	pthread_mutex_unlock(&c->lock);
+	return d;
+}
+
+void apf_core_on_installed(struct apf_core *c, uint64_t page)
+{
+	pthread_mutex_lock(&c->lock);
+	for (unsigned v = 0; v < c->nvcpus; v++) {
+		struct apf_core_vcpu *cv = &c->vcpus[v];
+		if (!cv->outstanding)
+			continue;
+		for (unsigned i = 0; i < APF_CORE_MAX_OUTSTANDING; i++) {
+			struct apf_fault *f = &cv->faults[i];
+			if (f->state != AF_INJECTED || f->page != page)
+				continue;
+			f->state = AF_READY_QUEUED;
+			cv->readyq[(cv->rq_head + cv->rq_count++) % APF_CORE_MAX_OUTSTANDING] =
+				(uint8_t)i;
+		}
+		deliver(c, v);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* --- vCPU threads ------------------------------------------------------ */
+
+uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
+				 const struct apf_guest_state *gs,
+				 bool (*page_present)(void *ctx, uint64_t page), void *pctx)
+{
+	struct apf_core_vcpu *cv;
+	struct apf_fault *f;
+	uint32_t flags, token = 0;
+
+	if (v >= c->nvcpus)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	cv = &c->vcpus[v];
+	if (cv->kicked < 0)
+		goto out;
+	f = &cv->faults[cv->kicked];
+	cv->kicked = -1;
+	if (page_present(pctx, f->page)) {
+		/* The fetch beat the kick: the retried access just works. */
+		c->stats.decisions[APF_SYNC_RACED]++;
+		free_fault(cv, f);
+		goto out;
+	}
+	if (!cv->enabled || !gs->if_set || (gs->cpl != 3 && !cv->send_always) ||
+	    gs->event_pending || c->ops->read_u32(c->ctx, cv->area_gpa, &flags) || flags != 0) {
+		/* The vCPU retries the access and waits for the page. */
+		c->stats.decisions[APF_SYNC_CANNOT_DELIVER]++;
+		free_fault(cv, f);
+		goto out;
+	}
+	c->ops->write_u32(c->ctx, cv->area_gpa, KVM_PV_REASON_PAGE_NOT_PRESENT);
+	f->state = AF_INJECTED;
+	token = f->token;
+	c->stats.decisions[APF_ASYNC]++;
+	c->stats.not_present++;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return token;
+}
+
+static int write_en(struct apf_core *c, unsigned v, uint64_t value)
+{
+	struct apf_core_vcpu *cv = &c->vcpus[v];
+	const uint64_t both = KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_DELIVERY_AS_INT;
+	uint64_t gpa = value & ~0x3full;
+
+	if (value & 0x30)
+		return -1; /* reserved bits */
+	if (value & KVM_ASYNC_PF_DELIVERY_AS_PF_VMEXIT)
+		return -1; /* ASYNC_PF_VMEXIT is not offered */
+	if ((value & both) == both) {
+		if (!c->ops->gpa_ok(c->ctx, gpa, sizeof(struct kvm_vcpu_pv_apf_data)))
+			return -1; /* area outside resident memory */
+		if (cv->vector < 32)
+			return -1; /* MSR_KVM_ASYNC_PF_INT comes first */
+	}
+	drop_all(c, cv); /* tokens from before mean nothing now */
+	cv->msr_en = value;
+	cv->enabled = (value & both) == both;
+	if (!cv->enabled)
+		return 0;
+	cv->area_gpa = gpa;
+	cv->send_always = value & KVM_ASYNC_PF_SEND_ALWAYS;
+	cv->wake_all_pending = true;
+	deliver(c, v);
+	return 0;
+}
+
+int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
+{
+	struct apf_core_vcpu *cv;
+	int rc = 0;
+
+	if (v >= c->nvcpus)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	cv = &c->vcpus[v];
+	switch (msr) {
+	case MSR_KVM_ASYNC_PF_EN:
+		rc = write_en(c, v, value);
+		break;
+	case MSR_KVM_ASYNC_PF_INT:
+		if (value & ~0xffull || value < 32)
+			rc = -1; /* reserved bits; vectors below 32 are exceptions */
+		else
+			cv->vector = (uint8_t)value;
+		break;
+	case MSR_KVM_ASYNC_PF_ACK:
+		if (!(value & 1))
+			break; /* as KVM: only bit 0 means anything */
+		if (!cv->ready_inflight) {
+			c->stats.acks_ignored++;
+			break;
+		}
+		cv->ready_inflight = false;
+		c->stats.acks++;
+		deliver(c, v);
+		break;
+	default:
+		rc = -1;
+		break;
+	}
+	if (rc)
+		c->stats.gp_injected++;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value)
+{
+	int rc = 0;
+
+	if (v >= c->nvcpus)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	switch (msr) {
+	case MSR_KVM_ASYNC_PF_EN:
+		*value = c->vcpus[v].msr_en;
+		break;
+	case MSR_KVM_ASYNC_PF_INT:
+		*value = c->vcpus[v].vector;
+		break;
+	case MSR_KVM_ASYNC_PF_ACK:
+		*value = 0;
+		break;
+	default:
+		rc = -1;
+		break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void apf_core_reset_vcpu(struct apf_core *c, unsigned v)
+{
+	if (v >= c->nvcpus)
+		return;
+	pthread_mutex_lock(&c->lock);
+	drop_all(c, &c->vcpus[v]);
+	c->vcpus[v].msr_en = 0;
+	c->vcpus[v].vector = 0;
+	c->vcpus[v].enabled = false;
+	pthread_mutex_unlock(&c->lock);
+}
+
+unsigned apf_core_outstanding(struct apf_core *c, unsigned v)
+{
+	unsigned n;
+	if (v >= c->nvcpus)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	n = c->vcpus[v].outstanding;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}

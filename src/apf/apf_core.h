@@ -1,0 +1,172 @@
+/*
+ * apf_core: the host side of KVM asynchronous page faults, in userspace.
+ *
+ * One core per VM owns, for every vCPU, the async-PF state that KVM keeps
+ * in the kernel when it is the host side: the guest's MSR values, the async
+ * faults in flight (token, guest frame, state), the queue of completed
+ * faults awaiting page-ready, and the decision, per fault, between
+ * synchronous service (the vCPU stays blocked in userfaultfd) and async
+ * (not-present now, page-ready later).  It speaks the Linux/KVM ABI, so
+ * the unchanged reference guest, or a Linux guest, works against it.
+ *
+ * The core does no I/O itself: it acts through struct apf_core_ops (kick a
+ * vCPU, read/write the guest's area, raise the page-ready vector), so every
+ * rule is unit-tested without KVM (tests/unit/test_apf_core.c).
+ *
+ * Rules implemented (docs/async-pf.md, "Host side"):
+ *  1. async only for a fault that would block: the page source expects a
+ *     wait longer than the async round trip costs the guest (threshold);
+ *  2. at most APF_CORE_MAX_OUTSTANDING async faults per vCPU;
+ *  3. tokens unique among those outstanding, never 0 or the wake-all token
+ *     (Linux's form: id << 12 | vcpu);
+ *  4. a fault on a frame already in flight waits (stays synchronous);
+ *  5. not-present only when the guest can take it (enabled, IF=1, ring 3
+ *     unless SEND_ALWAYS, no event pending), synchronous otherwise;
+ *  6. one not-present at a time (the area's flags must be clear);
+ *  7. one page-ready in flight: the next only after the ACK and with the
+ *     area's token clear; the rest queue;
+ *  8. page-ready only for faults whose not-present was injected;
+ *  9. wake-all on every (re)enable;
+ * 11. disable, reset and teardown drop every queued and in-flight record;
+ * 12. MSR writes are validated as KVM validates them (#GP on reserved bits,
+ *     an area outside resident guest memory, a vector below 32).
+ *
+ * Threading: the pager thread calls apf_core_on_fault() and
+ * apf_core_on_installed(); each vCPU thread calls the per-vCPU entry points
+ * for its own vCPU.  One mutex guards the core; the ops run under it and
+ * must not call back into the core.
+ */
+#ifndef APFVM_APF_CORE_H
+#define APFVM_APF_CORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "apfvm/abi.h"
+
+#define APF_CORE_MAX_VCPUS       8
+#define APF_CORE_MAX_OUTSTANDING 64
+
+struct apf_core_ops {
+	/* Brings vCPU v out of KVM_RUN (and out of a blocked fault). */
+	void (*kick)(void *ctx, unsigned v);
+	/* 32-bit access to the guest's area at `gpa` (validated resident
+	 * memory); return 0 or -errno. */
+	int (*write_u32)(void *ctx, uint64_t gpa, uint32_t value);
+	int (*read_u32)(void *ctx, uint64_t gpa, uint32_t *value);
+	/* Raises `vector` on vCPU v (an MSI to its LAPIC). */
+	int (*raise)(void *ctx, unsigned v, uint8_t vector);
+	/* Whether [gpa, gpa + len) lies in resident guest memory. */
+	bool (*gpa_ok)(void *ctx, uint64_t gpa, uint64_t len);
+};
+
+/* Why a fault was served synchronously (or that it went async). */
+enum apf_decision {
+	APF_ASYNC = 0,          /* kick sent; not-present follows if deliverable */
+	APF_SYNC_DISABLED,      /* guest has async PF off, or not a vCPU's fault */
+	APF_SYNC_POLICY,        /* expected wait below the threshold */
+	APF_SYNC_CAP,           /* 64 async faults already outstanding */
+	APF_SYNC_REPEAT,        /* the frame is already in flight: wait for it */
+	APF_SYNC_CANNOT_DELIVER, /* guest could not take a not-present (at kick) */
+	APF_SYNC_RACED,         /* the page arrived before the not-present */
+	APF_DECISIONS
+};
+
+struct apf_core_stats {
+	uint64_t decisions[APF_DECISIONS]; /* every fault lands in exactly one */
+	uint64_t not_present;   /* injected */
+	uint64_t ready;         /* page-ready raised (specific tokens) */
+	uint64_t wake_all;      /* wake-all raised */
+	uint64_t acks;          /* ACK writes that completed a page-ready */
+	uint64_t acks_ignored;  /* ACK writes with nothing to acknowledge */
+	uint64_t gp_injected;   /* invalid MSR writes answered with #GP */
+	uint64_t dropped;       /* records dropped by disable/reset/teardown */
+	uint64_t outstanding_max;
+};
+
+/* What the vCPU loop hands over after a kick: guest state from KVM. */
+struct apf_guest_state {
+	bool if_set;            /* RFLAGS.IF */
+	unsigned cpl;
+	bool event_pending;     /* an exception, interrupt or NMI pending/injected */
+};
+
+enum apf_fault_state { AF_FREE = 0, AF_KICKED, AF_INJECTED, AF_READY_QUEUED };
+
+struct apf_fault {
+	enum apf_fault_state state;
+	uint32_t token;
+	uint64_t page;          /* page index in the lazy region */
+};
+
+struct apf_core_vcpu {
+	/* Guest-written MSR values. */
+	uint64_t msr_en;
+	uint8_t vector;
+	bool enabled;           /* ENABLED and DELIVERY_AS_INT, valid area */
+	bool send_always;
+	uint64_t area_gpa;
+	/* Async faults outstanding (not FREE). */
+	struct apf_fault faults[APF_CORE_MAX_OUTSTANDING];
+	unsigned outstanding;
+	int kicked;             /* index of the AF_KICKED fault, or -1 */
+	/* Page-ready queue: fault indices in completion order. */
+	uint8_t readyq[APF_CORE_MAX_OUTSTANDING];
+	unsigned rq_head, rq_count;
+	bool wake_all_pending;  /* a wake-all waits for the ready slot */
+	bool ready_inflight;    /* raised, waiting for the guest's ACK */
+	uint32_t next_id;
+};
+
+struct apf_core {
+	pthread_mutex_t lock;
+	const struct apf_core_ops *ops;
+	void *ctx;
+	unsigned nvcpus;
+	uint64_t threshold_ns;  /* go async only above this expected wait */
+	struct apf_core_vcpu vcpus[APF_CORE_MAX_VCPUS];
+	struct apf_core_stats stats;
+};
+
+void apf_core_init(struct apf_core *c, unsigned nvcpus, uint64_t threshold_ns,
+		   const struct apf_core_ops *ops, void *ctx);
+void apf_core_destroy(struct apf_core *c);
+
+/* --- pager thread ----------------------------------------------------- */
+
+/* A fault on lazy page `page` by vCPU v (v < 0: not a vCPU thread).
+ * expected_ns: how long the page source expects the page to take (0 =
+ * available at once); in_flight: the page was already being fetched.
+ * Returns the decision; on APF_ASYNC the vCPU has been kicked. */
+enum apf_decision apf_core_on_fault(struct apf_core *c, int v, uint64_t page,
+				    uint64_t expected_ns, bool in_flight);
+
+/* Lazy page `page` is now present: queue page-ready for async faults on
+ * it and deliver what the ready slot allows. */
+void apf_core_on_installed(struct apf_core *c, uint64_t page);
+
+/* --- vCPU v's thread ---------------------------------------------------- */
+
+/* After a kick: if a not-present is due for v, decide whether the guest can
+ * take it.  Returns the token to inject as a pending #PF (payload = token,
+ * error code 0) after the core wrote flags = PAGE_NOT_PRESENT, or 0 if
+ * nothing is to be injected (the vCPU then retries and waits for the page). */
+uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
+				 const struct apf_guest_state *gs,
+				 bool (*page_present)(void *ctx, uint64_t page), void *pctx);
+
+/* Guest WRMSR of one of the three async-PF MSRs.  Returns 0, or -1 when
+ * the write must fail with #GP (as KVM does). */
+int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value);
+
+/* Guest RDMSR: the value KVM would return; -1 for an unknown MSR. */
+int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value);
+
+/* vCPU reset: drops v's async state as if the guest disabled the feature. */
+void apf_core_reset_vcpu(struct apf_core *c, unsigned v);
+
+/* Number of async faults v has outstanding (for tests and stats). */
+unsigned apf_core_outstanding(struct apf_core *c, unsigned v);
+
+#endif

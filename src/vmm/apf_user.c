@@ -1,0 +1,179 @@
+#include "apf_user.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vcpu_loop.h"
+
+int apf_user_setup_vm(struct vm *vm, struct apf_err *e)
+{
+	struct kvm_enable_cap cap;
+	/* MSRs 0x4b564d00..07: a 0 bit denies (exits to userspace). */
+	static uint8_t bitmap = (uint8_t) ~((1u << 2) | (1u << 6) | (1u << 7));
+	struct kvm_msr_filter filter;
+
+	memset(&cap, 0, sizeof(cap));
+	cap.cap = KVM_CAP_EXCEPTION_PAYLOAD;
+	cap.args[0] = 1;
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+		return apf_fail(e, -errno, "KVM_CAP_EXCEPTION_PAYLOAD: %s (needed by --apf user)",
+				strerror(errno));
+	memset(&cap, 0, sizeof(cap));
+	cap.cap = KVM_CAP_X86_USER_SPACE_MSR;
+	cap.args[0] = KVM_MSR_EXIT_REASON_FILTER;
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+		return apf_fail(e, -errno, "KVM_CAP_X86_USER_SPACE_MSR: %s (needed by --apf user)",
+				strerror(errno));
+	memset(&filter, 0, sizeof(filter));
+	filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+	filter.ranges[0].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+	filter.ranges[0].nmsrs = 8;
+	filter.ranges[0].base = MSR_KVM_ASYNC_PF_EN & ~7u;
+	filter.ranges[0].bitmap = &bitmap;
+	if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0)
+		return apf_fail(e, -errno, "KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
+	return 0;
+}
+
+/* --- the core's hands ------------------------------------------------- */
+
+static void op_kick(void *ctx, unsigned v)
+{
+	struct machine *m = ctx;
+	vcpu_kick(&m->vm.vcpus[v]);
+}
+
+static int op_write_u32(void *ctx, uint64_t gpa, uint32_t value)
+{
+	struct machine *m = ctx;
+	volatile uint32_t *p = gmem_ptr(&m->gm, gpa, 4);
+	if (!p || gpa % 4)
+		return -EFAULT;
+	__atomic_store_n(p, value, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static int op_read_u32(void *ctx, uint64_t gpa, uint32_t *value)
+{
+	struct machine *m = ctx;
+	volatile uint32_t *p = gmem_ptr(&m->gm, gpa, 4);
+	if (!p || gpa % 4)
+		return -EFAULT;
+	*value = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static int op_raise(void *ctx, unsigned v, uint8_t vector)
+{
+	struct machine *m = ctx;
+	struct kvm_msi msi;
+
+	memset(&msi, 0, sizeof(msi));
+	msi.address_lo = 0xfee00000u | (v << 12); /* fixed delivery to APIC id v */
+	msi.data = vector;
+	return ioctl(m->vm.vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
+}
+
+static bool op_gpa_ok(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct machine *m = ctx;
+	return gmem_ptr(&m->gm, gpa, len) != NULL;
+}
+
+static const struct apf_core_ops core_ops = {
+	.kick = op_kick,
+	.write_u32 = op_write_u32,
+	.read_u32 = op_read_u32,
+	.raise = op_raise,
+	.gpa_ok = op_gpa_ok,
+};
+
+int apf_user_init(struct machine *m, uint64_t threshold_ns, struct apf_err *e)
+{
+	m->core = calloc(1, sizeof(*m->core));
+	if (!m->core)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	apf_core_init(m->core, m->vm.nvcpus, threshold_ns, &core_ops, m);
+	return 0;
+}
+
+/* --- pager hooks (pager thread) --------------------------------------- */
+
+static void hook_fault(void *ctx, uint32_t tid, uint64_t page, uint64_t expected_ns,
+		       bool in_flight)
+{
+	struct machine *m = ctx;
+	int v = -1;
+
+	for (unsigned i = 0; i < m->vm.nvcpus; i++)
+		if (__atomic_load_n(&m->vm.vcpus[i].tid, __ATOMIC_ACQUIRE) == (int)tid)
+			v = (int)i;
+	apf_core_on_fault(m->core, v, page, expected_ns, in_flight);
+}
+
+static void hook_installed(void *ctx, uint64_t page)
+{
+	struct machine *m = ctx;
+	apf_core_on_installed(m->core, page);
+}
+
+const struct pager_hooks apf_user_pager_hooks = {
+	.on_fault = hook_fault,
+	.on_installed = hook_installed,
+};
+
+/* --- vCPU loop ---------------------------------------------------------- */
+
+void apf_user_before_run(struct vcpu *v)
+{
+	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
+}
+
+static bool page_present(void *ctx, uint64_t page)
+{
+	return pager_page_present(ctx, page);
+}
+
+void apf_user_after_kick(struct machine *m, struct vcpu *v)
+{
+	struct kvm_sync_regs *s = &v->run->s.regs;
+	struct kvm_vcpu_events *ev = &s->events;
+	struct apf_guest_state gs = {
+		.if_set = (s->regs.rflags & 0x200) != 0,
+		.cpl = s->sregs.cs.selector & 3,
+		.event_pending = ev->exception.injected || ev->exception.pending ||
+				 ev->interrupt.injected || ev->nmi.injected || ev->nmi.pending,
+	};
+	uint32_t token = apf_core_take_injection(m->core, v->id, &gs, page_present, &m->pager);
+
+	if (!token)
+		return;
+	/* Not present: a pending #PF, error code 0, CR2 = token (payload). */
+	ev->exception.pending = 1;
+	ev->exception.injected = 0;
+	ev->exception.nr = 14;
+	ev->exception.has_error_code = 1;
+	ev->exception.error_code = 0;
+	ev->exception_has_payload = 1;
+	ev->exception_payload = token;
+	ev->flags = (ev->flags & (KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM)) |
+		    KVM_VCPUEVENT_VALID_PAYLOAD;
+	v->run->kvm_dirty_regs |= KVM_SYNC_X86_EVENTS;
+}
+
+void apf_user_msr_exit(struct machine *m, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	int rc;
+
+	if (run->exit_reason == KVM_EXIT_X86_WRMSR) {
+		rc = apf_core_wrmsr(m->core, v->id, run->msr.index, run->msr.data);
+	} else {
+		uint64_t value = 0;
+		rc = apf_core_rdmsr(m->core, v->id, run->msr.index, &value);
+		run->msr.data = value;
+	}
+	run->msr.error = rc ? 1 : 0; /* 1: KVM injects #GP */
+}

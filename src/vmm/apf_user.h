@@ -1,0 +1,44 @@
+/*
+ * apf_user: `--apf user` wired to KVM.  The async-fault core
+ * (src/apf/apf_core.h) decides; this file gives it hands on this VM and
+ * feeds it events:
+ *
+ *  - VM setup: HLT exits disabled before vCPUs exist (so KVM never takes
+ *    its own async path), KVM_CAP_EXCEPTION_PAYLOAD (a pending #PF carries
+ *    CR2 = token), and the three async-PF MSRs filtered to userspace
+ *    (KVM_EXIT_X86_WRMSR/RDMSR) so the guest's own WRMSRs tell the VMM the
+ *    area, the vector and each ACK;
+ *  - pager hooks: each fault names its thread (UFFD_FEATURE_THREAD_ID); a
+ *    fault by a vCPU thread goes to the core, which may kick that vCPU out
+ *    of its blocked fault; each installed page goes to the core, which
+ *    raises page-ready (area.token, then KVM_SIGNAL_MSI);
+ *  - vCPU loop: after a kick (KVM_RUN = -EINTR, RIP still at the faulting
+ *    instruction) the guest state from KVM_CAP_SYNC_REGS tells the core
+ *    whether the guest can take a not-present; if so, the #PF is set
+ *    pending through the synced events.
+ */
+#ifndef APFVM_APF_USER_H
+#define APFVM_APF_USER_H
+
+#include "apf/apf_core.h"
+#include "machine.h"
+
+/* Default threshold: the guest-side cost of one async round trip here
+ * (kick + injection + not-present path + page-ready path), measured with
+ * `make bench`; faults expected to take less are served synchronously. */
+#define APF_USER_DEFAULT_THRESHOLD_NS 300000ull
+
+/* VM capabilities and the MSR filter; before vCPUs are created. */
+int apf_user_setup_vm(struct vm *vm, struct apf_err *e);
+
+/* Creates the core for m's vCPUs. */
+int apf_user_init(struct machine *m, uint64_t threshold_ns, struct apf_err *e);
+
+extern const struct pager_hooks apf_user_pager_hooks; /* ctx: the machine */
+
+/* vCPU loop entry points (vCPU v's own thread). */
+void apf_user_before_run(struct vcpu *v);
+void apf_user_after_kick(struct machine *m, struct vcpu *v);
+void apf_user_msr_exit(struct machine *m, struct vcpu *v);
+
+#endif
