@@ -43,7 +43,7 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
 
-.PHONY: all test demo bench clean
+.PHONY: all test demo bench clean fuzz
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
 all: $(APFVM)
@@ -103,8 +103,27 @@ $(BUILD)/tests/%: tests/vm/%.c $(ASAN_LIB_OBJS) tests/test.h
 	@echo "  CC [test] $<"
 	$(Q)$(CC) $(HOST_CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(ASAN_LIB_OBJS) $(HOST_LDFLAGS)
 
-test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS)
-	$(Q)tests/run.sh $(UNIT_TESTS) $(VM_TESTS) tests/e2e/test_cli.sh
+# Fuzz targets: clang's libFuzzer with ASan/UBSan.  `make test` runs each
+# briefly; `make fuzz` for FUZZ_SECONDS (default 300).
+FUZZ_CC := clang
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 300
+FUZZ_LIB_OBJS := $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRCS)) $(BUILD)/host/guest_blob.o
+FUZZ_TARGETS := $(BUILD)/fuzz_guest_input
+
+$(BUILD)/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC [fuzz] $<"
+	$(Q)$(FUZZ_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) -Wno-unused-command-line-argument $(FUZZ_FLAGS) -c $< -o $@
+$(BUILD)/fuzz_guest_input: tests/fuzz/fuzz_guest_input.c $(FUZZ_LIB_OBJS) tests/apf_fake.h
+	@echo "  LD [fuzz] $@"
+	$(Q)$(FUZZ_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) -Itests -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) -pthread
+
+fuzz: $(FUZZ_TARGETS)
+	$(Q)for t in $(FUZZ_TARGETS); do tests/fuzz/run_fuzz.sh $$t $(FUZZ_SECONDS) || exit 1; done
+
+test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS) $(FUZZ_TARGETS)
+	$(Q)tests/run.sh $(UNIT_TESTS) $(VM_TESTS) tests/e2e/test_cli.sh tests/fuzz/fuzz_briefly.sh
 
 # ---- demo and benchmarks ----------------------------------------------
 demo: $(APFVM)

@@ -77,6 +77,8 @@ static void selftest_crash(void)
 	if (cmdline_has("crash=triple")) {
 		__asm__ volatile("lidt %0; ud2" ::"m"(no_idt));
 	}
+	if (cmdline_has("crash=apf-msr")) /* reserved bits 4-5: the host must #GP */
+		wrmsr(MSR_KVM_ASYNC_PF_EN, 0x2000 | 0x30 | KVM_ASYNC_PF_ENABLED);
 	if (cmdline_has("crash=hang"))
 		for (;;)
 			__asm__ volatile("cli; hlt");

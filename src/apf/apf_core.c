@@ -252,12 +252,13 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 	case MSR_KVM_ASYNC_PF_ACK:
 		if (!(value & 1))
 			break; /* as KVM: only bit 0 means anything */
-		if (!cv->ready_inflight) {
+		if (cv->ready_inflight)
+			c->stats.acks++;
+		else
 			c->stats.acks_ignored++;
-			break;
-		}
+		/* The slot is free once the guest also cleared the token;
+		 * deliver() checks that and otherwise waits for the next ACK. */
 		cv->ready_inflight = false;
-		c->stats.acks++;
 		deliver(c, v);
 		break;
 	default:

@@ -1,0 +1,378 @@
+/*
+ * The async-fault core (src/apf/apf_core.c) against a fake VM: every
+ * host-side rule of the async page fault protocol, without KVM.
+ */
+#include "apf_fake.h"
+#include "test.h"
+
+#define VEC 0xec
+#define EN_VALUE (FAKE_AREA | KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_DELIVERY_AS_INT)
+#define THRESHOLD 300000ull
+#define SLOW 1000000ull /* expected fetch time above the threshold */
+
+static struct fake_vm fvm;
+static struct apf_core core;
+static const struct apf_guest_state ring3 = { .if_set = true, .cpl = 3 };
+
+static void setup(unsigned nvcpus)
+{
+	memset(&fvm, 0, sizeof(fvm));
+	apf_core_init(&core, nvcpus, THRESHOLD, &fake_ops, &fvm);
+}
+
+/* The guest's part of a page-ready: clear the token, then ACK. */
+static void guest_ack(unsigned v)
+{
+	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
+	CHECK(apf_core_wrmsr(&core, v, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+}
+
+/* The guest's driver: vector, then enable; consumes the wake-all. */
+static void enable(unsigned v)
+{
+	REQUIRE(apf_core_wrmsr(&core, v, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_core_wrmsr(&core, v, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	guest_ack(v);
+}
+
+/* A slow fault on `page` that the guest takes as not-present; returns the
+ * token.  The guest clears flags as its #PF handler does. */
+static uint32_t async_fault(unsigned v, uint64_t page)
+{
+	if (apf_core_on_fault(&core, (int)v, page, SLOW, false) != APF_ASYNC)
+		return 0;
+	uint32_t t = apf_core_take_injection(&core, v, &ring3, fake_page_present, &fvm);
+	if (t && fake_u32(&fvm, FAKE_AREA) == KVM_PV_REASON_PAGE_NOT_PRESENT)
+		fake_set_u32(&fvm, FAKE_AREA, 0);
+	return t;
+}
+
+TEST(enable_sends_wake_all)
+{
+	setup(1);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	CHECK_EQ_U(fvm.raises[0], 1);
+	CHECK_EQ_U(fvm.last_vector[0], VEC);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), KVM_APF_WAKE_ALL_TOKEN);
+	CHECK_EQ_U(core.stats.wake_all, 1);
+	apf_core_destroy(&core);
+}
+
+TEST(invalid_msr_writes_get_gp)
+{
+	setup(1);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == -1); /* INT first */
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 0x1ec) == -1);    /* reserved */
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 14) == -1);       /* exception */
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE | 0x10) == -1);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE | 0x20) == -1);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN,
+			     EN_VALUE | KVM_ASYNC_PF_DELIVERY_AS_PF_VMEXIT) == -1);
+	/* Area outside guest memory, and straddling its end. */
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x100000 | 9) == -1);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x10000 | 9) == -1);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x0 | 9) == -1);
+	CHECK(apf_core_wrmsr(&core, 0, 0x4b564d03, 1) == -1); /* not ours */
+	CHECK_EQ_U(core.stats.gp_injected, 10);
+	CHECK_EQ_U(fvm.raises[0], 0);
+	CHECK(!fvm.bad_access);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	apf_core_destroy(&core);
+}
+
+TEST(rdmsr_returns_what_the_guest_wrote)
+{
+	uint64_t v = 1;
+	setup(1);
+	enable(0);
+	CHECK(apf_core_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, &v) == 0 && v == EN_VALUE);
+	CHECK(apf_core_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, &v) == 0 && v == VEC);
+	CHECK(apf_core_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, &v) == 0 && v == 0);
+	CHECK(apf_core_rdmsr(&core, 0, 0x10, &v) == -1);
+	apf_core_destroy(&core);
+}
+
+TEST(policy_goes_async_only_above_the_threshold)
+{
+	setup(1);
+	enable(0);
+	CHECK(apf_core_on_fault(&core, 0, 1, 0, false) == APF_SYNC_POLICY);
+	CHECK(apf_core_on_fault(&core, 0, 2, THRESHOLD, false) == APF_SYNC_POLICY);
+	CHECK_EQ_U(fvm.kicks[0], 0);
+	CHECK(apf_core_on_fault(&core, 0, 3, THRESHOLD + 1, false) == APF_ASYNC);
+	CHECK_EQ_U(fvm.kicks[0], 1);
+	CHECK_EQ_U(core.stats.decisions[APF_SYNC_POLICY], 2);
+	apf_core_destroy(&core);
+}
+
+TEST(disabled_guest_or_non_vcpu_thread_is_sync)
+{
+	setup(1);
+	CHECK(apf_core_on_fault(&core, 0, 1, SLOW, false) == APF_SYNC_DISABLED);
+	enable(0);
+	CHECK(apf_core_on_fault(&core, -1, 1, SLOW, false) == APF_SYNC_DISABLED);
+	CHECK(apf_core_on_fault(&core, 5, 1, SLOW, false) == APF_SYNC_DISABLED);
+	CHECK_EQ_U(fvm.kicks[0], 0);
+	apf_core_destroy(&core);
+}
+
+TEST(full_round_trip)
+{
+	setup(1);
+	enable(0);
+	unsigned raises = fvm.raises[0];
+	uint32_t t = async_fault(0, 7);
+	REQUIRE(t != 0);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 1);
+	CHECK_EQ_U(core.stats.not_present, 1);
+	apf_core_on_installed(&core, 7);
+	CHECK_EQ_U(fvm.raises[0], raises + 1);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
+	guest_ack(0);
+	CHECK_EQ_U(core.stats.acks, 2); /* the wake-all's and this one */
+	CHECK_EQ_U(core.stats.decisions[APF_ASYNC], 1);
+	apf_core_destroy(&core);
+}
+
+TEST(not_present_needs_a_guest_that_can_take_it)
+{
+	static const struct apf_guest_state no_if = { .if_set = false, .cpl = 3 };
+	static const struct apf_guest_state ring0 = { .if_set = true, .cpl = 0 };
+	static const struct apf_guest_state busy = { .if_set = true, .cpl = 3,
+						     .event_pending = true };
+	const struct apf_guest_state *cases[] = { &no_if, &ring0, &busy };
+
+	setup(1);
+	enable(0);
+	for (unsigned i = 0; i < 3; i++) {
+		REQUIRE(apf_core_on_fault(&core, 0, 10 + i, SLOW, false) == APF_ASYNC);
+		CHECK(apf_core_take_injection(&core, 0, cases[i], fake_page_present, &fvm) == 0);
+	}
+	/* Previous not-present not consumed yet (flags still set). */
+	fake_set_u32(&fvm, FAKE_AREA, KVM_PV_REASON_PAGE_NOT_PRESENT);
+	REQUIRE(apf_core_on_fault(&core, 0, 20, SLOW, false) == APF_ASYNC);
+	CHECK(apf_core_take_injection(&core, 0, &ring3, fake_page_present, &fvm) == 0);
+	fake_set_u32(&fvm, FAKE_AREA, 0);
+	CHECK_EQ_U(core.stats.decisions[APF_SYNC_CANNOT_DELIVER], 4);
+	CHECK_EQ_U(core.stats.not_present, 0);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
+	/* Page-ready only for injected faults: these pages raise nothing. */
+	unsigned raises = fvm.raises[0];
+	for (unsigned i = 0; i < 3; i++)
+		apf_core_on_installed(&core, 10 + i);
+	CHECK_EQ_U(fvm.raises[0], raises);
+	apf_core_destroy(&core);
+}
+
+TEST(send_always_allows_ring0)
+{
+	static const struct apf_guest_state ring0 = { .if_set = true, .cpl = 0 };
+	setup(1);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN,
+			       EN_VALUE | KVM_ASYNC_PF_SEND_ALWAYS) == 0);
+	guest_ack(0);
+	REQUIRE(apf_core_on_fault(&core, 0, 1, SLOW, false) == APF_ASYNC);
+	CHECK(apf_core_take_injection(&core, 0, &ring0, fake_page_present, &fvm) != 0);
+	apf_core_destroy(&core);
+}
+
+TEST(page_that_arrived_before_injection_is_not_injected)
+{
+	setup(1);
+	enable(0);
+	REQUIRE(apf_core_on_fault(&core, 0, 5, SLOW, false) == APF_ASYNC);
+	fvm.present[5] = 1;
+	apf_core_on_installed(&core, 5);
+	CHECK(apf_core_take_injection(&core, 0, &ring3, fake_page_present, &fvm) == 0);
+	CHECK_EQ_U(core.stats.decisions[APF_SYNC_RACED], 1);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA), 0);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
+	apf_core_destroy(&core);
+}
+
+TEST(repeat_fault_on_a_frame_in_flight_waits)
+{
+	setup(1);
+	enable(0);
+	REQUIRE(async_fault(0, 9) != 0);
+	unsigned kicks = fvm.kicks[0];
+	CHECK(apf_core_on_fault(&core, 0, 9, SLOW, true) == APF_SYNC_REPEAT);
+	CHECK_EQ_U(fvm.kicks[0], kicks);
+	CHECK_EQ_U(core.stats.not_present, 1);
+	apf_core_destroy(&core);
+}
+
+TEST(at_most_64_outstanding_then_sync)
+{
+	uint32_t tokens[APF_CORE_MAX_OUTSTANDING];
+	setup(2);
+	enable(1);
+	for (unsigned i = 0; i < APF_CORE_MAX_OUTSTANDING; i++) {
+		tokens[i] = async_fault(1, 100 + i);
+		REQUIRE(tokens[i] != 0);
+		CHECK(tokens[i] != KVM_APF_WAKE_ALL_TOKEN);
+		CHECK_EQ_U(tokens[i] & 0xfff, 1); /* id << 12 | vcpu */
+		for (unsigned j = 0; j < i; j++)
+			CHECK(tokens[i] != tokens[j]);
+	}
+	CHECK(apf_core_on_fault(&core, 1, 999, SLOW, false) == APF_SYNC_CAP);
+	CHECK_EQ_U(core.stats.outstanding_max, APF_CORE_MAX_OUTSTANDING);
+	/* One completes: async again. */
+	apf_core_on_installed(&core, 100);
+	CHECK(async_fault(1, 1000) != 0);
+	apf_core_destroy(&core);
+}
+
+TEST(one_page_ready_in_flight_until_ack_and_cleared_token)
+{
+	uint32_t t1, t2, t3;
+	setup(1);
+	enable(0);
+	t1 = async_fault(0, 1);
+	t2 = async_fault(0, 2);
+	t3 = async_fault(0, 3);
+	REQUIRE(t1 && t2 && t3);
+	unsigned r = fvm.raises[0];
+	/* Completions out of order: 3, 1, 2. */
+	apf_core_on_installed(&core, 3);
+	apf_core_on_installed(&core, 1);
+	apf_core_on_installed(&core, 2);
+	CHECK_EQ_U(fvm.raises[0], r + 1);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t3);
+	/* An ACK while the guest has not cleared the token: wait. */
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK_EQ_U(fvm.raises[0], r + 1);
+	/* ... so the next ACK after clearing delivers the next one. */
+	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK_EQ_U(core.stats.acks_ignored, 1);
+	CHECK_EQ_U(fvm.raises[0], r + 2);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t1);
+	apf_core_on_installed(&core, 99); /* unrelated page: nothing */
+	CHECK_EQ_U(fvm.raises[0], r + 2);
+	guest_ack(0);
+	CHECK_EQ_U(fvm.raises[0], r + 3);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t2);
+	apf_core_destroy(&core);
+}
+
+TEST(acks_completions_in_any_order_and_ack_floods)
+{
+	uint32_t t[3];
+	setup(1);
+	enable(0);
+	for (int i = 0; i < 3; i++)
+		REQUIRE((t[i] = async_fault(0, (uint64_t)(20 + i))) != 0);
+	unsigned r = fvm.raises[0];
+	apf_core_on_installed(&core, 22);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t[2]);
+	guest_ack(0);
+	apf_core_on_installed(&core, 20);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t[0]);
+	guest_ack(0);
+	apf_core_on_installed(&core, 21);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t[1]);
+	guest_ack(0);
+	CHECK_EQ_U(fvm.raises[0], r + 3);
+	for (int i = 0; i < 1000; i++)
+		CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 2) == 0); /* bit 0 clear */
+	CHECK_EQ_U(fvm.raises[0], r + 3);
+	CHECK_EQ_U(core.stats.acks_ignored, 1000);
+	apf_core_destroy(&core);
+}
+
+TEST(disable_with_faults_in_flight_drops_everything)
+{
+	setup(1);
+	enable(0);
+	REQUIRE(async_fault(0, 1) && async_fault(0, 2));
+	apf_core_on_installed(&core, 1); /* ready raised, ACK outstanding */
+	unsigned r = fvm.raises[0];
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0) == 0);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
+	CHECK_EQ_U(core.stats.dropped, 1);
+	apf_core_on_installed(&core, 2);
+	CHECK_EQ_U(fvm.raises[0], r);
+	CHECK(apf_core_on_fault(&core, 0, 3, SLOW, false) == APF_SYNC_DISABLED);
+	/* Re-enable: a wake-all, since parked tasks may hold stale tokens. */
+	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	CHECK_EQ_U(fvm.raises[0], r + 1);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), KVM_APF_WAKE_ALL_TOKEN);
+	apf_core_destroy(&core);
+}
+
+TEST(enabling_twice_resends_wake_all)
+{
+	setup(1);
+	enable(0);
+	REQUIRE(async_fault(0, 4) != 0);
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	CHECK_EQ_U(core.stats.wake_all, 2);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
+	apf_core_destroy(&core);
+}
+
+TEST(reset_forgets_the_guest_settings)
+{
+	uint64_t v;
+	setup(1);
+	enable(0);
+	REQUIRE(async_fault(0, 4) != 0);
+	REQUIRE(apf_core_on_fault(&core, 0, 5, SLOW, false) == APF_ASYNC); /* kicked */
+	apf_core_reset_vcpu(&core, 0);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
+	CHECK(apf_core_take_injection(&core, 0, &ring3, fake_page_present, &fvm) == 0);
+	CHECK(apf_core_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, &v) == 0 && v == 0);
+	CHECK(apf_core_on_fault(&core, 0, 6, SLOW, false) == APF_SYNC_DISABLED);
+	apf_core_destroy(&core);
+}
+
+/* Every fault lands in exactly one decision. */
+TEST(decisions_account_for_every_fault)
+{
+	unsigned faults = 0;
+	setup(1);
+	enable(0);
+	for (uint64_t p = 0; p < 200; p++) {
+		uint64_t expected = p % 3 ? SLOW : 0;
+		enum apf_decision d = apf_core_on_fault(&core, 0, p, expected, p % 7 == 0);
+		faults++;
+		if (d == APF_ASYNC) {
+			if (p % 5 == 0)
+				fvm.present[p] = 1;
+			uint32_t t = apf_core_take_injection(&core, 0, &ring3, fake_page_present, &fvm);
+			if (t)
+				fake_set_u32(&fvm, FAKE_AREA, 0);
+		}
+		if (p % 2) {
+			apf_core_on_installed(&core, p - 1);
+			guest_ack(0);
+		}
+	}
+	uint64_t sum = 0;
+	for (int d = 0; d < APF_DECISIONS; d++)
+		sum += core.stats.decisions[d];
+	CHECK_EQ_U(sum, faults);
+	CHECK(core.stats.decisions[APF_ASYNC] > 0);
+	CHECK(core.stats.decisions[APF_SYNC_POLICY] > 0);
+	CHECK(core.stats.decisions[APF_SYNC_REPEAT] > 0);
+	CHECK(core.stats.decisions[APF_SYNC_RACED] > 0);
+	CHECK(!fvm.bad_access);
+	apf_core_destroy(&core);
+}
+
+TEST_MAIN(T(enable_sends_wake_all), T(invalid_msr_writes_get_gp), T(rdmsr_returns_what_the_guest_wrote),
+	  T(policy_goes_async_only_above_the_threshold), T(disabled_guest_or_non_vcpu_thread_is_sync),
+	  T(full_round_trip), T(not_present_needs_a_guest_that_can_take_it), T(send_always_allows_ring0),
+	  T(page_that_arrived_before_injection_is_not_injected),
+	  T(repeat_fault_on_a_frame_in_flight_waits), T(at_most_64_outstanding_then_sync),
+	  T(one_page_ready_in_flight_until_ack_and_cleared_token),
+	  T(acks_completions_in_any_order_and_ack_floods),
+	  T(disable_with_faults_in_flight_drops_everything), T(enabling_twice_resends_wake_all),
+	  T(reset_forgets_the_guest_settings), T(decisions_account_for_every_fault))

@@ -1,0 +1,171 @@
+/*
+ * VM tests of `--apf user`: apfvm itself is the host side of async page
+ * faults, against the unchanged reference guest.
+ */
+#include <unistd.h>
+
+#include "apfvm/vmm.h"
+#include "test.h"
+
+#define REQUIRE_KVM()                                                              \
+	do {                                                                       \
+		if (access("/dev/kvm", R_OK | W_OK) != 0)                          \
+			SKIP("/dev/kvm is not available on this machine");         \
+	} while (0)
+
+static void config(struct apfvm_config *c, unsigned nscan, uint64_t lazy, uint64_t lat_min,
+		   uint64_t lat_max)
+{
+	apfvm_config_defaults(c);
+	c->apf = APFVM_APF_USER;
+	c->lazy_size = lazy;
+	c->source = "zero";
+	c->latency_min_ns = lat_min;
+	c->latency_max_ns = lat_max;
+	c->timeout_ns = 120ull * 1000000000ull;
+	c->ntasks = 0;
+	c->tasks[c->ntasks++] = (struct apf_task_spec){ APF_TASK_COMPUTE, 0, 1, 0 };
+	for (unsigned i = 0; i < nscan; i++)
+		c->tasks[c->ntasks++] = (struct apf_task_spec){ APF_TASK_SCAN, i, nscan, 0 };
+	strcpy(c->cmdline, "quiet");
+}
+
+static int run_ok(const struct apfvm_config *c, struct apfvm_stats *st)
+{
+	struct apf_err e;
+	int rc = apfvm_run(c, st, &e);
+	if (rc)
+		TEST_FAIL_("run failed: %s", e.msg);
+	return rc == 0;
+}
+
+/* Scan tasks verified every page they own, with no mismatch. */
+static void check_scans(const struct apfvm_stats *st, uint64_t pages)
+{
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < st->ntasks; i++)
+		if (st->tasks[i].kind == APF_TASK_SCAN) {
+			CHECK_EQ_U(st->tasks[i].mismatches, 0);
+			seen += st->tasks[i].pages;
+		}
+	CHECK_EQ_U(seen, pages);
+	CHECK_EQ_U(st->pages_fetched, pages);
+}
+
+/* Every fault is accounted for exactly once. */
+static void check_accounting(const struct apfvm_stats *st)
+{
+	CHECK_EQ_U(st->faults_total, st->faults_async + st->sync_policy + st->sync_cannot_deliver +
+					     st->sync_cap + st->repeat_waits + st->sync_disabled +
+					     st->sync_raced + st->faults_spurious);
+}
+
+TEST(slow_fetches_go_async_and_every_not_present_gets_ready)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+
+	REQUIRE_KVM();
+	config(&c, 1, 2 << 20, 5000000, 5000000);
+	REQUIRE(run_ok(&c, &st));
+	check_scans(&st, 512);
+	check_accounting(&st);
+	REQUIRE(st.apf_reported);
+	CHECK(st.faults_async > 400); /* a few may race or find the guest busy */
+	CHECK_EQ_U(st.host_not_present, st.faults_async);
+	CHECK_EQ_U(st.apf.not_present, st.host_not_present); /* the guest saw each one */
+	CHECK_EQ_U(st.apf.ready, st.apf.not_present);
+	CHECK_EQ_U(st.host_ready, st.host_not_present);
+	CHECK_EQ_U(st.apf.wake_all, 1); /* on enable */
+	CHECK_EQ_U(st.host_gp, 0);
+}
+
+/* Random latencies: completions come back out of order; three scanners
+ * park at once next to compute; nothing hangs, nothing is lost. */
+TEST(out_of_order_completions_with_three_scanners)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+
+	REQUIRE_KVM();
+	config(&c, 3, 8 << 20, 200000, 5000000);
+	c.scan_order = APF_SCAN_RANDOM;
+	REQUIRE(run_ok(&c, &st));
+	check_scans(&st, 2048);
+	check_accounting(&st);
+	CHECK(st.faults_async > 1000);
+	CHECK_EQ_U(st.apf.ready, st.apf.not_present);
+	CHECK_EQ_U(st.apf.not_present, st.faults_async);
+	CHECK(st.apf.parked_max >= 2);
+	CHECK(st.host_outstanding_max >= 2);
+}
+
+/* Pages available at once: the policy keeps every fault synchronous. */
+TEST(fast_source_stays_synchronous)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+
+	REQUIRE_KVM();
+	config(&c, 1, 4 << 20, 0, 0);
+	REQUIRE(run_ok(&c, &st));
+	check_scans(&st, 1024);
+	check_accounting(&st);
+	CHECK_EQ_U(st.faults_async, 0);
+	CHECK_EQ_U(st.sync_policy + st.faults_spurious, st.faults_total);
+	CHECK_EQ_U(st.apf.not_present, 0);
+}
+
+TEST(threshold_above_the_latency_keeps_faults_synchronous)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+
+	REQUIRE_KVM();
+	config(&c, 1, 2 << 20, 1000000, 1000000);
+	c.apf_threshold_ns = 10000000;
+	REQUIRE(run_ok(&c, &st));
+	check_scans(&st, 512);
+	CHECK_EQ_U(st.faults_async, 0);
+	CHECK_EQ_U(st.apf_threshold_ns, 10000000);
+	CHECK(st.sync_policy >= 512);
+}
+
+TEST(guest_without_async_pf_is_served_synchronously)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+
+	REQUIRE_KVM();
+	config(&c, 1, 2 << 20, 1000000, 1000000);
+	strcpy(c.cmdline, "quiet no-apf");
+	REQUIRE(run_ok(&c, &st));
+	check_scans(&st, 512);
+	check_accounting(&st);
+	CHECK_EQ_U(st.faults_async, 0);
+	CHECK_EQ_U(st.sync_disabled + st.faults_spurious, st.faults_total);
+	CHECK(!st.apf.enabled);
+}
+
+/* A guest writing reserved bits to MSR_KVM_ASYNC_PF_EN gets #GP, as from
+ * KVM; the reference guest treats it as fatal and the run reports it. */
+TEST(reserved_bits_in_the_enable_msr_raise_gp)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+
+	REQUIRE_KVM();
+	config(&c, 0, 0, 0, 0);
+	c.duration_ns = 100000000;
+	strcpy(c.cmdline, "quiet crash=apf-msr");
+	CHECK(apfvm_run(&c, &st, &e) < 0);
+	if (!strstr(e.msg, "#GP general protection (vector 13) in ring 0"))
+		TEST_FAIL_("message '%s' does not report a #GP", e.msg);
+}
+
+TEST_MAIN(T(slow_fetches_go_async_and_every_not_present_gets_ready),
+	  T(out_of_order_completions_with_three_scanners), T(fast_source_stays_synchronous),
+	  T(threshold_above_the_latency_keeps_faults_synchronous),
+	  T(guest_without_async_pf_is_served_synchronously),
+	  T(reserved_bits_in_the_enable_msr_raise_gp))
