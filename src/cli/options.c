@@ -25,7 +25,7 @@ const char options_run_usage[] =
 	"                        kernel (the host kernel's KVM sends not-present/page-ready),\n"
 	"                        user (apfvm itself is the host side, deciding per fault)\n"
 	"  --apf-threshold DUR   user mode: go async only when a fetch is expected to take\n"
-	"                        longer (default 300us, the guest's cost of an async round trip)\n"
+	"                        longer (default 500us, what an async round trip costs the guest here)\n"
 	"\n"
 	"Workload:\n"
 	"  --workload SPEC       tasks, KIND[:COUNT],...; kinds: compute, scan (default compute:1)\n"

@@ -23,10 +23,14 @@
 #include "apf/apf_core.h"
 #include "machine.h"
 
-/* Default threshold: the guest-side cost of one async round trip here
- * (kick + injection + not-present path + page-ready path), measured with
- * `make bench`; faults expected to take less are served synchronously. */
-#define APF_USER_DEFAULT_THRESHOLD_NS 300000ull
+/* Default threshold: what one async round trip costs the guest on this
+ * project's hosts (kick, injection, not-present path, page-ready path,
+ * two task switches: about 0.5 ms of vCPU time with an emulated ring 0).
+ * Measured by sweeping the fetch latency with the threshold forced to 1 ns
+ * against --apf off (docs/async-pf.md); async starts to pay near 500 us.
+ * Faults expected to take less are served synchronously.  On hardware
+ * virtualization the round trip is far cheaper: lower it there. */
+#define APF_USER_DEFAULT_THRESHOLD_NS 500000ull
 
 /* VM capabilities and the MSR filter; before vCPUs are created. */
 int apf_user_setup_vm(struct vm *vm, struct apf_err *e);
