@@ -26,7 +26,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 
 # ---- sources -----------------------------------------------------------
 LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/pager/*.c src/apf/*.c src/vmm/*.c)
-CLI_SRCS := src/cli/options.c
+CLI_SRCS := src/cli/options.c src/cli/bench.c
 MAIN_SRC := src/cli/main.c
 GUEST_KSRCS := $(wildcard guest/kernel/*.c) $(wildcard guest/kernel/*.S)
 GUEST_USRCS := $(wildcard guest/user/*.c)
@@ -43,7 +43,7 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
 
-.PHONY: all test demo bench clean fuzz
+.PHONY: all test demo bench clean fuzz deps deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
 all: $(APFVM)
@@ -119,6 +119,14 @@ $(BUILD)/fuzz_guest_input: tests/fuzz/fuzz_guest_input.c $(FUZZ_LIB_OBJS) tests/
 	@echo "  LD [fuzz] $@"
 	$(Q)$(FUZZ_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) -Itests -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) -pthread
 
+# Debian packages the test and bench tiers need, installed if missing.
+deps:
+	$(Q)scripts/deps.sh
+deps-bench:
+	$(Q)scripts/deps.sh bench
+
+$(FUZZ_LIB_OBJS) $(FUZZ_TARGETS): | deps
+
 fuzz: $(FUZZ_TARGETS)
 	$(Q)for t in $(FUZZ_TARGETS); do tests/fuzz/run_fuzz.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
@@ -134,8 +142,13 @@ $(BENCH_PAGER): bench/bench_pager.c $(LIBAPF)
 	@echo "  CC [bench] $<"
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(LIBAPF) $(HOST_LDFLAGS)
 
-bench: $(APFVM) $(BENCH_PAGER)
+# The side-by-side comparison (table, CSV, PNG), then the pager's service
+# rate.  BENCH_ARGS passes options to `apfvm bench` (see its --help).
+bench: $(APFVM) $(BENCH_PAGER) deps-bench
 	@mkdir -p $(BUILD)/bench
+	$(Q)$(APFVM) bench --csv $(BUILD)/bench/modes.csv $(BENCH_ARGS)
+	$(Q)bench/plot.sh $(BUILD)/bench/modes.csv $(BUILD)/bench/modes.png
+	@echo
 	$(Q)$(BENCH_PAGER) --csv $(BUILD)/bench/pager.csv
 
 clean:

@@ -33,6 +33,8 @@ struct apfvm_config {
 	uint64_t latency_min_ns;    /* added per fetch: uniform [min, max] */
 	uint64_t latency_max_ns;
 	uint64_t latency_seed;
+	bool populate;              /* install every lazy page before the guest
+				     * starts: the resident baseline */
 	enum apfvm_apf_mode apf;
 	uint64_t apf_threshold_ns;  /* user mode: go async above this expected
 				     * wait; 0 = the measured default */

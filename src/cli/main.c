@@ -12,6 +12,7 @@
 
 #include "apfvm/vmm.h"
 #include "image/image.h"
+#include "bench.h"
 #include "options.h"
 #include "util/units.h"
 
@@ -22,6 +23,7 @@ static const char main_usage[] =
 	"Commands:\n"
 	"  run       boot the guest kernel and run workloads on lazily served memory\n"
 	"  mkimage   write a deterministic memory image for --source file:PATH\n"
+	"  bench     compare the async page fault modes side by side\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help      this help ('apfvm COMMAND --help' for a command's options)\n"
@@ -161,6 +163,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mkimage"))
 		return cmd_mkimage(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bench"))
+		return bench_main(argc - 1, argv + 1);
 	fprintf(stderr, "apfvm: unknown command '%s' (try 'apfvm --help')\n", argv[1]);
 	return 2;
 }

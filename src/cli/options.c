@@ -21,6 +21,8 @@ const char options_run_usage[] =
 	"  --source SPEC         page source: zero | file:PATH (default zero)\n"
 	"  --latency DUR[-DUR]   added fetch latency, fixed or uniform range (e.g. 1ms, 200us-5ms)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
+	"  --populate            install the whole lazy region before the guest starts\n"
+	"                        (the resident baseline: no fault is ever taken)\n"
 	"  --apf MODE            async page faults: off (default; the vCPU blocks per fault),\n"
 	"                        kernel (the host kernel's KVM sends not-present/page-ready),\n"
 	"                        user (apfvm itself is the host side, deciding per fault)\n"
@@ -155,7 +157,7 @@ bad:
 enum {
 	OPT_GUEST = 256, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
-	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD,
+	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -183,6 +185,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "source", required_argument, NULL, OPT_SOURCE },
 		{ "latency", required_argument, NULL, OPT_LATENCY },
 		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
+		{ "populate", no_argument, NULL, OPT_POPULATE },
 		{ "apf", required_argument, NULL, OPT_APF },
 		{ "apf-threshold", required_argument, NULL, OPT_APF_THRESHOLD },
 		{ "workload", required_argument, NULL, OPT_WORKLOAD },
@@ -232,6 +235,9 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			if (units_parse_duration_range(optarg, &c->latency_min_ns, &c->latency_max_ns))
 				return bad_value(e, "--latency", optarg,
 						 "a duration such as 1ms, or a range such as 200us-5ms");
+			break;
+		case OPT_POPULATE:
+			c->populate = true;
 			break;
 		case OPT_INFLIGHT:
 			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_QUEUE_MAX)

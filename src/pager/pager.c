@@ -309,6 +309,27 @@ static void compute_percentiles(struct pager *p)
 	p->stats.fault_us_p99 = p->service_us[(n - 1) * 99 / 100];
 }
 
+int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e)
+{
+	struct source_completion c;
+
+	for (uint64_t page = 0; page < p->npages; page++) {
+		int rc = source_submit(src, page, p->bufs, NULL);
+		if (rc)
+			return apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)page,
+					strerror(-rc));
+		/* Sources without added latency complete inside submit(). */
+		if (!source_reap(src, &c))
+			return apf_fail(e, -EINVAL, "populate needs a source that completes at once");
+		rc = c.err ? c.err : install(p, &c);
+		if (rc)
+			return apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)page,
+					strerror(-rc));
+		p->state[page] = PAGE_PRESENT;
+	}
+	return 0;
+}
+
 int pager_start(struct pager *p, struct apf_err *e)
 {
 	int rc = pthread_create(&p->thread, NULL, pager_thread, p);

@@ -94,6 +94,12 @@ struct pager {
 /* Creates the uffd and registers [host_base, host_base + size). */
 int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *e);
 
+/* Installs every page of the region from `src` (which may differ from the
+ * configured source: e.g. the same data without added latency) before the
+ * guest runs, so nothing faults: the "resident" baseline.  Call before
+ * pager_start(). */
+int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e);
+
 /* Starts the pager thread. */
 int pager_start(struct pager *p, struct apf_err *e);
 

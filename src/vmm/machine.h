@@ -38,6 +38,8 @@ struct machine {
 	struct guest_mem gm;
 	struct vm vm;
 	struct page_source *source;
+	struct page_source *raw_source; /* source without added latency (owned
+					 * by `source` when that is a wrapper) */
 	struct pager pager;
 	bool pager_ready;
 	struct apf_core *core; /* --apf user: the host side; NULL otherwise */

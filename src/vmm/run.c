@@ -96,6 +96,7 @@ static int check_config(const struct apfvm_config *c, struct apf_err *e)
 static int open_source(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
 	int rc = source_open(c->source, c->lazy_size, &m->source, e);
+	m->raw_source = m->source;
 	if (rc || !c->latency_max_ns)
 		return rc;
 	struct page_source *wrapped;
@@ -300,6 +301,11 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		m->pager_ready = true; /* destroy even a half-initialized pager */
 		if (rc)
 			return rc;
+		if (c->populate) {
+			rc = pager_populate(&m->pager, m->raw_source, e);
+			if (rc)
+				return rc;
+		}
 	}
 	return 0;
 }

@@ -1,0 +1,343 @@
+#include "bench.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apfvm/vmm.h"
+#include "image/image.h"
+#include "options.h"
+#include "util/units.h"
+
+const char bench_usage[] =
+	"Usage: apfvm bench [OPTIONS]\n"
+	"Run the same workload for each fetch latency and async page fault mode, side by\n"
+	"side, and report medians (min-max) of several runs.\n"
+	"\n"
+	"  --latencies LIST   comma-separated: resident (everything pre-populated) or\n"
+	"                     durations (default resident,100us,1ms,10ms)\n"
+	"  --modes LIST       comma-separated: off,kernel,user (default all three)\n"
+	"  --runs N           runs per cell (default 3)\n"
+	"  --lazy SIZE        lazy region, served from a generated image (default 8M)\n"
+	"  --workload SPEC    as for 'apfvm run' (default compute:1,scan:1)\n"
+	"  --pin MODE         as for 'apfvm run' (default same:0)\n"
+	"  --csv FILE         also write the results as CSV\n"
+	"  -h, --help         this help\n";
+
+#define MAX_LAT  8
+#define MAX_MODE 3
+#define MAX_RUNS 15
+
+struct cell_run {
+	double compute_rate, scan_s, wall_s, rt_us, pages_per_s;
+	uint64_t faults, async, sync;
+};
+
+struct bench {
+	unsigned nlat, nmode, runs;
+	char lat_label[MAX_LAT][16];
+	uint64_t lat_ns[MAX_LAT]; /* UINT64_MAX: resident */
+	enum apfvm_apf_mode modes[MAX_MODE];
+	struct apfvm_config base;
+	char image[64], spec[96];
+	double alone_rate;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Median, min and max of n values (sorted in place). */
+static void stats3(double *v, unsigned n, double out[3])
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	out[0] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	out[1] = v[0];
+	out[2] = v[n - 1];
+}
+
+static double task_rate(const struct apfvm_stats *st, uint32_t kind, double *runtime)
+{
+	double work = 0, rt = 0;
+	for (unsigned i = 0; i < st->ntasks; i++) {
+		if (st->tasks[i].kind != kind)
+			continue;
+		work += (double)st->tasks[i].work;
+		if (st->tasks[i].runtime_s > rt)
+			rt = st->tasks[i].runtime_s;
+	}
+	if (runtime)
+		*runtime = rt;
+	return rt > 0 ? work / rt : 0;
+}
+
+static int run_once(const struct apfvm_config *c, struct apfvm_stats *st)
+{
+	struct apf_err e;
+	int rc = apfvm_run(c, st, &e);
+	if (rc)
+		fprintf(stderr, "apfvm bench: run failed: %s\n", e.msg);
+	return rc;
+}
+
+static int parse_list(char *list, int (*item)(struct bench *, const char *), struct bench *b,
+		      struct apf_err *e, const char *opt)
+{
+	char *save = NULL;
+	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		if (item(b, t))
+			return apf_fail(e, -EINVAL, "%s: invalid item '%s'", opt, t);
+	return 0;
+}
+
+static int add_latency(struct bench *b, const char *t)
+{
+	uint64_t ns;
+	if (b->nlat == MAX_LAT || strlen(t) >= sizeof(b->lat_label[0]))
+		return -1;
+	if (!strcmp(t, "resident"))
+		ns = UINT64_MAX;
+	else if (units_parse_duration(t, &ns))
+		return -1;
+	strcpy(b->lat_label[b->nlat], t);
+	b->lat_ns[b->nlat++] = ns;
+	return 0;
+}
+
+static int add_mode(struct bench *b, const char *t)
+{
+	static const enum apfvm_apf_mode all[] = { APFVM_APF_OFF, APFVM_APF_KERNEL, APFVM_APF_USER };
+	for (unsigned i = 0; i < 3; i++)
+		if (!strcmp(t, apfvm_mode_name(all[i])) && b->nmode < MAX_MODE) {
+			b->modes[b->nmode++] = all[i];
+			return 0;
+		}
+	return -1;
+}
+
+static int parse(int argc, char **argv, struct bench *b, const char **csv, struct apf_err *e)
+{
+	static const struct option longopts[] = {
+		{ "latencies", required_argument, NULL, 'l' }, { "modes", required_argument, NULL, 'm' },
+		{ "runs", required_argument, NULL, 'r' },      { "lazy", required_argument, NULL, 'z' },
+		{ "workload", required_argument, NULL, 'w' },  { "pin", required_argument, NULL, 'p' },
+		{ "csv", required_argument, NULL, 'c' },       { "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	char lat[128] = "resident,100us,1ms,10ms", modes[64] = "off,kernel,user";
+	int ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN), opt, rc;
+	uint64_t v;
+
+	apfvm_config_defaults(&b->base);
+	b->base.lazy_size = 8ull << 20;
+	b->base.vcpu_cpu = b->base.pager_cpu = 0;
+	b->base.timeout_ns = 600ull * 1000000000ull;
+	strcpy(b->base.cmdline, "quiet");
+	options_parse_workload("compute:1,scan:1", &b->base, e);
+	b->runs = 3;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			if (strlen(optarg) >= sizeof(lat))
+				return apf_fail(e, -EINVAL, "--latencies: too long");
+			strcpy(lat, optarg);
+			break;
+		case 'm':
+			if (strlen(optarg) >= sizeof(modes))
+				return apf_fail(e, -EINVAL, "--modes: too long");
+			strcpy(modes, optarg);
+			break;
+		case 'r':
+			if (units_parse_u64(optarg, &v) || v < 1 || v > MAX_RUNS)
+				return apf_fail(e, -EINVAL, "--runs: 1..%d", MAX_RUNS);
+			b->runs = (unsigned)v;
+			break;
+		case 'z':
+			if (units_parse_size(optarg, &v) || !v || v % APF_LAZY_ALIGN || v > (4ull << 30))
+				return apf_fail(e, -EINVAL, "--lazy: a multiple of 2M up to 4G");
+			b->base.lazy_size = v;
+			break;
+		case 'w':
+			rc = options_parse_workload(optarg, &b->base, e);
+			if (rc)
+				return rc;
+			break;
+		case 'p':
+			rc = options_parse_pin(optarg, ncpus, &b->base.vcpu_cpu, &b->base.pager_cpu, e);
+			if (rc)
+				return rc;
+			break;
+		case 'c':
+			*csv = optarg;
+			break;
+		case 'h':
+			fputs(bench_usage, stdout);
+			exit(0);
+		case ':':
+			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm bench --help')",
+					argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return apf_fail(e, -EINVAL, "unexpected argument '%s'", argv[optind]);
+	rc = parse_list(lat, add_latency, b, e, "--latencies");
+	if (!rc)
+		rc = parse_list(modes, add_mode, b, e, "--modes");
+	if (!rc && (!b->nlat || !b->nmode))
+		rc = apf_fail(e, -EINVAL, "nothing to run");
+	return rc;
+}
+
+/* The compute task's rate with nothing else running. */
+static int measure_alone(struct bench *b)
+{
+	struct apfvm_config c = b->base;
+	struct apfvm_stats st;
+	double r[MAX_RUNS], s[3];
+
+	c.lazy_size = 0;
+	c.ntasks = 1;
+	c.tasks[0] = (struct apf_task_spec){ APF_TASK_COMPUTE, 0, 1, 0 };
+	for (unsigned i = 0; i < b->runs; i++) {
+		if (run_once(&c, &st))
+			return -1;
+		r[i] = task_rate(&st, APF_TASK_COMPUTE, NULL);
+	}
+	stats3(r, b->runs, s);
+	b->alone_rate = s[0];
+	printf("compute alone: %.0f units/s (median of %u, %.0f-%.0f)\n\n", s[0], b->runs, s[1], s[2]);
+	return 0;
+}
+
+static int run_cell(struct bench *b, unsigned li, unsigned mi, struct cell_run *out)
+{
+	struct apfvm_config c = b->base;
+	struct apfvm_stats st;
+
+	c.apf = b->modes[mi];
+	c.source = b->spec;
+	c.populate = b->lat_ns[li] == UINT64_MAX;
+	c.latency_min_ns = c.latency_max_ns = c.populate ? 0 : b->lat_ns[li];
+	for (unsigned i = 0; i < b->runs; i++) {
+		struct cell_run *r = &out[i];
+		if (run_once(&c, &st))
+			return -1;
+		r->compute_rate = task_rate(&st, APF_TASK_COMPUTE, NULL) / b->alone_rate;
+		task_rate(&st, APF_TASK_SCAN, &r->scan_s);
+		r->wall_s = st.wall_s;
+		r->faults = st.faults_total;
+		r->async = st.faults_async;
+		r->sync = st.faults_sync;
+		double khz = (double)st.tsc_khz;
+		uint64_t n = st.apf.not_present, nr = st.apf.ready;
+		r->rt_us = n && nr && khz ? ((double)st.apf.np_tsc / (double)n +
+					     (double)st.apf.ready_tsc / (double)(nr + st.apf.wake_all)) /
+						    (khz / 1e3)
+					  : 0;
+		r->pages_per_s = st.wall_s > 0 ? (double)st.pages_fetched / st.wall_s : 0;
+	}
+	return 0;
+}
+
+static double pick(const struct cell_run *r, unsigned n, size_t off, double out[3])
+{
+	double v[MAX_RUNS];
+	for (unsigned i = 0; i < n; i++)
+		v[i] = *(const double *)((const char *)&r[i] + off);
+	stats3(v, n, out);
+	return out[0];
+}
+
+static double median_u64(const struct cell_run *r, unsigned n, size_t off)
+{
+	double v[MAX_RUNS], s[3];
+	for (unsigned i = 0; i < n; i++)
+		v[i] = (double)*(const uint64_t *)((const char *)&r[i] + off);
+	stats3(v, n, s);
+	return s[0];
+}
+
+int bench_main(int argc, char **argv)
+{
+	static struct bench b;
+	struct apf_err e = { "" };
+	const char *csv_path = NULL;
+	FILE *csv = NULL;
+	int status = 1;
+
+	if (parse(argc, argv, &b, &csv_path, &e)) {
+		fprintf(stderr, "apfvm bench: %s\n", e.msg);
+		return 2;
+	}
+	strcpy(b.image, "/tmp/apfvm-bench-XXXXXX");
+	int fd = mkstemp(b.image);
+	if (fd < 0 || image_create(b.image, b.base.lazy_size, 42, &e)) {
+		fprintf(stderr, "apfvm bench: cannot create the image: %s\n", fd < 0 ? strerror(errno) : e.msg);
+		return 1;
+	}
+	close(fd);
+	snprintf(b.spec, sizeof(b.spec), "file:%s", b.image);
+	if (csv_path && !(csv = fopen(csv_path, "w"))) {
+		fprintf(stderr, "apfvm bench: cannot write '%s': %s\n", csv_path, strerror(errno));
+		goto out;
+	}
+	char lazy[32];
+	units_format_size(b.base.lazy_size, lazy, sizeof(lazy));
+	printf("apfvm bench: %s lazy region from a file: image, %u task(s), %u run(s) per cell\n", lazy,
+	       b.base.ntasks, b.runs);
+	if (measure_alone(&b))
+		goto out;
+	if (csv)
+		fprintf(csv, "latency,latency_us,mode,runs,compute_frac_median,compute_frac_min,"
+			     "compute_frac_max,scan_s_median,scan_s_min,scan_s_max,faults,async,sync,"
+			     "guest_round_trip_us,pager_pages_per_s,wall_s_median,compute_alone_rate\n");
+	printf("%-9s %-7s %-22s %-24s %7s %7s %9s %10s\n", "latency", "mode", "compute/alone",
+	       "scan s", "async", "sync", "guest RT", "pages/s");
+	printf("%-9s %-7s %-22s %-24s %7s %7s %9s %10s\n", "", "", "median (min-max)",
+	       "median (min-max)", "", "", "us", "(pager)");
+	for (unsigned li = 0; li < b.nlat; li++) {
+		for (unsigned mi = 0; mi < b.nmode; mi++) {
+			struct cell_run r[MAX_RUNS];
+			double cf[3], sc[3], rt[3], pps[3], wall[3];
+			if (run_cell(&b, li, mi, r))
+				goto out;
+			pick(r, b.runs, offsetof(struct cell_run, compute_rate), cf);
+			pick(r, b.runs, offsetof(struct cell_run, scan_s), sc);
+			pick(r, b.runs, offsetof(struct cell_run, rt_us), rt);
+			pick(r, b.runs, offsetof(struct cell_run, pages_per_s), pps);
+			pick(r, b.runs, offsetof(struct cell_run, wall_s), wall);
+			double async = median_u64(r, b.runs, offsetof(struct cell_run, async));
+			double sync = median_u64(r, b.runs, offsetof(struct cell_run, sync));
+			double faults = median_u64(r, b.runs, offsetof(struct cell_run, faults));
+			char c1[32], c2[32];
+			snprintf(c1, sizeof(c1), "%.3f (%.3f-%.3f)", cf[0], cf[1], cf[2]);
+			snprintf(c2, sizeof(c2), "%.3f (%.3f-%.3f)", sc[0], sc[1], sc[2]);
+			printf("%-9s %-7s %-22s %-24s %7.0f %7.0f %9.0f %10.0f\n", b.lat_label[li],
+			       apfvm_mode_name(b.modes[mi]), c1, c2, async, sync, rt[0], pps[0]);
+			fflush(stdout);
+			if (csv)
+				fprintf(csv, "%s,%.3f,%s,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.0f,%.1f,%.0f,%.4f,%.0f\n",
+					b.lat_label[li],
+					b.lat_ns[li] == UINT64_MAX ? 0 : (double)b.lat_ns[li] / 1e3,
+					apfvm_mode_name(b.modes[mi]), b.runs, cf[0], cf[1], cf[2], sc[0], sc[1],
+					sc[2], faults, async, sync, rt[0], pps[0], wall[0], b.alone_rate);
+		}
+	}
+	status = 0;
+	if (csv_path)
+		printf("\nCSV: %s\n", csv_path);
+out:
+	if (csv && fclose(csv))
+		status = 1;
+	unlink(b.image);
+	return status;
+}
