@@ -29,7 +29,7 @@ LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/pager/*.c s
 CLI_SRCS := src/cli/options.c src/cli/bench.c
 MAIN_SRC := src/cli/main.c
 GUEST_KSRCS := $(wildcard guest/kernel/*.c) $(wildcard guest/kernel/*.S)
-GUEST_USRCS := $(wildcard guest/user/*.c)
+GUEST_USRCS := $(wildcard guest/user/*.c) $(wildcard guest/user/*.S)
 
 hobj = $(patsubst %.c,$(BUILD)/host/%.o,$(1))
 sobj = $(patsubst %.c,$(BUILD)/asan/%.o,$(1))

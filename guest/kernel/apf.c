@@ -11,6 +11,7 @@ static struct kvm_vcpu_pv_apf_data area __attribute__((aligned(64)));
 static struct apf_sleepers sleepers;
 static struct apf_guest_stats stats;
 static unsigned parked;
+static struct apf_trace *trace; /* --trace: fault-path stamps, or 0 */
 
 static void cpuid(uint32_t leaf, uint32_t r[4])
 {
@@ -33,6 +34,7 @@ static int host_has_apf(void)
 void apf_init(void)
 {
 	apfs_init(&sleepers);
+	trace = (struct apf_trace *)boot_info->trace_gpa;
 	if (cmdline_has("no-apf") || !host_has_apf())
 		return;
 	/* The vector first: enabling with vector 0 set may inject vector 0. */
@@ -60,6 +62,44 @@ static void wake_one_of_all(void *waiter, void *ctx)
 		rq_push(&cpu0.rq, t);
 }
 
+/* --trace only: stamps kept off the fast path (rdtsc alone costs several
+ * microseconds in an emulated ring 0). */
+static uint64_t trace_np_entry(void)
+{
+	uint64_t t0 = rdtsc();
+	if (trace->inject_tsc) { /* stamped by a userspace host side */
+		trace->np_delivery += t0 - trace->inject_tsc;
+		trace->inject_tsc = 0;
+	}
+	return t0;
+}
+
+static void trace_np_exit(uint64_t t0)
+{
+	trace->np_handler += rdtsc() - t0;
+	trace->np_count++;
+}
+
+static uint64_t trace_rdy_entry(void)
+{
+	uint64_t t0 = rdtsc();
+	if (trace->raise_tsc) {
+		trace->rdy_delivery += t0 - trace->raise_tsc;
+		trace->raise_tsc = 0;
+	}
+	return t0;
+}
+
+static void ack_traced(uint64_t t0)
+{
+	uint64_t ta = rdtsc();
+	wrmsr(MSR_KVM_ASYNC_PF_ACK, 1);
+	uint64_t t1 = rdtsc();
+	trace->rdy_ack += t1 - ta;
+	trace->rdy_handler += t1 - t0;
+	trace->rdy_count++;
+}
+
 int apf_handle_pf(struct trapframe *tf)
 {
 	uint32_t reason = area.flags;
@@ -71,22 +111,21 @@ int apf_handle_pf(struct trapframe *tf)
 	if (reason != KVM_PV_REASON_PAGE_NOT_PRESENT)
 		return 0;
 
-	uint64_t t0 = rdtsc();
+	uint64_t t0 = trace ? trace_np_entry() : 0;
 	uint32_t token = (uint32_t)read_cr2();
 	stats.not_present++;
 	cur->apf_woken = 0;
 	enum apfs_wait_result r = apfs_wait(&sleepers, token, cur);
 	KASSERT(r != APFS_FULL);
-	if (r == APFS_ALREADY_READY) {
-		stats.np_tsc += rdtsc() - t0;
+	if (r == APFS_ALREADY_READY)
 		return 1; /* the page is in: retry at once */
-	}
 	if ((tf->cs & 3) == 3 && cpu0.rq.head) {
 		/* Park under the token; another task runs until page-ready. */
 		cur->state = TASK_BLOCKED;
 		if (++parked > stats.parked_max)
 			stats.parked_max = parked;
-		stats.np_tsc += rdtsc() - t0;
+		if (trace)
+			trace_np_exit(t0);
 		sched_switch_to(rq_pop(&cpu0.rq));
 		parked--;
 		return 1;
@@ -94,15 +133,16 @@ int apf_handle_pf(struct trapframe *tf)
 	/* Nothing else to run, or a context that must not sleep: wait here
 	 * with interrupts enabled.  The timer may still preempt us. */
 	stats.halts++;
-	stats.np_tsc += rdtsc() - t0;
 	while (!cur->apf_woken)
 		halt_once();
+	if (trace)
+		trace->rdy_switch_tsc = rdtsc();
 	return 1;
 }
 
 void apf_ready_irq(void)
 {
-	uint64_t t0 = rdtsc();
+	uint64_t t0 = trace ? trace_rdy_entry() : 0;
 	struct task *t = 0;
 
 	lapic_eoi();
@@ -119,8 +159,10 @@ void apf_ready_irq(void)
 			stats.dummy++;
 	}
 	area.token = 0;
-	wrmsr(MSR_KVM_ASYNC_PF_ACK, 1); /* the host may send the next ready */
-	stats.ready_tsc += rdtsc() - t0;
+	if (trace) /* the host may send the next ready after the ACK */
+		ack_traced(t0);
+	else
+		wrmsr(MSR_KVM_ASYNC_PF_ACK, 1);
 
 	/* Give the CPU to the woken task now, not at the next tick: it waited
 	 * for a page, the running task did not wait for anything. */
@@ -131,6 +173,8 @@ void apf_ready_irq(void)
 		return;
 	if (cur != cpu0.idle)
 		rq_push(&cpu0.rq, cur);
+	if (trace)
+		trace->rdy_switch_tsc = rdtsc();
 	sched_switch_to(t);
 }
 
@@ -139,6 +183,10 @@ void apf_shutdown(void)
 	if (stats.enabled) {
 		wrmsr(MSR_KVM_ASYNC_PF_EN, 0);
 		apfs_wake_all(&sleepers, wake_one_of_all, 0);
+	}
+	if (trace) { /* path costs are measured only when tracing */
+		stats.np_tsc = trace->np_handler;
+		stats.ready_tsc = trace->rdy_handler;
 	}
 	hcall(APF_HC_APF_STATS, (uint64_t)&stats, 0, 0);
 }

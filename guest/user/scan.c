@@ -12,7 +12,8 @@ void scan_main(const struct task_args *a)
 	/* This task's share: pages [first, first + mine). */
 	uint64_t first = npages * a->index / a->count;
 	uint64_t mine = npages * (a->index + 1) / a->count - first;
-	uint64_t start = urdtsc(), mismatches = 0, first_bad = ~0ull;
+	uint64_t start = urdtsc(), mismatches = 0, first_bad = ~0ull, stall = 0;
+	struct apf_trace *trace = a->trace;
 	struct perm perm;
 
 	perm_init(&perm, mine, a->order_seed * 0x100000001b3ull + a->index);
@@ -21,6 +22,18 @@ void scan_main(const struct task_args *a)
 		const volatile uint64_t *w =
 			(const volatile uint64_t *)(a->lazy_base + page * APF_PAGE_SIZE);
 		uint64_t base = page * WORDS_PER_PAGE;
+
+		/* The first touch takes the fault, if any: time it. */
+		uint64_t t0 = urdtsc();
+		if (trace)
+			trace->access_tsc = t0;
+		(void)w[0];
+		uint64_t t1 = urdtsc();
+		stall += t1 - t0;
+		if (trace && trace->rdy_switch_tsc > t0) { /* woken by page-ready */
+			trace->resume += t1 - trace->rdy_switch_tsc;
+			trace->resume_count++;
+		}
 
 		for (uint64_t j = 0; j < WORDS_PER_PAGE; j++) {
 			uint64_t want = a->pattern == APF_PATTERN_SEEDED
@@ -35,7 +48,7 @@ void scan_main(const struct task_args *a)
 	}
 	struct apf_task_result r = {
 		.kind = APF_TASK_SCAN, .id = a->id, .runtime_tsc = urdtsc() - start,
-		.pages = mine, .mismatches = mismatches, .first_bad = first_bad,
+		.pages = mine, .mismatches = mismatches, .first_bad = first_bad, .stall_tsc = stall,
 	};
 	sys2(SYS_REPORT, (uint64_t)&r, 0);
 	sys_exit(0);

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "apfvm/abi.h"
+
 enum sys_nr {
 	SYS_EXIT = 1,   /* rdi = status; never returns */
 	SYS_REPORT = 2, /* rdi = struct apf_task_result * (user memory) */
@@ -31,6 +33,7 @@ struct task_args {
 	uint64_t seed, order_seed;
 	uint64_t duration_tsc;
 	const struct user_shared *shared;
+	struct apf_trace *trace;        /* fault-path stamps, or 0 */
 };
 
 #endif

@@ -24,7 +24,7 @@ static inline void sys_exit(uint64_t status)
 static inline uint64_t urdtsc(void)
 {
 	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)::"memory");
 	return ((uint64_t)hi << 32) | lo;
 }
 

@@ -89,8 +89,10 @@ struct apf_task_result {
 	uint64_t pages;       /* scan: pages checked */
 	uint64_t mismatches;  /* scan: words that differed from the pattern */
 	uint64_t first_bad;   /* scan: word index of the first mismatch, or ~0 */
+	uint64_t stall_tsc;   /* scan: TSC ticks spent waiting for its pages
+			       * (first touch of each page until it returned) */
 };
-_Static_assert(sizeof(struct apf_task_result) == 48, "apf_task_result layout");
+_Static_assert(sizeof(struct apf_task_result) == 56, "apf_task_result layout");
 
 /* Reported through APF_HC_FATAL by the guest's unexpected-exception path. */
 struct apf_fatal {
@@ -142,10 +144,33 @@ struct apf_guest_stats {
 	uint64_t dummy;       /* ready arrived before its not-present */
 	uint64_t halts;       /* not-presents waited out in place */
 	uint64_t parked_max;  /* most tasks parked at once */
-	uint64_t np_tsc;      /* TSC ticks spent in the not-present path */
-	uint64_t ready_tsc;   /* TSC ticks spent in the page-ready path */
+	uint64_t np_tsc;      /* TSC ticks in the not-present path (with trace) */
+	uint64_t ready_tsc;   /* TSC ticks in the page-ready path (with trace) */
 };
 _Static_assert(sizeof(struct apf_guest_stats) == 72, "apf_guest_stats layout");
+
+/* ------------------------------------------------------------------ */
+/* Fault-path tracing (apfvm run --trace): one ring-3 accessible page that
+ * the host, the guest kernel and the scan task all stamp with the TSC (the
+ * guest's TSC is the host's on the hosts apfvm targets).  Not part of the
+ * async-PF ABI: an apfvm measurement aid.                              */
+
+struct apf_trace {
+	volatile uint64_t access_tsc; /* scan: just before touching a new page */
+	volatile uint64_t inject_tsc; /* host: just before a not-present is injected */
+	volatile uint64_t raise_tsc;  /* host: just before page-ready is raised */
+	/* Guest kernel accumulators (TSC ticks, and how many). */
+	uint64_t np_delivery;  /* inject_tsc -> #PF handler entry */
+	uint64_t np_handler;   /* #PF handler entry -> switch to another task */
+	uint64_t np_count;
+	uint64_t rdy_delivery; /* raise_tsc -> page-ready handler entry */
+	uint64_t rdy_handler;  /* handler entry -> switch to the woken task */
+	uint64_t rdy_ack;      /* of which: the ACK MSR write */
+	uint64_t rdy_count;
+	volatile uint64_t rdy_switch_tsc; /* guest: switching to the woken task */
+	uint64_t resume;       /* scan: rdy_switch_tsc -> its access completed */
+	uint64_t resume_count;
+};
 
 /* ------------------------------------------------------------------ */
 /* Boot information, written by the VMM at APF_BOOT_INFO_GPA before the
@@ -171,6 +196,7 @@ struct apf_boot_info {
 	uint32_t scan_order;  /* enum apf_scan_order */
 	uint32_t timer_hz;    /* scheduler tick */
 	uint32_t ntasks;
+	uint64_t trace_gpa;   /* struct apf_trace page, or 0: no tracing */
 	struct apf_task_spec tasks[APF_MAX_TASKS];
 	char cmdline[APF_CMDLINE_MAX]; /* NUL-terminated */
 };

@@ -33,6 +33,7 @@ struct apfvm_config {
 	uint64_t latency_min_ns;    /* added per fetch: uniform [min, max] */
 	uint64_t latency_max_ns;
 	uint64_t latency_seed;
+	bool trace;                 /* stamp the fault path (struct apf_trace) */
 	bool populate;              /* install every lazy page before the guest
 				     * starts: the resident baseline */
 	enum apfvm_apf_mode apf;
@@ -58,6 +59,7 @@ struct apfvm_task_stats {
 	uint64_t work;              /* compute */
 	uint64_t pages, mismatches; /* scan */
 	uint64_t first_bad;         /* scan: first mismatching word, or UINT64_MAX */
+	double stall_s;             /* scan: time spent waiting for its pages */
 };
 
 struct apfvm_stats {
@@ -84,6 +86,25 @@ struct apfvm_stats {
 	struct apf_guest_stats apf; /* the guest's async PF counters */
 	unsigned ntasks;
 	struct apfvm_task_stats tasks[APF_MAX_TASKS];
+	/* --trace: mean microseconds per async fault of each step of the
+	 * fault path (0 where a mode cannot observe it). */
+	bool traced;
+	struct apfvm_fault_path {
+		double access_to_read;   /* guest access -> pager reads the uffd event */
+		double read_to_kick;     /* decision -> kick sent */
+		double kick_to_exit;     /* kick -> vCPU thread out of KVM_RUN */
+		double exit_to_inject;   /* -> KVM_RUN re-entered with the #PF pending */
+		double np_delivery;      /* -> guest #PF handler entry */
+		double np_handler;       /* guest not-present path, up to the switch */
+		double install_to_raise; /* page installed -> page-ready raised */
+		double rdy_delivery;     /* raise -> guest page-ready handler entry */
+		double rdy_handler;      /* guest page-ready path, up to the switch */
+		double rdy_ack;          /* of which: the ACK MSR write */
+		double resume;           /* guest switches to the woken task -> its
+					  * access completes (iret, EPT fault) */
+		double stall_per_page;   /* the scan's own wait per page, all faults */
+		uint64_t faults, readies, readies_after_ack;
+	} path;
 };
 
 /* Fills defaults: 64M resident, no lazy region, zero source, compute:1,

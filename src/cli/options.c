@@ -41,6 +41,7 @@ const char options_run_usage[] =
 	"  --pin MODE            none | same[:CPU] | split | VCPU,PAGER (default same:0)\n"
 	"  --timeout DUR         fail the run if the guest has not finished by then (default 0 = none)\n"
 	"  --stats-json FILE     write statistics as JSON ('-' for stdout)\n"
+	"  --trace               time each step of the async fault path (TSC stamps)\n"
 	"  -v, --verbose         echo the guest console on stderr\n"
 	"  -q, --quiet           no summary on stdout\n"
 	"  -h, --help            this help\n"
@@ -157,7 +158,7 @@ bad:
 enum {
 	OPT_GUEST = 256, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
-	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE,
+	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -186,6 +187,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "latency", required_argument, NULL, OPT_LATENCY },
 		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
 		{ "populate", no_argument, NULL, OPT_POPULATE },
+		{ "trace", no_argument, NULL, OPT_TRACE },
 		{ "apf", required_argument, NULL, OPT_APF },
 		{ "apf-threshold", required_argument, NULL, OPT_APF_THRESHOLD },
 		{ "workload", required_argument, NULL, OPT_WORKLOAD },
@@ -235,6 +237,9 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			if (units_parse_duration_range(optarg, &c->latency_min_ns, &c->latency_max_ns))
 				return bad_value(e, "--latency", optarg,
 						 "a duration such as 1ms, or a range such as 200us-5ms");
+			break;
+		case OPT_TRACE:
+			c->trace = true;
 			break;
 		case OPT_POPULATE:
 			c->populate = true;

@@ -7,6 +7,17 @@
 
 #include "vcpu_loop.h"
 
+static inline uint64_t tsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)::"memory");
+	return ((uint64_t)hi << 32) | lo;
+}
+
+/* Set while the pager thread is inside hook_installed(): a raise then is
+ * the page's own page-ready (else it follows an ACK). */
+static __thread uint64_t installing_since;
+
 int apf_user_setup_vm(struct vm *vm, struct apf_err *e)
 {
 	struct kvm_enable_cap cap;
@@ -42,6 +53,8 @@ int apf_user_setup_vm(struct vm *vm, struct apf_err *e)
 static void op_kick(void *ctx, unsigned v)
 {
 	struct machine *m = ctx;
+	if (m->trace)
+		m->host_trace.t_kick[v] = tsc();
 	vcpu_kick(&m->vm.vcpus[v]);
 }
 
@@ -70,6 +83,16 @@ static int op_raise(void *ctx, unsigned v, uint8_t vector)
 	struct machine *m = ctx;
 	struct kvm_msi msi;
 
+	if (m->trace) {
+		uint64_t now = tsc();
+		if (installing_since) {
+			m->host_trace.install_to_raise += now - installing_since;
+			m->host_trace.raised_on_install++;
+		} else {
+			m->host_trace.raised_on_ack++;
+		}
+		m->trace->raise_tsc = now;
+	}
 	memset(&msi, 0, sizeof(msi));
 	msi.address_lo = 0xfee00000u | (v << 12); /* fixed delivery to APIC id v */
 	msi.data = vector;
@@ -105,18 +128,24 @@ static void hook_fault(void *ctx, uint32_t tid, uint64_t page, uint64_t expected
 		       bool in_flight)
 {
 	struct machine *m = ctx;
+	uint64_t t_read = m->trace ? tsc() : 0;
 	int v = -1;
 
 	for (unsigned i = 0; i < m->vm.nvcpus; i++)
 		if (__atomic_load_n(&m->vm.vcpus[i].tid, __ATOMIC_ACQUIRE) == (int)tid)
 			v = (int)i;
+	/* Stamped before the core may kick: the vCPU reads it after the kick. */
+	if (m->trace && v >= 0)
+		m->host_trace.t_read[v] = t_read;
 	apf_core_on_fault(m->core, v, page, expected_ns, in_flight);
 }
 
 static void hook_installed(void *ctx, uint64_t page)
 {
 	struct machine *m = ctx;
+	installing_since = m->trace ? tsc() : 0;
 	apf_core_on_installed(m->core, page);
+	installing_since = 0;
 }
 
 const struct pager_hooks apf_user_pager_hooks = {
@@ -138,6 +167,7 @@ static bool page_present(void *ctx, uint64_t page)
 
 void apf_user_after_kick(struct machine *m, struct vcpu *v)
 {
+	uint64_t t_exit = m->trace ? tsc() : 0;
 	struct kvm_sync_regs *s = &v->run->s.regs;
 	struct kvm_vcpu_events *ev = &s->events;
 	struct apf_guest_state gs = {
@@ -161,6 +191,18 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 	ev->flags = (ev->flags & (KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM)) |
 		    KVM_VCPUEVENT_VALID_PAYLOAD;
 	v->run->kvm_dirty_regs |= KVM_SYNC_X86_EVENTS;
+	if (m->trace) {
+		/* The access was stamped by the scan just before it faulted. */
+		uint64_t access = m->trace->access_tsc, t_read = m->host_trace.t_read[v->id];
+		uint64_t t_inject = tsc();
+		if (access && access < t_read)
+			m->host_trace.access_to_read += t_read - access;
+		m->host_trace.read_to_kick += m->host_trace.t_kick[v->id] - t_read;
+		m->host_trace.kick_to_exit += t_exit - m->host_trace.t_kick[v->id];
+		m->host_trace.exit_to_inject += t_inject - t_exit;
+		m->host_trace.injected++;
+		m->trace->inject_tsc = t_inject;
+	}
 }
 
 void apf_user_msr_exit(struct machine *m, struct vcpu *v)

@@ -44,6 +44,16 @@ struct machine {
 	bool pager_ready;
 	struct apf_core *core; /* --apf user: the host side; NULL otherwise */
 	struct pager_hooks pager_hooks;
+	/* --trace: the shared stamp page (host view) and host-side sums in TSC
+	 * ticks, written by the pager thread (read/kick/install/raise) and the
+	 * vCPU thread (exit/inject), read after both stopped. */
+	struct apf_trace *trace;
+	struct {
+		uint64_t t_read[VM_MAX_VCPUS], t_kick[VM_MAX_VCPUS];
+		uint64_t access_to_read, read_to_kick, kick_to_exit, exit_to_inject;
+		uint64_t injected;
+		uint64_t install_to_raise, raised_on_install, raised_on_ack;
+	} host_trace;
 	struct guest_report report;
 	pthread_mutex_t report_lock;
 	atomic_bool stop;

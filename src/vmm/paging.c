@@ -19,7 +19,7 @@ static uint64_t *table(struct guest_mem *gm, gpa_t gpa)
 
 static int is_user(const struct elf_image *img, const struct guest_layout *l, gpa_t page)
 {
-	if (page >= l->ufree_start && page < l->ufree_end)
+	if (page >= l->trace_gpa && page < l->ufree_end) /* trace page + ufree */
 		return 1;
 	for (unsigned i = 0; i < img->nsegs; i++)
 		if (img->segs[i].user && page >= img->segs[i].start && page < img->segs[i].end)
@@ -44,7 +44,8 @@ int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest
 	l->pt_end = l->pt_start + ntables * APF_PAGE_SIZE;
 	l->kfree_start = l->pt_end;
 	l->kfree_end = l->kfree_start + PAGING_KHEAP_SIZE;
-	l->ufree_start = l->kfree_end;
+	l->trace_gpa = l->kfree_end;
+	l->ufree_start = l->trace_gpa + APF_PAGE_SIZE;
 	l->ufree_end = res;
 	if (l->ufree_end < l->ufree_start + (1ull << 20))
 		return apf_fail(e, -EINVAL,

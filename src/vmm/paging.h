@@ -4,7 +4,8 @@
  *
  * Resident memory: page 0 unmapped (catches null pointers), boot info at
  * APF_BOOT_INFO_GPA, the guest ELF from APF_KERNEL_GPA, then the page
- * tables, a supervisor-only heap (kfree) and a ring-3 heap (ufree).  4 KiB
+ * tables, a supervisor-only heap (kfree), the trace page and a ring-3 heap
+ * (ufree).  4 KiB
  * pages, so ELF segments marked APF_PF_USER get the U/S bit alone.
  * The lazy region is mapped with 2 MiB pages (U/S set): the guest's page
  * size does not matter to the host, which still faults per 4 KiB page.
@@ -21,6 +22,7 @@ struct guest_layout {
 	gpa_t pml4;
 	gpa_t pt_start, pt_end;
 	gpa_t kfree_start, kfree_end;
+	gpa_t trace_gpa;      /* one ring-3 page for struct apf_trace */
 	gpa_t ufree_start, ufree_end;
 };
 

@@ -113,6 +113,11 @@ static void write_boot_info(struct machine *m, const struct apfvm_config *c,
 {
 	struct apf_boot_info *bi = gmem_ptr(&m->gm, APF_BOOT_INFO_GPA, sizeof(*bi));
 
+	if (c->trace) {
+		bi->trace_gpa = l->trace_gpa;
+		m->trace = gmem_ptr(&m->gm, l->trace_gpa, sizeof(*m->trace));
+	}
+
 	bi->magic = APF_BOOT_MAGIC;
 	bi->mem_size = m->gm.resident_size;
 	bi->kfree_start = l->kfree_start;
@@ -161,6 +166,40 @@ static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
 			pager_stop(&m->pager); /* releases a vCPU blocked in a fault */
 	}
 	pthread_join(v->thread, NULL);
+}
+
+/* Mean microseconds per event of each step of the fault path. */
+static void collect_trace(struct machine *m, struct apfvm_stats *st)
+{
+	const struct apf_trace *g = m->trace;
+	struct apfvm_fault_path *p = &st->path;
+	double us = st->tsc_khz ? 1e3 / (double)st->tsc_khz : 0; /* per tick */
+	uint64_t n = m->host_trace.injected, pages = 0;
+	double stall = 0;
+
+#define MEAN(sum, count) ((count) ? (double)(sum) * us / (double)(count) : 0)
+	st->traced = true;
+	p->faults = n ? n : g->np_count;
+	p->access_to_read = MEAN(m->host_trace.access_to_read, n);
+	p->read_to_kick = MEAN(m->host_trace.read_to_kick, n);
+	p->kick_to_exit = MEAN(m->host_trace.kick_to_exit, n);
+	p->exit_to_inject = MEAN(m->host_trace.exit_to_inject, n);
+	p->np_delivery = MEAN(g->np_delivery, n);
+	p->np_handler = MEAN(g->np_handler, g->np_count);
+	p->install_to_raise = MEAN(m->host_trace.install_to_raise, m->host_trace.raised_on_install);
+	p->readies = g->rdy_count;
+	p->readies_after_ack = m->host_trace.raised_on_ack;
+	p->rdy_delivery = MEAN(g->rdy_delivery, m->host_trace.raised_on_install + m->host_trace.raised_on_ack);
+	p->rdy_handler = MEAN(g->rdy_handler, g->rdy_count);
+	p->rdy_ack = MEAN(g->rdy_ack, g->rdy_count);
+	p->resume = MEAN(g->resume, g->resume_count);
+#undef MEAN
+	for (unsigned i = 0; i < st->ntasks; i++)
+		if (st->tasks[i].kind == APF_TASK_SCAN) {
+			stall += st->tasks[i].stall_s;
+			pages += st->tasks[i].pages;
+		}
+	p->stall_per_page = pages ? stall * 1e6 / (double)pages : 0;
 }
 
 static void collect_stats(struct machine *m, const struct apfvm_config *c, struct apfvm_stats *st)
@@ -222,7 +261,10 @@ static void collect_stats(struct machine *m, const struct apfvm_config *c, struc
 		t->pages = r->pages;
 		t->mismatches = r->mismatches;
 		t->first_bad = r->first_bad;
+		t->stall_s = st->tsc_khz ? (double)r->stall_tsc / ((double)st->tsc_khz * 1e3) : 0;
 	}
+	if (m->trace)
+		collect_trace(m, st);
 }
 
 static int build(struct machine *m, const struct apfvm_config *c, struct apf_err *e)

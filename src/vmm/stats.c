@@ -20,6 +20,16 @@ static double apf_path_us(const struct apfvm_stats *st, uint64_t tsc, uint64_t n
 	return n && st->tsc_khz ? (double)tsc / (double)n / ((double)st->tsc_khz / 1e3) : 0;
 }
 
+/* "12.3" or "-" for a step this mode does not show (value 0). */
+static const char *us_or_dash(double v, int slot)
+{
+	static char buf[12][16];
+	if (v <= 0)
+		return "-";
+	snprintf(buf[slot], sizeof(buf[slot]), "%.1f", v);
+	return buf[slot];
+}
+
 void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 {
 	fprintf(f, "apfvm: mode %s, source %s, latency ", apfvm_mode_name(st->mode), st->source);
@@ -50,6 +60,23 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 			a->not_present, a->ready, a->wake_all, a->dummy, a->halts, a->parked_max);
 		fprintf(f, "  guest cost    not-present path %.1f us, page-ready path %.1f us (mean)\n",
 			apf_path_us(st, a->np_tsc, a->not_present), apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
+	}
+	if (st->traced) {
+		const struct apfvm_fault_path *p = &st->path;
+		fprintf(f, "  fault path (mean us per async fault, %" PRIu64 " faults; -: not observable in this mode)\n",
+			p->faults);
+		fprintf(f, "    access -> pager reads fault   %7s   kick -> vCPU exits      %7s\n",
+			us_or_dash(p->access_to_read, 0), us_or_dash(p->kick_to_exit, 1));
+		fprintf(f, "    read -> kick                  %7s   exit -> #PF injected    %7s\n",
+			us_or_dash(p->read_to_kick, 2), us_or_dash(p->exit_to_inject, 3));
+		fprintf(f, "    injection -> guest handler    %7s   guest not-present path  %7s\n",
+			us_or_dash(p->np_delivery, 4), us_or_dash(p->np_handler, 5));
+		fprintf(f, "    installed -> ready raised     %7s   raise -> guest handler  %7s\n",
+			us_or_dash(p->install_to_raise, 6), us_or_dash(p->rdy_delivery, 7));
+		fprintf(f, "    guest page-ready path         %7s   (of which ACK write     %7s)\n",
+			us_or_dash(p->rdy_handler, 8), us_or_dash(p->rdy_ack, 9));
+		fprintf(f, "    woken task's switch -> access %7s   scan's wait per page    %7s\n",
+			us_or_dash(p->resume, 10), us_or_dash(p->stall_per_page, 11));
 	}
 	for (unsigned i = 0; i < st->ntasks; i++) {
 		const struct apfvm_task_stats *t = &st->tasks[i];
@@ -111,6 +138,18 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			a->halts, a->parked_max, apf_path_us(st, a->np_tsc, a->not_present),
 			apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
 	}
+	if (st->traced) {
+		const struct apfvm_fault_path *p = &st->path;
+		fprintf(f,
+			"  \"fault_path_us\": {\"faults\": %" PRIu64 ", \"access_to_read\": %.2f, "
+			"\"read_to_kick\": %.2f, \"kick_to_exit\": %.2f, \"exit_to_inject\": %.2f, "
+			"\"np_delivery\": %.2f, \"np_handler\": %.2f, \"install_to_raise\": %.2f, "
+			"\"rdy_delivery\": %.2f, \"rdy_handler\": %.2f, \"rdy_ack\": %.2f, "
+			"\"resume\": %.2f, \"stall_per_page\": %.2f, \"readies_after_ack\": %" PRIu64 "},\n",
+			p->faults, p->access_to_read, p->read_to_kick, p->kick_to_exit, p->exit_to_inject,
+			p->np_delivery, p->np_handler, p->install_to_raise, p->rdy_delivery,
+			p->rdy_handler, p->rdy_ack, p->resume, p->stall_per_page, p->readies_after_ack);
+	}
 	fprintf(f, "  \"tasks\": [");
 	for (unsigned i = 0; i < st->ntasks; i++) {
 		const struct apfvm_task_stats *t = &st->tasks[i];
@@ -119,8 +158,9 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 		if (t->kind == APF_TASK_COMPUTE)
 			fprintf(f, ", \"work\": %" PRIu64 "}", t->work);
 		else
-			fprintf(f, ", \"pages\": %" PRIu64 ", \"mismatches\": %" PRIu64 "}", t->pages,
-				t->mismatches);
+			fprintf(f, ", \"pages\": %" PRIu64 ", \"mismatches\": %" PRIu64
+				   ", \"stall_s\": %.6f}",
+				t->pages, t->mismatches, t->stall_s);
 	}
 	fprintf(f, "%s]\n}\n", st->ntasks ? "\n  " : "");
 	return ferror(f) ? -1 : 0;

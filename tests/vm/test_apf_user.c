@@ -164,7 +164,30 @@ TEST(reserved_bits_in_the_enable_msr_raise_gp)
 		TEST_FAIL_("message '%s' does not report a #GP", e.msg);
 }
 
-TEST_MAIN(T(slow_fetches_go_async_and_every_not_present_gets_ready),
+/* --trace stamps every step of the path; each must have been observed. */
+TEST(trace_times_every_step_of_the_fault_path)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+
+	REQUIRE_KVM();
+	config(&c, 1, 2 << 20, 2000000, 2000000);
+	c.trace = true;
+	REQUIRE(run_ok(&c, &st));
+	check_scans(&st, 512);
+	REQUIRE(st.traced);
+	const struct apfvm_fault_path *p = &st.path;
+	CHECK_EQ_U(p->faults, st.faults_async);
+	CHECK(p->access_to_read > 0 && p->kick_to_exit > 0 && p->exit_to_inject > 0);
+	CHECK(p->np_delivery > 0 && p->np_handler > 0);
+	CHECK(p->rdy_delivery > 0 && p->rdy_handler > p->rdy_ack && p->rdy_ack > 0);
+	CHECK(p->resume > 0);
+	/* The scan waits at least the fetch for each page it faulted on. */
+	CHECK(p->stall_per_page >= 2000.0 * (double)st.faults_async / 512);
+	CHECK(st.apf.np_tsc > 0 && st.apf.ready_tsc > 0);
+}
+
+TEST_MAIN(T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
 	  T(out_of_order_completions_with_three_scanners), T(fast_source_stays_synchronous),
 	  T(threshold_above_the_latency_keeps_faults_synchronous),
 	  T(guest_without_async_pf_is_served_synchronously),
