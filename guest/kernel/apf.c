@@ -76,8 +76,10 @@ static uint64_t trace_np_entry(void)
 
 static void trace_np_exit(uint64_t t0)
 {
-	trace->np_handler += rdtsc() - t0;
+	uint64_t t1 = rdtsc();
+	trace->np_handler += t1 - t0;
 	trace->np_count++;
+	trace->np_switch_tsc = t1;
 }
 
 static uint64_t trace_rdy_entry(void)

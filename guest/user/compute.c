@@ -19,11 +19,18 @@ void compute_main(const struct task_args *a)
 	const struct user_shared *sh = a->shared;
 	int alone = sh->noncompute_total == 0;
 	uint64_t start = urdtsc(), deadline = start + a->duration_tsc;
-	uint64_t x = 0x1234567 + a->id, work = 0;
+	uint64_t x = 0x1234567 + a->id, work = 0, seen = 0;
+	struct apf_trace *trace = a->trace;
 
 	for (;;) {
 		x = work_unit(x);
 		work++;
+		if (trace && trace->np_switch_tsc != seen) {
+			/* A task just parked on a fault and we got the CPU back. */
+			seen = trace->np_switch_tsc;
+			trace->np_resume += urdtsc() - seen;
+			trace->np_resume_count++;
+		}
 		if (alone ? urdtsc() >= deadline : sh->noncompute_live == 0)
 			break;
 	}

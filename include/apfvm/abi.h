@@ -170,6 +170,9 @@ struct apf_trace {
 	volatile uint64_t rdy_switch_tsc; /* guest: switching to the woken task */
 	uint64_t resume;       /* scan: rdy_switch_tsc -> its access completed */
 	uint64_t resume_count;
+	volatile uint64_t np_switch_tsc; /* guest: switching away from the faulting task */
+	uint64_t np_resume;    /* compute: np_switch_tsc -> it runs again in ring 3 */
+	uint64_t np_resume_count;
 };
 
 /* ------------------------------------------------------------------ */

@@ -82,6 +82,8 @@ struct apfvm_stats {
 	double fault_us_mean;       /* fault read -> page installed */
 	uint64_t tsc_khz;
 	uint64_t lazy_pages;
+	/* KVM's own counters for vCPU 0 (0 where KVM does not provide them). */
+	uint64_t kvm_exits, kvm_pf_taken, kvm_insn_emulation, kvm_signal_exits, kvm_halt_exits;
 	bool apf_reported;          /* the guest sent its async PF counters */
 	struct apf_guest_stats apf; /* the guest's async PF counters */
 	unsigned ntasks;
@@ -100,6 +102,8 @@ struct apfvm_stats {
 		double rdy_delivery;     /* raise -> guest page-ready handler entry */
 		double rdy_handler;      /* guest page-ready path, up to the switch */
 		double rdy_ack;          /* of which: the ACK MSR write */
+		double np_resume;        /* not-present switch -> the other task runs
+					  * again in ring 3 (within one work unit) */
 		double resume;           /* guest switches to the woken task -> its
 					  * access completes (iret, EPT fault) */
 		double stall_per_page;   /* the scan's own wait per page, all faults */

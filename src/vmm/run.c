@@ -14,6 +14,7 @@
 #include "apf_user.h"
 #include "apfvm/vmm.h"
 #include "elf_loader.h"
+#include "kvm_stats.h"
 #include "machine.h"
 #include "paging.h"
 #include "vcpu_loop.h"
@@ -193,6 +194,7 @@ static void collect_trace(struct machine *m, struct apfvm_stats *st)
 	p->rdy_handler = MEAN(g->rdy_handler, g->rdy_count);
 	p->rdy_ack = MEAN(g->rdy_ack, g->rdy_count);
 	p->resume = MEAN(g->resume, g->resume_count);
+	p->np_resume = MEAN(g->np_resume, g->np_resume_count);
 #undef MEAN
 	for (unsigned i = 0; i < st->ntasks; i++)
 		if (st->tasks[i].kind == APF_TASK_SCAN) {
@@ -400,6 +402,14 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	if (!rc) {
 		wait_vcpu(m, &m->vm.vcpus[0], c->timeout_ns);
 		st->wall_s = now_s() - t0;
+		struct kvm_vcpu_counters kc;
+		if (kvm_stats_read(m->vm.vcpus[0].fd, &kc) == 0) {
+			st->kvm_exits = kc.exits;
+			st->kvm_pf_taken = kc.pf_taken;
+			st->kvm_insn_emulation = kc.insn_emulation;
+			st->kvm_signal_exits = kc.signal_exits;
+			st->kvm_halt_exits = kc.halt_exits;
+		}
 		if (m->pager_ready)
 			pager_stop(&m->pager);
 		collect_stats(m, c, st);

@@ -23,7 +23,7 @@ static double apf_path_us(const struct apfvm_stats *st, uint64_t tsc, uint64_t n
 /* "12.3" or "-" for a step this mode does not show (value 0). */
 static const char *us_or_dash(double v, int slot)
 {
-	static char buf[12][16];
+	static char buf[13][16];
 	if (v <= 0)
 		return "-";
 	snprintf(buf[slot], sizeof(buf[slot]), "%.1f", v);
@@ -61,6 +61,10 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 		fprintf(f, "  guest cost    not-present path %.1f us, page-ready path %.1f us (mean)\n",
 			apf_path_us(st, a->np_tsc, a->not_present), apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
 	}
+	if (st->kvm_exits)
+		fprintf(f, "  kvm           %" PRIu64 " exits, %" PRIu64 " page faults, %" PRIu64
+			   " instructions emulated\n",
+			st->kvm_exits, st->kvm_pf_taken, st->kvm_insn_emulation);
 	if (st->traced) {
 		const struct apfvm_fault_path *p = &st->path;
 		fprintf(f, "  fault path (mean us per async fault, %" PRIu64 " faults; -: not observable in this mode)\n",
@@ -71,6 +75,7 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 			us_or_dash(p->read_to_kick, 2), us_or_dash(p->exit_to_inject, 3));
 		fprintf(f, "    injection -> guest handler    %7s   guest not-present path  %7s\n",
 			us_or_dash(p->np_delivery, 4), us_or_dash(p->np_handler, 5));
+		fprintf(f, "    switch -> other task runs     %7s\n", us_or_dash(p->np_resume, 12));
 		fprintf(f, "    installed -> ready raised     %7s   raise -> guest handler  %7s\n",
 			us_or_dash(p->install_to_raise, 6), us_or_dash(p->rdy_delivery, 7));
 		fprintf(f, "    guest page-ready path         %7s   (of which ACK write     %7s)\n",
@@ -106,6 +111,12 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  \"fault_us_p50\": %" PRIu64 ",\n", st->fault_us_p50);
 	fprintf(f, "  \"fault_us_p99\": %" PRIu64 ",\n", st->fault_us_p99);
 	fprintf(f, "  \"tsc_khz\": %" PRIu64 ",\n", st->tsc_khz);
+	fprintf(f,
+		"  \"kvm\": {\"exits\": %" PRIu64 ", \"pf_taken\": %" PRIu64
+		", \"insn_emulation\": %" PRIu64 ", \"signal_exits\": %" PRIu64
+		", \"halt_exits\": %" PRIu64 "},\n",
+		st->kvm_exits, st->kvm_pf_taken, st->kvm_insn_emulation, st->kvm_signal_exits,
+		st->kvm_halt_exits);
 	fprintf(f,
 		"  \"faults\": {\"total\": %" PRIu64 ", \"sync\": %" PRIu64 ", \"async\": %" PRIu64
 		", \"joined\": %" PRIu64 ", \"spurious\": %" PRIu64,
@@ -145,10 +156,10 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			"\"read_to_kick\": %.2f, \"kick_to_exit\": %.2f, \"exit_to_inject\": %.2f, "
 			"\"np_delivery\": %.2f, \"np_handler\": %.2f, \"install_to_raise\": %.2f, "
 			"\"rdy_delivery\": %.2f, \"rdy_handler\": %.2f, \"rdy_ack\": %.2f, "
-			"\"resume\": %.2f, \"stall_per_page\": %.2f, \"readies_after_ack\": %" PRIu64 "},\n",
+			"\"np_resume\": %.2f, \"resume\": %.2f, \"stall_per_page\": %.2f, \"readies_after_ack\": %" PRIu64 "},\n",
 			p->faults, p->access_to_read, p->read_to_kick, p->kick_to_exit, p->exit_to_inject,
 			p->np_delivery, p->np_handler, p->install_to_raise, p->rdy_delivery,
-			p->rdy_handler, p->rdy_ack, p->resume, p->stall_per_page, p->readies_after_ack);
+			p->rdy_handler, p->rdy_ack, p->np_resume, p->resume, p->stall_per_page, p->readies_after_ack);
 	}
 	fprintf(f, "  \"tasks\": [");
 	for (unsigned i = 0; i < st->ntasks; i++) {
