@@ -68,40 +68,32 @@ trap_stubs:
 	vec = vec + 1
 	.endr
 
+/* Only the caller-saved registers are saved: the C code preserves the
+ * callee-saved ones (rbx, rbp, r12-r15) by the ABI, and swtch() saves them
+ * when a trap switches tasks.  Every instruction here is emulated on some
+ * hosts, so the frame is as small as the ABI allows. */
 trap_common:
 	push	%rax
-	push	%rbx
 	push	%rcx
 	push	%rdx
 	push	%rsi
 	push	%rdi
-	push	%rbp
 	push	%r8
 	push	%r9
 	push	%r10
 	push	%r11
-	push	%r12
-	push	%r13
-	push	%r14
-	push	%r15
 	mov	%rsp, %rdi
 	call	trap
 	.globl trap_return
 trap_return:
-	pop	%r15
-	pop	%r14
-	pop	%r13
-	pop	%r12
 	pop	%r11
 	pop	%r10
 	pop	%r9
 	pop	%r8
-	pop	%rbp
 	pop	%rdi
 	pop	%rsi
 	pop	%rdx
 	pop	%rcx
-	pop	%rbx
 	pop	%rax
 	add	$16, %rsp	/* vector, error code */
 	iretq

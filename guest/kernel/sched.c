@@ -17,15 +17,12 @@ void sched_switch_to(struct task *t)
 {
 	struct task *prev = cpu0.current;
 
-	if (t == prev) {
-		t->state = TASK_RUNNING;
-		return;
-	}
-	cpu0.current = t;
 	t->state = TASK_RUNNING;
-	if (t->kind)
+	if (t == prev)
+		return;
+	cpu0.current = t;
+	if (t->kind) /* the idle task never returns to ring 3 */
 		desc_set_kernel_stack(t->kstack_top);
-	cpu0.switches++;
 	swtch(&prev->ksp, t->ksp);
 }
 

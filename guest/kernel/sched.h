@@ -20,7 +20,6 @@ struct cpu {
 	struct task *idle;
 	struct runqueue rq;
 	unsigned live;        /* user tasks not yet exited */
-	uint64_t switches;
 };
 
 extern struct cpu cpu0;

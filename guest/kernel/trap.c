@@ -79,29 +79,23 @@ static void syscall(struct trapframe *tf)
 	}
 }
 
+/* Most frequent first: page-ready and async not-present are the hot
+ * paths; every instruction here runs emulated on some hosts. */
 void trap(struct trapframe *tf)
 {
-	switch (tf->vector) {
-	case VEC_TIMER:
+	uint64_t v = tf->vector;
+
+	if (v == VEC_APF) {
+		apf_ready_irq();
+	} else if (v == 14) {
+		if (!apf_handle_pf(tf))
+			fatal(tf);
+	} else if (v == VEC_TIMER) {
 		lapic_eoi();
 		sched_preempt();
-		return;
-	case VEC_APF:
-		apf_ready_irq();
-		return;
-	case 14:
-		if (apf_handle_pf(tf))
-			return;
-		fatal(tf);
-	case VEC_SPURIOUS:
-		return; /* no EOI for spurious interrupts */
-	case 3:
-		if ((tf->cs & 3) == 3) {
-			syscall(tf);
-			return;
-		}
-		fatal(tf);
-	default:
+	} else if (v == 3 && (tf->cs & 3) == 3) {
+		syscall(tf);
+	} else if (v != VEC_SPURIOUS) { /* spurious: no EOI */
 		fatal(tf);
 	}
 }

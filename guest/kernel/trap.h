@@ -4,15 +4,16 @@
 
 #include <stdint.h>
 
-/* Layout built by trap_entry.S: general registers, then the stub's vector
- * and error code, then what the CPU pushed. */
+/* Layout built by entry.S: the caller-saved registers (the callee-saved
+ * ones stay live in the C code and are saved by swtch() on a task
+ * switch), then the stub's vector and error code, then what the CPU
+ * pushed. */
 struct trapframe {
-	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
-	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t r11, r10, r9, r8, rdi, rsi, rdx, rcx, rax;
 	uint64_t vector, error;
 	uint64_t rip, cs, rflags, rsp, ss;
 };
-_Static_assert(sizeof(struct trapframe) == 22 * 8, "trapframe layout");
+_Static_assert(sizeof(struct trapframe) == 16 * 8, "trapframe layout");
 
 void trap_init(void);
 void trap(struct trapframe *tf);
