@@ -24,7 +24,8 @@ const char bench_usage[] =
 	"  --lazy SIZE        lazy region, served from a generated image (default 8M)\n"
 	"  --workload SPEC    as for 'apfvm run' (default compute:1,scan:1)\n"
 	"  --pin MODE         as for 'apfvm run' (default same:0)\n"
-	"  --csv FILE         also write the results as CSV\n"
+	"  --csv FILE         also write the results as CSV, with the fault-path breakdown\n"
+	"                     of one extra --trace run per cell that went async\n"
 	"  -h, --help         this help\n";
 
 #define MAX_LAT  8
@@ -32,8 +33,9 @@ const char bench_usage[] =
 #define MAX_RUNS 15
 
 struct cell_run {
-	double compute_rate, scan_s, wall_s, rt_us, pages_per_s;
+	double compute_rate, scan_s, wall_s, pages_per_s;
 	uint64_t faults, async, sync;
+	double insn_per_fault; /* guest instructions KVM emulated, per fault */
 };
 
 struct bench {
@@ -237,14 +239,28 @@ static int run_cell(struct bench *b, unsigned li, unsigned mi, struct cell_run *
 		r->faults = st.faults_total;
 		r->async = st.faults_async;
 		r->sync = st.faults_sync;
-		double khz = (double)st.tsc_khz;
-		uint64_t n = st.apf.not_present, nr = st.apf.ready;
-		r->rt_us = n && nr && khz ? ((double)st.apf.np_tsc / (double)n +
-					     (double)st.apf.ready_tsc / (double)(nr + st.apf.wake_all)) /
-						    (khz / 1e3)
-					  : 0;
 		r->pages_per_s = st.wall_s > 0 ? (double)st.pages_fetched / st.wall_s : 0;
+		r->insn_per_fault = st.faults_total ? (double)st.kvm_insn_emulation /
+							      (double)st.faults_total
+						    : 0;
 	}
+	return 0;
+}
+
+/* One more run with --trace for a cell whose faults went async: where the
+ * time of one async fault goes (kept apart: the stamps cost time). */
+static int trace_cell(struct bench *b, unsigned li, unsigned mi, struct apfvm_fault_path *p)
+{
+	struct apfvm_config c = b->base;
+	struct apfvm_stats st;
+
+	c.apf = b->modes[mi];
+	c.source = b->spec;
+	c.latency_min_ns = c.latency_max_ns = b->lat_ns[li];
+	c.trace = true;
+	if (run_once(&c, &st))
+		return -1;
+	*p = st.path;
 	return 0;
 }
 
@@ -299,37 +315,50 @@ int bench_main(int argc, char **argv)
 	if (csv)
 		fprintf(csv, "latency,latency_us,mode,runs,compute_frac_median,compute_frac_min,"
 			     "compute_frac_max,scan_s_median,scan_s_min,scan_s_max,faults,async,sync,"
-			     "guest_round_trip_us,pager_pages_per_s,wall_s_median,compute_alone_rate\n");
-	printf("%-9s %-7s %-22s %-24s %7s %7s %9s %10s\n", "latency", "mode", "compute/alone",
-	       "scan s", "async", "sync", "guest RT", "pages/s");
-	printf("%-9s %-7s %-22s %-24s %7s %7s %9s %10s\n", "", "", "median (min-max)",
-	       "median (min-max)", "", "", "us", "(pager)");
+			     "guest_round_trip_us,pager_pages_per_s,wall_s_median,compute_alone_rate,"
+			     "insn_per_fault,access_to_read_us,read_to_kick_us,kick_to_exit_us,"
+			     "exit_to_inject_us,np_delivery_us,np_handler_us,np_resume_us,"
+			     "install_to_raise_us,rdy_delivery_us,rdy_handler_us,rdy_ack_us,resume_us,"
+			     "stall_per_page_us\n");
+	printf("%-9s %-7s %-22s %-24s %6s %6s %8s %8s %9s\n", "latency", "mode", "compute/alone",
+	       "scan s", "async", "sync", "guestRT", "insn/", "pages/s");
+	printf("%-9s %-7s %-22s %-24s %6s %6s %8s %8s %9s\n", "", "", "median (min-max)",
+	       "median (min-max)", "", "", "us", "fault", "(pager)");
 	for (unsigned li = 0; li < b.nlat; li++) {
 		for (unsigned mi = 0; mi < b.nmode; mi++) {
 			struct cell_run r[MAX_RUNS];
-			double cf[3], sc[3], rt[3], pps[3], wall[3];
+			double cf[3], sc[3], pps[3], wall[3], ipf[3];
+			struct apfvm_fault_path p;
 			if (run_cell(&b, li, mi, r))
 				goto out;
 			pick(r, b.runs, offsetof(struct cell_run, compute_rate), cf);
 			pick(r, b.runs, offsetof(struct cell_run, scan_s), sc);
-			pick(r, b.runs, offsetof(struct cell_run, rt_us), rt);
 			pick(r, b.runs, offsetof(struct cell_run, pages_per_s), pps);
 			pick(r, b.runs, offsetof(struct cell_run, wall_s), wall);
+			pick(r, b.runs, offsetof(struct cell_run, insn_per_fault), ipf);
 			double async = median_u64(r, b.runs, offsetof(struct cell_run, async));
 			double sync = median_u64(r, b.runs, offsetof(struct cell_run, sync));
 			double faults = median_u64(r, b.runs, offsetof(struct cell_run, faults));
+			memset(&p, 0, sizeof(p));
+			if (async > 0 && trace_cell(&b, li, mi, &p))
+				goto out;
+			double rt = p.np_handler + p.rdy_handler;
 			char c1[32], c2[32];
 			snprintf(c1, sizeof(c1), "%.3f (%.3f-%.3f)", cf[0], cf[1], cf[2]);
 			snprintf(c2, sizeof(c2), "%.3f (%.3f-%.3f)", sc[0], sc[1], sc[2]);
-			printf("%-9s %-7s %-22s %-24s %7.0f %7.0f %9.0f %10.0f\n", b.lat_label[li],
-			       apfvm_mode_name(b.modes[mi]), c1, c2, async, sync, rt[0], pps[0]);
+			printf("%-9s %-7s %-22s %-24s %6.0f %6.0f %8.0f %8.0f %9.0f\n", b.lat_label[li],
+			       apfvm_mode_name(b.modes[mi]), c1, c2, async, sync, rt, ipf[0], pps[0]);
 			fflush(stdout);
 			if (csv)
-				fprintf(csv, "%s,%.3f,%s,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.0f,%.1f,%.0f,%.4f,%.0f\n",
+				fprintf(csv, "%s,%.3f,%s,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.0f,%.1f,%.0f,%.4f,%.0f,"
+					     "%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f\n",
 					b.lat_label[li],
 					b.lat_ns[li] == UINT64_MAX ? 0 : (double)b.lat_ns[li] / 1e3,
 					apfvm_mode_name(b.modes[mi]), b.runs, cf[0], cf[1], cf[2], sc[0], sc[1],
-					sc[2], faults, async, sync, rt[0], pps[0], wall[0], b.alone_rate);
+					sc[2], faults, async, sync, rt, pps[0], wall[0], b.alone_rate, ipf[0],
+					p.access_to_read, p.read_to_kick, p.kick_to_exit, p.exit_to_inject,
+					p.np_delivery, p.np_handler, p.np_resume, p.install_to_raise,
+					p.rdy_delivery, p.rdy_handler, p.rdy_ack, p.resume, p.stall_per_page);
 		}
 	}
 	status = 0;
