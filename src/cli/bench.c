@@ -45,7 +45,6 @@ struct bench {
 	enum apfvm_apf_mode modes[MAX_MODE];
 	struct apfvm_config base;
 	char image[64], spec[96];
-	double alone_rate;
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -199,28 +198,25 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 	return rc;
 }
 
-/* The compute task's rate with nothing else running. */
-static int measure_alone(struct bench *b)
+/* The compute task's rate with nothing else running: one run. */
+static int alone_once(struct bench *b, double *rate)
 {
 	struct apfvm_config c = b->base;
 	struct apfvm_stats st;
-	double r[MAX_RUNS], s[3];
 
 	c.lazy_size = 0;
 	c.ntasks = 1;
 	c.tasks[0] = (struct apf_task_spec){ APF_TASK_COMPUTE, 0, 1, 0 };
-	for (unsigned i = 0; i < b->runs; i++) {
-		if (run_once(&c, &st))
-			return -1;
-		r[i] = task_rate(&st, APF_TASK_COMPUTE, NULL);
-	}
-	stats3(r, b->runs, s);
-	b->alone_rate = s[0];
-	printf("compute alone: %.0f units/s (median of %u, %.0f-%.0f)\n\n", s[0], b->runs, s[1], s[2]);
+	if (run_once(&c, &st))
+		return -1;
+	*rate = task_rate(&st, APF_TASK_COMPUTE, NULL);
 	return 0;
 }
 
-static int run_cell(struct bench *b, unsigned li, unsigned mi, struct cell_run *out)
+/* One run of mode mi at latency li; the compute rate is taken relative to
+ * `alone`, a compute-alone run made just before (pairing the two keeps
+ * slow drifts of the shared host out of the ratio). */
+static int run_cell(struct bench *b, unsigned li, unsigned mi, double alone, struct cell_run *r)
 {
 	struct apfvm_config c = b->base;
 	struct apfvm_stats st;
@@ -229,21 +225,17 @@ static int run_cell(struct bench *b, unsigned li, unsigned mi, struct cell_run *
 	c.source = b->spec;
 	c.populate = b->lat_ns[li] == UINT64_MAX;
 	c.latency_min_ns = c.latency_max_ns = c.populate ? 0 : b->lat_ns[li];
-	for (unsigned i = 0; i < b->runs; i++) {
-		struct cell_run *r = &out[i];
-		if (run_once(&c, &st))
-			return -1;
-		r->compute_rate = task_rate(&st, APF_TASK_COMPUTE, NULL) / b->alone_rate;
-		task_rate(&st, APF_TASK_SCAN, &r->scan_s);
-		r->wall_s = st.wall_s;
-		r->faults = st.faults_total;
-		r->async = st.faults_async;
-		r->sync = st.faults_sync;
-		r->pages_per_s = st.wall_s > 0 ? (double)st.pages_fetched / st.wall_s : 0;
-		r->insn_per_fault = st.faults_total ? (double)st.kvm_insn_emulation /
-							      (double)st.faults_total
-						    : 0;
-	}
+	if (run_once(&c, &st))
+		return -1;
+	r->compute_rate = task_rate(&st, APF_TASK_COMPUTE, NULL) / alone;
+	task_rate(&st, APF_TASK_SCAN, &r->scan_s);
+	r->wall_s = st.wall_s;
+	r->faults = st.faults_total;
+	r->async = st.faults_async;
+	r->sync = st.faults_sync;
+	r->pages_per_s = st.wall_s > 0 ? (double)st.pages_fetched / st.wall_s : 0;
+	r->insn_per_fault = st.faults_total ? (double)st.kvm_insn_emulation / (double)st.faults_total
+					    : 0;
 	return 0;
 }
 
@@ -308,10 +300,9 @@ int bench_main(int argc, char **argv)
 	}
 	char lazy[32];
 	units_format_size(b.base.lazy_size, lazy, sizeof(lazy));
-	printf("apfvm bench: %s lazy region from a file: image, %u task(s), %u run(s) per cell\n", lazy,
-	       b.base.ntasks, b.runs);
-	if (measure_alone(&b))
-		goto out;
+	printf("apfvm bench: %s lazy region from a file: image, %u task(s), %u run(s) per cell;\n"
+	       "compute/alone pairs each run with a compute-alone run made just before it\n\n",
+	       lazy, b.base.ntasks, b.runs);
 	if (csv)
 		fprintf(csv, "latency,latency_us,mode,runs,compute_frac_median,compute_frac_min,"
 			     "compute_frac_max,scan_s_median,scan_s_min,scan_s_max,faults,async,sync,"
@@ -325,12 +316,21 @@ int bench_main(int argc, char **argv)
 	printf("%-9s %-7s %-22s %-24s %6s %6s %8s %8s %9s\n", "", "", "median (min-max)",
 	       "median (min-max)", "", "", "us", "fault", "(pager)");
 	for (unsigned li = 0; li < b.nlat; li++) {
+		static struct cell_run runs[MAX_MODE][MAX_RUNS];
+		double alone[MAX_RUNS], al[3];
+		/* Run i of every mode follows compute-alone run i. */
+		for (unsigned i = 0; i < b.runs; i++) {
+			if (alone_once(&b, &alone[i]))
+				goto out;
+			for (unsigned mi = 0; mi < b.nmode; mi++)
+				if (run_cell(&b, li, mi, alone[i], &runs[mi][i]))
+					goto out;
+		}
+		stats3(alone, b.runs, al);
 		for (unsigned mi = 0; mi < b.nmode; mi++) {
-			struct cell_run r[MAX_RUNS];
+			struct cell_run *r = runs[mi];
 			double cf[3], sc[3], pps[3], wall[3], ipf[3];
 			struct apfvm_fault_path p;
-			if (run_cell(&b, li, mi, r))
-				goto out;
 			pick(r, b.runs, offsetof(struct cell_run, compute_rate), cf);
 			pick(r, b.runs, offsetof(struct cell_run, scan_s), sc);
 			pick(r, b.runs, offsetof(struct cell_run, pages_per_s), pps);
@@ -355,7 +355,7 @@ int bench_main(int argc, char **argv)
 					b.lat_label[li],
 					b.lat_ns[li] == UINT64_MAX ? 0 : (double)b.lat_ns[li] / 1e3,
 					apfvm_mode_name(b.modes[mi]), b.runs, cf[0], cf[1], cf[2], sc[0], sc[1],
-					sc[2], faults, async, sync, rt, pps[0], wall[0], b.alone_rate, ipf[0],
+					sc[2], faults, async, sync, rt, pps[0], wall[0], al[0], ipf[0],
 					p.access_to_read, p.read_to_kick, p.kick_to_exit, p.exit_to_inject,
 					p.np_delivery, p.np_handler, p.np_resume, p.install_to_raise,
 					p.rdy_delivery, p.rdy_handler, p.rdy_ack, p.resume, p.stall_per_page);
