@@ -27,7 +27,7 @@ set terminal pngcairo size 1200,500 font "sans,11"
 set output "$png"
 set multiplot layout 1,2 title "apfvm: async page faults side by side (compute:1 next to a scan of the lazy region)"
 set grid ytics
-set key top right
+set key bottom right
 set xlabel "fetch latency per page"
 set xrange [-0.3:*]
 set offsets 0, 0.3, 0, 0
