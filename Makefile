@@ -108,7 +108,8 @@ $(BUILD)/tests/%: tests/vm/%.c $(ASAN_LIB_OBJS) tests/test.h
 FUZZ_CC := clang
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 300
-FUZZ_LIB_OBJS := $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRCS)) $(BUILD)/host/guest_blob.o
+FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRCS))
+FUZZ_LIB_OBJS := $(FUZZ_OBJS) $(BUILD)/host/guest_blob.o
 FUZZ_TARGETS := $(BUILD)/fuzz_guest_input
 
 $(BUILD)/fuzz/%.o: %.c
@@ -125,7 +126,7 @@ deps:
 deps-bench:
 	$(Q)scripts/deps.sh bench
 
-$(FUZZ_LIB_OBJS) $(FUZZ_TARGETS): | deps
+$(FUZZ_OBJS) $(FUZZ_TARGETS): | deps
 
 fuzz: $(FUZZ_TARGETS)
 	$(Q)for t in $(FUZZ_TARGETS); do tests/fuzz/run_fuzz.sh $$t $(FUZZ_SECONDS) || exit 1; done

@@ -1,0 +1,104 @@
+#include "run_stats.h"
+
+#include <stdio.h>
+
+/* Mean microseconds per event of each step of the fault path. */
+static void collect_trace(struct machine *m, struct apfvm_stats *st)
+{
+	const struct apf_trace *g = m->trace;
+	struct apfvm_fault_path *p = &st->path;
+	double us = st->tsc_khz ? 1e3 / (double)st->tsc_khz : 0; /* per tick */
+	uint64_t n = m->host_trace.injected, pages = 0;
+	double stall = 0;
+
+#define MEAN(sum, count) ((count) ? (double)(sum) * us / (double)(count) : 0)
+	st->traced = true;
+	p->faults = n ? n : g->np_count;
+	p->access_to_read = MEAN(m->host_trace.access_to_read, n);
+	p->read_to_kick = MEAN(m->host_trace.read_to_kick, n);
+	p->kick_to_exit = MEAN(m->host_trace.kick_to_exit, n);
+	p->exit_to_inject = MEAN(m->host_trace.exit_to_inject, n);
+	p->np_delivery = MEAN(g->np_delivery, n);
+	p->np_handler = MEAN(g->np_handler, g->np_count);
+	p->install_to_raise = MEAN(m->host_trace.install_to_raise, m->host_trace.raised_on_install);
+	p->readies = g->rdy_count;
+	p->readies_after_ack = m->host_trace.raised_on_ack;
+	p->rdy_delivery = MEAN(g->rdy_delivery, m->host_trace.raised_on_install + m->host_trace.raised_on_ack);
+	p->rdy_handler = MEAN(g->rdy_handler, g->rdy_count);
+	p->rdy_ack = MEAN(g->rdy_ack, g->rdy_count);
+	p->resume = MEAN(g->resume, g->resume_count);
+	p->np_resume = MEAN(g->np_resume, g->np_resume_count);
+#undef MEAN
+	for (unsigned i = 0; i < st->ntasks; i++)
+		if (st->tasks[i].kind == APF_TASK_SCAN) {
+			stall += st->tasks[i].stall_s;
+			pages += st->tasks[i].pages;
+		}
+	p->stall_per_page = pages ? stall * 1e6 / (double)pages : 0;
+}
+
+void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct apfvm_stats *st)
+{
+	const struct pager_stats *ps = &m->pager.stats;
+
+	st->mode = c->apf;
+	snprintf(st->source, sizeof(st->source), "%s", m->source ? m->source->desc : "none");
+	st->latency_min_ns = c->latency_min_ns;
+	st->latency_max_ns = c->latency_max_ns;
+	st->tsc_khz = m->vm.tsc_khz;
+	st->lazy_pages = c->lazy_size / APF_PAGE_SIZE;
+	if (m->pager_ready) {
+		st->pages_fetched = ps->pages_fetched;
+		st->bytes_fetched = ps->bytes_fetched;
+		st->faults_total = ps->faults_total;
+		/* In kernel mode only the guest sees which faults went async. */
+		st->faults_async = c->apf == APFVM_APF_KERNEL ? m->report.apf.not_present : 0;
+		st->faults_spurious = ps->faults_spurious;
+		st->fault_us_p50 = ps->fault_us_p50;
+		st->fault_us_p99 = ps->fault_us_p99;
+		if (m->core) {
+			const struct apf_core_stats *cs = &m->core->stats;
+			st->faults_async = cs->decisions[APF_ASYNC];
+			st->sync_policy = cs->decisions[APF_SYNC_POLICY];
+			st->sync_cannot_deliver = cs->decisions[APF_SYNC_CANNOT_DELIVER];
+			st->sync_cap = cs->decisions[APF_SYNC_CAP];
+			st->repeat_waits = cs->decisions[APF_SYNC_REPEAT];
+			st->sync_disabled = cs->decisions[APF_SYNC_DISABLED];
+			st->sync_raced = cs->decisions[APF_SYNC_RACED];
+			st->apf_threshold_ns = m->core->threshold_ns;
+			st->host_not_present = cs->not_present;
+			st->host_ready = cs->ready;
+			st->host_wake_all = cs->wake_all;
+			st->host_acks = cs->acks;
+			st->host_gp = cs->gp_injected;
+			st->host_dropped = cs->dropped;
+			st->host_outstanding_max = cs->outstanding_max;
+		}
+		st->faults_sync = ps->faults_total > st->faults_async
+					  ? ps->faults_total - st->faults_async
+					  : 0;
+		st->faults_joined = ps->faults_joined;
+		st->inflight_max = ps->inflight_max;
+		st->fault_us_mean = ps->pages_fetched
+					    ? (double)ps->fault_ns_sum / (double)ps->pages_fetched / 1e3
+					    : 0;
+	}
+	st->apf_reported = m->report.apf_reported;
+	st->apf = m->report.apf;
+	st->ntasks = m->report.nresults;
+	for (unsigned i = 0; i < m->report.nresults; i++) {
+		const struct apf_task_result *r = &m->report.results[i];
+		struct apfvm_task_stats *t = &st->tasks[i];
+		t->kind = r->kind;
+		t->id = r->id;
+		t->runtime_s = st->tsc_khz ? (double)r->runtime_tsc / ((double)st->tsc_khz * 1e3) : 0;
+		t->work = r->work;
+		t->pages = r->pages;
+		t->mismatches = r->mismatches;
+		t->first_bad = r->first_bad;
+		t->stall_s = st->tsc_khz ? (double)r->stall_tsc / ((double)st->tsc_khz * 1e3) : 0;
+	}
+	if (m->trace)
+		collect_trace(m, st);
+}
+
