@@ -34,9 +34,7 @@
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)source_now_ns() / 1e9;
 }
 
 static void pin_self(int cpu)

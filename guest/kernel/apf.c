@@ -13,11 +13,6 @@ static struct apf_guest_stats stats;
 static unsigned parked;
 static struct apf_trace *trace; /* --trace: fault-path stamps, or 0 */
 
-static void cpuid(uint32_t leaf, uint32_t r[4])
-{
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
-}
-
 static int host_has_apf(void)
 {
 	uint32_t r[4];

@@ -19,9 +19,9 @@ void lapic_timer_start(unsigned hz)
 {
 	/* The timer counts at the APIC bus rate the VMM reports in CPUID
 	 * 0x40000010.EBX (kHz); KVM's is 1 GHz. */
-	uint32_t eax, ebx, ecx, edx;
-	__asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0x40000010u), "c"(0));
-	uint64_t bus_khz = ebx ? ebx : 1000000;
+	uint32_t r[4];
+	cpuid(0x40000010u, r);
+	uint64_t bus_khz = r[1] ? r[1] : 1000000;
 
 	wrmsr(X2APIC_TMR_DCR, 0xb); /* divide by 1 */
 	wrmsr(X2APIC_LVT_TMR, (1u << 17) | VEC_TIMER); /* periodic */
