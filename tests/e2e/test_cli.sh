@@ -73,6 +73,9 @@ expect_error bad_apf_mode "--apf" $APFVM run --apf sometimes
 expect_error guest_not_elf "not an ELF" $APFVM run --guest "$tmp/text"
 expect_error guest_missing "cannot read guest" $APFVM run --guest "$tmp/none"
 expect_error guest_directory "cannot read guest" $APFVM run --guest "$tmp"
+expect_error bench_bad_runs "--runs" $APFVM bench --runs 0
+expect_error bench_bad_mode "--modes: invalid item 'sideways'" $APFVM bench --modes sideways
+expect_error bench_bad_latency "--latencies: invalid item '5'" $APFVM bench --latencies 5
 
 # --- real runs -------------------------------------------------------
 if [ $have_kvm -eq 0 ]; then
@@ -80,6 +83,7 @@ if [ $have_kvm -eq 0 ]; then
 	echo "SKIP run_zero_source: /dev/kvm is not available"
 	echo "SKIP guest_crash_exit_status: /dev/kvm is not available"
 	echo "SKIP run_apf_kernel_stats_json: /dev/kvm is not available"
+	echo "SKIP bench_writes_table_and_csv: /dev/kvm is not available"
 	exit 0
 fi
 
@@ -115,6 +119,14 @@ if timeout 120 $APFVM run -q --apf kernel --lazy 2M --source file:"$tmp/img" --l
 	ok run_apf_kernel_stats_json
 else
 	fail run_apf_kernel_stats_json "$(cat "$tmp/err" "$tmp/k.json" 2>/dev/null)"
+fi
+
+if timeout 120 $APFVM bench --latencies 2ms --modes off,user --runs 1 --lazy 2M --csv "$tmp/b.csv" \
+	>"$tmp/out" 2>"$tmp/err" && [ "$(wc -l <"$tmp/b.csv")" -eq 3 ] &&
+	grep -q '^2ms,2000.000,user,1,' "$tmp/b.csv" && grep -q "^2ms *user" "$tmp/out"; then
+	ok bench_writes_table_and_csv
+else
+	fail bench_writes_table_and_csv "$(cat "$tmp/err" "$tmp/b.csv" 2>/dev/null | head -5)"
 fi
 
 expect_error guest_crash_exit_status "guest exception #UD" $APFVM run --cmdline crash=ud2
