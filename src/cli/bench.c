@@ -34,7 +34,7 @@ const char bench_usage[] =
 
 struct cell_run {
 	double compute_rate, scan_s, wall_s, pages_per_s;
-	uint64_t faults, async, sync;
+	double faults, async, sync;
 	double insn_per_fault; /* guest instructions KVM emulated, per fault */
 };
 
@@ -230,9 +230,9 @@ static int run_cell(struct bench *b, unsigned li, unsigned mi, double alone, str
 	r->compute_rate = task_rate(&st, APF_TASK_COMPUTE, NULL) / alone;
 	task_rate(&st, APF_TASK_SCAN, &r->scan_s);
 	r->wall_s = st.wall_s;
-	r->faults = st.faults_total;
-	r->async = st.faults_async;
-	r->sync = st.faults_sync;
+	r->faults = (double)st.faults_total;
+	r->async = (double)st.faults_async;
+	r->sync = (double)st.faults_sync;
 	r->pages_per_s = st.wall_s > 0 ? (double)st.pages_fetched / st.wall_s : 0;
 	r->insn_per_fault = st.faults_total ? (double)st.kvm_insn_emulation / (double)st.faults_total
 					    : 0;
@@ -263,15 +263,6 @@ static double pick(const struct cell_run *r, unsigned n, size_t off, double out[
 		v[i] = *(const double *)((const char *)&r[i] + off);
 	stats3(v, n, out);
 	return out[0];
-}
-
-static double median_u64(const struct cell_run *r, unsigned n, size_t off)
-{
-	double v[MAX_RUNS], s[3];
-	for (unsigned i = 0; i < n; i++)
-		v[i] = (double)*(const uint64_t *)((const char *)&r[i] + off);
-	stats3(v, n, s);
-	return s[0];
 }
 
 int bench_main(int argc, char **argv)
@@ -336,9 +327,10 @@ int bench_main(int argc, char **argv)
 			pick(r, b.runs, offsetof(struct cell_run, pages_per_s), pps);
 			pick(r, b.runs, offsetof(struct cell_run, wall_s), wall);
 			pick(r, b.runs, offsetof(struct cell_run, insn_per_fault), ipf);
-			double async = median_u64(r, b.runs, offsetof(struct cell_run, async));
-			double sync = median_u64(r, b.runs, offsetof(struct cell_run, sync));
-			double faults = median_u64(r, b.runs, offsetof(struct cell_run, faults));
+			double tmp[3];
+			double async = pick(r, b.runs, offsetof(struct cell_run, async), tmp);
+			double sync = pick(r, b.runs, offsetof(struct cell_run, sync), tmp);
+			double faults = pick(r, b.runs, offsetof(struct cell_run, faults), tmp);
 			memset(&p, 0, sizeof(p));
 			if (async > 0 && trace_cell(&b, li, mi, &p))
 				goto out;

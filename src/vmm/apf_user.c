@@ -155,8 +155,10 @@ const struct pager_hooks apf_user_pager_hooks = {
 
 /* --- vCPU loop ---------------------------------------------------------- */
 
-void apf_user_before_run(struct vcpu *v)
+void apf_user_vcpu_init(struct vcpu *v)
 {
+	/* KVM keeps this set: every exit then carries the registers,
+	 * segments and events the kick handler reads, without an ioctl. */
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
 }
 

@@ -41,7 +41,7 @@ int apf_user_init(struct machine *m, uint64_t threshold_ns, struct apf_err *e);
 extern const struct pager_hooks apf_user_pager_hooks; /* ctx: the machine */
 
 /* vCPU loop entry points (vCPU v's own thread). */
-void apf_user_before_run(struct vcpu *v);
+void apf_user_vcpu_init(struct vcpu *v); /* once, before the first KVM_RUN */
 void apf_user_after_kick(struct machine *m, struct vcpu *v);
 void apf_user_msr_exit(struct machine *m, struct vcpu *v);
 

@@ -296,7 +296,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		rc = pager_start(&m->pager, e);
 	t0 = now_s();
 	if (!rc) {
-		rc = vcpu_start(m, &m->vm.vcpus[0]);
+		rc = vcpu_start(&m->vm.vcpus[0]);
 		if (rc)
 			apf_fail(e, rc, "cannot start the vCPU thread: %s", strerror(-rc));
 	}

@@ -58,8 +58,10 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 		fprintf(f, "  guest apf     not-present %" PRIu64 ", ready %" PRIu64 ", wake-all %" PRIu64
 			   ", dummy %" PRIu64 ", halts %" PRIu64 ", parked max %" PRIu64 "\n",
 			a->not_present, a->ready, a->wake_all, a->dummy, a->halts, a->parked_max);
-		fprintf(f, "  guest cost    not-present path %.1f us, page-ready path %.1f us (mean)\n",
-			apf_path_us(st, a->np_tsc, a->not_present), apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
+		if (a->np_tsc) /* the guest times its paths only with --trace */
+			fprintf(f, "  guest cost    not-present path %.1f us, page-ready path %.1f us (mean)\n",
+				apf_path_us(st, a->np_tsc, a->not_present),
+				apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
 	}
 	if (st->kvm_exits)
 		fprintf(f, "  kvm           %" PRIu64 " exits, %" PRIu64 " page faults, %" PRIu64

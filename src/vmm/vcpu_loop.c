@@ -152,9 +152,9 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	__atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_RELEASE);
+	if (m->core)
+		apf_user_vcpu_init(v);
 	while (!atomic_load(&m->stop)) {
-		if (m->core)
-			apf_user_before_run(v);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* A kick: clear it, then look at why. */
@@ -173,9 +173,8 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-int vcpu_start(struct machine *m, struct vcpu *v)
+int vcpu_start(struct vcpu *v)
 {
-	(void)m;
 	int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
 	if (rc)
 		return -rc;

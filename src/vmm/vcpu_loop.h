@@ -21,7 +21,7 @@
 int vcpu_loop_setup_signals(void);
 
 /* Starts the thread of v (pinned to v->cpu if >= 0). */
-int vcpu_start(struct machine *m, struct vcpu *v);
+int vcpu_start(struct vcpu *v);
 
 /* Makes v leave KVM_RUN soon; safe from any thread. */
 void vcpu_kick(struct vcpu *v);

@@ -35,6 +35,17 @@ static int run(unsigned ncompute, unsigned nscan, uint64_t lazy, uint64_t lat_ns
 	return apfvm_run(&c, st, e);
 }
 
+/* run() that fails the test with the run's own message. */
+static int run_ok(unsigned ncompute, unsigned nscan, uint64_t lat_ns, const char *cmdline,
+		  struct apfvm_stats *st)
+{
+	struct apf_err e;
+	int rc = run(ncompute, nscan, 2 << 20, lat_ns, cmdline, st, &e);
+	if (rc)
+		TEST_FAIL_("run failed: %s", e.msg);
+	return rc == 0;
+}
+
 static uint64_t scan_mismatches(const struct apfvm_stats *st, uint64_t *pages)
 {
 	uint64_t m = 0;
@@ -50,14 +61,10 @@ static uint64_t scan_mismatches(const struct apfvm_stats *st, uint64_t *pages)
 TEST(not_present_events_are_matched_by_ready)
 {
 	struct apfvm_stats st;
-	struct apf_err e;
 	uint64_t pages;
 
 	REQUIRE_KVM();
-	int rc = run(1, 1, 2 << 20, 5000000, "", &st, &e);
-	if (rc)
-		TEST_FAIL_("run failed: %s", e.msg);
-	REQUIRE(rc == 0);
+	REQUIRE(run_ok(1, 1, 5000000, "", &st));
 	REQUIRE(st.apf_reported);
 	CHECK(st.apf.enabled);
 	CHECK(st.apf.not_present > 0);
@@ -72,14 +79,10 @@ TEST(not_present_events_are_matched_by_ready)
 TEST(no_apf_on_the_command_line_keeps_it_off)
 {
 	struct apfvm_stats st;
-	struct apf_err e;
 	uint64_t pages;
 
 	REQUIRE_KVM();
-	int rc = run(1, 1, 2 << 20, 1000000, "no-apf", &st, &e);
-	if (rc)
-		TEST_FAIL_("run failed: %s", e.msg);
-	REQUIRE(rc == 0);
+	REQUIRE(run_ok(1, 1, 1000000, "no-apf", &st));
 	REQUIRE(st.apf_reported);
 	CHECK(!st.apf.enabled);
 	CHECK_EQ_U(st.apf.not_present, 0);
@@ -93,14 +96,10 @@ TEST(no_apf_on_the_command_line_keeps_it_off)
 TEST(two_scanners_parked_at_once_are_both_woken)
 {
 	struct apfvm_stats st;
-	struct apf_err e;
 	uint64_t pages;
 
 	REQUIRE_KVM();
-	int rc = run(1, 2, 2 << 20, 5000000, "", &st, &e);
-	if (rc)
-		TEST_FAIL_("run failed: %s", e.msg);
-	REQUIRE(rc == 0);
+	REQUIRE(run_ok(1, 2, 5000000, "", &st));
 	CHECK(st.apf.parked_max >= 2);
 	CHECK_EQ_U(st.apf.ready, st.apf.not_present);
 	CHECK_EQ_U(scan_mismatches(&st, &pages), 0);
@@ -112,14 +111,10 @@ TEST(two_scanners_parked_at_once_are_both_woken)
 TEST(lone_scanner_waits_in_place)
 {
 	struct apfvm_stats st;
-	struct apf_err e;
 	uint64_t pages;
 
 	REQUIRE_KVM();
-	int rc = run(0, 1, 2 << 20, 2000000, "", &st, &e);
-	if (rc)
-		TEST_FAIL_("run failed: %s", e.msg);
-	REQUIRE(rc == 0);
+	REQUIRE(run_ok(0, 1, 2000000, "", &st));
 	CHECK(st.apf.not_present > 0);
 	CHECK_EQ_U(st.apf.halts, st.apf.not_present);
 	CHECK_EQ_U(st.apf.parked_max, 0);
