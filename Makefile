@@ -25,7 +25,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 	-Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
 
 # ---- sources -----------------------------------------------------------
-LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/pager/*.c src/apf/*.c src/vmm/*.c)
+LIB_SRCS := $(wildcard src/util/*.c src/platform/*.c src/image/*.c src/source/*.c src/pager/*.c src/apf/*.c src/vmm/*.c)
 CLI_SRCS := src/cli/options.c src/cli/bench.c
 MAIN_SRC := src/cli/main.c
 GUEST_KSRCS := $(wildcard guest/kernel/*.c) $(wildcard guest/kernel/*.S)

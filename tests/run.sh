@@ -1,28 +1,51 @@
 #!/bin/bash
-# Runs every test program given as an argument and counts the lines they
-# print: "ok NAME", "FAIL NAME: why", "SKIP NAME: why".  A program that
-# crashes, hangs (past TEST_TIMEOUT seconds) or exits non-zero without a
-# FAIL line counts as one failure.  Ends with "N passed, N failed, N skipped".
+# tests/run.sh [--tier NAME --where PLATFORM] PROGRAM...
+#
+# Runs every test program given and counts the lines they print:
+# "ok NAME", "FAIL NAME: why", "SKIP NAME: why".  A program that crashes,
+# hangs (past TEST_TIMEOUT seconds, default 900) or exits non-zero without a
+# FAIL line counts as one failure.
+#
+# Alone it ends with "N passed, N failed, N skipped".  With --tier it is one
+# tier of tests/all.sh: it starts with "== NAME (PLATFORM)" and ends with
+# "   N passed, N failed, N skipped in NAME", the line tests/all.sh adds up
+# (also when this runs inside the emulated host).
 set -u
+tier= where=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--tier) tier=$2 && shift 2 ;;
+	--where) where=$2 && shift 2 ;;
+	*) break ;;
+	esac
+done
+[ -z "$tier" ] || echo "== $tier ($where)"
 pass=0 fail=0 skip=0
 timeout_s=${TEST_TIMEOUT:-900}
 for t in "$@"; do
 	name=$(basename "$t")
-	echo "== $name"
+	echo "-- $name"
 	out=$(timeout --kill-after=10 "$timeout_s" "$t" 2>&1)
 	rc=$?
 	echo "$out" | grep -E '^(ok|FAIL|SKIP) ' | sed 's/^/   /'
 	p=$(echo "$out" | grep -c '^ok ')
 	f=$(echo "$out" | grep -c '^FAIL ')
 	s=$(echo "$out" | grep -c '^SKIP ')
-	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "   FAIL $name: did not finish within $timeout_s s (TEST_TIMEOUT); killed"
+		f=$((f + 1))
+	elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "   FAIL $name: exited with status $rc"
-		echo "$out" | grep -vE '^(ok|FAIL|SKIP) ' | tail -20 | sed 's/^/     | /'
 		f=1
-	elif [ "$f" -ne 0 ]; then
+	fi
+	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
 		echo "$out" | grep -vE '^(ok|FAIL|SKIP) ' | tail -20 | sed 's/^/     | /'
 	fi
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 done
-echo "$pass passed, $fail failed, $skip skipped"
+if [ -n "$tier" ]; then
+	echo "   $pass passed, $fail failed, $skip skipped in $tier"
+else
+	echo "$pass passed, $fail failed, $skip skipped"
+fi
 [ "$fail" -eq 0 ]

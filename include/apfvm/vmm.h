@@ -64,6 +64,7 @@ struct apfvm_task_stats {
 
 struct apfvm_stats {
 	enum apfvm_apf_mode mode;
+	char platform[96];          /* where it ran: platform/platform.h */
 	char source[160];
 	uint64_t latency_min_ns, latency_max_ns;
 	double wall_s;              /* vCPU start to guest done */

@@ -9,6 +9,7 @@
 
 #include "apfvm/vmm.h"
 #include "image/image.h"
+#include "platform/platform.h"
 #include "options.h"
 #include "util/units.h"
 
@@ -291,9 +292,12 @@ int bench_main(int argc, char **argv)
 	}
 	char lazy[32];
 	units_format_size(b.base.lazy_size, lazy, sizeof(lazy));
+	char platform[96];
+	platform_describe(platform, sizeof(platform));
 	printf("apfvm bench: %s lazy region from a file: image, %u task(s), %u run(s) per cell;\n"
-	       "compute/alone pairs each run with a compute-alone run made just before it\n\n",
-	       lazy, b.base.ntasks, b.runs);
+	       "compute/alone pairs each run with a compute-alone run made just before it\n"
+	       "Platform: %s\n\n",
+	       lazy, b.base.ntasks, b.runs, platform);
 	if (csv)
 		fprintf(csv, "latency,latency_us,mode,runs,compute_frac_median,compute_frac_min,"
 			     "compute_frac_max,scan_s_median,scan_s_min,scan_s_max,faults,async,sync,"
@@ -301,7 +305,7 @@ int bench_main(int argc, char **argv)
 			     "insn_per_fault,access_to_read_us,read_to_kick_us,kick_to_exit_us,"
 			     "exit_to_inject_us,np_delivery_us,np_handler_us,np_resume_us,"
 			     "install_to_raise_us,rdy_delivery_us,rdy_handler_us,rdy_ack_us,resume_us,"
-			     "stall_per_page_us\n");
+			     "stall_per_page_us,platform\n");
 	printf("%-9s %-7s %-22s %-24s %6s %6s %8s %8s %9s\n", "latency", "mode", "compute/alone",
 	       "scan s", "async", "sync", "guestRT", "insn/", "pages/s");
 	printf("%-9s %-7s %-22s %-24s %6s %6s %8s %8s %9s\n", "", "", "median (min-max)",
@@ -343,14 +347,15 @@ int bench_main(int argc, char **argv)
 			fflush(stdout);
 			if (csv)
 				fprintf(csv, "%s,%.3f,%s,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.0f,%.1f,%.0f,%.4f,%.0f,"
-					     "%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f\n",
+					     "%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,\"%s\"\n",
 					b.lat_label[li],
 					b.lat_ns[li] == UINT64_MAX ? 0 : (double)b.lat_ns[li] / 1e3,
 					apfvm_mode_name(b.modes[mi]), b.runs, cf[0], cf[1], cf[2], sc[0], sc[1],
 					sc[2], faults, async, sync, rt, pps[0], wall[0], al[0], ipf[0],
 					p.access_to_read, p.read_to_kick, p.kick_to_exit, p.exit_to_inject,
 					p.np_delivery, p.np_handler, p.np_resume, p.install_to_raise,
-					p.rdy_delivery, p.rdy_handler, p.rdy_ack, p.resume, p.stall_per_page);
+					p.rdy_delivery, p.rdy_handler, p.rdy_ack, p.resume, p.stall_per_page,
+					platform);
 		}
 	}
 	status = 0;

@@ -12,6 +12,7 @@
 
 #include "apfvm/vmm.h"
 #include "image/image.h"
+#include "platform/platform.h"
 #include "bench.h"
 #include "options.h"
 #include "util/units.h"
@@ -24,6 +25,7 @@ static const char main_usage[] =
 	"  run       boot the guest kernel and run workloads on lazily served memory\n"
 	"  mkimage   write a deterministic memory image for --source file:PATH\n"
 	"  bench     compare the async page fault modes side by side\n"
+	"  platform  name this machine's KVM (the platform figures come from)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help      this help ('apfvm COMMAND --help' for a command's options)\n"
@@ -163,6 +165,17 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mkimage"))
 		return cmd_mkimage(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "platform")) {
+		char name[96];
+		if (argc > 2) {
+			fputs("Usage: apfvm platform\nPrints the platform: architecture, the KVM "
+			      "implementation behind /dev/kvm,\nand whether this machine is itself "
+			      "emulated or a guest.\n", strcmp(argv[2], "--help") ? stderr : stdout);
+			return strcmp(argv[2], "--help") ? 2 : 0;
+		}
+		puts(platform_describe(name, sizeof(name)));
+		return 0;
+	}
 	if (!strcmp(argv[1], "bench"))
 		return bench_main(argc - 1, argv + 1);
 	fprintf(stderr, "apfvm: unknown command '%s' (try 'apfvm --help')\n", argv[1]);

@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 
+#include "platform/platform.h"
+
 /* Mean microseconds per event of each step of the fault path. */
 static void collect_trace(struct machine *m, struct apfvm_stats *st)
 {
@@ -42,6 +44,7 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 	const struct pager_stats *ps = &m->pager.stats;
 
 	st->mode = c->apf;
+	platform_describe(st->platform, sizeof(st->platform));
 	snprintf(st->source, sizeof(st->source), "%s", m->source ? m->source->desc : "none");
 	st->latency_min_ns = c->latency_min_ns;
 	st->latency_max_ns = c->latency_max_ns;

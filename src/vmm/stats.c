@@ -38,6 +38,8 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 	else
 		fprintf(f, "%.0f-%.0f us (uniform)\n", st->latency_min_ns / 1e3,
 			st->latency_max_ns / 1e3);
+	if (st->platform[0])
+		fprintf(f, "  platform: %s\n", st->platform);
 	fprintf(f, "  wall time     %.3f s\n", st->wall_s);
 	fprintf(f, "  faults        %" PRIu64 " (sync %" PRIu64 ", async %" PRIu64 ", joined %" PRIu64
 		   ")\n",
@@ -101,6 +103,7 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 {
 	fprintf(f, "{\n");
 	fprintf(f, "  \"mode\": \"%s\",\n", apfvm_mode_name(st->mode));
+	fprintf(f, "  \"platform\": \"%s\",\n", st->platform);
 	fprintf(f, "  \"latency_us\": %.3f,\n", latency_us(st));
 	fprintf(f, "  \"latency_min_us\": %.3f,\n", st->latency_min_ns / 1e3);
 	fprintf(f, "  \"latency_max_us\": %.3f,\n", st->latency_max_ns / 1e3);

@@ -1,0 +1,58 @@
+/*
+ * platform: which KVM implementation serves /dev/kvm (the loaded vendor
+ * module), and whether this machine is itself a guest (CPUID hypervisor
+ * leaf), in particular QEMU's full-system emulation.
+ */
+#include <cpuid.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "platform/platform.h"
+
+static int module_loaded(const char *name)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "/sys/module/%s", name);
+	return access(path, F_OK) == 0;
+}
+
+/* CPUID 0x40000000 signature, or "" on bare metal. */
+static void hypervisor_signature(char sig[13])
+{
+	unsigned a, b, c, d;
+
+	sig[0] = '\0';
+	__cpuid(1, a, b, c, d);
+	if (!(c & (1u << 31)))
+		return;
+	__cpuid(0x40000000, a, b, c, d);
+	memcpy(sig, &b, 4);
+	memcpy(sig + 4, &c, 4);
+	memcpy(sig + 8, &d, 4);
+	sig[12] = '\0';
+}
+
+char *platform_describe(char *buf, size_t len)
+{
+	const char *kvm;
+	char sig[13];
+	const char *host = "";
+
+	if (module_loaded("kvm_pvm"))
+		kvm = "PVM (kvm_pvm, guest ring 0 emulated)";
+	else if (module_loaded("kvm_amd"))
+		kvm = "AMD SVM";
+	else if (module_loaded("kvm_intel"))
+		kvm = "Intel VMX";
+	else
+		kvm = "no KVM module loaded";
+	hypervisor_signature(sig);
+	if (!strcmp(sig, "TCGTCGTCGTCG"))
+		host = ", emulated host (QEMU TCG)";
+	else if (sig[0] && !module_loaded("kvm_pvm"))
+		host = ", nested (the host is itself a guest)";
+	snprintf(buf, len, "x86-64, %s%s", kvm, host);
+	return buf;
+}

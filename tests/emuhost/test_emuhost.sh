@@ -1,0 +1,95 @@
+#!/bin/bash
+# Tests of scripts/emuhost/emuhost, the emulated KVM host: a command's
+# output, exit status, working folder and environment come back; KVM works
+# inside; and every bad case ends in a clear message and a failed status
+# within its timeout, never a hang or a pass.  Each case boots the emulated
+# host (about 15 s) unless it fails before booting.
+# Prints "ok NAME" / "FAIL NAME: why" lines.
+set -u
+cd "$(dirname "$0")/../.."
+EMUHOST=scripts/emuhost/emuhost
+# Files the command inside must see: /tmp is a fresh tmpfs in there, the
+# checkout is shared read-write.
+tmp=$(mktemp -d "$PWD/build/emuhost-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; }
+
+# expect NAME STATUS PATTERN LIMIT_S EMUHOST_ARGS...: emuhost exits with
+# STATUS within LIMIT_S seconds and its output matches PATTERN.
+expect() {
+	local name=$1 want=$2 pattern=$3 limit=$4
+	shift 4
+	local start=$SECONDS
+	timeout --kill-after=10 "$limit" "$@" >"$tmp/out" 2>&1
+	local rc=$?
+	if [ $rc -eq 124 ] && [ "$want" -ne 124 ]; then
+		fail "$name" "no result within $limit s"
+	elif [ $rc -ne "$want" ]; then
+		fail "$name" "exit status $rc, expected $want: $(tail -5 "$tmp/out" | tr '\n' ' ' | head -c 400)"
+	elif ! grep -qE -- "$pattern" "$tmp/out"; then
+		fail "$name" "output does not match /$pattern/: $(tail -5 "$tmp/out" | tr '\n' ' ' | head -c 400)"
+	else
+		ok "$name ($((SECONDS - start)) s)"
+	fi
+	# A failed run keeps its logs in the folder it names: remove it.
+	local logs
+	logs=$(sed -n 's/^emuhost: logs: //p' "$tmp/out")
+	case $logs in */build/emuhost/runs/run.*) rm -rf "$logs" ;; esac
+}
+
+expect help 0 "Usage: scripts/emuhost/emuhost" 10 $EMUHOST --help
+expect bad_timeout 2 "--timeout: 'soon' is not a whole number" 10 $EMUHOST --timeout soon true
+expect no_command 2 "no command given" 10 $EMUHOST
+
+# Output, status, folder, environment, and a working KVM inside.
+cat >"$tmp/inside.sh" <<'IN'
+#!/bin/bash
+[ "$PWD" = "$WANT_PWD" ] || { echo "cwd $PWD"; exit 90; }
+[ "$WANT_VAR" = "two words" ] || { echo "env '$WANT_VAR'"; exit 91; }
+[ -c /dev/kvm ] || exit 92
+grep -q svm /proc/cpuinfo || exit 93
+echo "inside-$((6 * 7)) on $(uname -r)"
+echo written >"$WANT_PWD/written"
+exit 7
+IN
+chmod +x "$tmp/inside.sh"
+(cd "$tmp" && WANT_PWD=$tmp WANT_VAR="two words" \
+	expect status_output_env 7 "^inside-42 on 6\.12" 300 "$OLDPWD/$EMUHOST" ./inside.sh)
+if [ "$(cat "$tmp/written" 2>/dev/null)" = written ]; then
+	ok checkout_writable
+else
+	fail checkout_writable "a file written inside is not on the outside"
+fi
+
+# A test that crashes inside: its status comes out, and tests/run.sh
+# counts it as a failure rather than a pass.
+printf '#!/bin/bash\necho "ok before_crash"\nkill -SEGV $$\n' >"$tmp/crasher"
+chmod +x "$tmp/crasher"
+expect crash_inside_fails 1 "FAIL crasher: exited with status 139" 300 \
+	$EMUHOST -- tests/run.sh "$tmp/crasher"
+
+# A command that hangs: powered off at --timeout, status 124.
+expect hang_times_out 124 "timed out: the command did not finish within 20 s" 120 \
+	$EMUHOST --timeout 20 -- sleep 3600
+
+# The emulated host's kernel dies under the command: status 125 and its
+# console, not a hang.
+expect kernel_panic_reported 125 "console: .*Kernel panic" 300 \
+	$EMUHOST -- bash -c 'echo c >/proc/sysrq-trigger; sleep 600'
+
+# QEMU missing and not installable.
+EMUHOST_QEMU=qemu-system-missing expect qemu_missing 125 \
+	"missing: qemu-system-x86 \(--no-install given" 30 $EMUHOST --no-install -- true
+
+# The kernel cannot be found or downloaded (a fresh cache each).
+EMUHOST_KERNEL_PACKAGE=linux-image-no-such-kernel expect kernel_unknown 125 \
+	"cannot find the kernel package: 'linux-image-no-such-kernel'" 120 \
+	$EMUHOST --cache "$tmp/cache1" -- true
+if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
+	expect kernel_download_fails 125 "downloading linux-image-.* failed" 120 \
+		unshare -n $EMUHOST --no-install --cache "$tmp/cache2" -- true
+else
+	echo "SKIP kernel_download_fails: needs root and network namespaces (unshare -n)"
+fi
