@@ -131,8 +131,14 @@ $(FUZZ_OBJS) $(FUZZ_TARGETS): | deps
 fuzz: $(FUZZ_TARGETS)
 	$(Q)for t in $(FUZZ_TARGETS); do tests/fuzz/run_fuzz.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
+# Tiers that need KVM run on /dev/kvm where it works, otherwise inside the
+# emulated KVM host (scripts/emuhost/emuhost); KVM=native|emulated forces
+# one (tests/all.sh, scripts/kvm_where.sh).
+KVM ?= auto
+export KVM
 test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS) $(FUZZ_TARGETS)
-	$(Q)tests/run.sh $(UNIT_TESTS) $(VM_TESTS) tests/e2e/test_cli.sh tests/fuzz/fuzz_briefly.sh
+	$(Q)UNIT_TESTS="$(UNIT_TESTS)" VM_TESTS="$(VM_TESTS)" CLI_TESTS="tests/e2e/test_cli.sh" \
+		HOST_TESTS="tests/emuhost/test_emuhost.sh tests/fuzz/fuzz_briefly.sh" tests/all.sh
 
 # ---- demo and benchmarks ----------------------------------------------
 demo: $(APFVM)

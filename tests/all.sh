@@ -23,12 +23,12 @@ pass=0 fail=0 skip=0
 # add_tiers N: adds the "N passed, N failed, N skipped in TIER" lines of
 # $log; fails if there are fewer than N of them (a tier did not finish).
 add_tiers() {
-	local line n=0
+	local line n=0 want=$1
 	while read -r line; do
 		set -- $line
 		pass=$((pass + $1)) fail=$((fail + $3)) skip=$((skip + $5)) n=$((n + 1))
 	done < <(grep -E '^   [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped in ' "$log")
-	[ $n -ge "$1" ]
+	[ $n -ge "$want" ]
 }
 
 # tier NAME WHERE PROGRAM...: on this machine.

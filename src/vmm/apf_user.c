@@ -91,7 +91,7 @@ static int op_raise(void *ctx, unsigned v, uint8_t vector)
 		} else {
 			m->host_trace.raised_on_ack++;
 		}
-		m->trace->raise_tsc = now;
+		m->trace->raise_tsc = now + m->vm.vcpus[v].tsc_offset; /* guest's clock */
 	}
 	memset(&msi, 0, sizeof(msi));
 	msi.address_lo = 0xfee00000u | (v << 12); /* fixed delivery to APIC id v */
@@ -197,13 +197,16 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 		/* The access was stamped by the scan just before it faulted. */
 		uint64_t access = m->trace->access_tsc, t_read = m->host_trace.t_read[v->id];
 		uint64_t t_inject = tsc();
+		/* The guest stamps with its own TSC: to the host's clock. */
+		if (access)
+			access -= v->tsc_offset;
 		if (access && access < t_read)
 			m->host_trace.access_to_read += t_read - access;
 		m->host_trace.read_to_kick += m->host_trace.t_kick[v->id] - t_read;
 		m->host_trace.kick_to_exit += t_exit - m->host_trace.t_kick[v->id];
 		m->host_trace.exit_to_inject += t_inject - t_exit;
 		m->host_trace.injected++;
-		m->trace->inject_tsc = t_inject;
+		m->trace->inject_tsc = t_inject + v->tsc_offset;
 	}
 }
 

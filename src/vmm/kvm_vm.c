@@ -162,6 +162,22 @@ static int setup_regs(struct vcpu *v, uint64_t rip, uint64_t pml4, uint64_t arg,
 	return 0;
 }
 
+/* The vCPU's TSC offset (struct vcpu), or 0 where KVM does not expose it. */
+static uint64_t read_tsc_offset(struct vcpu *v)
+{
+	uint64_t offset = 0;
+	struct kvm_device_attr attr = {
+		.group = KVM_VCPU_TSC_CTRL,
+		.attr = KVM_VCPU_TSC_OFFSET,
+		.addr = (uint64_t)(uintptr_t)&offset,
+	};
+
+	if (ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &attr) < 0 ||
+	    ioctl(v->fd, KVM_GET_DEVICE_ATTR, &attr) < 0)
+		return 0;
+	return offset;
+}
+
 int vm_add_vcpu(struct vm *vm, const struct vm_options *opt, uint64_t rip, uint64_t pml4,
 		uint64_t arg, struct apf_err *e)
 {
@@ -194,6 +210,7 @@ int vm_add_vcpu(struct vm *vm, const struct vm_options *opt, uint64_t rip, uint6
 			return apf_fail(e, -errno, "KVM_GET_TSC_KHZ: %s", strerror(errno));
 		vm->tsc_khz = (uint64_t)khz;
 	}
+	v->tsc_offset = read_tsc_offset(v);
 	int rc = setup_cpuid(vm, v, opt, e);
 	return rc ? rc : setup_regs(v, rip, pml4, arg, e);
 }

@@ -28,6 +28,13 @@ struct vcpu {
 	bool thread_started;
 	int cpu;              /* pin the vCPU thread here, or -1 */
 	int tid;              /* its thread id, once started (0 before) */
+	/* Guest TSC = host TSC + tsc_offset (mod 2^64), as KVM set it when
+	 * the vCPU was created (KVM_VCPU_TSC_OFFSET; 0 where KVM cannot say,
+	 * e.g. PVM, whose guests read the host's TSC).  Nested SVM/VMX hosts
+	 * apply a large offset: host and guest stamps are only comparable
+	 * through it.  Valid while the guest does not write IA32_TSC, which
+	 * the reference guest never does.  No TSC scaling is assumed. */
+	uint64_t tsc_offset;
 };
 
 struct vm_options {
