@@ -152,11 +152,7 @@ $(BENCH_PAGER): bench/bench_pager.c $(LIBAPF)
 # The side-by-side comparison (table, CSV, PNG), then the pager's service
 # rate.  BENCH_ARGS passes options to `apfvm bench` (see its --help).
 bench: $(APFVM) $(BENCH_PAGER) deps-bench
-	@mkdir -p $(BUILD)/bench
-	$(Q)$(APFVM) bench --csv $(BUILD)/bench/modes.csv $(BENCH_ARGS)
-	$(Q)bench/plot.sh $(BUILD)/bench/modes.csv $(BUILD)/bench/modes.png
-	@echo
-	$(Q)$(BENCH_PAGER) --csv $(BUILD)/bench/pager.csv
+	$(Q)scripts/bench.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

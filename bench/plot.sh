@@ -5,6 +5,8 @@
 set -eu
 csv=$1 png=$2
 command -v gnuplot >/dev/null || { echo "plot.sh: gnuplot is missing (run 'make deps')" >&2; exit 1; }
+# The platform the figures come from: the CSV's last, quoted column.
+platform=$(awk -F'"' 'NR == 2 { print $2 }' "$csv")
 dat=$(mktemp /tmp/apfvm-plot.XXXXXX)
 trap 'rm -f "$dat"' EXIT
 # One row per latency: label, then for off/kernel/user: compute med/min/max, scan med/min/max.
@@ -25,7 +27,7 @@ END {
 gnuplot <<GP
 set terminal pngcairo size 1200,500 font "sans,11"
 set output "$png"
-set multiplot layout 1,2 title "apfvm: async page faults side by side (compute:1 next to a scan of the lazy region)"
+set multiplot layout 1,2 title "apfvm: async page faults side by side (compute:1 next to a scan of the lazy region)\nplatform: ${platform:-not recorded}"
 set grid ytics
 set key bottom right
 set xlabel "fetch latency per page"

@@ -3,7 +3,10 @@
 # by side.  A compute task shares the guest with a scan of a 16 MiB lazy
 # region served from an image with 1 ms per page.  Under a minute.
 set -eu
+cd "$(dirname "$0")/.."
 APFVM=${APFVM:-build/apfvm}
+. scripts/kvm_where.sh
+kvm_place_self "$APFVM" scripts/demo.sh "$@"
 out=${DEMO_DIR:-build/demo}
 mkdir -p "$out"
 
@@ -24,4 +27,6 @@ awk -F, 'NR > 1 {
 		printf "  user:   apfvm itself is the host side, same guest ABI, deciding per fault (%d of %d\n          async): %.0f%% of its rate, scan %.1f s; each async round trip costs the guest ~%.0f us in its handlers.\n", async, faults, pct, scan, rt
 }' "$out/demo.csv"
 echo
-echo "Reproduce any row with 'apfvm run'; full comparison: 'make bench'. CSV: $out/demo.csv"
+echo "Platform: $($APFVM platform). Figures from another platform are not comparable;"
+echo "compare the rows of one run.  Reproduce any row with 'apfvm run'; full comparison:"
+echo "'make bench'.  CSV: $out/demo.csv"

@@ -68,3 +68,27 @@ kvm_emuhost_setup() {
 	fi
 	return 0
 }
+
+# kvm_place_self APFVM SCRIPT [ARG...]: for scripts whose whole work needs
+# KVM (demo, bench).  Returns where the work can run right here (native
+# KVM, or already inside the emulated host); otherwise re-runs SCRIPT with
+# its arguments inside the emulated host and exits with its status, or
+# exits 1 with the reason when KVM cannot be had at all.
+kvm_place_self() {
+	local apfvm=$1
+	shift
+	[ -z "${EMUHOST_INSIDE:-}" ] || return 0
+	kvm_where "$apfvm"
+	[ "$KVM_WHERE" != emulated ] || kvm_emuhost_setup
+	case $KVM_WHERE in
+	native) return 0 ;;
+	emulated)
+		echo "$(basename "$1"): running inside the emulated KVM host ($KVM_WHY)" >&2
+		exec "$EMUHOST" -- "$@"
+		;;
+	*)
+		echo "$(basename "$1"): cannot run: $KVM_WHY" >&2
+		exit 1
+		;;
+	esac
+}
