@@ -97,6 +97,8 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (o.verbose)
 		o.cfg.console = stderr;
+	if (o.cfg.apf == APFVM_APF_USER && platform_apf_user_caveat())
+		fprintf(stderr, "apfvm run: warning: %s\n", platform_apf_user_caveat());
 	rc = apfvm_run(&o.cfg, &st, &e);
 	free(elf);
 	if (!o.quiet && (rc == 0 || st.ntasks))

@@ -6,6 +6,7 @@
 #include <cpuid.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "platform/platform.h"
@@ -55,4 +56,18 @@ char *platform_describe(char *buf, size_t len)
 		host = ", nested (the host is itself a guest)";
 	snprintf(buf, len, "x86-64, %s%s", kvm, host);
 	return buf;
+}
+
+const char *platform_apf_user_caveat(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return NULL;
+	if (major > 6 || (major == 6 && minor >= 2))
+		return NULL;
+	return "this host kernel is older than Linux 6.2: KVM's wait for a userfaultfd page "
+	       "cannot be interrupted, so --apf user will serve every fault synchronously "
+	       "(\"raced\")";
 }

@@ -17,4 +17,12 @@
  */
 char *platform_describe(char *buf, size_t len);
 
+/*
+ * Why --apf user cannot go async on this host kernel, or NULL if nothing
+ * is known against it.  x86 KVM waits for a userfaultfd page
+ * interruptibly (so a kick can pull the vCPU out) only since Linux 6.2;
+ * before, every fault is served synchronously (docs/emulated-host.md).
+ */
+const char *platform_apf_user_caveat(void);
+
 #endif

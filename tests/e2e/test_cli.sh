@@ -39,6 +39,12 @@ json_num() { grep -o "\"$2\": *[0-9.]*" "$1" | head -1 | sed 's/.*: *//'; }
 if $APFVM --help | grep -q "Usage: apfvm COMMAND"; then ok help; else fail help "no usage"; fi
 if $APFVM run --help | grep -q -- "--stats-json"; then ok run_help; else fail run_help "no options"; fi
 if $APFVM mkimage --help | grep -q -- "--size"; then ok mkimage_help; else fail mkimage_help "no options"; fi
+if $APFVM platform | grep -qE '^x86-64, (PVM|AMD SVM|Intel VMX|no KVM module loaded)'; then
+	ok platform_named
+else
+	fail platform_named "'$($APFVM platform)' names no platform"
+fi
+expect_error platform_extra_argument "Usage: apfvm platform" $APFVM platform --frob
 expect_error no_command "Usage" $APFVM
 expect_error unknown_command "unknown command 'frob'" $APFVM frob
 expect_error unknown_option "unknown option '--frobnicate'" $APFVM run --frobnicate
@@ -94,6 +100,7 @@ if timeout 120 $APFVM run --lazy 8M --source file:"$tmp/img" --workload compute:
 	fetched=$(json_num "$tmp/s.json" pages_fetched)
 	if [ "$pages" = 2048 ] && [ "$mism" = 0 ] && [ "$fetched" = 2048 ] &&
 		grep -q '"mode": "off"' "$tmp/s.json" && grep -q '"name": "compute"' "$tmp/s.json" &&
+		grep -q "\"platform\": \"$($APFVM platform)\"" "$tmp/s.json" &&
 		grep -q '"faults": {"total": ' "$tmp/s.json" && grep -q "task .* scan" "$tmp/out"; then
 		ok run_file_source_stats_json
 	else
@@ -123,7 +130,8 @@ fi
 
 if timeout 120 $APFVM bench --latencies 2ms --modes off,user --runs 1 --lazy 2M --csv "$tmp/b.csv" \
 	>"$tmp/out" 2>"$tmp/err" && [ "$(wc -l <"$tmp/b.csv")" -eq 3 ] &&
-	grep -q '^2ms,2000.000,user,1,' "$tmp/b.csv" && grep -q "^2ms *user" "$tmp/out"; then
+	grep -q '^2ms,2000.000,user,1,' "$tmp/b.csv" && grep -q "^2ms *user" "$tmp/out" &&
+	grep -q ",\"$($APFVM platform)\"\$" "$tmp/b.csv" && grep -q "^Platform: $($APFVM platform)" "$tmp/out"; then
 	ok bench_writes_table_and_csv
 else
 	fail bench_writes_table_and_csv "$(cat "$tmp/err" "$tmp/b.csv" 2>/dev/null | head -5)"
