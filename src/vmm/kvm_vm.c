@@ -27,6 +27,9 @@ int vm_create(struct vm *vm, struct guest_mem *gm, const struct vm_options *opt,
 				"cannot open /dev/kvm: %s (is KVM enabled and do you have access to /dev/kvm?)",
 				strerror(errno));
 	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (v < 0)
+		return apf_fail(e, -errno, "/dev/kvm does not answer KVM_GET_API_VERSION: %s (not a KVM device?)",
+				strerror(errno));
 	if (v != KVM_API_VERSION)
 		return apf_fail(e, -EINVAL, "unsupported KVM API version %d", v);
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
