@@ -23,6 +23,13 @@ enum apfvm_apf_mode {
 	APFVM_APF_USER = 2,   /* the VMM is the host side of async PF */
 };
 
+/* Upper bounds apfvm_run() accepts (and the command line enforces): large
+ * enough for any real use, small enough that no sum of them overflows a
+ * 64-bit nanosecond clock. */
+#define APFVM_MAX_LATENCY_NS   (60ull * 1000000000ull)        /* one fetch */
+#define APFVM_MAX_DURATION_NS  (7ull * 24 * 3600 * 1000000000ull) /* run, timeout */
+#define APFVM_MAX_THRESHOLD_NS APFVM_MAX_LATENCY_NS
+
 struct apfvm_config {
 	const void *guest_elf;      /* guest kernel image (ELF), in memory */
 	size_t guest_elf_len;

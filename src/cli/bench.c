@@ -104,7 +104,7 @@ static int add_latency(struct bench *b, const char *t)
 		return -1;
 	if (!strcmp(t, "resident"))
 		ns = UINT64_MAX;
-	else if (units_parse_duration(t, &ns))
+	else if (units_parse_duration(t, &ns) || ns > APFVM_MAX_LATENCY_NS)
 		return -1;
 	strcpy(b->lat_label[b->nlat], t);
 	b->lat_ns[b->nlat++] = ns;
@@ -185,8 +185,7 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 		case ':':
 			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm bench --help')",
-					argv[optind - 1]);
+			return options_unknown(e, argc, argv, "bench", longopts);
 		}
 	}
 	if (optind < argc)

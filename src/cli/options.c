@@ -163,12 +163,25 @@ enum {
 
 /* getopt returned '?': name the offending option.  For a short option
  * getopt sets optopt (and optind may still point inside a bundle). */
-static int unknown_option(struct apf_err *e, int argc, char **argv, const char *cmd)
+int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
+		    const struct option *longopts)
 {
-	if (optopt)
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+
+	if (!strncmp(arg, "--", 2)) {
+		/* getopt_long reports "--flag=value" for a flag as '?' with
+		 * optopt = the flag's code: name the flag instead. */
+		const char *name = arg + 2, *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : 0;
+		for (const struct option *o = longopts; eq && o->name; o++)
+			if (o->has_arg == no_argument && len && !strncmp(o->name, name, len))
+				return apf_fail(e, -EINVAL, "option '--%s' takes no value (see 'apfvm %s --help')",
+						o->name, cmd);
+		return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm %s --help')", arg, cmd);
+	}
+	if (optopt > ' ' && optopt < 127)
 		return apf_fail(e, -EINVAL, "unknown option '-%c' (see 'apfvm %s --help')", optopt,
 				cmd);
-	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
 	return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm %s --help')", arg, cmd);
 }
 
@@ -234,9 +247,10 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			c->source = optarg;
 			break;
 		case OPT_LATENCY:
-			if (units_parse_duration_range(optarg, &c->latency_min_ns, &c->latency_max_ns))
+			if (units_parse_duration_range(optarg, &c->latency_min_ns, &c->latency_max_ns) ||
+			    c->latency_max_ns > APFVM_MAX_LATENCY_NS)
 				return bad_value(e, "--latency", optarg,
-						 "a duration such as 1ms, or a range such as 200us-5ms");
+						 "a duration up to 60s such as 1ms, or a range such as 200us-5ms");
 			break;
 		case OPT_TRACE:
 			c->trace = true;
@@ -260,9 +274,10 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 				return bad_value(e, "--apf", optarg, "off, kernel or user");
 			break;
 		case OPT_APF_THRESHOLD:
-			if (units_parse_duration(optarg, &c->apf_threshold_ns) || !c->apf_threshold_ns)
+			if (units_parse_duration(optarg, &c->apf_threshold_ns) || !c->apf_threshold_ns ||
+			    c->apf_threshold_ns > APFVM_MAX_THRESHOLD_NS)
 				return bad_value(e, "--apf-threshold", optarg,
-						 "a positive duration such as 300us");
+						 "a positive duration up to 60s such as 300us");
 			break;
 		case OPT_WORKLOAD:
 			rc = options_parse_workload(optarg, c, e);
@@ -270,8 +285,10 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 				return rc;
 			break;
 		case OPT_DURATION:
-			if (units_parse_duration(optarg, &c->duration_ns) || !c->duration_ns)
-				return bad_value(e, "--duration", optarg, "a positive duration such as 2s");
+			if (units_parse_duration(optarg, &c->duration_ns) || !c->duration_ns ||
+			    c->duration_ns > APFVM_MAX_DURATION_NS)
+				return bad_value(e, "--duration", optarg,
+						 "a positive duration up to 7 days such as 2s");
 			break;
 		case OPT_SCAN_ORDER:
 			if (!strcmp(optarg, "sequential"))
@@ -302,8 +319,9 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 				return rc;
 			break;
 		case OPT_TIMEOUT:
-			if (units_parse_duration(optarg, &c->timeout_ns))
-				return bad_value(e, "--timeout", optarg, "a duration such as 60s");
+			if (units_parse_duration(optarg, &c->timeout_ns) ||
+			    c->timeout_ns > APFVM_MAX_DURATION_NS)
+				return bad_value(e, "--timeout", optarg, "a duration up to 7 days such as 60s");
 			break;
 		case OPT_STATS_JSON:
 			o->stats_json = optarg;
@@ -320,7 +338,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		case ':':
 			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return unknown_option(e, argc, argv, "run");
+			return options_unknown(e, argc, argv, "run", longopts);
 		}
 	}
 	if (optind < argc)
@@ -359,7 +377,7 @@ int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, stru
 		case ':':
 			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return unknown_option(e, argc, argv, "mkimage");
+			return options_unknown(e, argc, argv, "mkimage", longopts);
 		}
 	}
 	if (!o->size)

@@ -40,6 +40,12 @@ int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu
 int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e);
 int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e);
 
+/* The usage error for the option getopt_long just rejected (opt '?'):
+ * names an unknown option, or a flag given a value ("--populate=1"). */
+struct option;
+int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
+		    const struct option *longopts);
+
 extern const char options_run_usage[];
 extern const char options_mkimage_usage[];
 

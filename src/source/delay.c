@@ -118,6 +118,7 @@ static int delay_submit(struct page_source *s, uint64_t page, void *buf, void *c
 	if (rc)
 		return rc;
 	while (source_reap(d->inner, &p.c)) {
+		/* max_ns <= SOURCE_DELAY_MAX_NS: span + 1 and the sum cannot wrap. */
 		uint64_t span = d->max_ns - d->min_ns;
 		uint64_t delay = d->min_ns + (span ? rng_next(&d->rng) % (span + 1) : 0);
 		p.due_ns = p.c.submit_ns + delay;
@@ -169,6 +170,9 @@ int source_delay_wrap(struct page_source *inner, uint64_t min_ns, uint64_t max_n
 
 	if (min_ns > max_ns)
 		return apf_fail(e, -EINVAL, "latency range is inverted");
+	if (max_ns > SOURCE_DELAY_MAX_NS)
+		return apf_fail(e, -EINVAL, "latency must be at most %llu s",
+				(unsigned long long)(SOURCE_DELAY_MAX_NS / 1000000000ull));
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return apf_fail(e, -ENOMEM, "out of memory");

@@ -89,6 +89,12 @@ static int check_config(const struct apfvm_config *c, struct apf_err *e)
 		return apf_fail(e, -EINVAL, "in-flight limit must be 1..%d", SOURCE_QUEUE_MAX);
 	if (c->latency_min_ns > c->latency_max_ns)
 		return apf_fail(e, -EINVAL, "latency range is inverted");
+	if (c->latency_max_ns > APFVM_MAX_LATENCY_NS)
+		return apf_fail(e, -EINVAL, "latency must be at most 60s");
+	if (c->apf_threshold_ns > APFVM_MAX_THRESHOLD_NS)
+		return apf_fail(e, -EINVAL, "async threshold must be at most 60s");
+	if (c->duration_ns > APFVM_MAX_DURATION_NS || c->timeout_ns > APFVM_MAX_DURATION_NS)
+		return apf_fail(e, -EINVAL, "duration and timeout must be at most 7 days");
 	for (unsigned i = 0; i < c->ntasks; i++)
 		if (c->tasks[i].kind == APF_TASK_SCAN && !c->lazy_size)
 			return apf_fail(e, -EINVAL, "a scan task needs a lazy region (--lazy)");

@@ -82,6 +82,10 @@ expect_error guest_directory "cannot read guest" $APFVM run --guest "$tmp"
 expect_error bench_bad_runs "--runs" $APFVM bench --runs 0
 expect_error bench_bad_mode "--modes: invalid item 'sideways'" $APFVM bench --modes sideways
 expect_error bench_bad_latency "--latencies: invalid item '5'" $APFVM bench --latencies 5
+expect_error bench_latency_too_long "--latencies: invalid item '61s'" $APFVM bench --latencies 61s
+expect_error latency_full_range "--latency: invalid value '0-18446744073709551615ns'" \
+	$APFVM run --lazy 2M --workload scan:1 --latency 0-18446744073709551615ns
+expect_error flag_with_value "option '--populate' takes no value" $APFVM run --populate=1
 
 # --- real runs -------------------------------------------------------
 if [ $have_kvm -eq 0 ]; then

@@ -385,6 +385,46 @@ TEST(run_rejects_bad_values_naming_the_option)
 	CHECK_RUN_REJECTS(workload, "--workload");
 }
 
+/* Durations are bounded when parsed, so that no later sum or range
+ * (submit + delay, span + 1) can wrap: "0-18446744073709551615ns" used to
+ * end in SIGFPE inside the delay source. */
+TEST(run_bounds_every_duration)
+{
+	char *lat_full_range[] = { "run", "--latency", "0-18446744073709551615ns" };
+	char *lat_long[] = { "run", "--latency", "61s" };
+	char *threshold[] = { "run", "--apf-threshold", "61s" };
+	char *duration[] = { "run", "--duration", "604801s" };
+	char *timeout[] = { "run", "--timeout", "604801s" };
+	char *at_bounds[] = { "run", "--latency", "1ms-60s", "--apf-threshold", "60s",
+			      "--duration", "604800s", "--timeout", "604800s" };
+	struct run_options o;
+	struct apf_err e;
+
+	CHECK_RUN_REJECTS(lat_full_range, "--latency");
+	CHECK_RUN_REJECTS(lat_long, "up to 60s");
+	CHECK_RUN_REJECTS(threshold, "--apf-threshold");
+	CHECK_RUN_REJECTS(duration, "--duration");
+	CHECK_RUN_REJECTS(timeout, "--timeout");
+	CHECK(parse_run(ARGC(at_bounds), at_bounds, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.latency_max_ns, APFVM_MAX_LATENCY_NS);
+	CHECK_EQ_U(o.cfg.timeout_ns, APFVM_MAX_DURATION_NS);
+}
+
+/* A flag given a value is a usage error that names the flag (it used to
+ * print "unknown option '-\022'" or "'-h'"). */
+TEST(run_flag_given_a_value_is_named)
+{
+	char *populate[] = { "run", "--populate=1" };
+	char *help[] = { "run", "--help=1" };
+	char *abbreviated[] = { "run", "--trac=yes" };
+	char *unknown[] = { "run", "--frob=2" };
+
+	CHECK_RUN_REJECTS(populate, "option '--populate' takes no value");
+	CHECK_RUN_REJECTS(help, "option '--help' takes no value");
+	CHECK_RUN_REJECTS(abbreviated, "option '--trace' takes no value");
+	CHECK_RUN_REJECTS(unknown, "unknown option '--frob=2'");
+}
+
 TEST(run_rejects_long_cmdline_and_impossible_pin)
 {
 	char cmdline[APF_CMDLINE_MAX + 1];
@@ -515,7 +555,8 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(pin_rejections_name_the_option), T(pin_split_needs_two_cpus), T(run_defaults),
 	  T(run_full_command_line), T(run_equals_syntax_and_bundled_short_flags),
 	  T(run_boundaries_accepted), T(run_help_flag), T(run_rejects_bad_values_naming_the_option),
-	  T(run_rejects_long_cmdline_and_impossible_pin),
+	  T(run_rejects_long_cmdline_and_impossible_pin), T(run_bounds_every_duration),
+	  T(run_flag_given_a_value_is_named),
 	  T(run_rejects_unknown_option_missing_value_and_stray_argument),
 	  T(run_unknown_short_flag_in_a_bundle_is_named), T(run_parses_twice_in_a_row),
 	  T(mkimage_ok), T(mkimage_rejections))

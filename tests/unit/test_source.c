@@ -315,6 +315,22 @@ TEST(delay_wrapper_rejects_inverted_range)
 	source_close(inner); /* on failure the caller still owns inner */
 }
 
+/* The library bounds the delay itself, whatever the caller parsed. */
+TEST(delay_wrapper_rejects_latency_beyond_its_bound)
+{
+	struct page_source *inner, *s = NULL;
+	struct apf_err e;
+
+	REQUIRE(source_zero_open(4, &inner, &e) == 0);
+	memset(&e, 0, sizeof(e));
+	CHECK(source_delay_wrap(inner, 0, UINT64_MAX, 1, &s, &e) == -EINVAL);
+	CHECK(source_delay_wrap(inner, 0, SOURCE_DELAY_MAX_NS + 1, 1, &s, &e) == -EINVAL);
+	CHECK(s == NULL);
+	CHECK(strstr(e.msg, "at most 60 s") != NULL);
+	REQUIRE(source_delay_wrap(inner, 0, SOURCE_DELAY_MAX_NS, 1, &s, &e) == 0);
+	source_close(s);
+}
+
 TEST(fixed_delay_overlaps_fetches)
 {
 	enum { N = 32 };
@@ -428,5 +444,6 @@ TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_o
 	  T(file_source_serves_image_words), T(file_source_reports_a_file_that_shrank),
 	  T(file_source_image_smaller_than_lazy_region), T(source_open_rejects_bad_specs),
 	  T(delay_wrapper_keeps_inner_identity), T(delay_wrapper_rejects_inverted_range),
+	  T(delay_wrapper_rejects_latency_beyond_its_bound),
 	  T(fixed_delay_overlaps_fetches), T(random_delay_reorders_and_respects_minimum),
 	  T(delay_refuses_past_queue_bound_and_bad_pages), T(zero_delay_range_completes_at_once))

@@ -236,6 +236,24 @@ TEST(non_elf_guest_is_rejected)
 	CHECK(strstr(e.msg, "not an ELF") != NULL);
 }
 
+/* apfvm_run() checks the bounds itself: a library user who skips the
+ * command line cannot reach the delay source's arithmetic with them. */
+TEST(config_beyond_bounds_is_rejected_before_boot)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+
+	config(&c, 2 << 20, "zero", "scan:1");
+	c.latency_max_ns = UINT64_MAX;
+	CHECK(apfvm_run(&c, &st, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "latency") != NULL);
+	config(&c, 2 << 20, "zero", "scan:1");
+	c.timeout_ns = APFVM_MAX_DURATION_NS + 1;
+	CHECK(apfvm_run(&c, &st, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "timeout") != NULL);
+}
+
 /* The built-in guest with its first segment moved outside guest memory. */
 TEST(elf_segment_outside_memory_is_rejected)
 {
@@ -286,5 +304,5 @@ TEST_MAIN(T(setup_image), T(compute_alone_runs_for_duration), T(zero_source_scan
 	  T(sync_faults_wait_out_the_latency), T(corrupted_image_word_is_detected),
 	  T(ring0_exception_is_reported), T(ring0_page_fault_reports_cr2),
 	  T(guest_assertion_reports_file_and_line), T(triple_fault_is_reported),
-	  T(ring3_crash_names_the_task), T(hung_guest_times_out), T(non_elf_guest_is_rejected),
+	  T(ring3_crash_names_the_task), T(hung_guest_times_out), T(non_elf_guest_is_rejected), T(config_beyond_bounds_is_rejected_before_boot),
 	  T(elf_segment_outside_memory_is_rejected))
