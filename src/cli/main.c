@@ -13,6 +13,7 @@
 #include "apfvm/vmm.h"
 #include "image/image.h"
 #include "platform/platform.h"
+#include "util/file.h"
 #include "bench.h"
 #include "options.h"
 #include "util/units.h"
@@ -39,14 +40,13 @@ static int read_file(const char *path, void **out, size_t *len)
 	struct stat st;
 	char *buf;
 	size_t done = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file_open_regular(path, &st);
 
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (256 << 20)) {
-		int rc = errno && !S_ISREG(st.st_mode) ? -EINVAL : -EFBIG;
+		return fd == -EINVAL ? -EFBIG : fd;
+	if (st.st_size > (256 << 20)) {
 		close(fd);
-		return rc;
+		return -EFBIG;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {

@@ -13,6 +13,7 @@
 #include "apfvm/abi.h"
 #include "image/image.h"
 #include "source.h"
+#include "util/file.h"
 
 struct file_source {
 	struct page_source base; /* first: the ops cast back to this */
@@ -73,9 +74,12 @@ int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source *
 	struct file_source *f;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	fd = file_open_regular(path, &st);
+	if (fd == -EINVAL)
+		return apf_fail(e, fd, "cannot open image '%s': not a regular file", path);
 	if (fd < 0)
-		return apf_fail(e, -errno, "cannot open image '%s': %s", path, strerror(errno));
+		return apf_fail(e, fd, "cannot open image '%s': %s", path, strerror(-fd));
 	rc = image_read_header(fd, path, &info, e);
 	if (rc) {
 		close(fd);

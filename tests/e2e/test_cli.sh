@@ -85,6 +85,10 @@ expect_error bench_bad_latency "--latencies: invalid item '5'" $APFVM bench --la
 expect_error bench_latency_too_long "--latencies: invalid item '61s'" $APFVM bench --latencies 61s
 expect_error latency_full_range "--latency: invalid value '0-18446744073709551615ns'" \
 	$APFVM run --lazy 2M --workload scan:1 --latency 0-18446744073709551615ns
+mkfifo "$tmp/fifo"
+expect_error image_fifo "cannot open image.*not a regular file" \
+	$APFVM run --lazy 2M --workload scan:1 --source file:"$tmp/fifo"
+expect_error guest_fifo "cannot read guest.*not a regular file" $APFVM run --guest "$tmp/fifo"
 expect_error flag_with_value "option '--populate' takes no value" $APFVM run --populate=1
 
 # --- real runs -------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -191,6 +192,26 @@ TEST(file_source_image_smaller_than_lazy_region)
 	/* exactly the lazy size is fine */
 	CHECK(open_source(spec, 4 * APF_PAGE_SIZE, &s, &e) == 0);
 	source_close(s);
+	unlink(path);
+}
+
+/* A FIFO (or device) as image: rejected at once.  open() of a FIFO used to
+ * block forever waiting for a writer; alarm() turns a hang into a crash. */
+TEST(file_source_rejects_fifo_and_devices_without_blocking)
+{
+	struct page_source *s = NULL;
+	struct apf_err e;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/tmp/apfvm-fifo-%d", (int)getpid());
+	REQUIRE(mkfifo(path, 0600) == 0);
+	alarm(10);
+	CHECK(source_file_open(path, 4096, &s, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "not a regular file") != NULL);
+	CHECK(source_file_open("/dev/zero", 4096, &s, &e) == -EINVAL);
+	CHECK(source_file_open("/tmp", 4096, &s, &e) == -EINVAL);
+	alarm(0);
+	CHECK(s == NULL);
 	unlink(path);
 }
 
@@ -443,6 +464,7 @@ TEST(zero_delay_range_completes_at_once)
 TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_order),
 	  T(file_source_serves_image_words), T(file_source_reports_a_file_that_shrank),
 	  T(file_source_image_smaller_than_lazy_region), T(source_open_rejects_bad_specs),
+	  T(file_source_rejects_fifo_and_devices_without_blocking),
 	  T(delay_wrapper_keeps_inner_identity), T(delay_wrapper_rejects_inverted_range),
 	  T(delay_wrapper_rejects_latency_beyond_its_bound),
 	  T(fixed_delay_overlaps_fetches), T(random_delay_reorders_and_respects_minimum),
