@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,13 +70,28 @@ int image_create(const char *path, uint64_t size, uint64_t seed, struct apf_err 
 	memset(hdrbuf, 0, sizeof(hdrbuf));
 	memcpy(hdrbuf, &h, sizeof(h));
 
+	/* Written to a new file beside the target, then renamed over it: an
+	 * existing image (perhaps being served) is never truncated in place,
+	 * a symlink at path is replaced rather than written through, and a
+	 * failure leaves path as it was. */
+	size_t tmplen = strlen(path) + sizeof(".XXXXXX");
+	char *tmp = malloc(tmplen);
 	chunk = malloc(CHUNK);
-	if (!chunk)
-		return apf_fail(e, -ENOMEM, "out of memory");
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = apf_fail(e, -errno, "cannot create image '%s': %s", path, strerror(errno));
+	if (!chunk || !tmp) {
 		free(chunk);
+		free(tmp);
+		return apf_fail(e, -ENOMEM, "out of memory");
+	}
+	snprintf(tmp, tmplen, "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, 0644) < 0) {
+		rc = apf_fail(e, -errno, "cannot create image '%s': %s", path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		free(chunk);
+		free(tmp);
 		return rc;
 	}
 	rc = write_all(fd, hdrbuf, sizeof(hdrbuf));
@@ -88,11 +104,15 @@ int image_create(const char *path, uint64_t size, uint64_t seed, struct apf_err 
 		rc = -errno;
 	if (close(fd) < 0 && !rc)
 		rc = -errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
 	free(chunk);
 	if (rc) {
-		unlink(path);
+		unlink(tmp);
+		free(tmp);
 		return apf_fail(e, rc, "cannot write image '%s': %s", path, strerror(-rc));
 	}
+	free(tmp);
 	return 0;
 }
 

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,6 +103,73 @@ TEST(create_replaces_existing_file)
 	CHECK(read_header(path, &info, &e) == 0);
 	CHECK_EQ_U(info.seed, 9);
 	CHECK_EQ_U(info.data_size, 4096);
+	unlink(path);
+}
+
+/* Replacing an image never truncates the old one in place: a reader that
+ * has it open (a running VM's page source) keeps its complete data. */
+TEST(create_over_an_open_image_leaves_the_reader_its_data)
+{
+	char path[64];
+	struct image_info info;
+	struct apf_err e;
+	struct stat st;
+
+	REQUIRE(temp_path(path) == 0);
+	REQUIRE(image_create(path, 16 * 4096, 1, &e) == 0);
+	int fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	REQUIRE(image_create(path, 4096, 9, &e) == 0);
+	CHECK(fstat(fd, &st) == 0 && st.st_size == IMAGE_HEADER_SIZE + 16 * 4096);
+	CHECK(image_read_header(fd, path, &info, &e) == 0 && info.seed == 1);
+	close(fd);
+	unlink(path);
+}
+
+/* A symlink at the path is replaced, never written through. */
+TEST(create_does_not_write_through_a_symlink)
+{
+	char path[64], target[80];
+	struct apf_err e;
+	struct stat st;
+
+	REQUIRE(temp_path(path) == 0);
+	snprintf(target, sizeof(target), "%s.target", path);
+	int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	REQUIRE(fd >= 0 && write(fd, "keep", 4) == 4);
+	close(fd);
+	unlink(path);
+	REQUIRE(symlink(target, path) == 0);
+	REQUIRE(image_create(path, 4096, 3, &e) == 0);
+	CHECK(stat(target, &st) == 0 && st.st_size == 4);
+	CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
+	unlink(path);
+	unlink(target);
+}
+
+/* A failed write leaves the path as it was and no temporary file behind
+ * (it used to unlink the path). */
+TEST(failed_create_leaves_the_old_image_in_place)
+{
+	char path[64];
+	struct image_info info;
+	struct apf_err e;
+	struct rlimit old, small = { 64 * 1024, 64 * 1024 };
+
+	REQUIRE(temp_path(path) == 0);
+	REQUIRE(image_create(path, 4096, 5, &e) == 0);
+	signal(SIGXFSZ, SIG_IGN); /* writes past the limit fail with EFBIG */
+	REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	small.rlim_max = old.rlim_max;
+	REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+	int rc = image_create(path, 64 * 4096, 6, &e);
+	setrlimit(RLIMIT_FSIZE, &old);
+	CHECK(rc == -EFBIG);
+	CHECK(strstr(e.msg, "cannot write image") != NULL);
+	CHECK(read_header(path, &info, &e) == 0 && info.seed == 5);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "ls %s.?????? >/dev/null 2>&1", path);
+	CHECK(system(cmd) != 0); /* no leftover temporary */
 	unlink(path);
 }
 
@@ -340,7 +409,8 @@ TEST(create_in_missing_directory_fails_with_message)
 	rmdir(dir);
 }
 
-TEST_MAIN(T(create_and_read_header_roundtrip), T(create_replaces_existing_file),
+TEST_MAIN(T(create_and_read_header_roundtrip), T(create_replaces_existing_file), T(create_over_an_open_image_leaves_the_reader_its_data),
+	  T(create_does_not_write_through_a_symlink), T(failed_create_leaves_the_old_image_in_place),
 	  T(data_words_follow_the_pattern), T(image_fill_matches_image_word),
 	  T(image_word_depends_on_seed_and_index), T(rejects_non_image_file),
 	  T(rejects_truncated_image), T(rejects_corrupt_header_byte),
