@@ -49,6 +49,18 @@ void *gmem_ptr(const struct guest_mem *gm, gpa_t gpa, uint64_t len)
 	return (char *)gm->resident + gpa;
 }
 
+int gmem_read(const struct guest_mem *gm, gpa_t gpa, void *buf, uint64_t len)
+{
+	const volatile uint8_t *p = gmem_ptr(gm, gpa, len);
+	uint8_t *out = buf;
+
+	if (!p)
+		return -EFAULT;
+	for (uint64_t i = 0; i < len; i++) /* volatile: exactly one read per byte */
+		out[i] = p[i];
+	return 0;
+}
+
 int gmem_read_str(const struct guest_mem *gm, gpa_t gpa, char *buf, size_t max)
 {
 	const char *p;

@@ -37,6 +37,11 @@ void gmem_destroy(struct guest_mem *gm);
  * byte of it lies outside (including wrap-around). */
 void *gmem_ptr(const struct guest_mem *gm, gpa_t gpa, uint64_t len);
 
+/* Copies [gpa, gpa + len) of resident memory into buf, reading each guest
+ * byte once: validate the copy, never the guest's memory, which other
+ * vCPUs may change between a check and a use.  0 or -EFAULT. */
+int gmem_read(const struct guest_mem *gm, gpa_t gpa, void *buf, uint64_t len);
+
 /* Copies a NUL-terminated guest string of at most max-1 bytes into buf;
  * returns its length or -EFAULT/-E2BIG. */
 int gmem_read_str(const struct guest_mem *gm, gpa_t gpa, char *buf, size_t max);

@@ -1,6 +1,7 @@
 #include "hcall.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,53 +18,65 @@ static const char *exception_name(uint64_t v)
 	return v < 32 && names[v] ? names[v] : "interrupt";
 }
 
+/* Appends guest console bytes to the host console with every byte that
+ * is not printable ASCII, newline or tab escaped as \xNN: guest text must
+ * not drive the user's terminal (escape sequences, bells, ...). */
+static void console_echo(FILE *out, const unsigned char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = text[i];
+		if ((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t')
+			fputc(c, out);
+		else
+			fprintf(out, "\\x%02x", c);
+	}
+	fflush(out);
+}
+
 static int console_write(struct machine *m, const struct apf_hcall *h)
 {
-	const char *text;
+	unsigned char text[4096];
 
-	if (h->a1 > 4096)
+	if (h->a1 > sizeof(text))
 		return -E2BIG;
-	text = gmem_ptr(&m->gm, h->a0, h->a1);
-	if (!text)
+	if (gmem_read(&m->gm, h->a0, text, h->a1))
 		return -EFAULT;
-	if (m->console) {
-		fwrite(text, 1, h->a1, m->console);
-		fflush(m->console);
-	}
+	if (m->console)
+		console_echo(m->console, text, h->a1);
 	return 0;
 }
 
 static int task_result(struct machine *m, const struct apf_hcall *h)
 {
-	const struct apf_task_result *r = gmem_ptr(&m->gm, h->a0, sizeof(*r));
+	struct apf_task_result r;
 	struct guest_report *rep = &m->report;
 	int rc = 0;
 
-	if (!r)
+	if (gmem_read(&m->gm, h->a0, &r, sizeof(r)))
 		return -EFAULT;
-	if ((r->kind != APF_TASK_COMPUTE && r->kind != APF_TASK_SCAN) || r->id == 0 ||
-	    r->id > APF_MAX_TASKS)
+	if ((r.kind != APF_TASK_COMPUTE && r.kind != APF_TASK_SCAN) || r.id == 0 ||
+	    r.id > APF_MAX_TASKS)
 		return -EINVAL;
 	pthread_mutex_lock(&m->report_lock);
 	for (unsigned i = 0; i < rep->nresults; i++)
-		if (rep->results[i].id == r->id)
+		if (rep->results[i].id == r.id)
 			rc = -EEXIST; /* one result per task */
 	if (!rc && rep->nresults == APF_MAX_TASKS)
 		rc = -ENOSPC;
 	if (!rc)
-		rep->results[rep->nresults++] = *r; /* copy: the guest may change it */
+		rep->results[rep->nresults++] = r;
 	pthread_mutex_unlock(&m->report_lock);
 	return rc;
 }
 
 static int apf_stats(struct machine *m, const struct apf_hcall *h)
 {
-	const struct apf_guest_stats *g = gmem_ptr(&m->gm, h->a0, sizeof(*g));
+	struct apf_guest_stats g;
 
-	if (!g)
+	if (gmem_read(&m->gm, h->a0, &g, sizeof(g)))
 		return -EFAULT;
 	pthread_mutex_lock(&m->report_lock);
-	m->report.apf = *g; /* copy: the guest may change it */
+	m->report.apf = g;
 	m->report.apf_reported = true;
 	pthread_mutex_unlock(&m->report_lock);
 	return 0;
@@ -84,34 +97,39 @@ static int guest_assert(struct machine *m, const struct apf_hcall *h)
 
 static int guest_fatal(struct machine *m, const struct apf_hcall *h)
 {
-	const struct apf_fatal *f = gmem_ptr(&m->gm, h->a0, sizeof(*f));
+	struct apf_fatal f;
 
-	if (!f) {
+	if (gmem_read(&m->gm, h->a0, &f, sizeof(f))) {
 		machine_fail(m, "guest reported a fatal exception with an unreadable report");
 		return -EFAULT;
 	}
 	machine_fail(m,
 		     "guest exception %s (vector %llu) in %s: RIP=0x%llx CS=0x%llx error code=0x%llx "
 		     "CR2=0x%llx RSP=0x%llx RFLAGS=0x%llx task=%llu",
-		     exception_name(f->vector), (unsigned long long)f->vector,
-		     (f->cs & 3) ? "ring 3" : "ring 0", (unsigned long long)f->rip,
-		     (unsigned long long)f->cs, (unsigned long long)f->error_code,
-		     (unsigned long long)f->cr2, (unsigned long long)f->rsp,
-		     (unsigned long long)f->rflags, (unsigned long long)f->task_id);
+		     exception_name(f.vector), (unsigned long long)f.vector,
+		     (f.cs & 3) ? "ring 3" : "ring 0", (unsigned long long)f.rip,
+		     (unsigned long long)f.cs, (unsigned long long)f.error_code,
+		     (unsigned long long)f.cr2, (unsigned long long)f.rsp,
+		     (unsigned long long)f.rflags, (unsigned long long)f.task_id);
 	return 0;
 }
 
 void hcall_handle(struct machine *m, struct vcpu *v, gpa_t gpa)
 {
-	struct apf_hcall *h = gmem_ptr(&m->gm, gpa, sizeof(*h));
+	struct apf_hcall copy, *h = &copy;
+	volatile uint32_t *guest_ret;
 	int rc;
 
 	(void)v;
-	if (!h || gpa % 8) {
+	/* The block is read once into host memory; only the copy is checked
+	 * and used (another vCPU may rewrite the guest's block meanwhile). */
+	if (gpa % 8 || gmem_read(&m->gm, gpa, &copy, sizeof(copy))) {
 		machine_fail(m, "guest issued a hypercall with an invalid block address 0x%llx",
 			     (unsigned long long)gpa);
 		return;
 	}
+	guest_ret = (volatile uint32_t *)((char *)gmem_ptr(&m->gm, gpa, sizeof(copy)) +
+					  offsetof(struct apf_hcall, ret));
 	switch (h->nr) {
 	case APF_HC_CONSOLE:
 		rc = console_write(m, h);
@@ -140,5 +158,5 @@ void hcall_handle(struct machine *m, struct vcpu *v, gpa_t gpa)
 		rc = -ENOSYS;
 		break;
 	}
-	h->ret = (uint32_t)rc;
+	*guest_ret = (uint32_t)rc;
 }
