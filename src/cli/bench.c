@@ -137,7 +137,7 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 
 	apfvm_config_defaults(&b->base);
 	b->base.lazy_size = 8ull << 20;
-	b->base.vcpu_cpu = b->base.pager_cpu = 0;
+	b->base.vcpu_cpu = b->base.pager_cpu = options_default_cpu();
 	b->base.timeout_ns = 600ull * 1000000000ull;
 	strcpy(b->base.cmdline, "quiet");
 	options_parse_workload("compute:1,scan:1", &b->base, e);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ const char options_run_usage[] =
 	"  --cmdline STRING      guest kernel command line\n"
 	"\n"
 	"Placement and control:\n"
-	"  --pin MODE            none | same[:CPU] | split | VCPU,PAGER (default same:0)\n"
+	"  --pin MODE            none | same[:CPU] | split | VCPU,PAGER (default: same, on the\n"
+	"                        first CPU this process may use; a CPU outside its set fails)\n"
 	"  --timeout DUR         fail the run if the guest has not finished by then (default 0 = none)\n"
 	"  --stats-json FILE     write statistics as JSON ('-' for stdout)\n"
 	"  --trace               time each step of the async fault path (TSC stamps)\n"
@@ -116,6 +118,17 @@ static int parse_cpu(const char *s, int ncpus, int *out)
 	return 0;
 }
 
+int options_default_cpu(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set))
+				return i;
+	return 0;
+}
+
 int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu,
 		      struct apf_err *e)
 {
@@ -127,7 +140,7 @@ int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu
 		return 0;
 	}
 	if (!strcmp(spec, "same")) {
-		*vcpu_cpu = *pager_cpu = 0;
+		*vcpu_cpu = *pager_cpu = options_default_cpu();
 		return 0;
 	}
 	if (!strncmp(spec, "same:", 5)) {
@@ -225,7 +238,8 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	memset(o, 0, sizeof(*o));
 	apfvm_config_defaults(c);
 	c->order_seed = c->latency_seed = 1;
-	c->vcpu_cpu = c->pager_cpu = 0; /* same CPU: see docs/architecture.md */
+	/* Same CPU (docs/architecture.md): the first this process may use. */
+	c->vcpu_cpu = c->pager_cpu = options_default_cpu();
 	optind = 0; /* full getopt reset (GNU) */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {

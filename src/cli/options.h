@@ -32,7 +32,13 @@ struct mkimage_options {
  * cfg->tasks / cfg->ntasks. */
 int options_parse_workload(const char *spec, struct apfvm_config *cfg, struct apf_err *e);
 
-/* Parses "none", "same[:CPU]", "split" or "VCPU,PAGER" (CPU numbers). */
+/* The first CPU this process may run on (its affinity mask): where "same"
+ * pins both threads, and the default.  0 if the mask cannot be read. */
+int options_default_cpu(void);
+
+/* Parses "none", "same[:CPU]", "split" or "VCPU,PAGER" (CPU numbers).  A
+ * CPU outside this process's set is not caught here: apfvm_run() fails
+ * with "cannot pin" when it starts the thread. */
 int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu,
 		      struct apf_err *e);
 

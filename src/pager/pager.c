@@ -259,12 +259,6 @@ static void *pager_thread(void *arg)
 	prctl(PR_SET_NAME, "apfvm-pager");
 	/* Timer slack would add ~50 us to every delayed completion. */
 	prctl(PR_SET_TIMERSLACK, 1UL);
-	if (p->cfg.cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(p->cfg.cpu, &set);
-		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	}
 	while (!p->fatal) {
 		int n = epoll_wait(p->epoll_fd, evs, 4, -1);
 		if (n < 0) {
@@ -332,7 +326,25 @@ int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e)
 
 int pager_start(struct pager *p, struct apf_err *e)
 {
-	int rc = pthread_create(&p->thread, NULL, pager_thread, p);
+	pthread_attr_t attr;
+	int rc = pthread_attr_init(&attr);
+
+	if (rc)
+		return apf_fail(e, -rc, "cannot start the pager thread: %s", strerror(rc));
+	if (p->cfg.cpu >= 0) {
+		/* Pinned from the start; a CPU outside this process's set fails
+		 * here instead of leaving the thread unpinned. */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(p->cfg.cpu, &set);
+		rc = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
+	if (!rc)
+		rc = pthread_create(&p->thread, &attr, pager_thread, p);
+	pthread_attr_destroy(&attr);
+	if (rc == EINVAL && p->cfg.cpu >= 0)
+		return apf_fail(e, -rc, "cannot pin the pager thread to CPU %d: not in this process's CPU set",
+				p->cfg.cpu);
 	if (rc)
 		return apf_fail(e, -rc, "cannot start the pager thread: %s", strerror(rc));
 	p->running = true;

@@ -191,6 +191,7 @@ int vm_add_vcpu(struct vm *vm, const struct vm_options *opt, uint64_t rip, uint6
 		return apf_fail(e, -EINVAL, "too many vCPUs");
 	v = &vm->vcpus[vm->nvcpus];
 	memset(v, 0, sizeof(*v));
+	pthread_mutex_init(&v->kick_lock, NULL);
 	v->vm = vm;
 	v->id = vm->nvcpus;
 	v->cpu = -1;
@@ -224,6 +225,7 @@ void vm_destroy(struct vm *vm)
 		if (vm->vcpus[i].run)
 			munmap(vm->vcpus[i].run, vm->vcpus[i].run_size);
 		close(vm->vcpus[i].fd);
+		pthread_mutex_destroy(&vm->vcpus[i].kick_lock);
 	}
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -24,8 +24,16 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	size_t run_size;
-	pthread_t thread;
-	bool thread_started;
+	pthread_t thread;     /* valid from vcpu_start() until joined */
+	/* Kicks (vcpu_kick, from any thread) signal the vCPU thread only while
+	 * `kickable`: set by the thread itself before its first KVM_RUN,
+	 * cleared by it as its last act, both under kick_lock, which the
+	 * kicker holds around pthread_kill.  So no kick is lost before the
+	 * thread runs (immediate_exit is set first and happens-before its
+	 * first KVM_RUN) and none targets a thread that was joined. */
+	pthread_mutex_t kick_lock;
+	pthread_t self;
+	bool kickable;
 	int cpu;              /* pin the vCPU thread here, or -1 */
 	int tid;              /* its thread id, once started (0 before) */
 	/* Guest TSC = host TSC + tsc_offset (mod 2^64), as KVM set it when

@@ -303,7 +303,10 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	t0 = now_s();
 	if (!rc) {
 		rc = vcpu_start(&m->vm.vcpus[0]);
-		if (rc)
+		if (rc == -EINVAL && m->vm.vcpus[0].cpu >= 0)
+			apf_fail(e, rc, "cannot pin the vCPU thread to CPU %d: not in this process's CPU set",
+				 m->vm.vcpus[0].cpu);
+		else if (rc)
 			apf_fail(e, rc, "cannot start the vCPU thread: %s", strerror(-rc));
 	}
 	if (!rc) {

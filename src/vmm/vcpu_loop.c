@@ -30,8 +30,10 @@ int vcpu_loop_setup_signals(void)
 void vcpu_kick(struct vcpu *v)
 {
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (v->thread_started)
-		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	pthread_mutex_lock(&v->kick_lock);
+	if (v->kickable)
+		pthread_kill(v->self, VCPU_KICK_SIGNAL);
+	pthread_mutex_unlock(&v->kick_lock);
 }
 
 /* Makes sure the kick signal is deliverable in this thread.  It is never
@@ -140,17 +142,15 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "apfvm-vcpu%u", v->id);
 	prctl(PR_SET_NAME, name);
-	if (v->cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(v->cpu, &set);
-		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	}
 	int rc = setup_thread_signals(v);
 	if (rc) {
 		machine_fail(m, "cannot unblock the vCPU kick signal: %s", strerror(-rc));
 		return NULL;
 	}
+	pthread_mutex_lock(&v->kick_lock);
+	v->self = pthread_self();
+	v->kickable = true;
+	pthread_mutex_unlock(&v->kick_lock);
 	__atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_RELEASE);
 	if (m->core)
 		apf_user_vcpu_init(v);
@@ -170,14 +170,30 @@ static void *vcpu_thread(void *arg)
 		}
 		handle_exit(m, v);
 	}
+	pthread_mutex_lock(&v->kick_lock);
+	v->kickable = false;
+	pthread_mutex_unlock(&v->kick_lock);
 	return NULL;
 }
 
 int vcpu_start(struct vcpu *v)
 {
-	int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	pthread_attr_t attr;
+	int rc = pthread_attr_init(&attr);
+
 	if (rc)
 		return -rc;
-	v->thread_started = true;
-	return 0;
+	if (v->cpu >= 0) {
+		/* Pinned from its first instruction; a CPU outside this process's
+		 * set makes pthread_create fail (EINVAL) instead of running
+		 * unpinned. */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(v->cpu, &set);
+		rc = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
+	if (!rc)
+		rc = pthread_create(&v->thread, &attr, vcpu_thread, v);
+	pthread_attr_destroy(&attr);
+	return -rc;
 }

@@ -20,7 +20,8 @@
 /* Once per process, before the first vCPU thread starts. */
 int vcpu_loop_setup_signals(void);
 
-/* Starts the thread of v (pinned to v->cpu if >= 0). */
+/* Starts the thread of v, pinned to v->cpu if >= 0.  Returns 0 or -errno
+ * (-EINVAL: v->cpu is not in this process's CPU set). */
 int vcpu_start(struct vcpu *v);
 
 /* Makes v leave KVM_RUN soon; safe from any thread. */

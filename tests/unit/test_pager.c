@@ -225,6 +225,28 @@ TEST(fetch_error_is_reported_and_releases_faults)
 	munmap(cfg.host_base, REGION);
 }
 
+/* Pinning to a CPU outside this process's set fails the start with a
+ * clear error; it used to leave the thread silently unpinned. */
+TEST(pinning_outside_the_cpu_set_fails)
+{
+	struct page_source *s;
+	struct pager p;
+	struct apf_err e = { "" };
+	struct pager_config cfg = { .size = REGION, .max_inflight = 8, .cpu = CPU_SETSIZE - 1 };
+
+	REQUIRE(source_open("zero", REGION, &s, NULL) == 0);
+	cfg.source = s;
+	cfg.host_base = map_region();
+	REQUIRE(cfg.host_base);
+	REQUIRE(pager_init(&p, &cfg, &e) == 0);
+	CHECK(pager_start(&p, &e) == -EINVAL);
+	CHECK(strstr(e.msg, "cannot pin the pager thread to CPU 1023") != NULL);
+	CHECK(!p.running);
+	pager_destroy(&p);
+	source_close(s);
+	munmap(cfg.host_base, REGION);
+}
+
 TEST(init_rejects_bad_geometry)
 {
 	struct page_source *s;
@@ -246,7 +268,7 @@ TEST(init_rejects_bad_geometry)
 	munmap(cfg.host_base, REGION);
 }
 
-TEST_MAIN(T(zero_source_serves_zero_pages_once), T(file_source_content_is_verified),
+TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails), T(file_source_content_is_verified),
 	  T(each_page_fetched_exactly_once_under_contention),
 	  T(inflight_limit_is_respected_and_fetches_overlap),
 	  T(fetch_error_is_reported_and_releases_faults), T(init_rejects_bad_geometry))

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -254,6 +255,23 @@ TEST(config_beyond_bounds_is_rejected_before_boot)
 	CHECK(strstr(e.msg, "timeout") != NULL);
 }
 
+/* A vCPU pinned outside this process's CPU set: the run fails and says so
+ * (it used to run unpinned without a word). */
+TEST(vcpu_pinned_outside_the_cpu_set_fails)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+
+	REQUIRE_KVM();
+	config(&c, 2 << 20, "zero", NULL);
+	c.vcpu_cpu = CPU_SETSIZE - 1;
+	c.pager_cpu = -1;
+	CHECK(apfvm_run(&c, &st, &e) == -EINVAL);
+	if (!strstr(e.msg, "cannot pin the vCPU thread to CPU 1023"))
+		TEST_FAIL_("message '%s'", e.msg);
+}
+
 /* The built-in guest with its first segment moved outside guest memory. */
 TEST(elf_segment_outside_memory_is_rejected)
 {
@@ -305,4 +323,5 @@ TEST_MAIN(T(setup_image), T(compute_alone_runs_for_duration), T(zero_source_scan
 	  T(ring0_exception_is_reported), T(ring0_page_fault_reports_cr2),
 	  T(guest_assertion_reports_file_and_line), T(triple_fault_is_reported),
 	  T(ring3_crash_names_the_task), T(hung_guest_times_out), T(non_elf_guest_is_rejected), T(config_beyond_bounds_is_rejected_before_boot),
+	  T(vcpu_pinned_outside_the_cpu_set_fails),
 	  T(elf_segment_outside_memory_is_rejected))
