@@ -13,6 +13,7 @@ HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow \
 	-Iinclude -Isrc -MMD -MP -pthread
 HOST_LDFLAGS := -pthread
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Guest code: freestanding, general-purpose registers only (the emulated
 # ring 0 on some hosts has no SSE/AVX), no red zone (interrupts share the
@@ -33,6 +34,7 @@ GUEST_USRCS := $(wildcard guest/user/*.c) $(wildcard guest/user/*.S)
 
 hobj = $(patsubst %.c,$(BUILD)/host/%.o,$(1))
 sobj = $(patsubst %.c,$(BUILD)/asan/%.o,$(1))
+tobj = $(patsubst %.c,$(BUILD)/tsan/%.o,$(1))
 gobj = $(patsubst %,$(BUILD)/%.o,$(1))
 
 LIB_OBJS  := $(call hobj,$(LIB_SRCS)) $(BUILD)/host/guest_blob.o
@@ -70,10 +72,14 @@ $(BUILD)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC [asan] $<"
 	$(Q)$(CC) $(HOST_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+$(BUILD)/tsan/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC [tsan] $<"
+	$(Q)$(CC) $(HOST_CFLAGS) $(TSAN_FLAGS) -c $< -o $@
 $(BUILD)/host/guest_blob.o: src/vmm/guest_blob.S $(GUEST_ELF)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -c -DGUEST_ELF='"$(GUEST_ELF)"' $< -o $@
-$(BUILD)/asan/guest_blob.o: $(BUILD)/host/guest_blob.o
+$(BUILD)/asan/guest_blob.o $(BUILD)/tsan/guest_blob.o: $(BUILD)/host/guest_blob.o
 	@mkdir -p $(dir $@)
 	$(Q)cp $< $@
 $(LIBAPF): $(LIB_OBJS)
@@ -93,6 +99,22 @@ ASAN_LIB_OBJS := $(call sobj,$(LIB_SRCS) $(CLI_SRCS) $(GUEST_HOST_SRCS)) $(BUILD
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 VM_TESTS   := $(patsubst tests/vm/%.c,$(BUILD)/tests/%,$(wildcard tests/vm/test_*.c))
 GUEST_HOST_INC := -iquote guest/kernel -iquote guest/user
+
+# ThreadSanitizer builds of the tests whose threads share state: the pager
+# thread with faulting threads, and the vCPU thread with the pager thread
+# and the async-fault core.  (test_hcall races on guest memory on purpose,
+# as a second vCPU would; it stays out.)
+TSAN_LIB_OBJS := $(call tobj,$(LIB_SRCS) $(CLI_SRCS)) $(BUILD)/tsan/guest_blob.o
+TSAN_UNIT_TESTS := $(BUILD)/tsan-tests/test_pager
+TSAN_VM_TESTS := $(BUILD)/tsan-tests/test_vm $(BUILD)/tsan-tests/test_apf_user $(BUILD)/tsan-tests/test_apf_kernel
+$(BUILD)/tsan-tests/%: tests/unit/%.c $(TSAN_LIB_OBJS) tests/test.h
+	@mkdir -p $(dir $@)
+	@echo "  CC [tsan test] $<"
+	$(Q)$(CC) $(HOST_CFLAGS) $(TSAN_FLAGS) -Itests $(GUEST_HOST_INC) -o $@ $< $(TSAN_LIB_OBJS) $(HOST_LDFLAGS)
+$(BUILD)/tsan-tests/%: tests/vm/%.c $(TSAN_LIB_OBJS) tests/test.h
+	@mkdir -p $(dir $@)
+	@echo "  CC [tsan test] $<"
+	$(Q)$(CC) $(HOST_CFLAGS) $(TSAN_FLAGS) -Itests -o $@ $< $(TSAN_LIB_OBJS) $(HOST_LDFLAGS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS) tests/test.h
 	@mkdir -p $(dir $@)
@@ -136,8 +158,9 @@ fuzz: $(FUZZ_TARGETS)
 # one (tests/all.sh, scripts/kvm_where.sh).
 KVM ?= auto
 export KVM
-test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS) $(FUZZ_TARGETS)
-	$(Q)UNIT_TESTS="$(UNIT_TESTS)" VM_TESTS="$(VM_TESTS)" CLI_TESTS="tests/e2e/test_cli.sh" \
+test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_UNIT_TESTS) $(TSAN_VM_TESTS) $(FUZZ_TARGETS)
+	$(Q)UNIT_TESTS="$(UNIT_TESTS) $(TSAN_UNIT_TESTS)" VM_TESTS="$(VM_TESTS) $(TSAN_VM_TESTS)" \
+		CLI_TESTS="tests/e2e/test_cli.sh" \
 		HOST_TESTS="tests/emuhost/test_emuhost.sh tests/fuzz/fuzz_briefly.sh" tests/all.sh
 
 # ---- demo and benchmarks ----------------------------------------------

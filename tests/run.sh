@@ -23,7 +23,7 @@ done
 pass=0 fail=0 skip=0
 timeout_s=${TEST_TIMEOUT:-900}
 for t in "$@"; do
-	name=$(basename "$t")
+	name=${t#build/} # tests/NAME, tsan-tests/NAME, or a script path
 	echo "-- $name"
 	out=$(timeout --kill-after=10 "$timeout_s" "$t" 2>&1)
 	rc=$?

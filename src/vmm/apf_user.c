@@ -54,7 +54,7 @@ static void op_kick(void *ctx, unsigned v)
 {
 	struct machine *m = ctx;
 	if (m->trace)
-		m->host_trace.t_kick[v] = tsc();
+		__atomic_store_n(&m->host_trace.t_kick[v], tsc(), __ATOMIC_RELEASE);
 	vcpu_kick(&m->vm.vcpus[v]);
 }
 
@@ -136,7 +136,7 @@ static void hook_fault(void *ctx, uint32_t tid, uint64_t page, uint64_t expected
 			v = (int)i;
 	/* Stamped before the core may kick: the vCPU reads it after the kick. */
 	if (m->trace && v >= 0)
-		m->host_trace.t_read[v] = t_read;
+		__atomic_store_n(&m->host_trace.t_read[v], t_read, __ATOMIC_RELEASE);
 	apf_core_on_fault(m->core, v, page, expected_ns, in_flight);
 }
 
@@ -195,15 +195,17 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 	v->run->kvm_dirty_regs |= KVM_SYNC_X86_EVENTS;
 	if (m->trace) {
 		/* The access was stamped by the scan just before it faulted. */
-		uint64_t access = m->trace->access_tsc, t_read = m->host_trace.t_read[v->id];
+		uint64_t access = m->trace->access_tsc;
+		uint64_t t_read = __atomic_load_n(&m->host_trace.t_read[v->id], __ATOMIC_ACQUIRE);
+		uint64_t t_kick = __atomic_load_n(&m->host_trace.t_kick[v->id], __ATOMIC_ACQUIRE);
 		uint64_t t_inject = tsc();
 		/* The guest stamps with its own TSC: to the host's clock. */
 		if (access)
 			access -= v->tsc_offset;
 		if (access && access < t_read)
 			m->host_trace.access_to_read += t_read - access;
-		m->host_trace.read_to_kick += m->host_trace.t_kick[v->id] - t_read;
-		m->host_trace.kick_to_exit += t_exit - m->host_trace.t_kick[v->id];
+		m->host_trace.read_to_kick += t_kick - t_read;
+		m->host_trace.kick_to_exit += t_exit - t_kick;
 		m->host_trace.exit_to_inject += t_inject - t_exit;
 		m->host_trace.injected++;
 		m->trace->inject_tsc = t_inject + v->tsc_offset;

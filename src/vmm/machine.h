@@ -49,6 +49,8 @@ struct machine {
 	 * vCPU thread (exit/inject), read after both stopped. */
 	struct apf_trace *trace;
 	struct {
+		/* Written by the pager thread, read by the vCPU thread after
+		 * the kick: atomic (release/acquire). */
 		uint64_t t_read[VM_MAX_VCPUS], t_kick[VM_MAX_VCPUS];
 		uint64_t access_to_read, read_to_kick, kick_to_exit, exit_to_inject;
 		uint64_t injected;
