@@ -23,7 +23,8 @@ done
 pass=0 fail=0 skip=0
 timeout_s=${TEST_TIMEOUT:-900}
 for t in "$@"; do
-	name=${t#build/} # tests/NAME, tsan-tests/NAME, or a script path
+	name=$(basename "$t")
+	case $t in */tsan-tests/*) name="tsan/$name" ;; esac
 	echo "-- $name"
 	out=$(timeout --kill-after=10 "$timeout_s" "$t" 2>&1)
 	rc=$?
