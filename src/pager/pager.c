@@ -100,7 +100,9 @@ static void set_fatal(struct pager *p, int err, const char *what, uint64_t page)
 		return;
 	p->fatal = err;
 	snprintf(p->fatal_msg, sizeof(p->fatal_msg), "%s page %llu of the lazy region: %s", what,
-		 (unsigned long long)page, strerror(-err));
+		 (unsigned long long)page,
+		 err == -EEXIST ? "it is already mapped by someone else (content unknown)"
+				: strerror(-err));
 	if (p->cfg.on_fatal)
 		p->cfg.on_fatal(p->cfg.ctx);
 }
@@ -140,13 +142,20 @@ static void wake_range(struct pager *p, uint64_t page)
 	ioctl(p->uffd, UFFDIO_WAKE, &r);
 }
 
-/* Installs a fetched page; wakes every thread blocked on it. */
+/* How often an install is retried while the kernel reports the address
+ * space changing under it (EAGAIN) before the page counts as failed. */
+#define INSTALL_RETRIES 1000
+
+/* Installs a fetched page; wakes every thread blocked on it.  -EEXIST:
+ * the page was already mapped, by something other than this pager (in
+ * MISSING mode only the pager maps pages of the region), so its content
+ * is unknown: an error, never "present". */
 static int install(struct pager *p, const struct source_completion *c)
 {
 	uint64_t dst = (uintptr_t)p->cfg.host_base + c->page * APF_PAGE_SIZE;
 	int rc;
 
-	for (;;) {
+	for (unsigned tries = 0; tries < INSTALL_RETRIES; tries++) {
 		if (c->zero) {
 			struct uffdio_zeropage z = { .range = { .start = dst, .len = APF_PAGE_SIZE } };
 			rc = ioctl(p->uffd, UFFDIO_ZEROPAGE, &z);
@@ -158,14 +167,11 @@ static int install(struct pager *p, const struct source_completion *c)
 		}
 		if (rc == 0)
 			return 0;
-		if (errno == EAGAIN)
-			continue; /* the mm changed under us: retry */
-		if (errno == EEXIST) { /* someone mapped it: just wake */
-			wake_range(p, c->page);
-			return 0;
-		}
-		return -errno;
+		if (errno != EAGAIN)
+			return -errno;
+		/* EAGAIN: the address space changed under the copy; retry. */
 	}
+	return -EAGAIN;
 }
 
 static void complete_fetches(struct pager *p)
@@ -220,7 +226,8 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 	case PAGE_ABSENT:
 		break;
 	}
-	p->state[page] = PAGE_FETCHING;
+	/* Atomic: vCPU threads read the state (pager_page_present). */
+	__atomic_store_n(&p->state[page], PAGE_FETCHING, __ATOMIC_RELAXED);
 	p->fault_ns[page] = source_now_ns();
 	if (p->nfree && !p->wq_count)
 		submit_fetch(p, page);
@@ -240,6 +247,8 @@ static void read_faults(struct pager *p)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno != EAGAIN)
+				set_fatal(p, -errno, "cannot read fault events while serving", 0);
 			return; /* EAGAIN: drained */
 		}
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)

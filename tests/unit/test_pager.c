@@ -6,7 +6,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -208,6 +211,7 @@ TEST(fetch_error_is_reported_and_releases_faults)
 	struct toucher t;
 	pthread_t th;
 
+	atomic_store(&fatal_calls, 0);
 	source_init(&s, &failing_ops, NPAGES);
 	cfg.host_base = map_region();
 	REQUIRE(cfg.host_base);
@@ -247,6 +251,51 @@ TEST(pinning_outside_the_cpu_set_fails)
 	munmap(cfg.host_base, REGION);
 }
 
+/* A page that something other than the pager mapped while its fetch was in
+ * flight: the install finds it mapped (EEXIST).  Its content is unknown, so
+ * it is a reported error, never counted as present (it used to be). */
+TEST(page_mapped_behind_the_pagers_back_is_an_error)
+{
+	struct page_source *zero, *slow;
+	struct pager p;
+	struct pager_config cfg = { .size = REGION, .max_inflight = 8, .cpu = -1,
+				    .on_fatal = on_fatal };
+	struct toucher t;
+	pthread_t th;
+	static uint8_t other[APF_PAGE_SIZE];
+
+	atomic_store(&fatal_calls, 0);
+	REQUIRE(source_open("zero", REGION, &zero, NULL) == 0);
+	REQUIRE(source_delay_wrap(zero, 300000000ull, 300000000ull, 1, &slow, NULL) == 0);
+	cfg.source = slow;
+	cfg.host_base = map_region();
+	REQUIRE(cfg.host_base);
+	REQUIRE(pager_init(&p, &cfg, NULL) == 0);
+	REQUIRE(pager_start(&p, NULL) == 0);
+	t = (struct toucher){ .base = cfg.host_base, .first = 3, .count = 1 };
+	pthread_create(&th, NULL, touch_pages, &t);
+	/* Bounded wait for the fetch to be in flight (300 ms long). */
+	for (int i = 0; i < 2000 && __atomic_load_n(&p.state[3], __ATOMIC_ACQUIRE) != PAGE_FETCHING; i++)
+		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+	REQUIRE(__atomic_load_n(&p.state[3], __ATOMIC_ACQUIRE) == PAGE_FETCHING);
+	memset(other, 0xab, sizeof(other));
+	struct uffdio_copy cp = { .dst = (uintptr_t)cfg.host_base + 3 * APF_PAGE_SIZE,
+				  .src = (uintptr_t)other, .len = APF_PAGE_SIZE };
+	REQUIRE(ioctl(p.uffd, UFFDIO_COPY, &cp) == 0); /* wakes the toucher too */
+	pthread_join(th, NULL);
+	for (int i = 0; i < 20000 && !atomic_load(&fatal_calls); i++)
+		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+	pager_stop(&p);
+	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
+	CHECK(p.fatal == -EEXIST);
+	CHECK(strstr(p.fatal_msg, "page 3 of the lazy region: it is already mapped by someone else") != NULL);
+	CHECK(p.state[3] != PAGE_PRESENT);
+	CHECK_EQ_U(p.stats.pages_fetched, 0);
+	pager_destroy(&p);
+	source_close(slow);
+	munmap(cfg.host_base, REGION);
+}
+
 TEST(init_rejects_bad_geometry)
 {
 	struct page_source *s;
@@ -268,7 +317,8 @@ TEST(init_rejects_bad_geometry)
 	munmap(cfg.host_base, REGION);
 }
 
-TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails), T(file_source_content_is_verified),
+TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails),
+	  T(page_mapped_behind_the_pagers_back_is_an_error), T(file_source_content_is_verified),
 	  T(each_page_fetched_exactly_once_under_contention),
 	  T(inflight_limit_is_respected_and_fetches_overlap),
 	  T(fetch_error_is_reported_and_releases_faults), T(init_rejects_bad_geometry))
