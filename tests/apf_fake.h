@@ -22,6 +22,9 @@ struct fake_vm {
 	uint8_t last_vector[APF_CORE_MAX_VCPUS];
 	int bad_access;     /* an access outside guest memory was attempted */
 	uint8_t present[4096]; /* fake page state for take_injection */
+	int raise_err;      /* if set, raise() fails with it */
+	unsigned fails;     /* fail() calls */
+	int last_fail;
 };
 
 static inline int fake_in(uint64_t gpa, uint64_t len)
@@ -59,9 +62,20 @@ static inline int fake_read_u32(void *ctx, uint64_t gpa, uint32_t *value)
 static inline int fake_raise(void *ctx, unsigned v, uint8_t vector)
 {
 	struct fake_vm *f = ctx;
+	if (f->raise_err)
+		return f->raise_err;
 	f->raises[v]++;
 	f->last_vector[v] = vector;
 	return 0;
+}
+
+static inline void fake_fail(void *ctx, unsigned v, int err, const char *what)
+{
+	struct fake_vm *f = ctx;
+	(void)v;
+	(void)what;
+	f->fails++;
+	f->last_fail = err;
 }
 
 static inline bool fake_gpa_ok(void *ctx, uint64_t gpa, uint64_t len)
@@ -82,6 +96,7 @@ static const struct apf_core_ops fake_ops = {
 	.read_u32 = fake_read_u32,
 	.raise = fake_raise,
 	.gpa_ok = fake_gpa_ok,
+	.fail = fake_fail,
 };
 
 static inline uint32_t fake_u32(const struct fake_vm *f, uint64_t gpa)

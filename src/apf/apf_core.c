@@ -76,21 +76,35 @@ static void deliver(struct apf_core *c, unsigned v)
 		return;
 	if (c->ops->read_u32(c->ctx, cv->area_gpa + 4, &token) || token != 0)
 		return; /* retried at the next ACK */
-	if (cv->wake_all_pending) {
-		token = KVM_APF_WAKE_ALL_TOKEN;
+	bool wake_all = cv->wake_all_pending;
+	struct apf_fault *f = wake_all ? NULL : &cv->faults[cv->readyq[cv->rq_head]];
+	token = wake_all ? KVM_APF_WAKE_ALL_TOKEN : f->token;
+	/* Dequeued only once the guest has it: a failed write or raise would
+	 * otherwise lose the page-ready and leave its task parked forever. */
+	int rc = c->ops->write_u32(c->ctx, cv->area_gpa + 4, token);
+	const char *what = "cannot write the page-ready token into the guest's area";
+	if (!rc) {
+		rc = c->ops->raise(c->ctx, v, cv->vector);
+		what = "cannot raise the page-ready interrupt";
+		if (rc)
+			c->ops->write_u32(c->ctx, cv->area_gpa + 4, 0);
+	}
+	if (rc) {
+		c->stats.deliver_errors++;
+		if (c->ops->fail)
+			c->ops->fail(c->ctx, v, rc, what);
+		return;
+	}
+	if (wake_all) {
 		cv->wake_all_pending = false;
 		c->stats.wake_all++;
 	} else {
-		struct apf_fault *f = &cv->faults[cv->readyq[cv->rq_head]];
 		cv->rq_head = (cv->rq_head + 1) % APF_CORE_MAX_OUTSTANDING;
 		cv->rq_count--;
-		token = f->token;
 		free_fault(cv, f);
 		c->stats.ready++;
 	}
 	cv->ready_inflight = true;
-	c->ops->write_u32(c->ctx, cv->area_gpa + 4, token);
-	c->ops->raise(c->ctx, v, cv->vector);
 }
 
 /* --- pager thread ----------------------------------------------------- */

@@ -59,6 +59,10 @@ struct apf_core_ops {
 	int (*raise)(void *ctx, unsigned v, uint8_t vector);
 	/* Whether [gpa, gpa + len) lies in resident guest memory. */
 	bool (*gpa_ok)(void *ctx, uint64_t gpa, uint64_t len);
+	/* A page-ready could not be delivered to vCPU v (err: -errno of the
+	 * write or the raise).  The guest's parked tasks would wait forever:
+	 * the VMM must end the run with this error.  The token stays queued. */
+	void (*fail)(void *ctx, unsigned v, int err, const char *what);
 };
 
 /* Why a fault was served synchronously (or that it went async). */
@@ -82,6 +86,7 @@ struct apf_core_stats {
 	uint64_t acks_ignored;  /* ACK writes with nothing to acknowledge */
 	uint64_t gp_injected;   /* invalid MSR writes answered with #GP */
 	uint64_t dropped;       /* records dropped by disable/reset/teardown */
+	uint64_t deliver_errors; /* page-readies whose write or raise failed */
 	uint64_t outstanding_max;
 };
 

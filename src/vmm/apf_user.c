@@ -105,7 +105,14 @@ static bool op_gpa_ok(void *ctx, uint64_t gpa, uint64_t len)
 	return gmem_ptr(&m->gm, gpa, len) != NULL;
 }
 
+static void op_fail(void *ctx, unsigned v, int err, const char *what)
+{
+	machine_fail(ctx, "vCPU %u: %s: %s (its parked guest tasks cannot be woken)", v, what,
+		     strerror(-err));
+}
+
 static const struct apf_core_ops core_ops = {
+	.fail = op_fail,
 	.kick = op_kick,
 	.write_u32 = op_write_u32,
 	.read_u32 = op_read_u32,

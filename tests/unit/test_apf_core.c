@@ -137,6 +137,35 @@ TEST(full_round_trip)
 	apf_core_destroy(&core);
 }
 
+/* A page-ready whose raise fails is neither lost nor half-delivered: the
+ * VMM is told (so the run ends with the error instead of the guest's task
+ * waiting until --timeout), the token stays queued and the area clear, and
+ * a later attempt delivers it.  It used to be dequeued and marked in
+ * flight, so no further page-ready could ever be sent. */
+TEST(failed_page_ready_is_reported_and_kept)
+{
+	setup(1);
+	enable(0);
+	uint32_t t = async_fault(0, 7);
+	REQUIRE(t != 0);
+	unsigned raises = fvm.raises[0];
+	fvm.raise_err = -5;
+	apf_core_on_installed(&core, 7);
+	CHECK_EQ_U(fvm.fails, 1);
+	CHECK(fvm.last_fail == -5);
+	CHECK_EQ_U(core.stats.deliver_errors, 1);
+	CHECK_EQ_U(core.stats.ready, 0);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), 0); /* no token without its interrupt */
+	CHECK_EQ_U(fvm.raises[0], raises);
+	/* The next chance (an ACK, here a spurious one) delivers it. */
+	fvm.raise_err = 0;
+	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK_EQ_U(fvm.raises[0], raises + 1);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t);
+	CHECK_EQ_U(core.stats.ready, 1);
+	apf_core_destroy(&core);
+}
+
 TEST(not_present_needs_a_guest_that_can_take_it)
 {
 	static const struct apf_guest_state no_if = { .if_set = false, .cpl = 3 };
@@ -367,7 +396,7 @@ TEST(decisions_account_for_every_fault)
 	apf_core_destroy(&core);
 }
 
-TEST_MAIN(T(enable_sends_wake_all), T(invalid_msr_writes_get_gp), T(rdmsr_returns_what_the_guest_wrote),
+TEST_MAIN(T(enable_sends_wake_all), T(failed_page_ready_is_reported_and_kept), T(invalid_msr_writes_get_gp), T(rdmsr_returns_what_the_guest_wrote),
 	  T(policy_goes_async_only_above_the_threshold), T(disabled_guest_or_non_vcpu_thread_is_sync),
 	  T(full_round_trip), T(not_present_needs_a_guest_that_can_take_it), T(send_always_allows_ring0),
 	  T(page_that_arrived_before_injection_is_not_injected),
