@@ -57,6 +57,12 @@ struct apfvm_config {
 	uint64_t timeout_ns;        /* 0 = none; else the run fails after it */
 	char cmdline[APF_CMDLINE_MAX];
 	FILE *console;              /* echo of the guest console, or NULL */
+	/* Signal sent to a vCPU thread to bring it out of KVM_RUN (0 =
+	 * SIGUSR1).  Never blocked in vCPU threads.  If the process has no
+	 * handler for it, apfvm_run() installs an empty one (process-wide);
+	 * an embedder that uses the signal itself picks another one, or keeps
+	 * its own handler: any handler will do. */
+	int kick_signal;
 };
 
 struct apfvm_task_stats {

@@ -107,6 +107,20 @@ static void set_fatal(struct pager *p, int err, const char *what, uint64_t page)
 		p->cfg.on_fatal(p->cfg.ctx);
 }
 
+/* The source itself failed (source.h: error): completions may be lost. */
+static void check_source(struct pager *p)
+{
+	struct page_source *s = p->cfg.source;
+
+	if (!s->error || p->fatal)
+		return;
+	p->fatal = s->error;
+	snprintf(p->fatal_msg, sizeof(p->fatal_msg), "the page source failed: %s: %s",
+		 s->error_what ? s->error_what : "?", strerror(-s->error));
+	if (p->cfg.on_fatal)
+		p->cfg.on_fatal(p->cfg.ctx);
+}
+
 static void submit_fetch(struct pager *p, uint64_t page)
 {
 	unsigned b = p->free_bufs[--p->nfree];
@@ -286,6 +300,7 @@ static void *pager_thread(void *arg)
 				p->cfg.source->ops->on_event(p->cfg.source);
 		}
 		complete_fetches(p);
+		check_source(p);
 	}
 	/* A page cannot be served: release every blocked fault (they see
 	 * zero pages) so the vCPUs reach their stop check; the run reports
@@ -360,14 +375,17 @@ int pager_start(struct pager *p, struct apf_err *e)
 	return 0;
 }
 
-void pager_stop(struct pager *p)
+int pager_stop(struct pager *p)
 {
 	uint64_t one = 1;
+	ssize_t n;
 
 	if (!p->running)
-		return;
-	if (write(p->stop_fd, &one, sizeof(one)) < 0)
-		abort(); /* an eventfd write cannot fail here */
+		return 0;
+	while ((n = write(p->stop_fd, &one, sizeof(one))) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -errno; /* cannot happen: our own eventfd, counter far from max */
 	pthread_join(p->thread, NULL);
 	p->running = false;
 	compute_percentiles(p);
@@ -375,6 +393,7 @@ void pager_stop(struct pager *p)
 	 * sees zero-filled memory), so a vCPU being stopped cannot hang. */
 	struct uffdio_range r = { .start = (uintptr_t)p->cfg.host_base, .len = p->cfg.size };
 	ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
+	return 0;
 }
 
 bool pager_page_present(const struct pager *p, uint64_t page)
@@ -393,7 +412,8 @@ uint64_t pager_count_state(const struct pager *p, enum page_state st)
 
 void pager_destroy(struct pager *p)
 {
-	pager_stop(p);
+	if (pager_stop(p))
+		return; /* the thread still runs: leak rather than free under it */
 	if (p->uffd >= 0)
 		close(p->uffd);
 	if (p->stop_fd >= 0)

@@ -104,8 +104,9 @@ int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e);
 int pager_start(struct pager *p, struct apf_err *e);
 
 /* Stops and joins the thread.  Any vCPU still blocked in a fault is
- * released (the uffd is closed), so teardown never hangs. */
-void pager_stop(struct pager *p);
+ * released (the uffd is closed), so teardown never hangs.  0, or -errno
+ * if the thread could not be told to stop (it then keeps running). */
+int pager_stop(struct pager *p);
 
 void pager_destroy(struct pager *p);
 

@@ -87,9 +87,12 @@ static void arm(struct delay_source *d)
 	its.it_value.tv_sec = (time_t)(due / 1000000000ull);
 	its.it_value.tv_nsec = (long)(due % 1000000000ull);
 	/* due == 0 disarms.  Failure is impossible with a valid fd and
-	 * time; if it happened, fetches would never complete, so abort. */
-	if (timerfd_settime(d->base.event_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
-		abort();
+	 * time; if it happened, fetches would never complete: the source is
+	 * marked failed. */
+	if (timerfd_settime(d->base.event_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		source_set_error(&d->base, -errno, "cannot arm the delay timer");
+		return;
+	}
 	d->armed_ns = due;
 }
 
@@ -117,6 +120,8 @@ static int delay_submit(struct page_source *s, uint64_t page, void *buf, void *c
 	rc = source_submit(d->inner, page, buf, cookie);
 	if (rc)
 		return rc;
+	if (d->inner->error)
+		source_set_error(&d->base, d->inner->error, d->inner->error_what);
 	while (source_reap(d->inner, &p.c)) {
 		/* max_ns <= SOURCE_DELAY_MAX_NS: span + 1 and the sum cannot wrap. */
 		uint64_t span = d->max_ns - d->min_ns;
@@ -134,8 +139,10 @@ static void delay_on_event(struct page_source *s)
 	uint64_t ticks;
 
 	/* Clear the fd's readiness; the heap decides what is due. */
-	if (read(s->event_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		abort();
+	if (read(s->event_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN) {
+		source_set_error(s, -errno, "cannot read the delay timer");
+		return;
+	}
 	d->armed_ns = 0; /* a fired one-shot timer is disarmed */
 	release_due(d);
 }

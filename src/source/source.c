@@ -25,11 +25,22 @@ void source_init(struct page_source *s, const struct page_source_ops *ops, uint6
 void source_complete(struct page_source *s, const struct source_completion *c)
 {
 	/* The caller bounds in-flight fetches below SOURCE_QUEUE_MAX, so the
-	 * ring cannot overflow; losing a completion would hang a vCPU. */
-	if (s->count == SOURCE_QUEUE_MAX)
-		abort();
+	 * ring cannot overflow; if it did, the lost completion would hang a
+	 * vCPU: the source is marked failed instead. */
+	if (s->count == SOURCE_QUEUE_MAX) {
+		source_set_error(s, -EOVERFLOW, "completion queue overflow");
+		return;
+	}
 	s->queue[(s->head + s->count) % SOURCE_QUEUE_MAX] = *c;
 	s->count++;
+}
+
+void source_set_error(struct page_source *s, int err, const char *what)
+{
+	if (!s->error) {
+		s->error = err;
+		s->error_what = what;
+	}
 }
 
 bool source_reap(struct page_source *s, struct source_completion *out)

@@ -53,6 +53,11 @@ struct page_source {
 	/* Completion queue (FIFO ring), filled through source_complete(). */
 	struct source_completion queue[SOURCE_QUEUE_MAX];
 	unsigned head, count;
+	/* Sticky failure of the source itself (a lost timer, an overflowing
+	 * queue): 0 or -errno, with what failed.  Once set, completions may
+	 * be missing: the user (the pager) must stop serving and report it. */
+	int error;
+	const char *error_what;
 	uint64_t fetched;     /* completions handed out */
 	uint64_t busy_ns;     /* sum of (completion - submit) over them */
 };
@@ -83,6 +88,9 @@ bool source_reap(struct page_source *s, struct source_completion *out);
 
 /* For implementations: queues a finished fetch (stamps nothing). */
 void source_complete(struct page_source *s, const struct source_completion *c);
+
+/* Marks the source failed (the first failure is kept). */
+void source_set_error(struct page_source *s, int err, const char *what);
 
 /* Shared part of every source's setup. */
 void source_init(struct page_source *s, const struct page_source_ops *ops, uint64_t npages);

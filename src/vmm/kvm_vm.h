@@ -52,6 +52,7 @@ struct vm_options {
 
 struct vm {
 	int kvm_fd, vm_fd;
+	int kick_signal;      /* brings a vCPU thread out of KVM_RUN */
 	struct guest_mem *gm;
 	uint64_t tsc_khz;
 	unsigned nvcpus;

@@ -296,8 +296,13 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	m->console = c->console;
 
 	rc = build(m, c, e);
-	if (!rc)
-		rc = vcpu_loop_setup_signals();
+	if (!rc) {
+		m->vm.kick_signal = c->kick_signal ? c->kick_signal : VCPU_KICK_SIGNAL_DEFAULT;
+		rc = vcpu_loop_setup_signal(m->vm.kick_signal);
+		if (rc)
+			apf_fail(e, rc, "signal %d cannot serve to kick vCPUs: it is ignored or cannot be caught",
+				 m->vm.kick_signal);
+	}
 	if (!rc && m->pager_ready)
 		rc = pager_start(&m->pager, e);
 	t0 = now_s();
@@ -320,8 +325,8 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 			st->kvm_signal_exits = kc.signal_exits;
 			st->kvm_halt_exits = kc.halt_exits;
 		}
-		if (m->pager_ready)
-			pager_stop(&m->pager);
+		if (m->pager_ready && pager_stop(&m->pager))
+			machine_fail(m, "cannot stop the pager thread");
 		run_collect_stats(m, c, st);
 		rc = verdict(m, c, e);
 	}

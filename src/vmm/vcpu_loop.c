@@ -17,14 +17,23 @@ static void kick_handler(int sig)
 	(void)sig; /* its only job is to make KVM_RUN return -EINTR */
 }
 
-int vcpu_loop_setup_signals(void)
+int vcpu_loop_setup_signal(int sig)
 {
-	struct sigaction sa;
+	struct sigaction old, sa;
+
+	if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
+		return -EINVAL;
+	if (sigaction(sig, NULL, &old) < 0)
+		return -errno;
+	if (old.sa_handler == SIG_IGN)
+		return -EINVAL; /* an ignored signal would not interrupt KVM_RUN */
+	if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+		return 0; /* the embedder's own handler does the job */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = kick_handler;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
+	return sigaction(sig, &sa, NULL) < 0 ? -errno : 0;
 }
 
 void vcpu_kick(struct vcpu *v)
@@ -32,7 +41,7 @@ void vcpu_kick(struct vcpu *v)
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&v->kick_lock);
 	if (v->kickable)
-		pthread_kill(v->self, VCPU_KICK_SIGNAL);
+		pthread_kill(v->self, v->vm->kick_signal);
 	pthread_mutex_unlock(&v->kick_lock);
 }
 
@@ -44,9 +53,8 @@ static int setup_thread_signals(struct vcpu *v)
 {
 	sigset_t set;
 
-	(void)v;
 	sigemptyset(&set);
-	sigaddset(&set, VCPU_KICK_SIGNAL);
+	sigaddset(&set, v->vm->kick_signal);
 	return -pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 

@@ -4,7 +4,8 @@
  * reports completion, fails, or machine_stop() is called.
  *
  * Kicks: a vCPU is brought out of KVM_RUN by setting run->immediate_exit
- * and sending VCPU_KICK_SIGNAL to its thread (empty handler, SA_RESTART).
+ * and sending the VM's kick signal (struct vm.kick_signal, SIGUSR1 unless
+ * the embedder chose another) to its thread.
  * In KVM_RUN the signal makes it return -EINTR; before it, immediate_exit
  * does, so a kick cannot be lost between checks.
  */
@@ -15,10 +16,14 @@
 
 #include "machine.h"
 
-#define VCPU_KICK_SIGNAL SIGUSR1
+#define VCPU_KICK_SIGNAL_DEFAULT SIGUSR1
 
-/* Once per process, before the first vCPU thread starts. */
-int vcpu_loop_setup_signals(void);
+/* Makes `sig` usable as the kick signal, before the first vCPU thread
+ * starts.  The disposition is process-wide, so it is left alone if the
+ * process already handles the signal (any handler makes KVM_RUN return
+ * -EINTR); if it is at SIG_DFL an empty handler (SA_RESTART) is installed.
+ * -EINVAL for a signal the process ignores or that cannot be caught. */
+int vcpu_loop_setup_signal(int sig);
 
 /* Starts the thread of v, pinned to v->cpu if >= 0.  Returns 0 or -errno
  * (-EINVAL: v->cpu is not in this process's CPU set). */

@@ -200,6 +200,50 @@ static void on_fatal(void *ctx)
 	atomic_fetch_add(&fatal_calls, 1);
 }
 
+/* A source that breaks (its timer is gone, say): it completes nothing and
+ * marks itself failed. */
+static int broken_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
+{
+	(void)page;
+	(void)buf;
+	(void)cookie;
+	source_set_error(s, -EBADF, "cannot arm the delay timer");
+	return 0;
+}
+static const struct page_source_ops broken_ops = {
+	.name = "broken", .submit = broken_submit, .expected_ns = failing_expected,
+	.destroy = failing_destroy,
+};
+
+/* The pager reports a failed source and releases the faulting thread;
+ * nothing aborts the process (library code never does). */
+TEST(failed_source_is_reported_not_aborted)
+{
+	static struct page_source s;
+	struct pager p;
+	struct pager_config cfg = { .size = REGION, .source = &s, .max_inflight = 8, .cpu = -1,
+				    .on_fatal = on_fatal };
+	struct toucher t;
+	pthread_t th;
+
+	atomic_store(&fatal_calls, 0);
+	source_init(&s, &broken_ops, NPAGES);
+	cfg.host_base = map_region();
+	REQUIRE(cfg.host_base);
+	REQUIRE(pager_init(&p, &cfg, NULL) == 0);
+	REQUIRE(pager_start(&p, NULL) == 0);
+	t = (struct toucher){ .base = cfg.host_base, .first = 5, .count = 1 };
+	pthread_create(&th, NULL, touch_pages, &t);
+	pthread_join(th, NULL); /* returns only if the fault was released */
+	CHECK(pager_stop(&p) == 0);
+	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
+	CHECK(p.fatal == -EBADF);
+	if (!strstr(p.fatal_msg, "the page source failed: cannot arm the delay timer"))
+		TEST_FAIL_("message '%s'", p.fatal_msg);
+	pager_destroy(&p);
+	munmap(cfg.host_base, REGION);
+}
+
 /* A fetch error is reported once and releases the blocked thread (which
  * then sees zero-filled memory) instead of hanging it. */
 TEST(fetch_error_is_reported_and_releases_faults)
@@ -317,7 +361,7 @@ TEST(init_rejects_bad_geometry)
 	munmap(cfg.host_base, REGION);
 }
 
-TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails),
+TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails), T(failed_source_is_reported_not_aborted),
 	  T(page_mapped_behind_the_pagers_back_is_an_error), T(file_source_content_is_verified),
 	  T(each_page_fetched_exactly_once_under_contention),
 	  T(inflight_limit_is_respected_and_fetches_overlap),

@@ -352,6 +352,23 @@ TEST(delay_wrapper_rejects_latency_beyond_its_bound)
 	source_close(s);
 }
 
+/* More completions than the queue holds (a caller that broke the in-flight
+ * bound): the source is marked failed, the process is not aborted. */
+TEST(completion_queue_overflow_marks_the_source_failed)
+{
+	struct page_source *s;
+	struct apf_err e;
+	struct source_completion c = { .page = 1 };
+
+	REQUIRE(source_zero_open(4, &s, &e) == 0);
+	for (unsigned i = 0; i <= SOURCE_QUEUE_MAX; i++)
+		source_complete(s, &c);
+	CHECK(s->error == -EOVERFLOW);
+	CHECK(strstr(s->error_what, "overflow") != NULL);
+	CHECK_EQ_U(s->count, SOURCE_QUEUE_MAX);
+	source_close(s);
+}
+
 TEST(fixed_delay_overlaps_fetches)
 {
 	enum { N = 32 };
@@ -467,5 +484,6 @@ TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_o
 	  T(file_source_rejects_fifo_and_devices_without_blocking),
 	  T(delay_wrapper_keeps_inner_identity), T(delay_wrapper_rejects_inverted_range),
 	  T(delay_wrapper_rejects_latency_beyond_its_bound),
+	  T(completion_queue_overflow_marks_the_source_failed),
 	  T(fixed_delay_overlaps_fetches), T(random_delay_reorders_and_respects_minimum),
 	  T(delay_refuses_past_queue_bound_and_bad_pages), T(zero_delay_range_completes_at_once))

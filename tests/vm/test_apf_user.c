@@ -2,6 +2,8 @@
  * VM tests of `--apf user`: apfvm itself is the host side of async page
  * faults, against the unchanged reference guest.
  */
+#include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "apfvm/vmm.h"
@@ -58,6 +60,32 @@ static void check_accounting(const struct apfvm_stats *st)
 	CHECK_EQ_U(st->faults_total, st->faults_async + st->sync_policy + st->sync_cannot_deliver +
 					     st->sync_cap + st->repeat_waits + st->sync_disabled +
 					     st->sync_raced + st->faults_spurious);
+}
+
+/* An embedder chooses the kick signal; SIGUSR1 stays as the process had
+ * it (this test runs first, before any run could have touched SIGUSR1).
+ * A signal the process ignores cannot kick: a clear error, no run. */
+TEST(embedder_chooses_the_kick_signal)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+	struct sigaction usr1;
+
+	REQUIRE_KVM();
+	config(&c, 1, 2 << 20, 5000000, 5000000);
+	c.kick_signal = SIGRTMIN + 2;
+	REQUIRE(run_ok(&c, &st));
+	check_scans(&st, 512);
+	CHECK(st.faults_async > 400); /* kicks with the chosen signal worked */
+	REQUIRE(sigaction(SIGUSR1, NULL, &usr1) == 0);
+	CHECK(usr1.sa_handler == SIG_DFL);
+
+	signal(SIGRTMIN + 3, SIG_IGN);
+	c.kick_signal = SIGRTMIN + 3;
+	CHECK(apfvm_run(&c, &st, &e) == -EINVAL);
+	if (!strstr(e.msg, "cannot serve to kick vCPUs"))
+		TEST_FAIL_("message '%s'", e.msg);
 }
 
 TEST(slow_fetches_go_async_and_every_not_present_gets_ready)
@@ -199,7 +227,7 @@ TEST(trace_times_every_step_of_the_fault_path)
 				   total);
 }
 
-TEST_MAIN(T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
+TEST_MAIN(T(embedder_chooses_the_kick_signal), T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
 	  T(out_of_order_completions_with_three_scanners), T(fast_source_stays_synchronous),
 	  T(threshold_above_the_latency_keeps_faults_synchronous),
 	  T(guest_without_async_pf_is_served_synchronously),
