@@ -130,15 +130,15 @@ $(BUILD)/tests/%: tests/vm/%.c $(ASAN_LIB_OBJS) tests/test.h
 FUZZ_CC := clang
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 300
-FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRCS))
+FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRCS) $(CLI_SRCS))
 FUZZ_LIB_OBJS := $(FUZZ_OBJS) $(BUILD)/host/guest_blob.o
-FUZZ_TARGETS := $(BUILD)/fuzz_guest_input
+FUZZ_TARGETS := $(BUILD)/fuzz_guest_input $(BUILD)/fuzz_options $(BUILD)/fuzz_image_header
 
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC [fuzz] $<"
 	$(Q)$(FUZZ_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) -Wno-unused-command-line-argument $(FUZZ_FLAGS) -c $< -o $@
-$(BUILD)/fuzz_guest_input: tests/fuzz/fuzz_guest_input.c $(FUZZ_LIB_OBJS) tests/apf_fake.h
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS) tests/apf_fake.h
 	@echo "  LD [fuzz] $@"
 	$(Q)$(FUZZ_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) -Itests -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) -pthread
 
