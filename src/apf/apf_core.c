@@ -222,16 +222,18 @@ static int write_en(struct apf_core *c, unsigned v, uint64_t value)
 	const uint64_t both = KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_DELIVERY_AS_INT;
 	uint64_t gpa = value & ~0x3full;
 
+	/* KVM's kvm_pv_enable_async_pf(), rule for rule (docs/async-pf.md,
+	 * "Validation of guest MSR writes"). */
 	if (value & 0x30)
 		return -1; /* reserved bits */
 	if (value & KVM_ASYNC_PF_DELIVERY_AS_PF_VMEXIT)
-		return -1; /* ASYNC_PF_VMEXIT is not offered */
-	if ((value & both) == both) {
-		if (!c->ops->gpa_ok(c->ctx, gpa, sizeof(struct kvm_vcpu_pv_apf_data)))
-			return -1; /* area outside resident memory */
-		if (cv->vector < 32)
-			return -1; /* MSR_KVM_ASYNC_PF_INT comes first */
-	}
+		return -1; /* KVM_FEATURE_ASYNC_PF_VMEXIT is not offered */
+	/* KVM maps the first 8 bytes (flags, token): the only ones either
+	 * side writes.  Differs from KVM in one way, which protects the host:
+	 * the area must be in resident memory, not the lazy region, where a
+	 * host write would wait on the pager (docs/async-pf.md). */
+	if ((value & both) == both && !c->ops->gpa_ok(c->ctx, gpa, 8))
+		return -1;
 	drop_all(c, cv); /* tokens from before mean nothing now */
 	cv->msr_en = value;
 	cv->enabled = (value & both) == both;
@@ -258,8 +260,10 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 		rc = write_en(c, v, value);
 		break;
 	case MSR_KVM_ASYNC_PF_INT:
-		if (value & ~0xffull || value < 32)
-			rc = -1; /* reserved bits; vectors below 32 are exceptions */
+		/* As KVM: bits 8-63 reserved, any vector (one below 16 is an
+		 * illegal LAPIC vector: the guest's own mistake, as on KVM). */
+		if (value & ~0xffull)
+			rc = -1;
 		else
 			cv->vector = (uint8_t)value;
 		break;

@@ -28,8 +28,9 @@
  *  8. page-ready only for faults whose not-present was injected;
  *  9. wake-all on every (re)enable;
  * 11. disable, reset and teardown drop every queued and in-flight record;
- * 12. MSR writes are validated as KVM validates them (#GP on reserved bits,
- *     an area outside resident guest memory, a vector below 32).
+ * 12. MSR writes are validated as KVM validates them (docs/async-pf.md,
+ *     "Validation of guest MSR writes"); the one difference protects the
+ *     host: the area must not lie in the lazy region.
  *
  * Threading: the pager thread calls apf_core_on_fault() and
  * apf_core_on_installed(); each vCPU thread calls the per-vCPU entry points

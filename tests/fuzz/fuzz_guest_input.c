@@ -40,7 +40,7 @@ static unsigned since_ack[2];
 
 static int counting_raise(void *ctx, unsigned v, uint8_t vector)
 {
-	CHECK_OR_DIE(v < 2 && vector >= 32);
+	CHECK_OR_DIE(v < 2);
 	since_ack[v]++;
 	return fake_raise(ctx, v, vector);
 }
