@@ -137,10 +137,10 @@ FUZZ_TARGETS := $(BUILD)/fuzz_guest_input $(BUILD)/fuzz_options $(BUILD)/fuzz_im
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC [fuzz] $<"
-	$(Q)$(FUZZ_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) -Wno-unused-command-line-argument $(FUZZ_FLAGS) -c $< -o $@
+	$(Q)$(FUZZ_CC) $(HOST_CFLAGS) -Wno-unused-command-line-argument $(FUZZ_FLAGS) -c $< -o $@
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS) tests/apf_fake.h
 	@echo "  LD [fuzz] $@"
-	$(Q)$(FUZZ_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) -Itests -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) -pthread
+	$(Q)$(FUZZ_CC) $(HOST_CFLAGS) -Itests -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) -pthread
 
 # Debian packages the test and bench tiers need, installed if missing.
 deps:
