@@ -138,7 +138,7 @@ $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC [fuzz] $<"
 	$(Q)$(FUZZ_CC) $(HOST_CFLAGS) -Wno-unused-command-line-argument $(FUZZ_FLAGS) -c $< -o $@
-$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS) tests/apf_fake.h
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	@echo "  LD [fuzz] $@"
 	$(Q)$(FUZZ_CC) $(HOST_CFLAGS) -Itests -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) -pthread
 

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fake_machine.h"
+#include "fuzz.h"
 #include "apf_fake.h"
 #include "vmm/hcall.h"
 
@@ -26,14 +28,6 @@ static uint64_t take(struct input *in, unsigned bytes)
 		v |= (uint64_t)*in->p++ << (8 * i);
 	return v;
 }
-
-#define CHECK_OR_DIE(c)                                                            \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__); \
-			abort();                                                   \
-		}                                                                  \
-	} while (0)
 
 static struct fake_vm fvm;
 static unsigned since_ack[2];
@@ -146,13 +140,7 @@ static void fuzz_hcall(struct input *in)
 	static uint8_t mem[MEM];
 	struct vcpu v;
 
-	memset(&m, 0, sizeof(m));
-	memset(&v, 0, sizeof(v));
-	memset(mem, 0, sizeof(mem));
-	m.gm.resident = mem;
-	m.gm.resident_size = MEM;
-	pthread_mutex_init(&m.report_lock, NULL);
-	v.vm = &m.vm;
+	fake_machine_init(&m, &v, mem, MEM);
 	while (in->n >= 2) {
 		uint64_t gpa = take(in, 3) % (MEM + 64); /* sometimes past the end */
 		uint64_t len = take(in, 1) % 64;
@@ -165,7 +153,6 @@ static void fuzz_hcall(struct input *in)
 	pthread_mutex_destroy(&m.report_lock);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = { data, size };

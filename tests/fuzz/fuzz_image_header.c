@@ -10,18 +10,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "apfvm/abi.h"
 #include "image/image.h"
 
-#define CHECK_OR_DIE(cond)                                                          \
-	do {                                                                        \
-		if (!(cond)) {                                                      \
-			fprintf(stderr, "invariant failed: %s\n", #cond);           \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int fd = -1;

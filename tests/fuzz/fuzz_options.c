@@ -10,16 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "cli/options.h"
 #include "source/source.h"
-
-#define CHECK_OR_DIE(cond)                                                          \
-	do {                                                                        \
-		if (!(cond)) {                                                      \
-			fprintf(stderr, "invariant failed: %s\n", #cond);           \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
 
 enum { MAX_ARGS = 24 };
 
@@ -63,7 +56,6 @@ static void check_mkimage(int argc, char **argv)
 		CHECK_OR_DIE(o.path && o.size && o.size % APF_PAGE_SIZE == 0);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *buf = malloc(size + 1);

@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "vmm/hcall.h"
+#include "fake_machine.h"
 #include "test.h"
+#include "vmm/hcall.h"
 
 enum { MEM = 64 << 10, BLOCK = 0x40, DATA = 0x1000 };
 
@@ -22,13 +23,7 @@ static struct vcpu v;
 
 static void fake_machine(void)
 {
-	memset(&m, 0, sizeof(m));
-	memset(&v, 0, sizeof(v));
-	memset(mem, 0, sizeof(mem));
-	m.gm.resident = mem;
-	m.gm.resident_size = MEM;
-	pthread_mutex_init(&m.report_lock, NULL);
-	v.vm = &m.vm;
+	fake_machine_init(&m, &v, mem, MEM);
 }
 
 static struct apf_hcall *block(void)

@@ -215,33 +215,50 @@ static const struct page_source_ops broken_ops = {
 	.destroy = failing_destroy,
 };
 
+/* Runs a pager on source s, lets one thread fault on `page` and waits
+ * until the fault is released; the pager is stopped, not destroyed.
+ * false (and the test failed) if the pager could not be set up. */
+static bool fault_once_on(struct page_source *s, struct pager *p, uint64_t page)
+{
+	struct pager_config cfg = { .size = REGION, .source = s, .max_inflight = 8, .cpu = -1,
+				    .on_fatal = on_fatal };
+	struct toucher t;
+	pthread_t th;
+
+	atomic_store(&fatal_calls, 0);
+	cfg.host_base = map_region();
+	if (!cfg.host_base || pager_init(p, &cfg, NULL) || pager_start(p, NULL)) {
+		TEST_FAIL_("%s:%d: cannot set up the pager", __FILE__, __LINE__);
+		return false;
+	}
+	t = (struct toucher){ .base = cfg.host_base, .first = page, .count = 1 };
+	pthread_create(&th, NULL, touch_pages, &t);
+	pthread_join(th, NULL); /* returns only if the fault was released */
+	CHECK(pager_stop(p) == 0);
+	return true;
+}
+
+static void fault_once_done(struct pager *p)
+{
+	void *base = p->cfg.host_base;
+	pager_destroy(p);
+	munmap(base, REGION);
+}
+
 /* The pager reports a failed source and releases the faulting thread;
  * nothing aborts the process (library code never does). */
 TEST(failed_source_is_reported_not_aborted)
 {
 	static struct page_source s;
 	struct pager p;
-	struct pager_config cfg = { .size = REGION, .source = &s, .max_inflight = 8, .cpu = -1,
-				    .on_fatal = on_fatal };
-	struct toucher t;
-	pthread_t th;
 
-	atomic_store(&fatal_calls, 0);
 	source_init(&s, &broken_ops, NPAGES);
-	cfg.host_base = map_region();
-	REQUIRE(cfg.host_base);
-	REQUIRE(pager_init(&p, &cfg, NULL) == 0);
-	REQUIRE(pager_start(&p, NULL) == 0);
-	t = (struct toucher){ .base = cfg.host_base, .first = 5, .count = 1 };
-	pthread_create(&th, NULL, touch_pages, &t);
-	pthread_join(th, NULL); /* returns only if the fault was released */
-	CHECK(pager_stop(&p) == 0);
+	REQUIRE(fault_once_on(&s, &p, 5));
 	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
 	CHECK(p.fatal == -EBADF);
 	if (!strstr(p.fatal_msg, "the page source failed: cannot arm the delay timer"))
 		TEST_FAIL_("message '%s'", p.fatal_msg);
-	pager_destroy(&p);
-	munmap(cfg.host_base, REGION);
+	fault_once_done(&p);
 }
 
 /* A fetch error is reported once and releases the blocked thread (which
@@ -250,27 +267,14 @@ TEST(fetch_error_is_reported_and_releases_faults)
 {
 	static struct page_source s;
 	struct pager p;
-	struct pager_config cfg = { .size = REGION, .source = &s, .max_inflight = 8, .cpu = -1,
-				    .on_fatal = on_fatal };
-	struct toucher t;
-	pthread_t th;
 
-	atomic_store(&fatal_calls, 0);
 	source_init(&s, &failing_ops, NPAGES);
-	cfg.host_base = map_region();
-	REQUIRE(cfg.host_base);
-	REQUIRE(pager_init(&p, &cfg, NULL) == 0);
-	REQUIRE(pager_start(&p, NULL) == 0);
-	t = (struct toucher){ .base = cfg.host_base, .first = 3, .count = 1 };
-	pthread_create(&th, NULL, touch_pages, &t);
-	pthread_join(th, NULL); /* returns only if the fault was released */
-	pager_stop(&p);
+	REQUIRE(fault_once_on(&s, &p, 3));
 	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
 	CHECK(p.fatal == -EIO);
 	CHECK(strstr(p.fatal_msg, "page 3") != NULL);
 	CHECK_EQ_U(p.stats.fetch_errors, 1);
-	pager_destroy(&p);
-	munmap(cfg.host_base, REGION);
+	fault_once_done(&p);
 }
 
 /* Pinning to a CPU outside this process's set fails the start with a
