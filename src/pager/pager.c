@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -375,7 +376,13 @@ int pager_start(struct pager *p, struct apf_err *e)
 	return 0;
 }
 
-int pager_stop(struct pager *p)
+void pager_release(struct pager *p)
+{
+	struct uffdio_range r = { .start = (uintptr_t)p->cfg.host_base, .len = p->cfg.size };
+	ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
+}
+
+int pager_stop_within(struct pager *p, uint64_t timeout_ns)
 {
 	uint64_t one = 1;
 	ssize_t n;
@@ -386,14 +393,35 @@ int pager_stop(struct pager *p)
 		;
 	if (n < 0)
 		return -errno; /* cannot happen: our own eventfd, counter far from max */
-	pthread_join(p->thread, NULL);
+	if (timeout_ns) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(timeout_ns / 1000000000ull);
+		ts.tv_nsec += (long)(timeout_ns % 1000000000ull);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(p->thread, NULL, &ts) != 0) {
+			pthread_detach(p->thread);
+			p->running = false;
+			p->abandoned = true;
+			return -ETIMEDOUT;
+		}
+	} else {
+		pthread_join(p->thread, NULL);
+	}
 	p->running = false;
 	compute_percentiles(p);
 	/* Release any thread still blocked in a fault on the region (it then
 	 * sees zero-filled memory), so a vCPU being stopped cannot hang. */
-	struct uffdio_range r = { .start = (uintptr_t)p->cfg.host_base, .len = p->cfg.size };
-	ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
+	pager_release(p);
 	return 0;
+}
+
+int pager_stop(struct pager *p)
+{
+	return pager_stop_within(p, 0);
 }
 
 bool pager_page_present(const struct pager *p, uint64_t page)
@@ -412,7 +440,7 @@ uint64_t pager_count_state(const struct pager *p, enum page_state st)
 
 void pager_destroy(struct pager *p)
 {
-	if (pager_stop(p))
+	if (p->abandoned || pager_stop(p))
 		return; /* the thread still runs: leak rather than free under it */
 	if (p->uffd >= 0)
 		close(p->uffd);

@@ -74,6 +74,10 @@ struct pager {
 	int epoll_fd;
 	pthread_t thread;
 	bool running;
+	/* The thread did not stop in time (stuck in a page source's fetch)
+	 * and was left running, detached: nothing it can reach may be freed
+	 * (pager_destroy leaks the pager; apfvm_run leaks the machine). */
+	bool abandoned;
 	uint8_t *state;      /* enum page_state per page */
 	uint64_t *fault_ns;  /* per page: when its first fault was read */
 	uint32_t *service_us; /* per installed page, in install order */
@@ -107,6 +111,17 @@ int pager_start(struct pager *p, struct apf_err *e);
  * released (the uffd is closed), so teardown never hangs.  0, or -errno
  * if the thread could not be told to stop (it then keeps running). */
 int pager_stop(struct pager *p);
+
+/* pager_stop(), waiting at most timeout_ns for the thread: a page source
+ * stuck in a fetch (a read on a stalled network file system) must not
+ * hang the run.  -ETIMEDOUT: the thread was abandoned (see `abandoned`);
+ * faults still blocked on the region are not released (pager_release). */
+int pager_stop_within(struct pager *p, uint64_t timeout_ns);
+
+/* Releases every thread blocked in a fault on the region, whatever the
+ * pager thread is doing (they then see zero-filled pages): the last resort
+ * for a vCPU that a kick cannot free (host kernels before 6.2). */
+void pager_release(struct pager *p);
 
 void pager_destroy(struct pager *p);
 

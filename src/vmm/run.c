@@ -75,6 +75,9 @@ static void pager_fatal(void *ctx)
 	machine_fail(m, "the pager cannot serve the lazy region: %s", m->pager.fatal_msg);
 }
 
+/* How long teardown waits for the pager thread after a timeout. */
+#define PAGER_STOP_WAIT_NS (2ull * 1000000000ull)
+
 static int check_config(const struct apfvm_config *c, struct apf_err *e)
 {
 	if (c->mem_size < (16ull << 20) || c->mem_size > (2ull << 30) || c->mem_size % APF_PAGE_SIZE)
@@ -168,10 +171,20 @@ static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
 		}
 		if (pthread_timedjoin_np(v->thread, NULL, &ts) == 0)
 			return;
-		machine_fail(m, "timed out after %.1f s (--timeout): the guest did not finish",
-			     (double)timeout_ns / 1e9);
-		if (m->pager_ready)
-			pager_stop(&m->pager); /* releases a vCPU blocked in a fault */
+		machine_stop(m);
+		/* A page source stuck in a fetch holds the pager thread: give it
+		 * PAGER_STOP_WAIT_NS, then leave it behind rather than hang. */
+		int prc = m->pager_ready ? pager_stop_within(&m->pager, PAGER_STOP_WAIT_NS) : 0;
+		if (prc == -ETIMEDOUT) {
+			machine_fail(m,
+				     "timed out after %.1f s (--timeout): the page source does not respond "
+				     "(a fetch has not returned; its thread is left behind)",
+				     (double)timeout_ns / 1e9);
+			pager_release(&m->pager); /* a vCPU a kick cannot free */
+		} else {
+			machine_fail(m, "timed out after %.1f s (--timeout): the guest did not finish",
+				     (double)timeout_ns / 1e9);
+		}
 	}
 	pthread_join(v->thread, NULL);
 }
@@ -330,6 +343,8 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		run_collect_stats(m, c, st);
 		rc = verdict(m, c, e);
 	}
+	if (m->pager.abandoned)
+		return rc; /* its thread may still touch the machine: leak it all */
 	if (m->pager_ready)
 		pager_destroy(&m->pager);
 	if (m->core) {

@@ -50,7 +50,7 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 	st->latency_max_ns = c->latency_max_ns;
 	st->tsc_khz = m->vm.tsc_khz;
 	st->lazy_pages = c->lazy_size / APF_PAGE_SIZE;
-	if (m->pager_ready) {
+	if (m->pager_ready && !m->pager.abandoned) { /* else its thread may still write them */
 		st->pages_fetched = ps->pages_fetched;
 		st->bytes_fetched = ps->bytes_fetched;
 		st->faults_total = ps->faults_total;

@@ -344,6 +344,60 @@ TEST(page_mapped_behind_the_pagers_back_is_an_error)
 	munmap(cfg.host_base, REGION);
 }
 
+/* A source whose fetch blocks in the pager thread (as a pread on a stalled
+ * network file system does) until the test writes to a pipe. */
+static int stall_pipe[2];
+static int stalling_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
+{
+	char byte;
+	struct source_completion c = { .page = page, .buf = buf, .cookie = cookie, .zero = true,
+				       .submit_ns = source_now_ns() };
+	if (read(stall_pipe[0], &byte, 1) != 1)
+		c.err = -EIO;
+	source_complete(s, &c);
+	return 0;
+}
+static const struct page_source_ops stalling_ops = {
+	.name = "stalling", .submit = stalling_submit, .expected_ns = failing_expected,
+	.destroy = failing_destroy,
+};
+
+/* Stopping a pager whose source is stuck in a fetch returns within the
+ * bound and leaves the thread behind; it used to wait forever (and with
+ * it apfvm_run, past --timeout). */
+TEST(stop_with_a_stuck_source_is_bounded)
+{
+	static struct page_source s;
+	static struct pager p; /* the abandoned thread keeps using it */
+	struct pager_config cfg = { .size = REGION, .source = &s, .max_inflight = 8, .cpu = -1 };
+	struct toucher t;
+	pthread_t th;
+	struct timespec t0, t1;
+
+	REQUIRE(pipe(stall_pipe) == 0);
+	source_init(&s, &stalling_ops, NPAGES);
+	cfg.host_base = map_region();
+	REQUIRE(cfg.host_base);
+	REQUIRE(pager_init(&p, &cfg, NULL) == 0);
+	REQUIRE(pager_start(&p, NULL) == 0);
+	t = (struct toucher){ .base = cfg.host_base, .first = 2, .count = 1 };
+	pthread_create(&th, NULL, touch_pages, &t);
+	/* Bounded wait until the fetch is under way (the source is stuck). */
+	for (int i = 0; i < 20000 && __atomic_load_n(&p.state[2], __ATOMIC_ACQUIRE) != PAGE_FETCHING; i++)
+		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+	REQUIRE(__atomic_load_n(&p.state[2], __ATOMIC_ACQUIRE) == PAGE_FETCHING);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(pager_stop_within(&p, 200000000ull) == -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK(p.abandoned && !p.running);
+	CHECK(t1.tv_sec - t0.tv_sec < 5); /* returned, did not wait for the source */
+	pager_destroy(&p); /* leaks: must not free under the thread */
+	/* Unstick the source: the page is installed, the toucher released. */
+	REQUIRE(write(stall_pipe[1], "x", 1) == 1);
+	pthread_join(th, NULL);
+	CHECK_EQ_U(t.bad, 0);
+}
+
 TEST(init_rejects_bad_geometry)
 {
 	struct page_source *s;
@@ -366,6 +420,7 @@ TEST(init_rejects_bad_geometry)
 }
 
 TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails), T(failed_source_is_reported_not_aborted),
+	  T(stop_with_a_stuck_source_is_bounded),
 	  T(page_mapped_behind_the_pagers_back_is_an_error), T(file_source_content_is_verified),
 	  T(each_page_fetched_exactly_once_under_contention),
 	  T(inflight_limit_is_respected_and_fetches_overlap),
