@@ -297,9 +297,10 @@ int bench_main(int argc, char **argv)
 	       "compute/alone pairs each run with a compute-alone run made just before it\n"
 	       "Platform: %s\n\n",
 	       lazy, b.base.ntasks, b.runs, platform);
+	const char *caveat = platform_apf_user_caveat();
 	for (unsigned mi = 0; mi < b.nmode; mi++)
-		if (b.modes[mi] == APFVM_APF_USER && platform_apf_user_caveat())
-			printf("warning: %s\n\n", platform_apf_user_caveat());
+		if (b.modes[mi] == APFVM_APF_USER && caveat)
+			printf("warning: %s\n\n", caveat);
 	if (csv)
 		fprintf(csv, "latency,latency_us,mode,runs,compute_frac_median,compute_frac_min,"
 			     "compute_frac_max,scan_s_median,scan_s_min,scan_s_max,faults,async,sync,"

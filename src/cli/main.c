@@ -97,8 +97,9 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (o.verbose)
 		o.cfg.console = stderr;
-	if (o.cfg.apf == APFVM_APF_USER && platform_apf_user_caveat())
-		fprintf(stderr, "apfvm run: warning: %s\n", platform_apf_user_caveat());
+	const char *caveat = o.cfg.apf == APFVM_APF_USER ? platform_apf_user_caveat() : NULL;
+	if (caveat)
+		fprintf(stderr, "apfvm run: warning: %s\n", caveat);
 	rc = apfvm_run(&o.cfg, &st, &e);
 	free(elf);
 	if (!o.quiet && (rc == 0 || st.ntasks))

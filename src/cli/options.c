@@ -180,17 +180,19 @@ int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
 		    const struct option *longopts)
 {
 	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+	const char *eq = strchr(arg, '=');
 
-	if (!strncmp(arg, "--", 2)) {
-		/* getopt_long reports "--flag=value" for a flag as '?' with
-		 * optopt = the flag's code: name the flag instead. */
-		const char *name = arg + 2, *eq = strchr(name, '=');
-		size_t len = eq ? (size_t)(eq - name) : 0;
-		for (const struct option *o = longopts; eq && o->name; o++)
-			if (o->has_arg == no_argument && len && !strncmp(o->name, name, len))
+	/* getopt_long reports "--flag=value" for a flag as '?' with optopt =
+	 * the flag's code (for --help=1 that is 'h'): name the flag.  Such an
+	 * error has just consumed the argument; any other '?' may have been
+	 * raised inside a later bundle of short flags, with arg still the one
+	 * before it. */
+	if (!strncmp(arg, "--", 2) && eq) {
+		size_t len = (size_t)(eq - arg - 2);
+		for (const struct option *o = longopts; o->name; o++)
+			if (o->has_arg == no_argument && len && !strncmp(o->name, arg + 2, len))
 				return apf_fail(e, -EINVAL, "option '--%s' takes no value (see 'apfvm %s --help')",
 						o->name, cmd);
-		return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm %s --help')", arg, cmd);
 	}
 	if (optopt > ' ' && optopt < 127)
 		return apf_fail(e, -EINVAL, "unknown option '-%c' (see 'apfvm %s --help')", optopt,

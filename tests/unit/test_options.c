@@ -463,10 +463,14 @@ TEST(run_unknown_short_flag_in_a_bundle_is_named)
 	char *bundle_last[] = { "run", "-vz" };
 	char *bundle_first[] = { "run", "-zv" };
 	char *after_flag[] = { "run", "-v", "-zq" };
+	char *after_long_flag[] = { "run", "--populate", "-zq" };
+	char *after_long_value[] = { "run", "--lazy=2M", "-zq" };
 
 	CHECK_RUN_REJECTS(bundle_last, "z");
 	CHECK_RUN_REJECTS(bundle_first, "z");   /* says "unknown option 'run'" */
 	CHECK_RUN_REJECTS(after_flag, "z");     /* says "unknown option '-v'" */
+	CHECK_RUN_REJECTS(after_long_flag, "unknown option '-z'");
+	CHECK_RUN_REJECTS(after_long_value, "unknown option '-z'");
 }
 
 TEST(run_parses_twice_in_a_row)
