@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "apfvm/abi.h"
+#include "util/join.h"
 
 static int open_uffd(void)
 {
@@ -394,15 +395,7 @@ int pager_stop_within(struct pager *p, uint64_t timeout_ns)
 	if (n < 0)
 		return -errno; /* cannot happen: our own eventfd, counter far from max */
 	if (timeout_ns) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)(timeout_ns / 1000000000ull);
-		ts.tv_nsec += (long)(timeout_ns % 1000000000ull);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		if (pthread_timedjoin_np(p->thread, NULL, &ts) != 0) {
+		if (join_within(p->thread, timeout_ns) != 0) {
 			pthread_detach(p->thread);
 			p->running = false;
 			p->abandoned = true;

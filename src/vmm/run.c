@@ -19,6 +19,7 @@
 #include "machine.h"
 #include "paging.h"
 #include "vcpu_loop.h"
+#include "util/join.h"
 
 void apfvm_config_defaults(struct apfvm_config *c)
 {
@@ -161,15 +162,7 @@ static double now_s(void)
 static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
 {
 	if (timeout_ns) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)(timeout_ns / 1000000000ull);
-		ts.tv_nsec += (long)(timeout_ns % 1000000000ull);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		if (pthread_timedjoin_np(v->thread, NULL, &ts) == 0)
+		if (join_within(v->thread, timeout_ns) == 0)
 			return;
 		machine_stop(m);
 		/* A page source stuck in a fetch holds the pager thread: give it
