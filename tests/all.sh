@@ -64,7 +64,7 @@ native)
 emulated)
 	echo "(the KVM tiers run inside the emulated KVM host: $KVM_WHY)"
 	export VM_TESTS CLI_TESTS APFVM
-	scripts/emuhost/emuhost --timeout "$EMUHOST_TIMEOUT" -- bash -c '
+	"$EMUHOST" --timeout "$EMUHOST_TIMEOUT" -- bash -c '
 		where=$($APFVM platform)
 		tests/run.sh --tier "vm tests" --where "$where" $VM_TESTS
 		tests/run.sh --tier "cli tests" --where "$where" $CLI_TESTS

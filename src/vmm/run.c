@@ -76,6 +76,10 @@ static void pager_fatal(void *ctx)
 	machine_fail(m, "the pager cannot serve the lazy region: %s", m->pager.fatal_msg);
 }
 
+/* The command line's bound is the delay source's: one number, checked
+ * here before anything is built. */
+_Static_assert(APFVM_MAX_LATENCY_NS == SOURCE_DELAY_MAX_NS, "latency bounds differ");
+
 /* How long teardown waits for the pager thread after a timeout. */
 #define PAGER_STOP_WAIT_NS (2ull * 1000000000ull)
 

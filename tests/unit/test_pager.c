@@ -193,6 +193,16 @@ static const struct page_source_ops failing_ops = {
 	.destroy = failing_destroy,
 };
 
+/* Bounded polling for a state the pager thread reaches on its own (a
+ * fetch under way, a fatal error): up to `ms` milliseconds. */
+static bool page_fetching(struct pager *p, uint64_t page)
+{
+	return __atomic_load_n(&p->state[page], __ATOMIC_ACQUIRE) == PAGE_FETCHING;
+}
+#define WAIT_UNTIL(cond, ms)                                                                \
+	for (int wait_i_ = 0; wait_i_ < (ms) * 10 && !(cond); wait_i_++)                   \
+		nanosleep(&(struct timespec){ 0, 100000 }, NULL)
+
 static atomic_int fatal_calls;
 static void on_fatal(void *ctx)
 {
@@ -322,17 +332,14 @@ TEST(page_mapped_behind_the_pagers_back_is_an_error)
 	REQUIRE(pager_start(&p, NULL) == 0);
 	t = (struct toucher){ .base = cfg.host_base, .first = 3, .count = 1 };
 	pthread_create(&th, NULL, touch_pages, &t);
-	/* Bounded wait for the fetch to be in flight (300 ms long). */
-	for (int i = 0; i < 2000 && __atomic_load_n(&p.state[3], __ATOMIC_ACQUIRE) != PAGE_FETCHING; i++)
-		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
-	REQUIRE(__atomic_load_n(&p.state[3], __ATOMIC_ACQUIRE) == PAGE_FETCHING);
+	WAIT_UNTIL(page_fetching(&p, 3), 200); /* the fetch itself takes 300 ms */
+	REQUIRE(page_fetching(&p, 3));
 	memset(other, 0xab, sizeof(other));
 	struct uffdio_copy cp = { .dst = (uintptr_t)cfg.host_base + 3 * APF_PAGE_SIZE,
 				  .src = (uintptr_t)other, .len = APF_PAGE_SIZE };
 	REQUIRE(ioctl(p.uffd, UFFDIO_COPY, &cp) == 0); /* wakes the toucher too */
 	pthread_join(th, NULL);
-	for (int i = 0; i < 20000 && !atomic_load(&fatal_calls); i++)
-		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+	WAIT_UNTIL(atomic_load(&fatal_calls), 2000);
 	pager_stop(&p);
 	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
 	CHECK(p.fatal == -EEXIST);
@@ -382,10 +389,8 @@ TEST(stop_with_a_stuck_source_is_bounded)
 	REQUIRE(pager_start(&p, NULL) == 0);
 	t = (struct toucher){ .base = cfg.host_base, .first = 2, .count = 1 };
 	pthread_create(&th, NULL, touch_pages, &t);
-	/* Bounded wait until the fetch is under way (the source is stuck). */
-	for (int i = 0; i < 20000 && __atomic_load_n(&p.state[2], __ATOMIC_ACQUIRE) != PAGE_FETCHING; i++)
-		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
-	REQUIRE(__atomic_load_n(&p.state[2], __ATOMIC_ACQUIRE) == PAGE_FETCHING);
+	WAIT_UNTIL(page_fetching(&p, 2), 2000); /* the source is stuck in it */
+	REQUIRE(page_fetching(&p, 2));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	CHECK(pager_stop_within(&p, 200000000ull) == -ETIMEDOUT);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
