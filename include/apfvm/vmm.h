@@ -30,6 +30,8 @@ enum apfvm_apf_mode {
 #define APFVM_MAX_DURATION_NS  (7ull * 24 * 3600 * 1000000000ull) /* run, timeout */
 #define APFVM_MAX_THRESHOLD_NS APFVM_MAX_LATENCY_NS
 
+struct page_source;
+
 struct apfvm_config {
 	const void *guest_elf;      /* guest kernel image (ELF), in memory */
 	size_t guest_elf_len;
@@ -37,6 +39,10 @@ struct apfvm_config {
 	uint64_t mem_size;          /* resident bytes */
 	uint64_t lazy_size;         /* lazy region bytes (multiple of 2 MiB) */
 	const char *source;         /* "zero" or "file:PATH" */
+	/* Instead of `source`: the embedder's own page source (src/source/
+	 * source.h), borrowed, serving at least lazy_size bytes.  It models
+	 * its own latency: the latency fields must be 0. */
+	struct page_source *page_source;
 	uint64_t latency_min_ns;    /* added per fetch: uniform [min, max] */
 	uint64_t latency_max_ns;
 	uint64_t latency_seed;
@@ -82,6 +88,8 @@ struct apfvm_stats {
 	uint64_t latency_min_ns, latency_max_ns;
 	double wall_s;              /* vCPU start to guest done */
 	uint64_t pages_fetched, bytes_fetched;
+	uint64_t pages_failed;      /* could not be fetched: never mapped */
+	uint64_t faults_failed;     /* faults on a failed page */
 	uint64_t faults_total, faults_sync, faults_async;
 	uint64_t faults_joined;     /* on a page already being fetched */
 	/* --apf user: why each fault was synchronous (they add up, with

@@ -179,7 +179,7 @@ void apf_core_on_installed(struct apf_core *c, uint64_t page)
 
 uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
 				 const struct apf_guest_state *gs,
-				 bool (*page_present)(void *ctx, uint64_t page), void *pctx)
+				 bool (*page_settled)(void *ctx, uint64_t page), void *pctx)
 {
 	struct apf_core_vcpu *cv;
 	struct apf_fault *f;
@@ -193,8 +193,9 @@ uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
 		goto out;
 	f = &cv->faults[cv->kicked];
 	cv->kicked = -1;
-	if (page_present(pctx, f->page)) {
-		/* The fetch beat the kick: the retried access just works. */
+	if (page_settled(pctx, f->page)) {
+		/* The fetch beat the kick: the retried access just works (or,
+		 * if the page failed, fails at once). */
 		c->stats.decisions[APF_SYNC_RACED]++;
 		free_fault(cv, f);
 		goto out;

@@ -148,8 +148,10 @@ void apf_core_destroy(struct apf_core *c);
 enum apf_decision apf_core_on_fault(struct apf_core *c, int v, uint64_t page,
 				    uint64_t expected_ns, bool in_flight);
 
-/* Lazy page `page` is now present: queue page-ready for async faults on
- * it and deliver what the ready slot allows. */
+/* Lazy page `page` is now present, or failed for good (pager.h, Errors):
+ * queue page-ready for async faults on it and deliver what the ready slot
+ * allows.  After a failure the guest task's retried access fails
+ * synchronously, as under KVM's own host side. */
 void apf_core_on_installed(struct apf_core *c, uint64_t page);
 
 /* --- vCPU v's thread ---------------------------------------------------- */
@@ -160,7 +162,7 @@ void apf_core_on_installed(struct apf_core *c, uint64_t page);
  * nothing is to be injected (the vCPU then retries and waits for the page). */
 uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
 				 const struct apf_guest_state *gs,
-				 bool (*page_present)(void *ctx, uint64_t page), void *pctx);
+				 bool (*page_settled)(void *ctx, uint64_t page), void *pctx);
 
 /* Guest WRMSR of one of the three async-PF MSRs.  Returns 0, or -1 when
  * the write must fail with #GP (as KVM does). */

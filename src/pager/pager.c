@@ -18,6 +18,20 @@
 #include "apfvm/abi.h"
 #include "util/join.h"
 
+/* UFFDIO_POISON (Linux 6.6), for kernel headers that predate it. */
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define _UFFDIO_POISON 0x08
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+
 static int open_uffd(void)
 {
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -76,6 +90,8 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
 	if (ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0)
 		return apf_fail(e, -errno, "UFFDIO_REGISTER: %s", strerror(errno));
+	p->can_poison = (api.features & UFFD_FEATURE_POISON) &&
+			(reg.ioctls & (1ull << _UFFDIO_POISON));
 
 	p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -96,31 +112,73 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 	return 0;
 }
 
-static void set_fatal(struct pager *p, int err, const char *what, uint64_t page)
+/* Records the first error and reports it (on_error); later ones only
+ * count, except that the first blocking one is reported too.  The message
+ * names the page, or not when page < 0. */
+static void record_error(struct pager *p, int err, const char *what, int64_t page, bool blocking)
 {
-	if (p->fatal)
+	bool report = !p->error || (blocking && !p->error_blocking);
+
+	if (!p->error) {
+		p->error = err;
+		if (page >= 0)
+			snprintf(p->error_msg, sizeof(p->error_msg), "%s page %lld of the lazy region: %s",
+				 what, (long long)page,
+				 err == -EEXIST ? "it is already mapped by someone else (content unknown)"
+						: strerror(-err));
+		else
+			snprintf(p->error_msg, sizeof(p->error_msg), "%s: %s", what, strerror(-err));
+	}
+	if (!report)
 		return;
-	p->fatal = err;
-	snprintf(p->fatal_msg, sizeof(p->fatal_msg), "%s page %llu of the lazy region: %s", what,
-		 (unsigned long long)page,
-		 err == -EEXIST ? "it is already mapped by someone else (content unknown)"
-				: strerror(-err));
-	if (p->cfg.on_fatal)
-		p->cfg.on_fatal(p->cfg.ctx);
+	p->error_blocking |= blocking;
+	if (p->cfg.on_error)
+		p->cfg.on_error(p->cfg.ctx, blocking);
 }
 
-/* The source itself failed (source.h: error): completions may be lost. */
+/* Makes `page` FAILED: poisoned where the kernel can (every access, the
+ * blocked ones included, then fails), else left missing (accesses stay
+ * blocked).  Never mapped with other content.  A completion that arrives
+ * for it later is dropped (complete_fetches). */
+static void fail_page(struct pager *p, uint64_t page)
+{
+	__atomic_store_n(&p->state[page], PAGE_FAILED, __ATOMIC_RELEASE);
+	p->stats.pages_failed++;
+	if (p->can_poison) {
+		struct uffdio_poison po = {
+			.range = { .start = (uintptr_t)p->cfg.host_base + page * APF_PAGE_SIZE,
+				   .len = APF_PAGE_SIZE },
+		};
+		int rc;
+		for (unsigned tries = 0; tries < 1000; tries++)
+			if ((rc = ioctl(p->uffd, UFFDIO_POISON, &po)) == 0 || errno != EAGAIN)
+				break;
+		/* EEXIST: mapped behind our back; the error is already recorded.
+		 * Otherwise the page stays missing, which is safe too. */
+		if (rc < 0 && errno != EEXIST)
+			record_error(p, -errno, "cannot poison", (int64_t)page, true);
+	}
+	if (p->cfg.hooks && p->cfg.hooks->on_failed)
+		p->cfg.hooks->on_failed(p->cfg.hooks->ctx, page);
+}
+
+/* The source itself failed (source.h: error): completions may be lost, so
+ * every page being fetched fails now and every later fault at once. */
 static void check_source(struct pager *p)
 {
 	struct page_source *s = p->cfg.source;
+	char what[160];
 
-	if (!s->error || p->fatal)
+	if (!s->error || p->source_failed)
 		return;
-	p->fatal = s->error;
-	snprintf(p->fatal_msg, sizeof(p->fatal_msg), "the page source failed: %s: %s",
-		 s->error_what ? s->error_what : "?", strerror(-s->error));
-	if (p->cfg.on_fatal)
-		p->cfg.on_fatal(p->cfg.ctx);
+	p->source_failed = true;
+	snprintf(what, sizeof(what), "the page source failed: %s",
+		 s->error_what ? s->error_what : "?");
+	record_error(p, s->error, what, -1, !p->can_poison);
+	p->wq_count = 0;
+	for (uint64_t page = 0; page < p->npages; page++)
+		if (p->state[page] == PAGE_FETCHING)
+			fail_page(p, page);
 }
 
 static void submit_fetch(struct pager *p, uint64_t page)
@@ -130,7 +188,9 @@ static void submit_fetch(struct pager *p, uint64_t page)
 			       (void *)(uintptr_t)b);
 	if (rc) {
 		p->free_bufs[p->nfree++] = b;
-		set_fatal(p, rc, "cannot start fetching", page);
+		p->stats.fetch_errors++;
+		record_error(p, rc, "cannot start fetching", (int64_t)page, !p->can_poison);
+		fail_page(p, page);
 		return;
 	}
 	p->inflight++;
@@ -141,7 +201,7 @@ static void submit_fetch(struct pager *p, uint64_t page)
 /* Starts fetches for waiting pages while buffers are free. */
 static void pump_waitq(struct pager *p)
 {
-	while (p->wq_count && p->nfree && !p->fatal) {
+	while (p->wq_count && p->nfree) {
 		uint64_t page = p->waitq[p->wq_head];
 		p->wq_head = (p->wq_head + 1) % p->npages;
 		p->wq_count--;
@@ -196,13 +256,18 @@ static void complete_fetches(struct pager *p)
 
 	while (source_reap(p->cfg.source, &c)) {
 		unsigned b = (unsigned)(uintptr_t)c.cookie;
-		int rc = c.err ? c.err : install(p, &c);
+		int rc;
 
 		p->free_bufs[p->nfree++] = b;
 		p->inflight--;
+		if (p->state[c.page] == PAGE_FAILED)
+			continue; /* failed with its source: never install it now */
+		rc = c.err ? c.err : install(p, &c);
 		if (rc) {
 			p->stats.fetch_errors++;
-			set_fatal(p, rc, c.err ? "cannot fetch" : "cannot install", c.page);
+			record_error(p, rc, c.err ? "cannot fetch" : "cannot install", (int64_t)c.page,
+				     !p->can_poison);
+			fail_page(p, c.page);
 			continue;
 		}
 		/* Release: a vCPU thread may check presence (pager_page_present). */
@@ -233,6 +298,12 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 		p->stats.faults_spurious++;
 		wake_range(p, page);
 		return;
+	case PAGE_FAILED:
+		/* Poisoned: woken, the access fails.  Else it stays blocked. */
+		p->stats.faults_failed++;
+		if (p->can_poison)
+			wake_range(p, page);
+		return;
 	case PAGE_FETCHING:
 		p->stats.faults_joined++;
 		if (p->cfg.hooks)
@@ -241,6 +312,11 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 		return;
 	case PAGE_ABSENT:
 		break;
+	}
+	if (p->source_failed) {
+		p->stats.faults_failed++;
+		fail_page(p, page);
+		return;
 	}
 	/* Atomic: vCPU threads read the state (pager_page_present). */
 	__atomic_store_n(&p->state[page], PAGE_FETCHING, __ATOMIC_RELAXED);
@@ -263,8 +339,10 @@ static void read_faults(struct pager *p)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN)
-				set_fatal(p, -errno, "cannot read fault events while serving", 0);
+			if (errno != EAGAIN) {
+				record_error(p, -errno, "cannot read fault events", -1, true);
+				p->broken = true;
+			}
 			return; /* EAGAIN: drained */
 		}
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
@@ -284,12 +362,12 @@ static void *pager_thread(void *arg)
 	prctl(PR_SET_NAME, "apfvm-pager");
 	/* Timer slack would add ~50 us to every delayed completion. */
 	prctl(PR_SET_TIMERSLACK, 1UL);
-	while (!p->fatal) {
+	while (!p->broken) {
 		int n = epoll_wait(p->epoll_fd, evs, 4, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			set_fatal(p, -errno, "epoll_wait failed while serving", 0);
+			record_error(p, -errno, "epoll_wait failed while serving", -1, true);
 			break;
 		}
 		for (int i = 0; i < n; i++) {
@@ -304,11 +382,8 @@ static void *pager_thread(void *arg)
 		complete_fetches(p);
 		check_source(p);
 	}
-	/* A page cannot be served: release every blocked fault (they see
-	 * zero pages) so the vCPUs reach their stop check; the run reports
-	 * the error and fails. */
-	struct uffdio_range r = { .start = (uintptr_t)p->cfg.host_base, .len = p->cfg.size };
-	ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
+	/* Cannot serve any more (reported): faults stay blocked, never
+	 * zero-filled, until their threads are stopped. */
 	return NULL;
 }
 
@@ -406,9 +481,6 @@ int pager_stop_within(struct pager *p, uint64_t timeout_ns)
 	}
 	p->running = false;
 	compute_percentiles(p);
-	/* Release any thread still blocked in a fault on the region (it then
-	 * sees zero-filled memory), so a vCPU being stopped cannot hang. */
-	pager_release(p);
 	return 0;
 }
 
@@ -421,6 +493,14 @@ bool pager_page_present(const struct pager *p, uint64_t page)
 {
 	return page < p->npages &&
 	       __atomic_load_n(&p->state[page], __ATOMIC_ACQUIRE) == PAGE_PRESENT;
+}
+
+bool pager_page_settled(const struct pager *p, uint64_t page)
+{
+	if (page >= p->npages)
+		return false;
+	uint8_t st = __atomic_load_n(&p->state[page], __ATOMIC_ACQUIRE);
+	return st == PAGE_PRESENT || st == PAGE_FAILED;
 }
 
 uint64_t pager_count_state(const struct pager *p, enum page_state st)

@@ -8,10 +8,22 @@
  * page and, when the fetch completes, installs it with UFFDIO_COPY (or
  * UFFDIO_ZEROPAGE), which also wakes every thread blocked on it.
  *
- * Page state: every page is ABSENT, FETCHING or PRESENT.  A fault on a
- * FETCHING page joins the fetch in progress; each page is fetched at most
- * once.  Up to `max_inflight` fetches overlap; further faults wait in FIFO
- * order for a buffer.
+ * Page state: every page is ABSENT, FETCHING, PRESENT or FAILED.  A fault
+ * on a FETCHING page joins the fetch in progress; each page is fetched at
+ * most once.  Up to `max_inflight` fetches overlap; further faults wait in
+ * FIFO order for a buffer.
+ *
+ * Errors: a page that cannot be fetched or installed is FAILED and is
+ * never mapped with other content.  Where the host kernel can (6.6+,
+ * UFFDIO_POISON) it is poisoned: every access to it, blocked or later,
+ * fails (a user access gets SIGBUS; KVM makes KVM_RUN fail or sends the
+ * vCPU thread SIGBUS).  Elsewhere it stays missing: an access blocks until
+ * the thread is signalled (a vCPU kick frees it on 6.2+).  The error is
+ * reported (on_error, `error_msg`) and the pager goes on serving other
+ * pages.  If the source itself fails, every page being fetched and every
+ * later fault fails the same way.  The pager never unregisters the region
+ * on its own: only pager_release() and pager_destroy() do, and after them
+ * an unfetched page reads as zeros (plain anonymous memory).
  *
  * Threading: pager_start() spawns one thread that owns the page state, the
  * source and the uffd.  Other threads only call pager_stop() and read
@@ -27,7 +39,7 @@
 #include "source/source.h"
 #include "util/err.h"
 
-enum page_state { PAGE_ABSENT = 0, PAGE_FETCHING = 1, PAGE_PRESENT = 2 };
+enum page_state { PAGE_ABSENT = 0, PAGE_FETCHING = 1, PAGE_PRESENT = 2, PAGE_FAILED = 3 };
 
 struct pager_stats {
 	uint64_t faults_total;    /* uffd page-fault messages */
@@ -35,7 +47,9 @@ struct pager_stats {
 	uint64_t faults_spurious; /* on a page already present (raced a copy) */
 	uint64_t pages_fetched;   /* completed fetches installed */
 	uint64_t bytes_fetched;
-	uint64_t fetch_errors;
+	uint64_t fetch_errors;    /* fetches or installs that failed */
+	uint64_t pages_failed;    /* pages made FAILED (fetch errors, a failed source) */
+	uint64_t faults_failed;   /* faults read on a FAILED page */
 	uint64_t inflight_max;    /* most fetches in flight at once */
 	uint64_t fault_ns_sum;    /* sum over faults of read -> page installed */
 	uint64_t fault_us_p50;    /* per fetched page: first fault read -> installed */
@@ -51,6 +65,9 @@ struct pager_hooks {
 	void (*on_fault)(void *ctx, uint32_t tid, uint64_t page, uint64_t expected_ns,
 			 bool in_flight);
 	void (*on_installed)(void *ctx, uint64_t page);
+	/* The page failed (see Errors above): its fetch is over, and a retried
+	 * access fails instead of waiting for it. */
+	void (*on_failed)(void *ctx, uint64_t page);
 	void *ctx;
 };
 
@@ -60,9 +77,13 @@ struct pager_config {
 	struct page_source *source; /* borrowed; serves at least size/4096 pages */
 	unsigned max_inflight;      /* 1..SOURCE_QUEUE_MAX */
 	int cpu;             /* pin the pager thread to this CPU, or -1 */
-	/* Called from the pager thread once, if a page cannot be served
-	 * (fetch error); the pager then releases every blocked fault. */
-	void (*on_fatal)(void *ctx);
+	/* Called from the pager thread at the first error (a page that cannot
+	 * be served, a failed source), `error_msg` then saying what, and
+	 * again at the first blocking one.  blocking: some access to a failed
+	 * page stays blocked (no poisoning here, or the pager stopped
+	 * serving): the caller must stop the threads using the region.  Else
+	 * every such access fails and the pager serves the other pages. */
+	void (*on_error)(void *ctx, bool blocking);
 	void *ctx;
 	const struct pager_hooks *hooks; /* optional */
 };
@@ -90,8 +111,12 @@ struct pager {
 	uint32_t *waitq;
 	uint64_t wq_head, wq_count;
 	unsigned inflight;
-	int fatal;           /* first unrecoverable error (-errno), or 0 */
-	char fatal_msg[256];
+	bool can_poison;     /* the kernel has UFFDIO_POISON (probed at init) */
+	bool source_failed;  /* the source failed: every new fault fails */
+	bool broken;         /* the uffd cannot be read: the thread ends */
+	int error;           /* first error (-errno), or 0 */
+	bool error_blocking; /* a blocking error was reported */
+	char error_msg[256];
 	struct pager_stats stats;
 };
 
@@ -107,9 +132,10 @@ int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e);
 /* Starts the pager thread. */
 int pager_start(struct pager *p, struct apf_err *e);
 
-/* Stops and joins the thread.  Any vCPU still blocked in a fault is
- * released (the uffd is closed), so teardown never hangs.  0, or -errno
- * if the thread could not be told to stop (it then keeps running). */
+/* Stops and joins the thread.  Faults still blocked on the region stay
+ * blocked (stop those threads first: a signal frees a KVM vCPU on 6.2+,
+ * pager_release() on older kernels).  0, or -errno if the thread could not
+ * be told to stop (it then keeps running). */
 int pager_stop(struct pager *p);
 
 /* pager_stop(), waiting at most timeout_ns for the thread: a page source
@@ -118,15 +144,20 @@ int pager_stop(struct pager *p);
  * faults still blocked on the region are not released (pager_release). */
 int pager_stop_within(struct pager *p, uint64_t timeout_ns);
 
-/* Releases every thread blocked in a fault on the region, whatever the
- * pager thread is doing (they then see zero-filled pages): the last resort
- * for a vCPU that a kick cannot free (host kernels before 6.2). */
+/* Unregisters the region: every thread blocked in a fault on it is
+ * released and sees a zero-filled page, so call it only for threads that
+ * will not use the data: the last resort for a stopped vCPU that a kick
+ * cannot free (host kernels before 6.2; its pending kick makes KVM_RUN
+ * return before the guest runs again). */
 void pager_release(struct pager *p);
 
 void pager_destroy(struct pager *p);
 
 /* Whether lazy page `page` is present; safe from any thread. */
 bool pager_page_present(const struct pager *p, uint64_t page);
+
+/* Whether its fetch is over: present or failed; safe from any thread. */
+bool pager_page_settled(const struct pager *p, uint64_t page);
 
 /* Pages of the region currently in each state (walks the state array). */
 uint64_t pager_count_state(const struct pager *p, enum page_state st);

@@ -155,9 +155,16 @@ static void hook_installed(void *ctx, uint64_t page)
 	installing_since = 0;
 }
 
+static void hook_failed(void *ctx, uint64_t page)
+{
+	struct machine *m = ctx;
+	apf_core_on_installed(m->core, page); /* page-ready: the retry fails */
+}
+
 const struct pager_hooks apf_user_pager_hooks = {
 	.on_fault = hook_fault,
 	.on_installed = hook_installed,
+	.on_failed = hook_failed,
 };
 
 /* --- vCPU loop ---------------------------------------------------------- */
@@ -169,9 +176,9 @@ void apf_user_vcpu_init(struct vcpu *v)
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
 }
 
-static bool page_present(void *ctx, uint64_t page)
+static bool page_settled(void *ctx, uint64_t page)
 {
-	return pager_page_present(ctx, page);
+	return pager_page_settled(ctx, page);
 }
 
 void apf_user_after_kick(struct machine *m, struct vcpu *v)
@@ -185,7 +192,7 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 		.event_pending = ev->exception.injected || ev->exception.pending ||
 				 ev->interrupt.injected || ev->nmi.injected || ev->nmi.pending,
 	};
-	uint32_t token = apf_core_take_injection(m->core, v->id, &gs, page_present, &m->pager);
+	uint32_t token = apf_core_take_injection(m->core, v->id, &gs, page_settled, &m->pager);
 
 	if (!token)
 		return;

@@ -40,6 +40,7 @@ struct machine {
 	struct page_source *source;
 	struct page_source *raw_source; /* source without added latency (owned
 					 * by `source` when that is a wrapper) */
+	bool source_borrowed;           /* the embedder's (config.page_source) */
 	struct pager pager;
 	bool pager_ready;
 	struct apf_core *core; /* --apf user: the host side; NULL otherwise */
@@ -59,6 +60,7 @@ struct machine {
 	struct guest_report report;
 	pthread_mutex_t report_lock;
 	atomic_bool stop;
+	pthread_cond_t stopped; /* signalled (report_lock) when stop is set */
 	FILE *console;      /* guest console echo, or NULL */
 };
 

@@ -68,20 +68,29 @@ void machine_stop(struct machine *m)
 	atomic_store(&m->stop, true);
 	for (unsigned i = 0; i < m->vm.nvcpus; i++)
 		vcpu_kick(&m->vm.vcpus[i]);
+	pthread_mutex_lock(&m->report_lock);
+	pthread_cond_broadcast(&m->stopped);
+	pthread_mutex_unlock(&m->report_lock);
 }
 
-static void pager_fatal(void *ctx)
+/* A page that could not be served.  Poisoned, it fails the guest's access
+ * (vcpu_loop reports it, and verdict() adds the pager's error); blocking,
+ * the run must stop here. */
+static void pager_error(void *ctx, bool blocking)
 {
 	struct machine *m = ctx;
-	machine_fail(m, "the pager cannot serve the lazy region: %s", m->pager.fatal_msg);
+	if (blocking)
+		machine_fail(m, "the pager cannot serve the lazy region: %s", m->pager.error_msg);
 }
 
 /* The command line's bound is the delay source's: one number, checked
  * here before anything is built. */
 _Static_assert(APFVM_MAX_LATENCY_NS == SOURCE_DELAY_MAX_NS, "latency bounds differ");
 
-/* How long teardown waits for the pager thread after a timeout. */
+/* How long teardown waits for the pager thread after a timeout, and for a
+ * stopped vCPU before it frees it by force. */
 #define PAGER_STOP_WAIT_NS (2ull * 1000000000ull)
+#define VCPU_STOP_WAIT_NS  (2ull * 1000000000ull)
 
 static int check_config(const struct apfvm_config *c, struct apf_err *e)
 {
@@ -111,6 +120,15 @@ static int check_config(const struct apfvm_config *c, struct apf_err *e)
 
 static int open_source(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
+	if (c->page_source) {
+		if (c->latency_max_ns)
+			return apf_fail(e, -EINVAL, "latency is added to the built-in sources only");
+		if (c->page_source->npages < c->lazy_size / APF_PAGE_SIZE)
+			return apf_fail(e, -EINVAL, "page source is smaller than the lazy region");
+		m->source = m->raw_source = c->page_source;
+		m->source_borrowed = true;
+		return 0;
+	}
 	int rc = source_open(c->source, c->lazy_size, &m->source, e);
 	m->raw_source = m->source;
 	if (rc || !c->latency_max_ns)
@@ -162,12 +180,37 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Joins the vCPU thread; on timeout stops the machine first. */
+/* Waits until the run is stopped (the guest finished or failed, or
+ * machine_stop), or timeout_ns (0 = none) passed.  True if stopped. */
+static bool wait_stopped(struct machine *m, uint64_t timeout_ns)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += (time_t)(timeout_ns / 1000000000ull);
+	deadline.tv_nsec += (long)(timeout_ns % 1000000000ull);
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&m->report_lock);
+	while (!atomic_load(&m->stop) && rc != ETIMEDOUT)
+		rc = timeout_ns ? pthread_cond_timedwait(&m->stopped, &m->report_lock, &deadline)
+				: pthread_cond_wait(&m->stopped, &m->report_lock);
+	pthread_mutex_unlock(&m->report_lock);
+	return atomic_load(&m->stop);
+}
+
+/* Joins the vCPU thread once the run is stopped; on timeout stops the
+ * machine first.  Every vCPU exit follows a stop (the guest's done or
+ * failure, a VMM error), so the thread then ends, unless a kick cannot
+ * free it from a fault (host kernels before 6.2): after VCPU_STOP_WAIT_NS
+ * the region is unregistered to release it; its pending kick makes
+ * KVM_RUN return before the guest runs on the zero page it sees. */
 static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
 {
-	if (timeout_ns) {
-		if (join_within(v->thread, timeout_ns) == 0)
-			return;
+	if (!wait_stopped(m, timeout_ns)) {
 		machine_stop(m);
 		/* A page source stuck in a fetch holds the pager thread: give it
 		 * PAGER_STOP_WAIT_NS, then leave it behind rather than hang. */
@@ -183,6 +226,10 @@ static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
 				     (double)timeout_ns / 1e9);
 		}
 	}
+	if (join_within(v->thread, VCPU_STOP_WAIT_NS) == 0)
+		return;
+	if (m->pager_ready)
+		pager_release(&m->pager);
 	pthread_join(v->thread, NULL);
 }
 
@@ -254,7 +301,7 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 			.source = m->source,
 			.max_inflight = c->max_inflight,
 			.cpu = c->pager_cpu,
-			.on_fatal = pager_fatal,
+			.on_error = pager_error,
 			.ctx = m,
 			.hooks = m->core ? &m->pager_hooks : NULL,
 		};
@@ -274,9 +321,18 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 static int verdict(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
 	struct guest_report *r = &m->report;
+	/* Read only once the pager thread is joined. */
+	const char *pager_error = m->pager_ready && !m->pager.running && !m->pager.abandoned &&
+					  m->pager.error
+				  ? m->pager.error_msg
+				  : NULL;
 
+	if (r->failed && pager_error && !strstr(r->failure, pager_error))
+		return apf_fail(e, -EIO, "%s (%s)", r->failure, pager_error);
 	if (r->failed)
 		return apf_fail(e, -EIO, "%s", r->failure);
+	if (pager_error)
+		return apf_fail(e, -EIO, "the pager cannot serve the lazy region: %s", pager_error);
 	if (!r->done)
 		return apf_fail(e, -EIO, "the guest stopped without reporting completion");
 	if (r->status)
@@ -303,6 +359,11 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		return apf_fail(e, -ENOMEM, "out of memory");
 	m->vm.vm_fd = m->vm.kvm_fd = -1;
 	pthread_mutex_init(&m->report_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->stopped, &ca);
+	pthread_condattr_destroy(&ca);
 	m->console = c->console;
 
 	rc = build(m, c, e);
@@ -313,6 +374,8 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 			apf_fail(e, rc, "signal %d cannot serve to kick vCPUs: it is ignored or cannot be caught",
 				 m->vm.kick_signal);
 	}
+	if (!rc && (rc = vcpu_loop_setup_sigbus()))
+		apf_fail(e, rc, "cannot install the SIGBUS handler: %s", strerror(-rc));
 	if (!rc && m->pager_ready)
 		rc = pager_start(&m->pager, e);
 	t0 = now_s();
@@ -350,7 +413,9 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	}
 	vm_destroy(&m->vm);
 	gmem_destroy(&m->gm);
-	source_close(m->source);
+	if (!m->source_borrowed)
+		source_close(m->source);
+	pthread_cond_destroy(&m->stopped);
 	pthread_mutex_destroy(&m->report_lock);
 	free(m);
 	return rc;

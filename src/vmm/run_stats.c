@@ -53,6 +53,8 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 	if (m->pager_ready && !m->pager.abandoned) { /* else its thread may still write them */
 		st->pages_fetched = ps->pages_fetched;
 		st->bytes_fetched = ps->bytes_fetched;
+		st->pages_failed = ps->pages_failed;
+		st->faults_failed = ps->faults_failed;
 		st->faults_total = ps->faults_total;
 		/* In kernel mode only the guest sees which faults went async. */
 		st->faults_async = c->apf == APFVM_APF_KERNEL ? m->report.apf.not_present : 0;

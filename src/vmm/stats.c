@@ -55,6 +55,10 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 		   "p50 %" PRIu64 " us, p99 %" PRIu64 " us\n",
 		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
 		st->fault_us_mean, st->fault_us_p50, st->fault_us_p99);
+	if (st->pages_failed)
+		fprintf(f, "  pages failed  %" PRIu64 " (could not be fetched; %" PRIu64
+			   " faults on them failed)\n",
+			st->pages_failed, st->faults_failed);
 	if (st->apf_reported && st->apf.enabled) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f, "  guest apf     not-present %" PRIu64 ", ready %" PRIu64 ", wake-all %" PRIu64
@@ -111,6 +115,8 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  \"lazy_pages\": %" PRIu64 ",\n", st->lazy_pages);
 	fprintf(f, "  \"pages_fetched\": %" PRIu64 ",\n", st->pages_fetched);
 	fprintf(f, "  \"bytes_fetched\": %" PRIu64 ",\n", st->bytes_fetched);
+	fprintf(f, "  \"pages_failed\": %" PRIu64 ",\n", st->pages_failed);
+	fprintf(f, "  \"faults_failed\": %" PRIu64 ",\n", st->faults_failed);
 	fprintf(f, "  \"inflight_max\": %" PRIu64 ",\n", st->inflight_max);
 	fprintf(f, "  \"fault_us_mean\": %.3f,\n", st->fault_us_mean);
 	fprintf(f, "  \"fault_us_p50\": %" PRIu64 ",\n", st->fault_us_p50);

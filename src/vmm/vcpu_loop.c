@@ -17,6 +17,58 @@ static void kick_handler(int sig)
 	(void)sig; /* its only job is to make KVM_RUN return -EINTR */
 }
 
+/* A guest access to a poisoned lazy page (pager.h, Errors) makes KVM send
+ * the vCPU thread SIGBUS (BUS_MCEERR_AR, si_addr = the host address) from
+ * inside KVM_RUN, which then returns -EINTR.  The handler takes only
+ * those: it records the address for the loop.  Any other SIGBUS goes to
+ * the handler installed before (or gets the default action), so a real
+ * fault still kills the process as it would without apfvm. */
+static __thread volatile sig_atomic_t tl_in_kvm_run
+	__attribute__((tls_model("initial-exec")));
+static __thread void *volatile tl_poisoned_addr __attribute__((tls_model("initial-exec")));
+static struct sigaction sigbus_before;
+static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
+static int sigbus_rc;
+
+static void sigbus_handler(int sig, siginfo_t *si, void *uc)
+{
+	if (tl_in_kvm_run && si->si_code == BUS_MCEERR_AR) {
+		tl_poisoned_addr = si->si_addr;
+		return;
+	}
+	if (sigbus_before.sa_flags & SA_SIGINFO) {
+		sigbus_before.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (sigbus_before.sa_handler != SIG_DFL && sigbus_before.sa_handler != SIG_IGN) {
+		sigbus_before.sa_handler(sig);
+		return;
+	}
+	/* The default action: SIGBUS is blocked in here, so the raised one
+	 * is delivered on return, with no handler (or the fault recurs). */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigaction(SIGBUS, &dfl, NULL);
+	raise(SIGBUS);
+}
+
+static void install_sigbus(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sigbus_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &sigbus_before) < 0)
+		sigbus_rc = -errno;
+}
+
+int vcpu_loop_setup_sigbus(void)
+{
+	pthread_once(&sigbus_once, install_sigbus);
+	return sigbus_rc;
+}
+
 int vcpu_loop_setup_signal(int sig)
 {
 	struct sigaction old, sa;
@@ -55,7 +107,22 @@ static int setup_thread_signals(struct vcpu *v)
 
 	sigemptyset(&set);
 	sigaddset(&set, v->vm->kick_signal);
+	sigaddset(&set, SIGBUS);
 	return -pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* The guest touched a lazy page that could not be fetched: KVM failed the
+ * access (SIGBUS, above).  The vCPU cannot go on. */
+static void fail_poisoned_access(struct machine *m, struct vcpu *v, void *addr)
+{
+	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)m->gm.lazy;
+
+	if (m->gm.lazy && a >= base && a - base < m->gm.lazy_size)
+		machine_fail(m, "vCPU %u: the guest accessed page %llu of the lazy region, which could not be fetched",
+			     v->id, (unsigned long long)((a - base) / APF_PAGE_SIZE));
+	else
+		machine_fail(m, "vCPU %u: KVM reported poisoned host memory at %p (not the lazy region)",
+			     v->id, addr);
 }
 
 /* A crash report with the registers KVM holds. */
@@ -163,7 +230,15 @@ static void *vcpu_thread(void *arg)
 	if (m->core)
 		apf_user_vcpu_init(v);
 	while (!atomic_load(&m->stop)) {
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		tl_in_kvm_run = 1;
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		tl_in_kvm_run = 0;
+		if (tl_poisoned_addr) {
+			fail_poisoned_access(m, v, tl_poisoned_addr);
+			tl_poisoned_addr = NULL;
+			break;
+		}
+		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* A kick: clear it, then look at why. */
 				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);

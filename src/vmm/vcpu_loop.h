@@ -25,6 +25,13 @@
  * -EINVAL for a signal the process ignores or that cannot be caught. */
 int vcpu_loop_setup_signal(int sig);
 
+/* Installs, once per process, the SIGBUS handler that turns KVM's report
+ * of a guest access to a poisoned lazy page (a page that could not be
+ * fetched) into a run failure naming the page.  Every other SIGBUS goes to
+ * the handler that was installed before, or gets the default action.
+ * 0 or -errno. */
+int vcpu_loop_setup_sigbus(void);
+
 /* Starts the thread of v, pinned to v->cpu if >= 0.  Returns 0 or -errno
  * (-EINVAL: v->cpu is not in this process's CPU set). */
 int vcpu_start(struct vcpu *v);

@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <linux/userfaultfd.h>
@@ -15,6 +17,7 @@
 #include "apfvm/abi.h"
 #include "image/image.h"
 #include "pager/pager.h"
+#include "../failing_source.h"
 #include "test.h"
 
 #define NPAGES 256
@@ -170,29 +173,6 @@ TEST(inflight_limit_is_respected_and_fetches_overlap)
 	source_close(d);
 }
 
-/* A source that fails every fetch. */
-static int failing_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
-{
-	struct source_completion c = { .page = page, .buf = buf, .cookie = cookie, .err = -EIO,
-				       .submit_ns = source_now_ns() };
-	source_complete(s, &c);
-	return 0;
-}
-static uint64_t failing_expected(struct page_source *s, uint64_t page)
-{
-	(void)s;
-	(void)page;
-	return 0;
-}
-static void failing_destroy(struct page_source *s)
-{
-	(void)s;
-}
-static const struct page_source_ops failing_ops = {
-	.name = "failing", .submit = failing_submit, .expected_ns = failing_expected,
-	.destroy = failing_destroy,
-};
-
 /* Bounded polling for a state the pager thread reaches on its own (a
  * fetch under way, a fatal error): up to `ms` milliseconds. */
 static bool page_fetching(struct pager *p, uint64_t page)
@@ -203,11 +183,12 @@ static bool page_fetching(struct pager *p, uint64_t page)
 	for (int wait_i_ = 0; wait_i_ < (ms) * 10 && !(cond); wait_i_++)                   \
 		nanosleep(&(struct timespec){ 0, 100000 }, NULL)
 
-static atomic_int fatal_calls;
-static void on_fatal(void *ctx)
+static atomic_int error_calls;
+static void on_error(void *ctx, bool blocking)
 {
 	(void)ctx;
-	atomic_fetch_add(&fatal_calls, 1);
+	(void)blocking;
+	atomic_fetch_add(&error_calls, 1);
 }
 
 /* A source that breaks (its timer is gone, say): it completes nothing and
@@ -221,70 +202,219 @@ static int broken_submit(struct page_source *s, uint64_t page, void *buf, void *
 	return 0;
 }
 static const struct page_source_ops broken_ops = {
-	.name = "broken", .submit = broken_submit, .expected_ns = failing_expected,
+	.name = "broken", .submit = broken_submit, .expected_ns = failing_expected_ns,
 	.destroy = failing_destroy,
 };
 
-/* Runs a pager on source s, lets one thread fault on `page` and waits
- * until the fault is released; the pager is stopped, not destroyed.
- * false (and the test failed) if the pager could not be set up. */
-static bool fault_once_on(struct page_source *s, struct pager *p, uint64_t page)
+/* Guarded accesses: a thread reads one word of a lazy page and records
+ * how the access ended: with a value, or with SIGBUS (the page is
+ * poisoned); PENDING while it waits. */
+enum access_end { ACCESS_PENDING, ACCESS_VALUE, ACCESS_SIGBUS };
+
+struct access {
+	const volatile uint64_t *word;
+	atomic_int end;
+	uint64_t value;
+	void *bus_addr;
+	pthread_t thread;
+};
+
+static __thread sigjmp_buf *volatile tl_guard;
+static __thread void *volatile tl_bus_addr;
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (!tl_guard)
+		abort(); /* a fault outside a guarded access */
+	tl_bus_addr = si->si_addr;
+	siglongjmp(*tl_guard, sig);
+}
+
+static void *access_thread(void *arg)
+{
+	struct access *a = arg;
+	sigjmp_buf jb;
+	int sig = sigsetjmp(jb, 1);
+
+	if (sig == 0) {
+		tl_guard = &jb;
+		uint64_t v = *a->word;
+		tl_guard = NULL;
+		a->value = v;
+		atomic_store(&a->end, ACCESS_VALUE);
+	} else {
+		tl_guard = NULL;
+		a->bus_addr = tl_bus_addr;
+		atomic_store(&a->end, ACCESS_SIGBUS);
+	}
+	return NULL;
+}
+
+static void start_access(struct access *a, void *base, uint64_t page)
+{
+	static bool handlers;
+	if (!handlers) {
+		struct sigaction sa = { .sa_sigaction = guard_handler, .sa_flags = SA_SIGINFO };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGBUS, &sa, NULL);
+		handlers = true;
+	}
+	a->word = (const volatile uint64_t *)((char *)base + page * APF_PAGE_SIZE);
+	atomic_store(&a->end, ACCESS_PENDING);
+	pthread_create(&a->thread, NULL, access_thread, a);
+}
+
+/* One guarded access to `page`, to its end. */
+static enum access_end access_page(void *base, uint64_t page, struct access *a)
+{
+	start_access(a, base, page);
+	pthread_join(a->thread, NULL);
+	return atomic_load(&a->end);
+}
+
+static bool page_in_memory(void *base, uint64_t page)
+{
+	unsigned char vec = 0;
+	return mincore((char *)base + page * APF_PAGE_SIZE, APF_PAGE_SIZE, &vec) == 0 && (vec & 1);
+}
+
+static atomic_int blocking_calls;
+static void on_error_count(void *ctx, bool blocking)
+{
+	(void)ctx;
+	atomic_fetch_add(&error_calls, 1);
+	if (blocking)
+		atomic_fetch_add(&blocking_calls, 1);
+}
+
+/* poison = false: as on a kernel before 6.6, whatever this one can. */
+static bool start_pager_on(struct page_source *s, struct pager *p, bool poison)
 {
 	struct pager_config cfg = { .size = REGION, .source = s, .max_inflight = 8, .cpu = -1,
-				    .on_fatal = on_fatal };
-	struct toucher t;
-	pthread_t th;
+				    .on_error = on_error_count };
 
-	atomic_store(&fatal_calls, 0);
+	atomic_store(&error_calls, 0);
+	atomic_store(&blocking_calls, 0);
 	cfg.host_base = map_region();
-	if (!cfg.host_base || pager_init(p, &cfg, NULL) || pager_start(p, NULL)) {
+	if (!cfg.host_base || pager_init(p, &cfg, NULL)) {
 		TEST_FAIL_("%s:%d: cannot set up the pager", __FILE__, __LINE__);
 		return false;
 	}
-	t = (struct toucher){ .base = cfg.host_base, .first = page, .count = 1 };
-	pthread_create(&th, NULL, touch_pages, &t);
-	pthread_join(th, NULL); /* returns only if the fault was released */
-	CHECK(pager_stop(p) == 0);
+	p->can_poison &= poison;
+	if (pager_start(p, NULL)) {
+		TEST_FAIL_("%s:%d: cannot start the pager", __FILE__, __LINE__);
+		return false;
+	}
 	return true;
 }
 
-static void fault_once_done(struct pager *p)
+static void destroy_pager(struct pager *p)
 {
 	void *base = p->cfg.host_base;
 	pager_destroy(p);
 	munmap(base, REGION);
 }
 
-/* The pager reports a failed source and releases the faulting thread;
- * nothing aborts the process (library code never does). */
-TEST(failed_source_is_reported_not_aborted)
+#define REQUIRE_POISON()                                                            \
+	do {                                                                        \
+		if (!kernel_can_poison())                                           \
+			SKIP("this kernel cannot poison userfaultfd pages (Linux 6.6+)"); \
+	} while (0)
+
+/* A page that cannot be fetched is poisoned: the blocked access and every
+ * later one fail (SIGBUS), it is never mapped, the error is reported once
+ * and the pager goes on serving the other pages.  It used to unregister
+ * the region, so the access read a zero page. */
+TEST(failed_fetch_poisons_the_page_and_the_rest_is_served)
 {
 	static struct page_source s;
 	struct pager p;
+	struct access a;
+	char *page3;
 
-	source_init(&s, &broken_ops, NPAGES);
-	REQUIRE(fault_once_on(&s, &p, 5));
-	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
-	CHECK(p.fatal == -EBADF);
-	if (!strstr(p.fatal_msg, "the page source failed: cannot arm the delay timer"))
-		TEST_FAIL_("message '%s'", p.fatal_msg);
-	fault_once_done(&p);
+	REQUIRE_POISON();
+	failing_page = 3;
+	source_init(&s, &failing_source_ops, NPAGES);
+	REQUIRE(start_pager_on(&s, &p, true));
+	page3 = (char *)p.cfg.host_base + 3 * APF_PAGE_SIZE;
+	CHECK(access_page(p.cfg.host_base, 3, &a) == ACCESS_SIGBUS);
+	CHECK((char *)a.bus_addr >= page3 && (char *)a.bus_addr < page3 + APF_PAGE_SIZE);
+	CHECK(access_page(p.cfg.host_base, 3, &a) == ACCESS_SIGBUS); /* and later ones */
+	CHECK(!page_in_memory(p.cfg.host_base, 3));
+	CHECK(access_page(p.cfg.host_base, 4, &a) == ACCESS_VALUE);
+	CHECK_EQ_U(a.value, 0);
+	CHECK(pager_stop(&p) == 0);
+	CHECK_EQ_U(atomic_load(&error_calls), 1);
+	CHECK_EQ_U(atomic_load(&blocking_calls), 0);
+	CHECK(p.error == -EIO);
+	if (!strstr(p.error_msg, "cannot fetch page 3 of the lazy region: Input/output error"))
+		TEST_FAIL_("message '%s'", p.error_msg);
+	CHECK_EQ_U(p.stats.fetch_errors, 1);
+	CHECK_EQ_U(p.stats.pages_failed, 1);
+	CHECK_EQ_U(p.stats.pages_fetched, 1);
+	destroy_pager(&p);
 }
 
-/* A fetch error is reported once and releases the blocked thread (which
- * then sees zero-filled memory) instead of hanging it. */
-TEST(fetch_error_is_reported_and_releases_faults)
+/* Where the kernel cannot poison, the page stays missing: the access stays
+ * blocked (until its thread is signalled, or real content arrives), and
+ * the error is reported as blocking: the caller must stop its threads.
+ * Never a zero page. */
+TEST(failed_fetch_without_poisoning_keeps_the_access_blocked)
 {
 	static struct page_source s;
 	struct pager p;
+	struct access a;
 
-	source_init(&s, &failing_ops, NPAGES);
-	REQUIRE(fault_once_on(&s, &p, 3));
-	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
-	CHECK(p.fatal == -EIO);
-	CHECK(strstr(p.fatal_msg, "page 3") != NULL);
-	CHECK_EQ_U(p.stats.fetch_errors, 1);
-	fault_once_done(&p);
+	failing_page = 3;
+	source_init(&s, &failing_source_ops, NPAGES);
+	REQUIRE(start_pager_on(&s, &p, false));
+	start_access(&a, p.cfg.host_base, 3);
+	WAIT_UNTIL(pager_page_settled(&p, 3), 2000);
+	REQUIRE(pager_page_settled(&p, 3) && !pager_page_present(&p, 3));
+	WAIT_UNTIL(atomic_load(&error_calls), 2000);
+	CHECK_EQ_U(atomic_load(&blocking_calls), 1);
+	/* Still blocked a while later: nothing was mapped to release it. */
+	WAIT_UNTIL(atomic_load(&a.end) != ACCESS_PENDING, 200);
+	CHECK(atomic_load(&a.end) == ACCESS_PENDING);
+	CHECK(!page_in_memory(p.cfg.host_base, 3));
+	/* Content from elsewhere (a second source, say) releases it. */
+	static uint64_t content[APF_PAGE_SIZE / 8];
+	for (size_t i = 0; i < APF_PAGE_SIZE / 8; i++)
+		content[i] = 0x5a5a5a5a5a5a5a5aull;
+	struct uffdio_copy cp = { .dst = (uintptr_t)p.cfg.host_base + 3 * APF_PAGE_SIZE,
+				  .src = (uintptr_t)content, .len = APF_PAGE_SIZE };
+	REQUIRE(ioctl(p.uffd, UFFDIO_COPY, &cp) == 0);
+	pthread_join(a.thread, NULL);
+	CHECK(atomic_load(&a.end) == ACCESS_VALUE);
+	CHECK(a.value == 0x5a5a5a5a5a5a5a5aull);
+	CHECK(pager_stop(&p) == 0);
+	CHECK_EQ_U(p.stats.pages_failed, 1);
+	destroy_pager(&p);
+}
+
+/* A failed source: the page being fetched and every later fault fail (the
+ * source may never complete them); reported once, nothing aborts the
+ * process (library code never does). */
+TEST(failed_source_fails_pending_and_later_faults)
+{
+	static struct page_source s;
+	struct pager p;
+	struct access a;
+
+	REQUIRE_POISON();
+	source_init(&s, &broken_ops, NPAGES);
+	REQUIRE(start_pager_on(&s, &p, true));
+	CHECK(access_page(p.cfg.host_base, 5, &a) == ACCESS_SIGBUS);
+	CHECK(access_page(p.cfg.host_base, 6, &a) == ACCESS_SIGBUS);
+	CHECK(pager_stop(&p) == 0);
+	CHECK_EQ_U(atomic_load(&error_calls), 1);
+	CHECK(p.error == -EBADF);
+	if (!strstr(p.error_msg, "the page source failed: cannot arm the delay timer"))
+		TEST_FAIL_("message '%s'", p.error_msg);
+	CHECK_EQ_U(p.stats.pages_failed, 2);
+	CHECK_EQ_U(p.stats.faults_failed, 1); /* page 6: failed at once */
+	destroy_pager(&p);
 }
 
 /* Pinning to a CPU outside this process's set fails the start with a
@@ -317,12 +447,12 @@ TEST(page_mapped_behind_the_pagers_back_is_an_error)
 	struct page_source *zero, *slow;
 	struct pager p;
 	struct pager_config cfg = { .size = REGION, .max_inflight = 8, .cpu = -1,
-				    .on_fatal = on_fatal };
+				    .on_error = on_error };
 	struct toucher t;
 	pthread_t th;
 	static uint8_t other[APF_PAGE_SIZE];
 
-	atomic_store(&fatal_calls, 0);
+	atomic_store(&error_calls, 0);
 	REQUIRE(source_open("zero", REGION, &zero, NULL) == 0);
 	REQUIRE(source_delay_wrap(zero, 300000000ull, 300000000ull, 1, &slow, NULL) == 0);
 	cfg.source = slow;
@@ -339,11 +469,11 @@ TEST(page_mapped_behind_the_pagers_back_is_an_error)
 				  .src = (uintptr_t)other, .len = APF_PAGE_SIZE };
 	REQUIRE(ioctl(p.uffd, UFFDIO_COPY, &cp) == 0); /* wakes the toucher too */
 	pthread_join(th, NULL);
-	WAIT_UNTIL(atomic_load(&fatal_calls), 2000);
+	WAIT_UNTIL(atomic_load(&error_calls), 2000);
 	pager_stop(&p);
-	CHECK_EQ_U(atomic_load(&fatal_calls), 1);
-	CHECK(p.fatal == -EEXIST);
-	CHECK(strstr(p.fatal_msg, "page 3 of the lazy region: it is already mapped by someone else") != NULL);
+	CHECK_EQ_U(atomic_load(&error_calls), 1);
+	CHECK(p.error == -EEXIST);
+	CHECK(strstr(p.error_msg, "page 3 of the lazy region: it is already mapped by someone else") != NULL);
 	CHECK(p.state[3] != PAGE_PRESENT);
 	CHECK_EQ_U(p.stats.pages_fetched, 0);
 	pager_destroy(&p);
@@ -365,7 +495,7 @@ static int stalling_submit(struct page_source *s, uint64_t page, void *buf, void
 	return 0;
 }
 static const struct page_source_ops stalling_ops = {
-	.name = "stalling", .submit = stalling_submit, .expected_ns = failing_expected,
+	.name = "stalling", .submit = stalling_submit, .expected_ns = failing_expected_ns,
 	.destroy = failing_destroy,
 };
 
@@ -424,9 +554,10 @@ TEST(init_rejects_bad_geometry)
 	munmap(cfg.host_base, REGION);
 }
 
-TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails), T(failed_source_is_reported_not_aborted),
+TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails), T(failed_source_fails_pending_and_later_faults),
 	  T(stop_with_a_stuck_source_is_bounded),
 	  T(page_mapped_behind_the_pagers_back_is_an_error), T(file_source_content_is_verified),
 	  T(each_page_fetched_exactly_once_under_contention),
 	  T(inflight_limit_is_respected_and_fetches_overlap),
-	  T(fetch_error_is_reported_and_releases_faults), T(init_rejects_bad_geometry))
+	  T(failed_fetch_poisons_the_page_and_the_rest_is_served),
+	  T(failed_fetch_without_poisoning_keeps_the_access_blocked), T(init_rejects_bad_geometry))

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "apfvm/vmm.h"
+#include "../failing_source.h"
 #include "test.h"
 
 #define REQUIRE_KVM()                                                              \
@@ -122,5 +123,40 @@ TEST(lone_scanner_waits_in_place)
 	CHECK_EQ_U(pages, 512);
 }
 
+/* KVM's own host side meets a page that cannot be fetched: its async
+ * worker fails to map it, the guest's parked task retries on page-ready
+ * and the access fails.  The run ends naming the page. */
+TEST(page_that_cannot_be_fetched_ends_the_run)
+{
+	static struct page_source inner;
+	struct page_source *slow;
+	struct apfvm_config c;
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+
+	REQUIRE_KVM();
+	failing_page = 300;
+	source_init(&inner, &failing_source_ops, 512);
+	REQUIRE(source_delay_wrap(&inner, 5000000, 5000000, 1, &slow, NULL) == 0);
+	apfvm_config_defaults(&c);
+	c.apf = APFVM_APF_KERNEL;
+	c.lazy_size = 2 << 20;
+	c.page_source = slow;
+	c.timeout_ns = 120ull * 1000000000ull;
+	c.ntasks = 2;
+	c.tasks[0] = (struct apf_task_spec){ APF_TASK_COMPUTE, 0, 1, 0 };
+	c.tasks[1] = (struct apf_task_spec){ APF_TASK_SCAN, 0, 1, 0 };
+	strcpy(c.cmdline, "quiet");
+	CHECK(apfvm_run(&c, &st, &e) != 0);
+	if (!failed_page_message_ok(e.msg))
+		TEST_FAIL_("message '%s'", e.msg);
+	CHECK_EQ_U(st.pages_fetched, 300); /* the sequential scan's pages before it */
+	CHECK_EQ_U(st.pages_failed, 1);
+	for (unsigned i = 0; i < st.ntasks; i++)
+		CHECK_EQ_U(st.tasks[i].mismatches, 0);
+	source_close(slow);
+}
+
 TEST_MAIN(T(not_present_events_are_matched_by_ready), T(no_apf_on_the_command_line_keeps_it_off),
-	  T(two_scanners_parked_at_once_are_both_woken), T(lone_scanner_waits_in_place))
+	  T(two_scanners_parked_at_once_are_both_woken), T(lone_scanner_waits_in_place),
+	  T(page_that_cannot_be_fetched_ends_the_run))

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "apfvm/vmm.h"
+#include "../failing_source.h"
 #include "test.h"
 
 #define REQUIRE_KVM()                                                              \
@@ -227,8 +228,38 @@ TEST(trace_times_every_step_of_the_fault_path)
 				   total);
 }
 
+/* A page whose fetch fails after its fault went async: the parked task
+ * gets its page-ready, retries, and the access fails.  The run ends at
+ * once naming the page; no zero page reaches the guest, nothing waits for
+ * the timeout. */
+TEST(async_fault_on_a_page_that_cannot_be_fetched_ends_the_run)
+{
+	static struct page_source inner;
+	struct page_source *slow;
+	struct apfvm_config c;
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+
+	REQUIRE_KVM();
+	failing_page = 300;
+	source_init(&inner, &failing_source_ops, 512);
+	REQUIRE(source_delay_wrap(&inner, 5000000, 5000000, 1, &slow, NULL) == 0);
+	config(&c, 1, 2 << 20, 0, 0);
+	c.page_source = slow;
+	CHECK(apfvm_run(&c, &st, &e) != 0);
+	if (!failed_page_message_ok(e.msg))
+		TEST_FAIL_("message '%s'", e.msg);
+	CHECK(st.faults_async > 200); /* the scan's faults went async */
+	CHECK_EQ_U(st.pages_fetched, 300); /* the sequential scan's pages before it */
+	CHECK_EQ_U(st.pages_failed, 1);
+	for (unsigned i = 0; i < st.ntasks; i++)
+		CHECK_EQ_U(st.tasks[i].mismatches, 0);
+	source_close(slow);
+}
+
 TEST_MAIN(T(embedder_chooses_the_kick_signal), T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
 	  T(out_of_order_completions_with_three_scanners), T(fast_source_stays_synchronous),
 	  T(threshold_above_the_latency_keeps_faults_synchronous),
 	  T(guest_without_async_pf_is_served_synchronously),
-	  T(reserved_bits_in_the_enable_msr_raise_gp))
+	  T(reserved_bits_in_the_enable_msr_raise_gp),
+	  T(async_fault_on_a_page_that_cannot_be_fetched_ends_the_run))

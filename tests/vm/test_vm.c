@@ -10,6 +10,7 @@
 
 #include "apfvm/vmm.h"
 #include "image/image.h"
+#include "../failing_source.h"
 #include "test.h"
 
 static char image_path[64];
@@ -293,6 +294,30 @@ TEST(elf_segment_outside_memory_is_rejected)
 	free(copy);
 }
 
+/* A page the source cannot fetch ends the run with an error naming it; the
+ * guest never runs on with substituted data, and nothing kills the process
+ * (the poisoned page makes KVM fail the access, or a kick frees the vCPU). */
+TEST(fetch_error_ends_the_run_with_the_page_named)
+{
+	static struct page_source s;
+	struct apfvm_config c;
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+
+	REQUIRE_KVM();
+	failing_page = 300;
+	source_init(&s, &failing_source_ops, 512);
+	config(&c, 2 << 20, "zero", "compute:1,scan:1");
+	c.page_source = &s;
+	CHECK(apfvm_run(&c, &st, &e) != 0);
+	if (!failed_page_message_ok(e.msg))
+		TEST_FAIL_("message '%s'", e.msg);
+	const struct apfvm_task_stats *t = find_task(&st, APF_TASK_SCAN, 0);
+	CHECK(!t || t->mismatches == 0);
+	CHECK_EQ_U(st.pages_fetched, 300); /* the sequential scan's pages before it */
+	CHECK_EQ_U(st.pages_failed, 1);
+}
+
 static void setup(void)
 {
 	strcpy(image_path, "/tmp/apfvm-vmtest-XXXXXX");
@@ -323,5 +348,5 @@ TEST_MAIN(T(setup_image), T(compute_alone_runs_for_duration), T(zero_source_scan
 	  T(ring0_exception_is_reported), T(ring0_page_fault_reports_cr2),
 	  T(guest_assertion_reports_file_and_line), T(triple_fault_is_reported),
 	  T(ring3_crash_names_the_task), T(hung_guest_times_out), T(non_elf_guest_is_rejected), T(config_beyond_bounds_is_rejected_before_boot),
-	  T(vcpu_pinned_outside_the_cpu_set_fails),
+	  T(vcpu_pinned_outside_the_cpu_set_fails), T(fetch_error_ends_the_run_with_the_page_named),
 	  T(elf_segment_outside_memory_is_rejected))
