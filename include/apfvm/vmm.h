@@ -139,7 +139,10 @@ void apfvm_config_defaults(struct apfvm_config *c);
 
 /* Runs the guest to completion.  Returns 0 if every task reported; on a
  * guest crash, a failed fetch or a timeout returns a negative errno with
- * the reason in e (stats are still filled as far as known). */
+ * the reason in e (stats are still filled as far as known).
+ * Process-wide, once: a SIGBUS handler that takes KVM's report of a guest
+ * access to a page that could not be fetched (docs/architecture.md) and
+ * passes every other SIGBUS to the handler installed before it. */
 int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_err *e);
 
 const char *apfvm_mode_name(enum apfvm_apf_mode m);
