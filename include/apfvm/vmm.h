@@ -100,6 +100,7 @@ struct apfvm_stats {
 	uint64_t apf_threshold_ns;
 	uint64_t host_not_present, host_ready, host_wake_all, host_acks, host_gp;
 	uint64_t host_dropped, host_outstanding_max;
+	uint64_t host_premapped;    /* pages mapped at the ACK, before the retry */
 	uint64_t inflight_max;
 	double fault_us_mean;       /* fault read -> page installed */
 	uint64_t tsc_khz;

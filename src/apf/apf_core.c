@@ -11,8 +11,10 @@ void apf_core_init(struct apf_core *c, unsigned nvcpus, uint64_t threshold_ns,
 	c->ctx = ctx;
 	c->nvcpus = nvcpus > APF_CORE_MAX_VCPUS ? APF_CORE_MAX_VCPUS : nvcpus;
 	c->threshold_ns = threshold_ns;
-	for (unsigned v = 0; v < APF_CORE_MAX_VCPUS; v++)
+	for (unsigned v = 0; v < APF_CORE_MAX_VCPUS; v++) {
 		c->vcpus[v].kicked = -1;
+		c->vcpus[v].ready_page = c->vcpus[v].premap_page = ~0ull;
+	}
 }
 
 void apf_core_destroy(struct apf_core *c)
@@ -47,6 +49,7 @@ static void drop_all(struct apf_core *c, struct apf_core_vcpu *cv)
 	cv->rq_head = cv->rq_count = 0;
 	cv->wake_all_pending = false;
 	cv->ready_inflight = false;
+	cv->ready_page = cv->premap_page = ~0ull;
 }
 
 /* Linux's token form: a per-vCPU counter above the vCPU id, never 0, never
@@ -97,8 +100,10 @@ static void deliver(struct apf_core *c, unsigned v)
 	}
 	if (wake_all) {
 		cv->wake_all_pending = false;
+		cv->ready_page = ~0ull;
 		c->stats.wake_all++;
 	} else {
+		cv->ready_page = f->page;
 		cv->rq_head = (cv->rq_head + 1) % APF_CORE_MAX_OUTSTANDING;
 		cv->rq_count--;
 		free_fault(cv, f);
@@ -145,9 +150,12 @@ enum apf_decision apf_core_on_fault(struct apf_core *c, int v, uint64_t page,
 	}
 	if (cv->outstanding > c->stats.outstanding_max)
 		c->stats.outstanding_max = cv->outstanding;
-	c->ops->kick(c->ctx, (unsigned)v);
 	/* Counted once the vCPU has decided: ASYNC, CANNOT_DELIVER or RACED. */
 	pthread_mutex_unlock(&c->lock);
+	/* Kicked after the unlock: the woken vCPU thread takes the lock at
+	 * once, and on a shared CPU it preempts this thread to do so (a kick
+	 * under the lock cost two extra context switches per fault). */
+	c->ops->kick(c->ctx, (unsigned)v);
 	return d;
 out:
 	c->stats.decisions[d]++;
@@ -271,10 +279,12 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 	case MSR_KVM_ASYNC_PF_ACK:
 		if (!(value & 1))
 			break; /* as KVM: only bit 0 means anything */
-		if (cv->ready_inflight)
+		if (cv->ready_inflight) {
 			c->stats.acks++;
-		else
+			cv->premap_page = cv->ready_page;
+		} else {
 			c->stats.acks_ignored++;
+		}
 		/* The slot is free once the guest also cleared the token;
 		 * deliver() checks that and otherwise waits for the next ACK. */
 		cv->ready_inflight = false;
@@ -313,6 +323,22 @@ int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+bool apf_core_take_premap(struct apf_core *c, unsigned v, uint64_t *page)
+{
+	bool some = false;
+
+	if (v >= c->nvcpus)
+		return false;
+	pthread_mutex_lock(&c->lock);
+	if (c->vcpus[v].premap_page != ~0ull) {
+		*page = c->vcpus[v].premap_page;
+		c->vcpus[v].premap_page = ~0ull;
+		some = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return some;
 }
 
 void apf_core_reset_vcpu(struct apf_core *c, unsigned v)

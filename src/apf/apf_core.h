@@ -34,8 +34,8 @@
  *
  * Threading: the pager thread calls apf_core_on_fault() and
  * apf_core_on_installed(); each vCPU thread calls the per-vCPU entry points
- * for its own vCPU.  One mutex guards the core; the ops run under it and
- * must not call back into the core.
+ * for its own vCPU.  One mutex guards the core; the ops run under it (the
+ * kick after it) and must not call back into the core.
  */
 #ifndef APFVM_APF_CORE_H
 #define APFVM_APF_CORE_H
@@ -122,6 +122,8 @@ struct apf_core_vcpu {
 	unsigned rq_head, rq_count;
 	bool wake_all_pending;  /* a wake-all waits for the ready slot */
 	bool ready_inflight;    /* raised, waiting for the guest's ACK */
+	uint64_t ready_page;    /* the in-flight page-ready's page (or ~0: wake-all) */
+	uint64_t premap_page;   /* acknowledged, not yet handed out (or ~0) */
 	uint32_t next_id;
 };
 
@@ -170,6 +172,13 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 
 /* Guest RDMSR: the value KVM would return; -1 for an unknown MSR. */
 int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value);
+
+/* After an ACK: the page whose page-ready the guest just acknowledged; its
+ * woken task retries the access next, so mapping the page into the guest
+ * now (KVM_PRE_FAULT_MEMORY) spares that access a second fault, as KVM's
+ * own host side does before it sends page-ready.  False if there is none
+ * (a wake-all, or already taken). */
+bool apf_core_take_premap(struct apf_core *c, unsigned v, uint64_t *page);
 
 /* vCPU reset: drops v's async state as if the guest disabled the feature. */
 void apf_core_reset_vcpu(struct apf_core *c, unsigned v);

@@ -7,6 +7,18 @@
 
 #include "vcpu_loop.h"
 
+/* KVM_PRE_FAULT_MEMORY (Linux 6.10), for kernel headers that predate it. */
+#ifndef KVM_CAP_PRE_FAULT_MEMORY
+#define KVM_CAP_PRE_FAULT_MEMORY 236
+struct kvm_pre_fault_memory {
+	__u64 gpa;
+	__u64 size;
+	__u64 flags;
+	__u64 padding[5];
+};
+#define KVM_PRE_FAULT_MEMORY _IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
+#endif
+
 static inline uint64_t tsc(void)
 {
 	uint32_t lo, hi;
@@ -45,6 +57,9 @@ int apf_user_setup_vm(struct vm *vm, struct apf_err *e)
 	filter.ranges[0].bitmap = &bitmap;
 	if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0)
 		return apf_fail(e, -errno, "KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
+	/* Optional: without it the woken task's retried access faults once
+	 * more (two-dimensional paging only: not on shadow-paging hosts). */
+	vm->can_premap = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_PRE_FAULT_MEMORY) > 0;
 	return 0;
 }
 
@@ -226,6 +241,27 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 	}
 }
 
+/* Maps lazy page `page` into the guest now (its page-ready was just
+ * acknowledged, so it is present or failed): the woken task's retried
+ * access then finds it mapped instead of faulting again, which costs a VM
+ * exit and a trip through KVM's fault path.  Best effort: a kernel that
+ * cannot (shadow paging) stops being asked; a failed page just fails here
+ * and again, properly reported, at the access. */
+static void premap(struct machine *m, struct vcpu *v, uint64_t page)
+{
+	struct kvm_pre_fault_memory r = { .gpa = APF_LAZY_GPA + page * APF_PAGE_SIZE,
+					  .size = APF_PAGE_SIZE };
+
+	if (!m->vm.can_premap)
+		return;
+	if (ioctl(v->fd, KVM_PRE_FAULT_MEMORY, &r) == 0) {
+		m->host_premapped++;
+		return;
+	}
+	if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL)
+		m->vm.can_premap = false;
+}
+
 void apf_user_msr_exit(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -233,6 +269,10 @@ void apf_user_msr_exit(struct machine *m, struct vcpu *v)
 
 	if (run->exit_reason == KVM_EXIT_X86_WRMSR) {
 		rc = apf_core_wrmsr(m->core, v->id, run->msr.index, run->msr.data);
+		uint64_t page;
+		if (!rc && run->msr.index == MSR_KVM_ASYNC_PF_ACK &&
+		    apf_core_take_premap(m->core, v->id, &page))
+			premap(m, v, page);
 	} else {
 		uint64_t value = 0;
 		rc = apf_core_rdmsr(m->core, v->id, run->msr.index, &value);

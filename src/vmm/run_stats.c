@@ -78,6 +78,7 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 			st->host_gp = cs->gp_injected;
 			st->host_dropped = cs->dropped;
 			st->host_outstanding_max = cs->outstanding_max;
+			st->host_premapped = m->host_premapped;
 		}
 		st->faults_sync = ps->faults_total > st->faults_async
 					  ? ps->faults_total - st->faults_async

@@ -7,7 +7,9 @@
  * and sending the VM's kick signal (struct vm.kick_signal, SIGUSR1 unless
  * the embedder chose another) to its thread.
  * In KVM_RUN the signal makes it return -EINTR; before it, immediate_exit
- * does, so a kick cannot be lost between checks.
+ * does, so a kick cannot be lost between checks.  The signal is blocked
+ * in the vCPU thread outside KVM_RUN (KVM_SET_SIGNAL_MASK unblocks it
+ * inside) and taken with sigtimedwait(): no handler runs per kick.
  */
 #ifndef APFVM_VCPU_LOOP_H
 #define APFVM_VCPU_LOOP_H
