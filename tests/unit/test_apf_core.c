@@ -154,6 +154,33 @@ TEST(full_round_trip)
 	apf_core_destroy(&core);
 }
 
+/* The ACK of a page-ready hands out its page once, for mapping before the
+ * woken task retries; a wake-all's ACK, a second take, or a disable that
+ * drops the state hand out nothing. */
+TEST(ack_hands_out_the_readied_page_once)
+{
+	uint64_t page = 0;
+
+	setup(1);
+	enable(0); /* acknowledges the wake-all */
+	CHECK(!apf_core_take_premap(&core, 0, &page));
+	uint32_t t = async_fault(0, 7);
+	REQUIRE(t != 0);
+	apf_core_on_installed(&core, 7);
+	CHECK(!apf_core_take_premap(&core, 0, &page)); /* not acknowledged yet */
+	guest_ack(0);
+	CHECK(apf_core_take_premap(&core, 0, &page));
+	CHECK_EQ_U(page, 7);
+	CHECK(!apf_core_take_premap(&core, 0, &page));
+	REQUIRE(async_fault(0, 9) != 0);
+	apf_core_on_installed(&core, 9);
+	guest_ack(0);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0) == 0);
+	CHECK(!apf_core_take_premap(&core, 0, &page));
+	CHECK(!apf_core_take_premap(&core, 1, &page)); /* no such vCPU */
+	apf_core_destroy(&core);
+}
+
 /* A page-ready whose raise fails is neither lost nor half-delivered: the
  * VMM is told (so the run ends with the error instead of the guest's task
  * waiting until --timeout), the token stays queued and the area clear, and
@@ -415,7 +442,7 @@ TEST(decisions_account_for_every_fault)
 
 TEST_MAIN(T(enable_sends_wake_all), T(failed_page_ready_is_reported_and_kept), T(invalid_msr_writes_get_gp), T(msr_writes_kvm_accepts_are_accepted), T(rdmsr_returns_what_the_guest_wrote),
 	  T(policy_goes_async_only_above_the_threshold), T(disabled_guest_or_non_vcpu_thread_is_sync),
-	  T(full_round_trip), T(not_present_needs_a_guest_that_can_take_it), T(send_always_allows_ring0),
+	  T(full_round_trip), T(ack_hands_out_the_readied_page_once), T(not_present_needs_a_guest_that_can_take_it), T(send_always_allows_ring0),
 	  T(page_that_arrived_before_injection_is_not_injected),
 	  T(repeat_fault_on_a_frame_in_flight_waits), T(at_most_64_outstanding_then_sync),
 	  T(one_page_ready_in_flight_until_ack_and_cleared_token),
