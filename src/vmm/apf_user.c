@@ -242,17 +242,18 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 }
 
 /* Maps lazy page `page` into the guest now (its page-ready was just
- * acknowledged, so it is present or failed): the woken task's retried
- * access then finds it mapped instead of faulting again, which costs a VM
- * exit and a trip through KVM's fault path.  Best effort: a kernel that
- * cannot (shadow paging) stops being asked; a failed page just fails here
- * and again, properly reported, at the access. */
+ * acknowledged): the woken task's retried access then finds it mapped
+ * instead of faulting again, which costs a VM exit and a trip through
+ * KVM's fault path.  Only a present page: a failed one is poisoned, and
+ * KVM would answer with SIGBUS outside KVM_RUN; its access fails, and is
+ * reported, at the retry.  Best effort: a kernel that cannot (shadow
+ * paging) stops being asked. */
 static void premap(struct machine *m, struct vcpu *v, uint64_t page)
 {
 	struct kvm_pre_fault_memory r = { .gpa = APF_LAZY_GPA + page * APF_PAGE_SIZE,
 					  .size = APF_PAGE_SIZE };
 
-	if (!m->vm.can_premap)
+	if (!m->vm.can_premap || !pager_page_present(&m->pager, page))
 		return;
 	if (ioctl(v->fd, KVM_PRE_FAULT_MEMORY, &r) == 0) {
 		m->host_premapped++;
