@@ -4,7 +4,7 @@
  * behind it, say).  Completes inside submit(), so the delay wrapper can
  * stand it in for a slow source.  Plus: whether this kernel can poison a
  * userfaultfd page (UFFDIO_POISON, Linux 6.6), which decides how an
- * access to the failed page fails (pager.h, Errors).
+ * access to the failed page fails (pager.h, Errors); and a VM run on it.
  */
 #ifndef APFVM_TEST_FAILING_SOURCE_H
 #define APFVM_TEST_FAILING_SOURCE_H
@@ -19,7 +19,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "apfvm/vmm.h"
 #include "source/source.h"
+#include "test.h"
 
 static uint64_t failing_page;
 
@@ -84,6 +86,37 @@ static inline bool failed_page_message_ok(const char *msg)
 			 "region: Input/output error",
 			 (unsigned long long)failing_page);
 	return strstr(msg, want) != NULL;
+}
+
+/* Runs c, configured for a compute task and one sequential scan over a
+ * 2 MiB lazy region, with that region served by the failing source (page
+ * 300 fails), every fetch delayed by delay_ns (0: none), and checks what a
+ * user relies on: the run fails naming the page, the scan got every page
+ * before it and never wrong data, exactly one page failed.  st keeps the
+ * run's stats for checks of the mode. */
+static inline void run_with_failing_page(struct apfvm_config *c, uint64_t delay_ns,
+					 struct apfvm_stats *st)
+{
+	static struct page_source inner;
+	struct page_source *src = &inner;
+	struct apf_err e = { "" };
+
+	failing_page = 300;
+	source_init(&inner, &failing_source_ops, 512);
+	if (delay_ns && source_delay_wrap(&inner, delay_ns, delay_ns, 1, &src, NULL)) {
+		TEST_FAIL_("%s:%d: cannot delay the failing source", __FILE__, __LINE__);
+		return;
+	}
+	c->page_source = src;
+	CHECK(apfvm_run(c, st, &e) != 0);
+	if (!failed_page_message_ok(e.msg))
+		TEST_FAIL_("message '%s'", e.msg);
+	CHECK_EQ_U(st->pages_fetched, 300); /* the sequential scan's pages before it */
+	CHECK_EQ_U(st->pages_failed, 1);
+	for (unsigned i = 0; i < st->ntasks; i++)
+		CHECK_EQ_U(st->tasks[i].mismatches, 0);
+	if (src != &inner)
+		source_close(src);
 }
 
 #endif

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +11,10 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
-#include "util/join.h"
+#include "util/thread.h"
 
 /* UFFDIO_POISON (Linux 6.6), for kernel headers that predate it. */
 #ifndef UFFDIO_POISON
@@ -136,6 +134,21 @@ static void record_error(struct pager *p, int err, const char *what, int64_t pag
 		p->cfg.on_error(p->cfg.ctx, blocking);
 }
 
+/* A userfaultfd ioctl on the region, retried while the kernel reports the
+ * address space changing under it (EAGAIN), at most UFFD_RETRIES times.
+ * 0 or -errno. */
+#define UFFD_RETRIES 1000
+static int uffd_ioctl(struct pager *p, unsigned long req, void *arg)
+{
+	for (unsigned tries = 0; tries < UFFD_RETRIES; tries++) {
+		if (ioctl(p->uffd, req, arg) == 0)
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
 /* Makes `page` FAILED: poisoned where the kernel can (every access, the
  * blocked ones included, then fails), else left missing (accesses stay
  * blocked).  Never mapped with other content.  A completion that arrives
@@ -149,17 +162,23 @@ static void fail_page(struct pager *p, uint64_t page)
 			.range = { .start = (uintptr_t)p->cfg.host_base + page * APF_PAGE_SIZE,
 				   .len = APF_PAGE_SIZE },
 		};
-		int rc;
-		for (unsigned tries = 0; tries < 1000; tries++)
-			if ((rc = ioctl(p->uffd, UFFDIO_POISON, &po)) == 0 || errno != EAGAIN)
-				break;
+		int rc = uffd_ioctl(p, UFFDIO_POISON, &po);
 		/* EEXIST: mapped behind our back; the error is already recorded.
 		 * Otherwise the page stays missing, which is safe too. */
-		if (rc < 0 && errno != EEXIST)
-			record_error(p, -errno, "cannot poison", (int64_t)page, true);
+		if (rc && rc != -EEXIST)
+			record_error(p, rc, "cannot poison", (int64_t)page, true);
 	}
 	if (p->cfg.hooks && p->cfg.hooks->on_failed)
 		p->cfg.hooks->on_failed(p->cfg.hooks->ctx, page);
+}
+
+/* A fetch of `page` failed (err, in step `what`): counted, reported (as
+ * blocking where the page cannot be poisoned), and the page FAILED. */
+static void fetch_failed(struct pager *p, uint64_t page, int err, const char *what)
+{
+	p->stats.fetch_errors++;
+	record_error(p, err, what, (int64_t)page, !p->can_poison);
+	fail_page(p, page);
 }
 
 /* The source itself failed (source.h: error): completions may be lost, so
@@ -188,9 +207,7 @@ static void submit_fetch(struct pager *p, uint64_t page)
 			       (void *)(uintptr_t)b);
 	if (rc) {
 		p->free_bufs[p->nfree++] = b;
-		p->stats.fetch_errors++;
-		record_error(p, rc, "cannot start fetching", (int64_t)page, !p->can_poison);
-		fail_page(p, page);
+		fetch_failed(p, page, rc, "cannot start fetching");
 		return;
 	}
 	p->inflight++;
@@ -218,10 +235,6 @@ static void wake_range(struct pager *p, uint64_t page)
 	ioctl(p->uffd, UFFDIO_WAKE, &r);
 }
 
-/* How often an install is retried while the kernel reports the address
- * space changing under it (EAGAIN) before the page counts as failed. */
-#define INSTALL_RETRIES 1000
-
 /* Installs a fetched page; wakes every thread blocked on it.  -EEXIST:
  * the page was already mapped, by something other than this pager (in
  * MISSING mode only the pager maps pages of the region), so its content
@@ -229,25 +242,13 @@ static void wake_range(struct pager *p, uint64_t page)
 static int install(struct pager *p, const struct source_completion *c)
 {
 	uint64_t dst = (uintptr_t)p->cfg.host_base + c->page * APF_PAGE_SIZE;
-	int rc;
 
-	for (unsigned tries = 0; tries < INSTALL_RETRIES; tries++) {
-		if (c->zero) {
-			struct uffdio_zeropage z = { .range = { .start = dst, .len = APF_PAGE_SIZE } };
-			rc = ioctl(p->uffd, UFFDIO_ZEROPAGE, &z);
-		} else {
-			struct uffdio_copy cp = {
-				.dst = dst, .src = (uintptr_t)c->buf, .len = APF_PAGE_SIZE,
-			};
-			rc = ioctl(p->uffd, UFFDIO_COPY, &cp);
-		}
-		if (rc == 0)
-			return 0;
-		if (errno != EAGAIN)
-			return -errno;
-		/* EAGAIN: the address space changed under the copy; retry. */
+	if (c->zero) {
+		struct uffdio_zeropage z = { .range = { .start = dst, .len = APF_PAGE_SIZE } };
+		return uffd_ioctl(p, UFFDIO_ZEROPAGE, &z);
 	}
-	return -EAGAIN;
+	struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)c->buf, .len = APF_PAGE_SIZE };
+	return uffd_ioctl(p, UFFDIO_COPY, &cp);
 }
 
 static void complete_fetches(struct pager *p)
@@ -264,10 +265,7 @@ static void complete_fetches(struct pager *p)
 			continue; /* failed with its source: never install it now */
 		rc = c.err ? c.err : install(p, &c);
 		if (rc) {
-			p->stats.fetch_errors++;
-			record_error(p, rc, c.err ? "cannot fetch" : "cannot install", (int64_t)c.page,
-				     !p->can_poison);
-			fail_page(p, c.page);
+			fetch_failed(p, c.page, rc, c.err ? "cannot fetch" : "cannot install");
 			continue;
 		}
 		/* Release: a vCPU thread may check presence (pager_page_present). */
@@ -427,22 +425,8 @@ int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e)
 
 int pager_start(struct pager *p, struct apf_err *e)
 {
-	pthread_attr_t attr;
-	int rc = pthread_attr_init(&attr);
+	int rc = thread_start_pinned(&p->thread, p->cfg.cpu, pager_thread, p);
 
-	if (rc)
-		return apf_fail(e, -rc, "cannot start the pager thread: %s", strerror(rc));
-	if (p->cfg.cpu >= 0) {
-		/* Pinned from the start; a CPU outside this process's set fails
-		 * here instead of leaving the thread unpinned. */
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(p->cfg.cpu, &set);
-		rc = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-	}
-	if (!rc)
-		rc = pthread_create(&p->thread, &attr, pager_thread, p);
-	pthread_attr_destroy(&attr);
 	if (rc == EINVAL && p->cfg.cpu >= 0)
 		return apf_fail(e, -rc, "cannot pin the pager thread to CPU %d: not in this process's CPU set",
 				p->cfg.cpu);

@@ -19,7 +19,7 @@
 #include "machine.h"
 #include "paging.h"
 #include "vcpu_loop.h"
-#include "util/join.h"
+#include "util/thread.h"
 
 void apfvm_config_defaults(struct apfvm_config *c)
 {
@@ -184,16 +184,9 @@ static double now_s(void)
  * machine_stop), or timeout_ns (0 = none) passed.  True if stopped. */
 static bool wait_stopped(struct machine *m, uint64_t timeout_ns)
 {
-	struct timespec deadline;
+	struct timespec deadline = deadline_after(CLOCK_MONOTONIC, timeout_ns);
 	int rc = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)(timeout_ns / 1000000000ull);
-	deadline.tv_nsec += (long)(timeout_ns % 1000000000ull);
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&m->report_lock);
 	while (!atomic_load(&m->stop) && rc != ETIMEDOUT)
 		rc = timeout_ns ? pthread_cond_timedwait(&m->stopped, &m->report_lock, &deadline)

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -11,6 +10,7 @@
 
 #include "apf_user.h"
 #include "hcall.h"
+#include "util/thread.h"
 
 static void kick_handler(int sig)
 {
@@ -294,22 +294,5 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *v)
 {
-	pthread_attr_t attr;
-	int rc = pthread_attr_init(&attr);
-
-	if (rc)
-		return -rc;
-	if (v->cpu >= 0) {
-		/* Pinned from its first instruction; a CPU outside this process's
-		 * set makes pthread_create fail (EINVAL) instead of running
-		 * unpinned. */
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(v->cpu, &set);
-		rc = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-	}
-	if (!rc)
-		rc = pthread_create(&v->thread, &attr, vcpu_thread, v);
-	pthread_attr_destroy(&attr);
-	return -rc;
+	return -thread_start_pinned(&v->thread, v->cpu, vcpu_thread, v);
 }

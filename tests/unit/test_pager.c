@@ -184,12 +184,6 @@ static bool page_fetching(struct pager *p, uint64_t page)
 		nanosleep(&(struct timespec){ 0, 100000 }, NULL)
 
 static atomic_int error_calls;
-static void on_error(void *ctx, bool blocking)
-{
-	(void)ctx;
-	(void)blocking;
-	atomic_fetch_add(&error_calls, 1);
-}
 
 /* A source that breaks (its timer is gone, say): it completes nothing and
  * marks itself failed. */
@@ -446,26 +440,19 @@ TEST(page_mapped_behind_the_pagers_back_is_an_error)
 {
 	struct page_source *zero, *slow;
 	struct pager p;
-	struct pager_config cfg = { .size = REGION, .max_inflight = 8, .cpu = -1,
-				    .on_error = on_error };
 	struct toucher t;
 	pthread_t th;
 	static uint8_t other[APF_PAGE_SIZE];
 
-	atomic_store(&error_calls, 0);
 	REQUIRE(source_open("zero", REGION, &zero, NULL) == 0);
 	REQUIRE(source_delay_wrap(zero, 300000000ull, 300000000ull, 1, &slow, NULL) == 0);
-	cfg.source = slow;
-	cfg.host_base = map_region();
-	REQUIRE(cfg.host_base);
-	REQUIRE(pager_init(&p, &cfg, NULL) == 0);
-	REQUIRE(pager_start(&p, NULL) == 0);
-	t = (struct toucher){ .base = cfg.host_base, .first = 3, .count = 1 };
+	REQUIRE(start_pager_on(slow, &p, true));
+	t = (struct toucher){ .base = p.cfg.host_base, .first = 3, .count = 1 };
 	pthread_create(&th, NULL, touch_pages, &t);
 	WAIT_UNTIL(page_fetching(&p, 3), 200); /* the fetch itself takes 300 ms */
 	REQUIRE(page_fetching(&p, 3));
 	memset(other, 0xab, sizeof(other));
-	struct uffdio_copy cp = { .dst = (uintptr_t)cfg.host_base + 3 * APF_PAGE_SIZE,
+	struct uffdio_copy cp = { .dst = (uintptr_t)p.cfg.host_base + 3 * APF_PAGE_SIZE,
 				  .src = (uintptr_t)other, .len = APF_PAGE_SIZE };
 	REQUIRE(ioctl(p.uffd, UFFDIO_COPY, &cp) == 0); /* wakes the toucher too */
 	pthread_join(th, NULL);
@@ -476,9 +463,8 @@ TEST(page_mapped_behind_the_pagers_back_is_an_error)
 	CHECK(strstr(p.error_msg, "page 3 of the lazy region: it is already mapped by someone else") != NULL);
 	CHECK(p.state[3] != PAGE_PRESENT);
 	CHECK_EQ_U(p.stats.pages_fetched, 0);
-	pager_destroy(&p);
+	destroy_pager(&p);
 	source_close(slow);
-	munmap(cfg.host_base, REGION);
 }
 
 /* A source whose fetch blocks in the pager thread (as a pread on a stalled
@@ -506,18 +492,14 @@ TEST(stop_with_a_stuck_source_is_bounded)
 {
 	static struct page_source s;
 	static struct pager p; /* the abandoned thread keeps using it */
-	struct pager_config cfg = { .size = REGION, .source = &s, .max_inflight = 8, .cpu = -1 };
 	struct toucher t;
 	pthread_t th;
 	struct timespec t0, t1;
 
 	REQUIRE(pipe(stall_pipe) == 0);
 	source_init(&s, &stalling_ops, NPAGES);
-	cfg.host_base = map_region();
-	REQUIRE(cfg.host_base);
-	REQUIRE(pager_init(&p, &cfg, NULL) == 0);
-	REQUIRE(pager_start(&p, NULL) == 0);
-	t = (struct toucher){ .base = cfg.host_base, .first = 2, .count = 1 };
+	REQUIRE(start_pager_on(&s, &p, true));
+	t = (struct toucher){ .base = p.cfg.host_base, .first = 2, .count = 1 };
 	pthread_create(&th, NULL, touch_pages, &t);
 	WAIT_UNTIL(page_fetching(&p, 2), 2000); /* the source is stuck in it */
 	REQUIRE(page_fetching(&p, 2));

@@ -16,23 +16,29 @@
 
 /* compute:ncompute, scan:nscan over `lazy` bytes of zero pages with a fixed
  * fetch latency, in kernel mode. */
+static void config(struct apfvm_config *c, unsigned ncompute, unsigned nscan, uint64_t lazy,
+		   uint64_t lat_ns, const char *cmdline)
+{
+	apfvm_config_defaults(c);
+	c->apf = APFVM_APF_KERNEL;
+	c->lazy_size = lazy;
+	c->source = "zero";
+	c->latency_min_ns = c->latency_max_ns = lat_ns;
+	c->timeout_ns = 120ull * 1000000000ull;
+	c->ntasks = 0;
+	for (unsigned i = 0; i < ncompute; i++)
+		c->tasks[c->ntasks++] = (struct apf_task_spec){ APF_TASK_COMPUTE, i, ncompute, 0 };
+	for (unsigned i = 0; i < nscan; i++)
+		c->tasks[c->ntasks++] = (struct apf_task_spec){ APF_TASK_SCAN, i, nscan, 0 };
+	snprintf(c->cmdline, sizeof(c->cmdline), "quiet %s", cmdline);
+}
+
 static int run(unsigned ncompute, unsigned nscan, uint64_t lazy, uint64_t lat_ns,
 	       const char *cmdline, struct apfvm_stats *st, struct apf_err *e)
 {
 	struct apfvm_config c;
 
-	apfvm_config_defaults(&c);
-	c.apf = APFVM_APF_KERNEL;
-	c.lazy_size = lazy;
-	c.source = "zero";
-	c.latency_min_ns = c.latency_max_ns = lat_ns;
-	c.timeout_ns = 120ull * 1000000000ull;
-	c.ntasks = 0;
-	for (unsigned i = 0; i < ncompute; i++)
-		c.tasks[c.ntasks++] = (struct apf_task_spec){ APF_TASK_COMPUTE, i, ncompute, 0 };
-	for (unsigned i = 0; i < nscan; i++)
-		c.tasks[c.ntasks++] = (struct apf_task_spec){ APF_TASK_SCAN, i, nscan, 0 };
-	snprintf(c.cmdline, sizeof(c.cmdline), "quiet %s", cmdline);
+	config(&c, ncompute, nscan, lazy, lat_ns, cmdline);
 	return apfvm_run(&c, st, e);
 }
 
@@ -128,33 +134,12 @@ TEST(lone_scanner_waits_in_place)
  * and the access fails.  The run ends naming the page. */
 TEST(page_that_cannot_be_fetched_ends_the_run)
 {
-	static struct page_source inner;
-	struct page_source *slow;
 	struct apfvm_config c;
 	struct apfvm_stats st;
-	struct apf_err e = { "" };
 
 	REQUIRE_KVM();
-	failing_page = 300;
-	source_init(&inner, &failing_source_ops, 512);
-	REQUIRE(source_delay_wrap(&inner, 5000000, 5000000, 1, &slow, NULL) == 0);
-	apfvm_config_defaults(&c);
-	c.apf = APFVM_APF_KERNEL;
-	c.lazy_size = 2 << 20;
-	c.page_source = slow;
-	c.timeout_ns = 120ull * 1000000000ull;
-	c.ntasks = 2;
-	c.tasks[0] = (struct apf_task_spec){ APF_TASK_COMPUTE, 0, 1, 0 };
-	c.tasks[1] = (struct apf_task_spec){ APF_TASK_SCAN, 0, 1, 0 };
-	strcpy(c.cmdline, "quiet");
-	CHECK(apfvm_run(&c, &st, &e) != 0);
-	if (!failed_page_message_ok(e.msg))
-		TEST_FAIL_("message '%s'", e.msg);
-	CHECK_EQ_U(st.pages_fetched, 300); /* the sequential scan's pages before it */
-	CHECK_EQ_U(st.pages_failed, 1);
-	for (unsigned i = 0; i < st.ntasks; i++)
-		CHECK_EQ_U(st.tasks[i].mismatches, 0);
-	source_close(slow);
+	config(&c, 1, 1, 2 << 20, 0, "");
+	run_with_failing_page(&c, 5000000, &st);
 }
 
 TEST_MAIN(T(not_present_events_are_matched_by_ready), T(no_apf_on_the_command_line_keeps_it_off),

@@ -93,6 +93,28 @@ TEST(embedder_chooses_the_kick_signal)
 		TEST_FAIL_("message '%s'", e.msg);
 }
 
+/* Whether this KVM can map guest memory ahead of an access
+ * (KVM_CAP_PRE_FAULT_MEMORY: two-dimensional paging, Linux 6.10+). */
+static bool kvm_can_premap(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1;
+	bool yes = false;
+
+	if (kvm >= 0 && (vm = ioctl(kvm, KVM_CREATE_VM, 0)) >= 0)
+		yes = ioctl(vm, KVM_CHECK_EXTENSION, 236 /* KVM_CAP_PRE_FAULT_MEMORY */) > 0;
+	if (vm >= 0)
+		close(vm);
+	if (kvm >= 0)
+		close(kvm);
+	return yes;
+}
+
+/* Every not-present gets its page-ready.  Where KVM can map guest memory
+ * ahead, the woken task's retried access does not fault again: its page
+ * was mapped at the ACK, before the task ran (as KVM's own host side maps
+ * it before page-ready); it used to take a second nested page fault, a VM
+ * exit, per async fault.  Where KVM cannot (shadow paging), nothing is
+ * mapped ahead. */
 TEST(slow_fetches_go_async_and_every_not_present_gets_ready)
 {
 	struct apfvm_config c;
@@ -111,39 +133,6 @@ TEST(slow_fetches_go_async_and_every_not_present_gets_ready)
 	CHECK_EQ_U(st.host_ready, st.host_not_present);
 	CHECK_EQ_U(st.apf.wake_all, 1); /* on enable */
 	CHECK_EQ_U(st.host_gp, 0);
-}
-
-/* Whether this KVM can map guest memory ahead of an access
- * (KVM_CAP_PRE_FAULT_MEMORY: two-dimensional paging, Linux 6.10+). */
-static bool kvm_can_premap(void)
-{
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1;
-	bool yes = false;
-
-	if (kvm >= 0 && (vm = ioctl(kvm, KVM_CREATE_VM, 0)) >= 0)
-		yes = ioctl(vm, KVM_CHECK_EXTENSION, 236 /* KVM_CAP_PRE_FAULT_MEMORY */) > 0;
-	if (vm >= 0)
-		close(vm);
-	if (kvm >= 0)
-		close(kvm);
-	return yes;
-}
-
-/* Where KVM can map guest memory ahead, the woken task's retried access
- * does not fault again: its page was mapped at the ACK, before the task
- * ran (as KVM's own host side maps it before page-ready).  It used to take
- * a second nested page fault, a VM exit, per async fault.  Where KVM
- * cannot (shadow paging), nothing is mapped ahead and the run is the same. */
-TEST(page_is_mapped_before_the_woken_task_retries)
-{
-	struct apfvm_config c;
-	struct apfvm_stats st;
-
-	REQUIRE_KVM();
-	config(&c, 1, 2 << 20, 5000000, 5000000);
-	REQUIRE(run_ok(&c, &st));
-	check_scans(&st, 512);
-	CHECK(st.faults_async > 400);
 	if (kvm_can_premap()) {
 		CHECK_EQ_U(st.host_premapped, st.host_ready);
 		/* One KVM page fault per lazy page, plus a few for the rest. */
@@ -152,6 +141,8 @@ TEST(page_is_mapped_before_the_woken_task_retries)
 		CHECK_EQ_U(st.host_premapped, 0);
 	}
 }
+
+
 
 /* Random latencies: completions come back out of order; three scanners
  * park at once next to compute; nothing hangs, nothing is lost. */
@@ -278,27 +269,13 @@ TEST(trace_times_every_step_of_the_fault_path)
  * the timeout. */
 TEST(async_fault_on_a_page_that_cannot_be_fetched_ends_the_run)
 {
-	static struct page_source inner;
-	struct page_source *slow;
 	struct apfvm_config c;
 	struct apfvm_stats st;
-	struct apf_err e = { "" };
 
 	REQUIRE_KVM();
-	failing_page = 300;
-	source_init(&inner, &failing_source_ops, 512);
-	REQUIRE(source_delay_wrap(&inner, 5000000, 5000000, 1, &slow, NULL) == 0);
 	config(&c, 1, 2 << 20, 0, 0);
-	c.page_source = slow;
-	CHECK(apfvm_run(&c, &st, &e) != 0);
-	if (!failed_page_message_ok(e.msg))
-		TEST_FAIL_("message '%s'", e.msg);
+	run_with_failing_page(&c, 5000000, &st);
 	CHECK(st.faults_async > 200); /* the scan's faults went async */
-	CHECK_EQ_U(st.pages_fetched, 300); /* the sequential scan's pages before it */
-	CHECK_EQ_U(st.pages_failed, 1);
-	for (unsigned i = 0; i < st.ntasks; i++)
-		CHECK_EQ_U(st.tasks[i].mismatches, 0);
-	source_close(slow);
 }
 
 TEST_MAIN(T(embedder_chooses_the_kick_signal), T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
@@ -306,5 +283,4 @@ TEST_MAIN(T(embedder_chooses_the_kick_signal), T(trace_times_every_step_of_the_f
 	  T(threshold_above_the_latency_keeps_faults_synchronous),
 	  T(guest_without_async_pf_is_served_synchronously),
 	  T(reserved_bits_in_the_enable_msr_raise_gp),
-	  T(async_fault_on_a_page_that_cannot_be_fetched_ends_the_run),
-	  T(page_is_mapped_before_the_woken_task_retries))
+	  T(async_fault_on_a_page_that_cannot_be_fetched_ends_the_run))

@@ -299,23 +299,12 @@ TEST(elf_segment_outside_memory_is_rejected)
  * (the poisoned page makes KVM fail the access, or a kick frees the vCPU). */
 TEST(fetch_error_ends_the_run_with_the_page_named)
 {
-	static struct page_source s;
 	struct apfvm_config c;
 	struct apfvm_stats st;
-	struct apf_err e = { "" };
 
 	REQUIRE_KVM();
-	failing_page = 300;
-	source_init(&s, &failing_source_ops, 512);
 	config(&c, 2 << 20, "zero", "compute:1,scan:1");
-	c.page_source = &s;
-	CHECK(apfvm_run(&c, &st, &e) != 0);
-	if (!failed_page_message_ok(e.msg))
-		TEST_FAIL_("message '%s'", e.msg);
-	const struct apfvm_task_stats *t = find_task(&st, APF_TASK_SCAN, 0);
-	CHECK(!t || t->mismatches == 0);
-	CHECK_EQ_U(st.pages_fetched, 300); /* the sequential scan's pages before it */
-	CHECK_EQ_U(st.pages_failed, 1);
+	run_with_failing_page(&c, 0, &st);
 }
 
 static void setup(void)
