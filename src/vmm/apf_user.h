@@ -15,7 +15,9 @@
  *  - vCPU loop: after a kick (KVM_RUN = -EINTR, RIP still at the faulting
  *    instruction) the guest state from KVM_CAP_SYNC_REGS tells the core
  *    whether the guest can take a not-present; if so, the #PF is set
- *    pending through the synced events.
+ *    pending through the synced events.  At the guest's ACK of a
+ *    page-ready, the page is mapped into the guest (KVM_PRE_FAULT_MEMORY,
+ *    where KVM offers it) before the woken task retries.
  */
 #ifndef APFVM_APF_USER_H
 #define APFVM_APF_USER_H
