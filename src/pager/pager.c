@@ -343,12 +343,18 @@ static void read_faults(struct pager *p)
 			}
 			return; /* EAGAIN: drained */
 		}
-		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
+		size_t count = (size_t)n / sizeof(msgs[0]);
+		for (size_t i = 0; i < count; i++)
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
 				handle_fault(p, &msgs[i]);
 		/* Fetches that completed inline are installed at once: the
 		 * vCPU is waiting. */
 		complete_fetches(p);
+		/* A short read drained the queue; a later fault makes the
+		 * (level-triggered) epoll report the descriptor again.  Not
+		 * reading until EAGAIN saves a system call per wake-up. */
+		if (count < sizeof(msgs) / sizeof(msgs[0]))
+			return;
 	}
 }
 

@@ -30,9 +30,10 @@ struct vcpu {
 	 * cleared by it as its last act, both under kick_lock, which the
 	 * kicker holds around pthread_kill.  So no kick is lost before the
 	 * thread runs (immediate_exit is set first and happens-before its
-	 * first KVM_RUN) and none targets a thread that was joined. */
+	 * first KVM_RUN) and none targets a thread that was joined.  The
+	 * kick is a tgkill to (pid, tid), both set with `kickable`. */
 	pthread_mutex_t kick_lock;
-	pthread_t self;
+	int pid;
 	bool kickable;
 	int cpu;              /* pin the vCPU thread here, or -1 */
 	int tid;              /* its thread id, once started (0 before) */

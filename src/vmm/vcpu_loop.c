@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "apf_user.h"
@@ -92,8 +93,11 @@ void vcpu_kick(struct vcpu *v)
 {
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&v->kick_lock);
+	/* tgkill itself: pthread_kill() brackets it with two sigprocmask
+	 * calls and a getpid (four system calls per kick).  The thread id is
+	 * valid while `kickable`. */
 	if (v->kickable)
-		pthread_kill(v->self, v->vm->kick_signal);
+		syscall(SYS_tgkill, v->pid, v->tid, v->vm->kick_signal);
 	pthread_mutex_unlock(&v->kick_lock);
 }
 
@@ -255,10 +259,10 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	pthread_mutex_lock(&v->kick_lock);
-	v->self = pthread_self();
+	v->pid = getpid();
+	__atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_RELEASE);
 	v->kickable = true;
 	pthread_mutex_unlock(&v->kick_lock);
-	__atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_RELEASE);
 	if (m->core)
 		apf_user_vcpu_init(v);
 	while (!atomic_load(&m->stop)) {
