@@ -132,6 +132,9 @@ void kmain(const struct apf_boot_info *bi)
 	}
 	user_shared->noncompute_live = user_shared->noncompute_total;
 	apf_init();
+	/* Half a tick; `no-min-slice`: every tick preempts (for comparison). */
+	if (!cmdline_has("no-min-slice"))
+		cpu0.min_slice_tsc = bi->tsc_khz * 1000 / bi->timer_hz / 2;
 	lapic_timer_start(bi->timer_hz);
 	sched_start();
 }

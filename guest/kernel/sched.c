@@ -21,6 +21,7 @@ void sched_switch_to(struct task *t)
 	if (t == prev)
 		return;
 	cpu0.current = t;
+	cpu0.switched_tsc = rdtsc();
 	if (t->kind) /* the idle task never returns to ring 3 */
 		desc_set_kernel_stack(t->kstack_top);
 	swtch(&prev->ksp, t->ksp);
@@ -41,6 +42,13 @@ void sched_preempt(void)
 		return; /* idle picks for itself; alone: keep running */
 	rq_push(&cpu0.rq, cur);
 	sched_switch_to(pick_next());
+}
+
+void sched_tick(void)
+{
+	if (rdtsc() - cpu0.switched_tsc < cpu0.min_slice_tsc)
+		return;
+	sched_preempt();
 }
 
 void sched_exit(void)

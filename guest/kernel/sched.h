@@ -20,6 +20,8 @@ struct cpu {
 	struct task *idle;
 	struct runqueue rq;
 	unsigned live;        /* user tasks not yet exited */
+	uint64_t switched_tsc;   /* when `current` was switched in */
+	uint64_t min_slice_tsc;  /* a tick preempts no task that ran less */
 };
 
 extern struct cpu cpu0;
@@ -33,8 +35,15 @@ struct task *sched_create_user(uint64_t entry, uint64_t arg, uint32_t kind);
  * tasks and ends the run when none is left. */
 void sched_start(void) __attribute__((noreturn));
 
-/* Timer tick: round-robin to the next runnable task, if any. */
+/* Yield: round-robin to the next runnable task, if any. */
 void sched_preempt(void);
+
+/* Timer tick: as sched_preempt(), unless the current task was switched in
+ * less than cpu0.min_slice_tsc ago.  A task woken by page-ready mid-tick
+ * would otherwise often be preempted before its retried access: on a host
+ * that was busy, the tick falls due while the vCPU is out and arrives
+ * together with the page-ready, and the woken task lost a whole tick. */
+void sched_tick(void);
 
 /* The current task exits. */
 void sched_exit(void) __attribute__((noreturn));

@@ -92,7 +92,7 @@ void trap(struct trapframe *tf)
 			fatal(tf);
 	} else if (v == VEC_TIMER) {
 		lapic_eoi();
-		sched_preempt();
+		sched_tick();
 	} else if (v == 3 && (tf->cs & 3) == 3) {
 		syscall(tf);
 	} else if (v != VEC_SPURIOUS) { /* spurious: no EOI */
