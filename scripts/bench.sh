@@ -10,6 +10,10 @@ BENCH_PAGER=${BENCH_PAGER:-build/bench_pager}
 . scripts/kvm_where.sh
 kvm_place_self "$APFVM" scripts/bench.sh "$@"
 mkdir -p build/bench
+# The unit of the per-fault floor (docs/async-pf.md, "The platform's
+# minimum"): what one VM exit of each kind costs here.
+$APFVM run --cmdline probe-exits --workload compute:1 --duration 100ms --verbose 2>&1 |
+	sed -n 's/^apfvm guest: exit round trips/Exit round trips on this platform/p'
 $APFVM bench --csv build/bench/modes.csv "$@"
 bench/plot.sh build/bench/modes.csv build/bench/modes.png
 echo

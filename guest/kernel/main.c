@@ -9,6 +9,7 @@
 #include "desc.h"
 #include "kernel.h"
 #include "lapic.h"
+#include "probe.h"
 #include "sched.h"
 #include "trap.h"
 
@@ -102,6 +103,9 @@ void kmain(const struct apf_boot_info *bi)
 	if (!cmdline_has("quiet"))
 		kprintf("apfvm guest: %u tasks, lazy region %lu KiB at 0x%lx, tick %u Hz\n",
 			bi->ntasks, bi->lazy_size >> 10, bi->lazy_base, bi->timer_hz);
+
+	if (cmdline_has("probe-exits"))
+		probe_exits(bi->tsc_khz);
 
 	user_shared = ualloc(sizeof(*user_shared));
 	user_shared->tsc_khz = bi->tsc_khz;
