@@ -98,6 +98,7 @@ if [ $have_kvm -eq 0 ]; then
 	echo "SKIP guest_crash_exit_status: /dev/kvm is not available"
 	echo "SKIP run_apf_kernel_stats_json: /dev/kvm is not available"
 	echo "SKIP bench_writes_table_and_csv: /dev/kvm is not available"
+	echo "SKIP probe_exits_reports_round_trips: /dev/kvm is not available"
 	exit 0
 fi
 
@@ -143,6 +144,15 @@ if timeout 120 $APFVM bench --latencies 2ms --modes off,user --runs 1 --lazy 2M 
 	ok bench_writes_table_and_csv
 else
 	fail bench_writes_table_and_csv "$(cat "$tmp/err" "$tmp/b.csv" 2>/dev/null | head -5)"
+fi
+
+# The guest's exit probe: three round trips, each a positive number of ns.
+if timeout 120 $APFVM run -v -q --cmdline probe-exits --workload compute:1 --duration 10ms \
+	>"$tmp/out" 2>"$tmp/err" &&
+	grep -qE '^apfvm guest: exit round trips \(mean of 256\): CPUID [1-9][0-9]* ns, EOI [1-9][0-9]* ns, to the VMM [1-9][0-9]* ns$' "$tmp/err"; then
+	ok probe_exits_reports_round_trips
+else
+	fail probe_exits_reports_round_trips "$(grep -i exit "$tmp/err" | head -3)"
 fi
 
 expect_error guest_crash_exit_status "guest exception #UD" $APFVM run --cmdline crash=ud2
