@@ -37,6 +37,10 @@ struct cell_run {
 	double compute_rate, scan_s, wall_s, pages_per_s;
 	double faults, async, sync;
 	double insn_per_fault; /* guest instructions KVM emulated, per fault */
+	/* Compute time lost per page scanned, in us: what the scan costs the
+	 * compute task per page (its own work on the page, plus the fault's
+	 * cost to the vCPU: the wait if synchronous, the round trip if async). */
+	double lost_us;
 };
 
 struct bench {
@@ -227,8 +231,13 @@ static int run_cell(struct bench *b, unsigned li, unsigned mi, double alone, str
 	c.latency_min_ns = c.latency_max_ns = c.populate ? 0 : b->lat_ns[li];
 	if (run_once(&c, &st))
 		return -1;
-	r->compute_rate = task_rate(&st, APF_TASK_COMPUTE, NULL) / alone;
+	double compute_s, pages = 0;
 	task_rate(&st, APF_TASK_SCAN, &r->scan_s);
+	for (unsigned i = 0; i < st.ntasks; i++)
+		if (st.tasks[i].kind == APF_TASK_SCAN)
+			pages += (double)st.tasks[i].pages;
+	r->compute_rate = task_rate(&st, APF_TASK_COMPUTE, &compute_s) / alone;
+	r->lost_us = pages > 0 ? (1 - r->compute_rate) * compute_s / pages * 1e6 : 0;
 	r->wall_s = st.wall_s;
 	r->faults = (double)st.faults_total;
 	r->async = (double)st.faults_async;
@@ -308,11 +317,13 @@ int bench_main(int argc, char **argv)
 			     "insn_per_fault,access_to_read_us,read_to_kick_us,kick_to_exit_us,"
 			     "exit_to_inject_us,np_delivery_us,np_handler_us,np_resume_us,"
 			     "install_to_raise_us,rdy_delivery_us,rdy_handler_us,rdy_ack_us,resume_us,"
-			     "stall_per_page_us,platform\n");
-	printf("%-9s %-7s %-22s %-24s %6s %6s %8s %8s %9s\n", "latency", "mode", "compute/alone",
-	       "scan s", "async", "sync", "guestRT", "insn/", "pages/s");
-	printf("%-9s %-7s %-22s %-24s %6s %6s %8s %8s %9s\n", "", "", "median (min-max)",
-	       "median (min-max)", "", "", "us", "fault", "(pager)");
+			     "stall_per_page_us,lost_per_page_us_median,lost_per_page_us_min,"
+			     "lost_per_page_us_max,platform\n");
+	printf("%-9s %-7s %-22s %-24s %-16s %6s %6s %8s %8s %9s\n", "latency", "mode",
+	       "compute/alone", "scan s", "lost us/page", "async", "sync", "guestRT", "insn/",
+	       "pages/s");
+	printf("%-9s %-7s %-22s %-24s %-16s %6s %6s %8s %8s %9s\n", "", "", "median (min-max)",
+	       "median (min-max)", "median (min-max)", "", "", "us", "fault", "(pager)");
 	for (unsigned li = 0; li < b.nlat; li++) {
 		static struct cell_run runs[MAX_MODE][MAX_RUNS];
 		double alone[MAX_RUNS], al[3];
@@ -327,13 +338,14 @@ int bench_main(int argc, char **argv)
 		stats3(alone, b.runs, al);
 		for (unsigned mi = 0; mi < b.nmode; mi++) {
 			struct cell_run *r = runs[mi];
-			double cf[3], sc[3], pps[3], wall[3], ipf[3];
+			double cf[3], sc[3], pps[3], wall[3], ipf[3], lost[3];
 			struct apfvm_fault_path p;
 			pick(r, b.runs, offsetof(struct cell_run, compute_rate), cf);
 			pick(r, b.runs, offsetof(struct cell_run, scan_s), sc);
 			pick(r, b.runs, offsetof(struct cell_run, pages_per_s), pps);
 			pick(r, b.runs, offsetof(struct cell_run, wall_s), wall);
 			pick(r, b.runs, offsetof(struct cell_run, insn_per_fault), ipf);
+			pick(r, b.runs, offsetof(struct cell_run, lost_us), lost);
 			double tmp[3];
 			double async = pick(r, b.runs, offsetof(struct cell_run, async), tmp);
 			double sync = pick(r, b.runs, offsetof(struct cell_run, sync), tmp);
@@ -342,15 +354,18 @@ int bench_main(int argc, char **argv)
 			if (async > 0 && trace_cell(&b, li, mi, &p))
 				goto out;
 			double rt = p.np_handler + p.rdy_handler;
-			char c1[32], c2[32];
+			char c1[32], c2[32], c3[32];
 			snprintf(c1, sizeof(c1), "%.3f (%.3f-%.3f)", cf[0], cf[1], cf[2]);
 			snprintf(c2, sizeof(c2), "%.3f (%.3f-%.3f)", sc[0], sc[1], sc[2]);
-			printf("%-9s %-7s %-22s %-24s %6.0f %6.0f %8.0f %8.0f %9.0f\n", b.lat_label[li],
-			       apfvm_mode_name(b.modes[mi]), c1, c2, async, sync, rt, ipf[0], pps[0]);
+			snprintf(c3, sizeof(c3), "%.0f (%.0f-%.0f)", lost[0], lost[1], lost[2]);
+			printf("%-9s %-7s %-22s %-24s %-16s %6.0f %6.0f %8.0f %8.0f %9.0f\n",
+			       b.lat_label[li], apfvm_mode_name(b.modes[mi]), c1, c2, c3, async, sync, rt,
+			       ipf[0], pps[0]);
 			fflush(stdout);
 			if (csv)
 				fprintf(csv, "%s,%.3f,%s,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.0f,%.1f,%.0f,%.4f,%.0f,"
-					     "%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,\"%s\"\n",
+					     "%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,"
+					     "%.1f,%.1f,%.1f,\"%s\"\n",
 					b.lat_label[li],
 					b.lat_ns[li] == UINT64_MAX ? 0 : (double)b.lat_ns[li] / 1e3,
 					apfvm_mode_name(b.modes[mi]), b.runs, cf[0], cf[1], cf[2], sc[0], sc[1],
@@ -358,7 +373,7 @@ int bench_main(int argc, char **argv)
 					p.access_to_read, p.read_to_kick, p.kick_to_exit, p.exit_to_inject,
 					p.np_delivery, p.np_handler, p.np_resume, p.install_to_raise,
 					p.rdy_delivery, p.rdy_handler, p.rdy_ack, p.resume, p.stall_per_page,
-					platform);
+					lost[0], lost[1], lost[2], platform);
 		}
 	}
 	status = 0;
