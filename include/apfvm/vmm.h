@@ -98,9 +98,13 @@ struct apfvm_stats {
 	uint64_t sync_disabled, sync_raced, faults_spurious;
 	uint64_t fault_us_p50, fault_us_p99; /* fault read -> page installed */
 	uint64_t apf_threshold_ns;
-	uint64_t host_not_present, host_ready, host_wake_all, host_acks, host_gp;
+	uint64_t host_not_present, host_ready, host_wake_all, host_gp;
+	uint64_t host_acks;         /* ACK writes that reached the VMM (none:
+				     * apfvm leaves them to KVM) */
 	uint64_t host_dropped, host_outstanding_max;
-	uint64_t host_premapped;    /* pages mapped at the ACK, before the retry */
+	/* Retries of page-readies that waited for the guest to clear the
+	 * token of the one before (per vCPU and attempt). */
+	uint64_t host_ready_retries;
 	uint64_t inflight_max;
 	double fault_us_mean;       /* fault read -> page installed */
 	uint64_t tsc_khz;

@@ -13,7 +13,6 @@ void apf_core_init(struct apf_core *c, unsigned nvcpus, uint64_t threshold_ns,
 	c->threshold_ns = threshold_ns;
 	for (unsigned v = 0; v < APF_CORE_MAX_VCPUS; v++) {
 		c->vcpus[v].kicked = -1;
-		c->vcpus[v].ready_page = c->vcpus[v].premap_page = ~0ull;
 	}
 }
 
@@ -48,8 +47,6 @@ static void drop_all(struct apf_core *c, struct apf_core_vcpu *cv)
 	cv->kicked = -1;
 	cv->rq_head = cv->rq_count = 0;
 	cv->wake_all_pending = false;
-	cv->ready_inflight = false;
-	cv->ready_page = cv->premap_page = ~0ull;
 }
 
 /* Linux's token form: a per-vCPU counter above the vCPU id, never 0, never
@@ -68,17 +65,18 @@ static uint32_t new_token(struct apf_core_vcpu *cv, unsigned v)
 	}
 }
 
-/* Raises the next page-ready if the slot is free: no ready awaiting its
- * ACK, and the guest has cleared the area's token. */
+/* Raises the next page-ready if the slot is free: the guest has cleared
+ * the area's token (it does so before it ACKs; a raise between the two
+ * waits in its LAPIC until the handler returns, as under KVM). */
 static void deliver(struct apf_core *c, unsigned v)
 {
 	struct apf_core_vcpu *cv = &c->vcpus[v];
 	uint32_t token;
 
-	if (!cv->enabled || cv->ready_inflight || (!cv->wake_all_pending && !cv->rq_count))
+	if (!cv->enabled || (!cv->wake_all_pending && !cv->rq_count))
 		return;
 	if (c->ops->read_u32(c->ctx, cv->area_gpa + 4, &token) || token != 0)
-		return; /* retried at the next ACK */
+		return; /* stays queued: apf_core_retry() */
 	bool wake_all = cv->wake_all_pending;
 	struct apf_fault *f = wake_all ? NULL : &cv->faults[cv->readyq[cv->rq_head]];
 	token = wake_all ? KVM_APF_WAKE_ALL_TOKEN : f->token;
@@ -100,16 +98,13 @@ static void deliver(struct apf_core *c, unsigned v)
 	}
 	if (wake_all) {
 		cv->wake_all_pending = false;
-		cv->ready_page = ~0ull;
 		c->stats.wake_all++;
 	} else {
-		cv->ready_page = f->page;
 		cv->rq_head = (cv->rq_head + 1) % APF_CORE_MAX_OUTSTANDING;
 		cv->rq_count--;
 		free_fault(cv, f);
 		c->stats.ready++;
 	}
-	cv->ready_inflight = true;
 }
 
 /* --- pager thread ----------------------------------------------------- */
@@ -279,15 +274,10 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 	case MSR_KVM_ASYNC_PF_ACK:
 		if (!(value & 1))
 			break; /* as KVM: only bit 0 means anything */
-		if (cv->ready_inflight) {
-			c->stats.acks++;
-			cv->premap_page = cv->ready_page;
-		} else {
-			c->stats.acks_ignored++;
-		}
-		/* The slot is free once the guest also cleared the token;
-		 * deliver() checks that and otherwise waits for the next ACK. */
-		cv->ready_inflight = false;
+		/* As KVM: a prompt to look at the queue again, nothing more
+		 * (the slot is the token).  apfvm leaves the guest's ACKs to
+		 * KVM; an embedder that routes them here loses nothing. */
+		c->stats.acks++;
 		deliver(c, v);
 		break;
 	default:
@@ -325,20 +315,21 @@ int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value
 	return rc;
 }
 
-bool apf_core_take_premap(struct apf_core *c, unsigned v, uint64_t *page)
+bool apf_core_retry(struct apf_core *c)
 {
-	bool some = false;
+	bool queued = false;
 
-	if (v >= c->nvcpus)
-		return false;
 	pthread_mutex_lock(&c->lock);
-	if (c->vcpus[v].premap_page != ~0ull) {
-		*page = c->vcpus[v].premap_page;
-		c->vcpus[v].premap_page = ~0ull;
-		some = true;
+	for (unsigned v = 0; v < c->nvcpus; v++) {
+		struct apf_core_vcpu *cv = &c->vcpus[v];
+		if (!cv->enabled || (!cv->wake_all_pending && !cv->rq_count))
+			continue;
+		c->stats.retries++;
+		deliver(c, v);
+		queued |= cv->wake_all_pending || cv->rq_count;
 	}
 	pthread_mutex_unlock(&c->lock);
-	return some;
+	return queued;
 }
 
 void apf_core_reset_vcpu(struct apf_core *c, unsigned v)

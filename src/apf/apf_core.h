@@ -23,8 +23,11 @@
  *  5. not-present only when the guest can take it (enabled, IF=1, ring 3
  *     unless SEND_ALWAYS, no event pending), synchronous otherwise;
  *  6. one not-present at a time (the area's flags must be clear);
- *  7. one page-ready in flight: the next only after the ACK and with the
- *     area's token clear; the rest queue;
+ *  7. one page-ready in flight: the next only once the guest has cleared
+ *     the area's token (KVM's rule: kvm_arch_can_dequeue_async_page_present
+ *     checks the token alone; the ACK only prompts KVM to look again); the
+ *     rest queue, and the caller retries (apf_core_retry) while any is
+ *     queued, so the guest's ACK need not exit to the VMM;
  *  8. page-ready only for faults whose not-present was injected;
  *  9. wake-all on every (re)enable;
  * 11. disable, reset and teardown drop every queued and in-flight record;
@@ -83,8 +86,8 @@ struct apf_core_stats {
 	uint64_t not_present;   /* injected */
 	uint64_t ready;         /* page-ready raised (specific tokens) */
 	uint64_t wake_all;      /* wake-all raised */
-	uint64_t acks;          /* ACK writes that completed a page-ready */
-	uint64_t acks_ignored;  /* ACK writes with nothing to acknowledge */
+	uint64_t acks;          /* ACK writes seen (where they reach the VMM) */
+	uint64_t retries;       /* per vCPU, apf_core_retry found work queued */
 	uint64_t gp_injected;   /* invalid MSR writes answered with #GP */
 	uint64_t dropped;       /* records dropped by disable/reset/teardown */
 	uint64_t deliver_errors; /* page-readies whose write or raise failed */
@@ -121,9 +124,6 @@ struct apf_core_vcpu {
 	uint8_t readyq[APF_CORE_MAX_OUTSTANDING];
 	unsigned rq_head, rq_count;
 	bool wake_all_pending;  /* a wake-all waits for the ready slot */
-	bool ready_inflight;    /* raised, waiting for the guest's ACK */
-	uint64_t ready_page;    /* the in-flight page-ready's page (or ~0: wake-all) */
-	uint64_t premap_page;   /* acknowledged, not yet handed out (or ~0) */
 	uint32_t next_id;
 };
 
@@ -156,6 +156,12 @@ enum apf_decision apf_core_on_fault(struct apf_core *c, int v, uint64_t page,
  * synchronously, as under KVM's own host side. */
 void apf_core_on_installed(struct apf_core *c, uint64_t page);
 
+/* Delivers what the ready slots now allow; true while some page-ready is
+ * still queued (the guest has not yet cleared the token of the one
+ * before).  The caller calls it again, at short intervals, until it
+ * returns false: nothing else prompts a queued page-ready.  Any thread. */
+bool apf_core_retry(struct apf_core *c);
+
 /* --- vCPU v's thread ---------------------------------------------------- */
 
 /* After a kick: if a not-present is due for v, decide whether the guest can
@@ -172,13 +178,6 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 
 /* Guest RDMSR: the value KVM would return; -1 for an unknown MSR. */
 int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value);
-
-/* After an ACK: the page whose page-ready the guest just acknowledged; its
- * woken task retries the access next, so mapping the page into the guest
- * now (KVM_PRE_FAULT_MEMORY) spares that access a second fault, as KVM's
- * own host side does before it sends page-ready.  False if there is none
- * (a wake-all, or already taken). */
-bool apf_core_take_premap(struct apf_core *c, unsigned v, uint64_t *page);
 
 /* vCPU reset: drops v's async state as if the guest disabled the feature. */
 void apf_core_reset_vcpu(struct apf_core *c, unsigned v);

@@ -358,6 +358,23 @@ static void read_faults(struct pager *p)
 	}
 }
 
+/* epoll_wait with a timeout in ns (0: none).  epoll_pwait2 (Linux 5.11);
+ * before it, epoll_wait rounded up to whole milliseconds. */
+static int wait_events(struct pager *p, struct epoll_event *evs, int max, uint64_t timeout_ns)
+{
+	if (!timeout_ns)
+		return epoll_wait(p->epoll_fd, evs, max, -1);
+	if (!p->no_pwait2) {
+		struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000u),
+				       .tv_nsec = (long)(timeout_ns % 1000000000u) };
+		int n = epoll_pwait2(p->epoll_fd, evs, max, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		p->no_pwait2 = true;
+	}
+	return epoll_wait(p->epoll_fd, evs, max, (int)((timeout_ns + 999999) / 1000000));
+}
+
 static void *pager_thread(void *arg)
 {
 	struct pager *p = arg;
@@ -366,8 +383,9 @@ static void *pager_thread(void *arg)
 	prctl(PR_SET_NAME, "apfvm-pager");
 	/* Timer slack would add ~50 us to every delayed completion. */
 	prctl(PR_SET_TIMERSLACK, 1UL);
+	uint64_t poll_ns = 0;
 	while (!p->broken) {
-		int n = epoll_wait(p->epoll_fd, evs, 4, -1);
+		int n = wait_events(p, evs, 4, poll_ns);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -385,6 +403,8 @@ static void *pager_thread(void *arg)
 		}
 		complete_fetches(p);
 		check_source(p);
+		if (p->cfg.hooks && p->cfg.hooks->on_poll)
+			poll_ns = p->cfg.hooks->on_poll(p->cfg.hooks->ctx);
 	}
 	/* Cannot serve any more (reported): faults stay blocked, never
 	 * zero-filled, until their threads are stopped. */

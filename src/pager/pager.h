@@ -68,6 +68,11 @@ struct pager_hooks {
 	/* The page failed (see Errors above): its fetch is over, and a retried
 	 * access fails instead of waiting for it. */
 	void (*on_failed)(void *ctx, uint64_t page);
+	/* Optional: called after every wake-up of the pager thread; returns
+	 * how soon (ns) it wants to be called again if nothing else wakes the
+	 * thread, 0 for not at all (the user-mode host side retries queued
+	 * page-readies this way). */
+	uint64_t (*on_poll)(void *ctx);
 	void *ctx;
 };
 
@@ -112,6 +117,7 @@ struct pager {
 	uint64_t wq_head, wq_count;
 	unsigned inflight;
 	bool can_poison;     /* the kernel has UFFDIO_POISON (probed at init) */
+	bool no_pwait2;      /* the kernel lacks epoll_pwait2 (before 5.11) */
 	bool source_failed;  /* the source failed: every new fault fails */
 	bool broken;         /* the uffd cannot be read: the thread ends */
 	int error;           /* first error (-errno), or 0 */

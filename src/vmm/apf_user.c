@@ -7,18 +7,6 @@
 
 #include "vcpu_loop.h"
 
-/* KVM_PRE_FAULT_MEMORY (Linux 6.10), for kernel headers that predate it. */
-#ifndef KVM_CAP_PRE_FAULT_MEMORY
-#define KVM_CAP_PRE_FAULT_MEMORY 236
-struct kvm_pre_fault_memory {
-	__u64 gpa;
-	__u64 size;
-	__u64 flags;
-	__u64 padding[5];
-};
-#define KVM_PRE_FAULT_MEMORY _IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
-#endif
-
 static inline uint64_t tsc(void)
 {
 	uint32_t lo, hi;
@@ -33,8 +21,11 @@ static __thread uint64_t installing_since;
 int apf_user_setup_vm(struct vm *vm, struct apf_err *e)
 {
 	struct kvm_enable_cap cap;
-	/* MSRs 0x4b564d00..07: a 0 bit denies (exits to userspace). */
-	static uint8_t bitmap = (uint8_t) ~((1u << 2) | (1u << 6) | (1u << 7));
+	/* MSRs 0x4b564d00..07: a 0 bit denies (exits to userspace): the
+	 * enable and vector MSRs.  The ACK (07) stays with KVM, whose own
+	 * async PF is off here: it costs the guest an exit into KVM, not one
+	 * out to the VMM, and the core needs no ACK (rule 7, apf_core.h). */
+	static uint8_t bitmap = (uint8_t) ~((1u << 2) | (1u << 6));
 	struct kvm_msr_filter filter;
 
 	memset(&cap, 0, sizeof(cap));
@@ -57,9 +48,6 @@ int apf_user_setup_vm(struct vm *vm, struct apf_err *e)
 	filter.ranges[0].bitmap = &bitmap;
 	if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0)
 		return apf_fail(e, -errno, "KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
-	/* Optional: without it the woken task's retried access faults once
-	 * more (two-dimensional paging only: not on shadow-paging hosts). */
-	vm->can_premap = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_PRE_FAULT_MEMORY) > 0;
 	return 0;
 }
 
@@ -176,10 +164,33 @@ static void hook_failed(void *ctx, uint64_t page)
 	apf_core_on_installed(m->core, page); /* page-ready: the retry fails */
 }
 
+/* A page-ready waits while the guest has not cleared the token of the one
+ * before (it takes the guest microseconds on hardware, longer where exits
+ * are slow).  Retried after APF_RETRY_MIN_NS, doubling up to
+ * APF_RETRY_MAX_NS while it still waits: on a shared CPU each retry costs
+ * the guest a wake-up of this thread. */
+#define APF_RETRY_MIN_NS 20000ull
+#define APF_RETRY_MAX_NS 1000000ull
+
+static uint64_t hook_poll(void *ctx)
+{
+	struct machine *m = ctx;
+
+	if (!apf_core_retry(m->core)) {
+		m->ready_retry_ns = 0;
+		return 0;
+	}
+	m->ready_retry_ns = m->ready_retry_ns ? m->ready_retry_ns * 2 : APF_RETRY_MIN_NS;
+	if (m->ready_retry_ns > APF_RETRY_MAX_NS)
+		m->ready_retry_ns = APF_RETRY_MAX_NS;
+	return m->ready_retry_ns;
+}
+
 const struct pager_hooks apf_user_pager_hooks = {
 	.on_fault = hook_fault,
 	.on_installed = hook_installed,
 	.on_failed = hook_failed,
+	.on_poll = hook_poll,
 };
 
 /* --- vCPU loop ---------------------------------------------------------- */
@@ -241,28 +252,6 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 	}
 }
 
-/* Maps lazy page `page` into the guest now (its page-ready was just
- * acknowledged): the woken task's retried access then finds it mapped
- * instead of faulting again, which costs a VM exit and a trip through
- * KVM's fault path.  Only a present page: a failed one is poisoned, and
- * KVM would answer with SIGBUS outside KVM_RUN; its access fails, and is
- * reported, at the retry.  Best effort: a kernel that cannot (shadow
- * paging) stops being asked. */
-static void premap(struct machine *m, struct vcpu *v, uint64_t page)
-{
-	struct kvm_pre_fault_memory r = { .gpa = APF_LAZY_GPA + page * APF_PAGE_SIZE,
-					  .size = APF_PAGE_SIZE };
-
-	if (!m->vm.can_premap || !pager_page_present(&m->pager, page))
-		return;
-	if (ioctl(v->fd, KVM_PRE_FAULT_MEMORY, &r) == 0) {
-		m->host_premapped++;
-		return;
-	}
-	if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL)
-		m->vm.can_premap = false;
-}
-
 void apf_user_msr_exit(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -270,10 +259,6 @@ void apf_user_msr_exit(struct machine *m, struct vcpu *v)
 
 	if (run->exit_reason == KVM_EXIT_X86_WRMSR) {
 		rc = apf_core_wrmsr(m->core, v->id, run->msr.index, run->msr.data);
-		uint64_t page;
-		if (!rc && run->msr.index == MSR_KVM_ASYNC_PF_ACK &&
-		    apf_core_take_premap(m->core, v->id, &page))
-			premap(m, v, page);
 	} else {
 		uint64_t value = 0;
 		rc = apf_core_rdmsr(m->core, v->id, run->msr.index, &value);

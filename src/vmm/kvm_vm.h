@@ -54,7 +54,6 @@ struct vm_options {
 struct vm {
 	int kvm_fd, vm_fd;
 	int kick_signal;      /* brings a vCPU thread out of KVM_RUN */
-	bool can_premap;      /* KVM_PRE_FAULT_MEMORY works (--apf user) */
 	struct guest_mem *gm;
 	uint64_t tsc_khz;
 	unsigned nvcpus;

@@ -57,7 +57,7 @@ struct machine {
 		uint64_t injected;
 		uint64_t install_to_raise, raised_on_install, raised_on_ack;
 	} host_trace;
-	uint64_t host_premapped; /* vCPU 0's thread: pages mapped before the retry */
+	uint64_t ready_retry_ns; /* pager thread: the next page-ready retry's delay */
 	struct guest_report report;
 	pthread_mutex_t report_lock;
 	atomic_bool stop;

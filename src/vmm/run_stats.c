@@ -74,11 +74,11 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 			st->host_not_present = cs->not_present;
 			st->host_ready = cs->ready;
 			st->host_wake_all = cs->wake_all;
+			st->host_ready_retries = cs->retries;
 			st->host_acks = cs->acks;
 			st->host_gp = cs->gp_injected;
 			st->host_dropped = cs->dropped;
 			st->host_outstanding_max = cs->outstanding_max;
-			st->host_premapped = m->host_premapped;
 		}
 		st->faults_sync = ps->faults_total > st->faults_async
 					  ? ps->faults_total - st->faults_async

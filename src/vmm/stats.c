@@ -144,12 +144,12 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	if (st->mode == APFVM_APF_USER)
 		fprintf(f,
 			"  \"host_apf\": {\"threshold_us\": %.3f, \"not_present\": %" PRIu64
-			", \"ready\": %" PRIu64 ", \"wake_all\": %" PRIu64 ", \"acks\": %" PRIu64
+			", \"ready\": %" PRIu64 ", \"wake_all\": %" PRIu64
 			", \"gp_injected\": %" PRIu64 ", \"dropped\": %" PRIu64
-			", \"outstanding_max\": %" PRIu64 ", \"premapped\": %" PRIu64 "},\n",
+			", \"outstanding_max\": %" PRIu64 ", \"ready_retries\": %" PRIu64 "},\n",
 			st->apf_threshold_ns / 1e3, st->host_not_present, st->host_ready,
-			st->host_wake_all, st->host_acks, st->host_gp, st->host_dropped,
-			st->host_outstanding_max, st->host_premapped);
+			st->host_wake_all, st->host_gp, st->host_dropped, st->host_outstanding_max,
+			st->host_ready_retries);
 	if (st->apf_reported) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f,

@@ -2,8 +2,9 @@
  * libFuzzer target: everything a guest can hand the VMM, in arbitrary
  * sequences.  The first byte picks the surface:
  *  - even: the async-PF MSR handlers and the async-fault core, driven with
- *    MSR writes/reads, faults, injections, completions, ACKs, resets and
- *    scribbles over the guest's area, on a fake VM (tests/apf_fake.h);
+ *    MSR writes/reads, faults, injections, completions, ACKs, retries,
+ *    resets and scribbles over the guest's area, on a fake VM
+ *    (tests/apf_fake.h);
  *  - odd: the hypercall handler, with an arbitrary block at an arbitrary
  *    guest address in a small resident memory.
  * Invariants are checked after every step; a violation aborts.
@@ -30,13 +31,15 @@ static uint64_t take(struct input *in, unsigned bytes)
 }
 
 static struct fake_vm fvm;
-static unsigned since_ack[2];
 
-static int counting_raise(void *ctx, unsigned v, uint8_t vector)
+/* The host writes a not-present (flags) or a page-ready (token) into the
+ * guest's area only where the guest left 0: one of each in flight. */
+static int checked_write(void *ctx, uint64_t gpa, uint32_t value)
 {
-	CHECK_OR_DIE(v < 2);
-	since_ack[v]++;
-	return fake_raise(ctx, v, vector);
+	uint32_t old = 0;
+	if (value != 0 && !fake_read_u32(ctx, gpa, &old))
+		CHECK_OR_DIE(old == 0);
+	return fake_write_u32(ctx, gpa, value);
 }
 
 static void check_core(struct apf_core *c, unsigned faults)
@@ -51,7 +54,6 @@ static void check_core(struct apf_core *c, unsigned faults)
 		struct apf_core_vcpu *cv = &c->vcpus[v];
 		unsigned live = 0;
 		CHECK_OR_DIE(cv->outstanding <= APF_CORE_MAX_OUTSTANDING);
-		CHECK_OR_DIE(since_ack[v] <= 1); /* one page-ready in flight */
 		for (unsigned i = 0; i < APF_CORE_MAX_OUTSTANDING; i++) {
 			const struct apf_fault *f = &cv->faults[i];
 			if (f->state == AF_FREE)
@@ -75,9 +77,8 @@ static void fuzz_core(struct input *in)
 	struct apf_core c;
 	unsigned faults = 0;
 
-	ops.raise = counting_raise;
+	ops.write_u32 = checked_write;
 	memset(&fvm, 0, sizeof(fvm));
-	memset(since_ack, 0, sizeof(since_ack));
 	apf_core_init(&c, 2, 300000, &ops, &fvm);
 	while (in->n) {
 		unsigned op = (unsigned)take(in, 1);
@@ -90,8 +91,6 @@ static void fuzz_core(struct input *in)
 			if (take(in, 1) & 1) /* often a plausible area address */
 				x = (x & 0x3f) | (0x1000 + (x >> 6) % 0x10000);
 			apf_core_wrmsr(&c, v, msr, x);
-			if ((msr == MSR_KVM_ASYNC_PF_ACK && (x & 1)) || msr == MSR_KVM_ASYNC_PF_EN)
-				since_ack[v] = 0;
 			break;
 		}
 		case 1:
@@ -118,10 +117,11 @@ static void fuzz_core(struct input *in)
 			x = c.vcpus[v].area_gpa;
 			if (x >= FAKE_MEM_BASE && x + 8 <= FAKE_MEM_END)
 				fake_set_u32(&fvm, x + (take(in, 1) & 4), 0);
+			if (take(in, 1) & 1) /* the VMM's retry of queued page-readies */
+				apf_core_retry(&c);
 			break;
 		case 6:
 			apf_core_reset_vcpu(&c, v);
-			since_ack[v] = 0;
 			break;
 		case 7: /* the guest scribbles anywhere in its memory */
 			x = FAKE_MEM_BASE + take(in, 2) % (FAKE_MEM_END - FAKE_MEM_BASE - 4);
