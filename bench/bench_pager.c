@@ -182,10 +182,18 @@ int main(int argc, char **argv)
 	uint64_t size = 64ull << 20;
 	unsigned reps = 5;
 	const char *csv_path = "build/bench/pager.csv";
-	static const struct {
+	/* The first two CPUs this process may use: "same" puts the faulting
+	 * thread and the pager on the first, "split" on one each. */
+	int cpu[2] = { -1, -1 }, ncpu = 0;
+	cpu_set_t allowed;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0)
+		for (int c = 0; c < CPU_SETSIZE && ncpu < 2; c++)
+			if (CPU_ISSET(c, &allowed))
+				cpu[ncpu++] = c;
+	const struct {
 		const char *name;
 		int a, b;
-	} places[] = { { "same", 0, 0 }, { "split", 0, 1 }, { "none", -1, -1 } };
+	} places[] = { { "same", cpu[0], cpu[0] }, { "split", cpu[0], cpu[1] }, { "none", -1, -1 } };
 	char img[] = "/tmp/apfvm-bench-XXXXXX", spec[64];
 	struct apf_err e;
 
@@ -227,6 +235,16 @@ int main(int argc, char **argv)
 		}
 		for (size_t pl = 0; pl < sizeof(places) / sizeof(places[0]); pl++) {
 			double r[64];
+			if (places[pl].a != places[pl].b && places[pl].b < 0) {
+				printf("%-6s %-6s (skipped: this process may use one CPU only)\n",
+				       path ? "vm" : "host", places[pl].name);
+				continue;
+			}
+			if (places[pl].name[0] == 's' && places[pl].a < 0) {
+				printf("%-6s %-6s (skipped: cannot read this process's CPU set)\n",
+				       path ? "vm" : "host", places[pl].name);
+				continue;
+			}
 			for (unsigned i = 0; i < reps && i < 64; i++)
 				r[i] = path ? vm_rate(spec, size, places[pl].a, places[pl].b)
 					    : host_rate(spec, size, places[pl].a, places[pl].b);

@@ -5,19 +5,19 @@
  *
  *  - VM setup: HLT exits disabled before vCPUs exist (so KVM never takes
  *    its own async path), KVM_CAP_EXCEPTION_PAYLOAD (a pending #PF carries
- *    CR2 = token), and the three async-PF MSRs filtered to userspace
+ *    CR2 = token), and the enable and vector MSRs filtered to userspace
  *    (KVM_EXIT_X86_WRMSR/RDMSR) so the guest's own WRMSRs tell the VMM the
- *    area, the vector and each ACK;
+ *    area and the vector (the ACK stays with KVM: no exit out per fault);
  *  - pager hooks: each fault names its thread (UFFD_FEATURE_THREAD_ID); a
  *    fault by a vCPU thread goes to the core, which may kick that vCPU out
  *    of its blocked fault; each installed page goes to the core, which
- *    raises page-ready (area.token, then KVM_SIGNAL_MSI);
+ *    raises page-ready (area.token, then KVM_SIGNAL_MSI) once the guest
+ *    has cleared the token of the one before, retrying from the pager
+ *    thread while one waits;
  *  - vCPU loop: after a kick (KVM_RUN = -EINTR, RIP still at the faulting
  *    instruction) the guest state from KVM_CAP_SYNC_REGS tells the core
  *    whether the guest can take a not-present; if so, the #PF is set
- *    pending through the synced events.  At the guest's ACK of a
- *    page-ready, the page is mapped into the guest (KVM_PRE_FAULT_MEMORY,
- *    where KVM offers it) before the woken task retries.
+ *    pending through the synced events.
  */
 #ifndef APFVM_APF_USER_H
 #define APFVM_APF_USER_H
