@@ -26,7 +26,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 	-Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
 
 # ---- sources -----------------------------------------------------------
-LIB_SRCS := $(wildcard src/util/*.c src/platform/*.c src/image/*.c src/source/*.c src/pager/*.c src/apf/*.c src/vmm/*.c)
+LIB_SRCS := $(wildcard src/util/*.c src/platform/*.c src/image/*.c src/source/*.c src/pager/*.c src/apf/*.c src/linux/*.c src/vmm/*.c)
 CLI_SRCS := src/cli/options.c src/cli/bench.c
 MAIN_SRC := src/cli/main.c
 GUEST_KSRCS := $(wildcard guest/kernel/*.c) $(wildcard guest/kernel/*.S)
@@ -132,7 +132,7 @@ FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointe
 FUZZ_SECONDS ?= 300
 FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRCS) $(CLI_SRCS))
 FUZZ_LIB_OBJS := $(FUZZ_OBJS) $(BUILD)/host/guest_blob.o
-FUZZ_TARGETS := $(BUILD)/fuzz_guest_input $(BUILD)/fuzz_options $(BUILD)/fuzz_image_header
+FUZZ_TARGETS := $(BUILD)/fuzz_guest_input $(BUILD)/fuzz_options $(BUILD)/fuzz_image_header $(BUILD)/fuzz_bzimage
 
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
