@@ -110,6 +110,8 @@ _Static_assert(sizeof(struct apf_fatal) == 64, "apf_fatal layout");
 #define KVM_FEATURE_ASYNC_PF       4
 #define KVM_FEATURE_ASYNC_PF_VMEXIT 10
 #define KVM_FEATURE_ASYNC_PF_INT   14
+#define KVM_FEATURE_CLOCKSOURCE2   3  /* kvmclock, answered by KVM itself */
+#define KVM_FEATURE_CLOCKSOURCE_STABLE_BIT 24
 
 #define MSR_KVM_ASYNC_PF_EN        0x4b564d02u
 #define MSR_KVM_ASYNC_PF_INT       0x4b564d06u

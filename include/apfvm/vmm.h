@@ -36,6 +36,13 @@ struct apfvm_config {
 	const void *guest_elf;      /* guest kernel image (ELF), in memory */
 	size_t guest_elf_len;
 	const char *guest_name;     /* for messages */
+	/* Instead of the reference guest: an unmodified Linux bzImage (and an
+	 * initrd, or NULL), in memory.  Its console (COM1) goes to `console`;
+	 * the run ends when it resets (Linux's `reboot=k`). */
+	const void *linux_kernel;
+	size_t linux_kernel_len;
+	const void *linux_initrd;
+	size_t linux_initrd_len;
 	uint64_t mem_size;          /* resident bytes */
 	uint64_t lazy_size;         /* lazy region bytes (multiple of 2 MiB) */
 	const char *source;         /* "zero" or "file:PATH" */

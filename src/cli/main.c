@@ -74,7 +74,7 @@ static int cmd_run(int argc, char **argv)
 	struct run_options o;
 	struct apfvm_stats st;
 	struct apf_err e = { "" };
-	void *elf = NULL;
+	void *elf = NULL, *kernel = NULL, *initrd = NULL;
 	int rc;
 
 	if (options_parse_run(argc, argv, &o, &e)) {
@@ -95,6 +95,21 @@ static int cmd_run(int argc, char **argv)
 		o.cfg.guest_elf = elf;
 		o.cfg.guest_name = o.guest_path;
 	}
+	if (o.kernel_path) {
+		rc = read_file(o.kernel_path, &kernel, &o.cfg.linux_kernel_len);
+		if (!rc && o.initrd_path)
+			rc = read_file(o.initrd_path, &initrd, &o.cfg.linux_initrd_len);
+		if (rc) {
+			const char *path = kernel && o.initrd_path ? o.initrd_path : o.kernel_path;
+			fprintf(stderr, "apfvm run: cannot read '%s': %s\n", path,
+				rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc));
+			free(kernel);
+			return 2;
+		}
+		o.cfg.linux_kernel = kernel;
+		o.cfg.linux_initrd = initrd;
+		o.cfg.console = stdout; /* the Linux console is the run's output */
+	}
 	if (o.verbose)
 		o.cfg.console = stderr;
 	const char *caveat = o.cfg.apf == APFVM_APF_USER ? platform_apf_user_caveat() : NULL;
@@ -102,6 +117,8 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "apfvm run: warning: %s\n", caveat);
 	rc = apfvm_run(&o.cfg, &st, &e);
 	free(elf);
+	free(kernel);
+	free(initrd);
 	if (!o.quiet && (rc == 0 || st.ntasks))
 		apfvm_stats_print(stdout, &st);
 	if (rc) {

@@ -17,6 +17,9 @@ const char options_run_usage[] =
 	"\n"
 	"Memory and paging:\n"
 	"  --guest ELF           guest kernel (default: the built-in reference guest)\n"
+	"  --kernel BZIMAGE      boot an unmodified Linux bzImage instead (console: COM1 on\n"
+	"                        stdout; the run ends when Linux reboots)\n"
+	"  --initrd FILE         its initramfs\n"
 	"  --mem SIZE            resident guest memory, 16M..2G (default 64M)\n"
 	"  --lazy SIZE           lazy region served on demand, multiple of 2M (default 0)\n"
 	"  --source SPEC         page source: zero | file:PATH (default zero)\n"
@@ -169,7 +172,7 @@ bad:
 }
 
 enum {
-	OPT_GUEST = 256, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
+	OPT_GUEST = 256, OPT_KERNEL, OPT_INITRD, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
 };
@@ -209,6 +212,8 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 {
 	static const struct option longopts[] = {
 		{ "guest", required_argument, NULL, OPT_GUEST },
+		{ "kernel", required_argument, NULL, OPT_KERNEL },
+		{ "initrd", required_argument, NULL, OPT_INITRD },
 		{ "mem", required_argument, NULL, OPT_MEM },
 		{ "lazy", required_argument, NULL, OPT_LAZY },
 		{ "source", required_argument, NULL, OPT_SOURCE },
@@ -246,6 +251,12 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
 		switch (opt) {
+		case OPT_KERNEL:
+			o->kernel_path = optarg;
+			break;
+		case OPT_INITRD:
+			o->initrd_path = optarg;
+			break;
 		case OPT_GUEST:
 			o->guest_path = optarg;
 			break;
@@ -360,6 +371,10 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	if (optind < argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm run --help')",
 				argv[optind]);
+	if (o->kernel_path && o->guest_path)
+		return apf_fail(e, -EINVAL, "--kernel and --guest exclude each other (one guest per run)");
+	if (o->initrd_path && !o->kernel_path)
+		return apf_fail(e, -EINVAL, "--initrd needs --kernel");
 	return 0;
 }
 

@@ -15,6 +15,8 @@
 struct run_options {
 	struct apfvm_config cfg;
 	const char *guest_path;  /* NULL: the built-in guest */
+	const char *kernel_path; /* a Linux bzImage instead, or NULL */
+	const char *initrd_path; /* its initrd, or NULL */
 	const char *stats_json;  /* NULL: none */
 	bool verbose;            /* echo the guest console */
 	bool quiet;              /* no summary */

@@ -45,6 +45,11 @@ int vm_create(struct vm *vm, struct guest_mem *gm, const struct vm_options *opt,
 	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return apf_fail(e, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	if (opt->pc_legacy) {
+		struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+		if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+			return apf_fail(e, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+	}
 
 	memset(&slot, 0, sizeof(slot));
 	slot.slot = 0;
@@ -101,6 +106,11 @@ static int setup_cpuid(struct vm *vm, struct vcpu *v, const struct vm_options *o
 		rc = apf_fail(e, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 		goto out;
 	}
+	/* "Running under a hypervisor" (leaf 1, ECX bit 31): Linux looks for
+	 * the hypervisor leaves only then. */
+	l = find_leaf(c, 1);
+	if (l)
+		l->ecx |= 1u << 31;
 	/* The hypervisor leaves: KVM's signature, exactly the features the
 	 * VMM implements, and the TSC frequency (CPUID 0x15 is empty here). */
 	l = add_leaf(c, CAP, KVM_CPUID_SIGNATURE);
@@ -159,9 +169,27 @@ static int setup_regs(struct vcpu *v, uint64_t rip, uint64_t pml4, uint64_t arg,
 	memset(&r, 0, sizeof(r));
 	r.rip = rip;
 	r.rdi = arg;
+	r.rsi = arg;
 	r.rflags = 0x2;
 	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
 		return apf_fail(e, -errno, "KVM_SET_REGS: %s", strerror(errno));
+	return 0;
+}
+
+/* LINT0 = ExtINT, LINT1 = NMI: the PIC's interrupts reach the CPU (the
+ * "virtual wire" of a PC without an I/O APIC description). */
+static int setup_lint(struct vcpu *v, struct apf_err *e)
+{
+	struct kvm_lapic_state s;
+	enum { LVT_LINT0 = 0x350, LVT_LINT1 = 0x360, MODE_EXTINT = 0x700, MODE_NMI = 0x400 };
+
+	if (ioctl(v->fd, KVM_GET_LAPIC, &s) < 0)
+		return apf_fail(e, -errno, "KVM_GET_LAPIC: %s", strerror(errno));
+	uint32_t lint0 = MODE_EXTINT, lint1 = MODE_NMI;
+	memcpy(s.regs + LVT_LINT0, &lint0, 4);
+	memcpy(s.regs + LVT_LINT1, &lint1, 4);
+	if (ioctl(v->fd, KVM_SET_LAPIC, &s) < 0)
+		return apf_fail(e, -errno, "KVM_SET_LAPIC: %s", strerror(errno));
 	return 0;
 }
 
@@ -216,6 +244,8 @@ int vm_add_vcpu(struct vm *vm, const struct vm_options *opt, uint64_t rip, uint6
 	}
 	v->tsc_offset = read_tsc_offset(v);
 	int rc = setup_cpuid(vm, v, opt, e);
+	if (!rc && opt->pc_legacy)
+		rc = setup_lint(v, e);
 	return rc ? rc : setup_regs(v, rip, pml4, arg, e);
 }
 

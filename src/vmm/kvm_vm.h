@@ -49,6 +49,10 @@ struct vcpu {
 struct vm_options {
 	bool disable_hlt_exits; /* KVM_CAP_X86_DISABLE_EXITS(HLT), before vCPUs */
 	uint32_t kvm_features;  /* CPUID 0x40000001.EAX advertised to the guest */
+	/* A PC's legacy timer and interrupt wiring (a Linux guest): the
+	 * in-kernel PIT, and LINT0 as ExtINT / LINT1 as NMI so the PIC's
+	 * interrupts reach the CPU without an I/O APIC description. */
+	bool pc_legacy;
 };
 
 struct vm {
@@ -66,7 +70,8 @@ int vm_create(struct vm *vm, struct guest_mem *gm, const struct vm_options *opt,
 	      struct apf_err *e);
 
 /* Creates vCPU `id` entering 64-bit mode at rip with cr3 = pml4 and
- * rdi = arg (the boot-info GPA).  The guest sets its own stack. */
+ * rdi = rsi = arg (the reference guest's boot info takes RDI, Linux's zero
+ * page RSI).  The guest sets its own stack. */
 int vm_add_vcpu(struct vm *vm, const struct vm_options *opt, uint64_t rip, uint64_t pml4,
 		uint64_t arg, struct apf_err *e);
 

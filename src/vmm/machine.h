@@ -18,9 +18,12 @@
 
 #include "apfvm/abi.h"
 #include "guest_mem.h"
+#include "paging.h"
+#include "apfvm/vmm.h"
 #include "kvm_vm.h"
 #include "apf/apf_core.h"
 #include "pager/pager.h"
+#include "linux/pc_devices.h"
 
 /* What the guest told the host, and how the run ended. */
 struct guest_report {
@@ -63,6 +66,15 @@ struct machine {
 	atomic_bool stop;
 	pthread_cond_t stopped; /* signalled (report_lock) when stop is set */
 	FILE *console;      /* guest console echo, or NULL */
+	/* The guest kind's port I/O: the reference guest's hypercall port, or
+	 * a Linux guest's PC devices (`pc`, NULL otherwise). */
+	void (*port_io)(struct machine *m, struct vcpu *v);
+	struct pc_devices *pc;
+	/* The reference guest: its memory layout, and the boot info written
+	 * once the vCPU exists (NULL for other kinds). */
+	struct guest_layout layout;
+	void (*boot_info)(struct machine *m, const struct apfvm_config *c);
+	char kernel_version[64]; /* a Linux guest's, from its image */
 };
 
 /* The machine a vCPU belongs to. */

@@ -14,6 +14,7 @@
 #include "apf_user.h"
 #include "apfvm/vmm.h"
 #include "elf_loader.h"
+#include "guest_linux.h"
 #include "kvm_stats.h"
 #include "run_stats.h"
 #include "machine.h"
@@ -142,9 +143,9 @@ static int open_source(struct machine *m, const struct apfvm_config *c, struct a
 	return 0;
 }
 
-static void write_boot_info(struct machine *m, const struct apfvm_config *c,
-			    const struct guest_layout *l)
+static void write_boot_info(struct machine *m, const struct apfvm_config *c)
 {
+	const struct guest_layout *l = &m->layout;
 	struct apf_boot_info *bi = gmem_ptr(&m->gm, APF_BOOT_INFO_GPA, sizeof(*bi));
 
 	if (c->trace) {
@@ -226,11 +227,31 @@ static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
 	pthread_join(v->thread, NULL);
 }
 
+/* The reference guest kind: its ELF, page tables and boot info; its port
+ * I/O is the hypercall port. */
+static int load_reference_guest(struct machine *m, const struct apfvm_config *c, uint64_t *rip,
+				uint64_t *pml4, uint64_t *arg, struct apf_err *e)
+{
+	struct elf_image img;
+	int rc = elf_load(&m->gm, c->guest_elf, c->guest_elf_len, c->guest_name, c->mem_size / 2,
+			  &img, e);
+	if (rc)
+		return rc;
+	rc = paging_build(&m->gm, &img, &m->layout, e);
+	if (rc)
+		return rc;
+	m->port_io = vcpu_hcall_port_io;
+	m->boot_info = write_boot_info; /* needs the vCPU's TSC rate */
+	*rip = img.entry;
+	*pml4 = m->layout.pml4;
+	*arg = APF_BOOT_INFO_GPA;
+	return 0;
+}
+
 static int build(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
-	struct vm_options opt = { 0 };
-	struct elf_image img;
-	struct guest_layout layout;
+	struct vm_options opt = { .pc_legacy = c->linux_kernel != NULL };
+	uint64_t rip, pml4, arg;
 	int rc;
 
 	switch (c->apf) {
@@ -251,6 +272,11 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		opt.kvm_features = 1u << KVM_FEATURE_ASYNC_PF | 1u << KVM_FEATURE_ASYNC_PF_INT;
 		break;
 	}
+	/* Linux: the TSC rate and a clock from KVM's own kvmclock (emulated
+	 * hosts are too slow for its PIT calibration). */
+	if (opt.pc_legacy)
+		opt.kvm_features |= 1u << KVM_FEATURE_CLOCKSOURCE2 |
+				    1u << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT;
 	if (c->lazy_size) {
 		rc = open_source(m, c, e);
 		if (rc)
@@ -259,11 +285,8 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 	rc = gmem_init(&m->gm, c->mem_size, c->lazy_size, e);
 	if (rc)
 		return rc;
-	rc = elf_load(&m->gm, c->guest_elf, c->guest_elf_len, c->guest_name,
-		      c->mem_size / 2, &img, e);
-	if (rc)
-		return rc;
-	rc = paging_build(&m->gm, &img, &layout, e);
+	rc = c->linux_kernel ? guest_linux_load(m, c, &rip, &pml4, &arg, e)
+			     : load_reference_guest(m, c, &rip, &pml4, &arg, e);
 	if (rc)
 		return rc;
 	rc = vm_create(&m->vm, &m->gm, &opt, e);
@@ -274,7 +297,7 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		if (rc)
 			return rc;
 	}
-	rc = vm_add_vcpu(&m->vm, &opt, img.entry, layout.pml4, APF_BOOT_INFO_GPA, e);
+	rc = vm_add_vcpu(&m->vm, &opt, rip, pml4, arg, e);
 	if (rc)
 		return rc;
 	if (c->apf == APFVM_APF_USER) {
@@ -286,7 +309,8 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		m->pager_hooks.ctx = m;
 	}
 	m->vm.vcpus[0].cpu = c->vcpu_cpu;
-	write_boot_info(m, c, &layout);
+	if (m->boot_info)
+		m->boot_info(m, c);
 	if (c->lazy_size) {
 		struct pager_config pc = {
 			.host_base = m->gm.lazy,
@@ -331,7 +355,7 @@ static int verdict(struct machine *m, const struct apfvm_config *c, struct apf_e
 	if (r->status)
 		return apf_fail(e, -EIO, "the guest finished with status %llu",
 				(unsigned long long)r->status);
-	if (r->nresults != c->ntasks)
+	if (!c->linux_kernel && r->nresults != c->ntasks)
 		return apf_fail(e, -EIO, "the guest reported %u task results, expected %u",
 				r->nresults, c->ntasks);
 	return 0;
@@ -406,6 +430,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	}
 	vm_destroy(&m->vm);
 	gmem_destroy(&m->gm);
+	free(m->pc);
 	if (!m->source_borrowed)
 		source_close(m->source);
 	pthread_cond_destroy(&m->stopped);

@@ -177,7 +177,7 @@ static void fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
 		     (unsigned long long)s.cr3);
 }
 
-static void handle_io(struct machine *m, struct vcpu *v)
+void vcpu_hcall_port_io(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
@@ -202,7 +202,7 @@ static void handle_exit(struct machine *m, struct vcpu *v)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		handle_io(m, v);
+		m->port_io(m, v);
 		break;
 	case KVM_EXIT_X86_RDMSR:
 	case KVM_EXIT_X86_WRMSR:

@@ -1,0 +1,52 @@
+#include "guest_linux.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linux/linux_guest.h"
+
+static void linux_port_io(struct machine *m, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+
+	(void)v;
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+		pc_devices_io(m->pc, run->io.port, out, run->io.size, data);
+	if (m->pc->reset) {
+		pthread_mutex_lock(&m->report_lock);
+		m->report.done = true;
+		m->report.status = 0;
+		pthread_mutex_unlock(&m->report_lock);
+		machine_stop(m);
+	}
+}
+
+int guest_linux_load(struct machine *m, const struct apfvm_config *c, uint64_t *rip,
+		     uint64_t *pml4, uint64_t *arg, struct apf_err *e)
+{
+	char cmdline[sizeof(GUEST_LINUX_BASE_CMDLINE) + APF_CMDLINE_MAX + 1];
+	struct linux_entry entry;
+
+	snprintf(cmdline, sizeof(cmdline), "%s%s%s", GUEST_LINUX_BASE_CMDLINE,
+		 c->cmdline[0] ? " " : "", c->cmdline);
+	struct linux_boot b = { .kernel = c->linux_kernel, .kernel_len = c->linux_kernel_len,
+				.initrd = c->linux_initrd, .initrd_len = c->linux_initrd_len,
+				.cmdline = cmdline };
+	int rc = linux_guest_load(&m->gm, &b, &entry, e);
+	if (rc)
+		return rc;
+	m->pc = calloc(1, sizeof(*m->pc));
+	if (!m->pc)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	m->pc->console = m->console;
+	m->port_io = linux_port_io;
+	memcpy(m->kernel_version, entry.kernel_version, sizeof(m->kernel_version));
+	*rip = entry.rip;
+	*pml4 = entry.pml4;
+	*arg = entry.zero_page;
+	return 0;
+}

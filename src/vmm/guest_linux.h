@@ -1,0 +1,21 @@
+/*
+ * guest_linux: the Linux guest kind in the VMM.  Loads an unmodified
+ * bzImage (src/linux/linux_guest.h) and serves its port I/O with the PC
+ * devices (src/linux/pc_devices.h); the guest's reset ends the run.
+ */
+#ifndef APFVM_GUEST_LINUX_H
+#define APFVM_GUEST_LINUX_H
+
+#include "apfvm/vmm.h"
+#include "machine.h"
+
+/* What every Linux command line starts with: the console on COM1, reset
+ * through the keyboard controller (the run's end), a panic resets. */
+#define GUEST_LINUX_BASE_CMDLINE "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd"
+
+/* Loads c->linux_kernel (and initrd) into m's resident memory and sets up
+ * m->pc and m->port_io.  Returns the vCPU's entry: RIP, CR3, RSI. */
+int guest_linux_load(struct machine *m, const struct apfvm_config *c, uint64_t *rip,
+		     uint64_t *pml4, uint64_t *arg, struct apf_err *e);
+
+#endif
