@@ -13,7 +13,6 @@ static void linux_port_io(struct machine *m, struct vcpu *v)
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 
-	(void)v;
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
 		pc_devices_io(m->pc, run->io.port, out, run->io.size, data);
 	if (m->pc->reset) {

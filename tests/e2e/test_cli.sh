@@ -90,6 +90,12 @@ expect_error image_fifo "cannot open image.*not a regular file" \
 	$APFVM run --lazy 2M --workload scan:1 --source file:"$tmp/fifo"
 expect_error guest_fifo "cannot read guest.*not a regular file" $APFVM run --guest "$tmp/fifo"
 expect_error flag_with_value "option '--populate' takes no value" $APFVM run --populate=1
+# --kernel: the file is checked before any KVM work.
+expect_error kernel_not_a_bzimage "not a Linux bzImage" $APFVM run --kernel "$tmp/img"
+expect_error kernel_missing "cannot read '$tmp/none'" $APFVM run --kernel "$tmp/none"
+expect_error kernel_and_guest "--kernel and --guest exclude each other" \
+	$APFVM run --kernel "$tmp/img" --guest "$tmp/img"
+expect_error initrd_without_kernel "--initrd needs --kernel" $APFVM run --initrd "$tmp/img"
 
 # --- real runs -------------------------------------------------------
 if [ $have_kvm -eq 0 ]; then
