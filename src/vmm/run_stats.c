@@ -50,6 +50,28 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 	st->latency_max_ns = c->latency_max_ns;
 	st->tsc_khz = m->vm.tsc_khz;
 	st->lazy_pages = c->lazy_size / APF_PAGE_SIZE;
+	/* The host side's counters: without a lazy region too (a guest that
+	 * enables async PF with nothing to fault on still gets its wake-all).
+	 * Not while an abandoned pager thread may still call into the core. */
+	if (m->core && !(m->pager_ready && m->pager.abandoned)) {
+		const struct apf_core_stats *cs = &m->core->stats;
+		st->faults_async = cs->decisions[APF_ASYNC];
+		st->sync_policy = cs->decisions[APF_SYNC_POLICY];
+		st->sync_cannot_deliver = cs->decisions[APF_SYNC_CANNOT_DELIVER];
+		st->sync_cap = cs->decisions[APF_SYNC_CAP];
+		st->repeat_waits = cs->decisions[APF_SYNC_REPEAT];
+		st->sync_disabled = cs->decisions[APF_SYNC_DISABLED];
+		st->sync_raced = cs->decisions[APF_SYNC_RACED];
+		st->apf_threshold_ns = m->core->threshold_ns;
+		st->host_not_present = cs->not_present;
+		st->host_ready = cs->ready;
+		st->host_wake_all = cs->wake_all;
+		st->host_ready_retries = cs->retries;
+		st->host_acks = cs->acks;
+		st->host_gp = cs->gp_injected;
+		st->host_dropped = cs->dropped;
+		st->host_outstanding_max = cs->outstanding_max;
+	}
 	if (m->pager_ready && !m->pager.abandoned) { /* else its thread may still write them */
 		st->pages_fetched = ps->pages_fetched;
 		st->bytes_fetched = ps->bytes_fetched;
@@ -57,29 +79,11 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 		st->faults_failed = ps->faults_failed;
 		st->faults_total = ps->faults_total;
 		/* In kernel mode only the guest sees which faults went async. */
-		st->faults_async = c->apf == APFVM_APF_KERNEL ? m->report.apf.not_present : 0;
+		if (c->apf == APFVM_APF_KERNEL)
+			st->faults_async = m->report.apf.not_present;
 		st->faults_spurious = ps->faults_spurious;
 		st->fault_us_p50 = ps->fault_us_p50;
 		st->fault_us_p99 = ps->fault_us_p99;
-		if (m->core) {
-			const struct apf_core_stats *cs = &m->core->stats;
-			st->faults_async = cs->decisions[APF_ASYNC];
-			st->sync_policy = cs->decisions[APF_SYNC_POLICY];
-			st->sync_cannot_deliver = cs->decisions[APF_SYNC_CANNOT_DELIVER];
-			st->sync_cap = cs->decisions[APF_SYNC_CAP];
-			st->repeat_waits = cs->decisions[APF_SYNC_REPEAT];
-			st->sync_disabled = cs->decisions[APF_SYNC_DISABLED];
-			st->sync_raced = cs->decisions[APF_SYNC_RACED];
-			st->apf_threshold_ns = m->core->threshold_ns;
-			st->host_not_present = cs->not_present;
-			st->host_ready = cs->ready;
-			st->host_wake_all = cs->wake_all;
-			st->host_ready_retries = cs->retries;
-			st->host_acks = cs->acks;
-			st->host_gp = cs->gp_injected;
-			st->host_dropped = cs->dropped;
-			st->host_outstanding_max = cs->outstanding_max;
-		}
 		st->faults_sync = ps->faults_total > st->faults_async
 					  ? ps->faults_total - st->faults_async
 					  : 0;

@@ -253,7 +253,26 @@ TEST(async_fault_on_a_page_that_cannot_be_fetched_ends_the_run)
 	CHECK(st.faults_async > 200); /* the scan's faults went async */
 }
 
-TEST_MAIN(T(embedder_chooses_the_kick_signal), T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
+/* The host side's counters are reported without a lazy region too: the
+ * guest enables async PF and gets its wake-all even with nothing to fault
+ * on (they used to be collected only with a pager, so a guest's enabling
+ * went unseen: all zeros, the threshold too). */
+TEST(host_counters_without_a_lazy_region)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
+
+	REQUIRE_KVM();
+	config(&c, 0, 0, 0, 0);
+	c.duration_ns = 50000000;
+	REQUIRE(run_ok(&c, &st));
+	CHECK_EQ_U(st.host_wake_all, 1);
+	CHECK_EQ_U(st.host_gp, 0);
+	CHECK(st.apf_threshold_ns > 0); /* reported, not left 0 */
+	CHECK_EQ_U(st.faults_total, 0);
+}
+
+TEST_MAIN(T(embedder_chooses_the_kick_signal), T(host_counters_without_a_lazy_region), T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
 	  T(out_of_order_completions_with_three_scanners), T(fast_source_stays_synchronous),
 	  T(threshold_above_the_latency_keeps_faults_synchronous),
 	  T(guest_without_async_pf_is_served_synchronously),
