@@ -76,9 +76,15 @@ $(BUILD)/tsan/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC [tsan] $<"
 	$(Q)$(CC) $(HOST_CFLAGS) $(TSAN_FLAGS) -c $< -o $@
-$(BUILD)/host/guest_blob.o: src/vmm/guest_blob.S $(GUEST_ELF)
+# The Linux guest's built-in /init: a static host program.
+LINUX_INIT := $(BUILD)/linux/init
+$(LINUX_INIT): guest/linux/init.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -c -DGUEST_ELF='"$(GUEST_ELF)"' $< -o $@
+	@echo "  CC [linux init] $<"
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -Os -Wall -Wextra -Werror -static -s $< -o $@
+$(BUILD)/host/guest_blob.o: src/vmm/guest_blob.S $(GUEST_ELF) $(LINUX_INIT)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -c -DGUEST_ELF='"$(GUEST_ELF)"' -DLINUX_INIT='"$(LINUX_INIT)"' $< -o $@
 $(BUILD)/asan/guest_blob.o $(BUILD)/tsan/guest_blob.o: $(BUILD)/host/guest_blob.o
 	@mkdir -p $(dir $@)
 	$(Q)cp $< $@

@@ -11,9 +11,20 @@ enum {
 	MCR_LOOP = 0x10,
 	LSR_THRE_TEMT = 0x60,
 	IIR_NONE = 0x01,
+	IIR_THRE = 0x02,
+	IER_THRI = 0x02,
 	IIR_FIFO = 0xc0,
 	FCR_ENABLE = 0x01,
 };
+
+/* IRQ 4 follows "THRE interrupt enabled and pending". */
+static void uart_update_irq(struct pc_devices *d)
+{
+	bool level = (d->ier & IER_THRI) && d->thre_pending;
+	if (level != d->irq_level && d->irq)
+		d->irq(d->irq_ctx, PC_COM1_IRQ, level);
+	d->irq_level = level;
+}
 
 static void uart_out(struct pc_devices *d, unsigned reg, uint8_t v)
 {
@@ -33,12 +44,18 @@ static void uart_out(struct pc_devices *d, unsigned reg, uint8_t v)
 				fflush(d->console);
 			d->console_bytes++;
 		}
+		if (!(d->lcr & LCR_DLAB))
+			d->thre_pending = true; /* sent at once: empty again */
 		break;
 	case 1:
-		if (d->lcr & LCR_DLAB)
+		if (d->lcr & LCR_DLAB) {
 			d->dlm = v;
-		else
+		} else {
+			/* Enabling it while the transmitter is empty raises it. */
+			if ((v & IER_THRI) && !(d->ier & IER_THRI))
+				d->thre_pending = true;
 			d->ier = v & 0x0f;
+		}
 		break;
 	case 2:
 		d->fifo = v & FCR_ENABLE;
@@ -65,6 +82,10 @@ static uint8_t uart_in(struct pc_devices *d, unsigned reg)
 	case 1:
 		return d->lcr & LCR_DLAB ? d->dlm : d->ier;
 	case 2:
+		if ((d->ier & IER_THRI) && d->thre_pending) {
+			d->thre_pending = false; /* reading IIR acknowledges it */
+			return (uint8_t)((d->fifo ? IIR_FIFO : 0) | IIR_THRE);
+		}
 		return (uint8_t)((d->fifo ? IIR_FIFO : 0) | IIR_NONE);
 	case 3:
 		return d->lcr;
@@ -89,6 +110,7 @@ void pc_devices_io(struct pc_devices *d, uint16_t port, bool out, unsigned size,
 			uart_out(d, port - COM1, data[0]);
 		else
 			data[0] = uart_in(d, port - COM1);
+		uart_update_irq(d);
 		return;
 	}
 	if ((port == I8042_DATA || port == I8042_CMD) && size == 1) {

@@ -1,6 +1,6 @@
 /* The built-in reference guest kernel, embedded so `apfvm run` needs no
- * other file.  GUEST_ELF is the path of the linked guest, set by the
- * Makefile. */
+ * other file, and the Linux guest's built-in /init.  GUEST_ELF and
+ * LINUX_INIT are their paths, set by the Makefile. */
 	.section .rodata
 	.globl apfvm_builtin_guest
 	.align 64
@@ -11,5 +11,15 @@ apfvm_builtin_guest_end:
 	.align 8
 apfvm_builtin_guest_len:
 	.quad apfvm_builtin_guest_end - apfvm_builtin_guest
+
+	.globl apfvm_linux_init
+	.align 64
+apfvm_linux_init:
+	.incbin LINUX_INIT
+apfvm_linux_init_end:
+	.globl apfvm_linux_init_len
+	.align 8
+apfvm_linux_init_len:
+	.quad apfvm_linux_init_end - apfvm_linux_init
 
 	.section .note.GNU-stack, "", @progbits

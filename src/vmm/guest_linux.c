@@ -4,8 +4,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
+#include "linux/initramfs.h"
 #include "linux/linux_guest.h"
+
+/* The built-in /init (guest/linux/init.c), embedded by guest_blob.S. */
+extern const unsigned char apfvm_linux_init[];
+extern const uint64_t apfvm_linux_init_len;
+
+static void set_irq_line(void *ctx, unsigned line, bool level)
+{
+	struct machine *m = ctx;
+	struct kvm_irq_level l = { .irq = line, .level = level };
+	if (ioctl(m->vm.vm_fd, KVM_IRQ_LINE, &l) < 0)
+		machine_fail(m, "KVM_IRQ_LINE %u: %s", line, strerror(errno));
+}
 
 static void linux_port_io(struct machine *m, struct vcpu *v)
 {
@@ -35,13 +49,26 @@ int guest_linux_load(struct machine *m, const struct apfvm_config *c, uint64_t *
 	struct linux_boot b = { .kernel = c->linux_kernel, .kernel_len = c->linux_kernel_len,
 				.initrd = c->linux_initrd, .initrd_len = c->linux_initrd_len,
 				.cmdline = cmdline };
-	int rc = linux_guest_load(&m->gm, &b, &entry, e);
+	uint8_t *builtin = NULL; /* no --initrd: apfvm's own */
+	size_t builtin_len = 0;
+	if (!b.initrd) {
+		int rc = initramfs_build(apfvm_linux_init, apfvm_linux_init_len, &builtin,
+					 &builtin_len, e);
+		if (rc)
+			return rc;
+		b.initrd = builtin;
+		b.initrd_len = builtin_len;
+	}
+	int rc = linux_guest_load(&m->gm, &b, &entry, e); /* copies the initrd in */
+	free(builtin);
 	if (rc)
 		return rc;
 	m->pc = calloc(1, sizeof(*m->pc));
 	if (!m->pc)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	m->pc->console = m->console;
+	m->pc->irq = set_irq_line;
+	m->pc->irq_ctx = m;
 	m->port_io = linux_port_io;
 	memcpy(m->kernel_version, entry.kernel_version, sizeof(m->kernel_version));
 	*rip = entry.rip;

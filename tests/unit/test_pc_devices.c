@@ -75,5 +75,39 @@ TEST(i8042_reset_ends_the_run_and_absent_ports_read_all_ones)
 	CHECK(w[0] == 0xff && w[1] == 0xff);
 }
 
+static int levels[8], nlevels;
+
+static void record_irq(void *ctx, unsigned line, bool level)
+{
+	(void)ctx;
+	CHECK_EQ_U(line, PC_COM1_IRQ);
+	if (nlevels < 8)
+		levels[nlevels++] = level;
+}
+
+/* The transmitter-empty interrupt, as Linux's tty layer uses it: raised
+ * when enabled with the transmitter empty, acknowledged by reading IIR,
+ * raised again by each byte sent, dropped when disabled. */
+TEST(uart_raises_the_transmitter_empty_interrupt)
+{
+	struct pc_devices d;
+	memset(&d, 0, sizeof(d));
+	d.irq = record_irq;
+	nlevels = 0;
+	out8(&d, 0x3f9, 0x02);                  /* IER.THRI */
+	REQUIRE(nlevels == 1);
+	CHECK_EQ_U(levels[0], 1);
+	CHECK_EQ_U(in8(&d, 0x3fa) & 0x0f, 0x02); /* IIR: THRE, acknowledged */
+	CHECK_EQ_U(levels[1], 0);
+	CHECK_EQ_U(in8(&d, 0x3fa) & 0x0f, 0x01); /* nothing pending now */
+	out8(&d, 0x3f8, 'a');                   /* a byte sent: empty again */
+	CHECK_EQ_U(levels[2], 1);
+	out8(&d, 0x3f9, 0x00);                  /* disabled: line drops */
+	CHECK_EQ_U(levels[3], 0);
+	out8(&d, 0x3f8, 'b');                   /* not enabled: no interrupt */
+	CHECK_EQ_U(nlevels, 4);
+}
+
 TEST_MAIN(T(uart_answers_linux_8250_probe_as_a_16550a), T(uart_output_reaches_the_console_escaped),
+	  T(uart_raises_the_transmitter_empty_interrupt),
 	  T(i8042_reset_ends_the_run_and_absent_ports_read_all_ones))

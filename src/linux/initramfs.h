@@ -1,0 +1,29 @@
+/*
+ * initramfs: the archive an unmodified Linux guest unpacks as its root
+ * when apfvm supplies it (no `--initrd`): the "newc" cpio format of
+ * Linux's Documentation/driver-api/early-userspace/buffer-format.rst,
+ * with /dev/console (so /init has a console), /dev, /proc, /sys and /init.
+ */
+#ifndef APFVM_INITRAMFS_H
+#define APFVM_INITRAMFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* One newc entry appended at *off in buf (cap bytes): header, name, data,
+ * each padded to 4 bytes.  mode has the file type bits (S_IFDIR, S_IFREG,
+ * S_IFCHR); rdev_* are a device's numbers.  -ENOSPC if it does not fit. */
+int cpio_add(uint8_t *buf, size_t cap, size_t *off, const char *name, uint32_t mode,
+	     uint32_t rdev_major, uint32_t rdev_minor, const void *data, size_t len);
+
+/* The closing "TRAILER!!!" entry. */
+int cpio_trailer(uint8_t *buf, size_t cap, size_t *off);
+
+/* Builds the built-in initramfs around `init` (a static program, len
+ * bytes) in a new buffer (free() it).  0 or -ENOMEM. */
+int initramfs_build(const void *init, size_t len, uint8_t **out, size_t *out_len,
+		    struct apf_err *e);
+
+#endif
