@@ -45,7 +45,7 @@ int linux_guest_load(struct guest_mem *gm, const struct linux_boot *b, struct li
 				(unsigned long long)(ram / MIB), (unsigned long long)(k.init_size / MIB),
 				b->initrd_len ? " and the initrd" : "",
 				(unsigned long long)((kernel_end + initrd_size) / MIB + 64));
-	if (b->initrd_len && initrd_top - initrd_size < kernel_end)
+	if (b->initrd_len && (initrd_size > initrd_top || initrd_top - initrd_size < kernel_end))
 		return apf_fail(e, -ENOMEM, "the initrd does not fit below 0x%llx above the kernel",
 				(unsigned long long)initrd_top);
 	size_t cmdline_len = strlen(b->cmdline);

@@ -1,10 +1,12 @@
 /* The bzImage loader's checks and the zero page it builds, on synthetic
  * images laid out as Linux's boot.rst describes (offsets in bzimage.c). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test.h"
 #include "linux/bzimage.h"
+#include "linux/linux_guest.h"
 
 enum { SETUP_SECTS = 3, SETUP_END = (SETUP_SECTS + 1) * 512, KERNEL = 8192 };
 
@@ -167,7 +169,47 @@ TEST(zero_page_refuses_an_initrd_too_high_or_too_many_entries)
 	CHECK(bzimage_zero_page(&k, &b, zp, &e) == 0);
 }
 
+/* The whole layout in guest memory, and the limits it checks: an initrd
+ * larger than what fits below the kernel's initrd_max is refused (the
+ * check used to wrap around and copy it to a bogus address). */
+TEST(guest_layout_places_kernel_initrd_and_refuses_what_does_not_fit)
+{
+	struct guest_mem gm;
+	struct linux_entry entry;
+	struct apf_err e;
+	static uint8_t initrd[64 << 10];
+	size_t big = 24u << 20;
+	uint8_t *huge = calloc(1, big);
+
+	REQUIRE(huge != NULL);
+	make_image();
+	put32(0x22c, (16u << 20) - 1); /* initrd_addr_max: below 16 MiB */
+	REQUIRE(gmem_init(&gm, 64u << 20, 0, &e) == 0);
+	struct linux_boot b = { .kernel = img, .kernel_len = sizeof(img), .initrd = initrd,
+				.initrd_len = sizeof(initrd), .cmdline = "console=ttyS0" };
+	memset(&e, 0, sizeof(e));
+	REQUIRE(linux_guest_load(&gm, &b, &entry, &e) == 0);
+	CHECK_EQ_U(entry.rip, 0x100200);
+	CHECK_EQ_U(entry.zero_page, LINUX_ZERO_PAGE_GPA);
+	const uint8_t *zp = gmem_ptr(&gm, LINUX_ZERO_PAGE_GPA, 4096);
+	CHECK_EQ_U(zp32(zp, 0x218) + zp32(zp, 0x21c), (16u << 20) - (64u << 10) + sizeof(initrd));
+	CHECK(memcmp(gmem_ptr(&gm, 0x100000, 16), img + SETUP_END, 16) == 0);
+	CHECK(strcmp(gmem_ptr(&gm, LINUX_CMDLINE_GPA, 14), "console=ttyS0") == 0);
+	b.initrd = huge;
+	b.initrd_len = big;
+	CHECK(linux_guest_load(&gm, &b, &entry, &e) == -ENOMEM);
+	CHECK(strstr(e.msg, "initrd") != NULL);
+	b.initrd_len = 0;
+	gmem_destroy(&gm);
+	REQUIRE(gmem_init(&gm, 16u << 20, 0, &e) == 0); /* too small for init_size + room */
+	CHECK(linux_guest_load(&gm, &b, &entry, &e) == -ENOMEM);
+	CHECK(strstr(e.msg, "too small") != NULL);
+	gmem_destroy(&gm);
+	free(huge);
+}
+
 TEST_MAIN(T(accepts_a_64bit_bzimage_and_finds_its_parts),
+	  T(guest_layout_places_kernel_initrd_and_refuses_what_does_not_fit),
 	  T(refuses_what_it_cannot_boot_with_the_reason),
 	  T(zero_page_carries_header_cmdline_initrd_and_memory_map),
 	  T(zero_page_refuses_an_initrd_too_high_or_too_many_entries))
