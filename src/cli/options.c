@@ -307,6 +307,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 						 "a positive duration up to 60s such as 300us");
 			break;
 		case OPT_WORKLOAD:
+			o->workload_given = true;
 			rc = options_parse_workload(optarg, c, e);
 			if (rc)
 				return rc;
@@ -375,6 +376,12 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		return apf_fail(e, -EINVAL, "--kernel and --guest exclude each other (one guest per run)");
 	if (o->initrd_path && !o->kernel_path)
 		return apf_fail(e, -EINVAL, "--initrd needs --kernel");
+	/* Not yet with a Linux guest: said, rather than silently ignored. */
+	if (o->kernel_path && (o->workload_given || c->trace || c->lazy_size))
+		return apf_fail(e, -EINVAL, "%s with --kernel: a Linux guest does not run workloads "
+				"or see a lazy region yet", o->workload_given ? "--workload"
+							    : c->trace   ? "--trace"
+									 : "--lazy");
 	return 0;
 }
 

@@ -17,6 +17,7 @@ struct run_options {
 	const char *guest_path;  /* NULL: the built-in guest */
 	const char *kernel_path; /* a Linux bzImage instead, or NULL */
 	const char *initrd_path; /* its initrd, or NULL */
+	bool workload_given;     /* --workload appeared */
 	const char *stats_json;  /* NULL: none */
 	bool verbose;            /* echo the guest console */
 	bool quiet;              /* no summary */

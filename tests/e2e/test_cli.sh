@@ -96,6 +96,8 @@ expect_error kernel_missing "cannot read '$tmp/none'" $APFVM run --kernel "$tmp/
 expect_error kernel_and_guest "--kernel and --guest exclude each other" \
 	$APFVM run --kernel "$tmp/img" --guest "$tmp/img"
 expect_error initrd_without_kernel "--initrd needs --kernel" $APFVM run --initrd "$tmp/img"
+expect_error kernel_with_workload "--workload with --kernel: a Linux guest does not run workloads" \
+	$APFVM run --kernel "$tmp/img" --workload scan:1 --lazy 2M
 
 # --- real runs -------------------------------------------------------
 if [ $have_kvm -eq 0 ]; then
