@@ -71,7 +71,8 @@ struct apfvm_config {
 	char cmdline[APF_CMDLINE_MAX];
 	FILE *console;              /* echo of the guest console, or NULL */
 	/* Signal sent to a vCPU thread to bring it out of KVM_RUN (0 =
-	 * SIGUSR1).  Never blocked in vCPU threads.  If the process has no
+	 * SIGUSR1).  Blocked in vCPU threads except inside KVM_RUN, where it
+	 * interrupts a blocked fault; taken with sigtimedwait().  If the process has no
 	 * handler for it, apfvm_run() installs an empty one (process-wide);
 	 * an embedder that uses the signal itself picks another one, or keeps
 	 * its own handler: any handler will do. */

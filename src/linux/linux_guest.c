@@ -40,9 +40,11 @@ int linux_guest_load(struct guest_mem *gm, const struct linux_boot *b, struct li
 	initrd_top &= ~(PAGE - 1);
 	if (kernel_end + initrd_size + 16 * MIB > ram)
 		return apf_fail(e, -ENOMEM,
-				"--mem %llu MiB is too small for this kernel: it needs %llu MiB from 1 MiB "
+				"--mem %llu MiB is too small for this kernel (%s): it needs %llu MiB from 1 MiB "
 				"(init_size)%s, plus room to run: give at least %llu MiB",
-				(unsigned long long)(ram / MIB), (unsigned long long)(k.init_size / MIB),
+				(unsigned long long)(ram / MIB),
+				k.kernel_version[0] ? k.kernel_version : "version not stated",
+				(unsigned long long)(k.init_size / MIB),
 				b->initrd_len ? " and the initrd" : "",
 				(unsigned long long)((kernel_end + initrd_size) / MIB + 64));
 	if (b->initrd_len && (initrd_size > initrd_top || initrd_top - initrd_size < kernel_end))
@@ -74,6 +76,5 @@ int linux_guest_load(struct guest_mem *gm, const struct linux_boot *b, struct li
 	out->rip = BZ_LOAD_GPA + BZ_ENTRY_OFFSET;
 	out->pml4 = LINUX_PML4_GPA;
 	out->zero_page = LINUX_ZERO_PAGE_GPA;
-	memcpy(out->kernel_version, k.kernel_version, sizeof(out->kernel_version));
 	return 0;
 }

@@ -30,7 +30,6 @@ struct linux_boot {
 /* Where the vCPU starts: RIP, CR3, and RSI (the zero page). */
 struct linux_entry {
 	uint64_t rip, pml4, zero_page;
-	char kernel_version[64];
 };
 
 /* Loads everything into gm's resident memory.  -ENOEXEC for an image this

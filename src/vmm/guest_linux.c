@@ -38,8 +38,8 @@ static void linux_port_io(struct machine *m, struct vcpu *v)
 	}
 }
 
-int guest_linux_load(struct machine *m, const struct apfvm_config *c, uint64_t *rip,
-		     uint64_t *pml4, uint64_t *arg, struct apf_err *e)
+int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_options *opt,
+		     uint64_t *rip, uint64_t *pml4, uint64_t *arg, struct apf_err *e)
 {
 	char cmdline[sizeof(GUEST_LINUX_BASE_CMDLINE) + APF_CMDLINE_MAX + 1];
 	struct linux_entry entry;
@@ -70,7 +70,12 @@ int guest_linux_load(struct machine *m, const struct apfvm_config *c, uint64_t *
 	m->pc->irq = set_irq_line;
 	m->pc->irq_ctx = m;
 	m->port_io = linux_port_io;
-	memcpy(m->kernel_version, entry.kernel_version, sizeof(m->kernel_version));
+	m->expected_results = 0; /* no workloads in a Linux guest yet */
+	/* A PC's timer and interrupt wiring, and the TSC rate and a clock
+	 * from KVM's kvmclock (emulated hosts are too slow for Linux's PIT
+	 * calibration). */
+	opt->pc_legacy = true;
+	opt->kvm_features |= 1u << KVM_FEATURE_CLOCKSOURCE2 | 1u << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT;
 	*rip = entry.rip;
 	*pml4 = entry.pml4;
 	*arg = entry.zero_page;

@@ -13,9 +13,10 @@
  * through the keyboard controller (the run's end), a panic resets. */
 #define GUEST_LINUX_BASE_CMDLINE "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd"
 
-/* Loads c->linux_kernel (and initrd) into m's resident memory and sets up
- * m->pc and m->port_io.  Returns the vCPU's entry: RIP, CR3, RSI. */
-int guest_linux_load(struct machine *m, const struct apfvm_config *c, uint64_t *rip,
-		     uint64_t *pml4, uint64_t *arg, struct apf_err *e);
+/* Loads c->linux_kernel (and initrd) into m's resident memory, sets up
+ * m->pc and m->port_io, and adds to opt what a PC needs (the PIT, the
+ * virtual wire, kvmclock).  Returns the vCPU's entry: RIP, CR3, RSI. */
+int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_options *opt,
+		     uint64_t *rip, uint64_t *pml4, uint64_t *arg, struct apf_err *e);
 
 #endif

@@ -70,11 +70,11 @@ struct machine {
 	 * a Linux guest's PC devices (`pc`, NULL otherwise). */
 	void (*port_io)(struct machine *m, struct vcpu *v);
 	struct pc_devices *pc;
+	unsigned expected_results; /* task results the guest kind must report */
 	/* The reference guest: its memory layout, and the boot info written
 	 * once the vCPU exists (NULL for other kinds). */
 	struct guest_layout layout;
 	void (*boot_info)(struct machine *m, const struct apfvm_config *c);
-	char kernel_version[64]; /* a Linux guest's, from its image */
 };
 
 /* The machine a vCPU belongs to. */

@@ -229,9 +229,11 @@ static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
 
 /* The reference guest kind: its ELF, page tables and boot info; its port
  * I/O is the hypercall port. */
-static int load_reference_guest(struct machine *m, const struct apfvm_config *c, uint64_t *rip,
-				uint64_t *pml4, uint64_t *arg, struct apf_err *e)
+static int load_reference_guest(struct machine *m, const struct apfvm_config *c,
+				struct vm_options *opt, uint64_t *rip, uint64_t *pml4, uint64_t *arg,
+				struct apf_err *e)
 {
+	(void)opt; /* it needs nothing beyond the mode's */
 	struct elf_image img;
 	int rc = elf_load(&m->gm, c->guest_elf, c->guest_elf_len, c->guest_name, c->mem_size / 2,
 			  &img, e);
@@ -242,6 +244,7 @@ static int load_reference_guest(struct machine *m, const struct apfvm_config *c,
 		return rc;
 	m->port_io = vcpu_hcall_port_io;
 	m->boot_info = write_boot_info; /* needs the vCPU's TSC rate */
+	m->expected_results = c->ntasks;
 	*rip = img.entry;
 	*pml4 = m->layout.pml4;
 	*arg = APF_BOOT_INFO_GPA;
@@ -250,7 +253,7 @@ static int load_reference_guest(struct machine *m, const struct apfvm_config *c,
 
 static int build(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
-	struct vm_options opt = { .pc_legacy = c->linux_kernel != NULL };
+	struct vm_options opt = { 0 };
 	uint64_t rip, pml4, arg;
 	int rc;
 
@@ -272,11 +275,6 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		opt.kvm_features = 1u << KVM_FEATURE_ASYNC_PF | 1u << KVM_FEATURE_ASYNC_PF_INT;
 		break;
 	}
-	/* Linux: the TSC rate and a clock from KVM's own kvmclock (emulated
-	 * hosts are too slow for its PIT calibration). */
-	if (opt.pc_legacy)
-		opt.kvm_features |= 1u << KVM_FEATURE_CLOCKSOURCE2 |
-				    1u << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT;
 	if (c->lazy_size) {
 		rc = open_source(m, c, e);
 		if (rc)
@@ -285,8 +283,9 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 	rc = gmem_init(&m->gm, c->mem_size, c->lazy_size, e);
 	if (rc)
 		return rc;
-	rc = c->linux_kernel ? guest_linux_load(m, c, &rip, &pml4, &arg, e)
-			     : load_reference_guest(m, c, &rip, &pml4, &arg, e);
+	/* The guest kind: its memory, its port I/O and what its VM needs. */
+	rc = c->linux_kernel ? guest_linux_load(m, c, &opt, &rip, &pml4, &arg, e)
+			     : load_reference_guest(m, c, &opt, &rip, &pml4, &arg, e);
 	if (rc)
 		return rc;
 	rc = vm_create(&m->vm, &m->gm, &opt, e);
@@ -335,7 +334,7 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 	return 0;
 }
 
-static int verdict(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+static int verdict(struct machine *m, struct apf_err *e)
 {
 	struct guest_report *r = &m->report;
 	/* Read only once the pager thread is joined. */
@@ -355,9 +354,9 @@ static int verdict(struct machine *m, const struct apfvm_config *c, struct apf_e
 	if (r->status)
 		return apf_fail(e, -EIO, "the guest finished with status %llu",
 				(unsigned long long)r->status);
-	if (!c->linux_kernel && r->nresults != c->ntasks)
+	if (r->nresults != m->expected_results)
 		return apf_fail(e, -EIO, "the guest reported %u task results, expected %u",
-				r->nresults, c->ntasks);
+				r->nresults, m->expected_results);
 	return 0;
 }
 
@@ -418,7 +417,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		if (m->pager_ready && pager_stop(&m->pager))
 			machine_fail(m, "cannot stop the pager thread");
 		run_collect_stats(m, c, st);
-		rc = verdict(m, c, e);
+		rc = verdict(m, e);
 	}
 	if (m->pager.abandoned)
 		return rc; /* its thread may still touch the machine: leak it all */
