@@ -30,7 +30,7 @@ LIB_SRCS := $(wildcard src/util/*.c src/platform/*.c src/image/*.c src/source/*.
 CLI_SRCS := src/cli/options.c src/cli/bench.c
 MAIN_SRC := src/cli/main.c
 GUEST_KSRCS := $(wildcard guest/kernel/*.c) $(wildcard guest/kernel/*.S)
-GUEST_USRCS := $(wildcard guest/user/*.c) $(wildcard guest/user/*.S)
+GUEST_USRCS := $(wildcard guest/user/*.c guest/user/*.S guest/workloads/*.c)
 
 hobj = $(patsubst %.c,$(BUILD)/host/%.o,$(1))
 sobj = $(patsubst %.c,$(BUILD)/asan/%.o,$(1))
@@ -104,7 +104,7 @@ GUEST_HOST_SRCS := guest/kernel/apf_sleepers.c
 ASAN_LIB_OBJS := $(call sobj,$(LIB_SRCS) $(CLI_SRCS) $(GUEST_HOST_SRCS)) $(BUILD)/asan/guest_blob.o
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 VM_TESTS   := $(patsubst tests/vm/%.c,$(BUILD)/tests/%,$(wildcard tests/vm/test_*.c))
-GUEST_HOST_INC := -iquote guest/kernel -iquote guest/user
+GUEST_HOST_INC := -iquote guest/kernel -iquote guest/user -iquote guest/workloads
 
 # ThreadSanitizer builds of the tests whose threads share state: the pager
 # thread with faulting threads, and the vCPU thread with the pager thread

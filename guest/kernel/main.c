@@ -4,7 +4,7 @@
  * workload entry and hands the CPU to the scheduler.
  */
 #include "../user/uapi.h"
-#include "../user/workloads.h"
+#include "../workloads/workloads.h"
 #include "apf.h"
 #include "desc.h"
 #include "kernel.h"

@@ -1,4 +1,4 @@
-/* ulib: what ring-3 tasks use: system calls and the clock. */
+/* ulib: the reference guest's system calls, for its ring-3 code. */
 #ifndef GUEST_ULIB_H
 #define GUEST_ULIB_H
 
@@ -19,13 +19,6 @@ static inline void sys_exit(uint64_t status)
 	sys2(SYS_EXIT, status, 0);
 	for (;;)
 		;
-}
-
-static inline uint64_t urdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)::"memory");
-	return ((uint64_t)hi << 32) | lo;
 }
 
 #endif
