@@ -76,12 +76,14 @@ $(BUILD)/tsan/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC [tsan] $<"
 	$(Q)$(CC) $(HOST_CFLAGS) $(TSAN_FLAGS) -c $< -o $@
-# The Linux guest's built-in /init: a static host program.
+# The Linux guest's built-in /init: a static program, with the workloads.
 LINUX_INIT := $(BUILD)/linux/init
-$(LINUX_INIT): guest/linux/init.c
+LINUX_INIT_SRCS := $(wildcard guest/linux/*.c guest/workloads/*.c)
+$(LINUX_INIT): $(LINUX_INIT_SRCS) $(wildcard guest/linux/*.h guest/workloads/*.h) include/apfvm/abi.h
 	@mkdir -p $(dir $@)
-	@echo "  CC [linux init] $<"
-	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -Os -Wall -Wextra -Werror -static -s $< -o $@
+	@echo "  CC [linux init] $(LINUX_INIT_SRCS)"
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Iinclude -static -s \
+		$(LINUX_INIT_SRCS) -o $@
 $(BUILD)/host/guest_blob.o: src/vmm/guest_blob.S $(GUEST_ELF) $(LINUX_INIT)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -c -DGUEST_ELF='"$(GUEST_ELF)"' -DLINUX_INIT='"$(LINUX_INIT)"' $< -o $@

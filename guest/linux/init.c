@@ -1,30 +1,133 @@
 /*
  * The built-in initramfs's /init: the first process of an unmodified Linux
- * guest booted by `apfvm run --kernel` without `--initrd`.  It says which
- * kernel it runs on, on the console, and restarts the machine: Linux's
- * `reboot=k` then resets through the keyboard controller, which ends the
- * run.  A static program: the initramfs holds nothing else.
+ * guest booted by `apfvm run --kernel` without `--initrd`.  It finds
+ * apfvm's boot info (APF_LINUX_INFO_ARG on the command line), runs the
+ * workloads as processes (tasks.c), and reports their results and what
+ * Linux counted of async PF through apfvm's hypercalls, then reports done,
+ * which ends the run.  Without apfvm's boot info it says so and restarts
+ * the machine (Linux's `reboot=k` resets through the keyboard controller).
+ * A static program: the initramfs needs no libraries.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
-int main(void)
-{
-	struct utsname u;
+#include "apfvm_dev.h"
+#include "counters.h"
+#include "tasks.h"
 
-	if (uname(&u) == 0)
-		printf("apfvm-init: pid %d on Linux %s\n", (int)getpid(), u.release);
-	else
-		printf("apfvm-init: pid %d\n", (int)getpid());
+/* The value of "apfvm.info=" in /proc/cmdline, or 0. */
+static uint64_t info_gpa_from_cmdline(void)
+{
+	char line[4096], *p;
+	FILE *f = fopen("/proc/cmdline", "re");
+	uint64_t gpa = 0;
+
+	if (!f)
+		return 0;
+	if (fgets(line, sizeof(line), f))
+		for (p = line; (p = strstr(p, APF_LINUX_INFO_ARG)); p++)
+			if (p == line || p[-1] == ' ')
+				gpa = strtoull(p + strlen(APF_LINUX_INFO_ARG), NULL, 0);
+	fclose(f);
+	return gpa;
+}
+
+/* Everything printed has left through the UART: the run may end now. */
+static void drain_console(void)
+{
 	fflush(stdout);
-	/* The UART raises no interrupt (src/linux/pc_devices.h): Linux's
-	 * driver sends by a timer then, so wait until all of it left. */
+	fflush(stderr);
 	tcdrain(STDOUT_FILENO);
+}
+
+static void restart(void)
+{
+	drain_console();
 	sync();
 	reboot(RB_AUTOBOOT);
 	perror("apfvm-init: reboot");
-	return 1; /* the kernel panics when init exits; panic=-1 resets */
+	exit(1); /* the kernel panics when init exits; panic=-1 resets */
+}
+
+/* Reports each task's result; returns how many tasks did not report. */
+static unsigned report_tasks(struct apfvm_dev *d, const struct task_table *t,
+			     struct apf_linux_stats *ls)
+{
+	unsigned failed = 0;
+
+	for (unsigned i = 0; i < t->ntasks; i++) {
+		const struct task_slot *s = &t->slot[i];
+		const char *kind = s->args.kind == APF_TASK_COMPUTE ? "compute" : "scan";
+		if (s->args.kind != APF_TASK_COMPUTE)
+			ls->task_switches += (uint64_t)s->voluntary_switches;
+		if (!s->reported) {
+			if (WIFSIGNALED(s->wait_status))
+				printf("apfvm-init: task %u (%s) killed by signal %d (%s)\n",
+				       s->args.id, kind, WTERMSIG(s->wait_status),
+				       strsignal(WTERMSIG(s->wait_status)));
+			else
+				printf("apfvm-init: task %u (%s) ended without a result\n", s->args.id,
+				       kind);
+			failed++;
+			continue;
+		}
+		int rc = apfvm_hcall_with(d, APF_HC_RESULT, &s->result, sizeof(s->result));
+		if (rc) {
+			printf("apfvm-init: reporting task %u: %s\n", s->args.id, strerror(-rc));
+			failed++;
+		}
+	}
+	return failed;
+}
+
+int main(void)
+{
+	struct apf_linux_stats ls = { 0 };
+	struct timespec ts;
+	struct utsname u;
+	struct apfvm_dev dev;
+	const void *lazy = NULL;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	ls.boot_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (mount("proc", "/proc", "proc", 0, NULL) || mount("sysfs", "/sys", "sysfs", 0, NULL))
+		perror("apfvm-init: mounting /proc and /sys");
+	printf("apfvm-init: pid %d on Linux %s, %.2f s after boot\n", (int)getpid(),
+	       uname(&u) == 0 ? u.release : "?", (double)ls.boot_ns / 1e9);
+
+	uint64_t info_gpa = info_gpa_from_cmdline();
+	if (!info_gpa) {
+		printf("apfvm-init: no %s on the command line: nothing to run\n", APF_LINUX_INFO_ARG);
+		restart();
+	}
+	if (apfvm_dev_open(&dev, info_gpa))
+		restart(); /* apfvm reports that the guest restarted unfinished */
+	const struct apf_boot_info *bi = dev.info;
+	if (bi->lazy_size && !(lazy = apfvm_map_lazy(&dev)))
+		restart();
+	printf("apfvm-init: %u tasks, lazy region %" PRIu64 " KiB at 0x%" PRIx64 " mapped at %p\n",
+	       bi->ntasks, bi->lazy_size >> 10, bi->lazy_base, lazy);
+	drain_console();
+
+	counters_start(&ls);
+	struct task_table *t = tasks_run(bi, lazy);
+	if (!t)
+		restart();
+	counters_read(&ls);
+	unsigned failed = report_tasks(&dev, t, &ls);
+	apfvm_hcall_with(&dev, APF_HC_LINUX_STATS, &ls, sizeof(ls));
+	drain_console();
+	apfvm_hcall(&dev, APF_HC_DONE, failed, 0); /* ends the run */
+	restart();
 }

@@ -41,6 +41,7 @@ enum apf_hcall_nr {
 	APF_HC_FATAL   = 4, /* a0 = gpa of struct apf_fatal */
 	APF_HC_DONE    = 5, /* a0 = exit status (0 = all tasks completed) */
 	APF_HC_APF_STATS = 6, /* a0 = gpa of struct apf_guest_stats */
+	APF_HC_LINUX_STATS = 7, /* a0 = gpa of struct apf_linux_stats */
 	APF_HC_MAX
 };
 
@@ -150,6 +151,35 @@ struct apf_guest_stats {
 	uint64_t ready_tsc;   /* TSC ticks in the page-ready path (with trace) */
 };
 _Static_assert(sizeof(struct apf_guest_stats) == 72, "apf_guest_stats layout");
+
+/* ------------------------------------------------------------------ */
+/* The Linux guest (apfvm run --kernel): its /init, built by apfvm, finds
+ * a struct apf_boot_info at APF_LINUX_INFO_GPA (named on the kernel
+ * command line as "apfvm.info=0xd0000") and issues hypercalls with blocks
+ * it writes at APF_LINUX_HCALL_GPA.  Both pages lie in the e820 hole below
+ * 1 MiB, which Linux never allocates and its /dev/mem always maps; /init
+ * maps them, and the lazy region, through /dev/mem (docs/linux-guest.md).
+ * Its tasks' lazy_base is then the address of that mapping.            */
+
+#define APF_LINUX_INFO_GPA  0xd0000u
+#define APF_LINUX_HCALL_GPA 0xd1000u
+#define APF_LINUX_INFO_GPA_STR "0xd0000"
+#define APF_LINUX_INFO_ARG  "apfvm.info="
+
+/* What Linux itself shows of async PF, read by /init after the tasks
+ * ended; reported through APF_HC_LINUX_STATS. */
+struct apf_linux_stats {
+	uint64_t boot_ns;        /* CLOCK_BOOTTIME when /init started */
+	uint64_t hyp_interrupts; /* row HYP of /proc/interrupts: page-ready
+				  * interrupts, wake-all included */
+	uint64_t probed;         /* 1 if the two kprobes below counted */
+	uint64_t task_waits;     /* calls of kvm_async_pf_task_wait_schedule:
+				  * not-present #PFs a task slept on */
+	uint64_t task_wakes;     /* calls of kvm_async_pf_task_wake */
+	uint64_t task_switches;  /* voluntary context switches of the scan
+				  * processes, summed */
+};
+_Static_assert(sizeof(struct apf_linux_stats) == 48, "apf_linux_stats layout");
 
 /* ------------------------------------------------------------------ */
 /* Fault-path tracing (apfvm run --trace): one ring-3 accessible page that

@@ -113,6 +113,7 @@ struct apfvm_stats {
 	/* Retries of page-readies that waited for the guest to clear the
 	 * token of the one before (per vCPU and attempt). */
 	uint64_t host_ready_retries;
+	uint64_t host_ready_refused; /* raises the guest's LAPIC refused (retried) */
 	uint64_t inflight_max;
 	double fault_us_mean;       /* fault read -> page installed */
 	uint64_t tsc_khz;
@@ -121,6 +122,8 @@ struct apfvm_stats {
 	uint64_t kvm_exits, kvm_pf_taken, kvm_insn_emulation, kvm_signal_exits, kvm_halt_exits;
 	bool apf_reported;          /* the guest sent its async PF counters */
 	struct apf_guest_stats apf; /* the guest's async PF counters */
+	bool linux_reported;        /* a Linux guest's /init sent what Linux counted */
+	struct apf_linux_stats linux_apf;
 	unsigned ntasks;
 	struct apfvm_task_stats tasks[APF_MAX_TASKS];
 	/* --trace: mean microseconds per async fault of each step of the

@@ -1,5 +1,6 @@
 #include "apf_core.h"
 
+#include <errno.h>
 #include <string.h>
 
 void apf_core_init(struct apf_core *c, unsigned nvcpus, uint64_t threshold_ns,
@@ -67,7 +68,9 @@ static uint32_t new_token(struct apf_core_vcpu *cv, unsigned v)
 
 /* Raises the next page-ready if the slot is free: the guest has cleared
  * the area's token (it does so before it ACKs; a raise between the two
- * waits in its LAPIC until the handler returns, as under KVM). */
+ * waits in its LAPIC until the handler returns, as under KVM), and its
+ * LAPIC accepts the vector (KVM too holds page-ready while the LAPIC is
+ * software-disabled: Linux enables async PF before its APIC). */
 static void deliver(struct apf_core *c, unsigned v)
 {
 	struct apf_core_vcpu *cv = &c->vcpus[v];
@@ -89,6 +92,10 @@ static void deliver(struct apf_core *c, unsigned v)
 		what = "cannot raise the page-ready interrupt";
 		if (rc)
 			c->ops->write_u32(c->ctx, cv->area_gpa + 4, 0);
+	}
+	if (rc == -EAGAIN) { /* not accepted yet: stays queued */
+		c->stats.refused++;
+		return;
 	}
 	if (rc) {
 		c->stats.deliver_errors++;

@@ -59,7 +59,9 @@ struct apf_core_ops {
 	 * memory); return 0 or -errno. */
 	int (*write_u32)(void *ctx, uint64_t gpa, uint32_t value);
 	int (*read_u32)(void *ctx, uint64_t gpa, uint32_t *value);
-	/* Raises `vector` on vCPU v (an MSI to its LAPIC). */
+	/* Raises `vector` on vCPU v (an MSI to its LAPIC).  -EAGAIN: the
+	 * guest does not accept interrupts yet (LAPIC software-disabled); the
+	 * page-ready then stays queued, as KVM holds it (apf_core_retry). */
 	int (*raise)(void *ctx, unsigned v, uint8_t vector);
 	/* Whether [gpa, gpa + len) lies in resident guest memory. */
 	bool (*gpa_ok)(void *ctx, uint64_t gpa, uint64_t len);
@@ -88,6 +90,7 @@ struct apf_core_stats {
 	uint64_t wake_all;      /* wake-all raised */
 	uint64_t acks;          /* ACK writes seen (where they reach the VMM) */
 	uint64_t retries;       /* per vCPU, apf_core_retry found work queued */
+	uint64_t refused;       /* raises the guest's LAPIC refused (retried) */
 	uint64_t gp_injected;   /* invalid MSR writes answered with #GP */
 	uint64_t dropped;       /* records dropped by disable/reset/teardown */
 	uint64_t deliver_errors; /* page-readies whose write or raise failed */

@@ -112,13 +112,32 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (o.verbose)
 		o.cfg.console = stderr;
+	FILE *console = NULL;
+	if (o.console_path) {
+		console = fopen(o.console_path, "w");
+		if (!console) {
+			fprintf(stderr, "apfvm run: cannot write '%s': %s\n", o.console_path,
+				strerror(errno));
+			free(elf);
+			free(kernel);
+			free(initrd);
+			return 2;
+		}
+		o.cfg.console = console;
+	}
 	const char *caveat = o.cfg.apf == APFVM_APF_USER ? platform_apf_user_caveat() : NULL;
 	if (caveat)
 		fprintf(stderr, "apfvm run: warning: %s\n", caveat);
 	rc = apfvm_run(&o.cfg, &st, &e);
+	bool console_lost = console && fclose(console);
 	free(elf);
 	free(kernel);
 	free(initrd);
+	if (console_lost) {
+		fprintf(stderr, "apfvm run: error writing '%s'\n", o.console_path);
+		if (!rc)
+			return 1;
+	}
 	if (!o.quiet && (rc == 0 || st.ntasks))
 		apfvm_stats_print(stdout, &st);
 	if (rc) {

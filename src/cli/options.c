@@ -18,8 +18,9 @@ const char options_run_usage[] =
 	"Memory and paging:\n"
 	"  --guest ELF           guest kernel (default: the built-in reference guest)\n"
 	"  --kernel BZIMAGE      boot an unmodified Linux bzImage instead (console: COM1 on\n"
-	"                        stdout; the run ends when Linux reboots)\n"
-	"  --initrd FILE         its initramfs\n"
+	"                        stdout); apfvm's initramfs runs the workloads as processes\n"
+	"  --initrd FILE         your initramfs instead (no workloads; the run ends when\n"
+	"                        Linux reboots)\n"
 	"  --mem SIZE            resident guest memory, 16M..2G (default 64M)\n"
 	"  --lazy SIZE           lazy region served on demand, multiple of 2M (default 0)\n"
 	"  --source SPEC         page source: zero | file:PATH (default zero)\n"
@@ -47,6 +48,7 @@ const char options_run_usage[] =
 	"  --timeout DUR         fail the run if the guest has not finished by then (default 0 = none)\n"
 	"  --stats-json FILE     write statistics as JSON ('-' for stdout)\n"
 	"  --trace               time each step of the async fault path (TSC stamps)\n"
+	"  --console FILE        write the guest console to FILE\n"
 	"  -v, --verbose         echo the guest console on stderr\n"
 	"  -q, --quiet           no summary on stdout\n"
 	"  -h, --help            this help\n"
@@ -175,6 +177,7 @@ enum {
 	OPT_GUEST = 256, OPT_KERNEL, OPT_INITRD, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
+	OPT_CONSOLE,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -214,6 +217,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "guest", required_argument, NULL, OPT_GUEST },
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "mem", required_argument, NULL, OPT_MEM },
 		{ "lazy", required_argument, NULL, OPT_LAZY },
 		{ "source", required_argument, NULL, OPT_SOURCE },
@@ -253,6 +257,9 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		switch (opt) {
 		case OPT_KERNEL:
 			o->kernel_path = optarg;
+			break;
+		case OPT_CONSOLE:
+			o->console_path = optarg;
 			break;
 		case OPT_INITRD:
 			o->initrd_path = optarg;
@@ -376,12 +383,13 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		return apf_fail(e, -EINVAL, "--kernel and --guest exclude each other (one guest per run)");
 	if (o->initrd_path && !o->kernel_path)
 		return apf_fail(e, -EINVAL, "--initrd needs --kernel");
-	/* Not yet with a Linux guest: said, rather than silently ignored. */
-	if (o->kernel_path && (o->workload_given || c->trace || c->lazy_size))
-		return apf_fail(e, -EINVAL, "%s with --kernel: a Linux guest does not run workloads "
-				"or see a lazy region yet", o->workload_given ? "--workload"
-							    : c->trace   ? "--trace"
-									 : "--lazy");
+	/* Said, rather than silently ignored. */
+	if (o->kernel_path && c->trace)
+		return apf_fail(e, -EINVAL, "--trace with --kernel: the fault-path stamps need the "
+				"reference guest's kernel");
+	if (o->initrd_path && o->workload_given)
+		return apf_fail(e, -EINVAL, "--workload with --initrd: the workloads run from "
+				"apfvm's own initramfs (leave out --initrd)");
 	return 0;
 }
 

@@ -54,6 +54,7 @@ int initramfs_build(const void *init, size_t len, uint8_t **out, size_t *out_len
 		return apf_fail(e, -ENOMEM, "out of memory");
 	rc |= cpio_add(buf, cap, &off, "dev", S_IFDIR | 0755, 0, 0, NULL, 0);
 	rc |= cpio_add(buf, cap, &off, "dev/console", S_IFCHR | 0600, 5, 1, NULL, 0);
+	rc |= cpio_add(buf, cap, &off, "dev/mem", S_IFCHR | 0600, 1, 1, NULL, 0); /* apfvm's pages, the lazy region */
 	rc |= cpio_add(buf, cap, &off, "proc", S_IFDIR | 0755, 0, 0, NULL, 0);
 	rc |= cpio_add(buf, cap, &off, "sys", S_IFDIR | 0755, 0, 0, NULL, 0);
 	rc |= cpio_add(buf, cap, &off, "init", S_IFREG | 0755, 0, 0, init, len);

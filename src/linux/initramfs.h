@@ -2,7 +2,8 @@
  * initramfs: the archive an unmodified Linux guest unpacks as its root
  * when apfvm supplies it (no `--initrd`): the "newc" cpio format of
  * Linux's Documentation/driver-api/early-userspace/buffer-format.rst,
- * with /dev/console (so /init has a console), /dev, /proc, /sys and /init.
+ * with /dev/console (so /init has a console), /dev/mem (its way to apfvm's
+ * pages and the lazy region), /dev, /proc, /sys and /init.
  */
 #ifndef APFVM_INITRAMFS_H
 #define APFVM_INITRAMFS_H

@@ -99,7 +99,12 @@ static int op_raise(void *ctx, unsigned v, uint8_t vector)
 	memset(&msi, 0, sizeof(msi));
 	msi.address_lo = 0xfee00000u | (v << 12); /* fixed delivery to APIC id v */
 	msi.data = vector;
-	return ioctl(m->vm.vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
+	int rc = ioctl(m->vm.vm_fd, KVM_SIGNAL_MSI, &msi);
+	if (rc < 0)
+		return -errno;
+	/* 0: the guest blocked it (its LAPIC is software-disabled, as while
+	 * Linux boots: it enables async PF before its APIC). */
+	return rc == 0 ? -EAGAIN : 0;
 }
 
 static bool op_gpa_ok(void *ctx, uint64_t gpa, uint64_t len)
@@ -194,6 +199,15 @@ const struct pager_hooks apf_user_pager_hooks = {
 };
 
 /* --- vCPU loop ---------------------------------------------------------- */
+
+void apf_user_after_exit(struct machine *m, struct vcpu *v)
+{
+	(void)v;
+	/* A page-ready the guest's LAPIC refused waits in the core; the
+	 * pager retries it on its clock, but there may be no pager (no lazy
+	 * region) or it may sleep: every exit is a chance too. */
+	apf_core_retry(m->core);
+}
 
 void apf_user_vcpu_init(struct vcpu *v)
 {

@@ -46,5 +46,6 @@ extern const struct pager_hooks apf_user_pager_hooks; /* ctx: the machine */
 void apf_user_vcpu_init(struct vcpu *v); /* once, before the first KVM_RUN */
 void apf_user_after_kick(struct machine *m, struct vcpu *v);
 void apf_user_msr_exit(struct machine *m, struct vcpu *v);
+void apf_user_after_exit(struct machine *m, struct vcpu *v); /* any exit to the VMM */
 
 #endif

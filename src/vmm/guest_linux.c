@@ -8,6 +8,7 @@
 
 #include "linux/initramfs.h"
 #include "linux/linux_guest.h"
+#include "vcpu_loop.h"
 
 /* The built-in /init (guest/linux/init.c), embedded by guest_blob.S. */
 extern const unsigned char apfvm_linux_init[];
@@ -21,30 +22,45 @@ static void set_irq_line(void *ctx, unsigned line, bool level)
 		machine_fail(m, "KVM_IRQ_LINE %u: %s", line, strerror(errno));
 }
 
+/* The PC devices, and apfvm's hypercall port for apfvm's /init.  A reset
+ * ends the run: the guest's normal end when it owes no results, else a
+ * failure (a panic or an /init that could not report resets too). */
 static void linux_port_io(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 
+	if (run->io.port == APF_HCALL_PORT) {
+		vcpu_hcall_port_io(m, v);
+		return;
+	}
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
 		pc_devices_io(m->pc, run->io.port, out, run->io.size, data);
-	if (m->pc->reset) {
-		pthread_mutex_lock(&m->report_lock);
-		m->report.done = true;
-		m->report.status = 0;
-		pthread_mutex_unlock(&m->report_lock);
-		machine_stop(m);
+	if (!m->pc->reset)
+		return;
+	if (m->expected_results) {
+		machine_fail(m, "the Linux guest restarted before its /init reported (a panic, or "
+				"/init could not run the workloads: see the console)");
+		return;
 	}
+	pthread_mutex_lock(&m->report_lock);
+	m->report.done = true;
+	m->report.status = 0;
+	pthread_mutex_unlock(&m->report_lock);
+	machine_stop(m);
 }
 
 int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_options *opt,
 		     uint64_t *rip, uint64_t *pml4, uint64_t *arg, struct apf_err *e)
 {
-	char cmdline[sizeof(GUEST_LINUX_BASE_CMDLINE) + APF_CMDLINE_MAX + 1];
+	char cmdline[sizeof(GUEST_LINUX_BASE_CMDLINE) + sizeof(" " APF_LINUX_INFO_ARG APF_LINUX_INFO_GPA_STR) +
+		     APF_CMDLINE_MAX + 1];
 	struct linux_entry entry;
 
-	snprintf(cmdline, sizeof(cmdline), "%s%s%s", GUEST_LINUX_BASE_CMDLINE,
+	/* apfvm's /init finds its boot info by the command line. */
+	snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", GUEST_LINUX_BASE_CMDLINE,
+		 c->linux_initrd ? "" : " " APF_LINUX_INFO_ARG APF_LINUX_INFO_GPA_STR,
 		 c->cmdline[0] ? " " : "", c->cmdline);
 	struct linux_boot b = { .kernel = c->linux_kernel, .kernel_len = c->linux_kernel_len,
 				.initrd = c->linux_initrd, .initrd_len = c->linux_initrd_len,
@@ -70,7 +86,11 @@ int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_
 	m->pc->irq = set_irq_line;
 	m->pc->irq_ctx = m;
 	m->port_io = linux_port_io;
-	m->expected_results = 0; /* no workloads in a Linux guest yet */
+	/* apfvm's /init runs the workloads; a user's initramfs owes nothing. */
+	if (!c->linux_initrd) {
+		m->boot_info_gpa = APF_LINUX_INFO_GPA;
+		m->expected_results = c->ntasks;
+	}
 	/* A PC's timer and interrupt wiring, and the TSC rate and a clock
 	 * from KVM's kvmclock (emulated hosts are too slow for Linux's PIT
 	 * calibration). */

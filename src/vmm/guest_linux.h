@@ -2,6 +2,9 @@
  * guest_linux: the Linux guest kind in the VMM.  Loads an unmodified
  * bzImage (src/linux/linux_guest.h) and serves its port I/O with the PC
  * devices (src/linux/pc_devices.h); the guest's reset ends the run.
+ * Without --initrd the guest runs apfvm's initramfs, whose /init runs the
+ * workloads and reports through the hypercall port like the reference
+ * guest (the apfvm pages of include/apfvm/abi.h, docs/linux-guest.md).
  */
 #ifndef APFVM_GUEST_LINUX_H
 #define APFVM_GUEST_LINUX_H
@@ -14,7 +17,7 @@
 #define GUEST_LINUX_BASE_CMDLINE "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd"
 
 /* Loads c->linux_kernel (and initrd) into m's resident memory, sets up
- * m->pc and m->port_io, and adds to opt what a PC needs (the PIT, the
+ * m->pc, m->port_io, the boot info page and the results expected, and adds to opt what a PC needs (the PIT, the
  * virtual wire, kvmclock).  Returns the vCPU's entry: RIP, CR3, RSI. */
 int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_options *opt,
 		     uint64_t *rip, uint64_t *pml4, uint64_t *arg, struct apf_err *e);

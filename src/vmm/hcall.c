@@ -82,6 +82,19 @@ static int apf_stats(struct machine *m, const struct apf_hcall *h)
 	return 0;
 }
 
+static int linux_stats(struct machine *m, const struct apf_hcall *h)
+{
+	struct apf_linux_stats l;
+
+	if (gmem_read(&m->gm, h->a0, &l, sizeof(l)))
+		return -EFAULT;
+	pthread_mutex_lock(&m->report_lock);
+	m->report.linux_stats = l;
+	m->report.linux_reported = true;
+	pthread_mutex_unlock(&m->report_lock);
+	return 0;
+}
+
 static int guest_assert(struct machine *m, const struct apf_hcall *h)
 {
 	char file[128], expr[256];
@@ -139,6 +152,9 @@ void hcall_handle(struct machine *m, struct vcpu *v, gpa_t gpa)
 		break;
 	case APF_HC_APF_STATS:
 		rc = apf_stats(m, h);
+		break;
+	case APF_HC_LINUX_STATS:
+		rc = linux_stats(m, h);
 		break;
 	case APF_HC_ASSERT:
 		rc = guest_assert(m, h);

@@ -31,6 +31,8 @@ struct guest_report {
 	struct apf_task_result results[APF_MAX_TASKS];
 	bool apf_reported;  /* APF_HC_APF_STATS arrived */
 	struct apf_guest_stats apf;
+	bool linux_reported; /* APF_HC_LINUX_STATS arrived */
+	struct apf_linux_stats linux_stats;
 	bool done;          /* APF_HC_DONE arrived */
 	uint64_t status;    /* its status: 0 = every task completed */
 	bool failed;        /* the guest crashed or asserted, or the VMM gave up */
@@ -71,10 +73,11 @@ struct machine {
 	void (*port_io)(struct machine *m, struct vcpu *v);
 	struct pc_devices *pc;
 	unsigned expected_results; /* task results the guest kind must report */
-	/* The reference guest: its memory layout, and the boot info written
-	 * once the vCPU exists (NULL for other kinds). */
+	/* The reference guest's memory layout (zero for other kinds). */
 	struct guest_layout layout;
-	void (*boot_info)(struct machine *m, const struct apfvm_config *c);
+	/* Where the guest kind wants its struct apf_boot_info (0: nowhere),
+	 * written once the vCPU exists. */
+	gpa_t boot_info_gpa;
 };
 
 /* The machine a vCPU belongs to. */

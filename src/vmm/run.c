@@ -143,10 +143,11 @@ static int open_source(struct machine *m, const struct apfvm_config *c, struct a
 	return 0;
 }
 
+/* Writes the boot info at m->boot_info_gpa.  Needs the vCPU's TSC rate. */
 static void write_boot_info(struct machine *m, const struct apfvm_config *c)
 {
-	const struct guest_layout *l = &m->layout;
-	struct apf_boot_info *bi = gmem_ptr(&m->gm, APF_BOOT_INFO_GPA, sizeof(*bi));
+	const struct guest_layout *l = &m->layout; /* zero but for the reference guest */
+	struct apf_boot_info *bi = gmem_ptr(&m->gm, m->boot_info_gpa, sizeof(*bi));
 
 	if (c->trace) {
 		bi->trace_gpa = l->trace_gpa;
@@ -243,7 +244,7 @@ static int load_reference_guest(struct machine *m, const struct apfvm_config *c,
 	if (rc)
 		return rc;
 	m->port_io = vcpu_hcall_port_io;
-	m->boot_info = write_boot_info; /* needs the vCPU's TSC rate */
+	m->boot_info_gpa = APF_BOOT_INFO_GPA;
 	m->expected_results = c->ntasks;
 	*rip = img.entry;
 	*pml4 = m->layout.pml4;
@@ -308,8 +309,8 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		m->pager_hooks.ctx = m;
 	}
 	m->vm.vcpus[0].cpu = c->vcpu_cpu;
-	if (m->boot_info)
-		m->boot_info(m, c);
+	if (m->boot_info_gpa)
+		write_boot_info(m, c);
 	if (c->lazy_size) {
 		struct pager_config pc = {
 			.host_base = m->gm.lazy,

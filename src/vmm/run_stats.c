@@ -67,6 +67,7 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 		st->host_ready = cs->ready;
 		st->host_wake_all = cs->wake_all;
 		st->host_ready_retries = cs->retries;
+		st->host_ready_refused = cs->refused;
 		st->host_acks = cs->acks;
 		st->host_gp = cs->gp_injected;
 		st->host_dropped = cs->dropped;
@@ -78,9 +79,12 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 		st->pages_failed = ps->pages_failed;
 		st->faults_failed = ps->faults_failed;
 		st->faults_total = ps->faults_total;
-		/* In kernel mode only the guest sees which faults went async. */
+		/* In kernel mode only the guest sees which faults went async
+		 * (Linux: the waits its kprobe counted). */
 		if (c->apf == APFVM_APF_KERNEL)
-			st->faults_async = m->report.apf.not_present;
+			st->faults_async = m->report.linux_reported
+						   ? m->report.linux_stats.task_waits
+						   : m->report.apf.not_present;
 		st->faults_spurious = ps->faults_spurious;
 		st->fault_us_p50 = ps->fault_us_p50;
 		st->fault_us_p99 = ps->fault_us_p99;
@@ -95,6 +99,8 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 	}
 	st->apf_reported = m->report.apf_reported;
 	st->apf = m->report.apf;
+	st->linux_reported = m->report.linux_reported;
+	st->linux_apf = m->report.linux_stats;
 	st->ntasks = m->report.nresults;
 	for (unsigned i = 0; i < m->report.nresults; i++) {
 		const struct apf_task_result *r = &m->report.results[i];

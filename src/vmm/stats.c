@@ -69,10 +69,28 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 				apf_path_us(st, a->np_tsc, a->not_present),
 				apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
 	}
+	if (st->linux_reported) {
+		const struct apf_linux_stats *l = &st->linux_apf;
+		fprintf(f, "  linux         /init at %.2f s; HYP interrupts %" PRIu64, l->boot_ns / 1e9,
+			l->hyp_interrupts);
+		if (l->probed)
+			fprintf(f, "; task waits %" PRIu64 ", wakes %" PRIu64, l->task_waits,
+				l->task_wakes);
+		fprintf(f, "; scan switches %" PRIu64 "\n", l->task_switches);
+	}
 	if (st->kvm_exits)
 		fprintf(f, "  kvm           %" PRIu64 " exits, %" PRIu64 " page faults, %" PRIu64
 			   " instructions emulated\n",
 			st->kvm_exits, st->kvm_pf_taken, st->kvm_insn_emulation);
+	if (st->linux_reported) {
+		const struct apf_linux_stats *l = &st->linux_apf;
+		fprintf(f,
+			"  \"linux\": {\"boot_s\": %.3f, \"hyp_interrupts\": %" PRIu64
+			", \"probed\": %s, \"task_waits\": %" PRIu64 ", \"task_wakes\": %" PRIu64
+			", \"scan_voluntary_switches\": %" PRIu64 "},\n",
+			l->boot_ns / 1e9, l->hyp_interrupts, l->probed ? "true" : "false",
+			l->task_waits, l->task_wakes, l->task_switches);
+	}
 	if (st->traced) {
 		const struct apfvm_fault_path *p = &st->path;
 		fprintf(f, "  fault path (mean us per async fault, %" PRIu64 " faults; -: not observable in this mode)\n",
@@ -146,10 +164,11 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			"  \"host_apf\": {\"threshold_us\": %.3f, \"not_present\": %" PRIu64
 			", \"ready\": %" PRIu64 ", \"wake_all\": %" PRIu64
 			", \"gp_injected\": %" PRIu64 ", \"dropped\": %" PRIu64
-			", \"outstanding_max\": %" PRIu64 ", \"ready_retries\": %" PRIu64 "},\n",
+			", \"outstanding_max\": %" PRIu64 ", \"ready_retries\": %" PRIu64
+			", \"ready_refused\": %" PRIu64 "},\n",
 			st->apf_threshold_ns / 1e3, st->host_not_present, st->host_ready,
 			st->host_wake_all, st->host_gp, st->host_dropped, st->host_outstanding_max,
-			st->host_ready_retries);
+			st->host_ready_retries, st->host_ready_refused);
 	if (st->apf_reported) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f,
@@ -159,6 +178,15 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			a->enabled ? "true" : "false", a->not_present, a->ready, a->wake_all, a->dummy,
 			a->halts, a->parked_max, apf_path_us(st, a->np_tsc, a->not_present),
 			apf_path_us(st, a->ready_tsc, a->ready + a->wake_all));
+	}
+	if (st->linux_reported) {
+		const struct apf_linux_stats *l = &st->linux_apf;
+		fprintf(f,
+			"  \"linux\": {\"boot_s\": %.3f, \"hyp_interrupts\": %" PRIu64
+			", \"probed\": %s, \"task_waits\": %" PRIu64 ", \"task_wakes\": %" PRIu64
+			", \"scan_voluntary_switches\": %" PRIu64 "},\n",
+			l->boot_ns / 1e9, l->hyp_interrupts, l->probed ? "true" : "false",
+			l->task_waits, l->task_wakes, l->task_switches);
 	}
 	if (st->traced) {
 		const struct apfvm_fault_path *p = &st->path;

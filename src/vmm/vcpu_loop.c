@@ -289,6 +289,8 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		handle_exit(m, v);
+		if (m->core)
+			apf_user_after_exit(m, v);
 	}
 	pthread_mutex_lock(&v->kick_lock);
 	v->kickable = false;

@@ -96,8 +96,9 @@ expect_error kernel_missing "cannot read '$tmp/none'" $APFVM run --kernel "$tmp/
 expect_error kernel_and_guest "--kernel and --guest exclude each other" \
 	$APFVM run --kernel "$tmp/img" --guest "$tmp/img"
 expect_error initrd_without_kernel "--initrd needs --kernel" $APFVM run --initrd "$tmp/img"
-expect_error kernel_with_workload "--workload with --kernel: a Linux guest does not run workloads" \
-	$APFVM run --kernel "$tmp/img" --workload scan:1 --lazy 2M
+expect_error initrd_with_workload "--workload with --initrd: the workloads run from apfvm's own initramfs" \
+	$APFVM run --kernel "$tmp/img" --initrd "$tmp/img" --workload scan:1 --lazy 2M
+expect_error kernel_with_trace "--trace with --kernel" $APFVM run --kernel "$tmp/img" --trace
 
 # --- real runs -------------------------------------------------------
 if [ $have_kvm -eq 0 ]; then

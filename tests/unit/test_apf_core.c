@@ -2,6 +2,8 @@
  * The async-fault core (src/apf/apf_core.c) against a fake VM: every
  * host-side rule of the async page fault protocol, without KVM.
  */
+#include <errno.h>
+
 #include "apf_fake.h"
 #include "test.h"
 
@@ -206,6 +208,37 @@ TEST(failed_page_ready_is_reported_and_kept)
 	CHECK_EQ_U(fvm.raises[0], raises + 1);
 	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t);
 	CHECK_EQ_U(core.stats.ready, 1);
+	apf_core_destroy(&core);
+}
+
+/* Linux enables async PF before it enables its LAPIC: the MSI of the
+ * wake-all is refused (KVM_SIGNAL_MSI returns 0).  The wake-all must wait
+ * in the core, not leave its token in the area (which would hold every
+ * later page-ready forever) nor end the run; a retry once the LAPIC
+ * accepts delivers it. */
+TEST(wake_all_waits_while_the_lapic_refuses_it)
+{
+	setup(1);
+	fvm.raise_err = -EAGAIN;
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), 0);
+	CHECK_EQ_U(core.stats.wake_all, 0);
+	CHECK_EQ_U(core.stats.refused, 1);
+	CHECK_EQ_U(fvm.fails, 0);
+	CHECK(apf_core_retry(&core)); /* still refused: still queued */
+	CHECK_EQ_U(core.stats.refused, 2);
+	fvm.raise_err = 0;
+	CHECK(!apf_core_retry(&core));
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), KVM_APF_WAKE_ALL_TOKEN);
+	CHECK_EQ_U(core.stats.wake_all, 1);
+	/* Then page-readies flow as usual. */
+	guest_ack(0);
+	uint32_t t = async_fault(0, 3);
+	REQUIRE(t != 0);
+	apf_core_on_installed(&core, 3);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t);
+	CHECK_EQ_U(fvm.fails, 0);
 	apf_core_destroy(&core);
 }
 
@@ -441,7 +474,8 @@ TEST(decisions_account_for_every_fault)
 	apf_core_destroy(&core);
 }
 
-TEST_MAIN(T(enable_sends_wake_all), T(failed_page_ready_is_reported_and_kept), T(invalid_msr_writes_get_gp), T(msr_writes_kvm_accepts_are_accepted), T(rdmsr_returns_what_the_guest_wrote),
+TEST_MAIN(T(enable_sends_wake_all), T(failed_page_ready_is_reported_and_kept),
+	  T(wake_all_waits_while_the_lapic_refuses_it), T(invalid_msr_writes_get_gp), T(msr_writes_kvm_accepts_are_accepted), T(rdmsr_returns_what_the_guest_wrote),
 	  T(policy_goes_async_only_above_the_threshold), T(disabled_guest_or_non_vcpu_thread_is_sync),
 	  T(full_round_trip), T(ack_is_a_prompt_to_deliver), T(not_present_needs_a_guest_that_can_take_it), T(send_always_allows_ring0),
 	  T(page_that_arrived_before_injection_is_not_injected),

@@ -25,6 +25,7 @@ TEST(initramfs_holds_console_dirs_and_init_in_newc)
 	} want[] = {
 		{ "dev", S_IFDIR | 0755, 0, 0, 0 },
 		{ "dev/console", S_IFCHR | 0600, 5, 1, 0 },
+		{ "dev/mem", S_IFCHR | 0600, 1, 1, 0 },
 		{ "proc", S_IFDIR | 0755, 0, 0, 0 },
 		{ "sys", S_IFDIR | 0755, 0, 0, 0 },
 		{ "init", S_IFREG | 0755, 0, 0, sizeof(init) },
