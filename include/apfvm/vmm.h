@@ -59,6 +59,9 @@ struct apfvm_config {
 	enum apfvm_apf_mode apf;
 	uint64_t apf_threshold_ns;  /* user mode: go async above this expected
 				     * wait; 0 = the measured default */
+	bool apf_trap_acks;         /* user mode: the guest's ACK MSR writes exit
+				     * to apfvm (counted, their order checked)
+				     * instead of staying in KVM */
 	unsigned ntasks;
 	struct apf_task_spec tasks[APF_MAX_TASKS];
 	uint64_t duration_ns;       /* compute alone: run time */
@@ -107,8 +110,10 @@ struct apfvm_stats {
 	uint64_t fault_us_p50, fault_us_p99; /* fault read -> page installed */
 	uint64_t apf_threshold_ns;
 	uint64_t host_not_present, host_ready, host_wake_all, host_gp;
-	uint64_t host_acks;         /* ACK writes that reached the VMM (none:
-				     * apfvm leaves them to KVM) */
+	uint64_t host_acks;         /* ACK writes that reached the VMM (only
+				     * with apf_trap_acks) */
+	uint64_t host_acks_early;   /* of which: the area's token not yet
+				     * cleared (the guest's order is wrong) */
 	uint64_t host_dropped, host_outstanding_max;
 	/* Retries of page-readies that waited for the guest to clear the
 	 * token of the one before (per vCPU and attempt). */

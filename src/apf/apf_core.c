@@ -48,6 +48,7 @@ static void drop_all(struct apf_core *c, struct apf_core_vcpu *cv)
 	cv->kicked = -1;
 	cv->rq_head = cv->rq_count = 0;
 	cv->wake_all_pending = false;
+	cv->ack_owed = false;
 }
 
 /* Linux's token form: a per-vCPU counter above the vCPU id, never 0, never
@@ -76,7 +77,7 @@ static void deliver(struct apf_core *c, unsigned v)
 	struct apf_core_vcpu *cv = &c->vcpus[v];
 	uint32_t token;
 
-	if (!cv->enabled || (!cv->wake_all_pending && !cv->rq_count))
+	if (!cv->enabled || (!cv->wake_all_pending && !cv->rq_count) || cv->ack_owed)
 		return;
 	if (c->ops->read_u32(c->ctx, cv->area_gpa + 4, &token) || token != 0)
 		return; /* stays queued: apf_core_retry() */
@@ -103,6 +104,7 @@ static void deliver(struct apf_core *c, unsigned v)
 			c->ops->fail(c->ctx, v, rc, what);
 		return;
 	}
+	cv->ack_owed = c->ack_paced;
 	if (wake_all) {
 		cv->wake_all_pending = false;
 		c->stats.wake_all++;
@@ -283,8 +285,17 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 			break; /* as KVM: only bit 0 means anything */
 		/* As KVM: a prompt to look at the queue again, nothing more
 		 * (the slot is the token).  apfvm leaves the guest's ACKs to
-		 * KVM; an embedder that routes them here loses nothing. */
+		 * KVM; an embedder that routes them here loses nothing.  The
+		 * guest must clear the token first (else the slot stays
+		 * taken): with ack_paced nothing else can have written the
+		 * area since the raise, so a set token is the guest's. */
 		c->stats.acks++;
+		if (cv->enabled && cv->ack_owed) {
+			uint32_t token;
+			if (!c->ops->read_u32(c->ctx, cv->area_gpa + 4, &token) && token)
+				c->stats.acks_early++;
+		}
+		cv->ack_owed = false;
 		deliver(c, v);
 		break;
 	default:

@@ -89,6 +89,7 @@ struct apf_core_stats {
 	uint64_t ready;         /* page-ready raised (specific tokens) */
 	uint64_t wake_all;      /* wake-all raised */
 	uint64_t acks;          /* ACK writes seen (where they reach the VMM) */
+	uint64_t acks_early;    /* of which: the area's token still set */
 	uint64_t retries;       /* per vCPU, apf_core_retry found work queued */
 	uint64_t refused;       /* raises the guest's LAPIC refused (retried) */
 	uint64_t gp_injected;   /* invalid MSR writes answered with #GP */
@@ -127,6 +128,7 @@ struct apf_core_vcpu {
 	uint8_t readyq[APF_CORE_MAX_OUTSTANDING];
 	unsigned rq_head, rq_count;
 	bool wake_all_pending;  /* a wake-all waits for the ready slot */
+	bool ack_owed;          /* ack_paced: a page-ready not yet ACKed */
 	uint32_t next_id;
 };
 
@@ -136,6 +138,12 @@ struct apf_core {
 	void *ctx;
 	unsigned nvcpus;
 	uint64_t threshold_ns;  /* go async only above this expected wait */
+	/* Set by the VMM (before the guest runs) when the guest's ACKs reach
+	 * apf_core_wrmsr: the next page-ready then also waits for the ACK of
+	 * the one before, so an ACK that finds the token still set proves the
+	 * guest ACKed before clearing it (stats.acks_early).  Off, a raise may
+	 * follow the guest's clearing at once, as under KVM. */
+	bool ack_paced;
 	struct apf_core_vcpu vcpus[APF_CORE_MAX_VCPUS];
 	struct apf_core_stats stats;
 };

@@ -33,6 +33,8 @@ const char options_run_usage[] =
 	"                        user (apfvm itself is the host side, deciding per fault)\n"
 	"  --apf-threshold DUR   user mode: go async only when a fetch is expected to take\n"
 	"                        longer (default 500us, what an async round trip costs the guest here)\n"
+	"  --apf-trap-acks       user mode: the guest's page-ready ACKs exit to apfvm (one exit\n"
+	"                        each) to be counted and their order checked\n"
 	"\n"
 	"Workload:\n"
 	"  --workload SPEC       tasks, KIND[:COUNT],...; kinds: compute, scan (default compute:1)\n"
@@ -177,7 +179,7 @@ enum {
 	OPT_GUEST = 256, OPT_KERNEL, OPT_INITRD, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
-	OPT_CONSOLE,
+	OPT_CONSOLE, OPT_APF_TRAP_ACKS,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -227,6 +229,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "trace", no_argument, NULL, OPT_TRACE },
 		{ "apf", required_argument, NULL, OPT_APF },
 		{ "apf-threshold", required_argument, NULL, OPT_APF_THRESHOLD },
+		{ "apf-trap-acks", no_argument, NULL, OPT_APF_TRAP_ACKS },
 		{ "workload", required_argument, NULL, OPT_WORKLOAD },
 		{ "duration", required_argument, NULL, OPT_DURATION },
 		{ "scan-order", required_argument, NULL, OPT_SCAN_ORDER },
@@ -306,6 +309,9 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 				c->apf = APFVM_APF_USER;
 			else
 				return bad_value(e, "--apf", optarg, "off, kernel or user");
+			break;
+		case OPT_APF_TRAP_ACKS:
+			c->apf_trap_acks = true;
 			break;
 		case OPT_APF_THRESHOLD:
 			if (units_parse_duration(optarg, &c->apf_threshold_ns) || !c->apf_threshold_ns ||

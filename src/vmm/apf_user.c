@@ -18,14 +18,15 @@ static inline uint64_t tsc(void)
  * the page's own page-ready (else it follows an ACK). */
 static __thread uint64_t installing_since;
 
-int apf_user_setup_vm(struct vm *vm, struct apf_err *e)
+int apf_user_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e)
 {
 	struct kvm_enable_cap cap;
 	/* MSRs 0x4b564d00..07: a 0 bit denies (exits to userspace): the
 	 * enable and vector MSRs.  The ACK (07) stays with KVM, whose own
 	 * async PF is off here: it costs the guest an exit into KVM, not one
-	 * out to the VMM, and the core needs no ACK (rule 7, apf_core.h). */
-	static uint8_t bitmap = (uint8_t) ~((1u << 2) | (1u << 6));
+	 * out to the VMM, and the core needs no ACK (rule 7, apf_core.h);
+	 * trap_acks routes it here too, to count and check it. */
+	uint8_t bitmap = (uint8_t) ~((1u << 2) | (1u << 6) | (trap_acks ? 1u << 7 : 0));
 	struct kvm_msr_filter filter;
 
 	memset(&cap, 0, sizeof(cap));
@@ -128,12 +129,13 @@ static const struct apf_core_ops core_ops = {
 	.gpa_ok = op_gpa_ok,
 };
 
-int apf_user_init(struct machine *m, uint64_t threshold_ns, struct apf_err *e)
+int apf_user_init(struct machine *m, uint64_t threshold_ns, bool trap_acks, struct apf_err *e)
 {
 	m->core = calloc(1, sizeof(*m->core));
 	if (!m->core)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	apf_core_init(m->core, m->vm.nvcpus, threshold_ns, &core_ops, m);
+	m->core->ack_paced = trap_acks;
 	return 0;
 }
 

@@ -35,10 +35,10 @@
 #define APF_USER_DEFAULT_THRESHOLD_NS 500000ull
 
 /* VM capabilities and the MSR filter; before vCPUs are created. */
-int apf_user_setup_vm(struct vm *vm, struct apf_err *e);
+int apf_user_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e);
 
 /* Creates the core for m's vCPUs. */
-int apf_user_init(struct machine *m, uint64_t threshold_ns, struct apf_err *e);
+int apf_user_init(struct machine *m, uint64_t threshold_ns, bool trap_acks, struct apf_err *e);
 
 extern const struct pager_hooks apf_user_pager_hooks; /* ctx: the machine */
 

@@ -293,7 +293,7 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 	if (rc)
 		return rc;
 	if (c->apf == APFVM_APF_USER) {
-		rc = apf_user_setup_vm(&m->vm, e);
+		rc = apf_user_setup_vm(&m->vm, c->apf_trap_acks, e);
 		if (rc)
 			return rc;
 	}
@@ -302,7 +302,8 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		return rc;
 	if (c->apf == APFVM_APF_USER) {
 		rc = apf_user_init(m, c->apf_threshold_ns ? c->apf_threshold_ns
-							  : APF_USER_DEFAULT_THRESHOLD_NS, e);
+							  : APF_USER_DEFAULT_THRESHOLD_NS,
+				   c->apf_trap_acks, e);
 		if (rc)
 			return rc;
 		m->pager_hooks = apf_user_pager_hooks;

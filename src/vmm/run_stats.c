@@ -69,6 +69,7 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 		st->host_ready_retries = cs->retries;
 		st->host_ready_refused = cs->refused;
 		st->host_acks = cs->acks;
+		st->host_acks_early = cs->acks_early;
 		st->host_gp = cs->gp_injected;
 		st->host_dropped = cs->dropped;
 		st->host_outstanding_max = cs->outstanding_max;

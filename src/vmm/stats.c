@@ -51,6 +51,14 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 			" (threshold %.0f us)\n",
 			st->sync_policy, st->sync_cannot_deliver, st->sync_cap, st->repeat_waits,
 			st->sync_disabled, st->sync_raced, st->apf_threshold_ns / 1e3);
+	if (st->mode == APFVM_APF_USER) {
+		fprintf(f, "  host apf      not-present %" PRIu64 ", ready %" PRIu64 ", wake-all %" PRIu64,
+			st->host_not_present, st->host_ready, st->host_wake_all);
+		if (st->host_acks)
+			fprintf(f, ", ACKs %" PRIu64 " (before the token was cleared: %" PRIu64 ")",
+				st->host_acks, st->host_acks_early);
+		fprintf(f, "\n");
+	}
 	fprintf(f, "  pages fetched %" PRIu64 " of %" PRIu64 " (%.1f MiB); fault service mean %.1f us, "
 		   "p50 %" PRIu64 " us, p99 %" PRIu64 " us\n",
 		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
@@ -165,10 +173,12 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			", \"ready\": %" PRIu64 ", \"wake_all\": %" PRIu64
 			", \"gp_injected\": %" PRIu64 ", \"dropped\": %" PRIu64
 			", \"outstanding_max\": %" PRIu64 ", \"ready_retries\": %" PRIu64
-			", \"ready_refused\": %" PRIu64 "},\n",
+			", \"ready_refused\": %" PRIu64 ", \"acks\": %" PRIu64
+			", \"acks_early\": %" PRIu64 "},\n",
 			st->apf_threshold_ns / 1e3, st->host_not_present, st->host_ready,
 			st->host_wake_all, st->host_gp, st->host_dropped, st->host_outstanding_max,
-			st->host_ready_retries, st->host_ready_refused);
+			st->host_ready_retries, st->host_ready_refused, st->host_acks,
+			st->host_acks_early);
 	if (st->apf_reported) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f,

@@ -242,6 +242,40 @@ TEST(wake_all_waits_while_the_lapic_refuses_it)
 	apf_core_destroy(&core);
 }
 
+/* With ACKs reaching the core (apfvm run --apf-trap-acks), page-readies
+ * are paced by them: the next waits for the ACK of the one before even
+ * when the token is clear, so an ACK that finds the token set is the
+ * guest's wrong order (Linux clears, then ACKs), never a new raise. */
+TEST(ack_paced_delivery_tells_an_early_ack)
+{
+	setup(1);
+	core.ack_paced = true;
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	/* Linux's order for the wake-all: clear, then ACK. */
+	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	uint32_t a = async_fault(0, 1), b = async_fault(0, 2);
+	REQUIRE(a && b);
+	unsigned r = fvm.raises[0];
+	apf_core_on_installed(&core, 1);
+	apf_core_on_installed(&core, 2);
+	CHECK_EQ_U(fvm.raises[0], r + 1);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), a);
+	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
+	CHECK(apf_core_retry(&core)); /* cleared but not ACKed: b waits */
+	CHECK_EQ_U(fvm.raises[0], r + 1);
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK_EQ_U(fvm.raises[0], r + 2); /* the ACK delivers b */
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), b);
+	CHECK_EQ_U(core.stats.acks_early, 0);
+	/* A guest that ACKs before clearing is caught. */
+	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK_EQ_U(core.stats.acks_early, 1);
+	CHECK_EQ_U(core.stats.acks, 3);
+	apf_core_destroy(&core);
+}
+
 TEST(not_present_needs_a_guest_that_can_take_it)
 {
 	static const struct apf_guest_state no_if = { .if_set = false, .cpl = 3 };
@@ -475,7 +509,7 @@ TEST(decisions_account_for_every_fault)
 }
 
 TEST_MAIN(T(enable_sends_wake_all), T(failed_page_ready_is_reported_and_kept),
-	  T(wake_all_waits_while_the_lapic_refuses_it), T(invalid_msr_writes_get_gp), T(msr_writes_kvm_accepts_are_accepted), T(rdmsr_returns_what_the_guest_wrote),
+	  T(wake_all_waits_while_the_lapic_refuses_it), T(ack_paced_delivery_tells_an_early_ack), T(invalid_msr_writes_get_gp), T(msr_writes_kvm_accepts_are_accepted), T(rdmsr_returns_what_the_guest_wrote),
 	  T(policy_goes_async_only_above_the_threshold), T(disabled_guest_or_non_vcpu_thread_is_sync),
 	  T(full_round_trip), T(ack_is_a_prompt_to_deliver), T(not_present_needs_a_guest_that_can_take_it), T(send_always_allows_ring0),
 	  T(page_that_arrived_before_injection_is_not_injected),

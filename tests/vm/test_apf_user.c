@@ -117,7 +117,26 @@ TEST(slow_fetches_go_async_and_every_not_present_gets_ready)
 	CHECK_EQ_U(st.host_acks, 0);
 }
 
+/* --apf-trap-acks: every page-ready (the wake-all too) is ACKed to apfvm,
+ * each after the guest cleared its token, and ACK-paced delivery loses
+ * nothing. */
+TEST(trapped_acks_follow_every_page_ready_in_order)
+{
+	struct apfvm_config c;
+	struct apfvm_stats st;
 
+	REQUIRE_KVM();
+	config(&c, 2, 2 << 20, 5000000, 5000000);
+	c.apf_trap_acks = true;
+	REQUIRE(run_ok(&c, &st));
+	check_scans(&st, 512);
+	check_accounting(&st);
+	CHECK(st.faults_async > 400);
+	CHECK_EQ_U(st.host_ready, st.host_not_present);
+	CHECK_EQ_U(st.host_acks, st.host_ready + st.host_wake_all);
+	CHECK_EQ_U(st.host_acks_early, 0);
+	CHECK_EQ_U(st.apf.ready + st.apf.wake_all, st.host_acks);
+}
 
 /* Random latencies: completions come back out of order; three scanners
  * park at once next to compute; nothing hangs, nothing is lost. */
@@ -272,7 +291,7 @@ TEST(host_counters_without_a_lazy_region)
 	CHECK_EQ_U(st.faults_total, 0);
 }
 
-TEST_MAIN(T(embedder_chooses_the_kick_signal), T(host_counters_without_a_lazy_region), T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
+TEST_MAIN(T(embedder_chooses_the_kick_signal), T(trapped_acks_follow_every_page_ready_in_order), T(host_counters_without_a_lazy_region), T(trace_times_every_step_of_the_fault_path), T(slow_fetches_go_async_and_every_not_present_gets_ready),
 	  T(out_of_order_completions_with_three_scanners), T(fast_source_stays_synchronous),
 	  T(threshold_above_the_latency_keeps_faults_synchronous),
 	  T(guest_without_async_pf_is_served_synchronously),
