@@ -26,21 +26,54 @@
 #include "counters.h"
 #include "tasks.h"
 
-/* The value of "apfvm.info=" in /proc/cmdline, or 0. */
-static uint64_t info_gpa_from_cmdline(void)
+/* The number after `arg` ("name=") in /proc/cmdline (the last one), or 0. */
+static uint64_t cmdline_number(const char *arg)
 {
 	char line[4096], *p;
 	FILE *f = fopen("/proc/cmdline", "re");
-	uint64_t gpa = 0;
+	uint64_t value = 0;
 
 	if (!f)
 		return 0;
 	if (fgets(line, sizeof(line), f))
-		for (p = line; (p = strstr(p, APF_LINUX_INFO_ARG)); p++)
+		for (p = line; (p = strstr(p, arg)); p++)
 			if (p == line || p[-1] == ' ')
-				gpa = strtoull(p + strlen(APF_LINUX_INFO_ARG), NULL, 0);
+				value = strtoull(p + strlen(arg), NULL, 0);
 	fclose(f);
-	return gpa;
+	return value;
+}
+
+/* apfvm.kernel-reads=N (struct apf_linux_stats): the kernel copies each
+ * page out of the lazy region into a pipe; /init checks what it reads. */
+static void kernel_reads(const struct apf_boot_info *bi, const void *lazy, uint64_t n,
+			 struct apf_linux_stats *ls)
+{
+	static uint64_t page[APF_PAGE_SIZE / 8];
+	int fds[2];
+
+	if (n > bi->lazy_size / APF_PAGE_SIZE)
+		n = bi->lazy_size / APF_PAGE_SIZE;
+	if (!n || pipe(fds)) {
+		if (n)
+			perror("apfvm-init: pipe");
+		return;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		const char *src = (const char *)lazy + i * APF_PAGE_SIZE;
+		if (write(fds[1], src, APF_PAGE_SIZE) != APF_PAGE_SIZE ||
+		    read(fds[0], page, APF_PAGE_SIZE) != APF_PAGE_SIZE) {
+			perror("apfvm-init: kernel reads through a pipe");
+			break;
+		}
+		for (uint64_t j = 0; j < APF_PAGE_SIZE / 8; j++) {
+			uint64_t word = i * (APF_PAGE_SIZE / 8) + j;
+			uint64_t want = bi->pattern == APF_PATTERN_SEEDED ? apf_image_word(bi->seed, word) : 0;
+			ls->kernel_read_mismatches += page[j] != want;
+		}
+		ls->kernel_reads++;
+	}
+	close(fds[0]);
+	close(fds[1]);
 }
 
 /* Everything printed has left through the UART: the run may end now. */
@@ -106,7 +139,7 @@ int main(void)
 	printf("apfvm-init: pid %d on Linux %s, %.2f s after boot\n", (int)getpid(),
 	       uname(&u) == 0 ? u.release : "?", (double)ls.boot_ns / 1e9);
 
-	uint64_t info_gpa = info_gpa_from_cmdline();
+	uint64_t info_gpa = cmdline_number(APF_LINUX_INFO_ARG);
 	if (!info_gpa) {
 		printf("apfvm-init: no %s on the command line: nothing to run\n", APF_LINUX_INFO_ARG);
 		restart();
@@ -121,6 +154,8 @@ int main(void)
 	drain_console();
 
 	counters_start(&ls);
+	if (lazy)
+		kernel_reads(bi, lazy, cmdline_number("apfvm.kernel-reads="), &ls);
 	struct task_table *t = tasks_run(bi, lazy);
 	if (!t)
 		restart();

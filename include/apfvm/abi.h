@@ -178,8 +178,14 @@ struct apf_linux_stats {
 	uint64_t task_wakes;     /* calls of kvm_async_pf_task_wake */
 	uint64_t task_switches;  /* voluntary context switches of the scan
 				  * processes, summed */
+	/* Command line "apfvm.kernel-reads=N": before the tasks start, /init
+	 * passes the lazy region's first N pages through a pipe, so Linux's
+	 * kernel reads them (copy_from_user: faults in kernel mode, which the
+	 * host must serve synchronously), and verifies what comes out. */
+	uint64_t kernel_reads;
+	uint64_t kernel_read_mismatches; /* words that differed */
 };
-_Static_assert(sizeof(struct apf_linux_stats) == 48, "apf_linux_stats layout");
+_Static_assert(sizeof(struct apf_linux_stats) == 64, "apf_linux_stats layout");
 
 /* ------------------------------------------------------------------ */
 /* Fault-path tracing (apfvm run --trace): one ring-3 accessible page that

@@ -119,6 +119,7 @@ struct apfvm_stats {
 	 * token of the one before (per vCPU and attempt). */
 	uint64_t host_ready_retries;
 	uint64_t host_ready_refused; /* raises the guest's LAPIC refused (retried) */
+	uint64_t host_area_gpa;     /* vCPU 0's async-PF area (the guest's choice) */
 	uint64_t inflight_max;
 	double fault_us_mean;       /* fault read -> page installed */
 	uint64_t tsc_khz;

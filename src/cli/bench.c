@@ -11,6 +11,7 @@
 #include "image/image.h"
 #include "platform/platform.h"
 #include "options.h"
+#include "util/file.h"
 #include "util/units.h"
 
 const char bench_usage[] =
@@ -25,6 +26,9 @@ const char bench_usage[] =
 	"  --lazy SIZE        lazy region, served from a generated image (default 8M)\n"
 	"  --workload SPEC    as for 'apfvm run' (default compute:1,scan:1)\n"
 	"  --pin MODE         as for 'apfvm run' (default same:0)\n"
+	"  --kernel BZIMAGE   run the workload in an unmodified Linux guest (apfvm's\n"
+	"                     initramfs; every run boots it) instead of the reference guest\n"
+	"  --mem SIZE         resident guest memory (default 64M, 512M with --kernel)\n"
 	"  --csv FILE         also write the results as CSV, with the fault-path breakdown\n"
 	"                     of one extra --trace run per cell that went async\n"
 	"  -h, --help         this help\n";
@@ -41,6 +45,7 @@ struct cell_run {
 	 * compute task per page (its own work on the page, plus the fault's
 	 * cost to the vCPU: the wait if synchronous, the round trip if async). */
 	double lost_us;
+	double boot_s; /* Linux guest: kernel start to /init, 0 otherwise */
 };
 
 struct bench {
@@ -50,6 +55,9 @@ struct bench {
 	enum apfvm_apf_mode modes[MAX_MODE];
 	struct apfvm_config base;
 	char image[64], spec[96];
+	const char *kernel_path; /* --kernel, or NULL */
+	bool mem_given;
+	void *kernel;            /* its contents */
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -133,6 +141,7 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 		{ "runs", required_argument, NULL, 'r' },      { "lazy", required_argument, NULL, 'z' },
 		{ "workload", required_argument, NULL, 'w' },  { "pin", required_argument, NULL, 'p' },
 		{ "csv", required_argument, NULL, 'c' },       { "help", no_argument, NULL, 'h' },
+		{ "kernel", required_argument, NULL, 'k' },    { "mem", required_argument, NULL, 'M' },
 		{ 0, 0, 0, 0 },
 	};
 	char lat[128] = "resident,100us,1ms,10ms", modes[64] = "off,kernel,user";
@@ -183,6 +192,16 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 		case 'c':
 			*csv = optarg;
 			break;
+		case 'k':
+			b->kernel_path = optarg;
+			break;
+		case 'M':
+			if (units_parse_size(optarg, &v) || v < (16ull << 20) || v > (2ull << 30) ||
+			    v % APF_PAGE_SIZE)
+				return apf_fail(e, -EINVAL, "--mem: 16M..2G, a multiple of 4K");
+			b->base.mem_size = v;
+			b->mem_given = true;
+			break;
 		case 'h':
 			fputs(bench_usage, stdout);
 			exit(0);
@@ -199,11 +218,21 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 		rc = parse_list(modes, add_mode, b, e, "--modes");
 	if (!rc && (!b->nlat || !b->nmode))
 		rc = apf_fail(e, -EINVAL, "nothing to run");
+	if (!rc && b->kernel_path) {
+		rc = file_read_all(b->kernel_path, &b->kernel, &b->base.linux_kernel_len);
+		if (rc)
+			return apf_fail(e, rc, "cannot read '%s': %s", b->kernel_path,
+					rc == -EFBIG ? "not a regular file of at most 256 MiB"
+						     : strerror(-rc));
+		b->base.linux_kernel = b->kernel;
+		if (!b->mem_given)
+			b->base.mem_size = 512ull << 20; /* Debian's kernel needs room */
+	}
 	return rc;
 }
 
 /* The compute task's rate with nothing else running: one run. */
-static int alone_once(struct bench *b, double *rate)
+static int alone_once(struct bench *b, double *rate, double *boot_s)
 {
 	struct apfvm_config c = b->base;
 	struct apfvm_stats st;
@@ -214,6 +243,7 @@ static int alone_once(struct bench *b, double *rate)
 	if (run_once(&c, &st))
 		return -1;
 	*rate = task_rate(&st, APF_TASK_COMPUTE, NULL);
+	*boot_s = st.linux_reported ? (double)st.linux_apf.boot_ns / 1e9 : 0;
 	return 0;
 }
 
@@ -239,6 +269,7 @@ static int run_cell(struct bench *b, unsigned li, unsigned mi, double alone, str
 	r->compute_rate = task_rate(&st, APF_TASK_COMPUTE, &compute_s) / alone;
 	r->lost_us = pages > 0 ? (1 - r->compute_rate) * compute_s / pages * 1e6 : 0;
 	r->wall_s = st.wall_s;
+	r->boot_s = st.linux_reported ? (double)st.linux_apf.boot_ns / 1e9 : 0;
 	r->faults = (double)st.faults_total;
 	r->async = (double)st.faults_async;
 	r->sync = (double)st.faults_sync;
@@ -277,6 +308,8 @@ static double pick(const struct cell_run *r, unsigned n, size_t off, double out[
 int bench_main(int argc, char **argv)
 {
 	static struct bench b;
+	static double boots[MAX_LAT * MAX_RUNS * (MAX_MODE + 1)]; /* Linux boot times */
+	unsigned nboots = 0;
 	struct apf_err e = { "" };
 	const char *csv_path = NULL;
 	FILE *csv = NULL;
@@ -304,8 +337,11 @@ int bench_main(int argc, char **argv)
 	platform_describe(platform, sizeof(platform));
 	printf("apfvm bench: %s lazy region from a file: image, %u task(s), %u run(s) per cell;\n"
 	       "compute/alone pairs each run with a compute-alone run made just before it\n"
+	       "Guest: %s\n"
 	       "Platform: %s\n\n",
-	       lazy, b.base.ntasks, b.runs, platform);
+	       lazy, b.base.ntasks, b.runs,
+	       b.kernel_path ? "Linux (--kernel), the tasks are its processes" : "the reference guest",
+	       platform);
 	const char *caveat = platform_apf_user_caveat();
 	for (unsigned mi = 0; mi < b.nmode; mi++)
 		if (b.modes[mi] == APFVM_APF_USER && caveat)
@@ -329,11 +365,13 @@ int bench_main(int argc, char **argv)
 		double alone[MAX_RUNS], al[3];
 		/* Run i of every mode follows compute-alone run i. */
 		for (unsigned i = 0; i < b.runs; i++) {
-			if (alone_once(&b, &alone[i]))
+			if (alone_once(&b, &alone[i], &boots[nboots++]))
 				goto out;
-			for (unsigned mi = 0; mi < b.nmode; mi++)
+			for (unsigned mi = 0; mi < b.nmode; mi++) {
 				if (run_cell(&b, li, mi, alone[i], &runs[mi][i]))
 					goto out;
+				boots[nboots++] = runs[mi][i].boot_s;
+			}
 		}
 		stats3(alone, b.runs, al);
 		for (unsigned mi = 0; mi < b.nmode; mi++) {
@@ -351,7 +389,8 @@ int bench_main(int argc, char **argv)
 			double sync = pick(r, b.runs, offsetof(struct cell_run, sync), tmp);
 			double faults = pick(r, b.runs, offsetof(struct cell_run, faults), tmp);
 			memset(&p, 0, sizeof(p));
-			if (async > 0 && trace_cell(&b, li, mi, &p))
+			/* --trace needs the reference guest's stamps. */
+			if (async > 0 && !b.kernel_path && trace_cell(&b, li, mi, &p))
 				goto out;
 			double rt = p.np_handler + p.rdy_handler;
 			char c1[32], c2[32], c3[32];
@@ -377,11 +416,18 @@ int bench_main(int argc, char **argv)
 		}
 	}
 	status = 0;
+	if (b.kernel_path) {
+		double bt[3];
+		stats3(boots, nboots, bt);
+		printf("\nLinux boot (kernel start to /init, guest clock): median %.2f s (%.2f-%.2f), "
+		       "%u boots\n", bt[0], bt[1], bt[2], nboots);
+	}
 	if (csv_path)
 		printf("\nCSV: %s\n", csv_path);
 out:
 	if (csv && fclose(csv))
 		status = 1;
 	unlink(b.image);
+	free(b.kernel);
 	return status;
 }

@@ -34,41 +34,6 @@ static const char main_usage[] =
 
 #define APFVM_VERSION "0.1.0"
 
-/* Reads a whole guest ELF (at most 256 MiB) into memory. */
-static int read_file(const char *path, void **out, size_t *len)
-{
-	struct stat st;
-	char *buf;
-	size_t done = 0;
-	int fd = file_open_regular(path, &st);
-
-	if (fd < 0)
-		return fd == -EINVAL ? -EFBIG : fd;
-	if (st.st_size > (256 << 20)) {
-		close(fd);
-		return -EFBIG;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-		if (n <= 0) {
-			int rc = n < 0 ? -errno : -EIO;
-			free(buf);
-			close(fd);
-			return rc;
-		}
-		done += (size_t)n;
-	}
-	close(fd);
-	*out = buf;
-	*len = done;
-	return 0;
-}
-
 static int cmd_run(int argc, char **argv)
 {
 	struct run_options o;
@@ -86,7 +51,7 @@ static int cmd_run(int argc, char **argv)
 		return 0;
 	}
 	if (o.guest_path) {
-		rc = read_file(o.guest_path, &elf, &o.cfg.guest_elf_len);
+		rc = file_read_all(o.guest_path, &elf, &o.cfg.guest_elf_len);
 		if (rc) {
 			fprintf(stderr, "apfvm run: cannot read guest '%s': %s\n", o.guest_path,
 				rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc));
@@ -96,9 +61,9 @@ static int cmd_run(int argc, char **argv)
 		o.cfg.guest_name = o.guest_path;
 	}
 	if (o.kernel_path) {
-		rc = read_file(o.kernel_path, &kernel, &o.cfg.linux_kernel_len);
+		rc = file_read_all(o.kernel_path, &kernel, &o.cfg.linux_kernel_len);
 		if (!rc && o.initrd_path)
-			rc = read_file(o.initrd_path, &initrd, &o.cfg.linux_initrd_len);
+			rc = file_read_all(o.initrd_path, &initrd, &o.cfg.linux_initrd_len);
 		if (rc) {
 			const char *path = kernel && o.initrd_path ? o.initrd_path : o.kernel_path;
 			fprintf(stderr, "apfvm run: cannot read '%s': %s\n", path,

@@ -68,6 +68,7 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 		st->host_wake_all = cs->wake_all;
 		st->host_ready_retries = cs->retries;
 		st->host_ready_refused = cs->refused;
+		st->host_area_gpa = m->core->vcpus[0].area_gpa;
 		st->host_acks = cs->acks;
 		st->host_acks_early = cs->acks_early;
 		st->host_gp = cs->gp_injected;

@@ -84,21 +84,16 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 		if (l->probed)
 			fprintf(f, "; task waits %" PRIu64 ", wakes %" PRIu64, l->task_waits,
 				l->task_wakes);
-		fprintf(f, "; scan switches %" PRIu64 "\n", l->task_switches);
+		fprintf(f, "; scan switches %" PRIu64, l->task_switches);
+		if (l->kernel_reads)
+			fprintf(f, "; kernel read %" PRIu64 " pages, mismatches %" PRIu64,
+				l->kernel_reads, l->kernel_read_mismatches);
+		fprintf(f, "\n");
 	}
 	if (st->kvm_exits)
 		fprintf(f, "  kvm           %" PRIu64 " exits, %" PRIu64 " page faults, %" PRIu64
 			   " instructions emulated\n",
 			st->kvm_exits, st->kvm_pf_taken, st->kvm_insn_emulation);
-	if (st->linux_reported) {
-		const struct apf_linux_stats *l = &st->linux_apf;
-		fprintf(f,
-			"  \"linux\": {\"boot_s\": %.3f, \"hyp_interrupts\": %" PRIu64
-			", \"probed\": %s, \"task_waits\": %" PRIu64 ", \"task_wakes\": %" PRIu64
-			", \"scan_voluntary_switches\": %" PRIu64 "},\n",
-			l->boot_ns / 1e9, l->hyp_interrupts, l->probed ? "true" : "false",
-			l->task_waits, l->task_wakes, l->task_switches);
-	}
 	if (st->traced) {
 		const struct apfvm_fault_path *p = &st->path;
 		fprintf(f, "  fault path (mean us per async fault, %" PRIu64 " faults; -: not observable in this mode)\n",
@@ -174,11 +169,11 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			", \"gp_injected\": %" PRIu64 ", \"dropped\": %" PRIu64
 			", \"outstanding_max\": %" PRIu64 ", \"ready_retries\": %" PRIu64
 			", \"ready_refused\": %" PRIu64 ", \"acks\": %" PRIu64
-			", \"acks_early\": %" PRIu64 "},\n",
+			", \"acks_early\": %" PRIu64 ", \"area_gpa\": %" PRIu64 "},\n",
 			st->apf_threshold_ns / 1e3, st->host_not_present, st->host_ready,
 			st->host_wake_all, st->host_gp, st->host_dropped, st->host_outstanding_max,
 			st->host_ready_retries, st->host_ready_refused, st->host_acks,
-			st->host_acks_early);
+			st->host_acks_early, st->host_area_gpa);
 	if (st->apf_reported) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f,
@@ -194,9 +189,11 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 		fprintf(f,
 			"  \"linux\": {\"boot_s\": %.3f, \"hyp_interrupts\": %" PRIu64
 			", \"probed\": %s, \"task_waits\": %" PRIu64 ", \"task_wakes\": %" PRIu64
-			", \"scan_voluntary_switches\": %" PRIu64 "},\n",
+			", \"scan_voluntary_switches\": %" PRIu64 ", \"kernel_reads\": %" PRIu64
+			", \"kernel_read_mismatches\": %" PRIu64 "},\n",
 			l->boot_ns / 1e9, l->hyp_interrupts, l->probed ? "true" : "false",
-			l->task_waits, l->task_wakes, l->task_switches);
+			l->task_waits, l->task_wakes, l->task_switches, l->kernel_reads,
+			l->kernel_read_mismatches);
 	}
 	if (st->traced) {
 		const struct apfvm_fault_path *p = &st->path;

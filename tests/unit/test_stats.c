@@ -237,6 +237,35 @@ TEST(mode_name)
 	CHECK(!strcmp(apfvm_mode_name(APFVM_APF_OFF), "off"));
 }
 
+/* What a Linux guest's /init reported: in the JSON as "linux", and in the
+ * summary as a line of words (not JSON). */
+TEST(linux_counts_reach_json_and_summary)
+{
+	struct apfvm_stats st;
+	int rc = -99;
+	char *text = NULL;
+	size_t len = 0;
+
+	sample_stats(&st);
+	st.linux_reported = true;
+	st.linux_apf = (struct apf_linux_stats){ .boot_ns = 2500000000ull, .hyp_interrupts = 9,
+						 .probed = 1, .task_waits = 8, .task_wakes = 8,
+						 .task_switches = 7, .kernel_reads = 16 };
+	char *doc = render(&st, &rc);
+	REQUIRE(doc != NULL);
+	CHECK_HAS(doc, "\"linux\": {\"boot_s\": 2.500, \"hyp_interrupts\": 9, \"probed\": true, "
+		       "\"task_waits\": 8, \"task_wakes\": 8, \"scan_voluntary_switches\": 7, "
+		       "\"kernel_reads\": 16, \"kernel_read_mismatches\": 0}");
+	free(doc);
+	FILE *f = open_memstream(&text, &len);
+	REQUIRE(f != NULL);
+	apfvm_stats_print(f, &st);
+	REQUIRE(fclose(f) == 0);
+	CHECK_HAS(text, "linux         /init at 2.50 s; HYP interrupts 9; task waits 8, wakes 8");
+	CHECK(!strstr(text, "\"linux\""));
+	free(text);
+}
+
 TEST(json_user_mode_has_the_fault_breakdown_and_apf_counters)
 {
 	struct apfvm_stats st;
@@ -265,6 +294,6 @@ TEST(json_user_mode_has_the_fault_breakdown_and_apf_counters)
 	free(doc);
 }
 
-TEST_MAIN(T(json_user_mode_has_the_fault_breakdown_and_apf_counters), T(json_has_required_keys_and_values), T(json_tasks_carry_their_kind_specific_fields),
+TEST_MAIN(T(linux_counts_reach_json_and_summary), T(json_user_mode_has_the_fault_breakdown_and_apf_counters), T(json_has_required_keys_and_values), T(json_tasks_carry_their_kind_specific_fields),
 	  T(json_without_tasks_has_an_empty_list), T(json_fixed_latency),
 	  T(json_reports_write_errors), T(json_parses_and_holds_the_values), T(mode_name))
