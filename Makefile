@@ -45,7 +45,7 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
 
-.PHONY: all test demo bench clean fuzz deps deps-bench
+.PHONY: all test demo bench bench-linux clean fuzz deps deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
 all: $(APFVM)
@@ -184,6 +184,8 @@ $(BENCH_PAGER): bench/bench_pager.c $(LIBAPF)
 # rate.  BENCH_ARGS passes options to `apfvm bench` (see its --help).
 bench: $(APFVM) $(BENCH_PAGER) deps-bench
 	$(Q)scripts/bench.sh $(BENCH_ARGS)
+bench-linux: $(APFVM) deps-bench
+	$(Q)scripts/bench_linux.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

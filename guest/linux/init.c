@@ -7,8 +7,15 @@
  * which ends the run.  Without apfvm's boot info it says so and restarts
  * the machine (Linux's `reboot=k` resets through the keyboard controller).
  * A static program: the initramfs needs no libraries.
+ *
+ * Command line options it reads (Linux passes them over):
+ *   apfvm.info=GPA        where apfvm's boot info is (apfvm adds it)
+ *   apfvm.kernel-reads=N  the kernel first reads N lazy pages (kernel_reads)
+ *   apfvm.sh="COMMAND"    run by busybox's sh after the tasks (e.g. "grep HYP
+ *                         /proc/interrupts"), when apfvm added busybox
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +48,51 @@ static uint64_t cmdline_number(const char *arg)
 				value = strtoull(p + strlen(arg), NULL, 0);
 	fclose(f);
 	return value;
+}
+
+/* The value of "apfvm.sh=" in /proc/cmdline (double quotes allow spaces,
+ * as Linux's parser does) copied into cmd, or false. */
+static bool cmdline_shell(char *cmd, size_t size)
+{
+	char line[4096], *p, *v = NULL;
+	FILE *f = fopen("/proc/cmdline", "re");
+
+	if (!f)
+		return false;
+	if (fgets(line, sizeof(line), f))
+		for (p = line; (p = strstr(p, "apfvm.sh=")); p++)
+			if (p == line || p[-1] == ' ')
+				v = p + strlen("apfvm.sh=");
+	fclose(f);
+	if (!v)
+		return false;
+	size_t n = *v == '"' ? strcspn(++v, "\"") : strcspn(v, " \n");
+	snprintf(cmd, size, "%.*s", (int)n, v);
+	return n > 0;
+}
+
+/* apfvm.sh="COMMAND": runs it with the initramfs's shell (busybox), after
+ * the tasks, its output on the console. */
+static void run_shell(void)
+{
+	char cmd[1024];
+
+	if (!cmdline_shell(cmd, sizeof(cmd)))
+		return;
+	if (access("/bin/sh", X_OK)) {
+		printf("apfvm-init: apfvm.sh: no shell in this initramfs (apfvm found no static "
+		       "busybox to add)\n");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		perror("apfvm-init: apfvm.sh");
 }
 
 /* apfvm.kernel-reads=N (struct apf_linux_stats): the kernel copies each
@@ -160,6 +212,7 @@ int main(void)
 	if (!t)
 		restart();
 	counters_read(&ls);
+	run_shell();
 	unsigned failed = report_tasks(&dev, t, &ls);
 	apfvm_hcall_with(&dev, APF_HC_LINUX_STATS, &ls, sizeof(ls));
 	drain_console();

@@ -43,6 +43,9 @@ struct apfvm_config {
 	size_t linux_kernel_len;
 	const void *linux_initrd;
 	size_t linux_initrd_len;
+	const void *linux_busybox;  /* a static busybox for apfvm's initramfs
+				     * (/bin/sh ...), or NULL: none */
+	size_t linux_busybox_len;
 	uint64_t mem_size;          /* resident bytes */
 	uint64_t lazy_size;         /* lazy region bytes (multiple of 2 MiB) */
 	const char *source;         /* "zero" or "file:PATH" */

@@ -12,6 +12,7 @@
 
 #include "apfvm/vmm.h"
 #include "image/image.h"
+#include "linux/initramfs.h"
 #include "platform/platform.h"
 #include "util/file.h"
 #include "bench.h"
@@ -34,12 +35,15 @@ static const char main_usage[] =
 
 #define APFVM_VERSION "0.1.0"
 
+/* Debian's busybox-static: the shell of apfvm's initramfs, when present. */
+#define LINUX_BUSYBOX "/bin/busybox"
+
 static int cmd_run(int argc, char **argv)
 {
 	struct run_options o;
 	struct apfvm_stats st;
 	struct apf_err e = { "" };
-	void *elf = NULL, *kernel = NULL, *initrd = NULL;
+	void *elf = NULL, *kernel = NULL, *initrd = NULL, *busybox = NULL;
 	int rc;
 
 	if (options_parse_run(argc, argv, &o, &e)) {
@@ -73,6 +77,12 @@ static int cmd_run(int argc, char **argv)
 		}
 		o.cfg.linux_kernel = kernel;
 		o.cfg.linux_initrd = initrd;
+		/* Debian's busybox-static, if installed, gives apfvm's
+		 * initramfs a shell (apfvm.sh=...); without it, no shell. */
+		if (!initrd && file_read_all(LINUX_BUSYBOX, &busybox, &o.cfg.linux_busybox_len) == 0) {
+			if (initramfs_static_elf(busybox, o.cfg.linux_busybox_len))
+				o.cfg.linux_busybox = busybox;
+		}
 		o.cfg.console = stdout; /* the Linux console is the run's output */
 	}
 	if (o.verbose)
@@ -86,6 +96,7 @@ static int cmd_run(int argc, char **argv)
 			free(elf);
 			free(kernel);
 			free(initrd);
+			free(busybox);
 			return 2;
 		}
 		o.cfg.console = console;
@@ -98,6 +109,7 @@ static int cmd_run(int argc, char **argv)
 	free(elf);
 	free(kernel);
 	free(initrd);
+	free(busybox);
 	if (console_lost) {
 		fprintf(stderr, "apfvm run: error writing '%s'\n", o.console_path);
 		if (!rc)

@@ -1,5 +1,6 @@
 #include "initramfs.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,10 +44,11 @@ int cpio_trailer(uint8_t *buf, size_t cap, size_t *off)
 	return cpio_add(buf, cap, off, "TRAILER!!!", 0, 0, 0, NULL, 0);
 }
 
-int initramfs_build(const void *init, size_t len, uint8_t **out, size_t *out_len,
-		    struct apf_err *e)
+int initramfs_build(const void *init, size_t init_len, const void *busybox, size_t busybox_len,
+		    uint8_t **out, size_t *out_len, struct apf_err *e)
 {
-	size_t cap = len + 4096, off = 0;
+	static const char *const applets[] = { INITRAMFS_APPLETS };
+	size_t cap = init_len + busybox_len + 8192, off = 0;
 	uint8_t *buf = malloc(cap);
 	int rc = 0;
 
@@ -57,7 +59,17 @@ int initramfs_build(const void *init, size_t len, uint8_t **out, size_t *out_len
 	rc |= cpio_add(buf, cap, &off, "dev/mem", S_IFCHR | 0600, 1, 1, NULL, 0); /* apfvm's pages, the lazy region */
 	rc |= cpio_add(buf, cap, &off, "proc", S_IFDIR | 0755, 0, 0, NULL, 0);
 	rc |= cpio_add(buf, cap, &off, "sys", S_IFDIR | 0755, 0, 0, NULL, 0);
-	rc |= cpio_add(buf, cap, &off, "init", S_IFREG | 0755, 0, 0, init, len);
+	rc |= cpio_add(buf, cap, &off, "init", S_IFREG | 0755, 0, 0, init, init_len);
+	if (busybox) {
+		rc |= cpio_add(buf, cap, &off, "bin", S_IFDIR | 0755, 0, 0, NULL, 0);
+		rc |= cpio_add(buf, cap, &off, "bin/busybox", S_IFREG | 0755, 0, 0, busybox,
+			       busybox_len);
+		for (size_t i = 0; i < sizeof(applets) / sizeof(applets[0]); i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "bin/%s", applets[i]);
+			rc |= cpio_add(buf, cap, &off, name, S_IFLNK | 0777, 0, 0, "busybox", 7);
+		}
+	}
 	rc |= cpio_trailer(buf, cap, &off);
 	if (rc) {
 		free(buf);
@@ -66,4 +78,25 @@ int initramfs_build(const void *init, size_t len, uint8_t **out, size_t *out_len
 	*out = buf;
 	*out_len = off;
 	return 0;
+}
+
+bool initramfs_static_elf(const void *buf, size_t len)
+{
+	Elf64_Ehdr eh;
+
+	if (len < sizeof(eh))
+		return false;
+	memcpy(&eh, buf, sizeof(eh));
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_machine != EM_X86_64 || (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > len ||
+	    (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
+		return false;
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, (const uint8_t *)buf + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_INTERP)
+			return false;
+	}
+	return true;
 }

@@ -68,7 +68,11 @@ int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_
 	uint8_t *builtin = NULL; /* no --initrd: apfvm's own */
 	size_t builtin_len = 0;
 	if (!b.initrd) {
-		int rc = initramfs_build(apfvm_linux_init, apfvm_linux_init_len, &builtin,
+		if (c->linux_busybox && !initramfs_static_elf(c->linux_busybox, c->linux_busybox_len))
+			return apf_fail(e, -ENOEXEC, "the busybox for the initramfs is not a static "
+					"x86-64 program");
+		int rc = initramfs_build(apfvm_linux_init, apfvm_linux_init_len, c->linux_busybox,
+					 c->linux_busybox_len, &builtin,
 					 &builtin_len, e);
 		if (rc)
 			return rc;

@@ -14,7 +14,7 @@ run() {
 	echo $? >"$out/$name.status"
 }
 # The full console once; "quiet" keeps the others short (the UART is slow).
-run user --apf user --cmdline "apfvm.kernel-reads=16"
+run user --apf user --cmdline 'apfvm.kernel-reads=16 apfvm.sh="grep HYP /proc/interrupts"'
 run user-acks --apf user --apf-trap-acks --cmdline "quiet"
 run kernel --apf kernel --cmdline "quiet apfvm.kernel-reads=16"
 run off --apf off --cmdline "quiet"

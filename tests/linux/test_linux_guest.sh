@@ -7,7 +7,8 @@
 # reports through apfvm's hypercalls.  Checked from --stats-json:
 #   - every page verified, in every mode;
 #   - Linux enables async PF by itself: its per-CPU area (wherever it put
-#     it) accepted, the wake-all received once its LAPIC is on (HYP row);
+#     it) accepted, the wake-all received once its LAPIC is on (the HYP row
+#     of /proc/interrupts, printed by the initramfs's busybox);
 #   - user mode: each of apfvm's not-presents is a task wait Linux counted
 #     (kprobe), each page-ready a HYP interrupt; with --apf-trap-acks every
 #     page-ready ACKed, always after the token was cleared;
@@ -103,7 +104,10 @@ else
 	ok linux_verifies_every_page_in_each_mode
 fi
 
-expect linux_enables_async_pf_against_apfvm "area accepted, wake-all delivered" \
+# busybox's grep, run by /init after the tasks (apfvm.sh), shows the row.
+hyp_row=$(grep -o "^ *HYP: *[0-9]*" "$out/user.console" | grep -o "[0-9]*$")
+expect linux_enables_async_pf_against_apfvm "area accepted, wake-all delivered, HYP row shown" \
+	"$hyp_row" -eq "$(num user linux hyp_interrupts)" \
 	"$(num user host_apf gp_injected)" -eq 0 \
 	"$(num user host_apf wake_all)" -eq 1 \
 	"$(num user host_apf area_gpa)" -ge 1048576 \
