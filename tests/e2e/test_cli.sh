@@ -99,11 +99,13 @@ expect_error initrd_without_kernel "--initrd needs --kernel" $APFVM run --initrd
 expect_error initrd_with_workload "--workload with --initrd: the workloads run from apfvm's own initramfs" \
 	$APFVM run --kernel "$tmp/img" --initrd "$tmp/img" --workload scan:1 --lazy 2M
 expect_error kernel_with_trace "--trace with --kernel" $APFVM run --kernel "$tmp/img" --trace
+expect_error console_unwritable "cannot write '$tmp/none/c'" $APFVM run --console "$tmp/none/c"
 
 # --- real runs -------------------------------------------------------
 if [ $have_kvm -eq 0 ]; then
 	echo "SKIP run_file_source_stats_json: /dev/kvm is not available"
 	echo "SKIP run_zero_source: /dev/kvm is not available"
+	echo "SKIP console_goes_to_a_file: /dev/kvm is not available"
 	echo "SKIP guest_crash_exit_status: /dev/kvm is not available"
 	echo "SKIP run_apf_kernel_stats_json: /dev/kvm is not available"
 	echo "SKIP bench_writes_table_and_csv: /dev/kvm is not available"
@@ -133,6 +135,14 @@ if timeout 120 $APFVM run -q --lazy 4M --source zero --workload scan:2 --stats-j
 	ok run_zero_source
 else
 	fail run_zero_source "$(cat "$tmp/err" "$tmp/z.json")"
+fi
+
+# --console FILE: the guest's console there, not on stdout or stderr.
+if timeout 120 $APFVM run -q --duration 10ms --console "$tmp/console" >"$tmp/out" 2>"$tmp/err" &&
+	grep -q "^apfvm guest: 1 tasks" "$tmp/console" && ! grep -q "apfvm guest" "$tmp/out" "$tmp/err"; then
+	ok console_goes_to_a_file
+else
+	fail console_goes_to_a_file "$(cat "$tmp/err" "$tmp/console" 2>/dev/null)"
 fi
 
 if timeout 120 $APFVM run -q --apf kernel --lazy 2M --source file:"$tmp/img" --latency 2ms \
