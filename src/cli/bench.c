@@ -90,9 +90,19 @@ static double task_rate(const struct apfvm_stats *st, uint32_t kind, double *run
 	return rt > 0 ? work / rt : 0;
 }
 
+/* One run; a progress line on stderr first (a Linux guest's run takes a
+ * minute in the emulated host). */
 static int run_once(const struct apfvm_config *c, struct apfvm_stats *st)
 {
 	struct apf_err e;
+	static unsigned n;
+
+	if (!c->lazy_size) /* alone_once() */
+		fprintf(stderr, "apfvm bench: run %u: compute alone\n", ++n);
+	else
+		fprintf(stderr, "apfvm bench: run %u: %s, %.0f us per fetch%s\n", ++n,
+			apfvm_mode_name(c->apf), (double)c->latency_min_ns / 1e3,
+			c->populate ? " (resident)" : c->trace ? ", traced" : "");
 	int rc = apfvm_run(c, st, &e);
 	if (rc)
 		fprintf(stderr, "apfvm bench: run failed: %s\n", e.msg);
