@@ -1,9 +1,11 @@
 #!/bin/bash
 # Plots the CSV of `apfvm bench` with gnuplot: compute throughput (fraction
 # of compute alone) and scan completion time against fetch latency, one
-# line per mode, error bars from min to max.  Usage: plot.sh CSV PNG
+# line per mode, error bars from min to max.
+# Usage: plot.sh CSV PNG [GUEST]   (GUEST: the guest's name for the title,
+# default "the reference guest")
 set -eu
-csv=$1 png=$2
+csv=$1 png=$2 guest=${3:-the reference guest}
 command -v gnuplot >/dev/null || { echo "plot.sh: gnuplot is missing (run 'make deps')" >&2; exit 1; }
 # The platform the figures come from: the CSV's last, quoted column.
 platform=$(awk -F'"' 'NR == 2 { print $2 }' "$csv")
@@ -27,7 +29,7 @@ END {
 gnuplot <<GP
 set terminal pngcairo size 1200,500 font "sans,11"
 set output "$png"
-set multiplot layout 1,2 title "apfvm: async page faults side by side (compute:1 next to a scan of the lazy region)\nplatform: ${platform:-not recorded}"
+set multiplot layout 1,2 title "apfvm: async page faults side by side (compute:1 next to a scan of the lazy region; guest: $guest)\nplatform: ${platform:-not recorded}"
 set grid ytics
 set key bottom right
 set xlabel "fetch latency per page"

@@ -20,4 +20,4 @@ fi
 mkdir -p build/bench
 $APFVM bench --kernel "$KERNEL" --latencies 1ms,10ms --runs 1 --lazy 4M \
 	--csv build/bench/linux.csv "$@"
-bench/plot.sh build/bench/linux.csv build/bench/linux.png
+bench/plot.sh build/bench/linux.csv build/bench/linux.png "Linux 6.12, processes"
