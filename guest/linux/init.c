@@ -14,10 +14,8 @@
  *   apfvm.sh="COMMAND"    run by busybox's sh after the tasks (e.g. "grep HYP
  *                         /proc/interrupts"), when apfvm added busybox
  */
-#include <errno.h>
-#include <stdbool.h>
 #include <inttypes.h>
-#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,42 +31,41 @@
 #include "counters.h"
 #include "tasks.h"
 
-/* The number after `arg` ("name=") in /proc/cmdline (the last one), or 0. */
-static uint64_t cmdline_number(const char *arg)
-{
-	char line[4096], *p;
-	FILE *f = fopen("/proc/cmdline", "re");
-	uint64_t value = 0;
+/* The kernel command line, read once from /proc/cmdline. */
+static char cmdline[4096];
 
-	if (!f)
-		return 0;
-	if (fgets(line, sizeof(line), f))
-		for (p = line; (p = strstr(p, arg)); p++)
-			if (p == line || p[-1] == ' ')
-				value = strtoull(p + strlen(arg), NULL, 0);
-	fclose(f);
-	return value;
+static void cmdline_load(void)
+{
+	FILE *f = fopen("/proc/cmdline", "re");
+
+	if (f) {
+		if (!fgets(cmdline, sizeof(cmdline), f))
+			cmdline[0] = '\0';
+		fclose(f);
+	}
 }
 
-/* The value of "apfvm.sh=" in /proc/cmdline (double quotes allow spaces,
- * as Linux's parser does) copied into cmd, or false. */
-static bool cmdline_shell(char *cmd, size_t size)
+/* The value of the last option `name` ("apfvm.sh=") copied into out
+ * (double quotes allow spaces, as in Linux's own parser); false if it is
+ * absent or empty. */
+static bool cmdline_value(const char *name, char *out, size_t size)
 {
-	char line[4096], *p, *v = NULL;
-	FILE *f = fopen("/proc/cmdline", "re");
+	const char *v = NULL;
 
-	if (!f)
-		return false;
-	if (fgets(line, sizeof(line), f))
-		for (p = line; (p = strstr(p, "apfvm.sh=")); p++)
-			if (p == line || p[-1] == ' ')
-				v = p + strlen("apfvm.sh=");
-	fclose(f);
+	for (const char *p = cmdline; (p = strstr(p, name)); p++)
+		if (p == cmdline || p[-1] == ' ')
+			v = p + strlen(name);
 	if (!v)
 		return false;
 	size_t n = *v == '"' ? strcspn(++v, "\"") : strcspn(v, " \n");
-	snprintf(cmd, size, "%.*s", (int)n, v);
+	snprintf(out, size, "%.*s", (int)n, v);
 	return n > 0;
+}
+
+static uint64_t cmdline_number(const char *name)
+{
+	char v[32];
+	return cmdline_value(name, v, sizeof(v)) ? strtoull(v, NULL, 0) : 0;
 }
 
 /* apfvm.sh="COMMAND": runs it with the initramfs's shell (busybox), after
@@ -77,7 +74,7 @@ static void run_shell(void)
 {
 	char cmd[1024];
 
-	if (!cmdline_shell(cmd, sizeof(cmd)))
+	if (!cmdline_value("apfvm.sh=", cmd, sizeof(cmd)))
 		return;
 	if (access("/bin/sh", X_OK)) {
 		printf("apfvm-init: apfvm.sh: no shell in this initramfs (apfvm found no static "
@@ -191,6 +188,7 @@ int main(void)
 	printf("apfvm-init: pid %d on Linux %s, %.2f s after boot\n", (int)getpid(),
 	       uname(&u) == 0 ? u.release : "?", (double)ls.boot_ns / 1e9);
 
+	cmdline_load();
 	uint64_t info_gpa = cmdline_number(APF_LINUX_INFO_ARG);
 	if (!info_gpa) {
 		printf("apfvm-init: no %s on the command line: nothing to run\n", APF_LINUX_INFO_ARG);
