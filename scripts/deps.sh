@@ -1,12 +1,16 @@
 #!/bin/bash
 # Installs the Debian packages apfvm's tests and benchmarks need, if
-# missing: clang with libFuzzer (the fuzz tier of `make test`) and gnuplot
-# (the plot of `make bench`).  Building apfvm itself needs only gcc and make.
+# missing: clang with libFuzzer (the fuzz tier of `make test`), the arm64
+# cross compiler (the arm64 tier's programs) and gnuplot (the plot of
+# `make bench`).  Building apfvm itself needs only gcc and make.
 set -eu
 need=()
 command -v clang >/dev/null || need+=(clang)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
 	need+=(libclang-rt-14-dev)
+# The arm64 tier's test programs, cross-built (static).
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+[ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
 if [ "${1:-}" = bench ]; then
 	command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 fi

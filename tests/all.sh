@@ -9,6 +9,8 @@
 #                emulated KVM host (scripts/emuhost/emuhost, one boot for
 #                both); KVM=native or KVM=emulated forces one
 #                (scripts/kvm_where.sh)
+#   ARM64_TESTS  static arm64 programs: inside the emulated arm64 KVM host
+#                (tests/arm64/run_arm64.sh, one boot)
 #   HOST_TESTS   on this machine: the emulated host's own tests, fuzzing
 # A tier is skipped only where it cannot run at all, with the reason.
 set -u
@@ -86,6 +88,7 @@ none)
 	;;
 esac
 
+tier "vm tests" "arm64, emulated host" tests/arm64/run_arm64.sh
 tier "host tests" "$host" $HOST_TESTS
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

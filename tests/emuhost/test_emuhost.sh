@@ -36,7 +36,7 @@ expect() {
 	# A failed run keeps its logs in the folder it names: remove it.
 	local logs
 	logs=$(sed -n 's/^emuhost: logs: //p' "$tmp/out")
-	case $logs in */build/emuhost/runs/run.*) rm -rf "$logs" ;; esac
+	case $logs in */build/emuhost/runs/run.* | */build/emuhost-arm64/runs/run.*) rm -rf "$logs" ;; esac
 }
 
 # The cases that boot need the emulated host set up (packages, kernel).
@@ -57,6 +57,7 @@ booting() {
 expect help 0 "Usage: scripts/emuhost/emuhost" 10 $EMUHOST --help
 expect bad_timeout 2 "--timeout: 'soon' is not a whole number" 10 $EMUHOST --timeout soon true
 expect no_command 2 "no command given" 10 $EMUHOST
+expect bad_arch 2 "--arch: 'sparc' is not x86_64 or arm64" 10 $EMUHOST --arch sparc true
 
 # Output, status, folder, environment, and a working KVM inside.
 cat >"$tmp/inside.sh" <<'IN'
@@ -77,6 +78,21 @@ if booting status_output_env; then
 		ok checkout_writable
 	else
 		fail checkout_writable "a file written inside is not on the outside"
+	fi
+fi
+
+# The arm64 host: Debian's arm64 6.12 under QEMU's emulation of EL2, its
+# KVM in VHE mode with a GICv3; the command runs in the host's busybox,
+# with the checkout at its path.
+if booting arm64_host_has_kvm_in_vhe_mode; then
+	if a64_err=$($EMUHOST --arch arm64 --setup 2>&1); then
+		(cd "$tmp" && expect arm64_host_has_kvm_in_vhe_mode 0 "^aarch64 kvm vhe gicv3 in $tmp$" 300 \
+			"$OLDPWD/$EMUHOST" --arch arm64 -- sh -c '[ -c /dev/kvm ] &&
+				dmesg | grep -q "kvm .*VHE mode initialized" &&
+				dmesg | grep -q "kvm .*GIC system register CPU interface enabled" &&
+				echo "$(uname -m) kvm vhe gicv3 in $PWD"')
+	else
+		fail arm64_host_has_kvm_in_vhe_mode "setup: $(echo "$a64_err" | tail -1)"
 	fi
 fi
 

@@ -1,0 +1,32 @@
+#!/bin/bash
+# The arm64 tier of `make test`: runs the cross-built arm64 test programs
+# (ARM64_TESTS, static; built by the Makefile) inside the emulated arm64
+# KVM host (scripts/emuhost/emuhost --arch arm64), in one boot, and passes
+# their "ok" / "FAIL" / "SKIP" lines on.  A program that prints none or
+# exits non-zero is one failure.
+set -u
+cd "$(dirname "$0")/../.."
+EMUHOST=scripts/emuhost/emuhost
+tests=${ARM64_TESTS:-$(ls build/arm64/test_* 2>/dev/null)}
+if [ -z "$tests" ]; then
+	echo "FAIL arm64_tests: none built (make test builds them with gcc-aarch64-linux-gnu)"
+	exit 0
+fi
+if ! err=$("$EMUHOST" --arch arm64 --setup 2>&1); then
+	echo "FAIL arm64_emulated_host: cannot be set up: $(echo "$err" | tail -1)"
+	exit 0
+fi
+# Inside: busybox sh.  Each program's status follows its lines.
+script='for t in "$@"; do "$t"; echo "status $(basename "$t") $?"; done'
+out=$(timeout --kill-after=10 1800 "$EMUHOST" --arch arm64 --timeout 1700 -- sh -c "$script" sh $tests 2>&1)
+rc=$?
+echo "$out" | grep -E '^(ok|FAIL|SKIP) '
+for t in $tests; do
+	name=$(basename "$t")
+	st=$(echo "$out" | sed -n "s/^status $name //p")
+	if [ -z "$st" ]; then
+		echo "FAIL $name: did not finish in the emulated arm64 host (emuhost status $rc): $(echo "$out" | tail -3 | tr '\n' ' ')"
+	elif [ "$st" != 0 ]; then
+		echo "FAIL $name: exited with status $st"
+	fi
+done
