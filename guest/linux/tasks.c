@@ -70,9 +70,10 @@ struct task_table *tasks_run(const struct apf_boot_info *bi, const void *lazy)
 		pid_t pid = fork(); /* the child must not write its slot's pid */
 		if (pid == 0)
 			task_process(s); /* never returns */
-		if (pid < 0) {
+		if (pid < 0) { /* reported as ended without a result */
 			perror("apfvm-init: fork");
-			s->wait_status = -1;
+			if (s->args.kind != APF_TASK_COMPUTE)
+				__atomic_fetch_sub(&t->shared.noncompute_live, 1, __ATOMIC_RELEASE);
 			continue;
 		}
 		s->pid = pid;
