@@ -162,7 +162,7 @@ $(FUZZ_OBJS) $(FUZZ_TARGETS): | deps
 # gcc-aarch64-linux-gnu (make deps) and run in the emulated arm64 host.
 ARM64_CC := aarch64-linux-gnu-gcc
 ARM64_TESTS := $(patsubst tests/arm64/%.c,$(BUILD)/arm64/%,$(wildcard tests/arm64/test_*.c))
-$(BUILD)/arm64/%: tests/arm64/%.c | deps
+$(BUILD)/arm64/%: tests/arm64/%.c tests/arm64/arm64_vm.h | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC [arm64] $<"
 	$(Q)$(ARM64_CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -pthread $< -o $@

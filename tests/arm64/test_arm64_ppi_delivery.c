@@ -19,40 +19,11 @@
  * redistributor and CPU interface, unmasks IRQs and loads from a lazy page.
  * Prints "ok NAME" / "FAIL NAME: why" lines.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/kvm.h>
-#include <linux/userfaultfd.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "arm64_vm.h"
 
-#ifndef UFFDIO_POISON /* Linux 6.6; the cross headers are 6.1 */
-struct uffdio_poison {
-	struct uffdio_range range;
-	uint64_t mode;
-	int64_t updated;
-};
-#define _UFFDIO_POISON 0x08
-#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
-#define UFFD_FEATURE_POISON (1 << 14)
-#endif
-
-#define PAGE       4096ul
-#define CODE_IPA   0x40000000ul
 #define CODE_SIZE  0x10000ul
-#define LAZY_IPA   0x40100000ul
-#define MMIO_IPA   0x50000000ul  /* +0 content, +8 INTID from the handler, +16 ready */
+/* MMIO_IPA +0: the load's content, +8: the INTID the handler took,
+ * +16: the guest is ready (GIC set up, about to unmask and load). */
 #define GICD_IPA   0x08000000ul
 #define GICR_IPA   0x080a0000ul
 #define PPI        22
@@ -115,197 +86,72 @@ __asm__(".pushsection .rodata.guest, \"a\"\n"
 	".popsection\n");
 extern const uint8_t guest_start[], guest_end[];
 
-static int vm_fd, vcpu_fd, uffd, done_fd;
-static struct kvm_run *run;
-static uint8_t *lazy;
-static volatile sig_atomic_t sigbus_seen;
-static int run_rc, run_errno;
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-	(void)sig;
-	(void)si;
-	(void)uc;
-	sigbus_seen = 1;
-}
-
-static void fail_exit(const char *what)
-{
-	printf("FAIL arm64_ppi_setup: %s: %s\n", what, strerror(errno));
-	exit(0);
-}
-
-static uint64_t core_reg(size_t off)
-{
-	uint64_t v = 0;
-	struct kvm_one_reg r = { .id = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |
-				       (off / sizeof(uint32_t)),
-				 .addr = (uint64_t)(uintptr_t)&v };
-	ioctl(vcpu_fd, KVM_GET_ONE_REG, &r);
-	return v;
-}
-
-static void *vcpu_thread(void *arg)
-{
-	uint64_t one = 1;
-	(void)arg;
-	run_rc = ioctl(vcpu_fd, KVM_RUN, 0);
-	run_errno = errno;
-	if (write(done_fd, &one, sizeof(one)) != sizeof(one))
-		abort();
-	return NULL;
-}
-
-/* One KVM_RUN on a thread of its own (the uffd wait may need the main
- * thread); whether it returned within ms. */
-static int run_vcpu(int ms)
-{
-	pthread_t t;
-	struct pollfd p = { .fd = done_fd, .events = POLLIN };
-	uint64_t v;
-	pthread_create(&t, NULL, vcpu_thread, NULL);
-	if (poll(&p, 1, ms) != 1)
-		return 0;
-	if (read(done_fd, &v, sizeof(v)) != sizeof(v))
-		abort();
-	pthread_join(t, NULL);
-	return 1;
-}
-
-static int mmio_write_at(uint64_t addr, uint64_t *value)
-{
-	if (run_rc || run->exit_reason != KVM_EXIT_MMIO || !run->mmio.is_write ||
-	    run->mmio.phys_addr != addr)
-		return 0;
-	*value = 0;
-	memcpy(value, run->mmio.data, run->mmio.len < 8 ? run->mmio.len : 8);
-	return 1;
-}
-
 static void set_attr(int fd, uint32_t group, uint64_t attr, void *addr, const char *what)
 {
 	struct kvm_device_attr a = { .group = group, .attr = attr, .addr = (uint64_t)(uintptr_t)addr };
 	if (ioctl(fd, KVM_SET_DEVICE_ATTR, &a))
-		fail_exit(what);
+		arm64_setup_failed("arm64_ppi_setup", what);
 }
 
-static void setup(void)
-{
-	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm < 0)
-		fail_exit("/dev/kvm");
-	vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
-	if (vm_fd < 0)
-		fail_exit("KVM_CREATE_VM");
-	uint8_t *code = mmap(NULL, CODE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	lazy = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (code == MAP_FAILED || lazy == MAP_FAILED)
-		fail_exit("mmap");
-	/* As integers: the two labels are distinct objects to C. */
-	size_t code_len = (uintptr_t)guest_end - (uintptr_t)guest_start;
-	if (!code_len || code_len > CODE_SIZE)
-		fail_exit("the guest's code size");
-	memcpy(code, guest_start, code_len);
-
-	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_POISON };
-	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api))
-		fail_exit("userfaultfd with UFFD_FEATURE_POISON");
-	struct uffdio_register reg = { .range = { (uint64_t)(uintptr_t)lazy, PAGE },
-				       .mode = UFFDIO_REGISTER_MODE_MISSING };
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
-		fail_exit("UFFDIO_REGISTER");
-	struct kvm_userspace_memory_region slots[2] = {
-		{ .slot = 0, .guest_phys_addr = CODE_IPA, .memory_size = CODE_SIZE,
-		  .userspace_addr = (uint64_t)(uintptr_t)code },
-		{ .slot = 1, .guest_phys_addr = LAZY_IPA, .memory_size = PAGE,
-		  .userspace_addr = (uint64_t)(uintptr_t)lazy },
-	};
-	for (int i = 0; i < 2; i++)
-		if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &slots[i]))
-			fail_exit("KVM_SET_USER_MEMORY_REGION");
-
-	struct kvm_create_device gic = { .type = KVM_DEV_TYPE_ARM_VGIC_V3 };
-
-	if (ioctl(vm_fd, KVM_CREATE_DEVICE, &gic))
-		fail_exit("KVM_CREATE_DEVICE vGICv3");
-	uint64_t dist = GICD_IPA, redist = GICR_IPA;
-	set_attr(gic.fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &dist, "GICD address");
-	set_attr(gic.fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist, "GICR address");
-
-	vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
-	if (vcpu_fd < 0)
-		fail_exit("KVM_CREATE_VCPU");
-	struct kvm_vcpu_init init;
-	if (ioctl(vm_fd, KVM_ARM_PREFERRED_TARGET, &init) || ioctl(vcpu_fd, KVM_ARM_VCPU_INIT, &init))
-		fail_exit("KVM_ARM_VCPU_INIT");
-	set_attr(gic.fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, NULL, "vGIC init");
-	uint64_t pc = CODE_IPA;
-	struct kvm_one_reg r = { .id = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |
-				       (offsetof(struct kvm_regs, regs.pc) / sizeof(uint32_t)),
-				 .addr = (uint64_t)(uintptr_t)&pc };
-	if (ioctl(vcpu_fd, KVM_SET_ONE_REG, &r))
-		fail_exit("KVM_SET_ONE_REG pc");
-	int size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
-	if (run == MAP_FAILED)
-		fail_exit("mmap kvm_run");
-	done_fd = eventfd(0, EFD_CLOEXEC);
-	struct sigaction sb = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
-	sigaction(SIGBUS, &sb, NULL);
-}
-
-static int ppi_line(int level)
+static int ppi_line(struct arm64_vm *m, int level)
 {
 	struct kvm_irq_level l = {
 		.irq = (KVM_ARM_IRQ_TYPE_PPI << KVM_ARM_IRQ_TYPE_SHIFT) | (0 << KVM_ARM_IRQ_VCPU_SHIFT) | PPI,
 		.level = (uint32_t)level,
 	};
-	return ioctl(vm_fd, KVM_IRQ_LINE, &l);
+	return ioctl(m->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+/* A KVM_RUN that does not return leaves its thread holding the vCPU:
+ * nothing more can be asked of it. */
+static void run_or_give_up(struct arm64_vm *m, const char *test)
+{
+	arm64_run_start(m);
+	if (!arm64_run_returned_within(m, 60000)) {
+		printf("FAIL %s: KVM_RUN did not return\n", test);
+		fflush(stdout);
+		_exit(0);
+	}
 }
 
 int main(void)
 {
+	static struct arm64_vm vm;
+	struct arm64_vm *m = &vm;
 	uint64_t v;
-	struct uffd_msg msg;
 
-	setup();
-	if (!run_vcpu(20000)) {
-		printf("FAIL guest_sets_up_its_gic: KVM_RUN did not return\n");
-		fflush(stdout);
-		_exit(0); /* the vCPU thread still holds the vCPU */
-	}
-	if (!mmio_write_at(MMIO_IPA + 16, &v)) {
-		printf("FAIL guest_sets_up_its_gic: no ready report (rc %d %s, exit %u, hw reason 0x%llx, "
-		       "PC 0x%llx, mmio addr 0x%llx)\n", run_rc, strerror(run_errno), run->exit_reason,
-		       (unsigned long long)run->hw.hardware_exit_reason,
-		       (unsigned long long)core_reg(offsetof(struct kvm_regs, regs.pc)),
-		       (unsigned long long)run->mmio.phys_addr);
+	/* As integers: the two labels are distinct objects to C. */
+	arm64_vm_create(m, guest_start, (uintptr_t)guest_end - (uintptr_t)guest_start, CODE_SIZE,
+			"arm64_ppi_setup");
+	struct kvm_create_device gic = { .type = KVM_DEV_TYPE_ARM_VGIC_V3 };
+	if (ioctl(m->vm_fd, KVM_CREATE_DEVICE, &gic))
+		arm64_setup_failed("arm64_ppi_setup", "KVM_CREATE_DEVICE vGICv3");
+	uint64_t dist = GICD_IPA, redist = GICR_IPA;
+	set_attr(gic.fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &dist, "GICD address");
+	set_attr(gic.fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist, "GICR address");
+	arm64_vcpu_create(m, "arm64_ppi_setup");
+	set_attr(gic.fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, NULL, "vGIC init");
+
+	run_or_give_up(m, "guest_sets_up_its_gic");
+	if (!arm64_mmio_write_at(m, MMIO_IPA + 16, &v)) {
+		printf("FAIL guest_sets_up_its_gic: no ready report (rc %d %s, exit %u, PC 0x%llx)\n",
+		       m->run_rc, strerror(m->run_errno), m->run->exit_reason,
+		       (unsigned long long)arm64_core_reg(m, offsetof(struct kvm_regs, regs.pc)));
 		return 0;
 	}
 	/* The lazy load waits on the userfaultfd; the poison kick frees it. */
-	pthread_t t;
-	pthread_create(&t, NULL, vcpu_thread, NULL);
-	struct pollfd p = { .fd = uffd, .events = POLLIN };
-	if (poll(&p, 1, 60000) != 1 || read(uffd, &msg, sizeof(msg)) != sizeof(msg)) {
-		printf("FAIL guest_sets_up_its_gic: the lazy load did not fault\n");
-		return 0;
+	arm64_run_start(m);
+	if (!arm64_lazy_fault_within(m, 60000) || arm64_poison_lazy(m) ||
+	    !arm64_run_returned_within(m, 10000)) {
+		printf("FAIL guest_sets_up_its_gic: the lazy load did not fault, or the poison did "
+		       "not free the vCPU\n");
+		fflush(stdout);
+		_exit(0);
 	}
-	struct uffdio_poison poison = { .range = { (uint64_t)(uintptr_t)lazy, PAGE } };
-	if (ioctl(uffd, UFFDIO_POISON, &poison)) {
-		printf("FAIL guest_sets_up_its_gic: UFFDIO_POISON: %s\n", strerror(errno));
-		return 0;
-	}
-	struct pollfd d = { .fd = done_fd, .events = POLLIN };
-	if (poll(&d, 1, 10000) != 1 || read(done_fd, &v, sizeof(v)) != sizeof(v)) {
-		printf("FAIL guest_sets_up_its_gic: the poison did not free the vCPU\n");
-		return 0;
-	}
-	pthread_join(t, NULL);
 	printf("ok guest_sets_up_its_gic\n");
 
-	uint64_t pstate = core_reg(offsetof(struct kvm_regs, regs.pstate));
-	uint64_t fault_pc = core_reg(offsetof(struct kvm_regs, regs.pc));
+	uint64_t pstate = arm64_core_reg(m, offsetof(struct kvm_regs, regs.pstate));
+	uint64_t fault_pc = arm64_core_reg(m, offsetof(struct kvm_regs, regs.pc));
 	if (pstate & (1u << 7))
 		printf("FAIL pstate_readable_at_the_fault: I set (PSTATE 0x%llx)\n",
 		       (unsigned long long)pstate);
@@ -315,38 +161,32 @@ int main(void)
 
 	/* The PPI, raised while the page is still poisoned: the handler must
 	 * run before the load is retried (else the retry gets SIGBUS). */
-	sigbus_seen = 0;
-	if (ppi_line(1)) {
+	arm64_sigbus_seen = 0;
+	if (ppi_line(m, 1)) {
 		printf("FAIL irq_taken_before_the_refault: KVM_IRQ_LINE: %s\n", strerror(errno));
 		return 0;
 	}
-	if (!run_vcpu(60000)) {
-		printf("FAIL irq_taken_before_the_refault: KVM_RUN did not return\n");
-		fflush(stdout);
-		_exit(0);
-	}
-	if (mmio_write_at(MMIO_IPA + 8, &v) && v == PPI)
+	run_or_give_up(m, "irq_taken_before_the_refault");
+	if (arm64_mmio_write_at(m, MMIO_IPA + 8, &v) && v == PPI)
 		printf("ok irq_taken_before_the_refault (INTID %llu, no SIGBUS)\n",
 		       (unsigned long long)v);
 	else
-		printf("FAIL irq_taken_before_the_refault: rc %d (%s), exit %u, SIGBUS %s\n", run_rc,
-		       strerror(run_errno), run->exit_reason, sigbus_seen ? "seen" : "not seen");
-	ppi_line(0);
+		printf("FAIL irq_taken_before_the_refault: rc %d (%s), exit %u, SIGBUS %s\n",
+		       m->run_rc, strerror(m->run_errno), m->run->exit_reason,
+		       arm64_sigbus_seen ? "seen" : "not seen");
+	ppi_line(m, 0);
 
 	/* The page arrives; the handler returns; the load completes. */
-	static uint64_t src[PAGE / 8] __attribute__((aligned(4096)));
-	src[0] = CONTENT;
-	struct uffdio_copy copy = { .dst = (uint64_t)(uintptr_t)lazy,
-				    .src = (uint64_t)(uintptr_t)src, .len = PAGE };
-	if (ioctl(uffd, UFFDIO_COPY, &copy)) {
+	if (arm64_install_lazy(m, CONTENT)) {
 		printf("FAIL load_completes_after_the_handler: UFFDIO_COPY: %s\n", strerror(errno));
 		return 0;
 	}
-	if (run_vcpu(60000) && mmio_write_at(MMIO_IPA, &v) && v == CONTENT &&
-	    core_reg(offsetof(struct kvm_regs, regs.pc)) == fault_pc + 4)
+	run_or_give_up(m, "load_completes_after_the_handler");
+	if (arm64_mmio_write_at(m, MMIO_IPA, &v) && v == CONTENT &&
+	    arm64_core_reg(m, offsetof(struct kvm_regs, regs.pc)) == fault_pc + 4)
 		printf("ok load_completes_after_the_handler\n");
 	else
-		printf("FAIL load_completes_after_the_handler: rc %d exit %u value 0x%llx\n", run_rc,
-		       run->exit_reason, (unsigned long long)v);
+		printf("FAIL load_completes_after_the_handler: rc %d exit %u value 0x%llx\n",
+		       m->run_rc, m->run->exit_reason, (unsigned long long)v);
 	return 0;
 }
