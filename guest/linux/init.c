@@ -116,8 +116,8 @@ static void kernel_reads(const struct apf_boot_info *bi, const void *lazy, uint6
 		}
 		for (uint64_t j = 0; j < APF_PAGE_SIZE / 8; j++) {
 			uint64_t word = i * (APF_PAGE_SIZE / 8) + j;
-			uint64_t want = bi->pattern == APF_PATTERN_SEEDED ? apf_image_word(bi->seed, word) : 0;
-			ls->kernel_read_mismatches += page[j] != want;
+			ls->kernel_read_mismatches +=
+				page[j] != apf_expected_word(bi->pattern, bi->seed, word);
 		}
 		ls->kernel_reads++;
 	}

@@ -35,10 +35,7 @@ void scan_main(const struct task_args *a)
 		}
 
 		for (uint64_t j = 0; j < WORDS_PER_PAGE; j++) {
-			uint64_t want = a->pattern == APF_PATTERN_SEEDED
-						? apf_image_word(a->seed, base + j)
-						: 0;
-			if (w[j] != want) {
+			if (w[j] != apf_expected_word(a->pattern, a->seed, base + j)) {
 				if (!mismatches)
 					first_bad = base + j;
 				mismatches++;

@@ -257,4 +257,10 @@ static inline uint64_t apf_image_word(uint64_t seed, uint64_t index)
 	return z ^ (z >> 31);
 }
 
+/* The word the guest expects at index under pattern (enum apf_pattern). */
+static inline uint64_t apf_expected_word(uint32_t pattern, uint64_t seed, uint64_t index)
+{
+	return pattern == APF_PATTERN_SEEDED ? apf_image_word(seed, index) : 0;
+}
+
 #endif /* APFVM_ABI_H */

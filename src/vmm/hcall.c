@@ -69,28 +69,22 @@ static int task_result(struct machine *m, const struct apf_hcall *h)
 	return rc;
 }
 
-static int apf_stats(struct machine *m, const struct apf_hcall *h)
-{
-	struct apf_guest_stats g;
+/* Copies a guest's counters block (len bytes at a0) into the report at
+ * dst and marks it reported; read into host memory first, so a guest
+ * rewriting its block meanwhile cannot tear what the report holds. */
+_Static_assert(sizeof(struct apf_guest_stats) <= 128 && sizeof(struct apf_linux_stats) <= 128,
+	       "report_counters' copy holds every counters block");
 
-	if (gmem_read(&m->gm, h->a0, &g, sizeof(g)))
+static int report_counters(struct machine *m, const struct apf_hcall *h, void *dst, size_t len,
+			   bool *reported)
+{
+	unsigned char copy[128];
+
+	if (len > sizeof(copy) || gmem_read(&m->gm, h->a0, copy, len))
 		return -EFAULT;
 	pthread_mutex_lock(&m->report_lock);
-	m->report.apf = g;
-	m->report.apf_reported = true;
-	pthread_mutex_unlock(&m->report_lock);
-	return 0;
-}
-
-static int linux_stats(struct machine *m, const struct apf_hcall *h)
-{
-	struct apf_linux_stats l;
-
-	if (gmem_read(&m->gm, h->a0, &l, sizeof(l)))
-		return -EFAULT;
-	pthread_mutex_lock(&m->report_lock);
-	m->report.linux_stats = l;
-	m->report.linux_reported = true;
+	memcpy(dst, copy, len);
+	*reported = true;
 	pthread_mutex_unlock(&m->report_lock);
 	return 0;
 }
@@ -151,10 +145,12 @@ void hcall_handle(struct machine *m, struct vcpu *v, gpa_t gpa)
 		rc = task_result(m, h);
 		break;
 	case APF_HC_APF_STATS:
-		rc = apf_stats(m, h);
+		rc = report_counters(m, h, &m->report.apf, sizeof(m->report.apf),
+				     &m->report.apf_reported);
 		break;
 	case APF_HC_LINUX_STATS:
-		rc = linux_stats(m, h);
+		rc = report_counters(m, h, &m->report.linux_stats, sizeof(m->report.linux_stats),
+				     &m->report.linux_reported);
 		break;
 	case APF_HC_ASSERT:
 		rc = guest_assert(m, h);
