@@ -3,33 +3,55 @@
 # tier; `make demo` runs the demo; `make bench` the benchmarks.
 # V=1 shows the commands.
 
-CC       ?= gcc
-BUILD    := build
+# ARCH: the architecture apfvm and its reference guest are built for:
+# x86 (default on x86-64) or arm64 (default on aarch64).  `make ARCH=arm64`
+# on an x86-64 machine cross-builds with Debian's gcc-aarch64-linux-gnu
+# into build/arm64/, statically linked (copy build/arm64/apfvm to the arm64
+# machine as it is); the test tiers run from an x86-64 build.
+HOST_MACHINE := $(shell uname -m)
+ARCH ?= $(if $(filter aarch64 arm64,$(HOST_MACHINE)),arm64,x86)
+ifeq ($(filter x86 arm64,$(ARCH)),)
+$(error ARCH=$(ARCH): apfvm builds for x86 or arm64)
+endif
 Q        := $(if $(V),,@)
+ifeq ($(ARCH)-$(HOST_MACHINE),arm64-x86_64)
+CC       := aarch64-linux-gnu-gcc
+BUILD    := build/arm64
+STATIC   := -static
+else
+CC       ?= gcc
+BUILD    := build$(if $(filter arm64,$(ARCH)),/arm64)
+STATIC   :=
+endif
 
 # Host code: strict C11, warnings are errors.
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow \
 	-Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral \
-	-Iinclude -Isrc -MMD -MP -pthread
-HOST_LDFLAGS := -pthread
+	-Iinclude -Isrc -Isrc/arch/$(ARCH) -MMD -MP -pthread
+HOST_LDFLAGS := -pthread $(STATIC)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Guest code: freestanding, general-purpose registers only (the emulated
-# ring 0 on some hosts has no SSE/AVX), no red zone (interrupts share the
-# kernel stack), no CET instrumentation.
+# ring 0 on some hosts has no SSE/AVX; the arm64 kernel saves no FP/SIMD
+# state), no red zone (interrupts share the kernel stack), no CET or
+# branch-protection instrumentation.
+GUEST_ARCH_CFLAGS.x86 := -mno-red-zone -fcf-protection=none -mcmodel=small
+GUEST_ARCH_CFLAGS.arm64 := -mbranch-protection=none -mcmodel=small -mstrict-align
 GUEST_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -ffreestanding -nostdlib \
-	-mno-red-zone -mgeneral-regs-only -fno-pic -fno-pie -fno-stack-protector \
-	-fcf-protection=none -fno-asynchronous-unwind-tables \
-	-fno-tree-loop-distribute-patterns -mcmodel=small -Iinclude -MMD -MP
+	-mgeneral-regs-only -fno-pic -fno-pie -fno-stack-protector \
+	-fno-asynchronous-unwind-tables -fno-tree-loop-distribute-patterns \
+	$(GUEST_ARCH_CFLAGS.$(ARCH)) -Iinclude -iquote guest/core -iquote guest/arch/$(ARCH) -MMD -MP
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=4096 \
 	-Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
 
 # ---- sources -----------------------------------------------------------
-LIB_SRCS := $(wildcard src/util/*.c src/platform/*.c src/image/*.c src/source/*.c src/pager/*.c src/apf/*.c src/linux/*.c src/vmm/*.c)
+# The architecture layer: src/arch/$(ARCH) (and its subfolders).
+LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/pager/*.c src/apf/*.c src/vmm/*.c) \
+	$(wildcard src/arch/$(ARCH)/*.c src/arch/$(ARCH)/*/*.c)
 CLI_SRCS := src/cli/options.c src/cli/bench.c
 MAIN_SRC := src/cli/main.c
-GUEST_KSRCS := $(wildcard guest/kernel/*.c) $(wildcard guest/kernel/*.S)
+GUEST_KSRCS := $(wildcard guest/core/*.c guest/arch/$(ARCH)/*.c guest/arch/$(ARCH)/*.S)
 GUEST_USRCS := $(wildcard guest/user/*.c guest/user/*.S guest/workloads/*.c)
 
 hobj = $(patsubst %.c,$(BUILD)/host/%.o,$(1))
@@ -59,9 +81,9 @@ $(BUILD)/guest/%.S.o: guest/%.S
 	@mkdir -p $(dir $@)
 	@echo "  AS [guest] $<"
 	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
-$(GUEST_ELF): $(GUEST_OBJS) guest/guest.ld
+$(GUEST_ELF): $(GUEST_OBJS) guest/arch/$(ARCH)/guest.ld
 	@echo "  LD [guest] $@"
-	$(Q)$(CC) $(GUEST_LDFLAGS) -T guest/guest.ld -o $@ $(GUEST_OBJS)
+	$(Q)$(CC) $(GUEST_LDFLAGS) -T guest/arch/$(ARCH)/guest.ld -o $@ $(GUEST_OBJS)
 
 # ---- host --------------------------------------------------------------
 $(BUILD)/host/%.o: %.c
@@ -76,17 +98,20 @@ $(BUILD)/tsan/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC [tsan] $<"
 	$(Q)$(CC) $(HOST_CFLAGS) $(TSAN_FLAGS) -c $< -o $@
-# The Linux guest's built-in /init: a static program, with the workloads.
+# The Linux guest's built-in /init (x86-64 Linux guests): a static
+# program, with the workloads.
+ifeq ($(ARCH),x86)
 LINUX_INIT := $(BUILD)/linux/init
 LINUX_INIT_SRCS := $(wildcard guest/linux/*.c guest/workloads/*.c)
-$(LINUX_INIT): $(LINUX_INIT_SRCS) $(wildcard guest/linux/*.h guest/workloads/*.h) include/apfvm/abi.h
+$(LINUX_INIT): $(LINUX_INIT_SRCS) $(wildcard guest/linux/*.h guest/workloads/*.h) include/apfvm/abi.h include/apfvm/abi_x86.h
 	@mkdir -p $(dir $@)
 	@echo "  CC [linux init] $(LINUX_INIT_SRCS)"
-	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Iinclude -static -s \
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Iinclude -iquote guest/arch/x86 -static -s \
 		$(LINUX_INIT_SRCS) -o $@
+endif
 $(BUILD)/host/guest_blob.o: src/vmm/guest_blob.S $(GUEST_ELF) $(LINUX_INIT)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -c -DGUEST_ELF='"$(GUEST_ELF)"' -DLINUX_INIT='"$(LINUX_INIT)"' $< -o $@
+	$(Q)$(CC) -c -DGUEST_ELF='"$(GUEST_ELF)"' $(if $(LINUX_INIT),-DLINUX_INIT='"$(LINUX_INIT)"') $< -o $@
 $(BUILD)/asan/guest_blob.o $(BUILD)/tsan/guest_blob.o: $(BUILD)/host/guest_blob.o
 	@mkdir -p $(dir $@)
 	$(Q)cp $< $@
@@ -102,11 +127,11 @@ $(APFVM): $(call hobj,$(MAIN_SRC)) $(CLI_OBJS) $(LIBAPF)
 # prints "ok NAME" / "FAIL NAME" / "SKIP NAME: why" lines that
 # tests/run.sh counts.
 # Guest code with no hardware access, unit-tested on the host.
-GUEST_HOST_SRCS := guest/kernel/apf_sleepers.c
+GUEST_HOST_SRCS := guest/core/apf_sleepers.c
 ASAN_LIB_OBJS := $(call sobj,$(LIB_SRCS) $(CLI_SRCS) $(GUEST_HOST_SRCS)) $(BUILD)/asan/guest_blob.o
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 VM_TESTS   := $(patsubst tests/vm/%.c,$(BUILD)/tests/%,$(wildcard tests/vm/test_*.c))
-GUEST_HOST_INC := -iquote guest/kernel -iquote guest/user -iquote guest/workloads
+GUEST_HOST_INC := -iquote guest/core -iquote guest/user -iquote guest/workloads -iquote guest/arch/$(ARCH)
 
 # ThreadSanitizer builds of the tests whose threads share state: the pager
 # thread with faulting threads, and the vCPU thread with the pager thread
@@ -161,8 +186,8 @@ $(FUZZ_OBJS) $(FUZZ_TARGETS): | deps
 # arm64: test programs cross-built (static) with Debian's
 # gcc-aarch64-linux-gnu (make deps) and run in the emulated arm64 host.
 ARM64_CC := aarch64-linux-gnu-gcc
-ARM64_TESTS := $(patsubst tests/arm64/%.c,$(BUILD)/arm64/%,$(wildcard tests/arm64/test_*.c))
-$(BUILD)/arm64/%: tests/arm64/%.c tests/arm64/arm64_vm.h | deps
+ARM64_TESTS := $(patsubst tests/arm64/%.c,$(BUILD)/arm64-tests/%,$(wildcard tests/arm64/test_*.c))
+$(BUILD)/arm64-tests/%: tests/arm64/%.c tests/arm64/arm64_vm.h | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC [arm64] $<"
 	$(Q)$(ARM64_CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -pthread $< -o $@
@@ -199,4 +224,4 @@ bench-linux: $(APFVM) deps-bench
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path $(BUILD)/arm64 -prune -o -name '*.d' -print 2>/dev/null)

@@ -32,8 +32,10 @@ static inline int fake_in(uint64_t gpa, uint64_t len)
 	return gpa >= FAKE_MEM_BASE && gpa <= FAKE_MEM_END && len <= FAKE_MEM_END - gpa;
 }
 
-static inline void fake_kick(void *ctx, unsigned v)
+static inline void fake_kick(void *ctx, unsigned v, uint64_t page)
 {
+	(void)page;
+	(void)page;
 	((struct fake_vm *)ctx)->kicks[v]++;
 }
 

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "apfvm/abi.h"
+#include "apfvm/abi_x86.h" /* the x86-64 Linux guest */
 
 struct apfvm_dev {
 	int mem_fd;                          /* /dev/mem */

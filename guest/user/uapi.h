@@ -1,8 +1,7 @@
 /*
  * uapi: the interface between the reference guest kernel and its ring-3
- * tasks.  System calls are `int3` (the only user->kernel trap that works on
- * every platform apfvm targets, see docs/guest.md): RAX = number, RDI/RSI
- * = arguments, RAX = result.
+ * tasks: the system call numbers.  How a call is made is the
+ * architecture's (arch_syscall2 in guest/arch/<arch>/arch_user.h).
  */
 #ifndef APFVM_GUEST_UAPI_H
 #define APFVM_GUEST_UAPI_H

@@ -4,13 +4,12 @@
 
 #include <stdint.h>
 
+#include "arch_user.h"
 #include "uapi.h"
 
 static inline uint64_t sys2(uint64_t nr, uint64_t a, uint64_t b)
 {
-	uint64_t ret = nr;
-	__asm__ volatile("int3" : "+a"(ret) : "D"(a), "S"(b) : "memory", "cc");
-	return ret;
+	return arch_syscall2(nr, a, b);
 }
 
 static inline void sys_exit(uint64_t status) __attribute__((noreturn));

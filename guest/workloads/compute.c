@@ -17,7 +17,7 @@ void compute_main(const struct task_args *a)
 {
 	const struct user_shared *sh = a->shared;
 	int alone = sh->noncompute_total == 0;
-	uint64_t start = task_rdtsc(), deadline = start + a->duration_tsc;
+	uint64_t start = task_cycles(), deadline = start + a->duration_tsc;
 	uint64_t x = 0x1234567 + a->id, work = 0, seen = 0;
 	struct apf_trace *trace = a->trace;
 
@@ -27,15 +27,15 @@ void compute_main(const struct task_args *a)
 		if (trace && trace->np_switch_tsc != seen) {
 			/* A task just parked on a fault and we got the CPU back. */
 			seen = trace->np_switch_tsc;
-			trace->np_resume += task_rdtsc() - seen;
+			trace->np_resume += task_cycles() - seen;
 			trace->np_resume_count++;
 		}
-		if (alone ? task_rdtsc() >= deadline : sh->noncompute_live == 0)
+		if (alone ? task_cycles() >= deadline : sh->noncompute_live == 0)
 			break;
 	}
 	__asm__ volatile("" ::"r"(x)); /* keep the work */
 	struct apf_task_result r = {
-		.kind = APF_TASK_COMPUTE, .id = a->id, .runtime_tsc = task_rdtsc() - start,
+		.kind = APF_TASK_COMPUTE, .id = a->id, .runtime_tsc = task_cycles() - start,
 		.work = work, .first_bad = ~0ull,
 	};
 	task_finish(a, &r);

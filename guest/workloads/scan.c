@@ -11,7 +11,7 @@ void scan_main(const struct task_args *a)
 	/* This task's share: pages [first, first + mine). */
 	uint64_t first = npages * a->index / a->count;
 	uint64_t mine = npages * (a->index + 1) / a->count - first;
-	uint64_t start = task_rdtsc(), mismatches = 0, first_bad = ~0ull, stall = 0;
+	uint64_t start = task_cycles(), mismatches = 0, first_bad = ~0ull, stall = 0;
 	struct apf_trace *trace = a->trace;
 	struct perm perm;
 
@@ -23,11 +23,11 @@ void scan_main(const struct task_args *a)
 		uint64_t base = page * WORDS_PER_PAGE;
 
 		/* The first touch takes the fault, if any: time it. */
-		uint64_t t0 = task_rdtsc();
+		uint64_t t0 = task_cycles();
 		if (trace)
 			trace->access_tsc = t0;
 		(void)w[0];
-		uint64_t t1 = task_rdtsc();
+		uint64_t t1 = task_cycles();
 		stall += t1 - t0;
 		if (trace && trace->rdy_switch_tsc > t0) { /* woken by page-ready */
 			trace->resume += t1 - trace->rdy_switch_tsc;
@@ -43,7 +43,7 @@ void scan_main(const struct task_args *a)
 		}
 	}
 	struct apf_task_result r = {
-		.kind = APF_TASK_SCAN, .id = a->id, .runtime_tsc = task_rdtsc() - start,
+		.kind = APF_TASK_SCAN, .id = a->id, .runtime_tsc = task_cycles() - start,
 		.pages = mine, .mismatches = mismatches, .first_bad = first_bad, .stall_tsc = stall,
 	};
 	task_finish(a, &r);

@@ -2,7 +2,8 @@
  * workloads: the tasks `--workload` selects, written once for every guest
  * apfvm runs them in (ring-3 tasks of the reference guest kernel, processes
  * of an unmodified Linux guest).  Each receives its struct task_args,
- * measures with the TSC, reports one struct apf_task_result through
+ * measures with the cycle counter (task_cycles: the TSC on x86, CNTVCT_EL0
+ * on arm64), reports one struct apf_task_result through
  * task_finish() and ends there.
  *
  * A guest provides task_finish() (guest/user/task_env.c for the reference
@@ -15,6 +16,7 @@
 #include <stdint.h>
 
 #include "apfvm/abi.h"
+#include "arch_user.h" /* task_cycles(): the architecture's cycle counter */
 
 /* Read-only for tasks: state the guest publishes to all of them. */
 struct user_shared {
@@ -47,12 +49,5 @@ void scan_main(const struct task_args *a) __attribute__((noreturn));
  * shared->noncompute_live (the reference kernel does that at exit). */
 void task_finish(const struct task_args *a, const struct apf_task_result *r)
 	__attribute__((noreturn));
-
-static inline uint64_t task_rdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)::"memory");
-	return ((uint64_t)hi << 32) | lo;
-}
 
 #endif

@@ -4,9 +4,11 @@
  * layouts locked with static asserts.  All guest addresses are guest-physical
  * (the guest runs identity-mapped), carried as plain integers.
  *
- * The async page fault part of the ABI is the x86 KVM paravirtual protocol
- * exactly as Linux speaks it (Documentation/virt/kvm/x86/msr.rst); see
- * docs/async-pf.md.
+ * This header is architecture-neutral.  Each architecture adds its own
+ * (one header each): how a hypercall is made and the async page fault
+ * protocol.  abi_x86.h: the KVM paravirtual protocol exactly as Linux
+ * speaks it (Documentation/virt/kvm/x86/msr.rst, docs/async-pf.md);
+ * abi_arm64.h: apfvm's arm64 protocol (docs/arm64-abi.md).
  */
 #ifndef APFVM_ABI_H
 #define APFVM_ABI_H
@@ -28,11 +30,9 @@
 #define APF_PF_USER        0x00100000u
 
 /* ------------------------------------------------------------------ */
-/* Hypercalls: the guest writes the GPA of a struct apf_hcall (below 4 GiB)
- * with a 32-bit OUT to APF_HCALL_PORT.  The host reads the block, acts,
- * and may write `ret` back.                                           */
-
-#define APF_HCALL_PORT     0x6a0u
+/* Hypercalls: the guest hands the host the GPA of a struct apf_hcall
+ * (how is the architecture's: abi_x86.h, abi_arm64.h).  The host reads
+ * the block, acts, and may write `ret` back.                          */
 
 enum apf_hcall_nr {
 	APF_HC_CONSOLE = 1, /* a0 = gpa of text, a1 = length (<= 4096) */
@@ -95,48 +95,22 @@ struct apf_task_result {
 };
 _Static_assert(sizeof(struct apf_task_result) == 56, "apf_task_result layout");
 
-/* Reported through APF_HC_FATAL by the guest's unexpected-exception path. */
+/* Reported through APF_HC_FATAL by the guest's unexpected-exception path.
+ * The fields hold the architecture's own registers:
+ *   x86:   vector, error code, RIP, CS, RFLAGS, RSP, CR2;
+ *   arm64: vector-table offset, ESR_EL1, ELR_EL1, SPSR_EL1, 0, SP, FAR_EL1. */
 struct apf_fatal {
-	uint64_t vector, error_code, rip, cs, rflags, rsp, cr2;
+	uint64_t vector, error_code, pc, mode, flags, sp, fault_addr;
 	uint64_t task_id; /* 0 if no task was running */
 };
 _Static_assert(sizeof(struct apf_fatal) == 64, "apf_fatal layout");
 
-/* ------------------------------------------------------------------ */
-/* Asynchronous page faults: the x86 KVM paravirtual ABI, exactly as Linux
- * and KVM speak it (Documentation/virt/kvm/x86/msr.rst, cpuid.rst).    */
-
-#define KVM_CPUID_SIGNATURE        0x40000000u /* "KVMKVMKVM\0\0\0" */
-#define KVM_CPUID_FEATURES         0x40000001u
-#define KVM_FEATURE_ASYNC_PF       4
-#define KVM_FEATURE_ASYNC_PF_VMEXIT 10
-#define KVM_FEATURE_ASYNC_PF_INT   14
-#define KVM_FEATURE_CLOCKSOURCE2   3  /* kvmclock, answered by KVM itself */
-#define KVM_FEATURE_CLOCKSOURCE_STABLE_BIT 24
-
-#define MSR_KVM_ASYNC_PF_EN        0x4b564d02u
-#define MSR_KVM_ASYNC_PF_INT       0x4b564d06u
-#define MSR_KVM_ASYNC_PF_ACK       0x4b564d07u
-
-#define KVM_ASYNC_PF_ENABLED           (1ull << 0)
-#define KVM_ASYNC_PF_SEND_ALWAYS       (1ull << 1)
-#define KVM_ASYNC_PF_DELIVERY_AS_PF_VMEXIT (1ull << 2)
-#define KVM_ASYNC_PF_DELIVERY_AS_INT   (1ull << 3)
-
-#define KVM_PV_REASON_PAGE_NOT_PRESENT 1u
-#define KVM_APF_WAKE_ALL_TOKEN         0xffffffffu
-
-/* The per-vCPU area whose GPA the guest writes to MSR_KVM_ASYNC_PF_EN
- * (64-byte aligned).  flags: the host writes PAGE_NOT_PRESENT before
- * injecting #PF (CR2 = token); the guest reads and clears it first thing.
- * token: the host writes a ready token before raising the vector; the
- * guest clears it, then writes 1 to MSR_KVM_ASYNC_PF_ACK. */
-struct kvm_vcpu_pv_apf_data {
-	uint32_t flags;
-	uint32_t token;
-	uint8_t pad[56];
-};
-_Static_assert(sizeof(struct kvm_vcpu_pv_apf_data) == 64, "apf area layout");
+/* Asynchronous page faults, on every architecture: a not-present names
+ * the fault with a 32-bit token (never 0), the page-ready the same token;
+ * this one wakes every waiter instead.                                */
+#define APF_WAKE_ALL_TOKEN 0xffffffffu
+/* The not-present reason the host writes in the guest's area. */
+#define APF_REASON_PAGE_NOT_PRESENT 1u
 
 /* What the guest counted, reported through APF_HC_APF_STATS at the end. */
 struct apf_guest_stats {
@@ -153,18 +127,7 @@ struct apf_guest_stats {
 _Static_assert(sizeof(struct apf_guest_stats) == 72, "apf_guest_stats layout");
 
 /* ------------------------------------------------------------------ */
-/* The Linux guest (apfvm run --kernel): its /init, built by apfvm, finds
- * a struct apf_boot_info at APF_LINUX_INFO_GPA (named on the kernel
- * command line as "apfvm.info=0xd0000") and issues hypercalls with blocks
- * it writes at APF_LINUX_HCALL_GPA.  Both pages lie in the e820 hole below
- * 1 MiB, which Linux never allocates and its /dev/mem always maps; /init
- * maps them, and the lazy region, through /dev/mem (docs/linux-guest.md).
- * Its tasks' lazy_base is then the address of that mapping.            */
-
-#define APF_LINUX_INFO_GPA  0xd0000u
-#define APF_LINUX_HCALL_GPA 0xd1000u
-#define APF_LINUX_INFO_GPA_STR "0xd0000"
-#define APF_LINUX_INFO_ARG  "apfvm.info="
+/* The Linux guest (apfvm run --kernel; its memory map: abi_x86.h).     */
 
 /* What Linux itself shows of async PF, read by /init after the tasks
  * ended; reported through APF_HC_LINUX_STATS. */
@@ -215,7 +178,8 @@ struct apf_trace {
 
 /* ------------------------------------------------------------------ */
 /* Boot information, written by the VMM at APF_BOOT_INFO_GPA before the
- * first instruction; RDI holds its address at entry.                  */
+ * first instruction; a register holds its address at entry (RDI on x86,
+ * X0 on arm64).                                                       */
 
 #define APF_BOOT_MAGIC   0x31544f4246504140ull /* "@APFBOT1" */
 #define APF_CMDLINE_MAX  256
@@ -229,7 +193,8 @@ struct apf_boot_info {
 	uint64_t ufree_end;
 	uint64_t lazy_base;   /* lazy region (ring-3 accessible) */
 	uint64_t lazy_size;
-	uint64_t tsc_khz;
+	uint64_t tsc_khz;     /* the guest's cycle counter (x86: TSC, arm64:
+			       * CNTVCT_EL0) in kHz */
 	uint64_t seed;        /* image seed when pattern == SEEDED */
 	uint64_t order_seed;  /* seed of the random scan order */
 	uint64_t duration_us; /* compute alone: how long to run */

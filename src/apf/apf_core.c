@@ -1,5 +1,9 @@
 #include "apf_core.h"
 
+/* The x86 registration (the MSRs) is spoken here; every other rule is
+ * the same on every architecture. */
+#include "apfvm/abi_x86.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -159,7 +163,7 @@ enum apf_decision apf_core_on_fault(struct apf_core *c, int v, uint64_t page,
 	/* Kicked after the unlock: the woken vCPU thread takes the lock at
 	 * once, and on a shared CPU it preempts this thread to do so (a kick
 	 * under the lock cost two extra context switches per fault). */
-	c->ops->kick(c->ctx, (unsigned)v);
+	c->ops->kick(c->ctx, (unsigned)v, page);
 	return d;
 out:
 	c->stats.decisions[d]++;
@@ -229,6 +233,25 @@ out:
 	return token;
 }
 
+/* Under the lock. */
+static int enable_locked(struct apf_core *c, unsigned v, uint64_t gpa, uint64_t len,
+			 bool send_always)
+{
+	struct apf_core_vcpu *cv = &c->vcpus[v];
+
+	/* The area must be in resident memory, not the lazy region, where a
+	 * host write would wait on the pager (docs/async-pf.md). */
+	if (!c->ops->gpa_ok(c->ctx, gpa, len))
+		return -1;
+	drop_all(c, cv); /* tokens from before mean nothing now */
+	cv->enabled = true;
+	cv->area_gpa = gpa;
+	cv->send_always = send_always;
+	cv->wake_all_pending = true;
+	deliver(c, v);
+	return 0;
+}
+
 static int write_en(struct apf_core *c, unsigned v, uint64_t value)
 {
 	struct apf_core_vcpu *cv = &c->vcpus[v];
@@ -243,20 +266,66 @@ static int write_en(struct apf_core *c, unsigned v, uint64_t value)
 		return -1; /* KVM_FEATURE_ASYNC_PF_VMEXIT is not offered */
 	/* KVM maps the first 8 bytes (flags, token): the only ones either
 	 * side writes.  Differs from KVM in one way, which protects the host:
-	 * the area must be in resident memory, not the lazy region, where a
-	 * host write would wait on the pager (docs/async-pf.md). */
-	if ((value & both) == both && !c->ops->gpa_ok(c->ctx, gpa, 8))
-		return -1;
-	drop_all(c, cv); /* tokens from before mean nothing now */
+	 * the area must be in resident memory (enable_locked). */
+	if ((value & both) == both) {
+		if (enable_locked(c, v, gpa, 8, value & KVM_ASYNC_PF_SEND_ALWAYS))
+			return -1;
+	} else {
+		drop_all(c, cv);
+		cv->enabled = false;
+	}
 	cv->msr_en = value;
-	cv->enabled = (value & both) == both;
-	if (!cv->enabled)
-		return 0;
-	cv->area_gpa = gpa;
-	cv->send_always = value & KVM_ASYNC_PF_SEND_ALWAYS;
-	cv->wake_all_pending = true;
-	deliver(c, v);
 	return 0;
+}
+
+int apf_core_enable(struct apf_core *c, unsigned v, uint64_t area_gpa, uint64_t area_len,
+		    uint8_t vector, bool send_always)
+{
+	if (v >= c->nvcpus)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	c->vcpus[v].vector = vector;
+	int rc = enable_locked(c, v, area_gpa, area_len, send_always);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void apf_core_disable(struct apf_core *c, unsigned v)
+{
+	if (v >= c->nvcpus)
+		return;
+	pthread_mutex_lock(&c->lock);
+	drop_all(c, &c->vcpus[v]);
+	c->vcpus[v].enabled = false;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Under the lock. */
+static void ack_locked(struct apf_core *c, unsigned v)
+{
+	struct apf_core_vcpu *cv = &c->vcpus[v];
+
+	/* As KVM: a prompt to look at the queue again, nothing more (the
+	 * slot is the token).  The guest must clear the token first (else
+	 * the slot stays taken): with ack_paced nothing else can have written
+	 * the area since the raise, so a set token is the guest's. */
+	c->stats.acks++;
+	if (cv->enabled && cv->ack_owed) {
+		uint32_t token;
+		if (!c->ops->read_u32(c->ctx, cv->area_gpa + 4, &token) && token)
+			c->stats.acks_early++;
+	}
+	cv->ack_owed = false;
+	deliver(c, v);
+}
+
+void apf_core_ack(struct apf_core *c, unsigned v)
+{
+	if (v >= c->nvcpus)
+		return;
+	pthread_mutex_lock(&c->lock);
+	ack_locked(c, v);
+	pthread_mutex_unlock(&c->lock);
 }
 
 int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
@@ -283,20 +352,9 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 	case MSR_KVM_ASYNC_PF_ACK:
 		if (!(value & 1))
 			break; /* as KVM: only bit 0 means anything */
-		/* As KVM: a prompt to look at the queue again, nothing more
-		 * (the slot is the token).  apfvm leaves the guest's ACKs to
-		 * KVM; an embedder that routes them here loses nothing.  The
-		 * guest must clear the token first (else the slot stays
-		 * taken): with ack_paced nothing else can have written the
-		 * area since the raise, so a set token is the guest's. */
-		c->stats.acks++;
-		if (cv->enabled && cv->ack_owed) {
-			uint32_t token;
-			if (!c->ops->read_u32(c->ctx, cv->area_gpa + 4, &token) && token)
-				c->stats.acks_early++;
-		}
-		cv->ack_owed = false;
-		deliver(c, v);
+		/* apfvm leaves the guest's ACKs to KVM; an embedder that
+		 * routes them here loses nothing. */
+		ack_locked(c, v);
 		break;
 	default:
 		rc = -1;

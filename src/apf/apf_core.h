@@ -53,8 +53,10 @@
 #define APF_CORE_MAX_OUTSTANDING 64
 
 struct apf_core_ops {
-	/* Brings vCPU v out of KVM_RUN (and out of a blocked fault). */
-	void (*kick)(void *ctx, unsigned v);
+	/* Brings vCPU v out of KVM_RUN and out of its blocked fault on lazy
+	 * page `page` (the architecture's way: a signal on x86, poisoning
+	 * the page on arm64).  Called from the pager thread. */
+	void (*kick)(void *ctx, unsigned v, uint64_t page);
 	/* 32-bit access to the guest's area at `gpa` (validated resident
 	 * memory); return 0 or -errno. */
 	int (*write_u32)(void *ctx, uint64_t gpa, uint32_t value);
@@ -182,6 +184,21 @@ bool apf_core_retry(struct apf_core *c);
 uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
 				 const struct apf_guest_state *gs,
 				 bool (*page_settled)(void *ctx, uint64_t page), void *pctx);
+
+/* Registration, as each architecture's protocol asks for it (x86: the
+ * MSRs below; arm64: an SMCCC call).  enable: the area (area_len bytes
+ * at area_gpa, which must be resident memory), the interrupt that carries
+ * page-ready (x86: the vector; arm64: the PPI), and whether not-present
+ * may also be sent for faults in the guest kernel.  Every (re)enable
+ * drops what was outstanding and sends wake-all.  0, or -1 for an area
+ * outside resident memory. */
+int apf_core_enable(struct apf_core *c, unsigned v, uint64_t area_gpa, uint64_t area_len,
+		    uint8_t vector, bool send_always);
+void apf_core_disable(struct apf_core *c, unsigned v);
+
+/* The guest acknowledged a page-ready (x86: the ACK MSR; arm64: the
+ * SMCCC ACK): a prompt to deliver the next queued one. */
+void apf_core_ack(struct apf_core *c, unsigned v);
 
 /* Guest WRMSR of one of the three async-PF MSRs.  Returns 0, or -1 when
  * the write must fail with #GP (as KVM does). */

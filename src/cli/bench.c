@@ -9,7 +9,7 @@
 
 #include "apfvm/vmm.h"
 #include "image/image.h"
-#include "platform/platform.h"
+#include "arch/platform.h"
 #include "options.h"
 #include "util/file.h"
 #include "util/units.h"

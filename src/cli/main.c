@@ -12,8 +12,8 @@
 
 #include "apfvm/vmm.h"
 #include "image/image.h"
-#include "linux/initramfs.h"
-#include "platform/platform.h"
+#include "image/initramfs.h"
+#include "arch/platform.h"
 #include "util/file.h"
 #include "bench.h"
 #include "options.h"

@@ -3,16 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
+#include "arch/arch.h"
 #include "vcpu_loop.h"
-
-static inline uint64_t tsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)::"memory");
-	return ((uint64_t)hi << 32) | lo;
-}
 
 /* Set while the pager thread is inside hook_installed(): a raise then is
  * the page's own page-ready (else it follows an ACK). */
@@ -20,46 +13,17 @@ static __thread uint64_t installing_since;
 
 int apf_user_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e)
 {
-	struct kvm_enable_cap cap;
-	/* MSRs 0x4b564d00..07: a 0 bit denies (exits to userspace): the
-	 * enable and vector MSRs.  The ACK (07) stays with KVM, whose own
-	 * async PF is off here: it costs the guest an exit into KVM, not one
-	 * out to the VMM, and the core needs no ACK (rule 7, apf_core.h);
-	 * trap_acks routes it here too, to count and check it. */
-	uint8_t bitmap = (uint8_t) ~((1u << 2) | (1u << 6) | (trap_acks ? 1u << 7 : 0));
-	struct kvm_msr_filter filter;
-
-	memset(&cap, 0, sizeof(cap));
-	cap.cap = KVM_CAP_EXCEPTION_PAYLOAD;
-	cap.args[0] = 1;
-	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
-		return apf_fail(e, -errno, "KVM_CAP_EXCEPTION_PAYLOAD: %s (needed by --apf user)",
-				strerror(errno));
-	memset(&cap, 0, sizeof(cap));
-	cap.cap = KVM_CAP_X86_USER_SPACE_MSR;
-	cap.args[0] = KVM_MSR_EXIT_REASON_FILTER;
-	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
-		return apf_fail(e, -errno, "KVM_CAP_X86_USER_SPACE_MSR: %s (needed by --apf user)",
-				strerror(errno));
-	memset(&filter, 0, sizeof(filter));
-	filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
-	filter.ranges[0].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
-	filter.ranges[0].nmsrs = 8;
-	filter.ranges[0].base = MSR_KVM_ASYNC_PF_EN & ~7u;
-	filter.ranges[0].bitmap = &bitmap;
-	if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0)
-		return apf_fail(e, -errno, "KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
-	return 0;
+	return arch_apf_setup_vm(vm, trap_acks, e);
 }
 
 /* --- the core's hands ------------------------------------------------- */
 
-static void op_kick(void *ctx, unsigned v)
+static void op_kick(void *ctx, unsigned v, uint64_t page)
 {
 	struct machine *m = ctx;
 	if (m->trace)
-		__atomic_store_n(&m->host_trace.t_kick[v], tsc(), __ATOMIC_RELEASE);
-	vcpu_kick(&m->vm.vcpus[v]);
+		__atomic_store_n(&m->host_trace.t_kick[v], host_cycles(), __ATOMIC_RELEASE);
+	arch_apf_kick(m, v, page);
 }
 
 static int op_write_u32(void *ctx, uint64_t gpa, uint32_t value)
@@ -85,10 +49,9 @@ static int op_read_u32(void *ctx, uint64_t gpa, uint32_t *value)
 static int op_raise(void *ctx, unsigned v, uint8_t vector)
 {
 	struct machine *m = ctx;
-	struct kvm_msi msi;
 
 	if (m->trace) {
-		uint64_t now = tsc();
+		uint64_t now = host_cycles();
 		if (installing_since) {
 			m->host_trace.install_to_raise += now - installing_since;
 			m->host_trace.raised_on_install++;
@@ -97,15 +60,7 @@ static int op_raise(void *ctx, unsigned v, uint8_t vector)
 		}
 		m->trace->raise_tsc = now + m->vm.vcpus[v].tsc_offset; /* guest's clock */
 	}
-	memset(&msi, 0, sizeof(msi));
-	msi.address_lo = 0xfee00000u | (v << 12); /* fixed delivery to APIC id v */
-	msi.data = vector;
-	int rc = ioctl(m->vm.vm_fd, KVM_SIGNAL_MSI, &msi);
-	if (rc < 0)
-		return -errno;
-	/* 0: the guest blocked it (its LAPIC is software-disabled, as while
-	 * Linux boots: it enables async PF before its APIC). */
-	return rc == 0 ? -EAGAIN : 0;
+	return arch_apf_raise(m, v, vector);
 }
 
 static bool op_gpa_ok(void *ctx, uint64_t gpa, uint64_t len)
@@ -145,7 +100,7 @@ static void hook_fault(void *ctx, uint32_t tid, uint64_t page, uint64_t expected
 		       bool in_flight)
 {
 	struct machine *m = ctx;
-	uint64_t t_read = m->trace ? tsc() : 0;
+	uint64_t t_read = m->trace ? host_cycles() : 0;
 	int v = -1;
 
 	for (unsigned i = 0; i < m->vm.nvcpus; i++)
@@ -160,7 +115,7 @@ static void hook_fault(void *ctx, uint32_t tid, uint64_t page, uint64_t expected
 static void hook_installed(void *ctx, uint64_t page)
 {
 	struct machine *m = ctx;
-	installing_since = m->trace ? tsc() : 0;
+	installing_since = m->trace ? host_cycles() : 0;
 	apf_core_on_installed(m->core, page);
 	installing_since = 0;
 }
@@ -213,9 +168,7 @@ void apf_user_after_exit(struct machine *m, struct vcpu *v)
 
 void apf_user_vcpu_init(struct vcpu *v)
 {
-	/* KVM keeps this set: every exit then carries the registers,
-	 * segments and events the kick handler reads, without an ioctl. */
-	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
+	arch_apf_vcpu_init(v);
 }
 
 static bool page_settled(void *ctx, uint64_t page)
@@ -225,36 +178,20 @@ static bool page_settled(void *ctx, uint64_t page)
 
 void apf_user_after_kick(struct machine *m, struct vcpu *v)
 {
-	uint64_t t_exit = m->trace ? tsc() : 0;
-	struct kvm_sync_regs *s = &v->run->s.regs;
-	struct kvm_vcpu_events *ev = &s->events;
-	struct apf_guest_state gs = {
-		.if_set = (s->regs.rflags & 0x200) != 0,
-		.cpl = s->sregs.cs.selector & 3,
-		.event_pending = ev->exception.injected || ev->exception.pending ||
-				 ev->interrupt.injected || ev->nmi.injected || ev->nmi.pending,
-	};
-	uint32_t token = apf_core_take_injection(m->core, v->id, &gs, page_settled, &m->pager);
+	uint64_t t_exit = m->trace ? host_cycles() : 0;
+	struct apf_guest_state gs;
 
+	arch_apf_guest_state(m, v, &gs);
+	uint32_t token = apf_core_take_injection(m->core, v->id, &gs, page_settled, &m->pager);
 	if (!token)
 		return;
-	/* Not present: a pending #PF, error code 0, CR2 = token (payload). */
-	ev->exception.pending = 1;
-	ev->exception.injected = 0;
-	ev->exception.nr = 14;
-	ev->exception.has_error_code = 1;
-	ev->exception.error_code = 0;
-	ev->exception_has_payload = 1;
-	ev->exception_payload = token;
-	ev->flags = (ev->flags & (KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM)) |
-		    KVM_VCPUEVENT_VALID_PAYLOAD;
-	v->run->kvm_dirty_regs |= KVM_SYNC_X86_EVENTS;
+	arch_apf_inject_not_present(m, v, token);
 	if (m->trace) {
 		/* The access was stamped by the scan just before it faulted. */
 		uint64_t access = m->trace->access_tsc;
 		uint64_t t_read = __atomic_load_n(&m->host_trace.t_read[v->id], __ATOMIC_ACQUIRE);
 		uint64_t t_kick = __atomic_load_n(&m->host_trace.t_kick[v->id], __ATOMIC_ACQUIRE);
-		uint64_t t_inject = tsc();
+		uint64_t t_inject = host_cycles();
 		/* The guest stamps with its own TSC: to the host's clock. */
 		if (access)
 			access -= v->tsc_offset;
@@ -266,19 +203,4 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 		m->host_trace.injected++;
 		m->trace->inject_tsc = t_inject + v->tsc_offset;
 	}
-}
-
-void apf_user_msr_exit(struct machine *m, struct vcpu *v)
-{
-	struct kvm_run *run = v->run;
-	int rc;
-
-	if (run->exit_reason == KVM_EXIT_X86_WRMSR) {
-		rc = apf_core_wrmsr(m->core, v->id, run->msr.index, run->msr.data);
-	} else {
-		uint64_t value = 0;
-		rc = apf_core_rdmsr(m->core, v->id, run->msr.index, &value);
-		run->msr.data = value;
-	}
-	run->msr.error = rc ? 1 : 0; /* 1: KVM injects #GP */
 }

@@ -1,23 +1,22 @@
 /*
  * apf_user: `--apf user` wired to KVM.  The async-fault core
  * (src/apf/apf_core.h) decides; this file gives it hands on this VM and
- * feeds it events:
+ * feeds it events; how the guest is told is the architecture's
+ * (arch_apf_* in src/arch/arch.h):
  *
- *  - VM setup: HLT exits disabled before vCPUs exist (so KVM never takes
- *    its own async path), KVM_CAP_EXCEPTION_PAYLOAD (a pending #PF carries
- *    CR2 = token), and the enable and vector MSRs filtered to userspace
- *    (KVM_EXIT_X86_WRMSR/RDMSR) so the guest's own WRMSRs tell the VMM the
- *    area and the vector (the ACK stays with KVM: no exit out per fault);
+ *  - VM setup: the architecture makes KVM leave its own async path alone
+ *    and route the guest's registration to the VMM (x86: HLT exits off,
+ *    the enable and vector MSRs filtered to userspace; arm64: the vendor
+ *    SMCCC call forwarded to userspace);
  *  - pager hooks: each fault names its thread (UFFD_FEATURE_THREAD_ID); a
  *    fault by a vCPU thread goes to the core, which may kick that vCPU out
  *    of its blocked fault; each installed page goes to the core, which
- *    raises page-ready (area.token, then KVM_SIGNAL_MSI) once the guest
- *    has cleared the token of the one before, retrying from the pager
- *    thread while one waits;
- *  - vCPU loop: after a kick (KVM_RUN = -EINTR, RIP still at the faulting
- *    instruction) the guest state from KVM_CAP_SYNC_REGS tells the core
- *    whether the guest can take a not-present; if so, the #PF is set
- *    pending through the synced events.
+ *    raises page-ready (area.token, then the architecture's interrupt)
+ *    once the guest has cleared the token of the one before, retrying
+ *    from the pager thread while one waits;
+ *  - vCPU loop: after a kick (KVM_RUN = -EINTR, the PC still at the
+ *    faulting access) the architecture reads whether the guest can take a
+ *    not-present, the core decides, and the architecture delivers it.
  */
 #ifndef APFVM_APF_USER_H
 #define APFVM_APF_USER_H
@@ -34,7 +33,7 @@
  * virtualization the round trip is far cheaper: lower it there. */
 #define APF_USER_DEFAULT_THRESHOLD_NS 500000ull
 
-/* VM capabilities and the MSR filter; before vCPUs are created. */
+/* VM capabilities and registration traps; before vCPUs are created. */
 int apf_user_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e);
 
 /* Creates the core for m's vCPUs. */
@@ -45,7 +44,6 @@ extern const struct pager_hooks apf_user_pager_hooks; /* ctx: the machine */
 /* vCPU loop entry points (vCPU v's own thread). */
 void apf_user_vcpu_init(struct vcpu *v); /* once, before the first KVM_RUN */
 void apf_user_after_kick(struct machine *m, struct vcpu *v);
-void apf_user_msr_exit(struct machine *m, struct vcpu *v);
 void apf_user_after_exit(struct machine *m, struct vcpu *v); /* any exit to the VMM */
 
 #endif

@@ -1,5 +1,5 @@
 /* The built-in reference guest kernel, embedded so `apfvm run` needs no
- * other file, and the Linux guest's built-in /init.  GUEST_ELF and
+ * other file, and the Linux guest's built-in /init (x86-64 builds).  GUEST_ELF and
  * LINUX_INIT are their paths, set by the Makefile. */
 	.section .rodata
 	.globl apfvm_builtin_guest
@@ -12,6 +12,7 @@ apfvm_builtin_guest_end:
 apfvm_builtin_guest_len:
 	.quad apfvm_builtin_guest_end - apfvm_builtin_guest
 
+#ifdef LINUX_INIT
 	.globl apfvm_linux_init
 	.align 64
 apfvm_linux_init:
@@ -21,5 +22,6 @@ apfvm_linux_init_end:
 	.align 8
 apfvm_linux_init_len:
 	.quad apfvm_linux_init_end - apfvm_linux_init
+#endif
 
 	.section .note.GNU-stack, "", @progbits

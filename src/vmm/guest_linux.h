@@ -1,7 +1,9 @@
 /*
- * guest_linux: the Linux guest kind in the VMM.  Loads an unmodified
- * bzImage (src/linux/linux_guest.h) and serves its port I/O with the PC
- * devices (src/linux/pc_devices.h); the guest's reset ends the run.
+ * guest_linux: the Linux guest kind in the VMM, the architecture's
+ * (x86-64: src/arch/x86/linux/guest_linux.c; other architectures refuse
+ * it with a clear error).  On x86 it loads an unmodified bzImage
+ * (linux_guest.h) and serves its port I/O with the PC devices
+ * (pc_devices.h); the guest's reset ends the run.
  * Without --initrd the guest runs apfvm's initramfs, whose /init runs the
  * workloads and reports through the hypercall port like the reference
  * guest (the apfvm pages of include/apfvm/abi.h, docs/linux-guest.md).
@@ -20,6 +22,6 @@
  * m->pc, m->port_io, the boot info page and the results expected, and adds to opt what a PC needs (the PIT, the
  * virtual wire, kvmclock).  Returns the vCPU's entry: RIP, CR3, RSI. */
 int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_options *opt,
-		     uint64_t *rip, uint64_t *pml4, uint64_t *arg, struct apf_err *e);
+		     struct arch_entry *entry, struct apf_err *e);
 
 #endif

@@ -5,18 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *exception_name(uint64_t v)
-{
-	static const char *const names[32] = {
-		"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-		"#BR bound range", "#UD invalid opcode", "#NM device not available",
-		"#DF double fault", "coprocessor overrun", "#TS invalid TSS",
-		"#NP segment not present", "#SS stack fault", "#GP general protection",
-		"#PF page fault", "reserved", "#MF x87 error", "#AC alignment check",
-		"#MC machine check", "#XM SIMD error", "#VE virtualization", "#CP control protection",
-	};
-	return v < 32 && names[v] ? names[v] : "interrupt";
-}
+#include "arch/arch.h"
 
 /* Appends guest console bytes to the host console with every byte that
  * is not printable ASCII, newline or tab escaped as \xNN: guest text must
@@ -110,14 +99,9 @@ static int guest_fatal(struct machine *m, const struct apf_hcall *h)
 		machine_fail(m, "guest reported a fatal exception with an unreadable report");
 		return -EFAULT;
 	}
-	machine_fail(m,
-		     "guest exception %s (vector %llu) in %s: RIP=0x%llx CS=0x%llx error code=0x%llx "
-		     "CR2=0x%llx RSP=0x%llx RFLAGS=0x%llx task=%llu",
-		     exception_name(f.vector), (unsigned long long)f.vector,
-		     (f.cs & 3) ? "ring 3" : "ring 0", (unsigned long long)f.rip,
-		     (unsigned long long)f.cs, (unsigned long long)f.error_code,
-		     (unsigned long long)f.cr2, (unsigned long long)f.rsp,
-		     (unsigned long long)f.rflags, (unsigned long long)f.task_id);
+	char what[512];
+	arch_describe_fatal(&f, what, sizeof(what));
+	machine_fail(m, "guest exception %s task=%llu", what, (unsigned long long)f.task_id);
 	return 0;
 }
 

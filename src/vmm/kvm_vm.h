@@ -1,6 +1,7 @@
 /*
- * kvm_vm: the KVM virtual machine: VM and vCPU file descriptors, memory
- * slots, in-kernel irqchip, CPUID, and the vCPU's initial 64-bit state.
+ * kvm_vm: the KVM virtual machine: VM and vCPU file descriptors and memory
+ * slots; the architecture adds its interrupt controller, CPU features and
+ * the vCPU's initial state (src/arch/arch.h).
  * Per-vCPU state lives in struct vcpu so that several vCPUs can be added
  * without changing the VM-wide parts.
  */
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/arch.h"
 #include "guest_mem.h"
 
 #define VM_MAX_VCPUS 8
@@ -37,43 +39,38 @@ struct vcpu {
 	bool kickable;
 	int cpu;              /* pin the vCPU thread here, or -1 */
 	int tid;              /* its thread id, once started (0 before) */
-	/* Guest TSC = host TSC + tsc_offset (mod 2^64), as KVM set it when
-	 * the vCPU was created (KVM_VCPU_TSC_OFFSET; 0 where KVM cannot say,
-	 * e.g. PVM, whose guests read the host's TSC).  Nested SVM/VMX hosts
-	 * apply a large offset: host and guest stamps are only comparable
-	 * through it.  Valid while the guest does not write IA32_TSC, which
-	 * the reference guest never does.  No TSC scaling is assumed. */
+	/* Guest cycle counter = host_cycles() + tsc_offset (mod 2^64), as
+	 * KVM set it when the vCPU was created (arch_vcpu_init).  x86: the
+	 * TSC offset (KVM_VCPU_TSC_OFFSET; 0 where KVM cannot say, e.g. PVM,
+	 * whose guests read the host's TSC; nested SVM/VMX hosts apply a
+	 * large one); arm64: the virtual counter's.  Host and guest stamps
+	 * are only comparable through it.  No scaling is assumed. */
 	uint64_t tsc_offset;
-};
-
-struct vm_options {
-	bool disable_hlt_exits; /* KVM_CAP_X86_DISABLE_EXITS(HLT), before vCPUs */
-	uint32_t kvm_features;  /* CPUID 0x40000001.EAX advertised to the guest */
-	/* A PC's legacy timer and interrupt wiring (a Linux guest): the
-	 * in-kernel PIT, and LINT0 as ExtINT / LINT1 as NMI so the PIC's
-	 * interrupts reach the CPU without an I/O APIC description. */
-	bool pc_legacy;
 };
 
 struct vm {
 	int kvm_fd, vm_fd;
 	int kick_signal;      /* brings a vCPU thread out of KVM_RUN */
 	struct guest_mem *gm;
-	uint64_t tsc_khz;
+	uint64_t tsc_khz;     /* the guest's cycle counter frequency, kHz */
 	unsigned nvcpus;
 	struct vcpu vcpus[VM_MAX_VCPUS];
+	struct vm_arch arch;  /* the architecture's (arch_vm.h) */
 };
 
-/* Opens /dev/kvm and creates the VM with its memory slots (resident at GPA
- * 0, lazy at APF_LAZY_GPA) and in-kernel irqchip. */
+/* Opens /dev/kvm and creates the VM with its interrupt controller
+ * (arch_vm_init) and memory slots (resident at GPA 0, lazy at
+ * APF_LAZY_GPA). */
 int vm_create(struct vm *vm, struct guest_mem *gm, const struct vm_options *opt,
 	      struct apf_err *e);
 
-/* Creates vCPU `id` entering 64-bit mode at rip with cr3 = pml4 and
- * rdi = rsi = arg (the reference guest's boot info takes RDI, Linux's zero
- * page RSI).  The guest sets its own stack. */
-int vm_add_vcpu(struct vm *vm, const struct vm_options *opt, uint64_t rip, uint64_t pml4,
-		uint64_t arg, struct apf_err *e);
+/* Creates the next vCPU, starting at `entry` (arch_vcpu_init).  The
+ * guest sets its own stack. */
+int vm_add_vcpu(struct vm *vm, const struct vm_options *opt, const struct arch_entry *entry,
+		struct apf_err *e);
+
+/* After the last vm_add_vcpu (arch_vm_finalize). */
+int vm_finalize(struct vm *vm, const struct vm_options *opt, struct apf_err *e);
 
 void vm_destroy(struct vm *vm);
 

@@ -18,12 +18,12 @@
 
 #include "apfvm/abi.h"
 #include "guest_mem.h"
-#include "paging.h"
 #include "apfvm/vmm.h"
 #include "kvm_vm.h"
 #include "apf/apf_core.h"
 #include "pager/pager.h"
-#include "linux/pc_devices.h"
+
+struct pc_devices; /* a Linux guest's PC devices (x86) */
 
 /* What the guest told the host, and how the run ended. */
 struct guest_report {

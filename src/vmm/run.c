@@ -18,7 +18,6 @@
 #include "kvm_stats.h"
 #include "run_stats.h"
 #include "machine.h"
-#include "paging.h"
 #include "vcpu_loop.h"
 #include "util/thread.h"
 
@@ -228,54 +227,34 @@ static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
 	pthread_join(v->thread, NULL);
 }
 
-/* The reference guest kind: its ELF, page tables and boot info; its port
- * I/O is the hypercall port. */
+/* The reference guest kind: its ELF, then the architecture's page
+ * tables, entry state and exits (arch_load_reference). */
 static int load_reference_guest(struct machine *m, const struct apfvm_config *c,
-				struct vm_options *opt, uint64_t *rip, uint64_t *pml4, uint64_t *arg,
-				struct apf_err *e)
+				struct arch_entry *entry, struct apf_err *e)
 {
-	(void)opt; /* it needs nothing beyond the mode's */
 	struct elf_image img;
 	int rc = elf_load(&m->gm, c->guest_elf, c->guest_elf_len, c->guest_name, c->mem_size / 2,
 			  &img, e);
 	if (rc)
 		return rc;
-	rc = paging_build(&m->gm, &img, &m->layout, e);
+	rc = arch_load_reference(m, &img, entry, e);
 	if (rc)
 		return rc;
-	m->port_io = vcpu_hcall_port_io;
 	m->boot_info_gpa = APF_BOOT_INFO_GPA;
 	m->expected_results = c->ntasks;
-	*rip = img.entry;
-	*pml4 = m->layout.pml4;
-	*arg = APF_BOOT_INFO_GPA;
 	return 0;
 }
 
 static int build(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
-	struct vm_options opt = { 0 };
-	uint64_t rip, pml4, arg;
+	struct vm_options opt;
+	struct arch_entry entry = { 0 };
 	int rc;
 
-	switch (c->apf) {
-	case APFVM_APF_OFF:
-		/* Keep KVM's own async path out (it would halt the vCPU and let it
-		 * take interrupts): a fault simply blocks the vCPU thread. */
-		opt.disable_hlt_exits = true;
-		break;
-	case APFVM_APF_KERNEL:
-		/* KVM delivers not-present and page-ready itself: advertise the
-		 * feature, keep halts in the kernel and the in-kernel LAPIC. */
-		opt.kvm_features = 1u << KVM_FEATURE_ASYNC_PF | 1u << KVM_FEATURE_ASYNC_PF_INT;
-		break;
-	case APFVM_APF_USER:
-		/* The VMM is the host side: KVM must not take its own async
-		 * path, and the guest's async-PF MSRs come to us. */
-		opt.disable_hlt_exits = true;
-		opt.kvm_features = 1u << KVM_FEATURE_ASYNC_PF | 1u << KVM_FEATURE_ASYNC_PF_INT;
-		break;
-	}
+	memset(&opt, 0, sizeof(opt));
+	rc = arch_mode_options(&opt, c->apf, e);
+	if (rc)
+		return rc;
 	if (c->lazy_size) {
 		rc = open_source(m, c, e);
 		if (rc)
@@ -284,9 +263,9 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 	rc = gmem_init(&m->gm, c->mem_size, c->lazy_size, e);
 	if (rc)
 		return rc;
-	/* The guest kind: its memory, its port I/O and what its VM needs. */
-	rc = c->linux_kernel ? guest_linux_load(m, c, &opt, &rip, &pml4, &arg, e)
-			     : load_reference_guest(m, c, &opt, &rip, &pml4, &arg, e);
+	/* The guest kind: its memory, its exits and what its VM needs. */
+	rc = c->linux_kernel ? guest_linux_load(m, c, &opt, &entry, e)
+			     : load_reference_guest(m, c, &entry, e);
 	if (rc)
 		return rc;
 	rc = vm_create(&m->vm, &m->gm, &opt, e);
@@ -297,7 +276,9 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		if (rc)
 			return rc;
 	}
-	rc = vm_add_vcpu(&m->vm, &opt, rip, pml4, arg, e);
+	rc = vm_add_vcpu(&m->vm, &opt, &entry, e);
+	if (!rc)
+		rc = vm_finalize(&m->vm, &opt, e);
 	if (rc)
 		return rc;
 	if (c->apf == APFVM_APF_USER) {

@@ -2,7 +2,7 @@
 
 #include <stdio.h>
 
-#include "platform/platform.h"
+#include "arch/platform.h"
 
 /* Mean microseconds per event of each step of the fault path. */
 static void collect_trace(struct machine *m, struct apfvm_stats *st)

@@ -161,86 +161,29 @@ static void fail_poisoned_access(struct machine *m, struct vcpu *v, void *addr)
 			     v->id, addr);
 }
 
-/* A crash report with the registers KVM holds. */
-static void fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
-{
-	struct kvm_regs r;
-	struct kvm_sregs s;
-
-	memset(&r, 0, sizeof(r));
-	memset(&s, 0, sizeof(s));
-	ioctl(v->fd, KVM_GET_REGS, &r);
-	ioctl(v->fd, KVM_GET_SREGS, &s);
-	machine_fail(m, "vCPU %u: %s: RIP=0x%llx RSP=0x%llx RFLAGS=0x%llx CS=0x%x CR2=0x%llx CR3=0x%llx",
-		     v->id, what, (unsigned long long)r.rip, (unsigned long long)r.rsp,
-		     (unsigned long long)r.rflags, s.cs.selector, (unsigned long long)s.cr2,
-		     (unsigned long long)s.cr3);
-}
-
-void vcpu_hcall_port_io(struct machine *m, struct vcpu *v)
-{
-	struct kvm_run *run = v->run;
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
-
-	if (run->io.port == APF_HCALL_PORT && run->io.direction == KVM_EXIT_IO_OUT &&
-	    run->io.size == 4 && run->io.count == 1) {
-		uint32_t gpa;
-		memcpy(&gpa, data, 4);
-		hcall_handle(m, v, gpa);
-		return;
-	}
-	char what[96];
-	snprintf(what, sizeof(what), "unexpected port I/O (%s port 0x%x, size %u)",
-		 run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.port, run->io.size);
-	fail_with_regs(m, v, what);
-}
-
+/* Exits every architecture has; the rest are the architecture's. */
 static void handle_exit(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	char what[160];
 
 	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-		m->port_io(m, v);
-		break;
-	case KVM_EXIT_X86_RDMSR:
-	case KVM_EXIT_X86_WRMSR:
-		if (m->core) {
-			apf_user_msr_exit(m, v);
-			break;
-		}
-		snprintf(what, sizeof(what), "unexpected MSR exit (MSR 0x%x)", run->msr.index);
-		fail_with_regs(m, v, what);
-		break;
-	case KVM_EXIT_HLT:
-		break; /* the in-kernel LAPIC normally keeps halts inside KVM */
 	case KVM_EXIT_INTR:
-		break;
-	case KVM_EXIT_SHUTDOWN:
-		fail_with_regs(m, v, "triple fault (the guest took an exception it could not handle)");
-		break;
-	case KVM_EXIT_MMIO:
-		snprintf(what, sizeof(what), "access to unbacked guest physical address 0x%llx (%s, %u bytes)",
-			 (unsigned long long)run->mmio.phys_addr, run->mmio.is_write ? "write" : "read",
-			 run->mmio.len);
-		fail_with_regs(m, v, what);
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:
 		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
 			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
 				 ? " (instruction emulation failed: an instruction this KVM cannot emulate)"
 				 : "");
-		fail_with_regs(m, v, what);
+		arch_fail_with_regs(m, v, what);
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(what, sizeof(what), "VM entry failed (hardware reason 0x%llx)",
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-		fail_with_regs(m, v, what);
+		arch_fail_with_regs(m, v, what);
 		break;
 	default:
-		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
-		fail_with_regs(m, v, what);
+		arch_handle_exit(m, v);
 		break;
 	}
 }
@@ -285,7 +228,7 @@ static void *vcpu_thread(void *arg)
 			}
 			char what[96];
 			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
-			fail_with_regs(m, v, what);
+			arch_fail_with_regs(m, v, what);
 			break;
 		}
 		handle_exit(m, v);

@@ -7,7 +7,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 EMUHOST=scripts/emuhost/emuhost
-tests=${ARM64_TESTS:-$(ls build/arm64/test_* 2>/dev/null)}
+tests=${ARM64_TESTS:-$(ls build/arm64-tests/test_* 2>/dev/null)}
 if [ -z "$tests" ]; then
 	echo "FAIL arm64_tests: none built (make test builds them with gcc-aarch64-linux-gnu)"
 	exit 0

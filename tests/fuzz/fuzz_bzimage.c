@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "linux/bzimage.h"
+#include "arch/x86/linux/bzimage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "apfvm/abi_x86.h"
 #include "fake_machine.h"
 #include "fuzz.h"
 #include "apf_fake.h"

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 
+#include "apfvm/abi_x86.h"
 #include "apf_fake.h"
 #include "test.h"
 

@@ -1,5 +1,5 @@
 /*
- * The guest's async-PF sleeper table (guest/kernel/apf_sleepers.c),
+ * The guest's async-PF sleeper table (guest/core/apf_sleepers.c),
  * compiled for the host: every interleaving of not-present, page-ready and
  * wake-all the protocol allows.
  */

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "test.h"
-#include "linux/bzimage.h"
-#include "linux/linux_guest.h"
+#include "arch/x86/linux/bzimage.h"
+#include "arch/x86/linux/linux_guest.h"
 
 enum { SETUP_SECTS = 3, SETUP_END = (SETUP_SECTS + 1) * 512, KERNEL = 8192 };
 

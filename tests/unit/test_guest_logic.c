@@ -1,6 +1,6 @@
 /*
  * The guest's hardware-free pieces, compiled on the host: the random scan
- * permutation (guest/workloads/perm.h) and the run queue (guest/kernel/runqueue.h).
+ * permutation (guest/workloads/perm.h) and the run queue (guest/core/runqueue.h).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "test.h"
-#include "linux/initramfs.h"
+#include "image/initramfs.h"
 
 static unsigned long field(const uint8_t *h, int i)
 {

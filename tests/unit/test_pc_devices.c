@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "test.h"
-#include "linux/pc_devices.h"
+#include "arch/x86/linux/pc_devices.h"
 
 static uint8_t in8(struct pc_devices *d, uint16_t port)
 {

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "apfvm/abi_x86.h"
 #include "apfvm/vmm.h"
 #include "../failing_source.h"
 #include "test.h"

@@ -205,7 +205,7 @@ TEST(ring0_page_fault_reports_cr2)
 
 TEST(guest_assertion_reports_file_and_line)
 {
-	expect_crash("assert", "guest assertion failed at guest/kernel/main.c:");
+	expect_crash("assert", "guest assertion failed at guest/core/main.c:");
 }
 
 TEST(triple_fault_is_reported)

@@ -1,8 +1,8 @@
 /*
  * sched: tasks and the round-robin scheduler (one run queue per CPU).
  *
- * Every task has its own kernel stack; a task switch is swtch() between
- * kernel stacks (xv6 style), so a task can be suspended anywhere in the
+ * Every task has its own kernel stack; a task switch is a switch between
+ * kernel stacks (xv6 style; arch_task_switch), so a task can be suspended anywhere in the
  * kernel (preempted by the timer, later parked on a page fault) and
  * resumed where it stopped.  The kernel runs with interrupts disabled
  * except in the idle task's halt, so on one CPU no locks are needed.
@@ -28,7 +28,7 @@ extern struct cpu cpu0;
 
 void sched_init(void);
 
-/* Creates a ring-3 task that starts at entry(arg) on its own user stack. */
+/* Creates a user task (ring 3, EL0) that starts at entry(arg) on its own user stack. */
 struct task *sched_create_user(uint64_t entry, uint64_t arg, uint32_t kind);
 
 /* Leaves the boot context for good: runs the idle task, which runs the
@@ -50,9 +50,5 @@ void sched_exit(void) __attribute__((noreturn));
 
 /* Switches to t (current must already be queued, blocked or dead). */
 void sched_switch_to(struct task *t);
-
-/* Low level (swtch.S): saves callee-saved registers on the current stack,
- * stores the stack pointer in *save, loads `next` and returns there. */
-void swtch(uint64_t *save, uint64_t next);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * paging: lays out resident guest memory and builds the guest's initial
+ * paging (x86-64): lays out resident guest memory and builds the guest's initial
  * identity-mapped page tables, so the guest starts directly in 64-bit mode.
  *
  * Resident memory: page 0 unmapped (catches null pointers), boot info at
@@ -13,18 +13,11 @@
 #ifndef APFVM_PAGING_H
 #define APFVM_PAGING_H
 
-#include "elf_loader.h"
-#include "guest_mem.h"
+#include "vmm/elf_loader.h"
+#include "vmm/guest_mem.h"
 
 #define PAGING_KHEAP_SIZE (4ull << 20) /* supervisor heap given to the guest */
 
-struct guest_layout {
-	gpa_t pml4;
-	gpa_t pt_start, pt_end;
-	gpa_t kfree_start, kfree_end;
-	gpa_t trace_gpa;      /* one ring-3 page for struct apf_trace */
-	gpa_t ufree_start, ufree_end;
-};
 
 int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest_layout *out,
 		 struct apf_err *e);

@@ -2,9 +2,7 @@
 
 #include "../user/uapi.h"
 #include "apf.h"
-#include "desc.h"
 #include "kernel.h"
-#include "trap.h"
 
 struct cpu cpu0;
 static struct task idle_task;
@@ -21,10 +19,8 @@ void sched_switch_to(struct task *t)
 	if (t == prev)
 		return;
 	cpu0.current = t;
-	cpu0.switched_tsc = rdtsc();
-	if (t->kind) /* the idle task never returns to ring 3 */
-		desc_set_kernel_stack(t->kstack_top);
-	swtch(&prev->ksp, t->ksp);
+	cpu0.switched_tsc = arch_cycles();
+	arch_task_switch(prev, t);
 }
 
 /* Picks what runs next on this CPU: the oldest runnable task, else idle. */
@@ -46,7 +42,7 @@ void sched_preempt(void)
 
 void sched_tick(void)
 {
-	if (rdtsc() - cpu0.switched_tsc < cpu0.min_slice_tsc)
+	if (arch_cycles() - cpu0.switched_tsc < cpu0.min_slice_tsc)
 		return;
 	sched_preempt();
 }
@@ -79,25 +75,13 @@ static void idle_main(void)
 			apf_shutdown();
 			kdone(0);
 		}
-		halt_once();
+		arch_halt_once();
 	}
-}
-
-/* Prepares t's kernel stack so that the first swtch() to it "returns"
- * into `resume`, with zeroed callee-saved registers below. */
-static void prepare_stack(struct task *t, uint64_t sp, uint64_t resume)
-{
-	uint64_t *s = (uint64_t *)sp;
-	*--s = resume;
-	for (int i = 0; i < 6; i++)
-		*--s = 0;
-	t->ksp = (uint64_t)s;
 }
 
 struct task *sched_create_user(uint64_t entry, uint64_t arg, uint32_t kind)
 {
 	struct task *t;
-	struct trapframe *tf;
 	uint64_t ustack;
 
 	KASSERT(ntasks < APF_MAX_TASKS);
@@ -107,16 +91,7 @@ struct task *sched_create_user(uint64_t entry, uint64_t arg, uint32_t kind)
 	t->kstack_top = (uint64_t)kalloc(KSTACK_SIZE) + KSTACK_SIZE;
 	ustack = (uint64_t)ualloc(USTACK_SIZE) + USTACK_SIZE;
 
-	/* The first return to ring 3 goes through trap_return with this
-	 * frame (the rest of it is zero: fresh memory). */
-	tf = (struct trapframe *)(t->kstack_top - sizeof(*tf));
-	tf->rip = entry;
-	tf->cs = SEL_UCODE;
-	tf->rflags = 0x202; /* IF */
-	tf->rsp = ustack - 8; /* as if called: keeps the ABI's alignment */
-	tf->ss = SEL_UDATA;
-	tf->rdi = arg;
-	prepare_stack(t, (uint64_t)tf, (uint64_t)trap_return);
+	arch_task_init_user(t, entry, arg, ustack);
 	cpu0.live++;
 	rq_push(&cpu0.rq, t);
 	return t;
@@ -127,7 +102,7 @@ void sched_init(void)
 	idle_task.id = 0;
 	idle_task.kind = 0;
 	idle_task.kstack_top = (uint64_t)kalloc(KSTACK_SIZE) + KSTACK_SIZE;
-	prepare_stack(&idle_task, idle_task.kstack_top - 8, (uint64_t)idle_main);
+	arch_task_init_kernel(&idle_task, idle_main);
 	cpu0.idle = &idle_task;
 }
 

@@ -30,22 +30,22 @@ void probe_exits(uint64_t tsc_khz)
 		hcall(APF_HC_CONSOLE, 0, 0, 0);
 	}
 	/* CPUID: always intercepted, answered inside KVM. */
-	t0 = rdtsc();
+	t0 = arch_cycles();
 	for (int i = 0; i < PROBE_ROUNDS; i++)
 		cpuid(0, r);
-	t_cpuid = rdtsc() - t0;
+	t_cpuid = arch_cycles() - t0;
 	/* An x2APIC EOI with nothing in service (ignored by the APIC): the
 	 * exit each page-ready interrupt's EOI takes, answered inside KVM. */
-	t0 = rdtsc();
+	t0 = arch_cycles();
 	for (int i = 0; i < PROBE_ROUNDS; i++)
 		lapic_eoi();
-	t_eoi = rdtsc() - t0;
+	t_eoi = arch_cycles() - t0;
 	/* An empty console write: an exit all the way out to the VMM and
 	 * back, as the not-present injection and the ACK take in user mode. */
-	t0 = rdtsc();
+	t0 = arch_cycles();
 	for (int i = 0; i < PROBE_ROUNDS; i++)
 		hcall(APF_HC_CONSOLE, 0, 0, 0);
-	t_hcall = rdtsc() - t0;
+	t_hcall = arch_cycles() - t0;
 	kprintf("apfvm guest: exit round trips (mean of %u): CPUID %lu ns, EOI %lu ns, "
 		"to the VMM %lu ns\n",
 		PROBE_ROUNDS, ns_each(t_cpuid, tsc_khz), ns_each(t_eoi, tsc_khz),

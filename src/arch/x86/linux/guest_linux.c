@@ -1,4 +1,4 @@
-#include "guest_linux.h"
+#include "vmm/guest_linux.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -6,9 +6,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "linux/initramfs.h"
-#include "linux/linux_guest.h"
-#include "vcpu_loop.h"
+#include "image/initramfs.h"
+#include "arch/x86/linux/linux_guest.h"
+#include "arch/x86/linux/pc_devices.h"
+#include "vmm/vcpu_loop.h"
 
 /* The built-in /init (guest/linux/init.c), embedded by guest_blob.S. */
 extern const unsigned char apfvm_linux_init[];
@@ -52,7 +53,7 @@ static void linux_port_io(struct machine *m, struct vcpu *v)
 }
 
 int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_options *opt,
-		     uint64_t *rip, uint64_t *pml4, uint64_t *arg, struct apf_err *e)
+		     struct arch_entry *vcpu_entry, struct apf_err *e)
 {
 	char cmdline[sizeof(GUEST_LINUX_BASE_CMDLINE) + sizeof(" " APF_LINUX_INFO_ARG APF_LINUX_INFO_GPA_STR) +
 		     APF_CMDLINE_MAX + 1];
@@ -100,8 +101,8 @@ int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_
 	 * calibration). */
 	opt->pc_legacy = true;
 	opt->kvm_features |= 1u << KVM_FEATURE_CLOCKSOURCE2 | 1u << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT;
-	*rip = entry.rip;
-	*pml4 = entry.pml4;
-	*arg = entry.zero_page;
+	vcpu_entry->pc = entry.rip;
+	vcpu_entry->page_table = entry.pml4;
+	vcpu_entry->arg = entry.zero_page;
 	return 0;
 }

@@ -53,11 +53,11 @@ int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest
 				(unsigned long long)(l->ufree_start >> 10));
 
 	next = l->pt_start;
-	l->pml4 = next;
+	l->page_table = next;
 	next += APF_PAGE_SIZE;
 	gpa_t pdpt = next;
 	next += APF_PAGE_SIZE;
-	table(gm, l->pml4)[0] = pdpt | PTE_P | PTE_W | PTE_U;
+	table(gm, l->page_table)[0] = pdpt | PTE_P | PTE_W | PTE_U;
 
 	/* Resident: PD per GiB, PT per 2 MiB, 4 KiB pages. */
 	for (uint64_t g = 0; g < res_pds; g++) {

@@ -1,17 +1,14 @@
 /*
- * Reference guest kernel: boot.  Checks the boot information, sets up
- * descriptors, the local APIC and the scheduler, starts one ring-3 task per
- * workload entry and hands the CPU to the scheduler.
+ * Reference guest kernel: boot.  Checks the boot information, has the
+ * architecture set up its vectors and interrupt controller, starts one
+ * task per workload entry and hands the CPU to the scheduler.  Entered
+ * from the architecture's entry code with the boot info's address.
  */
 #include "../user/uapi.h"
 #include "../workloads/workloads.h"
 #include "apf.h"
-#include "desc.h"
 #include "kernel.h"
-#include "lapic.h"
-#include "probe.h"
 #include "sched.h"
-#include "trap.h"
 
 const struct apf_boot_info *boot_info;
 struct user_shared *user_shared;
@@ -62,27 +59,15 @@ static uint64_t entry_of(uint32_t kind)
 }
 
 /* Deliberate failures, so tests can check that every way a guest can die
- * reaches the user as a clear report (command line "crash=KIND"). */
+ * reaches the user as a clear report (command line "crash=KIND"); the
+ * architecture adds the ones that need its instructions. */
 static void selftest_crash(void)
 {
-	static const struct { uint16_t limit; uint64_t base; } __attribute__((packed)) no_idt;
-
-	if (cmdline_has("crash=ud2"))
-		__asm__ volatile("ud2");
-	if (cmdline_has("crash=pf")) {
-		uint64_t v, null_page = 8; /* page 0 is unmapped */
-		__asm__ volatile("mov (%1), %0" : "=r"(v) : "r"(null_page));
-	}
 	if (cmdline_has("crash=assert"))
 		KASSERT(boot_info == 0);
-	if (cmdline_has("crash=triple")) {
-		__asm__ volatile("lidt %0; ud2" ::"m"(no_idt));
-	}
-	if (cmdline_has("crash=apf-msr")) /* reserved bits 4-5: the host must #GP */
-		wrmsr(MSR_KVM_ASYNC_PF_EN, 0x2000 | 0x30 | KVM_ASYNC_PF_ENABLED);
 	if (cmdline_has("crash=hang"))
-		for (;;)
-			__asm__ volatile("cli; hlt");
+		arch_stop();
+	arch_selftest_crash();
 }
 
 void kmain(const struct apf_boot_info *bi);
@@ -95,9 +80,7 @@ void kmain(const struct apf_boot_info *bi)
 		kdone(0xbad);
 	knext = bi->kfree_start;
 	unext = bi->ufree_start;
-	desc_init();
-	trap_init();
-	lapic_init();
+	arch_init();
 	sched_init();
 	selftest_crash();
 	if (!cmdline_has("quiet"))
@@ -105,7 +88,7 @@ void kmain(const struct apf_boot_info *bi)
 			bi->ntasks, bi->lazy_size >> 10, bi->lazy_base, bi->timer_hz);
 
 	if (cmdline_has("probe-exits"))
-		probe_exits(bi->tsc_khz);
+		arch_probe_exits(bi->tsc_khz);
 
 	user_shared = ualloc(sizeof(*user_shared));
 	user_shared->tsc_khz = bi->tsc_khz;
@@ -139,6 +122,6 @@ void kmain(const struct apf_boot_info *bi)
 	/* Half a tick; `no-min-slice`: every tick preempts (for comparison). */
 	if (!cmdline_has("no-min-slice"))
 		cpu0.min_slice_tsc = bi->tsc_khz * 1000 / bi->timer_hz / 2;
-	lapic_timer_start(bi->timer_hz);
+	arch_timer_start(bi->timer_hz);
 	sched_start();
 }

@@ -9,7 +9,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "platform/platform.h"
+#include "arch/platform.h"
 
 static int module_loaded(const char *name)
 {

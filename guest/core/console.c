@@ -1,4 +1,5 @@
-/* hcall: the guest side of the hypercall port, the console and failures. */
+/* console: hypercalls (made by the architecture: arch_hcall), the console
+ * and failures. */
 #include <stdarg.h>
 
 #include "kernel.h"
@@ -13,8 +14,7 @@ void hcall(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
 	block.a0 = a0;
 	block.a1 = a1;
 	block.a2 = a2;
-	__asm__ volatile("outl %0, %w1" ::"a"((uint32_t)(uint64_t)&block), "Nd"(APF_HCALL_PORT)
-			 : "memory");
+	arch_hcall(&block);
 }
 
 static uint64_t kstrlen(const char *s)
@@ -105,13 +105,11 @@ void kprintf(const char *fmt, ...)
 void kassert_fail(const char *file, int line, const char *expr)
 {
 	hcall(APF_HC_ASSERT, (uint64_t)file, (uint64_t)line, (uint64_t)expr);
-	for (;;)
-		__asm__ volatile("cli; hlt");
+	arch_stop();
 }
 
 void kdone(uint64_t status)
 {
 	hcall(APF_HC_DONE, status, 0, 0);
-	for (;;)
-		__asm__ volatile("cli; hlt");
+	arch_stop();
 }

@@ -1,0 +1,43 @@
+/*
+ * Reference guest kernel: the architecture-neutral core (guest/core) and
+ * what it shares with each architecture's layer (guest/arch/<arch>, whose
+ * arch.h this includes).  Ring 0 runs in KVM's instruction emulator on
+ * some hosts (~0.4 us per instruction): keep every path short, never copy
+ * or scan memory here, leave that to the tasks.
+ */
+#ifndef GUEST_KERNEL_H
+#define GUEST_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apfvm/abi.h"
+#include "arch.h"
+
+#define KSTACK_SIZE 16384
+#define USTACK_SIZE 65536
+
+extern const struct apf_boot_info *boot_info;
+
+/* Console and failure reporting (console.c). */
+void kputs(const char *s);
+void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kassert_fail(const char *file, int line, const char *expr) __attribute__((noreturn));
+void kdone(uint64_t status) __attribute__((noreturn));
+void hcall(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2);
+
+#define KASSERT(e) ((e) ? (void)0 : kassert_fail(__FILE__, __LINE__, #e))
+
+/* Bump allocators over the boot-info heaps (main.c); never freed. */
+void *kalloc(uint64_t size);  /* kernel-only, page aligned */
+void *ualloc(uint64_t size);  /* task-accessible, page aligned */
+
+/* Command line switches (main.c). */
+int cmdline_has(const char *word);
+
+/* The system calls of guest/user/uapi.h (syscall.c): what the
+ * architecture's trap handler calls with the task's number and
+ * arguments; returns the result (-1 for a refused call). */
+uint64_t syscall_dispatch(uint64_t nr, uint64_t a0, uint64_t a1);
+
+#endif
