@@ -65,12 +65,13 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 
 	p->npages = cfg->size / APF_PAGE_SIZE;
 	p->state = calloc(p->npages, 1);
+	p->kick_poisoned = calloc(p->npages, 1);
 	p->fault_ns = calloc(p->npages, sizeof(*p->fault_ns));
 	p->waitq = calloc(p->npages, sizeof(*p->waitq));
 	p->service_us = calloc(p->npages, sizeof(*p->service_us));
 	p->free_bufs = calloc(cfg->max_inflight, sizeof(*p->free_bufs));
 	p->bufs = aligned_alloc(APF_PAGE_SIZE, (size_t)cfg->max_inflight * APF_PAGE_SIZE);
-	if (!p->state || !p->fault_ns || !p->waitq || !p->service_us || !p->free_bufs || !p->bufs)
+	if (!p->state || !p->kick_poisoned || !p->fault_ns || !p->waitq || !p->service_us || !p->free_bufs || !p->bufs)
 		return apf_fail(e, -ENOMEM, "pager: out of memory");
 	for (unsigned i = 0; i < cfg->max_inflight; i++)
 		p->free_bufs[p->nfree++] = cfg->max_inflight - 1 - i;
@@ -243,12 +244,38 @@ static int install(struct pager *p, const struct source_completion *c)
 {
 	uint64_t dst = (uintptr_t)p->cfg.host_base + c->page * APF_PAGE_SIZE;
 
-	if (c->zero) {
+	/* UFFDIO_ZEROPAGE does not replace a kick's poison marker (its
+	 * target must be empty); UFFDIO_COPY does. */
+	if (c->zero && !__atomic_load_n(&p->kick_poisoned[c->page], __ATOMIC_RELAXED)) {
 		struct uffdio_zeropage z = { .range = { .start = dst, .len = APF_PAGE_SIZE } };
 		return uffd_ioctl(p, UFFDIO_ZEROPAGE, &z);
 	}
-	struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)c->buf, .len = APF_PAGE_SIZE };
+	static const unsigned char zeros[APF_PAGE_SIZE] __attribute__((aligned(APF_PAGE_SIZE)));
+	struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)(c->zero ? zeros : c->buf),
+				  .len = APF_PAGE_SIZE };
 	return uffd_ioctl(p, UFFDIO_COPY, &cp);
+}
+
+int pager_poison_for_kick(struct pager *p, uint64_t page)
+{
+	if (page >= p->npages || p->state[page] != PAGE_FETCHING)
+		return -EINVAL;
+	if (!p->can_poison)
+		return -EOPNOTSUPP;
+	/* Marked first: the vCPU thread's SIGBUS may come before the ioctl
+	 * returns. */
+	__atomic_store_n(&p->kick_poisoned[page], 1, __ATOMIC_RELEASE);
+	struct uffdio_poison po = {
+		.range = { .start = (uintptr_t)p->cfg.host_base + page * APF_PAGE_SIZE,
+			   .len = APF_PAGE_SIZE },
+	};
+	return uffd_ioctl(p, UFFDIO_POISON, &po);
+}
+
+bool pager_page_kick_poisoned(const struct pager *p, uint64_t page)
+{
+	return page < p->npages && __atomic_load_n(&p->kick_poisoned[page], __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&p->state[page], __ATOMIC_ACQUIRE) != PAGE_FAILED;
 }
 
 static void complete_fetches(struct pager *p)
@@ -532,6 +559,7 @@ void pager_destroy(struct pager *p)
 	if (p->epoll_fd >= 0)
 		close(p->epoll_fd);
 	free(p->state);
+	free(p->kick_poisoned);
 	free(p->fault_ns);
 	free(p->waitq);
 	free(p->service_us);

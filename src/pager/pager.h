@@ -105,6 +105,7 @@ struct pager {
 	 * (pager_destroy leaks the pager; apfvm_run leaks the machine). */
 	bool abandoned;
 	uint8_t *state;      /* enum page_state per page */
+	uint8_t *kick_poisoned; /* per page: poisoned to kick a vCPU (atomic) */
 	uint64_t *fault_ns;  /* per page: when its first fault was read */
 	uint32_t *service_us; /* per installed page, in install order */
 	uint64_t npages;
@@ -158,6 +159,17 @@ int pager_stop_within(struct pager *p, uint64_t timeout_ns);
 void pager_release(struct pager *p);
 
 void pager_destroy(struct pager *p);
+
+/* The kick where KVM's wait for a page cannot be interrupted (arm64):
+ * poisons `page`, which is being fetched, so the vCPU blocked on it gets
+ * SIGBUS and leaves KVM_RUN; its later accesses get SIGBUS too until the
+ * fetch installs the page over the poison.  Pager thread only (a hook).
+ * 0 or -errno (-EOPNOTSUPP: no UFFDIO_POISON, before Linux 6.6). */
+int pager_poison_for_kick(struct pager *p, uint64_t page);
+
+/* Whether a SIGBUS on `page` is such a kick's (not a failed page's);
+ * safe from any thread. */
+bool pager_page_kick_poisoned(const struct pager *p, uint64_t page);
 
 /* Whether lazy page `page` is present; safe from any thread. */
 bool pager_page_present(const struct pager *p, uint64_t page);

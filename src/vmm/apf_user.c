@@ -112,18 +112,30 @@ static void hook_fault(void *ctx, uint32_t tid, uint64_t page, uint64_t expected
 	apf_core_on_fault(m->core, v, page, expected_ns, in_flight);
 }
 
+/* A vCPU thread may wait for the page outside KVM_RUN (wait_page). */
+static void wake_page_waiters(struct machine *m)
+{
+	if (!atomic_load(&m->page_waiters))
+		return;
+	pthread_mutex_lock(&m->report_lock);
+	pthread_cond_broadcast(&m->page_arrived);
+	pthread_mutex_unlock(&m->report_lock);
+}
+
 static void hook_installed(void *ctx, uint64_t page)
 {
 	struct machine *m = ctx;
 	installing_since = m->trace ? host_cycles() : 0;
 	apf_core_on_installed(m->core, page);
 	installing_since = 0;
+	wake_page_waiters(m);
 }
 
 static void hook_failed(void *ctx, uint64_t page)
 {
 	struct machine *m = ctx;
 	apf_core_on_installed(m->core, page); /* page-ready: the retry fails */
+	wake_page_waiters(m);
 }
 
 /* A page-ready waits while the guest has not cleared the token of the one
@@ -176,7 +188,7 @@ static bool page_settled(void *ctx, uint64_t page)
 	return pager_page_settled(ctx, page);
 }
 
-void apf_user_after_kick(struct machine *m, struct vcpu *v)
+bool apf_user_after_kick(struct machine *m, struct vcpu *v)
 {
 	uint64_t t_exit = m->trace ? host_cycles() : 0;
 	struct apf_guest_state gs;
@@ -184,7 +196,7 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 	arch_apf_guest_state(m, v, &gs);
 	uint32_t token = apf_core_take_injection(m->core, v->id, &gs, page_settled, &m->pager);
 	if (!token)
-		return;
+		return false;
 	arch_apf_inject_not_present(m, v, token);
 	if (m->trace) {
 		/* The access was stamped by the scan just before it faulted. */
@@ -203,4 +215,35 @@ void apf_user_after_kick(struct machine *m, struct vcpu *v)
 		m->host_trace.injected++;
 		m->trace->inject_tsc = t_inject + v->tsc_offset;
 	}
+	return true;
+}
+
+/* Blocks vCPU v's thread until lazy page `page` settled (or the run
+ * stops): the synchronous wait, outside KVM_RUN, for a page KVM cannot
+ * wait for because it is poisoned. */
+static void wait_page(struct machine *m, uint64_t page)
+{
+	atomic_fetch_add(&m->page_waiters, 1);
+	pthread_mutex_lock(&m->report_lock);
+	while (!pager_page_settled(&m->pager, page) && !atomic_load(&m->stop))
+		pthread_cond_wait(&m->page_arrived, &m->report_lock);
+	pthread_mutex_unlock(&m->report_lock);
+	atomic_fetch_sub(&m->page_waiters, 1);
+}
+
+bool apf_user_poison_kick(struct machine *m, struct vcpu *v, void *addr)
+{
+	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)m->gm.lazy;
+
+	if (!m->core || !m->pager_ready || !m->gm.lazy || a < base || a - base >= m->gm.lazy_size)
+		return false;
+	uint64_t page = (a - base) / APF_PAGE_SIZE;
+	if (!pager_page_kick_poisoned(&m->pager, page))
+		return false; /* a page that failed: the caller reports it */
+	/* The kick itself, or the guest's retried access before it took the
+	 * not-present (or after it was served synchronously): either way the
+	 * vCPU waits here for the page unless a not-present was injected. */
+	if (!apf_user_after_kick(m, v))
+		wait_page(m, page);
+	return true;
 }

@@ -43,7 +43,14 @@ extern const struct pager_hooks apf_user_pager_hooks; /* ctx: the machine */
 
 /* vCPU loop entry points (vCPU v's own thread). */
 void apf_user_vcpu_init(struct vcpu *v); /* once, before the first KVM_RUN */
-void apf_user_after_kick(struct machine *m, struct vcpu *v);
+/* After a kick: injects a not-present if one is due and the guest can
+ * take it; true if it did. */
+bool apf_user_after_kick(struct machine *m, struct vcpu *v);
+/* KVM_RUN ended with SIGBUS on host address addr: if that is a lazy page
+ * poisoned to kick this vCPU (arm64), handles the kick (not-present, or a
+ * synchronous wait for the page) and returns true; false for any other
+ * poisoned memory, which the caller reports. */
+bool apf_user_poison_kick(struct machine *m, struct vcpu *v, void *addr);
 void apf_user_after_exit(struct machine *m, struct vcpu *v); /* any exit to the VMM */
 
 #endif

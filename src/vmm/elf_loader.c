@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "apfvm/abi.h"
+#include "arch_vm.h"
 
 #define PAGE_DOWN(x) ((x) & ~(uint64_t)(APF_PAGE_SIZE - 1))
 #define PAGE_UP(x)   PAGE_DOWN((x) + APF_PAGE_SIZE - 1)
@@ -19,8 +20,8 @@ int elf_load(struct guest_mem *gm, const void *blob, size_t len, const char *nam
 	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
 		return apf_fail(e, -ENOEXEC, "guest '%s' is not an ELF file", name);
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB ||
-	    eh->e_machine != EM_X86_64)
-		return apf_fail(e, -ENOEXEC, "guest '%s' is not a 64-bit x86-64 ELF", name);
+	    eh->e_machine != ARCH_ELF_MACHINE)
+		return apf_fail(e, -ENOEXEC, "guest '%s' is not a 64-bit %s ELF", name, ARCH_NAME);
 	if (eh->e_type != ET_EXEC)
 		return apf_fail(e, -ENOEXEC, "guest '%s' is not a static executable (ET_EXEC)", name);
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||

@@ -3,23 +3,23 @@
  * LINUX_INIT are their paths, set by the Makefile. */
 	.section .rodata
 	.globl apfvm_builtin_guest
-	.align 64
+	.balign 64
 apfvm_builtin_guest:
 	.incbin GUEST_ELF
 apfvm_builtin_guest_end:
 	.globl apfvm_builtin_guest_len
-	.align 8
+	.balign 8
 apfvm_builtin_guest_len:
 	.quad apfvm_builtin_guest_end - apfvm_builtin_guest
 
 #ifdef LINUX_INIT
 	.globl apfvm_linux_init
-	.align 64
+	.balign 64
 apfvm_linux_init:
 	.incbin LINUX_INIT
 apfvm_linux_init_end:
 	.globl apfvm_linux_init_len
-	.align 8
+	.balign 8
 apfvm_linux_init_len:
 	.quad apfvm_linux_init_end - apfvm_linux_init
 #endif

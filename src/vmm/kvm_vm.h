@@ -17,6 +17,9 @@
 #include "guest_mem.h"
 
 #define VM_MAX_VCPUS 8
+#ifdef ARCH_MAX_VCPUS
+_Static_assert(ARCH_MAX_VCPUS == VM_MAX_VCPUS, "per-vCPU arrays of the architecture");
+#endif
 
 struct vm;
 

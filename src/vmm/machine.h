@@ -67,6 +67,11 @@ struct machine {
 	pthread_mutex_t report_lock;
 	atomic_bool stop;
 	pthread_cond_t stopped; /* signalled (report_lock) when stop is set */
+	/* Signalled (report_lock) when a lazy page settles while a vCPU
+	 * thread waits for one outside KVM_RUN (page_waiters > 0: a page
+	 * poisoned to kick it, apf_user_poison_kick), and when stop is set. */
+	pthread_cond_t page_arrived;
+	atomic_uint page_waiters;
 	FILE *console;      /* guest console echo, or NULL */
 	/* The guest kind's port I/O: the reference guest's hypercall port, or
 	 * a Linux guest's PC devices (`pc`, NULL otherwise). */

@@ -70,6 +70,7 @@ void machine_stop(struct machine *m)
 		vcpu_kick(&m->vm.vcpus[i]);
 	pthread_mutex_lock(&m->report_lock);
 	pthread_cond_broadcast(&m->stopped);
+	pthread_cond_broadcast(&m->page_arrived);
 	pthread_mutex_unlock(&m->report_lock);
 }
 
@@ -363,6 +364,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&m->stopped, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&m->page_arrived, NULL);
 	m->console = c->console;
 
 	rc = build(m, c, e);
@@ -416,6 +418,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	if (!m->source_borrowed)
 		source_close(m->source);
 	pthread_cond_destroy(&m->stopped);
+	pthread_cond_destroy(&m->page_arrived);
 	pthread_mutex_destroy(&m->report_lock);
 	free(m);
 	return rc;

@@ -213,8 +213,11 @@ static void *vcpu_thread(void *arg)
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		tl_in_kvm_run = 0;
 		if (tl_poisoned_addr) {
-			fail_poisoned_access(m, v, tl_poisoned_addr);
+			void *addr = tl_poisoned_addr;
 			tl_poisoned_addr = NULL;
+			if (apf_user_poison_kick(m, v, addr))
+				continue;
+			fail_poisoned_access(m, v, addr);
 			break;
 		}
 		if (r < 0) {

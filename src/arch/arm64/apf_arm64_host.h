@@ -1,0 +1,12 @@
+/* --apf user on arm64 (apf_arm64.c): the SMCCC calls KVM forwards. */
+#ifndef APFVM_APF_ARM64_HOST_H
+#define APFVM_APF_ARM64_HOST_H
+
+struct machine;
+struct vcpu;
+
+/* A KVM_EXIT_HYPERCALL: one of apfvm's SMCCC functions (abi_arm64.h).
+ * Answers in x0-x2; the PC is already past the HVC. */
+void apf_arm64_smccc(struct machine *m, struct vcpu *v);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * The arm64 parts of the VMM's types (included by src/arch/arch.h and
+ * src/vmm/kvm_vm.h): the VM options a run chooses, and the host's cycle
+ * counter.
+ */
+#ifndef APFVM_ARCH_ARM64_VM_H
+#define APFVM_ARCH_ARM64_VM_H
+
+#include <elf.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "apfvm/abi_arm64.h"
+
+#define ARCH_NAME        "arm64"
+#define ARCH_ELF_MACHINE EM_AARCH64
+
+struct vm_options {
+	bool apf_user;   /* forward apfvm's SMCCC calls (KVM_ARM_VM_SMCCC_FILTER) */
+};
+
+#define ARCH_MAX_VCPUS 8
+
+/* What the VM keeps (struct vm.arch). */
+struct vm_arch {
+	int gic_fd;      /* the vGICv3 device (0 before arch_vm_init) */
+	/* --apf user: the PPI each vCPU registered (0: none), and the lock
+	 * that orders the line's changes (apf_arm64.c). */
+	pthread_mutex_t line_lock;
+	uint32_t apf_ppi[ARCH_MAX_VCPUS];
+};
+
+/* The host's cycle counter: its virtual counter.  A guest's counts from
+ * the VM's creation (KVM offsets it), so tsc_offset converts. */
+static inline uint64_t host_cycles(void)
+{
+	uint64_t v;
+	__asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v)::"memory");
+	return v;
+}
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * arm64 exits: the reference guest's hypercall doorbell (an MMIO store),
+ * apfvm's SMCCC calls (--apf user, forwarded by KVM), and the ways a guest
+ * dies, each reported with the registers KVM holds.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "apf_arm64_host.h"
+#include "arch/arch.h"
+#include "regs_arm64.h"
+#include "vmm/hcall.h"
+#include "vmm/machine.h"
+
+void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
+{
+	uint64_t pc = 0, pstate = 0, sp = 0, elr = 0, esr = 0, far = 0;
+
+	arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pc), &pc);
+	arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pstate), &pstate);
+	arm64_get_reg(v->fd, ARM64_CORE_REG(sp_el1), &sp);
+	arm64_get_reg(v->fd, ARM64_SYSREG_ELR_EL1, &elr);
+	arm64_get_reg(v->fd, ARM64_SYSREG_ESR_EL1, &esr);
+	arm64_get_reg(v->fd, ARM64_SYSREG_FAR_EL1, &far);
+	machine_fail(m, "vCPU %u: %s: PC=0x%llx PSTATE=0x%llx SP_EL1=0x%llx ELR_EL1=0x%llx "
+		     "ESR_EL1=0x%llx FAR_EL1=0x%llx",
+		     v->id, what, (unsigned long long)pc, (unsigned long long)pstate,
+		     (unsigned long long)sp, (unsigned long long)elr, (unsigned long long)esr,
+		     (unsigned long long)far);
+}
+
+static void mmio_exit(struct machine *m, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char what[160];
+
+	if (run->mmio.phys_addr == APF_ARM64_HCALL_GPA && run->mmio.is_write && run->mmio.len == 8) {
+		uint64_t gpa;
+		memcpy(&gpa, run->mmio.data, 8);
+		hcall_handle(m, v, gpa);
+		return;
+	}
+	snprintf(what, sizeof(what), "access to unbacked guest physical address 0x%llx (%s, %u bytes)",
+		 (unsigned long long)run->mmio.phys_addr, run->mmio.is_write ? "write" : "read",
+		 run->mmio.len);
+	arch_fail_with_regs(m, v, what);
+}
+
+void arch_handle_exit(struct machine *m, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char what[160];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_MMIO:
+		mmio_exit(m, v);
+		break;
+	case KVM_EXIT_HYPERCALL:
+		/* Only apfvm's own SMCCC range is forwarded (--apf user). */
+		apf_arm64_smccc(m, v);
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		snprintf(what, sizeof(what), "the guest powered off or reset (PSCI, event type %u)",
+			 run->system_event.type);
+		arch_fail_with_regs(m, v, what);
+		break;
+	default:
+		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
+		arch_fail_with_regs(m, v, what);
+		break;
+	}
+}
+
+static const char *vector_name(uint64_t index)
+{
+	static const char *const names[16] = {
+		"sync (EL1, SP_EL0)", "IRQ (EL1, SP_EL0)", "FIQ (EL1, SP_EL0)", "SError (EL1, SP_EL0)",
+		"sync (EL1)", "IRQ (EL1)", "FIQ (EL1)", "SError (EL1)",
+		"sync (EL0)", "IRQ (EL0)", "FIQ (EL0)", "SError (EL0)",
+		"sync (EL0, AArch32)", "IRQ (EL0, AArch32)", "FIQ (EL0, AArch32)", "SError (EL0, AArch32)",
+	};
+	return index < 16 ? names[index] : "unknown vector";
+}
+
+static const char *class_name(uint64_t esr)
+{
+	switch (esr >> 26) {
+	case 0x00: return "unknown instruction";
+	case 0x15: return "SVC";
+	case 0x16: return "HVC";
+	case 0x18: return "system register access";
+	case 0x20: return "instruction abort from EL0";
+	case 0x21: return "instruction abort";
+	case 0x22: return "PC alignment fault";
+	case 0x24: return "data abort from EL0";
+	case 0x25: return "data abort";
+	case 0x26: return "SP alignment fault";
+	case 0x3c: return "BRK";
+	default: return "exception";
+	}
+}
+
+void arch_describe_fatal(const struct apf_fatal *f, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "%s (%s, vector entry %llu) in %s: ELR_EL1=0x%llx SPSR_EL1=0x%llx ESR_EL1=0x%llx "
+		 "FAR_EL1=0x%llx SP=0x%llx",
+		 class_name(f->error_code), vector_name(f->vector), (unsigned long long)f->vector,
+		 (f->mode & 0xf) == 0 ? "EL0" : "EL1", (unsigned long long)f->pc,
+		 (unsigned long long)f->mode, (unsigned long long)f->error_code,
+		 (unsigned long long)f->fault_addr, (unsigned long long)f->sp);
+}
