@@ -6,7 +6,7 @@
  *
  * No arm64 kernel has asynchronous page faults; this protocol answers the
  * review of the 2020 RFC: registration through a vendor SMCCC call (so a
- * guest asks the hypervisor, not a device), both events as a maskable
+ * guest asks the hypervisor, not a device), both events as one maskable
  * interrupt (PSTATE.I and the GIC priority mask block them; no emulated
  * exception entry, no PC ranges), a 32-bit token AArch32 guests can hold,
  * and a per-event sequence the guest checks, so a real fault is never
@@ -31,6 +31,10 @@
 #define APF_ARM64_HCALL_GPA  0xf0200000ull
 
 #define APF_ARM64_PPI_VTIMER 27  /* the architected EL1 virtual timer */
+/* The SPIs a guest may register for async page faults (one per vCPU):
+ * the VM's GIC has 256 interrupt IDs, none wired to a device. */
+#define APF_ARM64_SPI_FIRST  32
+#define APF_ARM64_SPI_LAST   255
 
 /* ------------------------------------------------------------------ */
 /* Asynchronous page faults: apfvm's vendor hypervisor service.  Calls
@@ -43,10 +47,12 @@
 #define APF_SMCCC_INFO         APF_SMCCC_FN(0x100) /* -> w0 = APF_ARM64_MAGIC,
 						    * w1 = version, w2 = features */
 #define APF_SMCCC_REGISTER     APF_SMCCC_FN(0x101) /* w1:w2 = area GPA (low, high),
-						    * w3 = INTID (a PPI, 16-31),
-						    * w4 = flags -> w0 = status */
+						    * w3 = INTID (an SPI the guest
+						    * made edge-triggered and routed
+						    * to this vCPU), w4 = flags
+						    * -> w0 = status */
 #define APF_SMCCC_UNREGISTER   APF_SMCCC_FN(0x102) /* -> w0 = status */
-#define APF_SMCCC_ACK          APF_SMCCC_FN(0x103) /* -> w0 = status */
+#define APF_SMCCC_ACK          APF_SMCCC_FN(0x103) /* optional prompt -> w0 = status */
 #define APF_SMCCC_NR_FUNCTIONS 4
 
 #define APF_ARM64_MAGIC        0x41504631u /* "APF1" */
@@ -66,11 +72,12 @@
  * both.
  *  - not-present: reason = APF_REASON_PAGE_NOT_PRESENT, token, and pc =
  *    the faulting instruction's address (ELR_EL1 at the interrupt), then
- *    the INTID is raised.  The guest reads and zeroes `reason` first
+ *    the SPI gets an edge.  The guest reads and zeroes `reason` first
  *    thing (a zero reason: not for it), and checks pc == ELR_EL1.
  *  - page-ready: ready_token = the token (or APF_WAKE_ALL_TOKEN), then
- *    the INTID is raised.  The guest zeroes ready_token, then calls
- *    APF_SMCCC_ACK (or lets the host find it zero).
+ *    the SPI gets an edge.  The guest zeroes ready_token; the host sends
+ *    the next one once it finds it zero (APF_SMCCC_ACK makes it look at
+ *    once).
  * The size is fixed by the ABI, not by a cache-line size: the guest
  * aligns it to CTR_EL0's writeback granule, the host never assumes one. */
 struct apf_arm64_area {

@@ -215,8 +215,12 @@ static void *vcpu_thread(void *arg)
 		if (tl_poisoned_addr) {
 			void *addr = tl_poisoned_addr;
 			tl_poisoned_addr = NULL;
-			if (apf_user_poison_kick(m, v, addr))
+			if (apf_user_poison_kick(m, v, addr)) {
+				/* The kick's signal, if it came too, is done. */
+				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				take_pending_kick(v);
 				continue;
+			}
 			fail_poisoned_access(m, v, addr);
 			break;
 		}

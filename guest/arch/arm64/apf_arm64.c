@@ -50,9 +50,9 @@ void apf_init(void)
 	uint64_t size = granule > sizeof(*area) ? granule : sizeof(*area);
 	area = kalloc(size); /* page aligned, so aligned to any granule */
 	KASSERT((uint64_t)area % granule == 0 && (uint64_t)area % APF_ARM64_AREA_ALIGN == 0);
-	gic_enable_ppi(APF_PPI);
+	gic_enable_spi_edge(APF_INTID);
 	uint64_t gpa = (uint64_t)area;
-	int64_t rc = smccc(APF_SMCCC_REGISTER, (uint32_t)gpa, gpa >> 32, APF_PPI, 0, 0, 0);
+	int64_t rc = smccc(APF_SMCCC_REGISTER, (uint32_t)gpa, gpa >> 32, APF_INTID, 0, 0, 0);
 	if (rc != APF_SMCCC_SUCCESS) {
 		kprintf("apf: the host refused registration (%ld)\n", (long)rc);
 		return;
@@ -60,16 +60,20 @@ void apf_init(void)
 	apf_stats.enabled = 1;
 }
 
-void apf_irq(uint32_t intid, uint64_t elr, int from_el0)
+int apf_interrupt(uint64_t elr, int from_el0)
 {
+	if (!area)
+		return 0;
+	uint32_t ready = area->ready_token;
+	uint32_t reason = area->reason;
+	if (!ready && !reason)
+		return 0;
 	uint64_t t0 = apf_trace ? arch_cycles() : 0;
-	uint32_t ready = area ? area->ready_token : 0;
-	uint32_t reason = area ? area->reason : 0;
 	uint32_t token = 0;
 	struct task *woken = 0;
 
 	if (ready)
-		area->ready_token = 0;
+		area->ready_token = 0; /* the host may send the next one */
 	if (reason) {
 		/* A not-present is for the instruction this IRQ interrupted,
 		 * which the host recorded: anything else is not ours to park
@@ -82,20 +86,17 @@ void apf_irq(uint32_t intid, uint64_t elr, int from_el0)
 			token = 0;
 		}
 	}
-	/* Acknowledge before the EOI: the host lowers the line, so the EOI
-	 * does not make it pending again. */
-	smccc(APF_SMCCC_ACK, 0, 0, 0, 0, 0, 0);
-	gic_eoi(intid);
 	if (ready)
 		woken = apf_page_ready(ready);
 	if (token) {
 		if (woken)
 			rq_push(&cpu0.rq, woken); /* it runs after the parked task's turn */
 		apf_wait_for_page(token, from_el0, t0);
-		return;
+		return 1;
 	}
 	if (ready)
 		apf_run_woken(woken);
+	return 1;
 }
 
 void apf_shutdown(void)

@@ -5,6 +5,10 @@
 #define GICD_CTLR        0x0000
 #define GICD_CTLR_ARE    (1u << 4)
 #define GICD_CTLR_GRP1   (1u << 1)
+#define GICD_IGROUPR(n)  (0x0080 + 4 * ((n) / 32))
+#define GICD_ISENABLER(n) (0x0100 + 4 * ((n) / 32))
+#define GICD_ICFGR(n)    (0x0c00 + 4 * ((n) / 16))
+#define GICD_IROUTER(n)  (0x6000 + 8 * (n))
 #define GICR_WAKER       0x0014
 #define GICR_SGI_FRAME   0x10000
 #define GICR_IGROUPR0    (GICR_SGI_FRAME + 0x0080)
@@ -40,6 +44,20 @@ void gic_enable_ppi(unsigned intid)
 {
 	KASSERT(intid >= 16 && intid < 32);
 	mmio_write32(APF_ARM64_GICR_GPA + GICR_ISENABLER0, 1u << intid);
+}
+
+void gic_enable_spi_edge(unsigned intid)
+{
+	uint64_t d = APF_ARM64_GICD_GPA;
+
+	KASSERT(intid >= 32 && intid < 1020);
+	mmio_write32(d + GICD_IGROUPR(intid), mmio_read32(d + GICD_IGROUPR(intid)) | 1u << intid % 32);
+	mmio_write32(d + GICD_ICFGR(intid),
+		     mmio_read32(d + GICD_ICFGR(intid)) | 2u << (intid % 16 * 2)); /* edge */
+	/* To this CPU: its affinity (MPIDR_EL1's Aff fields). */
+	uint64_t mpidr = SYSREG_READ(mpidr_el1);
+	*(volatile uint64_t *)(d + GICD_IROUTER(intid)) = (mpidr & 0xffffffull) | (mpidr >> 32 & 0xff) << 32;
+	mmio_write32(d + GICD_ISENABLER(intid), 1u << intid % 32);
 }
 
 static uint64_t period; /* counter ticks per scheduler tick */

@@ -1,7 +1,7 @@
 /*
  * gic: the GICv3 (distributor, this CPU's redistributor, the system
- * register CPU interface) and the EL1 virtual timer.  Only PPIs are used:
- * the timer's and the one the async-PF host raises.
+ * register CPU interface) and the EL1 virtual timer.  Two interrupts are
+ * used: the timer's PPI and the SPI the async-PF host raises.
  */
 #ifndef GUEST_ARM64_GIC_H
 #define GUEST_ARM64_GIC_H
@@ -13,6 +13,9 @@
 void gic_init(void);
 /* Enables PPI intid (16-31) at this CPU. */
 void gic_enable_ppi(unsigned intid);
+/* Makes SPI intid (32-1019) edge-triggered, group 1, routed to this
+ * CPU, and enables it. */
+void gic_enable_spi_edge(unsigned intid);
 /* Acknowledges the highest-priority pending interrupt: its INTID. */
 static inline uint32_t gic_ack(void)
 {

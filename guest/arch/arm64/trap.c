@@ -29,22 +29,24 @@ static void fatal(struct trapframe *tf, uint64_t index)
 	arch_stop();
 }
 
+/* Every IRQ looks at the async-PF area too: a not-present arrives as an
+ * IRQ entry the host took for the guest, with no interrupt of its own
+ * (the GIC says spurious) or alongside another one. */
 static void irq(struct trapframe *tf, uint64_t index)
 {
 	uint32_t intid = gic_ack();
 
-	if (intid >= GIC_SPURIOUS)
-		return;
-	if (intid == APF_ARM64_PPI_VTIMER) {
-		timer_rearm();
+	if (intid < GIC_SPURIOUS) {
+		if (intid == APF_ARM64_PPI_VTIMER)
+			timer_rearm(); /* before the EOI: the level drops */
 		gic_eoi(intid);
-		sched_tick();
-	} else if (apf_is_intid(intid)) {
-		apf_irq(intid, tf->elr, index == VEC_EL0_IRQ); /* EOIs itself */
-	} else {
-		gic_eoi(intid);
-		fatal(tf, index);
+		if (intid != APF_ARM64_PPI_VTIMER && !apf_is_intid(intid))
+			fatal(tf, index);
 	}
+	if (apf_interrupt(tf->elr, index == VEC_EL0_IRQ))
+		return; /* the tick, if any, is stale: the task may have waited */
+	if (intid == APF_ARM64_PPI_VTIMER)
+		sched_tick();
 }
 
 void trap(struct trapframe *tf, uint64_t index)

@@ -3,18 +3,21 @@
  *
  *  - setup: KVM forwards apfvm's SMCCC range to userspace
  *    (KVM_ARM_VM_SMCCC_FILTER, Linux 6.4+); the guest registers its area
- *    and PPI through it (apf_arm64_smccc);
+ *    and interrupt through it (apf_arm64_smccc);
  *  - kick: KVM's wait for a userfaultfd page cannot be interrupted on
  *    arm64, so the pager poisons the page: the vCPU thread gets SIGBUS,
  *    KVM_RUN returns with the PC at the access (vcpu_loop ->
  *    apf_user_poison_kick);
  *  - guest state: PSTATE from ONE_REG: IRQs unmasked (I clear) and EL0;
  *  - not-present: token and PC written to the area (the core wrote the
- *    reason), then the PPI line raised;
- *  - page-ready: the core wrote the token, the PPI line raised;
- *  - the line is level: it stays up until the guest's ACK, which lowers
- *    it unless the area still holds an event (under line_lock, so an
- *    event written meanwhile keeps it up).
+ *    reason), then the VMM takes the IRQ exception for the guest at that
+ *    instruction (ONE_REG): deterministic, where a pending interrupt may
+ *    lose the race against the refault (ARM ARM D1.13.4: it did, on the
+ *    emulated hosts, for most faults);
+ *  - page-ready: the core wrote the token, then an edge on the SPI.
+ *    The guest clears what it consumed; the core sends the next
+ *    page-ready once the token is clear (retried by the pager), so no
+ *    acknowledgement exit is needed per event.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -58,7 +61,7 @@ int arch_apf_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e)
 	};
 
 	(void)trap_acks; /* the ACK is an SMCCC call: it always reaches apfvm */
-	memset(vm->arch.apf_ppi, 0, sizeof(vm->arch.apf_ppi));
+	memset(vm->arch.apf_intid, 0, sizeof(vm->arch.apf_intid));
 	if (ioctl(vm->vm_fd, KVM_SET_DEVICE_ATTR, &a) < 0)
 		return apf_fail(e, -errno,
 				"KVM_ARM_VM_SMCCC_FILTER: %s (--apf user on arm64 needs a host kernel "
@@ -69,11 +72,13 @@ int arch_apf_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e)
 
 void arch_apf_kick(struct machine *m, unsigned v, uint64_t page)
 {
-	(void)v; /* the vCPU blocked on the page is the one that leaves */
-	/* If the page cannot be poisoned (no UFFDIO_POISON), KVM's wait
-	 * cannot be left: the fault is served synchronously, and the core
-	 * sees the page arrive before any injection ("raced"). */
+	/* The poison frees the vCPU blocked on the page (SIGBUS).  If the
+	 * page is installed before the woken vCPU retries, it simply goes
+	 * on: the signal then brings it out, so the core always hears back
+	 * (it finds the fault raced).  Without UFFDIO_POISON (before 6.6)
+	 * only the signal remains, once the page has arrived. */
 	pager_poison_for_kick(&m->pager, page);
+	vcpu_kick(&m->vm.vcpus[v]);
 }
 
 void arch_apf_vcpu_init(struct vcpu *v)
@@ -92,39 +97,76 @@ void arch_apf_guest_state(struct machine *m, struct vcpu *v, struct apf_guest_st
 	gs->event_pending = false; /* an IRQ already pending is taken first */
 }
 
-static int set_line(struct machine *m, unsigned v, int level)
+/* An edge on the registered SPI: the line up then down.  The GIC latches
+ * it pending (the guest configured it edge-triggered), so it is taken
+ * whenever the guest unmasks IRQs, and needs no acknowledgement. */
+static int pulse(struct machine *m, unsigned v)
 {
 	struct kvm_irq_level l = {
-		.irq = (KVM_ARM_IRQ_TYPE_PPI << KVM_ARM_IRQ_TYPE_SHIFT) | (v << KVM_ARM_IRQ_VCPU_SHIFT) |
-		       m->vm.arch.apf_ppi[v],
-		.level = (uint32_t)level,
+		.irq = (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) |
+		       __atomic_load_n(&m->vm.arch.apf_intid[v], __ATOMIC_ACQUIRE),
+		.level = 1,
 	};
-	return ioctl(m->vm.vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
-}
-
-int arch_apf_raise(struct machine *m, unsigned v, uint8_t vector)
-{
-	(void)vector; /* m->vm.arch.apf_ppi[v] */
-	if (v >= VM_MAX_VCPUS || !m->vm.arch.apf_ppi[v])
-		return -EINVAL;
 	pthread_mutex_lock(&m->vm.arch.line_lock);
-	int rc = set_line(m, v, 1);
+	int rc = ioctl(m->vm.vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+	l.level = 0;
+	if (!rc && ioctl(m->vm.vm_fd, KVM_IRQ_LINE, &l) < 0)
+		rc = -errno;
 	pthread_mutex_unlock(&m->vm.arch.line_lock);
 	return rc;
 }
 
+int arch_apf_raise(struct machine *m, unsigned v, uint8_t vector)
+{
+	(void)vector; /* the SPI registered: vm.arch.apf_intid[v] */
+	if (v >= VM_MAX_VCPUS || !__atomic_load_n(&m->vm.arch.apf_intid[v], __ATOMIC_ACQUIRE))
+		return -EAGAIN; /* unregistered meanwhile: kept until it registers */
+	return pulse(m, v);
+}
+
+/* Takes the IRQ exception for the guest, as the CPU would at this
+ * instruction boundary (ARM ARM D1.3.1, "exception entry"), to EL1 with
+ * SP_EL1: ELR_EL1 = PC, SPSR_EL1 = PSTATE, PSTATE = EL1h with D, A, I, F
+ * masked, PC = the IRQ entry of VBAR_EL1 for where it came from.  Only
+ * called when an IRQ could be taken here (PSTATE.I clear,
+ * arch_apf_guest_state), so the guest sees nothing an interrupt could
+ * not have done; its handler finds the not-present in the area, for
+ * this very ELR. */
+static int take_irq_entry(struct vcpu *v, uint64_t pc, uint64_t pstate)
+{
+	uint64_t vbar = 0, offset;
+
+	if (arm64_get_reg(v->fd, ARM64_SYSREG_VBAR_EL1, &vbar))
+		return -errno;
+	switch (pstate & PSTATE_MODE) {
+	case 0x0: offset = 0x480; break; /* EL0t: lower EL, AArch64 */
+	case 0x4: offset = 0x080; break; /* EL1t: current EL, SP_EL0 */
+	case 0x5: offset = 0x280; break; /* EL1h: current EL, SP_ELx */
+	default: return -EINVAL;
+	}
+	if (arm64_set_reg(v->fd, ARM64_SYSREG_ELR_EL1, pc) ||
+	    arm64_set_reg(v->fd, ARM64_CORE_REG(spsr[KVM_SPSR_EL1]), pstate) ||
+	    arm64_set_reg(v->fd, ARM64_CORE_REG(regs.pstate), ARM64_PSTATE_EL1H_MASKED) ||
+	    arm64_set_reg(v->fd, ARM64_CORE_REG(regs.pc), vbar + offset))
+		return -errno;
+	return 0;
+}
+
 void arch_apf_inject_not_present(struct machine *m, struct vcpu *v, uint32_t token)
 {
-	uint64_t area = m->core->vcpus[v->id].area_gpa, pc = 0;
+	uint64_t area = m->core->vcpus[v->id].area_gpa, pc = 0, pstate = 0;
 	struct apf_arm64_area *a = gmem_ptr(&m->gm, area, sizeof(*a)); /* checked at REGISTER */
+	int rc = 0;
 
-	arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pc), &pc);
+	if (arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pc), &pc) ||
+	    arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pstate), &pstate))
+		rc = -errno;
 	__atomic_store_n(&a->token, token, __ATOMIC_RELAXED);
 	__atomic_store_n(&a->pc, pc, __ATOMIC_RELEASE);
-	int rc = arch_apf_raise(m, v->id, 0);
+	if (!rc)
+		rc = take_irq_entry(v, pc, pstate);
 	if (rc)
-		machine_fail(m, "vCPU %u: cannot raise the async-PF interrupt: %s", v->id,
-			     strerror(-rc));
+		machine_fail(m, "vCPU %u: cannot deliver a not-present: %s", v->id, strerror(-rc));
 }
 
 /* --- the guest's calls --------------------------------------------------- */
@@ -144,38 +186,27 @@ static void answer(struct vcpu *v, uint64_t x0, uint64_t x1, uint64_t x2)
 }
 
 /* REGISTER's checks (docs/arm64-abi.md): an aligned area in resident
- * memory, a PPI other than the timers' and the GIC's own, no unknown
+ * memory, an SPI the VM has and no other vCPU registered, no unknown
  * flag.  The core checks the memory. */
 static int64_t do_register(struct machine *m, struct vcpu *v)
 {
 	uint64_t gpa = (reg(v, 1) & 0xffffffffu) | reg(v, 2) << 32;
 	uint64_t intid = reg(v, 3) & 0xffffffffu, flags = reg(v, 4) & 0xffffffffu;
 
-	if (gpa % APF_ARM64_AREA_ALIGN || intid < 16 || intid > 31 || intid == 25 || intid == 26 ||
-	    intid == 27 || intid == 30 || (flags & ~(uint64_t)APF_ARM64_SEND_AT_EL1))
+	if (gpa % APF_ARM64_AREA_ALIGN || intid < APF_ARM64_SPI_FIRST || intid > APF_ARM64_SPI_LAST ||
+	    (flags & ~(uint64_t)APF_ARM64_SEND_AT_EL1))
 		return APF_SMCCC_INVALID;
-	pthread_mutex_lock(&m->vm.arch.line_lock);
-	if (m->vm.arch.apf_ppi[v->id] && m->vm.arch.apf_ppi[v->id] != intid)
-		set_line(m, v->id, 0);
-	m->vm.arch.apf_ppi[v->id] = (uint32_t)intid;
-	pthread_mutex_unlock(&m->vm.arch.line_lock);
-	if (apf_core_enable(m->core, v->id, gpa, sizeof(struct apf_arm64_area), (uint8_t)intid,
-			    flags & APF_ARM64_SEND_AT_EL1))
+	for (unsigned i = 0; i < m->vm.nvcpus; i++)
+		if (i != v->id && m->vm.arch.apf_intid[i] == intid)
+			return APF_SMCCC_INVALID;
+	/* Set first: the enable sends wake-all on it. */
+	__atomic_store_n(&m->vm.arch.apf_intid[v->id], (uint32_t)intid, __ATOMIC_RELEASE);
+	if (apf_core_enable(m->core, v->id, gpa, sizeof(struct apf_arm64_area), 0,
+			    flags & APF_ARM64_SEND_AT_EL1)) {
+		__atomic_store_n(&m->vm.arch.apf_intid[v->id], 0, __ATOMIC_RELEASE);
 		return APF_SMCCC_INVALID;
+	}
 	return APF_SMCCC_SUCCESS;
-}
-
-static void do_ack(struct machine *m, struct vcpu *v)
-{
-	uint64_t gpa = m->core->vcpus[v->id].area_gpa;
-	const struct apf_arm64_area *a = gmem_ptr(&m->gm, gpa, sizeof(*a));
-
-	pthread_mutex_lock(&m->vm.arch.line_lock);
-	if (m->vm.arch.apf_ppi[v->id])
-		set_line(m, v->id, a && (__atomic_load_n(&a->reason, __ATOMIC_ACQUIRE) ||
-					 __atomic_load_n(&a->ready_token, __ATOMIC_ACQUIRE)));
-	pthread_mutex_unlock(&m->vm.arch.line_lock);
-	apf_core_ack(m->core, v->id);
 }
 
 void apf_arm64_smccc(struct machine *m, struct vcpu *v)
@@ -195,15 +226,11 @@ void apf_arm64_smccc(struct machine *m, struct vcpu *v)
 		break;
 	case APF_SMCCC_UNREGISTER:
 		apf_core_disable(m->core, v->id);
-		pthread_mutex_lock(&m->vm.arch.line_lock);
-		if (m->vm.arch.apf_ppi[v->id])
-			set_line(m, v->id, 0);
-		m->vm.arch.apf_ppi[v->id] = 0;
-		pthread_mutex_unlock(&m->vm.arch.line_lock);
+		__atomic_store_n(&m->vm.arch.apf_intid[v->id], 0, __ATOMIC_RELEASE);
 		answer(v, APF_SMCCC_SUCCESS, 0, 0);
 		break;
 	case APF_SMCCC_ACK:
-		do_ack(m, v);
+		apf_core_ack(m->core, v->id); /* a prompt: deliver what is queued */
 		answer(v, APF_SMCCC_SUCCESS, 0, 0);
 		break;
 	default:

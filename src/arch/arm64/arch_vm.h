@@ -25,10 +25,10 @@ struct vm_options {
 /* What the VM keeps (struct vm.arch). */
 struct vm_arch {
 	int gic_fd;      /* the vGICv3 device (0 before arch_vm_init) */
-	/* --apf user: the PPI each vCPU registered (0: none), and the lock
-	 * that orders the line's changes (apf_arm64.c). */
+	/* --apf user: the SPI each vCPU registered (0: none; atomic), and
+	 * the lock that keeps each edge whole (apf_arm64.c). */
 	pthread_mutex_t line_lock;
-	uint32_t apf_ppi[ARCH_MAX_VCPUS];
+	uint32_t apf_intid[ARCH_MAX_VCPUS];
 };
 
 /* The host's cycle counter: its virtual counter.  A guest's counts from

@@ -28,7 +28,7 @@
 #define ARM64_SYSREG_FAR_EL1   ARM64_SYSREG(3, 0, 6, 0, 0)
 #define ARM64_SYSREG_MAIR_EL1  ARM64_SYSREG(3, 0, 10, 2, 0)
 #define ARM64_SYSREG_VBAR_EL1  ARM64_SYSREG(3, 0, 12, 0, 0)
-#define ARM64_SYSREG_ELR_EL1   ARM64_CORE_REG(elr_el1)
+#define ARM64_SYSREG_ELR_EL1   ARM64_CORE_REG(elr_el1) /* a core register for KVM */
 #define ARM64_REG_CNTVCT       KVM_REG_ARM_TIMER_CNT
 
 /* M, C, I, SA, SA0 off; nTWI and nTWE (EL0 WFI/WFE not trapped); UCT (EL0
