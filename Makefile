@@ -186,11 +186,17 @@ $(FUZZ_OBJS) $(FUZZ_TARGETS): | deps
 # arm64: test programs cross-built (static) with Debian's
 # gcc-aarch64-linux-gnu (make deps) and run in the emulated arm64 host.
 ARM64_CC := aarch64-linux-gnu-gcc
-ARM64_TESTS := $(patsubst tests/arm64/%.c,$(BUILD)/arm64-tests/%,$(wildcard tests/arm64/test_*.c))
+ARM64_TESTS := $(patsubst tests/arm64/%.c,$(BUILD)/arm64-tests/%,$(wildcard tests/arm64/test_*.c)) \
+	$(wildcard tests/arm64/test_*.sh)
 $(BUILD)/arm64-tests/%: tests/arm64/%.c tests/arm64/arm64_vm.h | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC [arm64] $<"
 	$(Q)$(ARM64_CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -pthread $< -o $@
+
+# apfvm itself for arm64 (build/arm64/apfvm), for the arm64 test tier.
+.PHONY: arm64
+arm64: | deps
+	$(Q)$(MAKE) --no-print-directory ARCH=arm64
 
 fuzz: $(FUZZ_TARGETS)
 	$(Q)for t in $(FUZZ_TARGETS); do tests/fuzz/run_fuzz.sh $$t $(FUZZ_SECONDS) || exit 1; done
@@ -200,7 +206,7 @@ fuzz: $(FUZZ_TARGETS)
 # one (tests/all.sh, scripts/kvm_where.sh).
 KVM ?= auto
 export KVM
-test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_UNIT_TESTS) $(TSAN_VM_TESTS) $(FUZZ_TARGETS) $(ARM64_TESTS)
+test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_UNIT_TESTS) $(TSAN_VM_TESTS) $(FUZZ_TARGETS) $(ARM64_TESTS) arm64
 	$(Q)UNIT_TESTS="$(UNIT_TESTS) $(TSAN_UNIT_TESTS)" VM_TESTS="$(VM_TESTS) $(TSAN_VM_TESTS)" \
 		CLI_TESTS="tests/e2e/test_cli.sh" ARM64_TESTS="$(ARM64_TESTS)" \
 		HOST_TESTS="tests/emuhost/test_emuhost.sh tests/linux/test_linux_guest.sh tests/fuzz/fuzz_briefly.sh" tests/all.sh

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The arm64 tier of `make test`: runs the cross-built arm64 test programs
-# (ARM64_TESTS, static; built by the Makefile) inside the emulated arm64
+# and scripts (ARM64_TESTS: static programs, and shell tests of the
+# cross-built build/arm64/apfvm; built by the Makefile) inside the emulated arm64
 # KVM host (scripts/emuhost/emuhost --arch arm64), in one boot, and passes
 # their "ok" / "FAIL" / "SKIP" lines on.  A program that prints none or
 # exits non-zero is one failure.
@@ -16,8 +17,9 @@ if ! err=$("$EMUHOST" --arch arm64 --setup 2>&1); then
 	echo "FAIL arm64_emulated_host: cannot be set up: $(echo "$err" | tail -1)"
 	exit 0
 fi
-# Inside: busybox sh.  Each program's status follows its lines.
-script='for t in "$@"; do "$t"; echo "status $(basename "$t") $?"; done'
+# Inside: busybox sh.  Each program's status follows its lines; a .sh
+# test runs in that shell (it drives build/arm64/apfvm).
+script='for t in "$@"; do case $t in *.sh) sh "$t";; *) "$t";; esac; echo "status $(basename "$t") $?"; done'
 out=$(timeout --kill-after=10 1800 "$EMUHOST" --arch arm64 --timeout 1700 -- sh -c "$script" sh $tests 2>&1)
 rc=$?
 echo "$out" | grep -E '^(ok|FAIL|SKIP) '

@@ -35,6 +35,33 @@ static uint64_t writeback_granule(void)
 	return cwg ? 4ull << cwg : 2048;
 }
 
+/* Command line "apf-register-checks": the host must refuse every
+ * malformed registration (a trust boundary) and unknown functions of its
+ * range; the guest asserts it, then registers properly. */
+static void register_checks(uint64_t good)
+{
+	static const struct { uint64_t gpa_add, intid, flags; } bad[] = {
+		{ 8, APF_INTID, 0 },           /* area not 64-byte aligned */
+		{ 0, 27, 0 },                  /* a PPI (the timer's) */
+		{ 0, 20, 0 },                  /* any PPI: not an edge SPI */
+		{ 0, 1020, 0 },                /* not an SPI the VM has */
+		{ 0, APF_INTID, 1u << 5 },     /* unknown flag */
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t gpa = good + bad[i].gpa_add;
+		KASSERT(smccc(APF_SMCCC_REGISTER, (uint32_t)gpa, gpa >> 32, bad[i].intid, bad[i].flags,
+			      0, 0) == APF_SMCCC_INVALID);
+	}
+	/* The area in the lazy region (the host would block writing it), and
+	 * outside guest memory. */
+	KASSERT(smccc(APF_SMCCC_REGISTER, (uint32_t)boot_info->lazy_base, boot_info->lazy_base >> 32,
+		      APF_INTID, 0, 0, 0) == APF_SMCCC_INVALID);
+	KASSERT(smccc(APF_SMCCC_REGISTER, 0, 0x100, APF_INTID, 0, 0, 0) == APF_SMCCC_INVALID);
+	KASSERT(smccc(APF_SMCCC_FN(APF_SMCCC_FN_BASE + APF_SMCCC_NR_FUNCTIONS), 0, 0, 0, 0, 0, 0) ==
+		APF_SMCCC_NOT_SUPPORTED);
+	kprintf("apf: the host refused every malformed registration\n");
+}
+
 void apf_init(void)
 {
 	uint64_t version = 0;
@@ -52,6 +79,8 @@ void apf_init(void)
 	KASSERT((uint64_t)area % granule == 0 && (uint64_t)area % APF_ARM64_AREA_ALIGN == 0);
 	gic_enable_spi_edge(APF_INTID);
 	uint64_t gpa = (uint64_t)area;
+	if (cmdline_has("apf-register-checks"))
+		register_checks(gpa);
 	int64_t rc = smccc(APF_SMCCC_REGISTER, (uint32_t)gpa, gpa >> 32, APF_INTID, 0, 0, 0);
 	if (rc != APF_SMCCC_SUCCESS) {
 		kprintf("apf: the host refused registration (%ld)\n", (long)rc);
