@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the bzImage loader (src/linux/bzimage.c) on arbitrary
+ * libFuzzer target: the bzImage loader (src/arch/x86/linux/bzimage.c) on arbitrary
  * bytes.  Whatever the file, the parser returns 0 or an error with a
  * message and never reads outside it; an image it accepts has its kernel
  * inside the file and a header that fits the zero page, and the zero page
