@@ -9,7 +9,7 @@
 # defaults: --modes off,user --latencies 1ms,10ms --runs 3 --lazy 8M.
 set -eu
 cd "$(dirname "$0")/.."
-APFVM=${APFVM:-build/arm64/apfvm}
+APFVM=${ARM64_APFVM:-build/arm64/apfvm}
 EMUHOST=${EMUHOST:-scripts/emuhost/emuhost}
 mkdir -p build/bench
 args=(bench --modes off,user --latencies 1ms,10ms --runs 3 --lazy 8M --csv build/bench/arm64.csv "$@")

@@ -3,7 +3,7 @@
 # reference guest's workloads in both modes, every word of a seeded image
 # verified, the counters of both sides agreeing, and the clear refusals.
 # Prints "ok NAME" / "FAIL NAME: why" lines (tests/arm64/run_arm64.sh).
-APFVM=${APFVM:-build/arm64/apfvm}
+APFVM=${ARM64_APFVM:-build/arm64/apfvm}
 T=$(mktemp -d /tmp/apfvm-arm64.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
