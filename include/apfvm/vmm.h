@@ -129,6 +129,7 @@ struct apfvm_stats {
 	uint64_t lazy_pages;
 	/* KVM's own counters for vCPU 0 (0 where KVM does not provide them). */
 	uint64_t kvm_exits, kvm_pf_taken, kvm_insn_emulation, kvm_signal_exits, kvm_halt_exits;
+	bool kvm_has_pf_and_emulation; /* the two counters exist (x86 KVM) */
 	bool apf_reported;          /* the guest sent its async PF counters */
 	struct apf_guest_stats apf; /* the guest's async PF counters */
 	bool linux_reported;        /* a Linux guest's /init sent what Linux counted */

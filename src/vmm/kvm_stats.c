@@ -51,6 +51,8 @@ int kvm_stats_read(int vcpu_fd, struct kvm_vcpu_counters *c)
 			    pread(fd, &v, sizeof(v), h.data_offset + d->offset) != sizeof(v))
 				continue;
 			memcpy((char *)c + wanted[w].offset, &v, sizeof(v));
+			if (wanted[w].offset == offsetof(struct kvm_vcpu_counters, insn_emulation))
+				c->has_pf_and_emulation = 1;
 		}
 	}
 out:

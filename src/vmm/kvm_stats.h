@@ -11,6 +11,9 @@
 
 struct kvm_vcpu_counters {
 	uint64_t exits, pf_taken, insn_emulation, signal_exits, halt_exits, irq_injections;
+	/* Whether KVM has pf_taken and insn_emulation (x86 KVM does; arm64
+	 * KVM counts neither). */
+	int has_pf_and_emulation;
 };
 
 /* Fills c from the vCPU's binary stats; counters KVM lacks stay 0.

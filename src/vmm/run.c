@@ -396,6 +396,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 			st->kvm_exits = kc.exits;
 			st->kvm_pf_taken = kc.pf_taken;
 			st->kvm_insn_emulation = kc.insn_emulation;
+			st->kvm_has_pf_and_emulation = kc.has_pf_and_emulation;
 			st->kvm_signal_exits = kc.signal_exits;
 			st->kvm_halt_exits = kc.halt_exits;
 		}

@@ -90,10 +90,13 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 				l->kernel_reads, l->kernel_read_mismatches);
 		fprintf(f, "\n");
 	}
-	if (st->kvm_exits)
+	if (st->kvm_exits && st->kvm_has_pf_and_emulation)
 		fprintf(f, "  kvm           %" PRIu64 " exits, %" PRIu64 " page faults, %" PRIu64
 			   " instructions emulated\n",
 			st->kvm_exits, st->kvm_pf_taken, st->kvm_insn_emulation);
+	else if (st->kvm_exits)
+		fprintf(f, "  kvm           %" PRIu64 " exits, %" PRIu64 " for signals\n", st->kvm_exits,
+			st->kvm_signal_exits);
 	if (st->traced) {
 		const struct apfvm_fault_path *p = &st->path;
 		fprintf(f, "  fault path (mean us per async fault, %" PRIu64 " faults; -: not observable in this mode)\n",

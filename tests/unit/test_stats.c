@@ -266,6 +266,42 @@ TEST(linux_counts_reach_json_and_summary)
 	free(text);
 }
 
+/* The summary's KVM line names only counters this KVM has: x86 KVM
+ * counts page faults and emulated instructions, arm64 KVM neither. */
+static char *summary(const struct apfvm_stats *st)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	apfvm_stats_print(f, st);
+	fclose(f);
+	return text;
+}
+
+TEST(kvm_line_names_only_the_counters_kvm_has)
+{
+	struct apfvm_stats st;
+
+	sample_stats(&st);
+	st.kvm_exits = 300;
+	st.kvm_pf_taken = 20;
+	st.kvm_insn_emulation = 10;
+	st.kvm_signal_exits = 7;
+	st.kvm_has_pf_and_emulation = true;
+	char *x86 = summary(&st);
+	REQUIRE(x86 != NULL);
+	CHECK_HAS(x86, "kvm           300 exits, 20 page faults, 10 instructions emulated\n");
+	free(x86);
+	st.kvm_has_pf_and_emulation = false;
+	char *arm64 = summary(&st);
+	REQUIRE(arm64 != NULL);
+	CHECK_HAS(arm64, "kvm           300 exits, 7 for signals\n");
+	CHECK(!strstr(arm64, "page faults"));
+	free(arm64);
+}
+
 TEST(json_user_mode_has_the_fault_breakdown_and_apf_counters)
 {
 	struct apfvm_stats st;
@@ -294,6 +330,6 @@ TEST(json_user_mode_has_the_fault_breakdown_and_apf_counters)
 	free(doc);
 }
 
-TEST_MAIN(T(linux_counts_reach_json_and_summary), T(json_user_mode_has_the_fault_breakdown_and_apf_counters), T(json_has_required_keys_and_values), T(json_tasks_carry_their_kind_specific_fields),
+TEST_MAIN(T(linux_counts_reach_json_and_summary), T(kvm_line_names_only_the_counters_kvm_has), T(json_user_mode_has_the_fault_breakdown_and_apf_counters), T(json_has_required_keys_and_values), T(json_tasks_carry_their_kind_specific_fields),
 	  T(json_without_tasks_has_an_empty_list), T(json_fixed_latency),
 	  T(json_reports_write_errors), T(json_parses_and_holds_the_values), T(mode_name))
