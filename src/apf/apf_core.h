@@ -100,7 +100,8 @@ struct apf_core_stats {
 	uint64_t outstanding_max;
 };
 
-/* What the vCPU loop hands over after a kick: guest state from KVM. */
+/* What the vCPU loop hands over after a kick: guest state from KVM, in
+ * x86 terms (arm64: if_set = PSTATE.I clear, cpl 3 = EL0, 0 = EL1). */
 struct apf_guest_state {
 	bool if_set;            /* RFLAGS.IF */
 	unsigned cpl;

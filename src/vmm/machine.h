@@ -73,8 +73,9 @@ struct machine {
 	pthread_cond_t page_arrived;
 	atomic_uint page_waiters;
 	FILE *console;      /* guest console echo, or NULL */
-	/* The guest kind's port I/O: the reference guest's hypercall port, or
-	 * a Linux guest's PC devices (`pc`, NULL otherwise). */
+	/* x86 guest kinds' port I/O: the reference guest's hypercall port, or
+	 * a Linux guest's PC devices (`pc`, NULL otherwise); unused on arm64,
+	 * which has no ports. */
 	void (*port_io)(struct machine *m, struct vcpu *v);
 	struct pc_devices *pc;
 	unsigned expected_results; /* task results the guest kind must report */

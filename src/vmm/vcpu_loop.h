@@ -41,8 +41,5 @@ int vcpu_start(struct vcpu *v);
 /* Makes v leave KVM_RUN soon; safe from any thread. */
 void vcpu_kick(struct vcpu *v);
 
-/* The reference guest's port I/O (machine.port_io): its hypercall port;
- * any other access is a guest bug and ends the run. */
-void vcpu_hcall_port_io(struct machine *m, struct vcpu *v);
 
 #endif

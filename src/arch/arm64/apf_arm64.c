@@ -83,7 +83,7 @@ void arch_apf_kick(struct machine *m, unsigned v, uint64_t page)
 
 void arch_apf_vcpu_init(struct vcpu *v)
 {
-	(void)v;
+	(void)v; /* nothing to arm: the kick handler reads registers by ONE_REG */
 }
 
 void arch_apf_guest_state(struct machine *m, struct vcpu *v, struct apf_guest_state *gs)

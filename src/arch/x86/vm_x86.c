@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 
 #include "arch/arch.h"
+#include "arch/x86/exits_x86.h"
 #include "paging.h"
 #include "vmm/machine.h"
 #include "vmm/vcpu_loop.h"

@@ -9,6 +9,7 @@
 #include "image/initramfs.h"
 #include "arch/x86/linux/linux_guest.h"
 #include "arch/x86/linux/pc_devices.h"
+#include "arch/x86/exits_x86.h"
 #include "vmm/vcpu_loop.h"
 
 /* The built-in /init (guest/linux/init.c), embedded by guest_blob.S. */
