@@ -173,6 +173,9 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 
 const char *apfvm_mode_name(enum apfvm_apf_mode m);
 
+/* Whether this build's architecture has mode m (arm64 has no `kernel`). */
+bool apfvm_mode_exists(enum apfvm_apf_mode m);
+
 /* Writes the human summary / the JSON document. */
 void apfvm_stats_print(FILE *f, const struct apfvm_stats *st);
 int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st);

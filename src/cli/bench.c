@@ -21,7 +21,8 @@ const char bench_usage[] =
 	"\n"
 	"  --latencies LIST   comma-separated: resident (everything pre-populated) or\n"
 	"                     durations (default resident,100us,1ms,10ms)\n"
-	"  --modes LIST       comma-separated: off,kernel,user (default all three)\n"
+	"  --modes LIST       comma-separated: off,kernel,user (default: every mode this\n"
+	"                     architecture has; arm64 has no kernel)\n"
 	"  --runs N           runs per cell (default 3)\n"
 	"  --lazy SIZE        lazy region, served from a generated image (default 8M)\n"
 	"  --workload SPEC    as for 'apfvm run' (default compute:1,scan:1)\n"
@@ -154,7 +155,8 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 		{ "kernel", required_argument, NULL, 'k' },    { "mem", required_argument, NULL, 'M' },
 		{ 0, 0, 0, 0 },
 	};
-	char lat[128] = "resident,100us,1ms,10ms", modes[64] = "off,kernel,user";
+	char lat[128] = "resident,100us,1ms,10ms", modes[64];
+	snprintf(modes, sizeof(modes), "off%s,user", apfvm_mode_exists(APFVM_APF_KERNEL) ? ",kernel" : "");
 	int ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN), opt, rc;
 	uint64_t v;
 

@@ -48,6 +48,15 @@ const char *apfvm_mode_name(enum apfvm_apf_mode m)
 	return "?";
 }
 
+bool apfvm_mode_exists(enum apfvm_apf_mode m)
+{
+	struct vm_options opt;
+	struct apf_err e;
+
+	memset(&opt, 0, sizeof(opt));
+	return arch_mode_options(&opt, m, &e) == 0;
+}
+
 void machine_fail(struct machine *m, const char *fmt, ...)
 {
 	va_list ap;
