@@ -509,7 +509,60 @@ TEST(decisions_account_for_every_fault)
 	apf_core_destroy(&core);
 }
 
-TEST_MAIN(T(enable_sends_wake_all), T(failed_page_ready_is_reported_and_kept),
+/* The registration arm64 uses (an SMCCC call): the whole area must be
+ * guest memory, the interrupt is recorded, wake-all goes out on it, and a
+ * not-present needs the same guest state as on x86; disable drops what
+ * was outstanding and sends nothing more. */
+TEST(enable_entry_point_checks_the_whole_area_and_disable_drops_everything)
+{
+	setup(1);
+	/* 64 bytes from 0x10000 straddle the fake memory's end (0x10020). */
+	CHECK(apf_core_enable(&core, 0, 0x10000, 64, 48, false) < 0);
+	CHECK_EQ_U(fvm.raises[0], 0);
+	REQUIRE(apf_core_enable(&core, 0, FAKE_AREA, 64, 48, false) == 0);
+	CHECK_EQ_U(fvm.raises[0], 1); /* wake-all */
+	CHECK_EQ_U(fvm.last_vector[0], 48);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), APF_WAKE_ALL_TOKEN);
+	guest_ack(0);
+	/* EL1 (cpl 0) without SEND_AT_EL1: synchronous. */
+	static const struct apf_guest_state el1 = { .if_set = true, .cpl = 0 };
+	REQUIRE(apf_core_on_fault(&core, 0, 3, SLOW, false) == APF_ASYNC);
+	CHECK_EQ_U(apf_core_take_injection(&core, 0, &el1, fake_page_present, &fvm), 0);
+	uint32_t t = async_fault(0, 4);
+	CHECK(t != 0);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 1);
+	apf_core_disable(&core, 0);
+	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
+	fvm.present[4] = 1;
+	apf_core_on_installed(&core, 4);
+	CHECK_EQ_U(fvm.raises[0], 1); /* nothing for the dropped fault */
+	CHECK_EQ_U(apf_core_on_fault(&core, 0, 5, SLOW, false), APF_SYNC_DISABLED);
+	CHECK(!fvm.bad_access);
+}
+
+/* apf_core_ack is the prompt the arm64 ACK call gives: a page-ready that
+ * waited for the token slot goes out at once. */
+TEST(ack_entry_point_delivers_what_waited)
+{
+	setup(1);
+	REQUIRE(apf_core_enable(&core, 0, FAKE_AREA, 64, 48, true) == 0);
+	guest_ack(0);
+	uint32_t t1 = async_fault(0, 1), t2 = async_fault(0, 2);
+	REQUIRE(t1 && t2);
+	fvm.present[1] = fvm.present[2] = 1;
+	apf_core_on_installed(&core, 1);
+	apf_core_on_installed(&core, 2);
+	CHECK_EQ_U(fvm.raises[0], 2); /* wake-all, then t1; t2 waits for the slot */
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t1);
+	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
+	apf_core_ack(&core, 0);
+	CHECK_EQ_U(fvm.raises[0], 3);
+	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t2);
+	CHECK_EQ_U(core.stats.acks, 1);
+}
+
+TEST_MAIN(T(enable_entry_point_checks_the_whole_area_and_disable_drops_everything),
+	  T(ack_entry_point_delivers_what_waited), T(enable_sends_wake_all), T(failed_page_ready_is_reported_and_kept),
 	  T(wake_all_waits_while_the_lapic_refuses_it), T(ack_paced_delivery_tells_an_early_ack), T(invalid_msr_writes_get_gp), T(msr_writes_kvm_accepts_are_accepted), T(rdmsr_returns_what_the_guest_wrote),
 	  T(policy_goes_async_only_above_the_threshold), T(disabled_guest_or_non_vcpu_thread_is_sync),
 	  T(full_round_trip), T(ack_is_a_prompt_to_deliver), T(not_present_needs_a_guest_that_can_take_it), T(send_always_allows_ring0),
