@@ -35,6 +35,24 @@ void *ualloc(uint64_t size);  /* task-accessible, page aligned */
 /* Command line switches (main.c). */
 int cmdline_has(const char *word);
 
+/* --- what each architecture implements (guest/arch/<arch>) ------------ */
+
+struct task;
+/* Vectors, the interrupt controller and whatever else the CPU needs. */
+void arch_init(void);
+/* The periodic scheduler tick at hz. */
+void arch_timer_start(unsigned hz);
+/* The command line's crash=KIND self-tests that need this architecture. */
+void arch_selftest_crash(void);
+/* `probe-exits`: the cost of the exits an async fault is made of. */
+void arch_probe_exits(uint64_t tsc_khz);
+/* Task contexts.  A task's first switch-in enters it at entry(arg) on
+ * ustack_top, unprivileged; the idle task's runs fn in the kernel. */
+void arch_task_init_user(struct task *t, uint64_t entry, uint64_t arg, uint64_t ustack_top);
+void arch_task_init_kernel(struct task *t, void (*fn)(void));
+/* Switches from prev (its context saved in prev) to next. */
+void arch_task_switch(struct task *prev, struct task *next);
+
 /* The system calls of guest/user/uapi.h (syscall.c): what the
  * architecture's trap handler calls with the task's number and
  * arguments; returns the result (-1 for a refused call). */

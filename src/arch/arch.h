@@ -61,8 +61,9 @@ int arch_load_reference(struct machine *m, const struct elf_image *img,
 			struct arch_entry *entry, struct apf_err *e);
 
 /* An exit the generic loop does not handle (port I/O, MSRs, MMIO,
- * hypercalls, shutdown...).  Unexpected ones fail the run. */
-void arch_handle_exit(struct machine *m, struct vcpu *v);
+ * hypercalls, shutdown...).  False for an exit reason the architecture
+ * does not know: the loop ends the run with it. */
+bool arch_handle_exit(struct machine *m, struct vcpu *v);
 
 /* Ends the run with `what` and the registers KVM holds. */
 void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what);

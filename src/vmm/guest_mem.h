@@ -28,16 +28,6 @@ struct guest_mem {
 	uint64_t lazy_size;
 };
 
-/* The reference guest's resident memory layout (the architecture's
- * arch_reference_layout fills it): its page tables, a kernel-only heap,
- * the --trace page and a heap its tasks may access. */
-struct guest_layout {
-	gpa_t page_table;     /* the root the vCPU starts with */
-	gpa_t pt_start, pt_end;
-	gpa_t kfree_start, kfree_end;
-	gpa_t trace_gpa;      /* one task-accessible page for struct apf_trace */
-	gpa_t ufree_start, ufree_end;
-};
 
 /* Maps anonymous memory for both regions (lazy_size may be 0). */
 int gmem_init(struct guest_mem *gm, uint64_t resident_size, uint64_t lazy_size,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "apfvm/abi.h"
+#include "guest_layout.h"
 #include "guest_mem.h"
 #include "apfvm/vmm.h"
 #include "kvm_vm.h"

@@ -183,9 +183,23 @@ static void handle_exit(struct machine *m, struct vcpu *v)
 		arch_fail_with_regs(m, v, what);
 		break;
 	default:
-		arch_handle_exit(m, v);
+		if (arch_handle_exit(m, v))
+			break;
+		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
+		arch_fail_with_regs(m, v, what);
 		break;
 	}
+}
+
+void vcpu_fail_unbacked_mmio(struct machine *m, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char what[160];
+
+	snprintf(what, sizeof(what), "access to unbacked guest physical address 0x%llx (%s, %u bytes)",
+		 (unsigned long long)run->mmio.phys_addr, run->mmio.is_write ? "write" : "read",
+		 run->mmio.len);
+	arch_fail_with_regs(m, v, what);
 }
 
 static void *vcpu_thread(void *arg)

@@ -38,6 +38,10 @@ int vcpu_loop_setup_sigbus(void);
  * (-EINVAL: v->cpu is not in this process's CPU set). */
 int vcpu_start(struct vcpu *v);
 
+/* Ends the run: the guest accessed a guest-physical address with neither
+ * memory nor a device (a KVM_EXIT_MMIO no one claims). */
+void vcpu_fail_unbacked_mmio(struct machine *m, struct vcpu *v);
+
 /* Makes v leave KVM_RUN soon; safe from any thread. */
 void vcpu_kick(struct vcpu *v);
 

@@ -1,6 +1,8 @@
 /*
- * The reference guest kernel's arm64 layer: what guest/core asks of an
- * architecture (every guest/arch/<arch>/arch.h declares the same names).
+ * The reference guest kernel's arm64 layer: the inline primitives
+ * guest/core asks of an architecture (every guest/arch/<arch>/arch.h
+ * defines the same names; the hooks it implements in its own files are
+ * declared in guest/core/kernel.h).
  *
  * The kernel runs at EL1 (SP_EL1) with IRQs masked (PSTATE.I) except
  * while waiting (arch_halt_once); tasks run at EL0.  The VMM starts the
@@ -13,7 +15,6 @@
 
 #include "apfvm/abi_arm64.h"
 
-struct task;
 
 #define SYSREG_READ(name)                                          \
 	({                                                         \
@@ -61,15 +62,5 @@ static inline void arch_hcall(struct apf_hcall *block)
 	__asm__ volatile("dmb ish; str %0, [%1]" ::"r"((uint64_t)block), "r"(APF_ARM64_HCALL_GPA)
 			 : "memory");
 }
-
-/* --- the kernel's hooks (arm64 files) ------------------------------------ */
-
-void arch_init(void);
-void arch_timer_start(unsigned hz);
-void arch_selftest_crash(void);
-void arch_probe_exits(uint64_t tsc_khz);
-void arch_task_init_user(struct task *t, uint64_t entry, uint64_t arg, uint64_t ustack_top);
-void arch_task_init_kernel(struct task *t, void (*fn)(void));
-void arch_task_switch(struct task *prev, struct task *next);
 
 #endif

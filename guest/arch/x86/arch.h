@@ -1,6 +1,8 @@
 /*
- * The reference guest kernel's x86-64 layer: what guest/core asks of an
- * architecture (every guest/arch/<arch>/arch.h declares the same names).
+ * The reference guest kernel's x86-64 layer: the inline primitives
+ * guest/core asks of an architecture (every guest/arch/<arch>/arch.h
+ * defines the same names; the hooks it implements in its own files are
+ * declared in guest/core/kernel.h).
  *
  * The kernel runs in ring 0 with interrupts disabled except while halted
  * (arch_halt_once); tasks run in ring 3.  Ring 0 runs in KVM's
@@ -14,7 +16,6 @@
 
 #include "apfvm/abi_x86.h"
 
-struct task;
 
 /* --- CPU primitives ----------------------------------------------------- */
 
@@ -71,23 +72,5 @@ static inline void arch_hcall(struct apf_hcall *block)
 	__asm__ volatile("outl %0, %w1" ::"a"((uint32_t)(uint64_t)block), "Nd"(APF_HCALL_PORT)
 			 : "memory");
 }
-
-/* --- the kernel's hooks (x86 files) ------------------------------------- */
-
-/* Descriptors, exception and interrupt vectors, the local APIC. */
-void arch_init(void);
-/* The periodic scheduler tick at hz. */
-void arch_timer_start(unsigned hz);
-/* The command line's crash=KIND self-tests that need this architecture. */
-void arch_selftest_crash(void);
-/* `probe-exits`: the cost of the exits an async fault is made of. */
-void arch_probe_exits(uint64_t tsc_khz);
-
-/* Task contexts.  A task's first switch-in returns to ring 3 at
- * entry(arg) on ustack_top; the idle task's runs fn in the kernel. */
-void arch_task_init_user(struct task *t, uint64_t entry, uint64_t arg, uint64_t ustack_top);
-void arch_task_init_kernel(struct task *t, void (*fn)(void));
-/* Switches from prev (its context saved in prev) to next. */
-void arch_task_switch(struct task *prev, struct task *next);
 
 #endif

@@ -12,6 +12,7 @@
 #include "regs_arm64.h"
 #include "vmm/hcall.h"
 #include "vmm/machine.h"
+#include "vmm/vcpu_loop.h"
 
 void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
 {
@@ -33,7 +34,6 @@ void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
 static void mmio_exit(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	char what[160];
 
 	if (run->mmio.phys_addr == APF_ARM64_HCALL_GPA && run->mmio.is_write && run->mmio.len == 8) {
 		uint64_t gpa;
@@ -41,13 +41,10 @@ static void mmio_exit(struct machine *m, struct vcpu *v)
 		hcall_handle(m, v, gpa);
 		return;
 	}
-	snprintf(what, sizeof(what), "access to unbacked guest physical address 0x%llx (%s, %u bytes)",
-		 (unsigned long long)run->mmio.phys_addr, run->mmio.is_write ? "write" : "read",
-		 run->mmio.len);
-	arch_fail_with_regs(m, v, what);
+	vcpu_fail_unbacked_mmio(m, v);
 }
 
-void arch_handle_exit(struct machine *m, struct vcpu *v)
+bool arch_handle_exit(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	char what[160];
@@ -66,10 +63,9 @@ void arch_handle_exit(struct machine *m, struct vcpu *v)
 		arch_fail_with_regs(m, v, what);
 		break;
 	default:
-		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
-		arch_fail_with_regs(m, v, what);
-		break;
+		return false;
 	}
+	return true;
 }
 
 static const char *vector_name(uint64_t index)

@@ -24,21 +24,6 @@
 #define LAZY_BLOCK  (DESC_BLOCK | ATTR_NORMAL | SH_INNER | AF | AP_EL0_RW | UXN | PXN)
 #define DEVICE_BLOCK (DESC_BLOCK | ATTR_DEVICE | AF | UXN | PXN)
 
-static uint64_t *table(struct guest_mem *gm, gpa_t gpa)
-{
-	return gmem_ptr(gm, gpa, APF_PAGE_SIZE); /* layout guarantees non-NULL */
-}
-
-static int is_user(const struct elf_image *img, const struct guest_layout *l, gpa_t page)
-{
-	if (page >= l->trace_gpa && page < l->ufree_end) /* trace page + ufree */
-		return 1;
-	for (unsigned i = 0; i < img->nsegs; i++)
-		if (img->segs[i].user && page >= img->segs[i].start && page < img->segs[i].end)
-			return 1;
-	return 0;
-}
-
 int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest_layout *l,
 		 struct apf_err *e)
 {
@@ -49,24 +34,15 @@ int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest
 	uint64_t ntables = 1 + res_l2 + lazy_l2 + l3s + 1 /* device window */;
 	gpa_t next;
 
-	memset(l, 0, sizeof(*l));
 	/* The device window's level-1 entry (the fourth GiB) is its own. */
 	if (res > APF_ARM64_MMIO_GPA / GIB * GIB)
 		return apf_fail(e, -EINVAL, "resident memory must end below %llu GiB on arm64",
 				(unsigned long long)(APF_ARM64_MMIO_GPA / GIB));
 	if (APF_LAZY_GPA + gm->lazy_size > (1ull << 39))
 		return apf_fail(e, -EINVAL, "the lazy region must end below 512 GiB (39-bit VA)");
-	l->pt_start = img->end;
-	l->pt_end = l->pt_start + ntables * APF_PAGE_SIZE;
-	l->kfree_start = l->pt_end;
-	l->kfree_end = l->kfree_start + PAGING_KHEAP_SIZE;
-	l->trace_gpa = l->kfree_end;
-	l->ufree_start = l->trace_gpa + APF_PAGE_SIZE;
-	l->ufree_end = res;
-	if (l->ufree_end < l->ufree_start + (1ull << 20))
-		return apf_fail(e, -EINVAL,
-				"--mem is too small: the guest image, page tables and heaps need %llu KiB + 1 MiB",
-				(unsigned long long)(l->ufree_start >> 10));
+	int rc = guest_layout_plan(gm, img, ntables, l, e);
+	if (rc)
+		return rc;
 
 	next = l->pt_start;
 	gpa_t l1 = next;
@@ -77,40 +53,40 @@ int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest
 	for (uint64_t g = 0; g < res_l2; g++) {
 		gpa_t l2 = next;
 		next += APF_PAGE_SIZE;
-		table(gm, l1)[g] = l2 | DESC_TABLE;
+		guest_layout_table(gm, l1)[g] = l2 | DESC_TABLE;
 		for (uint64_t d = 0; d < 512; d++) {
 			gpa_t base = g * GIB + d * MIB2;
 			if (base >= res)
 				break;
 			gpa_t l3 = next;
 			next += APF_PAGE_SIZE;
-			table(gm, l2)[d] = l3 | DESC_TABLE;
+			guest_layout_table(gm, l2)[d] = l3 | DESC_TABLE;
 			for (uint64_t t = 0; t < 512; t++) {
 				gpa_t page = base + t * APF_PAGE_SIZE;
 				if (page >= res)
 					break;
 				if (page == 0)
 					continue; /* null guard */
-				table(gm, l3)[t] = page | (is_user(img, l, page) ? USER_PAGE : KERNEL_PAGE);
+				guest_layout_table(gm, l3)[t] = page | (guest_layout_is_user(img, l, page) ? USER_PAGE : KERNEL_PAGE);
 			}
 		}
 	}
 	/* The device window: one level-2 table, 2 MiB device blocks. */
 	gpa_t dev = next;
 	next += APF_PAGE_SIZE;
-	table(gm, l1)[APF_ARM64_MMIO_GPA / GIB] = dev | DESC_TABLE;
+	guest_layout_table(gm, l1)[APF_ARM64_MMIO_GPA / GIB] = dev | DESC_TABLE;
 	for (uint64_t a = APF_ARM64_MMIO_GPA; a < APF_ARM64_MMIO_END; a += MIB2)
-		table(gm, dev)[(a % GIB) / MIB2] = a | DEVICE_BLOCK;
+		guest_layout_table(gm, dev)[(a % GIB) / MIB2] = a | DEVICE_BLOCK;
 	/* Lazy region: 2 MiB blocks at APF_LAZY_GPA. */
 	for (uint64_t g = 0; g < lazy_l2; g++) {
 		gpa_t l2 = next;
 		next += APF_PAGE_SIZE;
-		table(gm, l1)[APF_LAZY_GPA / GIB + g] = l2 | DESC_TABLE;
+		guest_layout_table(gm, l1)[APF_LAZY_GPA / GIB + g] = l2 | DESC_TABLE;
 		for (uint64_t d = 0; d < 512; d++) {
 			uint64_t off = g * GIB + d * MIB2;
 			if (off >= gm->lazy_size)
 				break;
-			table(gm, l2)[d] = (APF_LAZY_GPA + off) | LAZY_BLOCK;
+			guest_layout_table(gm, l2)[d] = (APF_LAZY_GPA + off) | LAZY_BLOCK;
 		}
 	}
 	return next == l->pt_end ? 0 : apf_fail(e, -EFAULT, "internal: page table count");

@@ -15,9 +15,7 @@
 #define APFVM_PAGING_ARM64_H
 
 #include "vmm/elf_loader.h"
-#include "vmm/guest_mem.h"
-
-#define PAGING_KHEAP_SIZE (4ull << 20) /* kernel heap given to the guest */
+#include "vmm/guest_layout.h"
 
 /* The translation registers the tables are built for. */
 #define PAGING_TCR_EL1  (25ull /* T0SZ: 39-bit VA */ | 1ull << 8 /* IRGN0 WBWA */ |   \

@@ -5,10 +5,10 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "arch/platform.h"
+#include "util/host_kernel.h"
 
 /* Whether the device tree's root compatible list contains `what`. */
 static int dt_compatible(const char *what)
@@ -39,12 +39,7 @@ char *platform_describe(char *buf, size_t len)
 
 const char *platform_apf_user_caveat(void)
 {
-	struct utsname u;
-	unsigned major = 0, minor = 0;
-
-	if (uname(&u) || sscanf(u.release, "%u.%u", &major, &minor) != 2)
-		return NULL;
-	if (major > 6 || (major == 6 && minor >= 6))
+	if (!host_kernel_older_than(6, 6))
 		return NULL;
 	return "this host kernel is older than Linux 6.6: apfvm cannot poison a page to take an "
 	       "arm64 vCPU out of KVM's wait for it (UFFDIO_POISON), and cannot receive SMCCC "

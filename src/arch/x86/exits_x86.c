@@ -78,7 +78,7 @@ static void apf_msr_exit(struct machine *m, struct vcpu *v)
 	run->msr.error = rc ? 1 : 0; /* 1: KVM injects #GP */
 }
 
-void arch_handle_exit(struct machine *m, struct vcpu *v)
+bool arch_handle_exit(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	char what[160];
@@ -102,16 +102,12 @@ void arch_handle_exit(struct machine *m, struct vcpu *v)
 		arch_fail_with_regs(m, v, "triple fault (the guest took an exception it could not handle)");
 		break;
 	case KVM_EXIT_MMIO:
-		snprintf(what, sizeof(what), "access to unbacked guest physical address 0x%llx (%s, %u bytes)",
-			 (unsigned long long)run->mmio.phys_addr, run->mmio.is_write ? "write" : "read",
-			 run->mmio.len);
-		arch_fail_with_regs(m, v, what);
+		vcpu_fail_unbacked_mmio(m, v);
 		break;
 	default:
-		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
-		arch_fail_with_regs(m, v, what);
-		break;
+		return false;
 	}
+	return true;
 }
 
 void arch_describe_fatal(const struct apf_fatal *f, char *buf, size_t len)

@@ -12,21 +12,6 @@
 #define GIB    (1ull << 30)
 #define MIB2   (2ull << 20)
 
-static uint64_t *table(struct guest_mem *gm, gpa_t gpa)
-{
-	return gmem_ptr(gm, gpa, APF_PAGE_SIZE); /* layout guarantees non-NULL */
-}
-
-static int is_user(const struct elf_image *img, const struct guest_layout *l, gpa_t page)
-{
-	if (page >= l->trace_gpa && page < l->ufree_end) /* trace page + ufree */
-		return 1;
-	for (unsigned i = 0; i < img->nsegs; i++)
-		if (img->segs[i].user && page >= img->segs[i].start && page < img->segs[i].end)
-			return 1;
-	return 0;
-}
-
 int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest_layout *l,
 		 struct apf_err *e)
 {
@@ -37,48 +22,39 @@ int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest
 	uint64_t ntables = 2 + res_pds + lazy_pds + pts;
 	gpa_t next;
 
-	memset(l, 0, sizeof(*l));
 	if (res > APF_LAZY_GPA)
 		return apf_fail(e, -EINVAL, "resident memory must end below 4 GiB");
-	l->pt_start = img->end;
-	l->pt_end = l->pt_start + ntables * APF_PAGE_SIZE;
-	l->kfree_start = l->pt_end;
-	l->kfree_end = l->kfree_start + PAGING_KHEAP_SIZE;
-	l->trace_gpa = l->kfree_end;
-	l->ufree_start = l->trace_gpa + APF_PAGE_SIZE;
-	l->ufree_end = res;
-	if (l->ufree_end < l->ufree_start + (1ull << 20))
-		return apf_fail(e, -EINVAL,
-				"--mem is too small: the guest image, page tables and heaps need %llu KiB + 1 MiB",
-				(unsigned long long)(l->ufree_start >> 10));
+	int rc = guest_layout_plan(gm, img, ntables, l, e);
+	if (rc)
+		return rc;
 
 	next = l->pt_start;
 	l->page_table = next;
 	next += APF_PAGE_SIZE;
 	gpa_t pdpt = next;
 	next += APF_PAGE_SIZE;
-	table(gm, l->page_table)[0] = pdpt | PTE_P | PTE_W | PTE_U;
+	guest_layout_table(gm, l->page_table)[0] = pdpt | PTE_P | PTE_W | PTE_U;
 
 	/* Resident: PD per GiB, PT per 2 MiB, 4 KiB pages. */
 	for (uint64_t g = 0; g < res_pds; g++) {
 		gpa_t pd = next;
 		next += APF_PAGE_SIZE;
-		table(gm, pdpt)[g] = pd | PTE_P | PTE_W | PTE_U;
+		guest_layout_table(gm, pdpt)[g] = pd | PTE_P | PTE_W | PTE_U;
 		for (uint64_t d = 0; d < 512; d++) {
 			gpa_t base = g * GIB + d * MIB2;
 			if (base >= res)
 				break;
 			gpa_t pt = next;
 			next += APF_PAGE_SIZE;
-			table(gm, pd)[d] = pt | PTE_P | PTE_W | PTE_U;
+			guest_layout_table(gm, pd)[d] = pt | PTE_P | PTE_W | PTE_U;
 			for (uint64_t t = 0; t < 512; t++) {
 				gpa_t page = base + t * APF_PAGE_SIZE;
 				if (page >= res)
 					break;
 				if (page == 0)
 					continue; /* null guard */
-				table(gm, pt)[t] = page | PTE_P | PTE_W |
-						   (is_user(img, l, page) ? PTE_U : 0);
+				guest_layout_table(gm, pt)[t] = page | PTE_P | PTE_W |
+						   (guest_layout_is_user(img, l, page) ? PTE_U : 0);
 			}
 		}
 	}
@@ -86,12 +62,12 @@ int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest
 	for (uint64_t g = 0; g < lazy_pds; g++) {
 		gpa_t pd = next;
 		next += APF_PAGE_SIZE;
-		table(gm, pdpt)[APF_LAZY_GPA / GIB + g] = pd | PTE_P | PTE_W | PTE_U;
+		guest_layout_table(gm, pdpt)[APF_LAZY_GPA / GIB + g] = pd | PTE_P | PTE_W | PTE_U;
 		for (uint64_t d = 0; d < 512; d++) {
 			uint64_t off = g * GIB + d * MIB2;
 			if (off >= gm->lazy_size)
 				break;
-			table(gm, pd)[d] = (APF_LAZY_GPA + off) | PTE_P | PTE_W | PTE_U | PTE_PS;
+			guest_layout_table(gm, pd)[d] = (APF_LAZY_GPA + off) | PTE_P | PTE_W | PTE_U | PTE_PS;
 		}
 	}
 	return next == l->pt_end ? 0 : apf_fail(e, -EFAULT, "internal: page table count");

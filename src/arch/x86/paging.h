@@ -14,9 +14,7 @@
 #define APFVM_PAGING_H
 
 #include "vmm/elf_loader.h"
-#include "vmm/guest_mem.h"
-
-#define PAGING_KHEAP_SIZE (4ull << 20) /* supervisor heap given to the guest */
+#include "vmm/guest_layout.h"
 
 
 int paging_build(struct guest_mem *gm, const struct elf_image *img, struct guest_layout *out,

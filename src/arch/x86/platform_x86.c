@@ -6,10 +6,10 @@
 #include <cpuid.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "arch/platform.h"
+#include "util/host_kernel.h"
 
 static int module_loaded(const char *name)
 {
@@ -60,12 +60,7 @@ char *platform_describe(char *buf, size_t len)
 
 const char *platform_apf_user_caveat(void)
 {
-	struct utsname u;
-	unsigned major = 0, minor = 0;
-
-	if (uname(&u) || sscanf(u.release, "%u.%u", &major, &minor) != 2)
-		return NULL;
-	if (major > 6 || (major == 6 && minor >= 2))
+	if (!host_kernel_older_than(6, 2))
 		return NULL;
 	return "this host kernel is older than Linux 6.2: KVM's wait for a userfaultfd page "
 	       "cannot be interrupted, so --apf user will serve every fault synchronously "
