@@ -1,0 +1,270 @@
+#include "snapshot.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apfvm/abi.h"
+#include "util/crc32c.h"
+
+static uint32_t header_crc(const struct snap_header *h)
+{
+	struct snap_header c = *h;
+	c.header_crc = 0;
+	return crc32c(0, &c, sizeof(c));
+}
+
+int snap_write_begin(struct snap_writer *w, const char *path, enum snap_arch arch,
+		     uint64_t resident_size, uint64_t lazy_size, struct apf_err *e)
+{
+	memset(w, 0, sizeof(*w));
+	w->path = strdup(path);
+	if (!w->path)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	w->f = fopen(path, "w+");
+	if (!w->f) {
+		int err = -errno;
+		free(w->path);
+		w->path = NULL;
+		return apf_fail(e, err, "cannot create '%s': %s", path, strerror(-err));
+	}
+	memcpy(w->h.magic, SNAP_MAGIC, 8);
+	w->h.version = SNAP_VERSION;
+	w->h.arch = arch;
+	w->h.resident_size = resident_size;
+	w->h.lazy_size = lazy_size;
+	w->h.page_size = APF_PAGE_SIZE;
+	if (fwrite(&w->h, sizeof(w->h), 1, w->f) != 1) {
+		snap_write_abort(w);
+		return apf_fail(e, -EIO, "cannot write '%s'", path);
+	}
+	return 0;
+}
+
+int snap_write_section(struct snap_writer *w, uint32_t type, uint32_t index, const void *data,
+		       uint64_t len, struct apf_err *e)
+{
+	static const char pad[8];
+	struct snap_section_hdr sh = { .type = type, .index = index, .length = len,
+				       .crc = crc32c(0, data, len) };
+
+	if (w->h.nsections == SNAP_MAX_SECTIONS)
+		return apf_fail(e, -E2BIG, "snapshot: more than %d sections", SNAP_MAX_SECTIONS);
+	if (fwrite(&sh, sizeof(sh), 1, w->f) != 1 || (len && fwrite(data, len, 1, w->f) != 1) ||
+	    (len % 8 && fwrite(pad, 8 - len % 8, 1, w->f) != 1))
+		return apf_fail(e, -EIO, "cannot write '%s': %s", w->path, strerror(errno));
+	w->h.nsections++;
+	return 0;
+}
+
+int snap_write_end(struct snap_writer *w, struct apf_err *e)
+{
+	w->h.header_crc = header_crc(&w->h);
+	int ok = fseek(w->f, 0, SEEK_SET) == 0 && fwrite(&w->h, sizeof(w->h), 1, w->f) == 1 &&
+		 fflush(w->f) == 0 && fsync(fileno(w->f)) == 0;
+	int err = errno;
+	if (fclose(w->f) != 0)
+		ok = 0;
+	w->f = NULL;
+	if (!ok) {
+		snap_write_abort(w);
+		return apf_fail(e, -EIO, "cannot write the snapshot: %s", strerror(err));
+	}
+	free(w->path);
+	w->path = NULL;
+	return 0;
+}
+
+void snap_write_abort(struct snap_writer *w)
+{
+	if (w->f)
+		fclose(w->f);
+	if (w->path)
+		unlink(w->path);
+	free(w->path);
+	memset(w, 0, sizeof(*w));
+}
+
+int snap_write_memory(int fd, const void *data, uint64_t len, uint32_t *crcs, uint64_t *next_page,
+		      struct apf_err *e)
+{
+	const unsigned char *p = data;
+
+	for (uint64_t off = 0; off < len; off += APF_PAGE_SIZE) {
+		crcs[(*next_page)++] = crc32c(0, p + off, APF_PAGE_SIZE);
+		for (size_t done = 0; done < APF_PAGE_SIZE;) {
+			ssize_t n = write(fd, p + off + done, APF_PAGE_SIZE - done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return apf_fail(e, n < 0 ? -errno : -EIO,
+						"cannot write the snapshot's memory: %s",
+						n < 0 ? strerror(errno) : "short write");
+			done += (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static int read_state(const char *path, unsigned char **out, uint64_t *len, struct apf_err *e)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return apf_fail(e, -errno, "cannot open snapshot '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return apf_fail(e, -EINVAL, "snapshot '%s' is not a regular file", path);
+	}
+	if ((uint64_t)st.st_size > SNAP_MAX_STATE) {
+		close(fd);
+		return apf_fail(e, -EFBIG, "snapshot '%s' is larger than %llu MiB: not an apfvm snapshot",
+				path, SNAP_MAX_STATE >> 20);
+	}
+	*len = (uint64_t)st.st_size;
+	*out = malloc(*len ? *len : 1);
+	if (!*out) {
+		close(fd);
+		return apf_fail(e, -ENOMEM, "out of memory");
+	}
+	for (uint64_t done = 0; done < *len;) {
+		ssize_t n = pread(fd, *out + done, *len - done, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			free(*out);
+			return apf_fail(e, -EIO, "cannot read snapshot '%s'", path);
+		}
+		done += (uint64_t)n;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Formats the error, then releases what snap_open() holds. */
+static int fail_close(struct snap_image *s, struct apf_err *e, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail_close(struct snap_image *s, struct apf_err *e, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e) {
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	snap_close(s);
+	return rc;
+}
+
+int snap_open(struct snap_image *s, const char *path, struct apf_err *e)
+{
+	memset(s, 0, sizeof(*s));
+	s->mem_fd = -1;
+	int rc = read_state(path, &s->state, &s->state_len, e);
+	if (rc)
+		return rc;
+	if (s->state_len < sizeof(s->h) || memcmp(s->state, SNAP_MAGIC, 8))
+		return fail_close(s, e, -EINVAL, "'%s' is not an apfvm snapshot", path);
+	memcpy(&s->h, s->state, sizeof(s->h));
+	if (s->h.version != SNAP_VERSION)
+		return fail_close(s, e, -EINVAL,
+				  "snapshot '%s' has format version %llu; this apfvm reads version %llu",
+				  path, (unsigned long long)s->h.version, (unsigned long long)SNAP_VERSION);
+	if (header_crc(&s->h) != s->h.header_crc)
+		return fail_close(s, e, -EBADMSG, "snapshot '%s': header checksum mismatch", path);
+	if (s->h.page_size != APF_PAGE_SIZE || s->h.resident_size % APF_PAGE_SIZE ||
+	    s->h.lazy_size % APF_PAGE_SIZE || s->h.resident_size > (1ull << 40) ||
+	    s->h.lazy_size > (1ull << 40) || s->h.nsections > SNAP_MAX_SECTIONS)
+		return fail_close(s, e, -EINVAL,
+				  "snapshot '%s': impossible sizes (resident %llu, lazy %llu bytes)", path,
+				  (unsigned long long)s->h.resident_size, (unsigned long long)s->h.lazy_size);
+	uint64_t off = sizeof(s->h);
+	for (uint32_t i = 0; i < s->h.nsections; i++) {
+		struct snap_section_hdr sh;
+		if (s->state_len - off < sizeof(sh))
+			return fail_close(s, e, -EINVAL,
+					  "snapshot '%s' is truncated: section %llu of %llu is missing",
+					  path, (unsigned long long)i + 1,
+					  (unsigned long long)s->h.nsections);
+		memcpy(&sh, s->state + off, sizeof(sh));
+		off += sizeof(sh);
+		uint64_t padded = sh.length + (8 - sh.length % 8) % 8;
+		if (sh.length > s->state_len - off || padded > s->state_len - off)
+			return fail_close(s, e, -EINVAL,
+					  "snapshot '%s' is truncated: section %llu holds %llu bytes beyond its end",
+					  path, (unsigned long long)i + 1, (unsigned long long)sh.length);
+		if (crc32c(0, s->state + off, sh.length) != sh.crc)
+			return fail_close(s, e, -EBADMSG,
+					  "snapshot '%s': checksum mismatch in section %llu (type %llu)",
+					  path, (unsigned long long)i + 1, (unsigned long long)sh.type);
+		s->sections[s->nsections++] = (struct snap_section){
+			.type = sh.type, .index = sh.index, .data = s->state + off, .len = sh.length };
+		off += padded;
+	}
+	if (off != s->state_len)
+		return fail_close(s, e, -EINVAL, "snapshot '%s' has %llu stray bytes after its %llu sections",
+				  path, (unsigned long long)(s->state_len - off),
+				  (unsigned long long)s->h.nsections);
+	s->mem_pages = (s->h.resident_size + s->h.lazy_size) / APF_PAGE_SIZE;
+	const struct snap_section *crcs = snap_find(s, SNAP_SEC_PAGE_CRCS, 0);
+	if (!crcs || crcs->len != s->mem_pages * 4)
+		return fail_close(s, e, -EINVAL,
+				  "snapshot '%s': the page checksums do not cover its %llu pages", path,
+				  (unsigned long long)s->mem_pages);
+	s->page_crcs = crcs->data;
+
+	/* The memory file: exactly the pages the state describes. */
+	size_t plen = strlen(path);
+	char *mpath = malloc(plen + sizeof(SNAP_MEM_SUFFIX));
+	if (!mpath) {
+		snap_close(s);
+		return apf_fail(e, -ENOMEM, "out of memory");
+	}
+	memcpy(mpath, path, plen);
+	memcpy(mpath + plen, SNAP_MEM_SUFFIX, sizeof(SNAP_MEM_SUFFIX));
+	s->mem_fd = open(mpath, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (s->mem_fd < 0 || fstat(s->mem_fd, &st) < 0) {
+		int err = -errno;
+		apf_fail(e, err, "cannot open the snapshot's memory '%s': %s", mpath, strerror(-err));
+		snap_close(s);
+		free(mpath);
+		return err;
+	}
+	if ((uint64_t)st.st_size != s->mem_pages * APF_PAGE_SIZE) {
+		apf_fail(e, -EINVAL, "the snapshot's memory '%s' is %llu bytes; its state says %llu", mpath,
+			 (unsigned long long)st.st_size, (unsigned long long)(s->mem_pages * APF_PAGE_SIZE));
+		snap_close(s);
+		free(mpath);
+		return -EINVAL;
+	}
+	free(mpath);
+	return 0;
+}
+
+void snap_close(struct snap_image *s)
+{
+	if (s->mem_fd >= 0)
+		close(s->mem_fd);
+	free(s->state);
+	memset(s, 0, sizeof(*s));
+	s->mem_fd = -1;
+}
+
+const struct snap_section *snap_find(const struct snap_image *s, uint32_t type, uint32_t index)
+{
+	for (unsigned i = 0; i < s->nsections; i++)
+		if (s->sections[i].type == type && s->sections[i].index == index)
+			return &s->sections[i];
+	return NULL;
+}

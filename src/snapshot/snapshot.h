@@ -1,0 +1,113 @@
+/*
+ * snapshot: apfvm's snapshot files (format: docs/snapshot.md).
+ *
+ * A snapshot is two files: PATH, the state (a header and checksummed
+ * sections: the machine, each vCPU, the VM, devices, the async-PF host
+ * side, and one CRC per memory page), and PATH.mem, the guest's memory
+ * as raw pages (resident memory, then the lazy region), so a restore can
+ * serve it page by page and check each page against its CRC as it goes.
+ *
+ * Everything read from a snapshot is untrusted: snap_open() validates the
+ * header, every section's bounds and checksum, and the memory file's size
+ * before anything is used, and says what is wrong.
+ */
+#ifndef APFVM_SNAPSHOT_H
+#define APFVM_SNAPSHOT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/err.h"
+
+#define SNAP_MAGIC        "APFVMSNP"
+#define SNAP_VERSION      1
+#define SNAP_MAX_SECTIONS 64
+#define SNAP_MAX_STATE    (256ull << 20) /* state file bytes, page CRCs included */
+#define SNAP_MEM_SUFFIX   ".mem"
+
+enum snap_arch { SNAP_ARCH_X86_64 = 1, SNAP_ARCH_ARM64 = 2 };
+
+enum snap_section_type {
+	SNAP_SEC_MACHINE = 1,   /* struct snap_machine: what rebuilds the run */
+	SNAP_SEC_VCPU = 2,      /* index = vCPU id: the architecture's vCPU state */
+	SNAP_SEC_VM = 3,        /* the architecture's VM state (irqchip, timers, clock) */
+	SNAP_SEC_DEVICES = 4,   /* apfvm's device state (the guest kind's) */
+	SNAP_SEC_APF = 5,       /* index = vCPU id: the async-PF host side's state */
+	SNAP_SEC_PAGE_CRCS = 6, /* uint32_t crc32c per page of PATH.mem */
+	SNAP_SEC_REPORT = 7,    /* what the guest reported before the snapshot */
+};
+
+struct snap_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t arch;          /* enum snap_arch */
+	uint32_t nsections;
+	uint32_t header_crc;    /* crc32c of the header with this field 0 */
+	uint64_t resident_size; /* bytes of resident memory in PATH.mem */
+	uint64_t lazy_size;     /* bytes of the lazy region, after them */
+	uint32_t page_size;     /* 4096 */
+	uint32_t reserved0;
+	uint64_t reserved[2];
+};
+_Static_assert(sizeof(struct snap_header) == 64, "snapshot header layout");
+
+struct snap_section_hdr {
+	uint32_t type;
+	uint32_t index;
+	uint64_t length;        /* payload bytes (the payload is padded to 8) */
+	uint32_t crc;           /* crc32c of the payload */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct snap_section_hdr) == 24, "snapshot section layout");
+
+/* --- writing ------------------------------------------------------------ */
+
+struct snap_writer {
+	FILE *f;
+	char *path;
+	struct snap_header h;
+};
+
+/* Creates PATH (replacing it) with h's sizes and arch. */
+int snap_write_begin(struct snap_writer *w, const char *path, enum snap_arch arch,
+		     uint64_t resident_size, uint64_t lazy_size, struct apf_err *e);
+int snap_write_section(struct snap_writer *w, uint32_t type, uint32_t index, const void *data,
+		       uint64_t len, struct apf_err *e);
+/* Writes the final header and closes; removes PATH on failure. */
+int snap_write_end(struct snap_writer *w, struct apf_err *e);
+/* Drops an unfinished snapshot (removes PATH). */
+void snap_write_abort(struct snap_writer *w);
+
+/* Writes `len` bytes (a multiple of the page size) at the current end of
+ * the memory file fd, adding each page's CRC to crcs[next_page...]. */
+int snap_write_memory(int fd, const void *data, uint64_t len, uint32_t *crcs, uint64_t *next_page,
+		      struct apf_err *e);
+
+/* --- reading ------------------------------------------------------------ */
+
+struct snap_section {
+	uint32_t type, index;
+	const void *data;
+	uint64_t len;
+};
+
+struct snap_image {
+	struct snap_header h;
+	unsigned char *state;   /* the whole state file */
+	uint64_t state_len;
+	struct snap_section sections[SNAP_MAX_SECTIONS];
+	unsigned nsections;
+	int mem_fd;             /* PATH.mem, -1 if not open */
+	uint64_t mem_pages;
+	const uint32_t *page_crcs; /* mem_pages of them */
+};
+
+/* Opens and validates PATH and PATH.mem (see the header comment); on error
+ * nothing stays open. */
+int snap_open(struct snap_image *s, const char *path, struct apf_err *e);
+void snap_close(struct snap_image *s);
+
+/* The section of `type` and `index`, or NULL. */
+const struct snap_section *snap_find(const struct snap_image *s, uint32_t type, uint32_t index);
+
+#endif
