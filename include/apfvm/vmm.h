@@ -83,6 +83,15 @@ struct apfvm_config {
 	 * an embedder that uses the signal itself picks another one, or keeps
 	 * its own handler: any handler will do. */
 	int kick_signal;
+	/* Snapshot (docs/snapshot.md): at snapshot_at_ns of the run, stop the
+	 * guest, write PATH and PATH.mem, and end the run (the report then
+	 * says so: snapshot_taken).  NULL: none. */
+	const char *snapshot_path;
+	uint64_t snapshot_at_ns;
+	/* Restore: run the snapshot at PATH instead of booting a guest; its
+	 * memory is served lazily (latency, inflight, pinning and the mode
+	 * apply; the guest and workload come from the snapshot).  NULL: boot. */
+	const char *restore_path;
 };
 
 struct apfvm_task_stats {
@@ -96,6 +105,7 @@ struct apfvm_task_stats {
 };
 
 struct apfvm_stats {
+	bool snapshot_taken;        /* --snapshot: written; the run ended there */
 	enum apfvm_apf_mode mode;
 	char platform[96];          /* where it ran: platform/platform.h */
 	char source[160];

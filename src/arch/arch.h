@@ -60,6 +60,10 @@ struct elf_image;
 int arch_load_reference(struct machine *m, const struct elf_image *img,
 			struct arch_entry *entry, struct apf_err *e);
 
+/* A restored reference guest: what arch_load_reference would have set
+ * up besides memory (its hypercall path). */
+int arch_restore_prepare(struct machine *m, struct apf_err *e);
+
 /* An exit the generic loop does not handle (port I/O, MSRs, MMIO,
  * hypercalls, shutdown...).  False for an exit reason the architecture
  * does not know: the loop ends the run with it. */
@@ -72,6 +76,24 @@ void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what);
  * terms into buf. */
 struct apf_fatal;
 void arch_describe_fatal(const struct apf_fatal *f, char *buf, size_t len);
+
+/* --- snapshots (snapshot_<arch>.c; format: docs/snapshot.md) --------- */
+
+struct snap_blob;
+/* Appends vCPU v's state (stopped: outside KVM_RUN) as records. */
+int arch_snapshot_save_vcpu(struct vm *vm, struct vcpu *v, struct snap_blob *b, struct apf_err *e);
+/* The VM's state and the options it was created with. */
+int arch_snapshot_save_vm(struct vm *vm, const struct vm_options *opt, struct snap_blob *b,
+			  struct apf_err *e);
+/* The options a restored VM must be created with (before it exists). */
+int arch_snapshot_options(const void *vm_state, uint64_t len, struct vm_options *opt,
+			  struct apf_err *e);
+/* Restores a vCPU created by vm_add_vcpu, then the VM (after every vCPU).
+ * The records are validated (sizes) before KVM sees them. */
+int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
+			       struct apf_err *e);
+int arch_snapshot_restore_vm(struct vm *vm, const struct vm_options *opt, const void *data,
+			     uint64_t len, struct apf_err *e);
 
 /* --- --apf user: how this architecture delivers (apf_<arch>.c) --------- */
 

@@ -47,17 +47,17 @@ static int cmd_run(int argc, char **argv)
 	int rc;
 
 	if (options_parse_run(argc, argv, &o, &e)) {
-		fprintf(stderr, "apfvm run: %s\n", e.msg);
+		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
 		return 2;
 	}
 	if (o.help) {
-		fputs(options_run_usage, stdout);
+		fputs(strcmp(argv[0], "restore") ? options_run_usage : options_restore_usage, stdout);
 		return 0;
 	}
 	if (o.guest_path) {
 		rc = file_read_all(o.guest_path, &elf, &o.cfg.guest_elf_len);
 		if (rc) {
-			fprintf(stderr, "apfvm run: cannot read guest '%s': %s\n", o.guest_path,
+			fprintf(stderr, "apfvm %s: cannot read guest '%s': %s\n", argv[0], o.guest_path,
 				rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc));
 			return 2;
 		}
@@ -70,7 +70,7 @@ static int cmd_run(int argc, char **argv)
 			rc = file_read_all(o.initrd_path, &initrd, &o.cfg.linux_initrd_len);
 		if (rc) {
 			const char *path = kernel && o.initrd_path ? o.initrd_path : o.kernel_path;
-			fprintf(stderr, "apfvm run: cannot read '%s': %s\n", path,
+			fprintf(stderr, "apfvm %s: cannot read '%s': %s\n", argv[0], path,
 				rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc));
 			free(kernel);
 			return 2;
@@ -91,7 +91,7 @@ static int cmd_run(int argc, char **argv)
 	if (o.console_path) {
 		console = fopen(o.console_path, "w");
 		if (!console) {
-			fprintf(stderr, "apfvm run: cannot write '%s': %s\n", o.console_path,
+			fprintf(stderr, "apfvm %s: cannot write '%s': %s\n", argv[0], o.console_path,
 				strerror(errno));
 			free(elf);
 			free(kernel);
@@ -103,7 +103,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	const char *caveat = o.cfg.apf == APFVM_APF_USER ? platform_apf_user_caveat() : NULL;
 	if (caveat)
-		fprintf(stderr, "apfvm run: warning: %s\n", caveat);
+		fprintf(stderr, "apfvm %s: warning: %s\n", argv[0], caveat);
 	rc = apfvm_run(&o.cfg, &st, &e);
 	bool console_lost = console && fclose(console);
 	free(elf);
@@ -111,20 +111,25 @@ static int cmd_run(int argc, char **argv)
 	free(initrd);
 	free(busybox);
 	if (console_lost) {
-		fprintf(stderr, "apfvm run: error writing '%s'\n", o.console_path);
+		fprintf(stderr, "apfvm %s: error writing '%s'\n", argv[0], o.console_path);
 		if (!rc)
 			return 1;
 	}
-	if (!o.quiet && (rc == 0 || st.ntasks))
+	if (!rc && st.snapshot_taken) {
+		if (!o.quiet)
+			printf("apfvm: snapshot of the guest at %.3f s written to %s and %s.mem\n",
+			       (double)o.cfg.snapshot_at_ns / 1e9, o.cfg.snapshot_path,
+			       o.cfg.snapshot_path);
+	} else if (!o.quiet && (rc == 0 || st.ntasks))
 		apfvm_stats_print(stdout, &st);
 	if (rc) {
-		fprintf(stderr, "apfvm run: %s\n", e.msg);
+		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
 		return 1;
 	}
 	if (o.stats_json) {
 		FILE *f = strcmp(o.stats_json, "-") ? fopen(o.stats_json, "w") : stdout;
 		if (!f) {
-			fprintf(stderr, "apfvm run: cannot write '%s': %s\n", o.stats_json,
+			fprintf(stderr, "apfvm %s: cannot write '%s': %s\n", argv[0], o.stats_json,
 				strerror(errno));
 			return 1;
 		}
@@ -132,7 +137,7 @@ static int cmd_run(int argc, char **argv)
 		if (f != stdout && fclose(f))
 			rc = -1;
 		if (rc) {
-			fprintf(stderr, "apfvm run: error writing '%s'\n", o.stats_json);
+			fprintf(stderr, "apfvm %s: error writing '%s'\n", argv[0], o.stats_json);
 			return 1;
 		}
 	}
@@ -177,7 +182,7 @@ int main(int argc, char **argv)
 		printf("apfvm %s\n", APFVM_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[1], "run"))
+	if (!strcmp(argv[1], "run") || !strcmp(argv[1], "restore"))
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mkimage"))
 		return cmd_mkimage(argc - 1, argv + 1);

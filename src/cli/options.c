@@ -56,7 +56,26 @@ const char options_run_usage[] =
 	"  -q, --quiet           no summary on stdout\n"
 	"  -h, --help            this help\n"
 	"\n"
+	"Snapshot (docs/snapshot.md; the reference guest, x86-64):\n"
+	"  --snapshot PATH       with --snapshot-at: write the running guest to PATH and\n"
+	"                        PATH.mem, then end the run ('apfvm restore PATH' goes on)\n"
+	"  --snapshot-at DUR     when, from the guest's start\n"
+	"\n"
 	"Sizes take K, M, G suffixes; durations take ns, us, ms, s.\n";
+
+const char options_restore_usage[] =
+	"Usage: apfvm restore [OPTIONS] PATH\n"
+	"Go on with the guest a snapshot holds (apfvm run --snapshot PATH), serving all of its\n"
+	"memory lazily from PATH.mem, each page checked against its checksum.\n"
+	"\n"
+	"  --latency DUR[-DUR]   added fetch latency per page, fixed or a range (default 0)\n"
+	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
+	"  --apf MODE            off | kernel | user: as for 'apfvm run' (default off)\n"
+	"  --apf-threshold DUR   user mode: go async only above this expected fetch time\n"
+	"  --pin, --timeout, --stats-json, --console, -v, -q: as for 'apfvm run'\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"The guest, its memory sizes and its workload come from the snapshot.\n";
 
 const char options_mkimage_usage[] =
 	"Usage: apfvm mkimage --size SIZE [--seed N] FILE\n"
@@ -180,7 +199,7 @@ enum {
 	OPT_GUEST = 256, OPT_KERNEL, OPT_INITRD, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
-	OPT_CONSOLE, OPT_APF_TRAP_ACKS,
+	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -240,6 +259,8 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "pin", required_argument, NULL, OPT_PIN },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
+		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
+		{ "snapshot-at", required_argument, NULL, OPT_SNAPSHOT_AT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -368,6 +389,15 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		case OPT_STATS_JSON:
 			o->stats_json = optarg;
 			break;
+		case OPT_SNAPSHOT:
+			c->snapshot_path = optarg;
+			break;
+		case OPT_SNAPSHOT_AT:
+			if (units_parse_duration(optarg, &c->snapshot_at_ns) || !c->snapshot_at_ns ||
+			    c->snapshot_at_ns > APFVM_MAX_DURATION_NS)
+				return bad_value(e, "--snapshot-at", optarg,
+						 "a positive duration up to 7 days such as 1500ms");
+			break;
 		case 'v':
 			o->verbose = true;
 			break;
@@ -383,14 +413,43 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			return options_unknown(e, argc, argv, "run", longopts);
 		}
 	}
+	if (!strcmp(argv[0], "restore")) {
+		/* apfvm restore PATH: the snapshot fixes the guest, its memory
+		 * and its workload; the rest of run's options apply. */
+		if (optind != argc - 1)
+			return apf_fail(e, -EINVAL, "restore needs one snapshot path (see 'apfvm restore --help')");
+		c->restore_path = argv[optind];
+		static const char *const fixed[] = { "--guest", "--kernel", "--initrd", "--mem", "--lazy",
+						     "--source", "--populate", "--workload", "--duration",
+						     "--scan-order", "--hz", "--cmdline", "--trace",
+						     "--seed" };
+		for (int i = 1; i < argc - 1; i++)
+			for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
+				if (!strncmp(argv[i], fixed[k], strlen(fixed[k])) &&
+				    (argv[i][strlen(fixed[k])] == '\0' || argv[i][strlen(fixed[k])] == '='))
+					return apf_fail(e, -EINVAL, "%s does not apply to restore: the snapshot "
+							"fixes it", fixed[k]);
+		if (c->snapshot_path || c->snapshot_at_ns)
+			return apf_fail(e, -EINVAL, "--snapshot with restore: not yet (a restored run "
+					"cannot be snapshotted again)");
+		return 0;
+	}
 	if (optind < argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm run --help')",
 				argv[optind]);
+	if (!c->snapshot_path != !c->snapshot_at_ns)
+		return apf_fail(e, -EINVAL, "--snapshot and --snapshot-at go together (where, and when)");
 	if (o->kernel_path && o->guest_path)
 		return apf_fail(e, -EINVAL, "--kernel and --guest exclude each other (one guest per run)");
 	if (o->initrd_path && !o->kernel_path)
 		return apf_fail(e, -EINVAL, "--initrd needs --kernel");
 	/* Said, rather than silently ignored. */
+	if (c->snapshot_path && (o->kernel_path || c->populate))
+		return apf_fail(e, -EINVAL, "--snapshot: snapshots of the reference guest only so far "
+				"(not with --kernel or --populate)");
+	if (c->snapshot_path && c->apf != APFVM_APF_OFF)
+		return apf_fail(e, -EINVAL, "--snapshot: with --apf off only so far (the async-PF "
+				"state does not travel yet)");
 	if (o->kernel_path && c->trace)
 		return apf_fail(e, -EINVAL, "--trace with --kernel: the fault-path stamps need the "
 				"reference guest's kernel");

@@ -46,7 +46,9 @@ int options_default_cpu(void);
 int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu,
 		      struct apf_err *e);
 
-/* argv[0] is "run" / "mkimage".  Returns 0, or -EINVAL with a message. */
+/* argv[0] is "run", "restore" (which takes the snapshot path and refuses
+ * what the snapshot fixes) or "mkimage".  Returns 0, or -EINVAL with a
+ * message. */
 int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e);
 int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e);
 
@@ -58,5 +60,6 @@ int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
 
 extern const char options_run_usage[];
 extern const char options_mkimage_usage[];
+extern const char options_restore_usage[];
 
 #endif

@@ -268,3 +268,53 @@ const struct snap_section *snap_find(const struct snap_image *s, uint32_t type, 
 			return &s->sections[i];
 	return NULL;
 }
+
+/* --- records ------------------------------------------------------------ */
+
+int snap_blob_put(struct snap_blob *b, uint32_t tag, const void *data, uint32_t len)
+{
+	uint64_t need = b->len + 8 + len + (8 - len % 8) % 8;
+	if (need > b->cap) {
+		uint64_t cap = b->cap ? b->cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		unsigned char *n = realloc(b->data, cap);
+		if (!n)
+			return -ENOMEM;
+		b->data = n;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, &tag, 4);
+	memcpy(b->data + b->len + 4, &len, 4);
+	memcpy(b->data + b->len + 8, data, len);
+	memset(b->data + b->len + 8 + len, 0, (8 - len % 8) % 8);
+	b->len = need;
+	return 0;
+}
+
+void snap_blob_free(struct snap_blob *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+const void *snap_blob_get(const void *data, uint64_t len, uint32_t tag, uint32_t *out_len)
+{
+	const unsigned char *p = data;
+	uint64_t off = 0;
+
+	while (len - off >= 8) {
+		uint32_t t, l;
+		memcpy(&t, p + off, 4);
+		memcpy(&l, p + off + 4, 4);
+		uint64_t padded = (uint64_t)l + (8 - l % 8) % 8;
+		if (padded > len - off - 8)
+			return NULL; /* malformed: a record past the end */
+		if (t == tag) {
+			*out_len = l;
+			return p + off + 8;
+		}
+		off += 8 + padded;
+	}
+	return NULL;
+}

@@ -83,6 +83,22 @@ void snap_write_abort(struct snap_writer *w);
 int snap_write_memory(int fd, const void *data, uint64_t len, uint32_t *crcs, uint64_t *next_page,
 		      struct apf_err *e);
 
+/* --- records inside a section ------------------------------------------- */
+
+/* A section's payload may be a sequence of records {u32 tag, u32 length,
+ * data padded to 8}: the architecture's vCPU and VM state, where each
+ * KVM structure is one record. */
+struct snap_blob {
+	unsigned char *data;
+	uint64_t len, cap;
+};
+
+int snap_blob_put(struct snap_blob *b, uint32_t tag, const void *data, uint32_t len);
+void snap_blob_free(struct snap_blob *b);
+/* The record `tag` in [data, data + len): its bytes and length, or NULL
+ * when absent or when the records are malformed (out of bounds). */
+const void *snap_blob_get(const void *data, uint64_t len, uint32_t tag, uint32_t *out_len);
+
 /* --- reading ------------------------------------------------------------ */
 
 struct snap_section {

@@ -101,5 +101,10 @@ uint64_t source_now_ns(void);
 int source_zero_open(uint64_t npages, struct page_source **out, struct apf_err *e);
 int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source **out,
 		     struct apf_err *e);
+/* Pages [first_page, first_page + npages) of a snapshot's memory file fd,
+ * each checked against crcs[page] (both borrowed: they must outlive the
+ * source); a mismatch fails the page with -EBADMSG. */
+int source_snapshot_open(int fd, uint64_t first_page, uint64_t npages, const uint32_t *crcs,
+			 const char *desc, struct page_source **out, struct apf_err *e);
 
 #endif

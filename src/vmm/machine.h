@@ -23,6 +23,7 @@
 #include "kvm_vm.h"
 #include "apf/apf_core.h"
 #include "pager/pager.h"
+#include "snapshot/snapshot.h"
 
 struct pc_devices; /* a Linux guest's PC devices (x86) */
 
@@ -85,6 +86,15 @@ struct machine {
 	/* Where the guest kind wants its struct apf_boot_info (0: nowhere),
 	 * written once the vCPU exists. */
 	gpa_t boot_info_gpa;
+	struct vm_options vm_opt; /* what the VM was created with */
+	/* A restore (snapshot_vm.h): the snapshot, and resident memory's own
+	 * pager and source (the lazy region's are `pager` and `source`). */
+	struct snap_image snap;
+	bool snap_open;
+	struct pager res_pager;
+	bool res_pager_ready;
+	struct page_source *res_source;
+	bool snapshot_taken;     /* --snapshot: written, the run ended there */
 };
 
 /* The machine a vCPU belongs to. */
@@ -93,6 +103,9 @@ struct machine {
 
 /* Records the first failure (later ones are dropped) and stops the run. */
 void machine_fail(struct machine *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The pagers' on_error (run.c): a page that could not be served. */
+void machine_pager_error(void *ctx, bool blocking);
 
 /* Asks every vCPU to leave KVM_RUN and end the run. */
 void machine_stop(struct machine *m);

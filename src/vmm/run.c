@@ -17,6 +17,7 @@
 #include "guest_linux.h"
 #include "kvm_stats.h"
 #include "run_stats.h"
+#include "snapshot_vm.h"
 #include "machine.h"
 #include "vcpu_loop.h"
 #include "util/thread.h"
@@ -86,7 +87,7 @@ void machine_stop(struct machine *m)
 /* A page that could not be served.  Poisoned, it fails the guest's access
  * (vcpu_loop reports it, and verdict() adds the pager's error); blocking,
  * the run must stop here. */
-static void pager_error(void *ctx, bool blocking)
+void machine_pager_error(void *ctx, bool blocking)
 {
 	struct machine *m = ctx;
 	if (blocking)
@@ -278,6 +279,7 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 			     : load_reference_guest(m, c, &entry, e);
 	if (rc)
 		return rc;
+	m->vm_opt = opt;
 	rc = vm_create(&m->vm, &m->gm, &opt, e);
 	if (rc)
 		return rc;
@@ -310,7 +312,7 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 			.source = m->source,
 			.max_inflight = c->max_inflight,
 			.cpu = c->pager_cpu,
-			.on_error = pager_error,
+			.on_error = machine_pager_error,
 			.ctx = m,
 			.hooks = m->core ? &m->pager_hooks : NULL,
 		};
@@ -353,6 +355,33 @@ static int verdict(struct machine *m, struct apf_err *e)
 	return 0;
 }
 
+/* --snapshot: lets the guest run until snapshot_at_ns, then stops it (its
+ * vCPU thread joined, the pager stopped) and writes the snapshot.
+ * Returns 1 if the guest ended first (its thread not joined: the caller
+ * goes on as for any run), 0 when the snapshot is written, or -errno (the
+ * thread joined). */
+static int take_snapshot(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+{
+	struct vcpu *v = &m->vm.vcpus[0];
+
+	if (wait_stopped(m, c->snapshot_at_ns))
+		return 1;
+	machine_stop(m);
+	if (join_within(v->thread, VCPU_STOP_WAIT_NS)) {
+		if (m->pager_ready)
+			pager_release(&m->pager); /* a vCPU a kick cannot free */
+		pthread_join(v->thread, NULL);
+	}
+	if (m->pager_ready && pager_stop(&m->pager))
+		return apf_fail(e, -EIO, "--snapshot: cannot stop the pager thread");
+	if (m->report.failed)
+		return apf_fail(e, -EIO, "%s", m->report.failure);
+	int rc = machine_take_snapshot(m, c, c->snapshot_at_ns, e);
+	if (!rc)
+		m->snapshot_taken = true;
+	return rc;
+}
+
 int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_err *e)
 {
 	struct machine *m;
@@ -376,7 +405,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	pthread_cond_init(&m->page_arrived, NULL);
 	m->console = c->console;
 
-	rc = build(m, c, e);
+	rc = c->restore_path ? machine_build_restore(m, c, e) : build(m, c, e);
 	if (!rc) {
 		m->vm.kick_signal = c->kick_signal ? c->kick_signal : VCPU_KICK_SIGNAL_DEFAULT;
 		rc = vcpu_loop_setup_signal(m->vm.kick_signal);
@@ -388,6 +417,8 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		apf_fail(e, rc, "cannot install the SIGBUS handler: %s", strerror(-rc));
 	if (!rc && m->pager_ready)
 		rc = pager_start(&m->pager, e);
+	if (!rc && m->res_pager_ready)
+		rc = pager_start(&m->res_pager, e);
 	t0 = now_s();
 	if (!rc) {
 		rc = vcpu_start(&m->vm.vcpus[0]);
@@ -397,7 +428,14 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		else if (rc)
 			apf_fail(e, rc, "cannot start the vCPU thread: %s", strerror(-rc));
 	}
-	if (!rc) {
+	bool ended_first = false;
+	if (!rc && c->snapshot_path) {
+		int r = take_snapshot(m, c, e);
+		if (r < 0)
+			rc = r;
+		ended_first = r == 1;
+	}
+	if (!rc && !m->snapshot_taken) {
 		wait_vcpu(m, &m->vm.vcpus[0], c->timeout_ns);
 		st->wall_s = now_s() - t0;
 		struct kvm_vcpu_counters kc;
@@ -411,13 +449,25 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		}
 		if (m->pager_ready && pager_stop(&m->pager))
 			machine_fail(m, "cannot stop the pager thread");
+		if (m->res_pager_ready && pager_stop(&m->res_pager))
+			machine_fail(m, "cannot stop the resident memory's pager thread");
 		run_collect_stats(m, c, st);
 		rc = verdict(m, e);
+	}
+	if (!rc && ended_first)
+		rc = apf_fail(e, -EINVAL, "--snapshot-at %.3f s: the guest finished before, at %.3f s "
+			      "(nothing to snapshot)", (double)c->snapshot_at_ns / 1e9, st->wall_s);
+	if (!rc && m->snapshot_taken) {
+		st->wall_s = now_s() - t0;
+		run_collect_stats(m, c, st);
+		st->snapshot_taken = true;
 	}
 	if (m->pager.abandoned)
 		return rc; /* its thread may still touch the machine: leak it all */
 	if (m->pager_ready)
 		pager_destroy(&m->pager);
+	if (m->res_pager_ready)
+		pager_destroy(&m->res_pager);
 	if (m->core) {
 		apf_core_destroy(m->core);
 		free(m->core);
@@ -427,6 +477,9 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	free(m->pc);
 	if (!m->source_borrowed)
 		source_close(m->source);
+	source_close(m->res_source);
+	if (m->snap_open)
+		snap_close(&m->snap);
 	pthread_cond_destroy(&m->stopped);
 	pthread_cond_destroy(&m->page_arrived);
 	pthread_mutex_destroy(&m->report_lock);

@@ -49,7 +49,7 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 	st->latency_min_ns = c->latency_min_ns;
 	st->latency_max_ns = c->latency_max_ns;
 	st->tsc_khz = m->vm.tsc_khz;
-	st->lazy_pages = c->lazy_size / APF_PAGE_SIZE;
+	st->lazy_pages = m->gm.lazy_size / APF_PAGE_SIZE;
 	/* The host side's counters: without a lazy region too (a guest that
 	 * enables async PF with nothing to fault on still gets its wake-all).
 	 * Not while an abandoned pager thread may still call into the core. */

@@ -14,6 +14,7 @@
 #include "apfvm/abi_arm64.h"
 
 #define ARCH_NAME        "arm64"
+#define ARCH_SNAPSHOT_ID 2 /* SNAP_ARCH_ARM64 */
 #define ARCH_ELF_MACHINE EM_AARCH64
 
 struct vm_options {

@@ -120,3 +120,10 @@ int arch_load_reference(struct machine *m, const struct elf_image *img,
 	entry->arg = APF_BOOT_INFO_GPA;
 	return 0;
 }
+
+int arch_restore_prepare(struct machine *m, struct apf_err *e)
+{
+	(void)m;
+	(void)e; /* the doorbell needs nothing */
+	return 0;
+}

@@ -13,6 +13,7 @@
 #include "apfvm/abi_x86.h"
 
 #define ARCH_NAME        "x86-64"
+#define ARCH_SNAPSHOT_ID 1 /* SNAP_ARCH_X86_64 */
 #define ARCH_ELF_MACHINE EM_X86_64
 
 struct vm_options {

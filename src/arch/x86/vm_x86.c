@@ -239,3 +239,10 @@ int arch_load_reference(struct machine *m, const struct elf_image *img,
 	entry->arg = APF_BOOT_INFO_GPA;
 	return 0;
 }
+
+int arch_restore_prepare(struct machine *m, struct apf_err *e)
+{
+	(void)e;
+	m->port_io = vcpu_hcall_port_io; /* its hypercall port */
+	return 0;
+}

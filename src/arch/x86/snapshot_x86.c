@@ -1,0 +1,273 @@
+/*
+ * x86-64 snapshot state: each KVM structure of a vCPU and of the VM as one
+ * record (snap_blob), in the order Firecracker restores them (save: state
+ * before events; restore: mp_state, regs, sregs, xsave, xcrs, debug
+ * registers, LAPIC, MSRs with the TSC first, then events; the VM's PIT,
+ * clock and irqchip after the vCPUs).  Every record is checked for its
+ * exact size before it reaches KVM.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "arch/arch.h"
+#include "snapshot/snapshot.h"
+#include "vmm/kvm_vm.h"
+
+enum {
+	REC_REGS = 1, REC_SREGS, REC_XSAVE, REC_XCRS, REC_DEBUGREGS, REC_LAPIC, REC_EVENTS,
+	REC_MP_STATE, REC_MSRS, REC_TSC_KHZ,
+	REC_PIC_MASTER = 32, REC_PIC_SLAVE, REC_IOAPIC, REC_PIT, REC_CLOCK, REC_OPTIONS,
+};
+
+/* The MSRs a guest's state lives in beyond sregs (Firecracker's list):
+ * the TSC first (restored before the TSC deadline). */
+static const uint32_t saved_msrs[] = {
+	0x10,       /* TSC */
+	0x1b,       /* APIC base */
+	0x6e0,      /* TSC deadline */
+	0x174, 0x175, 0x176, /* SYSENTER CS/ESP/EIP */
+	0x1a0,      /* MISC_ENABLE */
+	0x277,      /* PAT */
+	0x2ff,      /* MTRR default type */
+	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, /* STAR, LSTAR, CSTAR, SFMASK */
+	0xc0000102, /* KERNEL_GS_BASE */
+	0xc0000103, /* TSC_AUX */
+	0x4b564d00, 0x4b564d01, /* kvmclock: wall clock, system time */
+	0x4b564d02, 0x4b564d03, 0x4b564d04, 0x4b564d05, 0x4b564d06, /* async PF, steal time, EOI, ... */
+};
+
+static const void *record(const void *data, uint64_t len, uint32_t tag, size_t want, int min_only,
+			  const char *what, struct apf_err *e);
+
+static int put(struct snap_blob *b, uint32_t tag, const void *data, size_t len, struct apf_err *e)
+{
+	return snap_blob_put(b, tag, data, (uint32_t)len) ? apf_fail(e, -ENOMEM, "out of memory") : 0;
+}
+
+static int get_ioctl(int fd, unsigned long req, void *arg, const char *what, struct apf_err *e)
+{
+	if (ioctl(fd, req, arg) < 0)
+		return apf_fail(e, -errno, "snapshot: %s: %s", what, strerror(errno));
+	return 0;
+}
+
+/* The MSRs of saved_msrs that this KVM has (KVM_GET_MSR_INDEX_LIST), read. */
+static int save_msrs(struct vm *vm, struct vcpu *v, struct snap_blob *b, struct apf_err *e)
+{
+	enum { N = sizeof(saved_msrs) / sizeof(saved_msrs[0]) };
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[N]; } m;
+	struct { struct kvm_msr_list h; uint32_t idx[1024]; } list;
+	unsigned n = 0;
+
+	memset(&m, 0, sizeof(m));
+	list.h.nmsrs = 1024;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
+		return apf_fail(e, -errno, "snapshot: KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	for (unsigned i = 0; i < N; i++)
+		for (uint32_t j = 0; j < list.h.nmsrs; j++)
+			if (list.idx[j] == saved_msrs[i]) {
+				m.e[n++].index = saved_msrs[i];
+				break;
+			}
+	m.h.nmsrs = n;
+	int got = ioctl(v->fd, KVM_GET_MSRS, &m);
+	if (got < 0 || (unsigned)got != n)
+		return apf_fail(e, got < 0 ? -errno : -EIO, "snapshot: KVM_GET_MSRS read %d of %u MSRs",
+				got, n);
+	return put(b, REC_MSRS, m.e, n * sizeof(m.e[0]), e);
+}
+
+int arch_snapshot_save_vcpu(struct vm *vm, struct vcpu *v, struct snap_blob *b, struct apf_err *e)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xcrs xcrs;
+	struct kvm_debugregs dbg;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events ev;
+	int rc;
+
+	if ((rc = get_ioctl(v->fd, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE", e)) ||
+	    (rc = put(b, REC_MP_STATE, &mp, sizeof(mp), e)) ||
+	    (rc = get_ioctl(v->fd, KVM_GET_REGS, &regs, "KVM_GET_REGS", e)) ||
+	    (rc = put(b, REC_REGS, &regs, sizeof(regs), e)) ||
+	    (rc = get_ioctl(v->fd, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS", e)) ||
+	    (rc = put(b, REC_SREGS, &sregs, sizeof(sregs), e)))
+		return rc;
+	/* The whole XSAVE area (KVM_CAP_XSAVE2 says how large it is). */
+	int xsize = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	size_t xlen = xsize > (int)sizeof(struct kvm_xsave) ? (size_t)xsize : sizeof(struct kvm_xsave);
+	struct kvm_xsave *xs = calloc(1, xlen);
+	if (!xs)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	rc = get_ioctl(v->fd, xsize > 0 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xs, "KVM_GET_XSAVE", e);
+	if (!rc)
+		rc = put(b, REC_XSAVE, xs, xlen, e);
+	free(xs);
+	if (rc)
+		return rc;
+	uint32_t khz = (uint32_t)vm->tsc_khz;
+	if ((rc = get_ioctl(v->fd, KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS", e)) ||
+	    (rc = put(b, REC_XCRS, &xcrs, sizeof(xcrs), e)) ||
+	    (rc = get_ioctl(v->fd, KVM_GET_DEBUGREGS, &dbg, "KVM_GET_DEBUGREGS", e)) ||
+	    (rc = put(b, REC_DEBUGREGS, &dbg, sizeof(dbg), e)) ||
+	    (rc = get_ioctl(v->fd, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC", e)) ||
+	    (rc = put(b, REC_LAPIC, &lapic, sizeof(lapic), e)) ||
+	    (rc = save_msrs(vm, v, b, e)) || (rc = put(b, REC_TSC_KHZ, &khz, sizeof(khz), e)) ||
+	    (rc = get_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS", e)))
+		return rc;
+	return put(b, REC_EVENTS, &ev, sizeof(ev), e);
+}
+
+/* The record `tag`, which must be exactly `len` bytes (or at least `len`
+ * when min_only). */
+static const void *record(const void *data, uint64_t len, uint32_t tag, size_t want, int min_only,
+			  const char *what, struct apf_err *e)
+{
+	uint32_t got = 0;
+	const void *p = snap_blob_get(data, len, tag, &got);
+	if (!p || (min_only ? got < want : got != want)) {
+		apf_fail(e, -EINVAL, "snapshot: the vCPU state's %s is %s", what,
+			 p ? "of the wrong size" : "missing");
+		return NULL;
+	}
+	return p;
+}
+
+static int set_ioctl(int fd, unsigned long req, const void *arg, const char *what, struct apf_err *e)
+{
+	if (ioctl(fd, req, arg) < 0)
+		return apf_fail(e, -errno, "restore: %s: %s", what, strerror(errno));
+	return 0;
+}
+
+int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
+			       struct apf_err *e)
+{
+	uint32_t mlen = 0;
+	const void *mp, *regs, *sregs, *xs, *xcrs, *dbg, *lapic, *ev, *khz;
+	int rc;
+
+	if (!(mp = record(data, len, REC_MP_STATE, sizeof(struct kvm_mp_state), 0, "mp_state", e)) ||
+	    !(regs = record(data, len, REC_REGS, sizeof(struct kvm_regs), 0, "regs", e)) ||
+	    !(sregs = record(data, len, REC_SREGS, sizeof(struct kvm_sregs), 0, "sregs", e)) ||
+	    !(xs = record(data, len, REC_XSAVE, sizeof(struct kvm_xsave), 1, "XSAVE area", e)) ||
+	    !(xcrs = record(data, len, REC_XCRS, sizeof(struct kvm_xcrs), 0, "xcrs", e)) ||
+	    !(dbg = record(data, len, REC_DEBUGREGS, sizeof(struct kvm_debugregs), 0, "debug registers", e)) ||
+	    !(lapic = record(data, len, REC_LAPIC, sizeof(struct kvm_lapic_state), 0, "LAPIC", e)) ||
+	    !(ev = record(data, len, REC_EVENTS, sizeof(struct kvm_vcpu_events), 0, "events", e)) ||
+	    !(khz = record(data, len, REC_TSC_KHZ, sizeof(uint32_t), 0, "TSC rate", e)))
+		return -EINVAL;
+	const struct kvm_msr_entry *msrs = snap_blob_get(data, len, REC_MSRS, &mlen);
+	if (!msrs || mlen % sizeof(*msrs) || mlen / sizeof(*msrs) > 64)
+		return apf_fail(e, -EINVAL, "snapshot: the vCPU state's MSRs are malformed");
+	uint32_t rate;
+	memcpy(&rate, khz, 4);
+	if (rate != vm->tsc_khz && ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)rate) < 0)
+		return apf_fail(e, -errno, "restore: the snapshot's TSC runs at %u kHz, this host's at "
+				"%llu kHz, and KVM cannot scale it: %s", rate,
+				(unsigned long long)vm->tsc_khz, strerror(errno));
+	/* The XSAVE record as large as this KVM's area (zero beyond). */
+	int xsize = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	uint32_t xlen = 0;
+	snap_blob_get(data, len, REC_XSAVE, &xlen);
+	size_t need = xsize > (int)sizeof(struct kvm_xsave) ? (size_t)xsize : sizeof(struct kvm_xsave);
+	struct kvm_xsave *xbuf = calloc(1, need > xlen ? need : xlen);
+	if (!xbuf)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	memcpy(xbuf, xs, xlen);
+	struct { struct kvm_msrs h; struct kvm_msr_entry e[64]; } m;
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = mlen / sizeof(*msrs);
+	memcpy(m.e, msrs, mlen);
+	if (!(rc = set_ioctl(v->fd, KVM_SET_MP_STATE, mp, "KVM_SET_MP_STATE", e)) &&
+	    !(rc = set_ioctl(v->fd, KVM_SET_REGS, regs, "KVM_SET_REGS", e)) &&
+	    !(rc = set_ioctl(v->fd, KVM_SET_SREGS, sregs, "KVM_SET_SREGS", e)) &&
+	    !(rc = set_ioctl(v->fd, KVM_SET_XSAVE, xbuf, "KVM_SET_XSAVE", e)) &&
+	    !(rc = set_ioctl(v->fd, KVM_SET_XCRS, xcrs, "KVM_SET_XCRS", e)) &&
+	    !(rc = set_ioctl(v->fd, KVM_SET_DEBUGREGS, dbg, "KVM_SET_DEBUGREGS", e)) &&
+	    !(rc = set_ioctl(v->fd, KVM_SET_LAPIC, lapic, "KVM_SET_LAPIC", e))) {
+		int set = ioctl(v->fd, KVM_SET_MSRS, &m);
+		if (set < 0 || (uint32_t)set != m.h.nmsrs)
+			rc = apf_fail(e, set < 0 ? -errno : -EINVAL,
+				      "restore: KVM accepted %d of the snapshot's %u MSRs (the first refused: 0x%x)",
+				      set, m.h.nmsrs, set >= 0 && (uint32_t)set < m.h.nmsrs ? m.e[set].index : 0);
+		else
+			rc = set_ioctl(v->fd, KVM_SET_VCPU_EVENTS, ev, "KVM_SET_VCPU_EVENTS", e);
+	}
+	free(xbuf);
+	return rc;
+}
+
+int arch_snapshot_save_vm(struct vm *vm, const struct vm_options *opt, struct snap_blob *b,
+			  struct apf_err *e)
+{
+	struct kvm_irqchip chip;
+	struct kvm_clock_data clock;
+	int rc;
+
+	for (uint32_t c = 0; c < 3; c++) {
+		memset(&chip, 0, sizeof(chip));
+		chip.chip_id = c;
+		if ((rc = get_ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip, "KVM_GET_IRQCHIP", e)) ||
+		    (rc = put(b, REC_PIC_MASTER + c, &chip, sizeof(chip), e)))
+			return rc;
+	}
+	if (opt->pc_legacy) {
+		struct kvm_pit_state2 pit;
+		if ((rc = get_ioctl(vm->vm_fd, KVM_GET_PIT2, &pit, "KVM_GET_PIT2", e)) ||
+		    (rc = put(b, REC_PIT, &pit, sizeof(pit), e)))
+			return rc;
+	}
+	memset(&clock, 0, sizeof(clock));
+	if ((rc = get_ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock, "KVM_GET_CLOCK", e)) ||
+	    (rc = put(b, REC_CLOCK, &clock, sizeof(clock), e)))
+		return rc;
+	return put(b, REC_OPTIONS, opt, sizeof(*opt), e);
+}
+
+int arch_snapshot_options(const void *data, uint64_t len, struct vm_options *opt,
+			  struct apf_err *e)
+{
+	const void *p = record(data, len, REC_OPTIONS, sizeof(*opt), 0, "VM options", e);
+	if (!p)
+		return -EINVAL;
+	memcpy(opt, p, sizeof(*opt));
+	return 0;
+}
+
+int arch_snapshot_restore_vm(struct vm *vm, const struct vm_options *opt, const void *data,
+			     uint64_t len, struct apf_err *e)
+{
+	const void *p;
+	int rc;
+
+	if (opt->pc_legacy) {
+		if (!(p = record(data, len, REC_PIT, sizeof(struct kvm_pit_state2), 0, "PIT", e)))
+			return -EINVAL;
+		if ((rc = set_ioctl(vm->vm_fd, KVM_SET_PIT2, p, "KVM_SET_PIT2", e)))
+			return rc;
+	}
+	if (!(p = record(data, len, REC_CLOCK, sizeof(struct kvm_clock_data), 0, "kvmclock", e)))
+		return -EINVAL;
+	struct kvm_clock_data clock;
+	memcpy(&clock, p, sizeof(clock));
+	clock.flags = 0; /* only the clock value carries over */
+	if ((rc = set_ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK", e)))
+		return rc;
+	for (uint32_t c = 0; c < 3; c++) {
+		struct kvm_irqchip chip;
+		if (!(p = record(data, len, REC_PIC_MASTER + c, sizeof(chip), 0, "irqchip", e)))
+			return -EINVAL;
+		memcpy(&chip, p, sizeof(chip));
+		if (chip.chip_id != c)
+			return apf_fail(e, -EINVAL, "snapshot: irqchip record %u names chip %u", c,
+					chip.chip_id);
+		if ((rc = set_ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip, "KVM_SET_IRQCHIP", e)))
+			return rc;
+	}
+	return 0;
+}

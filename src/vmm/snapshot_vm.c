@@ -1,0 +1,249 @@
+#include "snapshot_vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apf_user.h"
+#include "arch/arch.h"
+#include "snapshot/snapshot.h"
+
+
+/* One lazy page as the guest would read it: from the host mapping if the
+ * pager installed it, else from the (raw) source, synchronously. */
+static int lazy_page(struct machine *m, uint64_t page, void *buf, struct apf_err *e)
+{
+	if (m->pager_ready && pager_page_present(&m->pager, page)) {
+		memcpy(buf, (char *)m->gm.lazy + page * APF_PAGE_SIZE, APF_PAGE_SIZE);
+		return 0;
+	}
+	struct page_source *s = m->raw_source;
+	struct source_completion c;
+	int rc = source_submit(s, page, buf, NULL);
+	if (rc)
+		return apf_fail(e, rc, "snapshot: cannot fetch lazy page %llu: %s",
+				(unsigned long long)page, strerror(-rc));
+	/* The raw sources (zero, file) complete inside submit. */
+	if (!source_reap(s, &c) || c.page != page)
+		return apf_fail(e, -EIO, "snapshot: the page source did not return lazy page %llu",
+				(unsigned long long)page);
+	if (c.err)
+		return apf_fail(e, c.err, "snapshot: cannot fetch lazy page %llu: %s",
+				(unsigned long long)page, strerror(-c.err));
+	if (c.zero)
+		memset(buf, 0, APF_PAGE_SIZE);
+	return 0;
+}
+
+static int write_memory(struct machine *m, const char *path, uint32_t *crcs, struct apf_err *e)
+{
+	size_t plen = strlen(path);
+	char *mpath = malloc(plen + sizeof(SNAP_MEM_SUFFIX));
+	static unsigned char page[APF_PAGE_SIZE] __attribute__((aligned(APF_PAGE_SIZE)));
+	uint64_t next = 0;
+	int rc;
+
+	if (!mpath)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	memcpy(mpath, path, plen);
+	memcpy(mpath + plen, SNAP_MEM_SUFFIX, sizeof(SNAP_MEM_SUFFIX));
+	int fd = open(mpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = apf_fail(e, -errno, "cannot create '%s': %s", mpath, strerror(errno));
+		free(mpath);
+		return rc;
+	}
+	rc = snap_write_memory(fd, m->gm.resident, m->gm.resident_size, crcs, &next, e);
+	for (uint64_t p = 0; !rc && p < m->gm.lazy_size / APF_PAGE_SIZE; p++) {
+		rc = lazy_page(m, p, page, e);
+		if (!rc)
+			rc = snap_write_memory(fd, page, APF_PAGE_SIZE, crcs, &next, e);
+	}
+	if (!rc && fsync(fd) < 0)
+		rc = apf_fail(e, -errno, "cannot write '%s': %s", mpath, strerror(errno));
+	close(fd);
+	if (rc)
+		unlink(mpath);
+	free(mpath);
+	return rc;
+}
+
+int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint64_t run_ns,
+			  struct apf_err *e)
+{
+	uint64_t pages = (m->gm.resident_size + m->gm.lazy_size) / APF_PAGE_SIZE;
+	uint32_t *crcs = calloc(pages ? pages : 1, sizeof(*crcs));
+	struct snap_blob vcpu = { 0 }, vmstate = { 0 };
+	struct snap_writer w;
+	int rc;
+
+	if (!crcs)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	struct snap_machine sm = {
+		.guest_kind = SNAP_GUEST_REFERENCE,
+		.apf_mode = c->apf,
+		.mem_size = m->gm.resident_size,
+		.lazy_size = m->gm.lazy_size,
+		.tsc_khz = m->vm.tsc_khz,
+		.expected_results = m->expected_results,
+		.nresults = m->report.nresults,
+		.layout = m->layout,
+		.pattern = m->source ? m->source->pattern : APF_PATTERN_ZERO,
+		.seed = m->source ? m->source->seed : 0,
+		.taken_after_ns = run_ns,
+	};
+	snprintf(sm.source_desc, sizeof(sm.source_desc), "%s", m->source ? m->source->desc : "none");
+	rc = arch_snapshot_save_vcpu(&m->vm, &m->vm.vcpus[0], &vcpu, e);
+	if (!rc)
+		rc = arch_snapshot_save_vm(&m->vm, &m->vm_opt, &vmstate, e);
+	if (!rc)
+		rc = write_memory(m, c->snapshot_path, crcs, e);
+	if (!rc)
+		rc = snap_write_begin(&w, c->snapshot_path, ARCH_SNAPSHOT_ID, m->gm.resident_size,
+				      m->gm.lazy_size, e);
+	if (!rc) {
+		if ((rc = snap_write_section(&w, SNAP_SEC_MACHINE, 0, &sm, sizeof(sm), e)) ||
+		    (rc = snap_write_section(&w, SNAP_SEC_REPORT, 0, m->report.results,
+					     m->report.nresults * sizeof(m->report.results[0]), e)) ||
+		    (rc = snap_write_section(&w, SNAP_SEC_VCPU, 0, vcpu.data, vcpu.len, e)) ||
+		    (rc = snap_write_section(&w, SNAP_SEC_VM, 0, vmstate.data, vmstate.len, e)) ||
+		    (rc = snap_write_section(&w, SNAP_SEC_PAGE_CRCS, 0, crcs, pages * sizeof(*crcs), e)))
+			snap_write_abort(&w);
+		else
+			rc = snap_write_end(&w, e);
+	}
+	snap_blob_free(&vcpu);
+	snap_blob_free(&vmstate);
+	free(crcs);
+	return rc;
+}
+
+/* --- restore ------------------------------------------------------------- */
+
+static int need(const struct snap_image *s, uint32_t type, const struct snap_section **out,
+		const char *what, const char *path, struct apf_err *e)
+{
+	*out = snap_find(s, type, 0);
+	if (!*out)
+		return apf_fail(e, -EINVAL, "snapshot '%s' has no %s", path, what);
+	return 0;
+}
+
+static int memory_sources(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+{
+	struct snap_image *s = &m->snap;
+	uint64_t res_pages = s->h.resident_size / APF_PAGE_SIZE;
+	uint64_t lazy_pages = s->h.lazy_size / APF_PAGE_SIZE;
+	struct page_source *src[2] = { NULL, NULL };
+	char desc[128];
+
+	snprintf(desc, sizeof(desc), "snapshot:%s", c->restore_path);
+	for (int i = 0; i < 2; i++) {
+		uint64_t first = i ? res_pages : 0, n = i ? lazy_pages : res_pages;
+		if (!n)
+			continue;
+		int rc = source_snapshot_open(s->mem_fd, first, n, s->page_crcs + first, desc, &src[i], e);
+		if (!rc && c->latency_max_ns) {
+			struct page_source *wrapped;
+			rc = source_delay_wrap(src[i], c->latency_min_ns, c->latency_max_ns,
+					       c->latency_seed + (uint64_t)i, &wrapped, e);
+			if (rc)
+				source_close(src[i]);
+			src[i] = rc ? NULL : wrapped;
+		}
+		if (rc) {
+			source_close(src[0]);
+			return rc;
+		}
+	}
+	m->res_source = src[0];
+	m->source = m->raw_source = src[1];
+	return 0;
+}
+
+int machine_build_restore(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+{
+	const struct snap_section *msec, *rsec, *vsec, *vmsec;
+	struct snap_machine sm;
+	struct arch_entry entry = { 0 };
+	int rc;
+
+	rc = snap_open(&m->snap, c->restore_path, e);
+	if (rc)
+		return rc;
+	m->snap_open = true;
+	struct snap_image *s = &m->snap;
+	const char *path = c->restore_path;
+	if (s->h.arch != ARCH_SNAPSHOT_ID)
+		return apf_fail(e, -EINVAL, "snapshot '%s' was taken on another architecture", path);
+	if ((rc = need(s, SNAP_SEC_MACHINE, &msec, "machine state", path, e)) ||
+	    (rc = need(s, SNAP_SEC_REPORT, &rsec, "report", path, e)) ||
+	    (rc = need(s, SNAP_SEC_VCPU, &vsec, "vCPU state", path, e)) ||
+	    (rc = need(s, SNAP_SEC_VM, &vmsec, "VM state", path, e)))
+		return rc;
+	if (msec->len != sizeof(sm))
+		return apf_fail(e, -EINVAL, "snapshot '%s': its machine state has the wrong size", path);
+	memcpy(&sm, msec->data, sizeof(sm));
+	/* What the rest trusts: sizes agree with the header, the layout lies
+	 * in resident memory, the results fit. */
+	if (sm.guest_kind != SNAP_GUEST_REFERENCE || sm.mem_size != s->h.resident_size ||
+	    sm.lazy_size != s->h.lazy_size || sm.mem_size < (16ull << 20) ||
+	    sm.mem_size > (2ull << 30) || sm.lazy_size % APF_LAZY_ALIGN ||
+	    sm.expected_results > APF_MAX_TASKS || sm.nresults > sm.expected_results ||
+	    rsec->len != sm.nresults * sizeof(m->report.results[0]) ||
+	    sm.layout.ufree_end > sm.mem_size || sm.layout.page_table >= sm.mem_size)
+		return apf_fail(e, -EINVAL, "snapshot '%s': its machine state is inconsistent", path);
+	if (sm.apf_mode != c->apf)
+		return apf_fail(e, -EINVAL, "snapshot '%s' was taken with --apf %s; restore it with "
+				"--apf %s (another mode: not yet)", path,
+				apfvm_mode_name((enum apfvm_apf_mode)sm.apf_mode),
+				apfvm_mode_name((enum apfvm_apf_mode)sm.apf_mode));
+	rc = arch_snapshot_options(vmsec->data, vmsec->len, &m->vm_opt, e);
+	if (rc)
+		return rc;
+	rc = memory_sources(m, c, e);
+	if (rc)
+		return rc;
+	rc = gmem_init(&m->gm, sm.mem_size, sm.lazy_size, e);
+	if (rc)
+		return rc;
+	m->layout = sm.layout;
+	m->expected_results = sm.expected_results;
+	m->report.nresults = sm.nresults;
+	memcpy(m->report.results, rsec->data, rsec->len);
+	if ((rc = arch_restore_prepare(m, e)) || (rc = vm_create(&m->vm, &m->gm, &m->vm_opt, e)))
+		return rc;
+	if (c->apf == APFVM_APF_USER && (rc = apf_user_setup_vm(&m->vm, c->apf_trap_acks, e)))
+		return rc;
+	if ((rc = vm_add_vcpu(&m->vm, &m->vm_opt, &entry, e)) ||
+	    (rc = vm_finalize(&m->vm, &m->vm_opt, e)) ||
+	    (rc = arch_snapshot_restore_vcpu(&m->vm, &m->vm.vcpus[0], vsec->data, vsec->len, e)) ||
+	    (rc = arch_snapshot_restore_vm(&m->vm, &m->vm_opt, vmsec->data, vmsec->len, e)))
+		return rc;
+	m->vm.vcpus[0].cpu = c->vcpu_cpu;
+	/* Both regions from PATH.mem, through their own pagers. */
+	struct pager_config pc = {
+		.host_base = m->gm.resident,
+		.size = m->gm.resident_size,
+		.source = m->res_source,
+		.max_inflight = c->max_inflight,
+		.cpu = c->pager_cpu,
+		.on_error = machine_pager_error,
+		.ctx = m,
+	};
+	rc = pager_init(&m->res_pager, &pc, e);
+	m->res_pager_ready = true;
+	if (rc)
+		return rc;
+	if (m->gm.lazy_size) {
+		pc.host_base = m->gm.lazy;
+		pc.size = m->gm.lazy_size;
+		pc.source = m->source;
+		pc.hooks = m->core ? &m->pager_hooks : NULL;
+		rc = pager_init(&m->pager, &pc, e);
+		m->pager_ready = true;
+	}
+	return rc;
+}

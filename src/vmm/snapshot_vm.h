@@ -1,0 +1,49 @@
+/*
+ * snapshot_vm: a machine to a snapshot and back (docs/snapshot.md).
+ *
+ * Taking one: the vCPUs are stopped (out of KVM_RUN, their threads
+ * joined) and the pager thread too; then the memory file is written
+ * (resident memory as it is; each lazy page as the guest would see it:
+ * from the host mapping if present, else from the page source), the
+ * architecture's vCPU and VM state, the machine's own (guest layout,
+ * results reported so far) and the per-page checksums.
+ *
+ * Restoring: a machine is built from the snapshot instead of booting a
+ * guest: the VM with the options it had, its vCPU and VM state, the
+ * results reported before, and two pagers serving all of its memory from
+ * PATH.mem (resident memory, kernel pages included, and the lazy region),
+ * each page checked against its checksum.
+ */
+#ifndef APFVM_SNAPSHOT_VM_H
+#define APFVM_SNAPSHOT_VM_H
+
+#include "apfvm/vmm.h"
+#include "machine.h"
+
+/* SNAP_SEC_MACHINE's payload. */
+struct snap_machine {
+	uint32_t guest_kind;        /* 1: the reference guest */
+	uint32_t apf_mode;          /* enum apfvm_apf_mode when it was taken */
+	uint64_t mem_size, lazy_size;
+	uint64_t tsc_khz;
+	uint32_t expected_results;  /* task results the whole run reports */
+	uint32_t nresults;          /* of which SNAP_SEC_REPORT holds these */
+	struct guest_layout layout;
+	uint32_t pattern;           /* the lazy region's content, for the stats */
+	uint32_t pad;
+	uint64_t seed;
+	uint64_t taken_after_ns;    /* the run's time when it was taken */
+	char source_desc[128];
+};
+
+#define SNAP_GUEST_REFERENCE 1
+
+/* Writes m's snapshot to path and path.mem; m's vCPU and pager threads
+ * must be stopped. */
+int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint64_t run_ns,
+			  struct apf_err *e);
+
+/* Builds m from the snapshot c->restore_path (in place of run.c's build). */
+int machine_build_restore(struct machine *m, const struct apfvm_config *c, struct apf_err *e);
+
+#endif
