@@ -1,0 +1,114 @@
+#!/bin/bash
+# End-to-end tests of snapshots (docs/snapshot.md): a running reference
+# guest snapshotted halfway through its scan and restored lazily finishes
+# with every word verified and results covering the whole run; every
+# damaged snapshot is refused with a clear message before any guest runs;
+# a page whose checksum does not match is never mapped into the guest.
+# Prints "ok NAME" / "FAIL NAME: why" lines.
+set -u
+APFVM=${APFVM:-build/apfvm}
+tmp=$(mktemp -d /tmp/apfvm-snap.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; }
+json_num() { grep -o "\"$2\": *[0-9.]*" "$1" | head -1 | sed 's/.*: *//'; }
+scan_field() { grep '"name": "scan"' "$1" | grep -o "\"$2\": *[0-9.]*" | sed 's/.*: *//'; }
+
+# expect_refused NAME PATTERN ARGS...: apfvm exits 1 or 2 with PATTERN on
+# stderr, and no guest ran (no summary, no results); expect_failed: the
+# same, but a guest may have run.
+expect_failed() { may_run=1 expect_refused "$@"; }
+expect_refused() {
+	local name=$1 pattern=$2
+	shift 2
+	timeout 60 $APFVM "$@" >"$tmp/out" 2>"$tmp/err"
+	local rc=$?
+	if [ $rc -ne 1 ] && [ $rc -ne 2 ]; then
+		fail "$name" "exit status $rc: $(head -c 300 "$tmp/err")"
+	elif ! grep -qE -- "$pattern" "$tmp/err"; then
+		fail "$name" "message '$(head -c 300 "$tmp/err")' does not match /$pattern/"
+	elif [ -z "${may_run:-}" ] && grep -q "task " "$tmp/out"; then
+		fail "$name" "a guest ran: $(head -c 300 "$tmp/out")"
+	else
+		ok "$name"
+	fi
+}
+
+$APFVM mkimage --size 8M --seed 5 "$tmp/img" >/dev/null || { fail snapshot_setup "mkimage"; exit 0; }
+snap_run() { # PATH: compute and a scan of 8 MiB at 1 ms per page, snapshotted at 1.5 s
+	$APFVM run --workload compute,scan --lazy 8M --source file:"$tmp/img" --latency 1ms \
+		--snapshot-at 1500ms --snapshot "$1" >"$tmp/out" 2>"$tmp/err"
+}
+
+if snap_run "$tmp/snap" && [ -s "$tmp/snap" ] && [ -s "$tmp/snap.mem" ] &&
+	grep -q "snapshot of the guest at 1.500 s written" "$tmp/out"; then
+	ok snapshot_is_written
+else
+	fail snapshot_is_written "$(cat "$tmp/err" "$tmp/out" | head -c 400)"
+fi
+
+# Restored: the scan goes on where it stopped and verifies every word; the
+# results cover the whole run (the scan's runtime includes the 1.5 s
+# before the snapshot); only the pages it had not read yet are fetched.
+restore_check() { # NAME ARGS...
+	local name=$1
+	shift
+	if $APFVM restore "$@" --stats-json "$tmp/r.json" "$tmp/snap" >"$tmp/out" 2>"$tmp/err"; then
+		local pages mism rt fetched
+		pages=$(scan_field "$tmp/r.json" pages)
+		mism=$(scan_field "$tmp/r.json" mismatches)
+		rt=$(scan_field "$tmp/r.json" runtime_s)
+		fetched=$(json_num "$tmp/r.json" pages_fetched)
+		if [ "$pages" = 2048 ] && [ "$mism" = 0 ] && grep -q '"name": "compute"' "$tmp/r.json" &&
+			awk -v r="$rt" 'BEGIN { exit !(r >= 1.5) }' &&
+			[ "${fetched:-0}" -gt 0 ] && [ "${fetched:-0}" -lt 2048 ]; then
+			ok "$name"
+		else
+			fail "$name" "$(tr '\n' ' ' <"$tmp/r.json" | head -c 600)"
+		fi
+	else
+		fail "$name" "$(head -c 400 "$tmp/err")"
+	fi
+}
+restore_check restore_finishes_the_scan_with_every_word_verified
+restore_check restore_with_fetch_latency_finishes_too --latency 500us
+
+# When the snapshot comes too late, or cannot apply.
+expect_failed snapshot_after_the_guest_ended "finished before" \
+	run --workload compute --duration 200ms --snapshot-at 30s --snapshot "$tmp/late"
+expect_refused snapshot_needs_both_options "go together" run --snapshot "$tmp/x"
+expect_refused restore_refuses_what_the_snapshot_fixes "--workload does not apply to restore" \
+	restore --workload scan "$tmp/snap"
+expect_refused restore_needs_a_path "needs one snapshot path" restore
+expect_refused restore_in_another_mode_is_refused "taken with --apf off" \
+	restore --apf kernel "$tmp/snap"
+
+# Damaged snapshots: each refused with what is wrong, no guest started.
+damaged() { # NAME PATTERN EDIT: a fresh copy edited by EDIT (a shell command on $d)
+	local name=$1 pattern=$2 edit=$3 d="$tmp/bad"
+	cp "$tmp/snap" "$d" && cp "$tmp/snap.mem" "$d.mem" && eval "$edit"
+	expect_refused "$name" "$pattern" restore "$d"
+}
+damaged truncated_snapshot_is_refused "is truncated" 'truncate -s -100 "$d"'
+damaged other_version_is_refused "format version 2; this apfvm reads version 1" \
+	'printf "\002" | dd of="$d" bs=1 seek=8 conv=notrunc status=none'
+damaged section_checksum_mismatch_is_refused "checksum mismatch in section" \
+	'printf "\377" | dd of="$d" bs=1 seek=200 conv=notrunc status=none'
+damaged short_memory_file_is_refused "its state says" 'truncate -s -4096 "$d.mem"'
+damaged missing_memory_file_is_refused "cannot open the snapshot's memory" 'rm "$d.mem"'
+expect_refused not_a_snapshot_is_refused "is not an apfvm snapshot" restore "$tmp/img"
+
+# A memory page that does not match its checksum is never mapped: the
+# guest's access to it fails, naming the page, instead of reading it.
+last=$(( $(stat -c %s "$tmp/snap.mem") / 4096 - 1 )) # the lazy region's last page
+cp "$tmp/snap" "$tmp/bad" && cp "$tmp/snap.mem" "$tmp/bad.mem" &&
+	printf '\377' | dd of="$tmp/bad.mem" bs=1 seek=$((last * 4096 + 17)) conv=notrunc status=none
+timeout 120 $APFVM restore "$tmp/bad" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "page 2047 of the lazy region, which could not be fetched" "$tmp/err" &&
+	grep -qi "bad message\|checksum" "$tmp/err"; then
+	ok damaged_memory_page_is_never_mapped
+else
+	fail damaged_memory_page_is_never_mapped "status $rc: $(head -c 400 "$tmp/err")"
+fi
