@@ -105,6 +105,12 @@ struct apfvm_task_stats {
 };
 
 struct apfvm_stats {
+	/* A restore: from apfvm_run()'s start (the snapshot opened) to the
+	 * vCPU's first KVM_RUN, and resident memory's pager (the lazy
+	 * region's counts are the ones above). */
+	bool restored;
+	double first_run_ms;
+	uint64_t resident_pages_fetched, resident_faults;
 	bool snapshot_taken;        /* --snapshot: written; the run ended there */
 	enum apfvm_apf_mode mode;
 	char platform[96];          /* where it ran: platform/platform.h */

@@ -25,6 +25,7 @@ static const char main_usage[] =
 	"\n"
 	"Commands:\n"
 	"  run       boot the guest kernel and run workloads on lazily served memory\n"
+	"  restore   go on with a snapshot's guest, its memory served lazily\n"
 	"  mkimage   write a deterministic memory image for --source file:PATH\n"
 	"  bench     compare the async page fault modes side by side\n"
 	"  platform  name this machine's KVM (the platform figures come from)\n"

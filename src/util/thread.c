@@ -41,3 +41,10 @@ int join_within(pthread_t t, uint64_t timeout_ns)
 	struct timespec ts = deadline_after(CLOCK_REALTIME, timeout_ns);
 	return pthread_timedjoin_np(t, NULL, &ts);
 }
+
+uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

@@ -21,4 +21,7 @@ struct timespec deadline_after(clockid_t clock, uint64_t ns);
  * error of pthread_timedjoin_np (ETIMEDOUT: still running, not joined). */
 int join_within(pthread_t t, uint64_t timeout_ns);
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t monotonic_ns(void);
+
 #endif

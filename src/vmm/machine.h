@@ -95,6 +95,8 @@ struct machine {
 	bool res_pager_ready;
 	struct page_source *res_source;
 	bool snapshot_taken;     /* --snapshot: written, the run ended there */
+	uint64_t start_ns;       /* CLOCK_MONOTONIC when apfvm_run began */
+	_Atomic uint64_t first_run_ns; /* when the vCPU first entered KVM_RUN */
 };
 
 /* The machine a vCPU belongs to. */

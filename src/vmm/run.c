@@ -396,6 +396,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	if (!m)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	m->vm.vm_fd = m->vm.kvm_fd = -1;
+	m->start_ns = monotonic_ns();
 	pthread_mutex_init(&m->report_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

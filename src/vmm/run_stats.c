@@ -41,6 +41,15 @@ static void collect_trace(struct machine *m, struct apfvm_stats *st)
 
 void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct apfvm_stats *st)
 {
+	if (c->restore_path) {
+		uint64_t first = atomic_load(&m->first_run_ns);
+		st->restored = true;
+		st->first_run_ms = first ? (double)(first - m->start_ns) / 1e6 : 0;
+		if (m->res_pager_ready && !m->res_pager.abandoned) {
+			st->resident_pages_fetched = m->res_pager.stats.pages_fetched;
+			st->resident_faults = m->res_pager.stats.faults_total;
+		}
+	}
 	const struct pager_stats *ps = &m->pager.stats;
 
 	st->mode = c->apf;

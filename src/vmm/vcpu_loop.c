@@ -222,6 +222,8 @@ static void *vcpu_thread(void *arg)
 	pthread_mutex_unlock(&v->kick_lock);
 	if (m->core)
 		apf_user_vcpu_init(v);
+	uint64_t zero = 0;
+	atomic_compare_exchange_strong(&m->first_run_ns, &zero, monotonic_ns());
 	while (!atomic_load(&m->stop)) {
 		tl_in_kvm_run = 1;
 		int r = ioctl(v->fd, KVM_RUN, 0);
