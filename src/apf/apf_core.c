@@ -366,6 +366,13 @@ int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
 	return rc;
 }
 
+int apf_core_restore_msrs(struct apf_core *c, unsigned v, uint32_t vector, uint64_t msr_en)
+{
+	if (apf_core_wrmsr(c, v, MSR_KVM_ASYNC_PF_INT, vector))
+		return -1;
+	return apf_core_wrmsr(c, v, MSR_KVM_ASYNC_PF_EN, msr_en);
+}
+
 int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value)
 {
 	int rc = 0;

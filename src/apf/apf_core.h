@@ -205,6 +205,11 @@ void apf_core_ack(struct apf_core *c, unsigned v);
  * the write must fail with #GP (as KVM does). */
 int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value);
 
+/* A restore (x86): the vector and enable MSRs as the guest had written
+ * them, written again in that order and checked as a guest's writes; the
+ * enable sends wake-all.  0, or -1 for values a guest could not write. */
+int apf_core_restore_msrs(struct apf_core *c, unsigned v, uint32_t vector, uint64_t msr_en);
+
 /* Guest RDMSR: the value KVM would return; -1 for an unknown MSR. */
 int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value);
 

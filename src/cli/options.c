@@ -447,9 +447,6 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	if (c->snapshot_path && (o->kernel_path || c->populate))
 		return apf_fail(e, -EINVAL, "--snapshot: snapshots of the reference guest only so far "
 				"(not with --kernel or --populate)");
-	if (c->snapshot_path && c->apf != APFVM_APF_OFF)
-		return apf_fail(e, -EINVAL, "--snapshot: with --apf off only so far (the async-PF "
-				"state does not travel yet)");
 	if (o->kernel_path && c->trace)
 		return apf_fail(e, -EINVAL, "--trace with --kernel: the fault-path stamps need the "
 				"reference guest's kernel");

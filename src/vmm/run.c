@@ -420,6 +420,8 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		rc = pager_start(&m->pager, e);
 	if (!rc && m->res_pager_ready)
 		rc = pager_start(&m->res_pager, e);
+	if (!rc && c->restore_path)
+		rc = machine_restore_started(m, c, e);
 	t0 = now_s();
 	if (!rc) {
 		rc = vcpu_start(&m->vm.vcpus[0]);

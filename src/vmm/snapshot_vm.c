@@ -70,6 +70,24 @@ static int write_memory(struct machine *m, const char *path, uint32_t *crcs, str
 	return rc;
 }
 
+/* --apf user: the registration the core holds, per vCPU.  What was in
+ * flight is dropped: the restore's wake-all frees every parked task. */
+static int write_apf(struct machine *m, struct snap_writer *w, struct apf_err *e)
+{
+	if (!m->core)
+		return 0;
+	for (unsigned v = 0; v < m->vm.nvcpus; v++) {
+		const struct apf_core_vcpu *cv = &m->core->vcpus[v];
+		struct snap_apf a = { .msr_en = cv->msr_en, .area_gpa = cv->area_gpa,
+				      .vector = cv->vector, .enabled = cv->enabled,
+				      .send_always = cv->send_always };
+		int rc = snap_write_section(w, SNAP_SEC_APF, v, &a, sizeof(a), e);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint64_t run_ns,
 			  struct apf_err *e)
 {
@@ -109,6 +127,7 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 					     m->report.nresults * sizeof(m->report.results[0]), e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_VCPU, 0, vcpu.data, vcpu.len, e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_VM, 0, vmstate.data, vmstate.len, e)) ||
+		    (rc = write_apf(m, &w, e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_PAGE_CRCS, 0, crcs, pages * sizeof(*crcs), e)))
 			snap_write_abort(&w);
 		else
@@ -160,6 +179,47 @@ static int memory_sources(struct machine *m, const struct apfvm_config *c, struc
 	}
 	m->res_source = src[0];
 	m->source = m->raw_source = src[1];
+	return 0;
+}
+
+/* --apf user: a core for the restored vCPU (its registration follows in
+ * machine_restore_started, once memory can be served). */
+static int restore_apf(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+{
+	int rc = apf_user_init(m, c->apf_threshold_ns ? c->apf_threshold_ns
+						      : APF_USER_DEFAULT_THRESHOLD_NS,
+			       c->apf_trap_acks, e);
+	if (rc)
+		return rc;
+	m->pager_hooks = apf_user_pager_hooks;
+	m->pager_hooks.ctx = m;
+	return 0;
+}
+
+/* The registration the guest had made, given to the core again:
+ * registering sends the wake-all that frees every task parked before the
+ * snapshot (as KVM does when its enable MSR is written again, kernel
+ * mode).  It writes the guest's area: only once the pagers serve
+ * resident memory, which is empty until then. */
+int machine_restore_started(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+{
+	if (!m->core)
+		return 0;
+	const struct snap_section *sec = snap_find(&m->snap, SNAP_SEC_APF, 0);
+	if (!sec)
+		return 0; /* the guest had not registered */
+	struct snap_apf a;
+	if (sec->len != sizeof(a))
+		return apf_fail(e, -EINVAL, "snapshot '%s': its async-PF state has the wrong size",
+				c->restore_path);
+	memcpy(&a, sec->data, sizeof(a));
+	if (!a.enabled)
+		return 0;
+	/* As the guest wrote it (x86: the MSRs; checked as a guest's write). */
+	if (a.msr_en ? apf_core_restore_msrs(m->core, 0, a.vector, a.msr_en)
+		     : apf_core_enable(m->core, 0, a.area_gpa, 64, (uint8_t)a.vector, a.send_always))
+		return apf_fail(e, -EINVAL, "snapshot '%s': its async-PF registration is invalid",
+				c->restore_path);
 	return 0;
 }
 
@@ -223,6 +283,8 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	    (rc = arch_snapshot_restore_vm(&m->vm, &m->vm_opt, vmsec->data, vmsec->len, e)))
 		return rc;
 	m->vm.vcpus[0].cpu = c->vcpu_cpu;
+	if (c->apf == APFVM_APF_USER && (rc = restore_apf(m, c, e)))
+		return rc;
 	/* Both regions from PATH.mem, through their own pagers. */
 	struct pager_config pc = {
 		.host_base = m->gm.resident,

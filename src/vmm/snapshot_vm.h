@@ -38,6 +38,17 @@ struct snap_machine {
 
 #define SNAP_GUEST_REFERENCE 1
 
+/* SNAP_SEC_APF's payload (index = vCPU): the registration the async-fault
+ * core held (--apf user).  msr_en: x86's raw MSR value (0 on arm64). */
+struct snap_apf {
+	uint64_t msr_en;
+	uint64_t area_gpa;
+	uint32_t vector;
+	uint32_t enabled;
+	uint32_t send_always;
+	uint32_t pad;
+};
+
 /* Writes m's snapshot to path and path.mem; m's vCPU and pager threads
  * must be stopped. */
 int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint64_t run_ns,
@@ -45,5 +56,10 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 
 /* Builds m from the snapshot c->restore_path (in place of run.c's build). */
 int machine_build_restore(struct machine *m, const struct apfvm_config *c, struct apf_err *e);
+
+/* Once the pagers run, before the vCPU does: what writes guest memory
+ * (the async-PF registration).  Host accesses to a restored guest's
+ * memory wait for its pager like the guest's own. */
+int machine_restore_started(struct machine *m, const struct apfvm_config *c, struct apf_err *e);
 
 #endif
