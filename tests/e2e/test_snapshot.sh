@@ -74,6 +74,30 @@ restore_check() { # NAME ARGS...
 restore_check restore_finishes_the_scan_with_every_word_verified
 restore_check restore_with_fetch_latency_finishes_too --latency 500us
 
+# In each async mode: the guest's registration travels, the restore sends
+# a wake-all (the guest counts its second), nothing parked before the
+# snapshot hangs, and the rest of the scan goes async.
+for mode in kernel user; do
+	name=restore_in_${mode}_mode_wakes_every_parked_task_and_goes_async
+	if $APFVM run --workload compute,scan --lazy 8M --source file:"$tmp/img" --latency 5ms \
+		--apf $mode --snapshot-at 1500ms --snapshot "$tmp/snap-$mode" >/dev/null 2>"$tmp/err" &&
+		timeout 300 $APFVM restore --apf $mode --latency 5ms --stats-json "$tmp/m.json" \
+			"$tmp/snap-$mode" >/dev/null 2>>"$tmp/err"; then
+		g=$(grep '"apf": {' "$tmp/m.json")
+		wake=$(echo "$g" | grep -o '"wake_all": *[0-9]*' | sed 's/.*: *//')
+		async=$(grep -o '"async": *[0-9]*' "$tmp/m.json" | head -1 | sed 's/.*: *//')
+		if [ "$(scan_field "$tmp/m.json" pages)" = 2048 ] &&
+			[ "$(scan_field "$tmp/m.json" mismatches)" = 0 ] && [ "$wake" = 2 ] &&
+			[ "${async:-0}" -gt 0 ]; then
+			ok "$name"
+		else
+			fail "$name" "$(tr '\n' ' ' <"$tmp/m.json" | head -c 700)"
+		fi
+	else
+		fail "$name" "$(head -c 400 "$tmp/err")"
+	fi
+done
+
 # When the snapshot comes too late, or cannot apply.
 expect_failed snapshot_after_the_guest_ended "finished before" \
 	run --workload compute --duration 200ms --snapshot-at 30s --snapshot "$tmp/late"
