@@ -67,7 +67,7 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
 
-.PHONY: all test demo bench bench-linux bench-arm64 clean fuzz deps deps-bench
+.PHONY: all test demo bench bench-linux bench-arm64 bench-restore clean fuzz deps deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
 all: $(APFVM)
@@ -226,6 +226,8 @@ bench: $(APFVM) $(BENCH_PAGER) deps-bench
 	$(Q)scripts/bench.sh $(BENCH_ARGS)
 bench-linux: $(APFVM) deps-bench
 	$(Q)scripts/bench_linux.sh $(BENCH_ARGS)
+bench-restore: $(APFVM)
+	$(Q)scripts/bench_restore.sh
 bench-arm64: arm64 deps-bench
 	$(Q)scripts/bench_arm64.sh $(BENCH_ARGS)
 

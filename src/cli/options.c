@@ -72,6 +72,8 @@ const char options_restore_usage[] =
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --apf MODE            off | kernel | user: as for 'apfvm run' (default off)\n"
 	"  --apf-threshold DUR   user mode: go async only above this expected fetch time\n"
+	"  --populate            install all of the memory before the guest goes on (an eager\n"
+	"                        restore: the baseline the lazy one is measured against)\n"
 	"  --pin, --timeout, --stats-json, --console, -v, -q: as for 'apfvm run'\n"
 	"  -h, --help            this help\n"
 	"\n"
@@ -420,7 +422,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			return apf_fail(e, -EINVAL, "restore needs one snapshot path (see 'apfvm restore --help')");
 		c->restore_path = argv[optind];
 		static const char *const fixed[] = { "--guest", "--kernel", "--initrd", "--mem", "--lazy",
-						     "--source", "--populate", "--workload", "--duration",
+						     "--source", "--workload", "--duration",
 						     "--scan-order", "--hz", "--cmdline", "--trace",
 						     "--seed" };
 		for (int i = 1; i < argc - 1; i++)

@@ -94,6 +94,7 @@ struct machine {
 	struct pager res_pager;
 	bool res_pager_ready;
 	struct page_source *res_source;
+	struct page_source *res_raw_source; /* without added latency (owned by res_source) */
 	bool snapshot_taken;     /* --snapshot: written, the run ended there */
 	uint64_t start_ns;       /* CLOCK_MONOTONIC when apfvm_run began */
 	_Atomic uint64_t first_run_ns; /* when the vCPU first entered KVM_RUN */

@@ -155,7 +155,7 @@ static int memory_sources(struct machine *m, const struct apfvm_config *c, struc
 	struct snap_image *s = &m->snap;
 	uint64_t res_pages = s->h.resident_size / APF_PAGE_SIZE;
 	uint64_t lazy_pages = s->h.lazy_size / APF_PAGE_SIZE;
-	struct page_source *src[2] = { NULL, NULL };
+	struct page_source *src[2] = { NULL, NULL }, *raw[2] = { NULL, NULL };
 	char desc[128];
 
 	snprintf(desc, sizeof(desc), "snapshot:%s", c->restore_path);
@@ -164,6 +164,7 @@ static int memory_sources(struct machine *m, const struct apfvm_config *c, struc
 		if (!n)
 			continue;
 		int rc = source_snapshot_open(s->mem_fd, first, n, s->page_crcs + first, desc, &src[i], e);
+		raw[i] = src[i];
 		if (!rc && c->latency_max_ns) {
 			struct page_source *wrapped;
 			rc = source_delay_wrap(src[i], c->latency_min_ns, c->latency_max_ns,
@@ -178,7 +179,9 @@ static int memory_sources(struct machine *m, const struct apfvm_config *c, struc
 		}
 	}
 	m->res_source = src[0];
-	m->source = m->raw_source = src[1];
+	m->res_raw_source = raw[0];
+	m->source = src[1];
+	m->raw_source = raw[1];
 	return 0;
 }
 
@@ -307,5 +310,11 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 		rc = pager_init(&m->pager, &pc, e);
 		m->pager_ready = true;
 	}
+	/* --populate: an eager restore, every page installed (and checked)
+	 * before the guest goes on. */
+	if (!rc && c->populate)
+		rc = pager_populate(&m->res_pager, m->res_raw_source, e);
+	if (!rc && c->populate && m->pager_ready)
+		rc = pager_populate(&m->pager, m->raw_source, e);
 	return rc;
 }

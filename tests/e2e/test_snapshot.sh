@@ -73,6 +73,15 @@ restore_check() { # NAME ARGS...
 }
 restore_check restore_finishes_the_scan_with_every_word_verified
 restore_check restore_with_fetch_latency_finishes_too --latency 500us
+# Eager (--populate): every page installed and checked before the guest
+# goes on; then it needs no fault at all.
+if $APFVM restore --populate --stats-json "$tmp/e.json" "$tmp/snap" >/dev/null 2>"$tmp/err" &&
+	[ "$(scan_field "$tmp/e.json" mismatches)" = 0 ] && [ "$(scan_field "$tmp/e.json" pages)" = 2048 ] &&
+	[ "$(json_num "$tmp/e.json" resident_faults)" = 0 ] && [ "$(json_num "$tmp/e.json" pages_fetched)" = 0 ]; then
+	ok eager_restore_installs_everything_first
+else
+	fail eager_restore_installs_everything_first "$(cat "$tmp/err"; tr '\n' ' ' <"$tmp/e.json" | head -c 500)"
+fi
 
 # In each async mode: the guest's registration travels, the restore sends
 # a wake-all (the guest counts its second), nothing parked before the
