@@ -26,22 +26,11 @@ static int file_submit(struct page_source *s, uint64_t page, void *buf, void *co
 {
 	struct file_source *f = (struct file_source *)s;
 	struct source_completion c = { .page = page, .buf = buf, .cookie = cookie };
-	size_t done = 0;
 
 	if (page >= s->npages)
 		return -ERANGE;
 	c.submit_ns = source_now_ns();
-	while (done < APF_PAGE_SIZE) {
-		ssize_t n = pread(f->fd, (char *)buf + done, APF_PAGE_SIZE - done,
-				  (off_t)(f->data_offset + page * APF_PAGE_SIZE + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			c.err = n < 0 ? -errno : -EIO; /* file shrank under us */
-			break;
-		}
-		done += (size_t)n;
-	}
+	c.err = source_pread_page(f->fd, f->data_offset + page * APF_PAGE_SIZE, buf);
 	f->ewma_ns = (f->ewma_ns * 7 + (source_now_ns() - c.submit_ns)) / 8;
 	source_complete(s, &c);
 	return 0;

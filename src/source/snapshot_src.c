@@ -37,22 +37,11 @@ static int snap_submit(struct page_source *s, uint64_t page, void *buf, void *co
 {
 	struct snapshot_source *f = (struct snapshot_source *)s;
 	struct source_completion c = { .page = page, .buf = buf, .cookie = cookie };
-	size_t done = 0;
 
 	if (page >= s->npages)
 		return -ERANGE;
 	c.submit_ns = source_now_ns();
-	while (done < APF_PAGE_SIZE) {
-		ssize_t n = pread(f->fd, (char *)buf + done, APF_PAGE_SIZE - done,
-				  (off_t)((f->first_page + page) * APF_PAGE_SIZE + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			c.err = n < 0 ? -errno : -EIO; /* the file shrank under us */
-			break;
-		}
-		done += (size_t)n;
-	}
+	c.err = source_pread_page(f->fd, (f->first_page + page) * APF_PAGE_SIZE, buf);
 	if (!c.err && crc32c(0, buf, APF_PAGE_SIZE) != f->crcs[page]) {
 		c.err = -EBADMSG; /* "Bad message": the page's checksum does not match */
 		f->bad_pages++;
