@@ -205,6 +205,17 @@ int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, 
 	memset(&m, 0, sizeof(m));
 	m.h.nmsrs = mlen / sizeof(*msrs);
 	memcpy(m.e, msrs, mlen);
+	/* Only the MSRs a snapshot holds: nothing else reaches KVM. */
+	for (uint32_t i = 0; i < m.h.nmsrs; i++) {
+		bool known = false;
+		for (size_t k = 0; k < sizeof(saved_msrs) / sizeof(saved_msrs[0]); k++)
+			known |= m.e[i].index == saved_msrs[k];
+		if (!known) {
+			free(xbuf);
+			return apf_fail(e, -EINVAL, "snapshot: MSR 0x%x is not one a snapshot holds",
+					m.e[i].index);
+		}
+	}
 	if (!(rc = set_ioctl(v->fd, KVM_SET_MP_STATE, mp, "KVM_SET_MP_STATE", e)) &&
 	    !(rc = set_ioctl(v->fd, KVM_SET_REGS, regs, "KVM_SET_REGS", e)) &&
 	    !(rc = set_ioctl(v->fd, KVM_SET_SREGS, sregs, "KVM_SET_SREGS", e)) &&
