@@ -58,27 +58,38 @@ static int get_ioctl(int fd, unsigned long req, void *arg, const char *what, str
 /* The MSRs of saved_msrs that this KVM has (KVM_GET_MSR_INDEX_LIST), read. */
 static int save_msrs(struct vm *vm, struct vcpu *v, struct snap_blob *b, struct apf_err *e)
 {
-	enum { N = sizeof(saved_msrs) / sizeof(saved_msrs[0]) };
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[N]; } m;
-	struct { struct kvm_msr_list h; uint32_t idx[1024]; } list;
+	enum { N = sizeof(saved_msrs) / sizeof(saved_msrs[0]), LIST_MAX = 1024 };
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + N * sizeof(struct kvm_msr_entry));
+	struct kvm_msr_list *list = calloc(1, sizeof(*list) + LIST_MAX * sizeof(uint32_t));
 	unsigned n = 0;
+	int rc = 0;
 
-	memset(&m, 0, sizeof(m));
-	list.h.nmsrs = 1024;
-	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
-		return apf_fail(e, -errno, "snapshot: KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	if (!m || !list) {
+		rc = apf_fail(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	list->nmsrs = LIST_MAX;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
+		rc = apf_fail(e, -errno, "snapshot: KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+		goto out;
+	}
 	for (unsigned i = 0; i < N; i++)
-		for (uint32_t j = 0; j < list.h.nmsrs; j++)
-			if (list.idx[j] == saved_msrs[i]) {
-				m.e[n++].index = saved_msrs[i];
+		for (uint32_t j = 0; j < list->nmsrs; j++)
+			if (list->indices[j] == saved_msrs[i]) {
+				m->entries[n++].index = saved_msrs[i];
 				break;
 			}
-	m.h.nmsrs = n;
-	int got = ioctl(v->fd, KVM_GET_MSRS, &m);
+	m->nmsrs = n;
+	int got = ioctl(v->fd, KVM_GET_MSRS, m);
 	if (got < 0 || (unsigned)got != n)
-		return apf_fail(e, got < 0 ? -errno : -EIO, "snapshot: KVM_GET_MSRS read %d of %u MSRs",
-				got, n);
-	return put(b, REC_MSRS, m.e, n * sizeof(m.e[0]), e);
+		rc = apf_fail(e, got < 0 ? -errno : -EIO, "snapshot: KVM_GET_MSRS read %d of %u MSRs",
+			      got, n);
+	else
+		rc = put(b, REC_MSRS, m->entries, n * sizeof(m->entries[0]), e);
+out:
+	free(m);
+	free(list);
+	return rc;
 }
 
 /* State the VMM changed through KVM_CAP_SYNC_REGS (a not-present set
@@ -201,19 +212,24 @@ int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, 
 	if (!xbuf)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	memcpy(xbuf, xs, xlen);
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[64]; } m;
-	memset(&m, 0, sizeof(m));
-	m.h.nmsrs = mlen / sizeof(*msrs);
-	memcpy(m.e, msrs, mlen);
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + mlen);
+	if (!m) {
+		free(xbuf);
+		return apf_fail(e, -ENOMEM, "out of memory");
+	}
+	m->nmsrs = mlen / sizeof(*msrs);
+	memcpy(m->entries, msrs, mlen);
 	/* Only the MSRs a snapshot holds: nothing else reaches KVM. */
-	for (uint32_t i = 0; i < m.h.nmsrs; i++) {
+	for (uint32_t i = 0; i < m->nmsrs; i++) {
 		bool known = false;
 		for (size_t k = 0; k < sizeof(saved_msrs) / sizeof(saved_msrs[0]); k++)
-			known |= m.e[i].index == saved_msrs[k];
+			known |= m->entries[i].index == saved_msrs[k];
 		if (!known) {
+			rc = apf_fail(e, -EINVAL, "snapshot: MSR 0x%x is not one a snapshot holds",
+				      m->entries[i].index);
+			free(m);
 			free(xbuf);
-			return apf_fail(e, -EINVAL, "snapshot: MSR 0x%x is not one a snapshot holds",
-					m.e[i].index);
+			return rc;
 		}
 	}
 	if (!(rc = set_ioctl(v->fd, KVM_SET_MP_STATE, mp, "KVM_SET_MP_STATE", e)) &&
@@ -223,14 +239,15 @@ int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, 
 	    !(rc = set_ioctl(v->fd, KVM_SET_XCRS, xcrs, "KVM_SET_XCRS", e)) &&
 	    !(rc = set_ioctl(v->fd, KVM_SET_DEBUGREGS, dbg, "KVM_SET_DEBUGREGS", e)) &&
 	    !(rc = set_ioctl(v->fd, KVM_SET_LAPIC, lapic, "KVM_SET_LAPIC", e))) {
-		int set = ioctl(v->fd, KVM_SET_MSRS, &m);
-		if (set < 0 || (uint32_t)set != m.h.nmsrs)
+		int set = ioctl(v->fd, KVM_SET_MSRS, m);
+		if (set < 0 || (uint32_t)set != m->nmsrs)
 			rc = apf_fail(e, set < 0 ? -errno : -EINVAL,
 				      "restore: KVM accepted %d of the snapshot's %u MSRs (the first refused: 0x%x)",
-				      set, m.h.nmsrs, set >= 0 && (uint32_t)set < m.h.nmsrs ? m.e[set].index : 0);
+				      set, m->nmsrs, set >= 0 && (uint32_t)set < m->nmsrs ? m->entries[set].index : 0);
 		else
 			rc = set_ioctl(v->fd, KVM_SET_VCPU_EVENTS, ev, "KVM_SET_VCPU_EVENTS", e);
 	}
+	free(m);
 	free(xbuf);
 	return rc;
 }
