@@ -153,9 +153,15 @@ static void fail_poisoned_access(struct machine *m, struct vcpu *v, void *addr)
 {
 	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)m->gm.lazy;
 
+	uintptr_t rbase = (uintptr_t)m->gm.resident;
 	if (m->gm.lazy && a >= base && a - base < m->gm.lazy_size)
 		machine_fail(m, "vCPU %u: the guest accessed page %llu of the lazy region, which could not be fetched",
 			     v->id, (unsigned long long)((a - base) / APF_PAGE_SIZE));
+	else if (m->res_pager_ready && a >= rbase && a - rbase < m->gm.resident_size)
+		machine_fail(m, "vCPU %u: the guest accessed resident page %llu, which could not be "
+			     "restored from the snapshot (%s)", v->id,
+			     (unsigned long long)((a - rbase) / APF_PAGE_SIZE),
+			     m->res_pager.error_msg[0] ? m->res_pager.error_msg : "see the pager's error");
 	else
 		machine_fail(m, "vCPU %u: KVM reported poisoned host memory at %p (not the lazy region)",
 			     v->id, addr);
