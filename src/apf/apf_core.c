@@ -419,11 +419,10 @@ void apf_core_reset_vcpu(struct apf_core *c, unsigned v)
 {
 	if (v >= c->nvcpus)
 		return;
+	apf_core_disable(c, v);
 	pthread_mutex_lock(&c->lock);
-	drop_all(c, &c->vcpus[v]);
 	c->vcpus[v].msr_en = 0;
 	c->vcpus[v].vector = 0;
-	c->vcpus[v].enabled = false;
 	pthread_mutex_unlock(&c->lock);
 }
 

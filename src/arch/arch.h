@@ -107,7 +107,9 @@ void arch_apf_kick(struct machine *m, unsigned v, uint64_t page);
 void arch_apf_vcpu_init(struct vcpu *v);
 /* After a kick: whether the guest can take a not-present now. */
 void arch_apf_guest_state(struct machine *m, struct vcpu *v, struct apf_guest_state *gs);
-/* Delivers a not-present for `token` (the area's flags are already set). */
+/* Delivers a not-present for `token` (the area's flags are already set);
+ * only right after arch_apf_guest_state for the same kick, whose reading
+ * of the guest's state it may reuse. */
 void arch_apf_inject_not_present(struct machine *m, struct vcpu *v, uint32_t token);
 /* Raises the page-ready `vector` on vCPU v.  -EAGAIN: the guest does not
  * accept it yet (the core retries); other -errno: it cannot be raised. */

@@ -84,13 +84,17 @@ static const struct apf_core_ops core_ops = {
 	.gpa_ok = op_gpa_ok,
 };
 
-int apf_user_init(struct machine *m, uint64_t threshold_ns, bool trap_acks, struct apf_err *e)
+int apf_user_init(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
 	m->core = calloc(1, sizeof(*m->core));
 	if (!m->core)
 		return apf_fail(e, -ENOMEM, "out of memory");
-	apf_core_init(m->core, m->vm.nvcpus, threshold_ns, &core_ops, m);
-	m->core->ack_paced = trap_acks;
+	apf_core_init(m->core, m->vm.nvcpus,
+		      c->apf_threshold_ns ? c->apf_threshold_ns : APF_USER_DEFAULT_THRESHOLD_NS,
+		      &core_ops, m);
+	m->core->ack_paced = c->apf_trap_acks;
+	m->pager_hooks = apf_user_pager_hooks;
+	m->pager_hooks.ctx = m;
 	return 0;
 }
 

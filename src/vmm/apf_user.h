@@ -36,8 +36,9 @@
 /* VM capabilities and registration traps; before vCPUs are created. */
 int apf_user_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e);
 
-/* Creates the core for m's vCPUs. */
-int apf_user_init(struct machine *m, uint64_t threshold_ns, bool trap_acks, struct apf_err *e);
+/* Creates the core for m's vCPUs (c's threshold, or the default; its
+ * trap_acks) and the pager hooks that feed it (m->pager_hooks). */
+int apf_user_init(struct machine *m, const struct apfvm_config *c, struct apf_err *e);
 
 extern const struct pager_hooks apf_user_pager_hooks; /* ctx: the machine */
 

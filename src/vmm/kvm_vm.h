@@ -49,6 +49,7 @@ struct vcpu {
 	 * large one); arm64: the virtual counter's.  Host and guest stamps
 	 * are only comparable through it.  No scaling is assumed. */
 	uint64_t tsc_offset;
+	struct vcpu_arch arch; /* the architecture's (arch_vm.h) */
 };
 
 struct vm {

@@ -293,15 +293,8 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 		rc = vm_finalize(&m->vm, &opt, e);
 	if (rc)
 		return rc;
-	if (c->apf == APFVM_APF_USER) {
-		rc = apf_user_init(m, c->apf_threshold_ns ? c->apf_threshold_ns
-							  : APF_USER_DEFAULT_THRESHOLD_NS,
-				   c->apf_trap_acks, e);
-		if (rc)
-			return rc;
-		m->pager_hooks = apf_user_pager_hooks;
-		m->pager_hooks.ctx = m;
-	}
+	if (c->apf == APFVM_APF_USER && (rc = apf_user_init(m, c, e)))
+		return rc;
 	m->vm.vcpus[0].cpu = c->vcpu_cpu;
 	if (m->boot_info_gpa)
 		write_boot_info(m, c);

@@ -185,20 +185,6 @@ static int memory_sources(struct machine *m, const struct apfvm_config *c, struc
 	return 0;
 }
 
-/* --apf user: a core for the restored vCPU (its registration follows in
- * machine_restore_started, once memory can be served). */
-static int restore_apf(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
-{
-	int rc = apf_user_init(m, c->apf_threshold_ns ? c->apf_threshold_ns
-						      : APF_USER_DEFAULT_THRESHOLD_NS,
-			       c->apf_trap_acks, e);
-	if (rc)
-		return rc;
-	m->pager_hooks = apf_user_pager_hooks;
-	m->pager_hooks.ctx = m;
-	return 0;
-}
-
 /* The registration the guest had made, given to the core again:
  * registering sends the wake-all that frees every task parked before the
  * snapshot (as KVM does when its enable MSR is written again, kernel
@@ -286,7 +272,9 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	    (rc = arch_snapshot_restore_vm(&m->vm, &m->vm_opt, vmsec->data, vmsec->len, e)))
 		return rc;
 	m->vm.vcpus[0].cpu = c->vcpu_cpu;
-	if (c->apf == APFVM_APF_USER && (rc = restore_apf(m, c, e)))
+	/* --apf user: the core (the guest's registration follows in
+	 * machine_restore_started, once memory can be served). */
+	if (c->apf == APFVM_APF_USER && (rc = apf_user_init(m, c, e)))
 		return rc;
 	/* Both regions from PATH.mem, through their own pagers. */
 	struct pager_config pc = {

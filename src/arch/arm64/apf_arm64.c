@@ -92,6 +92,7 @@ void arch_apf_guest_state(struct machine *m, struct vcpu *v, struct apf_guest_st
 
 	(void)m;
 	arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pstate), &pstate);
+	v->arch.kick_pstate = pstate; /* for arch_apf_inject_not_present */
 	gs->if_set = !(pstate & PSTATE_I);
 	gs->cpl = (pstate & PSTATE_MODE) == 0 ? 3 : 0; /* EL0 is the x86 ring 3 */
 	gs->event_pending = false; /* an IRQ already pending is taken first */
@@ -154,12 +155,12 @@ static int take_irq_entry(struct vcpu *v, uint64_t pc, uint64_t pstate)
 
 void arch_apf_inject_not_present(struct machine *m, struct vcpu *v, uint32_t token)
 {
-	uint64_t area = m->core->vcpus[v->id].area_gpa, pc = 0, pstate = 0;
+	uint64_t area = m->core->vcpus[v->id].area_gpa, pc = 0;
+	uint64_t pstate = v->arch.kick_pstate; /* read for this kick's decision */
 	struct apf_arm64_area *a = gmem_ptr(&m->gm, area, sizeof(*a)); /* checked at REGISTER */
 	int rc = 0;
 
-	if (arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pc), &pc) ||
-	    arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pstate), &pstate))
+	if (arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pc), &pc))
 		rc = -errno;
 	__atomic_store_n(&a->token, token, __ATOMIC_RELAXED);
 	__atomic_store_n(&a->pc, pc, __ATOMIC_RELEASE);

@@ -23,6 +23,13 @@ struct vm_options {
 
 #define ARCH_MAX_VCPUS 8
 
+/* What a vCPU keeps (struct vcpu.arch), its own thread only: PSTATE as
+ * read after the last kick (arch_apf_guest_state), which the not-present
+ * that may follow reuses instead of reading it again. */
+struct vcpu_arch {
+	uint64_t kick_pstate;
+};
+
 /* What the VM keeps (struct vm.arch). */
 struct vm_arch {
 	int gic_fd;      /* the vGICv3 device (0 before arch_vm_init) */

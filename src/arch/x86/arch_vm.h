@@ -25,6 +25,11 @@ struct vm_options {
 	bool pc_legacy;
 };
 
+/* What a vCPU keeps (struct vcpu.arch): nothing beyond the generic. */
+struct vcpu_arch {
+	int unused;
+};
+
 /* What the VM keeps (struct vm.arch): nothing beyond the generic. */
 struct vm_arch {
 	int unused;
