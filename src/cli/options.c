@@ -56,7 +56,7 @@ const char options_run_usage[] =
 	"  -q, --quiet           no summary on stdout\n"
 	"  -h, --help            this help\n"
 	"\n"
-	"Snapshot (docs/snapshot.md; the reference guest, x86-64):\n"
+	"Snapshot (docs/snapshot.md; x86-64):\n"
 	"  --snapshot PATH       with --snapshot-at: write the running guest to PATH and\n"
 	"                        PATH.mem, then end the run ('apfvm restore PATH' goes on)\n"
 	"  --snapshot-at DUR     when, from the guest's start\n"
@@ -446,9 +446,6 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	if (o->initrd_path && !o->kernel_path)
 		return apf_fail(e, -EINVAL, "--initrd needs --kernel");
 	/* Said, rather than silently ignored. */
-	if (c->snapshot_path && (o->kernel_path || c->populate))
-		return apf_fail(e, -EINVAL, "--snapshot: snapshots of the reference guest only so far "
-				"(not with --kernel or --populate)");
 	if (o->kernel_path && c->trace)
 		return apf_fail(e, -EINVAL, "--trace with --kernel: the fault-path stamps need the "
 				"reference guest's kernel");

@@ -24,4 +24,11 @@
 int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_options *opt,
 		     struct arch_entry *entry, struct apf_err *e);
 
+/* Snapshots of a Linux guest (snapshot_vm.c): its devices' state as a
+ * section payload, and a restored machine's devices and port I/O.  The
+ * architectures without the Linux guest kind refuse both. */
+struct snap_blob;
+int guest_linux_save_devices(struct machine *m, struct snap_blob *b, struct apf_err *e);
+int guest_linux_restore(struct machine *m, const void *devices, uint64_t len, struct apf_err *e);
+
 #endif

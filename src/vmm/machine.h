@@ -96,6 +96,9 @@ struct machine {
 	struct page_source *res_source;
 	struct page_source *res_raw_source; /* without added latency (owned by res_source) */
 	bool snapshot_taken;     /* --snapshot: written, the run ended there */
+	/* --snapshot: set before the stop; the vCPU then completes its last
+	 * exit before its thread ends (vcpu_loop.c). */
+	_Atomic bool snapshot_requested;
 	uint64_t start_ns;       /* CLOCK_MONOTONIC when apfvm_run began */
 	_Atomic uint64_t first_run_ns; /* when the vCPU first entered KVM_RUN */
 };

@@ -359,6 +359,7 @@ static int take_snapshot(struct machine *m, const struct apfvm_config *c, struct
 
 	if (wait_stopped(m, c->snapshot_at_ns))
 		return 1;
+	atomic_store(&m->snapshot_requested, true);
 	machine_stop(m);
 	if (join_within(v->thread, VCPU_STOP_WAIT_NS)) {
 		if (m->pager_ready)
@@ -409,9 +410,10 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	}
 	if (!rc && (rc = vcpu_loop_setup_sigbus()))
 		apf_fail(e, rc, "cannot install the SIGBUS handler: %s", strerror(-rc));
-	if (!rc && m->pager_ready)
+	/* (A restore has started its pagers already.) */
+	if (!rc && m->pager_ready && !m->pager.running)
 		rc = pager_start(&m->pager, e);
-	if (!rc && m->res_pager_ready)
+	if (!rc && m->res_pager_ready && !m->res_pager.running)
 		rc = pager_start(&m->res_pager, e);
 	if (!rc && c->restore_path)
 		rc = machine_restore_started(m, c, e);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "apf_user.h"
+#include "guest_linux.h"
 #include "arch/arch.h"
 #include "snapshot/snapshot.h"
 
@@ -100,7 +101,7 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 	if (!crcs)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	struct snap_machine sm = {
-		.guest_kind = SNAP_GUEST_REFERENCE,
+		.guest_kind = m->pc ? SNAP_GUEST_LINUX : SNAP_GUEST_REFERENCE,
 		.apf_mode = c->apf,
 		.mem_size = m->gm.resident_size,
 		.lazy_size = m->gm.lazy_size,
@@ -113,7 +114,10 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 		.taken_after_ns = run_ns,
 	};
 	snprintf(sm.source_desc, sizeof(sm.source_desc), "%s", m->source ? m->source->desc : "none");
-	rc = arch_snapshot_save_vcpu(&m->vm, &m->vm.vcpus[0], &vcpu, e);
+	struct snap_blob devices = { 0 };
+	rc = m->pc ? guest_linux_save_devices(m, &devices, e) : 0;
+	if (!rc)
+		rc = arch_snapshot_save_vcpu(&m->vm, &m->vm.vcpus[0], &vcpu, e);
 	if (!rc)
 		rc = arch_snapshot_save_vm(&m->vm, &m->vm_opt, &vmstate, e);
 	if (!rc)
@@ -128,6 +132,8 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 		    (rc = snap_write_section(&w, SNAP_SEC_VCPU, 0, vcpu.data, vcpu.len, e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_VM, 0, vmstate.data, vmstate.len, e)) ||
 		    (rc = write_apf(m, &w, e)) ||
+		    (m->pc && (rc = snap_write_section(&w, SNAP_SEC_DEVICES, 0, devices.data,
+						       devices.len, e))) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_PAGE_CRCS, 0, crcs, pages * sizeof(*crcs), e)))
 			snap_write_abort(&w);
 		else
@@ -135,6 +141,7 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 	}
 	snap_blob_free(&vcpu);
 	snap_blob_free(&vmstate);
+	snap_blob_free(&devices);
 	free(crcs);
 	return rc;
 }
@@ -237,7 +244,8 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	memcpy(&sm, msec->data, sizeof(sm));
 	/* What the rest trusts: sizes agree with the header, the layout lies
 	 * in resident memory, the results fit. */
-	if (sm.guest_kind != SNAP_GUEST_REFERENCE || sm.mem_size != s->h.resident_size ||
+	if ((sm.guest_kind != SNAP_GUEST_REFERENCE && sm.guest_kind != SNAP_GUEST_LINUX) ||
+	    sm.mem_size != s->h.resident_size ||
 	    sm.lazy_size != s->h.lazy_size || sm.mem_size < (16ull << 20) ||
 	    sm.mem_size > (2ull << 30) || sm.lazy_size % APF_LAZY_ALIGN ||
 	    sm.expected_results > APF_MAX_TASKS || sm.nresults > sm.expected_results ||
@@ -262,21 +270,32 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	m->expected_results = sm.expected_results;
 	m->report.nresults = sm.nresults;
 	memcpy(m->report.results, rsec->data, rsec->len);
-	if ((rc = arch_restore_prepare(m, e)) || (rc = vm_create(&m->vm, &m->gm, &m->vm_opt, e)))
+	/* The guest kind's exits (and a Linux guest's devices). */
+	if (sm.guest_kind == SNAP_GUEST_LINUX) {
+		const struct snap_section *dev;
+		if ((rc = need(s, SNAP_SEC_DEVICES, &dev, "device state", path, e)) ||
+		    (rc = guest_linux_restore(m, dev->data, dev->len, e)))
+			return rc;
+	} else if ((rc = arch_restore_prepare(m, e))) {
+		return rc;
+	}
+	if ((rc = vm_create(&m->vm, &m->gm, &m->vm_opt, e)))
 		return rc;
 	if (c->apf == APFVM_APF_USER && (rc = apf_user_setup_vm(&m->vm, c->apf_trap_acks, e)))
 		return rc;
 	if ((rc = vm_add_vcpu(&m->vm, &m->vm_opt, &entry, e)) ||
-	    (rc = vm_finalize(&m->vm, &m->vm_opt, e)) ||
-	    (rc = arch_snapshot_restore_vcpu(&m->vm, &m->vm.vcpus[0], vsec->data, vsec->len, e)) ||
-	    (rc = arch_snapshot_restore_vm(&m->vm, &m->vm_opt, vmsec->data, vmsec->len, e)))
+	    (rc = vm_finalize(&m->vm, &m->vm_opt, e)))
 		return rc;
 	m->vm.vcpus[0].cpu = c->vcpu_cpu;
 	/* --apf user: the core (the guest's registration follows in
 	 * machine_restore_started, once memory can be served). */
 	if (c->apf == APFVM_APF_USER && (rc = apf_user_init(m, c, e)))
 		return rc;
-	/* Both regions from PATH.mem, through their own pagers. */
+	/* Both regions from PATH.mem, through their own pagers.  They run
+	 * before any vCPU or VM state goes back into KVM: restoring an MSR
+	 * may make KVM touch guest memory (kvmclock's page is mapped when
+	 * MSR_KVM_SYSTEM_TIME is written), and a page touched before its
+	 * region is registered would stay a page of zeros for good. */
 	struct pager_config pc = {
 		.host_base = m->gm.resident,
 		.size = m->gm.resident_size,
@@ -297,12 +316,19 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 		pc.hooks = m->core ? &m->pager_hooks : NULL;
 		rc = pager_init(&m->pager, &pc, e);
 		m->pager_ready = true;
+		if (rc)
+			return rc;
 	}
 	/* --populate: an eager restore, every page installed (and checked)
 	 * before the guest goes on. */
-	if (!rc && c->populate)
-		rc = pager_populate(&m->res_pager, m->res_raw_source, e);
-	if (!rc && c->populate && m->pager_ready)
-		rc = pager_populate(&m->pager, m->raw_source, e);
-	return rc;
+	if (c->populate && ((rc = pager_populate(&m->res_pager, m->res_raw_source, e)) ||
+			    (m->pager_ready && (rc = pager_populate(&m->pager, m->raw_source, e)))))
+		return rc;
+	if ((rc = pager_start(&m->res_pager, e)) ||
+	    (m->pager_ready && (rc = pager_start(&m->pager, e))))
+		return rc;
+	if ((rc = arch_snapshot_restore_vcpu(&m->vm, &m->vm.vcpus[0], vsec->data, vsec->len, e)) ||
+	    (rc = arch_snapshot_restore_vm(&m->vm, &m->vm_opt, vmsec->data, vmsec->len, e)))
+		return rc;
+	return 0;
 }

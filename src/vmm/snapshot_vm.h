@@ -22,7 +22,7 @@
 
 /* SNAP_SEC_MACHINE's payload. */
 struct snap_machine {
-	uint32_t guest_kind;        /* 1: the reference guest */
+	uint32_t guest_kind;        /* SNAP_GUEST_REFERENCE or SNAP_GUEST_LINUX */
 	uint32_t apf_mode;          /* enum apfvm_apf_mode when it was taken */
 	uint64_t mem_size, lazy_size;
 	uint64_t tsc_khz;
@@ -37,6 +37,7 @@ struct snap_machine {
 };
 
 #define SNAP_GUEST_REFERENCE 1
+#define SNAP_GUEST_LINUX     2
 
 /* SNAP_SEC_APF's payload (index = vCPU): the registration the async-fault
  * core held (--apf user).  msr_en: x86's raw MSR value (0 on arm64). */

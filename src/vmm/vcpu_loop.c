@@ -208,6 +208,32 @@ void vcpu_fail_unbacked_mmio(struct machine *m, struct vcpu *v)
 	arch_fail_with_regs(m, v, what);
 }
 
+/* An I/O, MMIO or hypercall exit is complete (the instruction retired,
+ * the data of a read in its register) only once KVM_RUN is entered again
+ * (KVM's api.rst, "immediate_exit").  A vCPU stopped for a snapshot right
+ * after such an exit enters once more with immediate_exit set: KVM
+ * finishes the operation and returns -EINTR before any guest instruction
+ * runs.  Otherwise the snapshot would hold the instruction unretired and
+ * the restored guest would execute it twice. */
+static void complete_pending_exit(struct machine *m, struct vcpu *v)
+{
+	if (!atomic_load(&m->snapshot_requested))
+		return;
+	pthread_mutex_lock(&m->report_lock);
+	bool failed = m->report.failed;
+	pthread_mutex_unlock(&m->report_lock);
+	if (failed)
+		return;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int r = ioctl(v->fd, KVM_RUN, 0);
+	if (r == 0)
+		machine_fail(m, "--snapshot: the vCPU ran on while its last exit was completed");
+	else if (errno != EINTR && errno != EAGAIN)
+		machine_fail(m, "--snapshot: completing the vCPU's last exit: %s", strerror(errno));
+	take_pending_kick(v);
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -264,6 +290,7 @@ static void *vcpu_thread(void *arg)
 		if (m->core)
 			apf_user_after_exit(m, v);
 	}
+	complete_pending_exit(m, v);
 	pthread_mutex_lock(&v->kick_lock);
 	v->kickable = false;
 	pthread_mutex_unlock(&v->kick_lock);

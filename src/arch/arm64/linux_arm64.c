@@ -14,3 +14,18 @@ int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_
 	return apf_fail(e, -ENOTSUP, "--kernel: apfvm boots Linux guests on x86-64 only; on arm64 "
 			"it runs the reference guest");
 }
+
+int guest_linux_save_devices(struct machine *m, struct snap_blob *b, struct apf_err *e)
+{
+	(void)m;
+	(void)b;
+	return apf_fail(e, -ENOTSUP, "no Linux guests on arm64");
+}
+
+int guest_linux_restore(struct machine *m, const void *devices, uint64_t len, struct apf_err *e)
+{
+	(void)m;
+	(void)devices;
+	(void)len;
+	return apf_fail(e, -ENOTSUP, "this snapshot holds a Linux guest: apfvm runs those on x86-64 only");
+}

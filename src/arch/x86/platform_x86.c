@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "arch/platform.h"
+#include "arch/x86/platform_x86.h"
 #include "util/host_kernel.h"
 
 static int module_loaded(const char *name)
@@ -65,4 +66,12 @@ const char *platform_apf_user_caveat(void)
 	return "this host kernel is older than Linux 6.2: KVM's wait for a userfaultfd page "
 	       "cannot be interrupted, so --apf user will serve every fault synchronously "
 	       "(\"raced\")";
+}
+
+bool platform_x86_tcg_svm(void)
+{
+	char sig[13];
+
+	hypervisor_signature(sig);
+	return module_loaded("kvm_amd") && !strcmp(sig, "TCGTCGTCGTCG");
 }

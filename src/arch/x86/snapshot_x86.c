@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 
 #include "arch/arch.h"
+#include "arch/x86/platform_x86.h"
 #include "snapshot/snapshot.h"
 #include "vmm/kvm_vm.h"
 
@@ -232,9 +233,15 @@ int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, 
 			return rc;
 		}
 	}
+	/* The busy TSS KVM reported on an SVM host, made "available" where
+	 * the CPU is QEMU's, which checks the type (platform_x86.h). */
+	struct kvm_sregs sr;
+	memcpy(&sr, sregs, sizeof(sr));
+	if (sr.tr.type == 11 && platform_x86_tcg_svm())
+		sr.tr.type = 9;
 	if (!(rc = set_ioctl(v->fd, KVM_SET_MP_STATE, mp, "KVM_SET_MP_STATE", e)) &&
 	    !(rc = set_ioctl(v->fd, KVM_SET_REGS, regs, "KVM_SET_REGS", e)) &&
-	    !(rc = set_ioctl(v->fd, KVM_SET_SREGS, sregs, "KVM_SET_SREGS", e)) &&
+	    !(rc = set_ioctl(v->fd, KVM_SET_SREGS, &sr, "KVM_SET_SREGS", e)) &&
 	    !(rc = set_ioctl(v->fd, KVM_SET_XSAVE, xbuf, "KVM_SET_XSAVE", e)) &&
 	    !(rc = set_ioctl(v->fd, KVM_SET_XCRS, xcrs, "KVM_SET_XCRS", e)) &&
 	    !(rc = set_ioctl(v->fd, KVM_SET_DEBUGREGS, dbg, "KVM_SET_DEBUGREGS", e)) &&
@@ -247,6 +254,11 @@ int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, 
 		else
 			rc = set_ioctl(v->fd, KVM_SET_VCPU_EVENTS, ev, "KVM_SET_VCPU_EVENTS", e);
 	}
+	/* Tells a guest using kvmclock that its vCPU was paused, so that its
+	 * watchdogs do not take the gap for a lockup.  EINVAL: the guest had
+	 * not enabled kvmclock (the reference guest), nothing to tell. */
+	if (!rc && ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
+		rc = apf_fail(e, -errno, "restore: KVM_KVMCLOCK_CTRL: %s", strerror(errno));
 	free(m);
 	free(xbuf);
 	return rc;

@@ -10,6 +10,7 @@
 #include "arch/x86/linux/linux_guest.h"
 #include "arch/x86/linux/pc_devices.h"
 #include "arch/x86/exits_x86.h"
+#include "snapshot/snapshot.h"
 #include "vmm/vcpu_loop.h"
 
 /* The built-in /init (guest/linux/init.c), embedded by guest_blob.S. */
@@ -105,5 +106,50 @@ int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_
 	vcpu_entry->pc = entry.rip;
 	vcpu_entry->page_table = entry.pml4;
 	vcpu_entry->arg = entry.zero_page;
+	return 0;
+}
+
+/* The devices' state in a snapshot (version 1 of the format). */
+struct pc_devices_snap {
+	uint8_t ier, lcr, mcr, scr, dll, dlm;
+	uint8_t fifo, thre_pending, irq_level, reset;
+	uint8_t pad[6];
+	uint64_t console_bytes;
+};
+
+int guest_linux_save_devices(struct machine *m, struct snap_blob *b, struct apf_err *e)
+{
+	const struct pc_devices *d = m->pc;
+	struct pc_devices_snap s = {
+		.ier = d->ier, .lcr = d->lcr, .mcr = d->mcr, .scr = d->scr, .dll = d->dll,
+		.dlm = d->dlm, .fifo = d->fifo, .thre_pending = d->thre_pending,
+		.irq_level = d->irq_level, .reset = d->reset, .console_bytes = d->console_bytes,
+	};
+	if (snap_blob_put(b, 1, &s, sizeof(s)))
+		return apf_fail(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+int guest_linux_restore(struct machine *m, const void *devices, uint64_t len, struct apf_err *e)
+{
+	uint32_t got = 0;
+	const void *p = snap_blob_get(devices, len, 1, &got);
+	struct pc_devices_snap s;
+
+	if (!p || got != sizeof(s))
+		return apf_fail(e, -EINVAL, "snapshot: the Linux guest's device state is %s",
+				p ? "of the wrong size" : "missing");
+	memcpy(&s, p, sizeof(s));
+	m->pc = calloc(1, sizeof(*m->pc));
+	if (!m->pc)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	/* Every value is one the guest could have written (bytes, flags). */
+	*m->pc = (struct pc_devices){
+		.console = m->console, .irq = set_irq_line, .irq_ctx = m,
+		.ier = s.ier, .lcr = s.lcr, .mcr = s.mcr, .scr = s.scr, .dll = s.dll, .dlm = s.dlm,
+		.fifo = s.fifo != 0, .thre_pending = s.thre_pending != 0, .irq_level = s.irq_level != 0,
+		.reset = s.reset != 0, .console_bytes = s.console_bytes,
+	};
+	m->port_io = linux_port_io;
 	return 0;
 }
