@@ -110,6 +110,7 @@ void kmain(const struct apf_boot_info *bi)
 		a->duration_tsc = bi->duration_us * bi->tsc_khz / 1000;
 		a->shared = user_shared;
 		a->trace = (struct apf_trace *)bi->trace_gpa;
+		a->progress = (struct apf_progress *)bi->progress_gpa;
 		if (ts->kind != APF_TASK_COMPUTE)
 			user_shared->noncompute_total++;
 		/* crash=user: the first task jumps into supervisor-only memory. */

@@ -35,6 +35,7 @@ static void fill_args(struct task_table *t, const struct apf_boot_info *bi, cons
 		a->duration_tsc = bi->duration_us * bi->tsc_khz / 1000;
 		a->shared = &t->shared;
 		a->trace = NULL;
+		a->progress = NULL;
 		if (ts->kind != APF_TASK_COMPUTE)
 			t->shared.noncompute_total++;
 	}

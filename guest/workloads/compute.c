@@ -20,10 +20,14 @@ void compute_main(const struct task_args *a)
 	uint64_t start = task_cycles(), deadline = start + a->duration_tsc;
 	uint64_t x = 0x1234567 + a->id, work = 0, seen = 0;
 	struct apf_trace *trace = a->trace;
+	volatile uint64_t *slot = a->progress && a->id >= 1 && a->id <= APF_MAX_TASKS
+					  ? &a->progress->work[a->id - 1] : 0;
 
 	for (;;) {
 		x = work_unit(x);
 		work++;
+		if (slot)
+			*slot = work;
 		if (trace && trace->np_switch_tsc != seen) {
 			/* A task just parked on a fault and we got the CPU back. */
 			seen = trace->np_switch_tsc;

@@ -34,6 +34,7 @@ struct task_args {
 	uint64_t duration_tsc;
 	const struct user_shared *shared;
 	struct apf_trace *trace;        /* fault-path stamps, or 0 */
+	struct apf_progress *progress;  /* compute: where to keep its work count, or 0 */
 };
 
 /* CPU-bound: counts work units until every non-compute task has finished

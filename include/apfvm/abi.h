@@ -151,6 +151,16 @@ struct apf_linux_stats {
 _Static_assert(sizeof(struct apf_linux_stats) == 64, "apf_linux_stats layout");
 
 /* ------------------------------------------------------------------ */
+/* Progress (reference guest): one ring-3 accessible page where each
+ * compute task keeps its work count as it goes (work[id - 1]), so that the
+ * host can read how far the workload had come when it took a snapshot.
+ * Not part of the async-PF ABI: an apfvm measurement aid.              */
+
+struct apf_progress {
+	volatile uint64_t work[APF_MAX_TASKS];
+};
+
+/* ------------------------------------------------------------------ */
 /* Fault-path tracing (apfvm run --trace): one ring-3 accessible page that
  * the host, the guest kernel and the scan task all stamp with the TSC (the
  * guest's TSC is the host's on the hosts apfvm targets).  Not part of the
@@ -203,6 +213,7 @@ struct apf_boot_info {
 	uint32_t timer_hz;    /* scheduler tick */
 	uint32_t ntasks;
 	uint64_t trace_gpa;   /* struct apf_trace page, or 0: no tracing */
+	uint64_t progress_gpa; /* struct apf_progress page, or 0 */
 	struct apf_task_spec tasks[APF_MAX_TASKS];
 	char cmdline[APF_CMDLINE_MAX]; /* NUL-terminated */
 };

@@ -111,6 +111,11 @@ struct apfvm_stats {
 	bool restored;
 	double first_run_ms;
 	uint64_t resident_pages_fetched, resident_faults;
+	/* The compute tasks' work units when the snapshot was taken (the
+	 * results' work counts the whole run): the restored part is the rest.
+	 * Known for the reference guest only. */
+	bool work_at_snapshot_known;
+	uint64_t work_at_snapshot;
 	bool snapshot_taken;        /* --snapshot: written; the run ended there */
 	enum apfvm_apf_mode mode;
 	char platform[96];          /* where it ran: platform/platform.h */

@@ -20,7 +20,7 @@
 #include "util/err.h"
 
 #define SNAP_MAGIC        "APFVMSNP"
-#define SNAP_VERSION      1
+#define SNAP_VERSION      2
 #define SNAP_MAX_SECTIONS 64
 #define SNAP_MAX_STATE    (256ull << 20) /* state file bytes, page CRCs included */
 #define SNAP_MEM_SUFFIX   ".mem"

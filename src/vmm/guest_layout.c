@@ -14,7 +14,8 @@ int guest_layout_plan(const struct guest_mem *gm, const struct elf_image *img, u
 	l->kfree_start = l->pt_end;
 	l->kfree_end = l->kfree_start + GUEST_LAYOUT_KHEAP_SIZE;
 	l->trace_gpa = l->kfree_end;
-	l->ufree_start = l->trace_gpa + APF_PAGE_SIZE;
+	l->progress_gpa = l->trace_gpa + APF_PAGE_SIZE;
+	l->ufree_start = l->progress_gpa + APF_PAGE_SIZE;
 	l->ufree_end = gm->resident_size;
 	if (l->ufree_end < l->ufree_start + (1ull << 20))
 		return apf_fail(e, -EINVAL,
@@ -25,7 +26,7 @@ int guest_layout_plan(const struct guest_mem *gm, const struct elf_image *img, u
 
 bool guest_layout_is_user(const struct elf_image *img, const struct guest_layout *l, gpa_t page)
 {
-	if (page >= l->trace_gpa && page < l->ufree_end) /* trace page + ufree */
+	if (page >= l->trace_gpa && page < l->ufree_end) /* trace, progress, ufree */
 		return true;
 	for (unsigned i = 0; i < img->nsegs; i++)
 		if (img->segs[i].user && page >= img->segs[i].start && page < img->segs[i].end)

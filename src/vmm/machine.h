@@ -99,6 +99,10 @@ struct machine {
 	/* --snapshot: set before the stop; the vCPU then completes its last
 	 * exit before its thread ends (vcpu_loop.c). */
 	_Atomic bool snapshot_requested;
+	/* A restore: the compute tasks' work when the snapshot was taken, if
+	 * known (the reference guest's progress page). */
+	uint64_t work_at_snapshot;
+	bool has_progress;
 	uint64_t start_ns;       /* CLOCK_MONOTONIC when apfvm_run began */
 	_Atomic uint64_t first_run_ns; /* when the vCPU first entered KVM_RUN */
 };

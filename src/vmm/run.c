@@ -164,6 +164,7 @@ static void write_boot_info(struct machine *m, const struct apfvm_config *c)
 		m->trace = gmem_ptr(&m->gm, l->trace_gpa, sizeof(*m->trace));
 	}
 
+	bi->progress_gpa = l->progress_gpa;
 	bi->magic = APF_BOOT_MAGIC;
 	bi->mem_size = m->gm.resident_size;
 	bi->kfree_start = l->kfree_start;

@@ -113,6 +113,15 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 		.seed = m->source ? m->source->seed : 0,
 		.taken_after_ns = run_ns,
 	};
+	/* How far the compute tasks had come (abi.h, struct apf_progress):
+	 * what a restore's rate is measured from. */
+	const struct apf_progress *pg = m->layout.progress_gpa
+		? gmem_ptr(&m->gm, m->layout.progress_gpa, sizeof(*pg)) : NULL;
+	if (pg && !m->pc) {
+		sm.has_progress = 1;
+		for (unsigned i = 0; i < APF_MAX_TASKS; i++)
+			sm.compute_work += pg->work[i];
+	}
 	snprintf(sm.source_desc, sizeof(sm.source_desc), "%s", m->source ? m->source->desc : "none");
 	struct snap_blob devices = { 0 };
 	rc = m->pc ? guest_linux_save_devices(m, &devices, e) : 0;
@@ -267,6 +276,8 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	if (rc)
 		return rc;
 	m->layout = sm.layout;
+	m->work_at_snapshot = sm.compute_work;
+	m->has_progress = sm.has_progress != 0;
 	m->expected_results = sm.expected_results;
 	m->report.nresults = sm.nresults;
 	memcpy(m->report.results, rsec->data, rsec->len);

@@ -30,9 +30,10 @@ struct snap_machine {
 	uint32_t nresults;          /* of which SNAP_SEC_REPORT holds these */
 	struct guest_layout layout;
 	uint32_t pattern;           /* the lazy region's content, for the stats */
-	uint32_t pad;
+	uint32_t has_progress;      /* 1: compute_work is known (the reference guest) */
 	uint64_t seed;
 	uint64_t taken_after_ns;    /* the run's time when it was taken */
+	uint64_t compute_work;      /* work units the compute tasks had done by then */
 	char source_desc[128];
 };
 

@@ -63,10 +63,14 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 		   "p50 %" PRIu64 " us, p99 %" PRIu64 " us\n",
 		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
 		st->fault_us_mean, st->fault_us_p50, st->fault_us_p99);
-	if (st->restored)
+	if (st->restored) {
 		fprintf(f, "  restore       first instruction %.2f ms after the start; resident memory: "
 			   "%" PRIu64 " pages fetched on %" PRIu64 " faults\n",
 			st->first_run_ms, st->resident_pages_fetched, st->resident_faults);
+		if (st->work_at_snapshot_known)
+			fprintf(f, "                compute work at the snapshot %" PRIu64 "\n",
+				st->work_at_snapshot);
+	}
 	if (st->pages_failed)
 		fprintf(f, "  pages failed  %" PRIu64 " (could not be fetched; %" PRIu64
 			   " faults on them failed)\n",
@@ -140,10 +144,14 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  \"latency_min_us\": %.3f,\n", st->latency_min_ns / 1e3);
 	fprintf(f, "  \"latency_max_us\": %.3f,\n", st->latency_max_ns / 1e3);
 	fprintf(f, "  \"wall_s\": %.6f,\n", st->wall_s);
-	if (st->restored)
+	if (st->restored) {
 		fprintf(f, "  \"restore\": {\"first_run_ms\": %.3f, \"resident_pages_fetched\": %" PRIu64
-			   ", \"resident_faults\": %" PRIu64 "},\n",
+			   ", \"resident_faults\": %" PRIu64,
 			st->first_run_ms, st->resident_pages_fetched, st->resident_faults);
+		if (st->work_at_snapshot_known)
+			fprintf(f, ", \"compute_work_at_snapshot\": %" PRIu64, st->work_at_snapshot);
+		fprintf(f, "},\n");
+	}
 	fprintf(f, "  \"lazy_pages\": %" PRIu64 ",\n", st->lazy_pages);
 	fprintf(f, "  \"pages_fetched\": %" PRIu64 ",\n", st->pages_fetched);
 	fprintf(f, "  \"bytes_fetched\": %" PRIu64 ",\n", st->bytes_fetched);

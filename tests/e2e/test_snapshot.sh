@@ -124,8 +124,8 @@ damaged() { # NAME PATTERN EDIT: a fresh copy edited by EDIT (a shell command on
 	expect_refused "$name" "$pattern" restore "$d"
 }
 damaged truncated_snapshot_is_refused "is truncated" 'truncate -s -100 "$d"'
-damaged other_version_is_refused "format version 2; this apfvm reads version 1" \
-	'printf "\002" | dd of="$d" bs=1 seek=8 conv=notrunc status=none'
+damaged other_version_is_refused "format version 1; this apfvm reads version 2" \
+	'printf "\001" | dd of="$d" bs=1 seek=8 conv=notrunc status=none'
 damaged section_checksum_mismatch_is_refused "checksum mismatch in section" \
 	'printf "\377" | dd of="$d" bs=1 seek=200 conv=notrunc status=none'
 damaged short_memory_file_is_refused "its state says" 'truncate -s -4096 "$d.mem"'

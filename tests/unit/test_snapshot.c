@@ -110,12 +110,13 @@ TEST(a_written_snapshot_reads_back)
 
 static void cut_10(unsigned char *b, long *len) { (void)b; *len -= 10; }
 static void cut_to_header(unsigned char *b, long *len) { (void)b; *len = 64 + 12; }
-static void version_2(unsigned char *b, long *len)
+/* Version 1: the layout before this one (no progress, no device state). */
+static void version_1(unsigned char *b, long *len)
 {
 	struct snap_header h;
 	(void)len;
 	memcpy(&h, b, sizeof(h));
-	h.version = 2;
+	h.version = 1;
 	h.header_crc = 0;
 	h.header_crc = crc32c(0, &h, sizeof(h));
 	memcpy(b, &h, sizeof(h));
@@ -137,8 +138,8 @@ TEST(truncated_state_is_refused)
 TEST(other_version_is_refused)
 {
 	setup();
-	edit_state(version_2);
-	expect_refused("has format version 2; this apfvm reads version 1");
+	edit_state(version_1);
+	expect_refused("has format version 1; this apfvm reads version 2");
 }
 
 TEST(checksum_mismatches_are_refused)

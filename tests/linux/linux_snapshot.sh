@@ -1,0 +1,22 @@
+#!/bin/bash
+# Runs inside the emulated KVM host for test_linux_snapshot.sh: in each
+# mode, a Linux guest running apfvm's /init (compute next to a scan of a
+# lazy region) is snapshotted mid-scan, then restored in the same mode.
+# Writes OUT/MODE-{run,restore}.{console,json,status,err}.
+# Usage: linux_snapshot.sh KERNEL IMAGE OUT
+set -u
+kernel=$1 image=$2 out=$3
+snaps=$(mktemp -d /tmp/apfvm-linux-snap.XXXXXX) # tmpfs: faster than the 9p share
+trap 'rm -rf "$snaps"' EXIT
+for mode in off kernel user; do
+	build/apfvm run --kernel "$kernel" --mem 256M --lazy 16M --source "file:$image" \
+		--latency 2ms --workload compute:1,scan:1 --apf $mode --cmdline quiet \
+		--timeout 300s --console "$out/$mode-run.console" --stats-json "$out/$mode-run.json" \
+		--snapshot-at 24s --snapshot "$snaps/$mode" -q >"$out/$mode-run.err" 2>&1
+	echo $? >"$out/$mode-run.status"
+	build/apfvm restore --apf $mode --latency 2ms --timeout 300s \
+		--console "$out/$mode-restore.console" --stats-json "$out/$mode-restore.json" \
+		-q "$snaps/$mode" >"$out/$mode-restore.err" 2>&1
+	echo $? >"$out/$mode-restore.status"
+	rm -f "$snaps/$mode" "$snaps/$mode.mem"
+done
