@@ -110,6 +110,9 @@ struct apfvm_stats {
 	 * region's counts are the ones above). */
 	bool restored;
 	double first_run_ms;
+	/* Where that time went, each phase's end from the same start: the
+	 * snapshot read and checked, the VM and pagers ready, the state back. */
+	double opened_ms, vm_ready_ms, state_ms;
 	uint64_t resident_pages_fetched, resident_faults;
 	/* The compute tasks' work units when the snapshot was taken (the
 	 * results' work counts the whole run): the restored part is the rest.

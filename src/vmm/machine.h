@@ -103,6 +103,9 @@ struct machine {
 	 * known (the reference guest's progress page). */
 	uint64_t work_at_snapshot;
 	bool has_progress;
+	/* A restore's phases ended (CLOCK_MONOTONIC): the snapshot read and
+	 * checked; the VM, its vCPU and the pagers ready; the state back in KVM. */
+	uint64_t restore_phase_ns[3];
 	uint64_t start_ns;       /* CLOCK_MONOTONIC when apfvm_run began */
 	_Atomic uint64_t first_run_ns; /* when the vCPU first entered KVM_RUN */
 };

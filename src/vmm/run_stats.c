@@ -45,6 +45,9 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 		uint64_t first = atomic_load(&m->first_run_ns);
 		st->restored = true;
 		st->first_run_ms = first ? (double)(first - m->start_ns) / 1e6 : 0;
+		double *phase[3] = { &st->opened_ms, &st->vm_ready_ms, &st->state_ms };
+		for (int i = 0; i < 3; i++)
+			*phase[i] = m->restore_phase_ns[i] ? (double)(m->restore_phase_ns[i] - m->start_ns) / 1e6 : 0;
 		st->work_at_snapshot_known = m->has_progress;
 		st->work_at_snapshot = m->work_at_snapshot;
 		if (m->res_pager_ready && !m->res_pager.abandoned) {

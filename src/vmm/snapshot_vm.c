@@ -10,6 +10,7 @@
 #include "guest_linux.h"
 #include "arch/arch.h"
 #include "snapshot/snapshot.h"
+#include "util/thread.h"
 
 
 /* One lazy page as the guest would read it: from the host mapping if the
@@ -239,6 +240,7 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	if (rc)
 		return rc;
 	m->snap_open = true;
+	m->restore_phase_ns[0] = monotonic_ns();
 	struct snap_image *s = &m->snap;
 	const char *path = c->restore_path;
 	if (s->h.arch != ARCH_SNAPSHOT_ID)
@@ -338,8 +340,10 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	if ((rc = pager_start(&m->res_pager, e)) ||
 	    (m->pager_ready && (rc = pager_start(&m->pager, e))))
 		return rc;
+	m->restore_phase_ns[1] = monotonic_ns();
 	if ((rc = arch_snapshot_restore_vcpu(&m->vm, &m->vm.vcpus[0], vsec->data, vsec->len, e)) ||
 	    (rc = arch_snapshot_restore_vm(&m->vm, &m->vm_opt, vmsec->data, vmsec->len, e)))
 		return rc;
+	m->restore_phase_ns[2] = monotonic_ns();
 	return 0;
 }

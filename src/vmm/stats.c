@@ -64,9 +64,11 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
 		st->fault_us_mean, st->fault_us_p50, st->fault_us_p99);
 	if (st->restored) {
-		fprintf(f, "  restore       first instruction %.2f ms after the start; resident memory: "
-			   "%" PRIu64 " pages fetched on %" PRIu64 " faults\n",
-			st->first_run_ms, st->resident_pages_fetched, st->resident_faults);
+		fprintf(f, "  restore       first instruction %.2f ms after the start (snapshot read %.2f, "
+			   "VM and pagers ready %.2f, state restored %.2f)\n"
+			   "                resident memory: %" PRIu64 " pages fetched on %" PRIu64 " faults\n",
+			st->first_run_ms, st->opened_ms, st->vm_ready_ms, st->state_ms,
+			st->resident_pages_fetched, st->resident_faults);
 		if (st->work_at_snapshot_known)
 			fprintf(f, "                compute work at the snapshot %" PRIu64 "\n",
 				st->work_at_snapshot);
@@ -145,9 +147,10 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  \"latency_max_us\": %.3f,\n", st->latency_max_ns / 1e3);
 	fprintf(f, "  \"wall_s\": %.6f,\n", st->wall_s);
 	if (st->restored) {
-		fprintf(f, "  \"restore\": {\"first_run_ms\": %.3f, \"resident_pages_fetched\": %" PRIu64
-			   ", \"resident_faults\": %" PRIu64,
-			st->first_run_ms, st->resident_pages_fetched, st->resident_faults);
+		fprintf(f, "  \"restore\": {\"first_run_ms\": %.3f, \"opened_ms\": %.3f, \"vm_ready_ms\": %.3f, "
+			   "\"state_ms\": %.3f, \"resident_pages_fetched\": %" PRIu64 ", \"resident_faults\": %" PRIu64,
+			st->first_run_ms, st->opened_ms, st->vm_ready_ms, st->state_ms,
+			st->resident_pages_fetched, st->resident_faults);
 		if (st->work_at_snapshot_known)
 			fprintf(f, ", \"compute_work_at_snapshot\": %" PRIu64, st->work_at_snapshot);
 		fprintf(f, "},\n");
