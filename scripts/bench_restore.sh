@@ -10,8 +10,8 @@
 #     over the time the restored guest ran), lazy against resident (the
 #     same workload with all of its memory installed before it goes on).
 # Medians of RUNS (default 3); CSV in build/bench/restore-*.csv, tables on
-# stdout.  Runs on /dev/kvm where it works, otherwise inside the emulated
-# KVM host (scripts/kvm_where.sh).
+# stdout, a plot in build/bench/restore.png.  Runs on /dev/kvm where it
+# works, otherwise inside the emulated KVM host (scripts/kvm_where.sh).
 set -eu
 cd "$(dirname "$0")/.."
 APFVM=${APFVM:-build/apfvm}
@@ -28,21 +28,27 @@ platform=$($APFVM platform)
 
 echo "Platform: $platform"
 echo
-echo "1. Restore to first instruction (ms, median of $RUNS), by resident memory"
-printf "%-8s %12s %12s\n" memory lazy eager
+echo "1. Restore to first instruction (ms, median of $RUNS), by resident memory; the lazy"
+echo "   restore's phases end at: snapshot read and checked, VM and pagers ready, state"
+echo "   back in KVM (the rest: the guest's registration, the vCPU thread's start)"
+printf "%-8s %10s %10s %10s %10s %12s\n" memory read vm+pagers state lazy eager
 csv1=build/bench/restore-first-instruction.csv
-echo "mem_mib,lazy_ms,eager_ms,platform" >"$csv1"
+echo "mem_mib,lazy_ms,eager_ms,lazy_read_ms,lazy_vm_ready_ms,lazy_state_ms,platform" >"$csv1"
 for mem in 64M 256M 1G; do
 	$APFVM run --mem $mem --workload compute --duration 3s --snapshot-at 1s \
 		--snapshot "$tmp/s" -q
-	for kind in lazy eager; do
-		for r in $(seq "$RUNS"); do
-			$APFVM restore $([ $kind = eager ] && echo --populate) --stats-json "$tmp/j" -q "$tmp/s"
-			num "$tmp/j" first_run_ms
-		done | median >"$tmp/$kind"
-	done
-	printf "%-8s %12s %12s\n" $mem "$(cat "$tmp/lazy")" "$(cat "$tmp/eager")"
-	echo "$(( $(echo $mem | sed 's/M$//; s/G$/*1024/') )),$(cat "$tmp/lazy"),$(cat "$tmp/eager"),\"$platform\"" >>"$csv1"
+	for r in $(seq "$RUNS"); do
+		$APFVM restore --stats-json "$tmp/j" -q "$tmp/s"
+		echo "$(num "$tmp/j" first_run_ms) $(num "$tmp/j" opened_ms) $(num "$tmp/j" vm_ready_ms) $(num "$tmp/j" state_ms)"
+	done >"$tmp/lazy"
+	for r in $(seq "$RUNS"); do
+		$APFVM restore --populate --stats-json "$tmp/j" -q "$tmp/s"
+		num "$tmp/j" first_run_ms
+	done | median >"$tmp/eager"
+	col() { awk -v c="$1" '{ print $c }' "$tmp/lazy" | median; }
+	lazy=$(col 1) read=$(col 2) vm=$(col 3) state=$(col 4)
+	printf "%-8s %10s %10s %10s %10s %12s\n" $mem "$read" "$vm" "$state" "$lazy" "$(cat "$tmp/eager")"
+	echo "$(( $(echo $mem | sed 's/M$//; s/G$/*1024/') )),$lazy,$(cat "$tmp/eager"),$read,$vm,$state,\"$platform\"" >>"$csv1"
 done
 
 echo
@@ -74,3 +80,4 @@ for mode in off kernel user; do
 done
 echo
 echo "CSV: $csv1 $csv2"
+bench/plot_restore.sh "$csv1" "$csv2" build/bench/restore.png

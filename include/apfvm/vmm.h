@@ -195,6 +195,10 @@ void apfvm_config_defaults(struct apfvm_config *c);
  * passes every other SIGBUS to the handler installed before it. */
 int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_err *e);
 
+/* The --apf mode the snapshot at `path` was taken in (validated as
+ * apfvm_run() would).  A restore may run in another (docs/snapshot.md). */
+int apfvm_snapshot_mode(const char *path, enum apfvm_apf_mode *mode, struct apf_err *e);
+
 const char *apfvm_mode_name(enum apfvm_apf_mode m);
 
 /* Whether this build's architecture has mode m (arm64 has no `kernel`). */

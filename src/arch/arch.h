@@ -88,10 +88,22 @@ int arch_snapshot_save_vm(struct vm *vm, const struct vm_options *opt, struct sn
 /* The options a restored VM must be created with (before it exists). */
 int arch_snapshot_options(const void *vm_state, uint64_t len, struct vm_options *opt,
 			  struct apf_err *e);
-/* Restores a vCPU created by vm_add_vcpu, then the VM (after every vCPU).
- * The records are validated (sizes) before KVM sees them. */
-int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
+/* Gives options read from a snapshot the host side of `mode` (the mode
+ * the restore runs in, which may differ from the snapshot's), keeping
+ * what the guest has already seen (its CPUID) as it was. */
+int arch_snapshot_mode_options(struct vm_options *opt, enum apfvm_apf_mode mode,
 			       struct apf_err *e);
+struct snap_apf;
+/* The async-PF registration KVM held for the vCPU whose records these
+ * are (--apf kernel: in KVM's MSRs); false if the guest had none enabled. */
+bool arch_snapshot_kvm_apf(const void *data, uint64_t len, struct snap_apf *out);
+/* Restores a vCPU created by vm_add_vcpu, then the VM (after every vCPU).
+ * The records are validated (sizes) before KVM sees them.  KVM's own
+ * async-PF registration is never taken from the records: KVM gets
+ * `kvm_apf` (--apf kernel; its enable written last, which makes KVM send
+ * a wake-all), or none (NULL). */
+int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
+			       const struct snap_apf *kvm_apf, struct apf_err *e);
 int arch_snapshot_restore_vm(struct vm *vm, const struct vm_options *opt, const void *data,
 			     uint64_t len, struct apf_err *e);
 

@@ -55,6 +55,11 @@ static int cmd_run(int argc, char **argv)
 		fputs(strcmp(argv[0], "restore") ? options_run_usage : options_restore_usage, stdout);
 		return 0;
 	}
+	if (o.cfg.restore_path && !o.apf_given &&
+	    apfvm_snapshot_mode(o.cfg.restore_path, &o.cfg.apf, &e)) {
+		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
+		return 1;
+	}
 	if (o.guest_path) {
 		rc = file_read_all(o.guest_path, &elf, &o.cfg.guest_elf_len);
 		if (rc) {

@@ -70,7 +70,10 @@ const char options_restore_usage[] =
 	"\n"
 	"  --latency DUR[-DUR]   added fetch latency per page, fixed or a range (default 0)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
-	"  --apf MODE            off | kernel | user: as for 'apfvm run' (default off)\n"
+	"  --apf MODE            off | kernel | user: the host side of async page faults, as\n"
+	"                        for 'apfvm run' (default: the snapshot's); a snapshot taken in\n"
+	"                        one mode restores in another, but not in off if its guest had\n"
+	"                        enabled async page faults (a parked task would never wake)\n"
 	"  --apf-threshold DUR   user mode: go async only above this expected fetch time\n"
 	"  --populate            install all of the memory before the guest goes on (an eager\n"
 	"                        restore: the baseline the lazy one is measured against)\n"
@@ -325,6 +328,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			c->max_inflight = (unsigned)v;
 			break;
 		case OPT_APF:
+			o->apf_given = true;
 			if (!strcmp(optarg, "off"))
 				c->apf = APFVM_APF_OFF;
 			else if (!strcmp(optarg, "kernel"))

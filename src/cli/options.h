@@ -18,6 +18,7 @@ struct run_options {
 	const char *kernel_path; /* a Linux bzImage instead, or NULL */
 	const char *initrd_path; /* its initrd, or NULL */
 	bool workload_given;     /* --workload appeared */
+	bool apf_given;          /* --apf appeared (restore: else the snapshot's mode) */
 	const char *console_path; /* --console: the guest console's file, or NULL */
 	const char *stats_json;  /* NULL: none */
 	bool verbose;            /* echo the guest console */

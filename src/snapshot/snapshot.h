@@ -126,4 +126,16 @@ void snap_close(struct snap_image *s);
 /* The section of `type` and `index`, or NULL. */
 const struct snap_section *snap_find(const struct snap_image *s, uint32_t type, uint32_t index);
 
+/* SNAP_SEC_APF's payload (index = vCPU): the guest's async-PF
+ * registration, from whichever host side held it (the core with --apf
+ * user, KVM's MSRs with --apf kernel).  msr_en: x86's raw MSR value (0 on arm64). */
+struct snap_apf {
+	uint64_t msr_en;
+	uint64_t area_gpa;
+	uint32_t vector;
+	uint32_t enabled;
+	uint32_t send_always;
+	uint32_t pad;
+};
+
 #endif

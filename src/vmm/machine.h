@@ -103,6 +103,7 @@ struct machine {
 	 * known (the reference guest's progress page). */
 	uint64_t work_at_snapshot;
 	bool has_progress;
+	struct snap_apf restore_apf; /* the guest's async-PF registration, or zeros */
 	/* A restore's phases ended (CLOCK_MONOTONIC): the snapshot read and
 	 * checked; the VM, its vCPU and the pagers ready; the state back in KVM. */
 	uint64_t restore_phase_ns[3];

@@ -74,15 +74,21 @@ static int write_memory(struct machine *m, const char *path, uint32_t *crcs, str
 
 /* --apf user: the registration the core holds, per vCPU.  What was in
  * flight is dropped: the restore's wake-all frees every parked task. */
-static int write_apf(struct machine *m, struct snap_writer *w, struct apf_err *e)
+/* The guest's async-PF registration, whichever host side held it: the
+ * core (--apf user) or KVM (--apf kernel, from its MSRs in the vCPU's
+ * records), so that a restore in either mode can give it to its own. */
+static int write_apf(struct machine *m, const struct snap_blob *vcpu, struct snap_writer *w,
+		     struct apf_err *e)
 {
+	struct snap_apf a;
 	if (!m->core)
-		return 0;
+		return arch_snapshot_kvm_apf(vcpu->data, vcpu->len, &a)
+			       ? snap_write_section(w, SNAP_SEC_APF, 0, &a, sizeof(a), e) : 0;
 	for (unsigned v = 0; v < m->vm.nvcpus; v++) {
 		const struct apf_core_vcpu *cv = &m->core->vcpus[v];
-		struct snap_apf a = { .msr_en = cv->msr_en, .area_gpa = cv->area_gpa,
-				      .vector = cv->vector, .enabled = cv->enabled,
-				      .send_always = cv->send_always };
+		a = (struct snap_apf){ .msr_en = cv->msr_en, .area_gpa = cv->area_gpa,
+				       .vector = cv->vector, .enabled = cv->enabled,
+				       .send_always = cv->send_always };
 		int rc = snap_write_section(w, SNAP_SEC_APF, v, &a, sizeof(a), e);
 		if (rc)
 			return rc;
@@ -141,7 +147,7 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 					     m->report.nresults * sizeof(m->report.results[0]), e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_VCPU, 0, vcpu.data, vcpu.len, e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_VM, 0, vmstate.data, vmstate.len, e)) ||
-		    (rc = write_apf(m, &w, e)) ||
+		    (rc = write_apf(m, &vcpu, &w, e)) ||
 		    (m->pc && (rc = snap_write_section(&w, SNAP_SEC_DEVICES, 0, devices.data,
 						       devices.len, e))) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_PAGE_CRCS, 0, crcs, pages * sizeof(*crcs), e)))
@@ -209,17 +215,8 @@ static int memory_sources(struct machine *m, const struct apfvm_config *c, struc
  * resident memory, which is empty until then. */
 int machine_restore_started(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
-	if (!m->core)
-		return 0;
-	const struct snap_section *sec = snap_find(&m->snap, SNAP_SEC_APF, 0);
-	if (!sec)
-		return 0; /* the guest had not registered */
-	struct snap_apf a;
-	if (sec->len != sizeof(a))
-		return apf_fail(e, -EINVAL, "snapshot '%s': its async-PF state has the wrong size",
-				c->restore_path);
-	memcpy(&a, sec->data, sizeof(a));
-	if (!a.enabled)
+	const struct snap_apf a = m->restore_apf;
+	if (!m->core || !a.enabled)
 		return 0;
 	/* As the guest wrote it (x86: the MSRs; checked as a guest's write). */
 	if (a.msr_en ? apf_core_restore_msrs(m->core, 0, a.vector, a.msr_en)
@@ -227,6 +224,26 @@ int machine_restore_started(struct machine *m, const struct apfvm_config *c, str
 		return apf_fail(e, -EINVAL, "snapshot '%s': its async-PF registration is invalid",
 				c->restore_path);
 	return 0;
+}
+
+int apfvm_snapshot_mode(const char *path, enum apfvm_apf_mode *mode, struct apf_err *e)
+{
+	struct snap_image s;
+	struct snap_machine sm;
+	int rc = snap_open(&s, path, e);
+	if (rc)
+		return rc;
+	const struct snap_section *msec = snap_find(&s, SNAP_SEC_MACHINE, 0);
+	if (!msec || msec->len != sizeof(sm))
+		rc = apf_fail(e, -EINVAL, "snapshot '%s' has no valid machine state", path);
+	else
+		memcpy(&sm, msec->data, sizeof(sm));
+	if (!rc && sm.apf_mode > APFVM_APF_USER)
+		rc = apf_fail(e, -EINVAL, "snapshot '%s' names an unknown --apf mode", path);
+	if (!rc)
+		*mode = (enum apfvm_apf_mode)sm.apf_mode;
+	snap_close(&s);
+	return rc;
 }
 
 int machine_build_restore(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
@@ -263,13 +280,22 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	    rsec->len != sm.nresults * sizeof(m->report.results[0]) ||
 	    sm.layout.ufree_end > sm.mem_size || sm.layout.page_table >= sm.mem_size)
 		return apf_fail(e, -EINVAL, "snapshot '%s': its machine state is inconsistent", path);
-	if (sm.apf_mode != c->apf)
-		return apf_fail(e, -EINVAL, "snapshot '%s' was taken with --apf %s; restore it with "
-				"--apf %s (another mode: not yet)", path,
-				apfvm_mode_name((enum apfvm_apf_mode)sm.apf_mode),
+	/* The guest's registration, whichever mode the snapshot was taken in. */
+	const struct snap_section *asec = snap_find(s, SNAP_SEC_APF, 0);
+	if (asec && asec->len != sizeof(m->restore_apf))
+		return apf_fail(e, -EINVAL, "snapshot '%s': its async-PF state has the wrong size", path);
+	if (asec)
+		memcpy(&m->restore_apf, asec->data, sizeof(m->restore_apf));
+	/* Any mode may restore any snapshot, but off one whose guest had
+	 * registered: a task it parked on a fault in flight would wait for a
+	 * page-ready (or the wake-all) that no host side would send. */
+	if (c->apf == APFVM_APF_OFF && m->restore_apf.enabled)
+		return apf_fail(e, -EINVAL, "snapshot '%s': its guest had enabled async page faults "
+				"(taken with --apf %s): with --apf off, a task it parked on a fault would "
+				"never be woken; restore it with --apf kernel or --apf user", path,
 				apfvm_mode_name((enum apfvm_apf_mode)sm.apf_mode));
-	rc = arch_snapshot_options(vmsec->data, vmsec->len, &m->vm_opt, e);
-	if (rc)
+	if ((rc = arch_snapshot_options(vmsec->data, vmsec->len, &m->vm_opt, e)) ||
+	    (rc = arch_snapshot_mode_options(&m->vm_opt, c->apf, e)))
 		return rc;
 	rc = memory_sources(m, c, e);
 	if (rc)
@@ -341,7 +367,11 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	    (m->pager_ready && (rc = pager_start(&m->pager, e))))
 		return rc;
 	m->restore_phase_ns[1] = monotonic_ns();
-	if ((rc = arch_snapshot_restore_vcpu(&m->vm, &m->vm.vcpus[0], vsec->data, vsec->len, e)) ||
+	/* --apf kernel: KVM gets the registration (and sends the wake-all);
+	 * --apf user: the core, in machine_restore_started. */
+	const struct snap_apf *kvm_apf =
+		c->apf == APFVM_APF_KERNEL && m->restore_apf.enabled ? &m->restore_apf : NULL;
+	if ((rc = arch_snapshot_restore_vcpu(&m->vm, &m->vm.vcpus[0], vsec->data, vsec->len, kvm_apf, e)) ||
 	    (rc = arch_snapshot_restore_vm(&m->vm, &m->vm_opt, vmsec->data, vmsec->len, e)))
 		return rc;
 	m->restore_phase_ns[2] = monotonic_ns();

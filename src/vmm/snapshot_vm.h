@@ -40,16 +40,6 @@ struct snap_machine {
 #define SNAP_GUEST_REFERENCE 1
 #define SNAP_GUEST_LINUX     2
 
-/* SNAP_SEC_APF's payload (index = vCPU): the registration the async-fault
- * core held (--apf user).  msr_en: x86's raw MSR value (0 on arm64). */
-struct snap_apf {
-	uint64_t msr_en;
-	uint64_t area_gpa;
-	uint32_t vector;
-	uint32_t enabled;
-	uint32_t send_always;
-	uint32_t pad;
-};
 
 /* Writes m's snapshot to path and path.mem; m's vCPU and pager threads
  * must be stopped. */

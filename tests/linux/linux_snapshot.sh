@@ -1,8 +1,10 @@
 #!/bin/bash
 # Runs inside the emulated KVM host for test_linux_snapshot.sh: in each
 # mode, a Linux guest running apfvm's /init (compute next to a scan of a
-# lazy region) is snapshotted mid-scan, then restored in the same mode.
-# Writes OUT/MODE-{run,restore}.{console,json,status,err}.
+# lazy region) is snapshotted mid-scan, then restored in the same mode
+# (and the kernel-mode snapshot in user mode too).
+# Writes OUT/MODE-{run,restore}.{console,json,status,err} and
+# OUT/kernel-as-user-restore.*.
 # Usage: linux_snapshot.sh KERNEL IMAGE OUT
 set -u
 kernel=$1 image=$2 out=$3
@@ -18,5 +20,13 @@ for mode in off kernel user; do
 		--console "$out/$mode-restore.console" --stats-json "$out/$mode-restore.json" \
 		-q "$snaps/$mode" >"$out/$mode-restore.err" 2>&1
 	echo $? >"$out/$mode-restore.status"
+	# The kernel snapshot once more, with the host side in apfvm.
+	if [ $mode = kernel ]; then
+		build/apfvm restore --apf user --latency 2ms --timeout 300s \
+			--console "$out/kernel-as-user-restore.console" \
+			--stats-json "$out/kernel-as-user-restore.json" \
+			-q "$snaps/$mode" >"$out/kernel-as-user-restore.err" 2>&1
+		echo $? >"$out/kernel-as-user-restore.status"
+	fi
 	rm -f "$snaps/$mode" "$snaps/$mode.mem"
 done

@@ -28,40 +28,7 @@ tests=(linux_boots_and_runs_apfvms_init linux_verifies_every_page_in_each_mode
 	linux_acks_follow_the_token linux_kernel_mode_goes_async
 	linux_kernel_mode_faults_stay_synchronous linux_off_mode_stays_synchronous)
 
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; }
-fail_all() {
-	for t in "${tests[@]}"; do fail "$t" "$1"; done
-	exit 0
-}
-# num CASE SECTION KEY: the number KEY holds in SECTION ("" = top level).
-num() {
-	local j="$out/$1.json" s
-	if [ -n "$2" ]; then
-		s=$(grep -o "\"$2\": {[^}]*}" "$j" 2>/dev/null)
-	else
-		s=$(cat "$j" 2>/dev/null)
-	fi
-	echo "$s" | grep -o "\"$3\": [0-9.]*" | head -n 1 | sed 's/.*: //'
-}
-# task CASE NAME KEY: KEY of the first task called NAME.
-task() {
-	grep -o "{\"name\": \"$2\"[^}]*}" "$out/$1.json" 2>/dev/null | head -n 1 |
-		grep -o "\"$3\": [0-9.]*" | sed 's/.*: //'
-}
-# expect NAME "what must hold" A OP B [A OP B ...]: integer comparisons.
-expect() {
-	local name=$1 why=$2
-	shift 2
-	while [ $# -ge 3 ]; do
-		if [ -z "$1" ] || [ -z "$3" ] || ! [ "$1" "$2" "$3" ] 2>/dev/null; then
-			fail "$name" "$why (got '$1' $2 '$3')"
-			return
-		fi
-		shift 3
-	done
-	ok "$name"
-}
+. tests/linux/lib.sh
 
 if ! "$EMUHOST" --setup >"$out/setup" 2>&1; then
 	fail_all "emulated host setup: $(tail -n 3 "$out/setup")"

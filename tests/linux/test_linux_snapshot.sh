@@ -11,7 +11,8 @@
 #     fetched on fault, far fewer than the guest has;
 #   - async page faults work across the restore: kernel mode's faults go
 #     async again (KVM's registration travelled in its MSRs), user mode's
-#     not-presents are Linux task waits, after the wake-all.
+#     not-presents are Linux task waits, after the wake-all; the kernel
+#     snapshot restored in user mode goes async with apfvm's host side.
 # Prints "ok NAME" / "FAIL NAME: why" lines.
 set -u
 cd "$(dirname "$0")/../.."
@@ -22,42 +23,10 @@ modes=(off kernel user)
 pages=4096
 tests=(linux_snapshot_and_restore_in_each_mode linux_restore_goes_on_where_it_was
 	linux_restore_verifies_every_page linux_restore_serves_memory_lazily
-	linux_kernel_mode_async_after_restore linux_user_mode_async_after_restore)
+	linux_kernel_mode_async_after_restore linux_user_mode_async_after_restore
+	linux_kernel_snapshot_restored_in_user_mode)
 
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; }
-fail_all() {
-	for t in "${tests[@]}"; do fail "$t" "$1"; done
-	exit 0
-}
-# num CASE SECTION KEY: the number KEY holds in SECTION ("" = top level).
-num() {
-	local j="$out/$1.json" s
-	if [ -n "$2" ]; then
-		s=$(grep -o "\"$2\": {[^}]*}" "$j" 2>/dev/null)
-	else
-		s=$(cat "$j" 2>/dev/null)
-	fi
-	echo "$s" | grep -o "\"$3\": [0-9.]*" | head -n 1 | sed 's/.*: //'
-}
-# task CASE NAME KEY: KEY of the first task called NAME.
-task() {
-	grep -o "{\"name\": \"$2\"[^}]*}" "$out/$1.json" 2>/dev/null | head -n 1 |
-		grep -o "\"$3\": [0-9.]*" | sed 's/.*: //'
-}
-# expect NAME "what must hold" A OP B [A OP B ...]: integer comparisons.
-expect() {
-	local name=$1 why=$2
-	shift 2
-	while [ $# -ge 3 ]; do
-		if [ -z "$1" ] || [ -z "$3" ] || ! [ "$1" "$2" "$3" ] 2>/dev/null; then
-			fail "$name" "$why (got '$1' $2 '$3')"
-			return
-		fi
-		shift 3
-	done
-	ok "$name"
-}
+. tests/linux/lib.sh
 
 if ! "$EMUHOST" --setup >"$out/setup" 2>&1; then
 	fail_all "emulated host setup: $(tail -n 3 "$out/setup")"
@@ -131,3 +100,18 @@ expect linux_user_mode_async_after_restore \
 	"$(num user-restore linux task_waits)" -ge "$np" \
 	"$(num user-restore host_apf ready)" -eq "$np" \
 	"$(num user-restore host_apf gp_injected)" -eq 0
+
+c=kernel-as-user-restore
+np=$(num $c host_apf not_present)
+if [ "$(cat "$out/$c.status" 2>/dev/null)" != 0 ]; then
+	fail linux_kernel_snapshot_restored_in_user_mode "status $(cat "$out/$c.status" 2>/dev/null): $(tail -n 2 "$out/$c.err" 2>/dev/null | tr '\n' ' ')"
+elif [ "$(task $c scan pages)" != $pages ] || [ "$(task $c scan mismatches)" != 0 ]; then
+	fail linux_kernel_snapshot_restored_in_user_mode "scan: $(task $c scan pages) pages, $(task $c scan mismatches) mismatches"
+else
+	expect linux_kernel_snapshot_restored_in_user_mode \
+		"KVM's registration given to apfvm's core: the wake-all, then async faults Linux waited on" \
+		"$(num $c host_apf wake_all)" -eq 1 \
+		"$np" -gt 0 \
+		"$(num $c linux task_waits)" -ge "$np" \
+		"$(num $c host_apf ready)" -eq "$np"
+fi

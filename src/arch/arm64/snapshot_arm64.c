@@ -30,10 +30,23 @@ int arch_snapshot_options(const void *vm_state, uint64_t len, struct vm_options 
 	return not_yet(e);
 }
 
-int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
+int arch_snapshot_mode_options(struct vm_options *opt, enum apfvm_apf_mode mode,
 			       struct apf_err *e)
 {
-	(void)vm, (void)v, (void)data, (void)len;
+	(void)opt, (void)mode;
+	return not_yet(e);
+}
+
+bool arch_snapshot_kvm_apf(const void *data, uint64_t len, struct snap_apf *out)
+{
+	(void)data, (void)len, (void)out;
+	return false; /* KVM has no async PF of its own on arm64 */
+}
+
+int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
+			       const struct snap_apf *kvm_apf, struct apf_err *e)
+{
+	(void)vm, (void)v, (void)data, (void)len, (void)kvm_apf;
 	return not_yet(e);
 }
 

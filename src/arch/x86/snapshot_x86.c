@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include "apfvm/abi_x86.h"
 
 #include "arch/arch.h"
 #include "arch/x86/platform_x86.h"
 #include "snapshot/snapshot.h"
+#include "vmm/snapshot_vm.h"
 #include "vmm/kvm_vm.h"
 
 enum {
@@ -36,8 +38,8 @@ static const uint32_t saved_msrs[] = {
 	0xc0000102, /* KERNEL_GS_BASE */
 	0xc0000103, /* TSC_AUX */
 	0x4b564d00, 0x4b564d01, /* kvmclock: wall clock, system time */
-	0x4b564d06, /* async PF vector, before its enable: */
-	0x4b564d02, /* async PF enable: written again, KVM sends a wake-all */
+	0x4b564d06, /* async PF vector (restored from the APF section) */
+	0x4b564d02, /* async PF enable (likewise; written again, KVM sends a wake-all) */
 	0x4b564d03, 0x4b564d04, 0x4b564d05, /* steal time, PV EOI, poll control */
 };
 
@@ -178,8 +180,42 @@ static int set_ioctl(int fd, unsigned long req, const void *arg, const char *wha
 	return 0;
 }
 
-int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
+int arch_snapshot_mode_options(struct vm_options *opt, enum apfvm_apf_mode mode,
 			       struct apf_err *e)
+{
+	struct vm_options fresh = { 0 };
+	int rc = arch_mode_options(&fresh, mode, e);
+	if (rc)
+		return rc;
+	/* Host side only: whether halts stay in KVM.  kvm_features is the
+	 * guest's CPUID: kept, so an off snapshot's guest, which was never
+	 * offered async PF, still is not. */
+	opt->disable_hlt_exits = fresh.disable_hlt_exits;
+	return 0;
+}
+
+bool arch_snapshot_kvm_apf(const void *data, uint64_t len, struct snap_apf *out)
+{
+	uint32_t mlen = 0;
+	const struct kvm_msr_entry *msrs = snap_blob_get(data, len, REC_MSRS, &mlen);
+	uint64_t en = 0, vector = 0;
+
+	for (uint32_t i = 0; msrs && i < mlen / sizeof(*msrs); i++) {
+		if (msrs[i].index == MSR_KVM_ASYNC_PF_EN)
+			en = msrs[i].data;
+		if (msrs[i].index == MSR_KVM_ASYNC_PF_INT)
+			vector = msrs[i].data;
+	}
+	if (!(en & KVM_ASYNC_PF_ENABLED))
+		return false;
+	*out = (struct snap_apf){ .msr_en = en, .area_gpa = en & ~0x3full,
+				  .vector = (uint32_t)(vector & 0xff), .enabled = 1,
+				  .send_always = (en & KVM_ASYNC_PF_SEND_ALWAYS) != 0 };
+	return true;
+}
+
+int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
+			       const struct snap_apf *kvm_apf, struct apf_err *e)
 {
 	uint32_t mlen = 0;
 	const void *mp, *regs, *sregs, *xs, *xcrs, *dbg, *lapic, *ev, *khz;
@@ -213,24 +249,44 @@ int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, 
 	if (!xbuf)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	memcpy(xbuf, xs, xlen);
-	struct kvm_msrs *m = calloc(1, sizeof(*m) + mlen);
+	/* Room for the two async-PF MSRs added below. */
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + mlen + 2 * sizeof(*msrs));
 	if (!m) {
 		free(xbuf);
 		return apf_fail(e, -ENOMEM, "out of memory");
 	}
-	m->nmsrs = mlen / sizeof(*msrs);
-	memcpy(m->entries, msrs, mlen);
-	/* Only the MSRs a snapshot holds: nothing else reaches KVM. */
-	for (uint32_t i = 0; i < m->nmsrs; i++) {
+	/* Only the MSRs a snapshot holds: nothing else reaches KVM.  KVM's
+	 * async-PF pair is left out and written last, from kvm_apf: the
+	 * vector before the enable, whose write makes KVM send a wake-all. */
+	for (uint32_t i = 0; i < mlen / sizeof(*msrs); i++) {
 		bool known = false;
 		for (size_t k = 0; k < sizeof(saved_msrs) / sizeof(saved_msrs[0]); k++)
-			known |= m->entries[i].index == saved_msrs[k];
+			known |= msrs[i].index == saved_msrs[k];
 		if (!known) {
 			rc = apf_fail(e, -EINVAL, "snapshot: MSR 0x%x is not one a snapshot holds",
-				      m->entries[i].index);
+				      msrs[i].index);
 			free(m);
 			free(xbuf);
 			return rc;
+		}
+		if (msrs[i].index != MSR_KVM_ASYNC_PF_EN && msrs[i].index != MSR_KVM_ASYNC_PF_INT)
+			m->entries[m->nmsrs++] = msrs[i];
+	}
+	if (kvm_apf) {
+		m->entries[m->nmsrs++] = (struct kvm_msr_entry){ .index = MSR_KVM_ASYNC_PF_INT, .data = kvm_apf->vector };
+		m->entries[m->nmsrs++] = (struct kvm_msr_entry){ .index = MSR_KVM_ASYNC_PF_EN, .data = kvm_apf->msr_en };
+	}
+	/* Events saved with an exception payload (a VM that had
+	 * KVM_CAP_EXCEPTION_PAYLOAD: --apf user) need it in the restored VM
+	 * too, whichever its mode: KVM refuses them otherwise. */
+	struct kvm_vcpu_events events;
+	memcpy(&events, ev, sizeof(events));
+	if (events.flags & KVM_VCPUEVENT_VALID_PAYLOAD) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_EXCEPTION_PAYLOAD, .args = { 1 } };
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+			free(m);
+			free(xbuf);
+			return apf_fail(e, -errno, "restore: KVM_CAP_EXCEPTION_PAYLOAD: %s", strerror(errno));
 		}
 	}
 	/* The busy TSS KVM reported on an SVM host, made "available" where
@@ -252,7 +308,7 @@ int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, 
 				      "restore: KVM accepted %d of the snapshot's %u MSRs (the first refused: 0x%x)",
 				      set, m->nmsrs, set >= 0 && (uint32_t)set < m->nmsrs ? m->entries[set].index : 0);
 		else
-			rc = set_ioctl(v->fd, KVM_SET_VCPU_EVENTS, ev, "KVM_SET_VCPU_EVENTS", e);
+			rc = set_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS", e);
 	}
 	/* Tells a guest using kvmclock that its vCPU was paused, so that its
 	 * watchdogs do not take the gap for a lockup.  EINVAL: the guest had
