@@ -72,11 +72,11 @@ static int write_memory(struct machine *m, const char *path, uint32_t *crcs, str
 	return rc;
 }
 
-/* --apf user: the registration the core holds, per vCPU.  What was in
- * flight is dropped: the restore's wake-all frees every parked task. */
 /* The guest's async-PF registration, whichever host side held it: the
- * core (--apf user) or KVM (--apf kernel, from its MSRs in the vCPU's
- * records), so that a restore in either mode can give it to its own. */
+ * core (--apf user, per vCPU) or KVM (--apf kernel, from its MSRs in the
+ * vCPU's records), so that a restore in either mode can give it to its
+ * own.  What was in flight is dropped: the restore's wake-all frees every
+ * parked task. */
 static int write_apf(struct machine *m, const struct snap_blob *vcpu, struct snap_writer *w,
 		     struct apf_err *e)
 {
@@ -275,6 +275,7 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	if ((sm.guest_kind != SNAP_GUEST_REFERENCE && sm.guest_kind != SNAP_GUEST_LINUX) ||
 	    sm.mem_size != s->h.resident_size ||
 	    sm.lazy_size != s->h.lazy_size || sm.mem_size < (16ull << 20) ||
+	    sm.apf_mode > APFVM_APF_USER ||
 	    sm.mem_size > (2ull << 30) || sm.lazy_size % APF_LAZY_ALIGN ||
 	    sm.expected_results > APF_MAX_TASKS || sm.nresults > sm.expected_results ||
 	    rsec->len != sm.nresults * sizeof(m->report.results[0]) ||

@@ -553,6 +553,35 @@ TEST(mkimage_rejections)
 	check_mkimage_rejects(ARGC(missing), missing, "--size", __LINE__);
 }
 
+/* ------------------------------------------------------------------ */
+/* restore                                                             */
+
+TEST(restore_takes_one_path_and_says_whether_apf_was_given)
+{
+	char *plain[] = { "restore", "snap" };
+	char *given[] = { "restore", "--apf", "kernel", "snap" };
+	struct run_options o;
+	struct apf_err e;
+
+	memset(&o, 0xa5, sizeof(o));
+	REQUIRE(parse_run(ARGC(plain), plain, &o, &e) == 0);
+	CHECK(!strcmp(o.cfg.restore_path, "snap"));
+	CHECK(!o.apf_given); /* the CLI then takes the snapshot's mode */
+	REQUIRE(parse_run(ARGC(given), given, &o, &e) == 0);
+	CHECK(o.apf_given);
+	CHECK_EQ_U(o.cfg.apf, APFVM_APF_KERNEL);
+}
+
+TEST(restore_refuses_what_the_snapshot_fixes)
+{
+	char *mem[] = { "restore", "--mem", "1G", "snap" };
+	char *kernel[] = { "restore", "--kernel=bz", "snap" };
+	char *none[] = { "restore" };
+	CHECK_RUN_REJECTS(mem, "--mem does not apply to restore");
+	CHECK_RUN_REJECTS(kernel, "--kernel does not apply to restore");
+	CHECK_RUN_REJECTS(none, "needs one snapshot path");
+}
+
 TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_default_count_is_one),
 	  T(workload_sixteen_tasks_fit), T(workload_rejections_leave_config_alone),
 	  T(workload_messages_name_the_culprit), T(pin_accepted_forms),
@@ -563,4 +592,7 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(run_flag_given_a_value_is_named),
 	  T(run_rejects_unknown_option_missing_value_and_stray_argument),
 	  T(run_unknown_short_flag_in_a_bundle_is_named), T(run_parses_twice_in_a_row),
-	  T(mkimage_ok), T(mkimage_rejections))
+	  T(mkimage_ok), T(mkimage_rejections),
+	  T(restore_takes_one_path_and_says_whether_apf_was_given),
+	  T(restore_refuses_what_the_snapshot_fixes))
+
