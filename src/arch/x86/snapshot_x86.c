@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include "apfvm/abi_x86.h"
 
+#include "apfvm/abi_x86.h"
 #include "arch/arch.h"
 #include "arch/x86/platform_x86.h"
 #include "snapshot/snapshot.h"
@@ -214,6 +214,50 @@ bool arch_snapshot_kvm_apf(const void *data, uint64_t len, struct snap_apf *out)
 	return true;
 }
 
+/* The MSRs to give KVM (*out, to free): only those a snapshot holds
+ * (nothing else reaches KVM), without KVM's async-PF pair, which is
+ * written last from kvm_apf (the vector before the enable, whose write
+ * makes KVM send a wake-all). */
+static int restore_msr_list(const struct kvm_msr_entry *msrs, uint32_t n,
+			    const struct snap_apf *kvm_apf, struct kvm_msrs **out, struct apf_err *e)
+{
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + (n + 2) * sizeof(*msrs));
+	if (!m)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < n; i++) {
+		bool known = false;
+		for (size_t k = 0; k < sizeof(saved_msrs) / sizeof(saved_msrs[0]); k++)
+			known |= msrs[i].index == saved_msrs[k];
+		if (!known) {
+			free(m);
+			return apf_fail(e, -EINVAL, "snapshot: MSR 0x%x is not one a snapshot holds",
+					msrs[i].index);
+		}
+		if (msrs[i].index != MSR_KVM_ASYNC_PF_EN && msrs[i].index != MSR_KVM_ASYNC_PF_INT)
+			m->entries[m->nmsrs++] = msrs[i];
+	}
+	if (kvm_apf) {
+		m->entries[m->nmsrs++] = (struct kvm_msr_entry){ .index = MSR_KVM_ASYNC_PF_INT,
+								 .data = kvm_apf->vector };
+		m->entries[m->nmsrs++] = (struct kvm_msr_entry){ .index = MSR_KVM_ASYNC_PF_EN,
+								 .data = kvm_apf->msr_en };
+	}
+	*out = m;
+	return 0;
+}
+
+/* Events saved with an exception payload (a VM that had
+ * KVM_CAP_EXCEPTION_PAYLOAD: --apf user) need it in the restored VM too,
+ * whichever its mode: KVM refuses them otherwise. */
+static int enable_event_payload(struct vm *vm, const struct kvm_vcpu_events *ev, struct apf_err *e)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_EXCEPTION_PAYLOAD, .args = { 1 } };
+
+	if (!(ev->flags & KVM_VCPUEVENT_VALID_PAYLOAD) || ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
+		return 0;
+	return apf_fail(e, -errno, "restore: KVM_CAP_EXCEPTION_PAYLOAD: %s", strerror(errno));
+}
+
 int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, uint64_t len,
 			       const struct snap_apf *kvm_apf, struct apf_err *e)
 {
@@ -249,45 +293,17 @@ int arch_snapshot_restore_vcpu(struct vm *vm, struct vcpu *v, const void *data, 
 	if (!xbuf)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	memcpy(xbuf, xs, xlen);
-	/* Room for the two async-PF MSRs added below. */
-	struct kvm_msrs *m = calloc(1, sizeof(*m) + mlen + 2 * sizeof(*msrs));
-	if (!m) {
+	struct kvm_msrs *m = NULL;
+	if ((rc = restore_msr_list(msrs, mlen / sizeof(*msrs), kvm_apf, &m, e))) {
 		free(xbuf);
-		return apf_fail(e, -ENOMEM, "out of memory");
+		return rc;
 	}
-	/* Only the MSRs a snapshot holds: nothing else reaches KVM.  KVM's
-	 * async-PF pair is left out and written last, from kvm_apf: the
-	 * vector before the enable, whose write makes KVM send a wake-all. */
-	for (uint32_t i = 0; i < mlen / sizeof(*msrs); i++) {
-		bool known = false;
-		for (size_t k = 0; k < sizeof(saved_msrs) / sizeof(saved_msrs[0]); k++)
-			known |= msrs[i].index == saved_msrs[k];
-		if (!known) {
-			rc = apf_fail(e, -EINVAL, "snapshot: MSR 0x%x is not one a snapshot holds",
-				      msrs[i].index);
-			free(m);
-			free(xbuf);
-			return rc;
-		}
-		if (msrs[i].index != MSR_KVM_ASYNC_PF_EN && msrs[i].index != MSR_KVM_ASYNC_PF_INT)
-			m->entries[m->nmsrs++] = msrs[i];
-	}
-	if (kvm_apf) {
-		m->entries[m->nmsrs++] = (struct kvm_msr_entry){ .index = MSR_KVM_ASYNC_PF_INT, .data = kvm_apf->vector };
-		m->entries[m->nmsrs++] = (struct kvm_msr_entry){ .index = MSR_KVM_ASYNC_PF_EN, .data = kvm_apf->msr_en };
-	}
-	/* Events saved with an exception payload (a VM that had
-	 * KVM_CAP_EXCEPTION_PAYLOAD: --apf user) need it in the restored VM
-	 * too, whichever its mode: KVM refuses them otherwise. */
 	struct kvm_vcpu_events events;
 	memcpy(&events, ev, sizeof(events));
-	if (events.flags & KVM_VCPUEVENT_VALID_PAYLOAD) {
-		struct kvm_enable_cap cap = { .cap = KVM_CAP_EXCEPTION_PAYLOAD, .args = { 1 } };
-		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
-			free(m);
-			free(xbuf);
-			return apf_fail(e, -errno, "restore: KVM_CAP_EXCEPTION_PAYLOAD: %s", strerror(errno));
-		}
+	if ((rc = enable_event_payload(vm, &events, e))) {
+		free(m);
+		free(xbuf);
+		return rc;
 	}
 	/* The busy TSS KVM reported on an SVM host, made "available" where
 	 * the CPU is QEMU's, which checks the type (platform_x86.h). */

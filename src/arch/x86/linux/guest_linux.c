@@ -109,7 +109,8 @@ int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_
 	return 0;
 }
 
-/* The devices' state in a snapshot (version 1 of the format). */
+/* The devices' state in a snapshot: section DEVICES, record 1
+ * (docs/snapshot.md). */
 struct pc_devices_snap {
 	uint8_t ier, lcr, mcr, scr, dll, dlm;
 	uint8_t fifo, thre_pending, irq_level, reset;
