@@ -1,0 +1,120 @@
+/*
+ * page_proto: the wire format of apfvm's page server protocol, version 1
+ * (docs/page-server.md): the messages `apfvm serve` and the tcp: page
+ * source exchange, and the checks each side makes on what it receives
+ * before anything else looks at it.  No I/O here: encoding and checking
+ * only, so that both ends and the fuzzer share one definition.
+ *
+ * Every message starts with a fixed header whose own crc32c covers it;
+ * a reply's pages each carry their crc32c.  Integers are little-endian
+ * (the byte order of every architecture apfvm runs on).
+ *
+ * Conversation: the client sends a HELLO, the server answers WELCOME
+ * (what it serves), then the client sends READ requests without waiting
+ * (pipelined, each with an id of its choosing) and the server answers
+ * each with a reply carrying the same id, in any order.
+ */
+#ifndef APFVM_PAGE_PROTO_H
+#define APFVM_PAGE_PROTO_H
+
+#include <stdint.h>
+
+#include "util/err.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the page server protocol is little-endian, as this code's hosts"
+#endif
+
+#define PGS_MAGIC       "APFVMPGS" /* 8 bytes, no NUL on the wire */
+#define PGS_VERSION     1
+#define PGS_PAGE_SIZE   4096
+#define PGS_MAX_COUNT   64         /* pages per READ */
+
+enum pgs_type {
+	PGS_HELLO = 1,
+	PGS_WELCOME = 2,
+	PGS_READ = 3,
+	PGS_REPLY = 4,
+};
+
+/* A reply's status: 0, or why the server has no data for it. */
+enum pgs_status {
+	PGS_OK = 0,
+	PGS_RANGE = 1, /* the pages are beyond what the server serves */
+	PGS_IO = 2,    /* the server could not read them */
+	PGS_STATUS_MAX = PGS_IO,
+};
+
+/* Client -> server, first. */
+struct pgs_hello {
+	char magic[8];
+	uint32_t type;         /* PGS_HELLO */
+	uint32_t version;      /* PGS_VERSION */
+	uint64_t reserved;     /* 0 */
+	uint32_t pad;          /* 0 */
+	uint32_t hdr_crc;      /* crc32c of the message, this field 0 */
+};
+_Static_assert(sizeof(struct pgs_hello) == 32, "pgs_hello layout");
+
+/* Server -> client, the answer to HELLO: what is served. */
+struct pgs_welcome {
+	char magic[8];
+	uint32_t type;         /* PGS_WELCOME */
+	uint32_t version;      /* PGS_VERSION */
+	uint64_t npages;       /* pages 0 .. npages-1 can be read */
+	uint32_t page_size;    /* PGS_PAGE_SIZE */
+	uint32_t max_count;    /* pages per READ this server accepts, 1..PGS_MAX_COUNT */
+	uint32_t pattern;      /* the content's pattern and seed (apfvm images: */
+	uint32_t pad;          /* enum apf_pattern), for the guest to verify */
+	uint64_t seed;
+	uint32_t reserved;     /* 0 */
+	uint32_t hdr_crc;
+};
+_Static_assert(sizeof(struct pgs_welcome) == 56, "pgs_welcome layout");
+
+/* Client -> server: pages [page, page + count). */
+struct pgs_read {
+	uint32_t type;         /* PGS_READ */
+	uint32_t count;        /* 1 .. the WELCOME's max_count */
+	uint64_t id;           /* echoed in the reply */
+	uint64_t page;
+	uint32_t reserved;     /* 0 */
+	uint32_t hdr_crc;
+};
+_Static_assert(sizeof(struct pgs_read) == 32, "pgs_read layout");
+
+/* Server -> client: the answer to one READ.  With status PGS_OK it is
+ * followed by count crc32c values (uint32_t, one per page), then the count
+ * pages; otherwise by nothing. */
+struct pgs_reply {
+	uint32_t type;         /* PGS_REPLY */
+	uint32_t status;       /* enum pgs_status */
+	uint64_t id;           /* the READ's */
+	uint64_t page;         /* the READ's */
+	uint32_t count;        /* the READ's */
+	uint32_t hdr_crc;
+};
+_Static_assert(sizeof(struct pgs_reply) == 32, "pgs_reply layout");
+
+void pgs_hello_init(struct pgs_hello *h);
+void pgs_welcome_init(struct pgs_welcome *w, uint64_t npages, uint32_t max_count,
+		      uint32_t pattern, uint64_t seed);
+void pgs_read_init(struct pgs_read *r, uint64_t id, uint64_t page, uint32_t count);
+void pgs_reply_init(struct pgs_reply *r, const struct pgs_read *req, enum pgs_status status);
+
+/*
+ * The checks, each on bytes just received (untrusted); 0, or -EPROTO with
+ * a message naming what is wrong.  A server checks a HELLO, and each READ
+ * against what it serves; a client checks the WELCOME, and each reply
+ * header against the READ it sent with that id.
+ */
+int pgs_hello_check(const struct pgs_hello *h, struct apf_err *e);
+int pgs_welcome_check(const struct pgs_welcome *w, struct apf_err *e);
+int pgs_read_check(const struct pgs_read *r, uint64_t npages, uint32_t max_count,
+		   struct apf_err *e);
+int pgs_reply_check(const struct pgs_reply *r, const struct pgs_read *req, struct apf_err *e);
+
+/* Whether one page received in a reply matches the crc32c it came with. */
+int pgs_page_ok(const void *page, uint32_t crc);
+
+#endif
