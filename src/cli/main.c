@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "apfvm/vmm.h"
 #include "image/image.h"
 #include "image/initramfs.h"
+#include "net/page_server.h"
 #include "arch/platform.h"
 #include "util/file.h"
 #include "bench.h"
@@ -27,6 +30,7 @@ static const char main_usage[] =
 	"  run       boot the guest kernel and run workloads on lazily served memory\n"
 	"  restore   go on with a snapshot's guest, its memory served lazily\n"
 	"  mkimage   write a deterministic memory image for --source file:PATH\n"
+	"  serve     serve an image's pages over TCP (the page server protocol)\n"
 	"  bench     compare the async page fault modes side by side\n"
 	"  platform  name this machine's KVM (the platform figures come from)\n"
 	"\n"
@@ -174,6 +178,48 @@ static int cmd_mkimage(int argc, char **argv)
 	return 0;
 }
 
+static atomic_int serve_stop;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&serve_stop, 1);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct serve_options o;
+	struct page_server s;
+	struct apf_err e = { "" };
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+
+	if (options_parse_serve(argc, argv, &o, &e)) {
+		fprintf(stderr, "apfvm serve: %s\n", e.msg);
+		return 2;
+	}
+	if (o.help) {
+		fputs(options_serve_usage, stdout);
+		return 0;
+	}
+	if (page_server_open(&s, o.image, o.listen, o.max_count, &e)) {
+		fprintf(stderr, "apfvm serve: %s\n", e.msg);
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	printf("apfvm serve: %s, %llu pages, on port %u\n", o.image, (unsigned long long)s.npages,
+	       s.port);
+	fflush(stdout);
+	int rc = page_server_run(&s, &serve_stop, &e);
+	page_server_close(&s);
+	if (rc) {
+		fprintf(stderr, "apfvm serve: %s\n", e.msg);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -192,6 +238,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mkimage"))
 		return cmd_mkimage(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "serve"))
+		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "platform")) {
 		char name[96];
 		if (argc > 2) {

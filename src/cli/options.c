@@ -91,6 +91,18 @@ const char options_mkimage_usage[] =
 	"  --seed N      seed (default 1)\n"
 	"  -h, --help    this help\n";
 
+const char options_serve_usage[] =
+	"Usage: apfvm serve --image IMG --listen ADDR:PORT [--max-count N]\n"
+	"Serve an apfvm image's pages over TCP with apfvm's page server protocol\n"
+	"(docs/page-server.md), to any number of clients at once, until SIGINT or\n"
+	"SIGTERM.\n"
+	"\n"
+	"  --image IMG         the image to serve (apfvm mkimage)\n"
+	"  --listen ADDR:PORT  where to listen: 127.0.0.1:7000, [::1]:7000, 0.0.0.0:7000;\n"
+	"                      port 0 picks a free one (printed)\n"
+	"  --max-count N       pages a client may ask for in one request, 1..64 (default 16)\n"
+	"  -h, --help          this help\n";
+
 static const struct {
 	const char *name;
 	uint32_t kind;
@@ -204,7 +216,8 @@ enum {
 	OPT_GUEST = 256, OPT_KERNEL, OPT_INITRD, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
-	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT,
+	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_IMAGE, OPT_LISTEN,
+	OPT_MAX_COUNT,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -497,5 +510,51 @@ int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, stru
 	if (optind != argc - 1)
 		return apf_fail(e, -EINVAL, "expected exactly one FILE argument");
 	o->path = argv[optind];
+	return 0;
+}
+
+int options_parse_serve(int argc, char **argv, struct serve_options *o, struct apf_err *e)
+{
+	static const struct option longopts[] = {
+		{ "image", required_argument, NULL, OPT_IMAGE },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "max-count", required_argument, NULL, OPT_MAX_COUNT },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	uint64_t v;
+	int opt;
+
+	memset(o, 0, sizeof(*o));
+	o->max_count = 16;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_IMAGE:
+			o->image = optarg;
+			break;
+		case OPT_LISTEN:
+			o->listen = optarg;
+			break;
+		case OPT_MAX_COUNT:
+			if (units_parse_u64(optarg, &v) || v < 1 || v > 64)
+				return bad_value(e, "--max-count", optarg, "an integer in 1..64");
+			o->max_count = (uint32_t)v;
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		case ':':
+			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return options_unknown(e, argc, argv, "serve", longopts);
+		}
+	}
+	if (!o->image || !o->listen)
+		return apf_fail(e, -EINVAL, "--image and --listen are required (see 'apfvm serve --help')");
+	if (optind != argc)
+		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm serve --help')",
+				argv[optind]);
 	return 0;
 }

@@ -33,6 +33,13 @@ struct mkimage_options {
 	bool help;
 };
 
+struct serve_options {
+	const char *image;
+	const char *listen;
+	uint32_t max_count;
+	bool help;
+};
+
 /* Parses "compute:1,scan:2" (KIND[:COUNT], COUNT >= 1, default 1) into
  * cfg->tasks / cfg->ntasks. */
 int options_parse_workload(const char *spec, struct apfvm_config *cfg, struct apf_err *e);
@@ -52,6 +59,7 @@ int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu
  * message. */
 int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e);
 int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e);
+int options_parse_serve(int argc, char **argv, struct serve_options *o, struct apf_err *e);
 
 /* The usage error for the option getopt_long just rejected (opt '?'):
  * names an unknown option, or a flag given a value ("--populate=1"). */
@@ -62,5 +70,6 @@ int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
 extern const char options_run_usage[];
 extern const char options_mkimage_usage[];
 extern const char options_restore_usage[];
+extern const char options_serve_usage[];
 
 #endif

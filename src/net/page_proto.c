@@ -112,7 +112,7 @@ int pgs_read_check(const struct pgs_read *r, uint64_t npages, uint32_t max_count
 		return apf_fail(e, -EPROTO, "read request for %u pages (1..%u)", r->count, max_count);
 	/* page + count <= npages, without overflowing. */
 	if (r->page >= npages || r->count > npages - r->page)
-		return apf_fail(e, -EPROTO, "read request for pages %llu+%u: beyond the %llu served",
+		return apf_fail(e, -ERANGE, "read request for pages %llu+%u: beyond the %llu served",
 				(unsigned long long)r->page, r->count, (unsigned long long)npages);
 	return 0;
 }

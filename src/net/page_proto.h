@@ -105,8 +105,9 @@ void pgs_reply_init(struct pgs_reply *r, const struct pgs_read *req, enum pgs_st
 /*
  * The checks, each on bytes just received (untrusted); 0, or -EPROTO with
  * a message naming what is wrong.  A server checks a HELLO, and each READ
- * against what it serves; a client checks the WELCOME, and each reply
- * header against the READ it sent with that id.
+ * against what it serves (-ERANGE: a well-formed READ for pages beyond
+ * them, answered with PGS_RANGE); a client checks the WELCOME, and each
+ * reply header against the READ it sent with that id.
  */
 int pgs_hello_check(const struct pgs_hello *h, struct apf_err *e);
 int pgs_welcome_check(const struct pgs_welcome *w, struct apf_err *e);

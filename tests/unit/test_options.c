@@ -582,6 +582,33 @@ TEST(restore_refuses_what_the_snapshot_fixes)
 	CHECK_RUN_REJECTS(none, "needs one snapshot path");
 }
 
+/* ------------------------------------------------------------------ */
+/* apfvm serve                                                         */
+
+TEST(serve_needs_an_image_and_where_to_listen)
+{
+	char *ok[] = { "serve", "--image", "img", "--listen", "127.0.0.1:0" };
+	char *count[] = { "serve", "--image=img", "--listen=[::1]:7000", "--max-count", "64" };
+	char *no_listen[] = { "serve", "--image", "img" };
+	char *too_many[] = { "serve", "--image", "img", "--listen", "a:1", "--max-count", "65" };
+	char *extra[] = { "serve", "--image", "img", "--listen", "a:1", "more" };
+	struct serve_options o;
+	struct apf_err e;
+
+	REQUIRE(options_parse_serve(ARGC(ok), ok, &o, &e) == 0);
+	CHECK(!strcmp(o.image, "img") && !strcmp(o.listen, "127.0.0.1:0"));
+	CHECK_EQ_U(o.max_count, 16);
+	REQUIRE(options_parse_serve(ARGC(count), count, &o, &e) == 0);
+	CHECK_EQ_U(o.max_count, 64);
+	CHECK(!strcmp(o.listen, "[::1]:7000"));
+	CHECK(options_parse_serve(ARGC(no_listen), no_listen, &o, &e) == -EINVAL &&
+	      strstr(e.msg, "--image and --listen are required"));
+	CHECK(options_parse_serve(ARGC(too_many), too_many, &o, &e) == -EINVAL &&
+	      strstr(e.msg, "1..64"));
+	CHECK(options_parse_serve(ARGC(extra), extra, &o, &e) == -EINVAL &&
+	      strstr(e.msg, "unexpected argument 'more'"));
+}
+
 TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_default_count_is_one),
 	  T(workload_sixteen_tasks_fit), T(workload_rejections_leave_config_alone),
 	  T(workload_messages_name_the_culprit), T(pin_accepted_forms),
@@ -594,5 +621,5 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(run_unknown_short_flag_in_a_bundle_is_named), T(run_parses_twice_in_a_row),
 	  T(mkimage_ok), T(mkimage_rejections),
 	  T(restore_takes_one_path_and_says_whether_apf_was_given),
-	  T(restore_refuses_what_the_snapshot_fixes))
+	  T(restore_refuses_what_the_snapshot_fixes), T(serve_needs_an_image_and_where_to_listen))
 
