@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -27,10 +27,12 @@ struct conn {
 	char peer[64];
 };
 
-/* Splits "ADDR:PORT" or "[ADDR]:PORT" and resolves it for bind(). */
-static int resolve(const char *spec, struct addrinfo **out, struct apf_err *e)
+/* Parses "ADDR:PORT" or "[ADDR]:PORT" (numeric addresses only: no name
+ * service, so the static arm64 build needs none) into *ss. */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
+			struct apf_err *e)
 {
-	char host[256];
+	char host[64], *end;
 	const char *colon = strrchr(spec, ':');
 	const char *h = spec;
 	size_t hl;
@@ -40,15 +42,28 @@ static int resolve(const char *spec, struct addrinfo **out, struct apf_err *e)
 	hl = (size_t)(colon - spec);
 	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']')
 		h = spec + 1, hl -= 2;
-	if (hl == 0 || hl >= sizeof(host))
-		return apf_fail(e, -EINVAL, "--listen '%s': expected ADDR:PORT", spec);
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (hl == 0 || hl >= sizeof(host) || *end || errno || port > 65535 || colon[1] == '-' ||
+	    colon[1] == '+')
+		return apf_fail(e, -EINVAL, "--listen '%s': expected ADDR:PORT (port 0..65535)", spec);
 	memcpy(host, h, hl);
 	host[hl] = '\0';
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV };
-	int rc = getaddrinfo(host, colon + 1, &hints, out);
-	if (rc)
-		return apf_fail(e, -EINVAL, "--listen '%s': %s", spec, gai_strerror(rc));
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*v6);
+	} else {
+		return apf_fail(e, -EINVAL, "--listen '%s': '%s' is not an IPv4 or IPv6 address",
+				spec, host);
+	}
 	return 0;
 }
 
@@ -56,7 +71,6 @@ int page_server_open(struct page_server *s, const char *image_path, const char *
 		     uint32_t max_count, struct apf_err *e)
 {
 	struct image_info info;
-	struct addrinfo *ai = NULL;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
@@ -76,18 +90,18 @@ int page_server_open(struct page_server *s, const char *image_path, const char *
 	s->npages = info.data_size / PGS_PAGE_SIZE;
 	s->data_offset = info.data_offset;
 	s->seed = info.seed;
-	if ((rc = resolve(listen_addr, &ai, e)))
+	struct sockaddr_storage addr;
+	socklen_t alen = 0;
+	if ((rc = parse_listen(listen_addr, &addr, &alen, e)))
 		goto fail;
-	s->listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s->listen_fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (s->listen_fd < 0 ||
 	    setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(s->listen_fd, ai->ai_addr, ai->ai_addrlen) || listen(s->listen_fd, 64)) {
+	    bind(s->listen_fd, (struct sockaddr *)&addr, alen) || listen(s->listen_fd, 64)) {
 		rc = apf_fail(e, -errno, "cannot listen on '%s': %s", listen_addr, strerror(errno));
-		freeaddrinfo(ai);
 		goto fail;
 	}
-	freeaddrinfo(ai);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	if (getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
@@ -235,8 +249,14 @@ static void start_conn(struct page_server *s, int fd, const struct sockaddr_stor
 	pthread_t t;
 	pthread_attr_t a;
 
-	getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), port,
-		    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+	const struct sockaddr_in *v4 = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)ss;
+	if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+	else
+		inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+	snprintf(port, sizeof(port), "%u",
+		 ntohs(ss->ss_family == AF_INET6 ? v6->sin6_port : v4->sin_port));
 	int slot = -1;
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; c && slot < 0 && i < PAGE_SERVER_MAX_CLIENTS; i++)

@@ -228,7 +228,34 @@ TEST(several_clients_are_served_at_once)
 	finish();
 }
 
+TEST(bad_addresses_and_images_are_refused_with_a_message)
+{
+	static const struct {
+		const char *listen, *why;
+	} bad[] = {
+		{ "localhost:7000", "'localhost' is not an IPv4 or IPv6 address" },
+		{ "127.0.0.1", "expected ADDR:PORT" },
+		{ "127.0.0.1:70000", "port 0..65535" },
+		{ "127.0.0.1:-1", "port 0..65535" },
+		{ "[::1:7000", "is not an IPv4 or IPv6 address" },
+	};
+	struct page_server s;
+	struct apf_err e;
+
+	start(); /* for its image */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(page_server_open(&s, image, bad[i].listen, 8, &e) == -EINVAL);
+		if (!strstr(e.msg, bad[i].why))
+			TEST_FAIL_("--listen %s: \"%s\" does not say \"%s\"", bad[i].listen, e.msg,
+				   bad[i].why);
+	}
+	CHECK(page_server_open(&s, "/nonexistent/img", "127.0.0.1:0", 8, &e) == -ENOENT);
+	CHECK(strstr(e.msg, "cannot open image") != NULL);
+	finish();
+}
+
 TEST_MAIN(T(pipelined_reads_come_back_with_the_images_pages),
 	  T(a_read_beyond_the_image_is_answered_out_of_range),
 	  T(a_malformed_message_closes_only_its_connection), T(another_protocol_is_closed),
-	  T(several_clients_are_served_at_once))
+	  T(several_clients_are_served_at_once),
+	  T(bad_addresses_and_images_are_refused_with_a_message))
