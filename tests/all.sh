@@ -89,6 +89,9 @@ none)
 esac
 
 tier "vm tests" "arm64, emulated host" tests/arm64/run_arm64.sh
-tier "host tests" "$host" $HOST_TESTS
+# Each Linux test boots its own emulated host and runs several Linux
+# guests in it (its own limit: 1500 s); the default 900 s per program is
+# too short for them on a slow day.
+TEST_TIMEOUT=${TEST_TIMEOUT:-1800} tier "host tests" "$host" $HOST_TESTS
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
