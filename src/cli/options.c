@@ -8,8 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/page_proto.h"
 #include "source/source.h"
 #include "util/units.h"
+
+/* The usage and messages below say 1..64. */
+_Static_assert(PGS_MAX_COUNT == 64, "--max-count range");
 
 const char options_run_usage[] =
 	"Usage: apfvm run [OPTIONS]\n"
@@ -538,7 +542,7 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 			o->listen = optarg;
 			break;
 		case OPT_MAX_COUNT:
-			if (units_parse_u64(optarg, &v) || v < 1 || v > 64)
+			if (units_parse_u64(optarg, &v) || v < 1 || v > PGS_MAX_COUNT)
 				return bad_value(e, "--max-count", optarg, "an integer in 1..64");
 			o->max_count = (uint32_t)v;
 			break;
