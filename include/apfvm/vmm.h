@@ -48,7 +48,12 @@ struct apfvm_config {
 	size_t linux_busybox_len;
 	uint64_t mem_size;          /* resident bytes */
 	uint64_t lazy_size;         /* lazy region bytes (multiple of 2 MiB) */
-	const char *source;         /* "zero" or "file:PATH" */
+	const char *source;         /* "zero", "file:PATH" or "tcp:ADDR:PORT" */
+	/* Remote sources: a fetch unanswered for fetch_timeout_ns, or whose
+	 * page arrives corrupt, is tried again, fetch_tries times in all
+	 * before it fails (0: the defaults, 5 s and 3). */
+	uint64_t fetch_timeout_ns;
+	unsigned fetch_tries;
 	/* Instead of `source`: the embedder's own page source (src/source/
 	 * source.h), borrowed, serving at least lazy_size bytes.  It models
 	 * its own latency: the latency fields must be 0. */

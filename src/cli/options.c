@@ -14,6 +14,8 @@
 
 /* The usage and messages below say 1..64. */
 _Static_assert(PGS_MAX_COUNT == 64, "--max-count range");
+_Static_assert(SOURCE_NET_TRIES_MAX == 100 && SOURCE_NET_TIMEOUT_MAX_NS == 600000000000ull,
+	       "--fetch-tries and --fetch-timeout ranges in the usage text");
 
 const char options_run_usage[] =
 	"Usage: apfvm run [OPTIONS]\n"
@@ -27,8 +29,15 @@ const char options_run_usage[] =
 	"                        Linux reboots)\n"
 	"  --mem SIZE            resident guest memory, 16M..2G (default 64M)\n"
 	"  --lazy SIZE           lazy region served on demand, multiple of 2M (default 0)\n"
-	"  --source SPEC         page source: zero | file:PATH (default zero)\n"
-	"  --latency DUR[-DUR]   added fetch latency, fixed or uniform range (e.g. 1ms, 200us-5ms)\n"
+	"  --source SPEC         page source (default zero): zero | file:PATH (an image,\n"
+	"                        apfvm mkimage) | tcp:ADDR:PORT (a page server, apfvm serve;\n"
+	"                        numeric IPv4 or [IPv6] address)\n"
+	"  --latency DUR[-DUR]   added fetch latency, fixed or uniform range (e.g. 1ms, 200us-5ms;\n"
+	"                        zero and file: only)\n"
+	"  --fetch-timeout DUR   tcp: a fetch unanswered this long is tried again over a new\n"
+	"                        connection (default 5s, 1ms..600s)\n"
+	"  --fetch-tries N       tcp: attempts per page (timeouts, corrupt pages) before it\n"
+	"                        fails and the run with it (default 3, 1..100)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --populate            install the whole lazy region before the guest starts\n"
 	"                        (the resident baseline: no fault is ever taken)\n"
@@ -221,7 +230,7 @@ enum {
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
 	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_IMAGE, OPT_LISTEN,
-	OPT_MAX_COUNT,
+	OPT_MAX_COUNT, OPT_FETCH_TIMEOUT, OPT_FETCH_TRIES,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -267,6 +276,8 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "source", required_argument, NULL, OPT_SOURCE },
 		{ "latency", required_argument, NULL, OPT_LATENCY },
 		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
+		{ "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },
+		{ "fetch-tries", required_argument, NULL, OPT_FETCH_TRIES },
 		{ "populate", no_argument, NULL, OPT_POPULATE },
 		{ "trace", no_argument, NULL, OPT_TRACE },
 		{ "apf", required_argument, NULL, OPT_APF },
@@ -338,6 +349,17 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			break;
 		case OPT_POPULATE:
 			c->populate = true;
+			break;
+		case OPT_FETCH_TIMEOUT:
+			if (units_parse_duration(optarg, &c->fetch_timeout_ns) ||
+			    c->fetch_timeout_ns < 1000000 || c->fetch_timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS)
+				return bad_value(e, "--fetch-timeout", optarg,
+						 "a duration from 1ms to 600s such as 5s");
+			break;
+		case OPT_FETCH_TRIES:
+			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_NET_TRIES_MAX)
+				return bad_value(e, "--fetch-tries", optarg, "1..100");
+			c->fetch_tries = (unsigned)v;
 			break;
 		case OPT_INFLIGHT:
 			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_QUEUE_MAX)
@@ -446,6 +468,10 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 						     "--source", "--workload", "--duration",
 						     "--scan-order", "--hz", "--cmdline", "--trace",
 						     "--seed" };
+		for (int i = 1; i < argc - 1; i++)
+			if (!strncmp(argv[i], "--fetch-", 8))
+				return apf_fail(e, -EINVAL, "%s does not apply to restore: a snapshot's "
+						"memory is read from its local file", argv[i]);
 		for (int i = 1; i < argc - 1; i++)
 			for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
 				if (!strncmp(argv[i], fixed[k], strlen(fixed[k])) &&

@@ -16,6 +16,7 @@
 
 #include "apfvm/abi.h"
 #include "image/image.h"
+#include "net_addr.h"
 #include "page_proto.h"
 #include "source/source.h"
 #include "util/crc32c.h"
@@ -26,46 +27,6 @@ struct conn {
 	int fd, image_fd, slot;
 	char peer[64];
 };
-
-/* Parses "ADDR:PORT" or "[ADDR]:PORT" (numeric addresses only: no name
- * service, so the static arm64 build needs none) into *ss. */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
-			struct apf_err *e)
-{
-	char host[64], *end;
-	const char *colon = strrchr(spec, ':');
-	const char *h = spec;
-	size_t hl;
-
-	if (!colon || !colon[1])
-		return apf_fail(e, -EINVAL, "--listen '%s': expected ADDR:PORT", spec);
-	hl = (size_t)(colon - spec);
-	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']')
-		h = spec + 1, hl -= 2;
-	errno = 0;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (hl == 0 || hl >= sizeof(host) || *end || errno || port > 65535 || colon[1] == '-' ||
-	    colon[1] == '+')
-		return apf_fail(e, -EINVAL, "--listen '%s': expected ADDR:PORT (port 0..65535)", spec);
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*v4);
-	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*v6);
-	} else {
-		return apf_fail(e, -EINVAL, "--listen '%s': '%s' is not an IPv4 or IPv6 address",
-				spec, host);
-	}
-	return 0;
-}
 
 int page_server_open(struct page_server *s, const char *image_path, const char *listen_addr,
 		     uint32_t max_count, struct apf_err *e)
@@ -92,7 +53,7 @@ int page_server_open(struct page_server *s, const char *image_path, const char *
 	s->seed = info.seed;
 	struct sockaddr_storage addr;
 	socklen_t alen = 0;
-	if ((rc = parse_listen(listen_addr, &addr, &alen, e)))
+	if ((rc = net_addr_parse(listen_addr, "--listen", 1, &addr, &alen, e)))
 		goto fail;
 	s->listen_fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
@@ -245,18 +206,11 @@ static void *conn_thread(void *arg)
 static void start_conn(struct page_server *s, int fd, const struct sockaddr_storage *ss)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	char host[48] = "?", port[8] = "?";
+	char peer[64];
 	pthread_t t;
 	pthread_attr_t a;
 
-	const struct sockaddr_in *v4 = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)ss;
-	if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-	else
-		inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-	snprintf(port, sizeof(port), "%u",
-		 ntohs(ss->ss_family == AF_INET6 ? v6->sin6_port : v4->sin_port));
+	net_addr_format(ss, peer, sizeof(peer));
 	int slot = -1;
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; c && slot < 0 && i < PAGE_SERVER_MAX_CLIENTS; i++)
@@ -268,13 +222,13 @@ static void start_conn(struct page_server *s, int fd, const struct sockaddr_stor
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (slot < 0) {
-		fprintf(stderr, "apfvm serve: %s:%s refused: %d clients already\n", host, port,
+		fprintf(stderr, "apfvm serve: %s refused: %d clients already\n", peer,
 			PAGE_SERVER_MAX_CLIENTS);
 		free(c);
 		close(fd);
 		return;
 	}
-	snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->s = s;
 	c->fd = fd;
 	c->slot = slot;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +114,10 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 
 /* Records the first error and reports it (on_error); later ones only
  * count, except that the first blocking one is reported too.  The message
- * names the page, or not when page < 0. */
-static void record_error(struct pager *p, int err, const char *what, int64_t page, bool blocking)
+ * names the page, or not when page < 0, and the cause: `cause`, or
+ * strerror(-err) when NULL. */
+static void record_error_why(struct pager *p, int err, const char *what, int64_t page,
+			     const char *cause, bool blocking)
 {
 	bool report = !p->error || (blocking && !p->error_blocking);
 
@@ -123,8 +126,9 @@ static void record_error(struct pager *p, int err, const char *what, int64_t pag
 		if (page >= 0)
 			snprintf(p->error_msg, sizeof(p->error_msg), "%s page %lld of the lazy region: %s",
 				 what, (long long)page,
-				 err == -EEXIST ? "it is already mapped by someone else (content unknown)"
-						: strerror(-err));
+				 cause ? cause
+				 : err == -EEXIST ? "it is already mapped by someone else (content unknown)"
+						  : strerror(-err));
 		else
 			snprintf(p->error_msg, sizeof(p->error_msg), "%s: %s", what, strerror(-err));
 	}
@@ -133,6 +137,11 @@ static void record_error(struct pager *p, int err, const char *what, int64_t pag
 	p->error_blocking |= blocking;
 	if (p->cfg.on_error)
 		p->cfg.on_error(p->cfg.ctx, blocking);
+}
+
+static void record_error(struct pager *p, int err, const char *what, int64_t page, bool blocking)
+{
+	record_error_why(p, err, what, page, NULL, blocking);
 }
 
 /* A userfaultfd ioctl on the region, retried while the kernel reports the
@@ -173,12 +182,14 @@ static void fail_page(struct pager *p, uint64_t page)
 		p->cfg.hooks->on_failed(p->cfg.hooks->ctx, page);
 }
 
-/* A fetch of `page` failed (err, in step `what`): counted, reported (as
- * blocking where the page cannot be poisoned), and the page FAILED. */
-static void fetch_failed(struct pager *p, uint64_t page, int err, const char *what)
+/* A fetch of `page` failed (err, in step `what`, cause as for
+ * record_error_why): counted, reported (as blocking where the page cannot
+ * be poisoned), and the page FAILED. */
+static void fetch_failed(struct pager *p, uint64_t page, int err, const char *what,
+			 const char *cause)
 {
 	p->stats.fetch_errors++;
-	record_error(p, err, what, (int64_t)page, !p->can_poison);
+	record_error_why(p, err, what, (int64_t)page, cause, !p->can_poison);
 	fail_page(p, page);
 }
 
@@ -208,7 +219,7 @@ static void submit_fetch(struct pager *p, uint64_t page)
 			       (void *)(uintptr_t)b);
 	if (rc) {
 		p->free_bufs[p->nfree++] = b;
-		fetch_failed(p, page, rc, "cannot start fetching");
+		fetch_failed(p, page, rc, "cannot start fetching", NULL);
 		return;
 	}
 	p->inflight++;
@@ -292,7 +303,8 @@ static void complete_fetches(struct pager *p)
 			continue; /* failed with its source: never install it now */
 		rc = c.err ? c.err : install(p, &c);
 		if (rc) {
-			fetch_failed(p, c.page, rc, c.err ? "cannot fetch" : "cannot install");
+			fetch_failed(p, c.page, rc, c.err ? "cannot fetch" : "cannot install",
+				     c.err ? c.why : NULL);
 			continue;
 		}
 		/* Release: a vCPU thread may check presence (pager_page_present). */
@@ -455,25 +467,71 @@ static void compute_percentiles(struct pager *p)
 	p->stats.fault_us_p99 = p->service_us[(n - 1) * 99 / 100];
 }
 
+/* Installs one completion of pager_populate's. */
+static int populate_one(struct pager *p, const struct source_completion *c, struct apf_err *e)
+{
+	int rc = c->err ? c->err : install(p, c);
+
+	if (rc)
+		return apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)c->page,
+				c->err && c->why ? c->why : strerror(-rc));
+	p->state[c->page] = PAGE_PRESENT;
+	return 0;
+}
+
 int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e)
 {
 	struct source_completion c;
+	uint64_t next = 0, done = 0;
+	unsigned inflight = 0;
+	int rc;
 
-	for (uint64_t page = 0; page < p->npages; page++) {
-		int rc = source_submit(src, page, p->bufs, NULL);
-		if (rc)
-			return apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)page,
-					strerror(-rc));
-		/* Sources without added latency complete inside submit(). */
-		if (!source_reap(src, &c))
-			return apf_fail(e, -EINVAL, "populate needs a source that completes at once");
-		rc = c.err ? c.err : install(p, &c);
-		if (rc)
-			return apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)page,
-					strerror(-rc));
-		p->state[page] = PAGE_PRESENT;
+	/* Pipelined over the pager's buffers: as many fetches in flight as
+	 * it allows (bufs[i] for cookie i). */
+	while (done < p->npages) {
+		while (next < p->npages && p->nfree) {
+			unsigned b = p->free_bufs[--p->nfree];
+			rc = source_submit(src, next, p->bufs + (size_t)b * APF_PAGE_SIZE,
+					   (void *)(uintptr_t)b);
+			if (rc) {
+				p->free_bufs[p->nfree++] = b;
+				apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)next,
+					 strerror(-rc));
+				goto drain;
+			}
+			next++;
+			inflight++;
+		}
+		while (source_reap(src, &c)) {
+			p->free_bufs[p->nfree++] = (unsigned)(uintptr_t)c.cookie;
+			inflight--;
+			done++;
+			if ((rc = populate_one(p, &c, e)))
+				goto drain;
+		}
+		if (src->error) {
+			rc = apf_fail(e, src->error, "populating: the page source failed: %s",
+				      src->error_what ? src->error_what : "?");
+			goto drain;
+		}
+		if (done < p->npages && !src->count && inflight) {
+			/* The source completes later: wait for its fd.  Its own
+			 * timeouts bound the wait. */
+			struct pollfd pf = { .fd = src->event_fd, .events = POLLIN };
+			if (src->event_fd < 0 || !src->ops->on_event)
+				return apf_fail(e, -EINVAL, "populating: the source lost fetches");
+			if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+				return apf_fail(e, -errno, "populating: poll: %s", strerror(errno));
+			src->ops->on_event(src);
+		}
 	}
 	return 0;
+drain:
+	/* The run ends here: buffers of fetches still in flight stay taken
+	 * (their completions die with the source). */
+	while (source_reap(src, &c))
+		p->free_bufs[p->nfree++] = (unsigned)(uintptr_t)c.cookie;
+	return rc;
 }
 
 int pager_start(struct pager *p, struct apf_err *e)

@@ -175,6 +175,9 @@ int source_delay_wrap(struct page_source *inner, uint64_t min_ns, uint64_t max_n
 	struct delay_source *d;
 	int fd;
 
+	if (inner->event_fd >= 0)
+		return apf_fail(e, -EINVAL, "added latency (--latency) is for the local sources "
+				"(zero, file:); %s has latency of its own", inner->desc);
 	if (min_ns > max_ns)
 		return apf_fail(e, -EINVAL, "latency range is inverted");
 	if (max_ns > SOURCE_DELAY_MAX_NS)

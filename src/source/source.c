@@ -56,11 +56,18 @@ bool source_reap(struct page_source *s, struct source_completion *out)
 	return true;
 }
 
-int source_open(const char *spec, uint64_t lazy_bytes, struct page_source **out,
-		struct apf_err *e)
+#define SOURCE_SPECS "'zero', 'file:PATH' or 'tcp:ADDR:PORT'"
+
+int source_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
+		struct page_source **out, struct apf_err *e)
 {
+	static const struct source_net_options net_defaults = {
+		.timeout_ns = SOURCE_NET_TIMEOUT_DEFAULT_NS,
+		.tries = SOURCE_NET_TRIES_DEFAULT,
+	};
+
 	if (!spec || !*spec)
-		return apf_fail(e, -EINVAL, "empty page source; use 'zero' or 'file:PATH'");
+		return apf_fail(e, -EINVAL, "empty page source; use " SOURCE_SPECS);
 	if (!strcmp(spec, "zero"))
 		return source_zero_open(lazy_bytes / APF_PAGE_SIZE, out, e);
 	if (!strncmp(spec, "file:", 5)) {
@@ -68,7 +75,17 @@ int source_open(const char *spec, uint64_t lazy_bytes, struct page_source **out,
 			return apf_fail(e, -EINVAL, "source 'file:' needs a path: file:PATH");
 		return source_file_open(spec + 5, lazy_bytes, out, e);
 	}
-	return apf_fail(e, -EINVAL, "unknown page source '%s'; use 'zero' or 'file:PATH'", spec);
+	if (!strncmp(spec, "tcp:", 4)) {
+		if (!net)
+			net = &net_defaults;
+		if (net->timeout_ns < 1000000 || net->timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS ||
+		    net->tries < 1 || net->tries > SOURCE_NET_TRIES_MAX)
+			return apf_fail(e, -EINVAL, "fetch timeout must be 1ms..%llus and tries 1..%d",
+					(unsigned long long)(SOURCE_NET_TIMEOUT_MAX_NS / 1000000000ull),
+					SOURCE_NET_TRIES_MAX);
+		return source_tcp_open(spec + 4, lazy_bytes, net, out, e);
+	}
+	return apf_fail(e, -EINVAL, "unknown page source '%s'; use " SOURCE_SPECS, spec);
 }
 
 void source_close(struct page_source *s)

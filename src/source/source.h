@@ -25,6 +25,9 @@ struct source_completion {
 	void *buf;      /* the buffer given to submit(), now holding the page */
 	void *cookie;   /* opaque, from submit() */
 	int err;        /* 0 or -errno; buf content undefined on error */
+	const char *why; /* with err: the cause in words ("page server 10.0.0.2:7000:
+			  * no reply within 5 s, 3 tries"), or NULL (strerror
+			  * says it); valid until the next call into the source */
 	bool zero;      /* the page is all zeros; buf was not written */
 	uint64_t submit_ns; /* CLOCK_MONOTONIC at submit */
 };
@@ -62,11 +65,27 @@ struct page_source {
 	uint64_t busy_ns;     /* sum of (completion - submit) over them */
 };
 
-/* Creates a source from a user spec: "zero" or "file:PATH".  `lazy_bytes`
- * is the size it must serve (checked: an image smaller than the lazy
- * region is an error). */
-int source_open(const char *spec, uint64_t lazy_bytes, struct page_source **out,
-		struct apf_err *e);
+/* How the remote sources (tcp:) bear a misbehaving peer: a fetch with no
+ * answer within timeout_ns is tried again (over a new connection), as is
+ * one whose page arrives corrupt; after `tries` attempts it fails, with
+ * the cause.  Fetches never wait on a dead peer longer than about
+ * tries x (timeout + SOURCE_NET_BACKOFF_MAX_NS). */
+struct source_net_options {
+	uint64_t timeout_ns; /* 1 ms .. SOURCE_NET_TIMEOUT_MAX_NS */
+	unsigned tries;      /* 1 .. SOURCE_NET_TRIES_MAX */
+};
+#define SOURCE_NET_TIMEOUT_DEFAULT_NS (5ull * 1000000000ull)
+#define SOURCE_NET_TIMEOUT_MAX_NS     (600ull * 1000000000ull)
+#define SOURCE_NET_TRIES_DEFAULT      3
+#define SOURCE_NET_TRIES_MAX          100
+#define SOURCE_NET_BACKOFF_MAX_NS     (1000ull * 1000000ull)
+
+/* Creates a source from a user spec: "zero", "file:PATH" or
+ * "tcp:ADDR:PORT" (a page server, `apfvm serve`).  `lazy_bytes` is the
+ * size it must serve (checked: an image smaller than the lazy region is an
+ * error).  net: for remote sources, NULL for the defaults. */
+int source_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
+		struct page_source **out, struct apf_err *e);
 
 /* Wraps `inner` so that every fetch completes no earlier than a delay drawn
  * uniformly from [min_ns, max_ns] after its submit (timers, no thread per
@@ -105,6 +124,11 @@ uint64_t source_now_ns(void);
 int source_zero_open(uint64_t npages, struct page_source **out, struct apf_err *e);
 int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source **out,
 		     struct apf_err *e);
+/* A page server at "ADDR:PORT" (numeric, net/net_addr.h): connects and
+ * greets it now (a server that cannot be reached or serves too few pages
+ * is an error here), then fetches pipelined over one connection. */
+int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_net_options *net,
+		    struct page_source **out, struct apf_err *e);
 /* Pages [first_page, first_page + npages) of a snapshot's memory file fd,
  * each checked against crcs[page] (both borrowed: they must outlive the
  * source); a mismatch fails the page with -EBADMSG. */

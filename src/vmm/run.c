@@ -140,7 +140,11 @@ static int open_source(struct machine *m, const struct apfvm_config *c, struct a
 		m->source_borrowed = true;
 		return 0;
 	}
-	int rc = source_open(c->source, c->lazy_size, &m->source, e);
+	struct source_net_options net = {
+		.timeout_ns = c->fetch_timeout_ns ? c->fetch_timeout_ns : SOURCE_NET_TIMEOUT_DEFAULT_NS,
+		.tries = c->fetch_tries ? c->fetch_tries : SOURCE_NET_TRIES_DEFAULT,
+	};
+	int rc = source_open(c->source, c->lazy_size, &net, &m->source, e);
 	m->raw_source = m->source;
 	if (rc || !c->latency_max_ns)
 		return rc;

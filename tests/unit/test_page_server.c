@@ -233,11 +233,11 @@ TEST(bad_addresses_and_images_are_refused_with_a_message)
 	static const struct {
 		const char *listen, *why;
 	} bad[] = {
-		{ "localhost:7000", "'localhost' is not an IPv4 or IPv6 address" },
+		{ "localhost:7000", "'localhost' is not a numeric IPv4 or IPv6 address" },
 		{ "127.0.0.1", "expected ADDR:PORT" },
 		{ "127.0.0.1:70000", "port 0..65535" },
 		{ "127.0.0.1:-1", "port 0..65535" },
-		{ "[::1:7000", "is not an IPv4 or IPv6 address" },
+		{ "[::1:7000", "is not a numeric IPv4 or IPv6 address" },
 	};
 	struct page_server s;
 	struct apf_err e;

@@ -105,7 +105,7 @@ TEST(zero_source_serves_zero_pages_once)
 	struct pager_stats st;
 	uint64_t bad;
 
-	REQUIRE(source_open("zero", REGION, &s, NULL) == 0);
+	REQUIRE(source_open("zero", REGION, NULL, &s, NULL) == 0);
 	run_touchers(s, 64, 1, 0, &st, &bad);
 	CHECK_EQ_U(bad, 0);
 	CHECK_EQ_U(st.pages_fetched, NPAGES);
@@ -124,7 +124,7 @@ TEST(file_source_content_is_verified)
 
 	REQUIRE(make_image(path, 77) == 0);
 	snprintf(spec, sizeof(spec), "file:%s", path);
-	REQUIRE(source_open(spec, REGION, &s, NULL) == 0);
+	REQUIRE(source_open(spec, REGION, NULL, &s, NULL) == 0);
 	run_touchers(s, 64, 4, 0, &st, &bad);
 	CHECK_EQ_U(bad, 0);
 	CHECK_EQ_U(st.pages_fetched, NPAGES);
@@ -144,7 +144,7 @@ TEST(each_page_fetched_exactly_once_under_contention)
 
 	REQUIRE(make_image(path, 5) == 0);
 	snprintf(spec, sizeof(spec), "file:%s", path);
-	REQUIRE(source_open(spec, REGION, &s, NULL) == 0);
+	REQUIRE(source_open(spec, REGION, NULL, &s, NULL) == 0);
 	REQUIRE(source_delay_wrap(s, 200000, 200000, 1, &d, NULL) == 0);
 	run_touchers(d, 64, 4, 1, &st, &bad);
 	CHECK_EQ_U(bad, 0);
@@ -163,7 +163,7 @@ TEST(inflight_limit_is_respected_and_fetches_overlap)
 	struct pager_stats st;
 	uint64_t bad;
 
-	REQUIRE(source_open("zero", REGION, &s, NULL) == 0);
+	REQUIRE(source_open("zero", REGION, NULL, &s, NULL) == 0);
 	REQUIRE(source_delay_wrap(s, 1000000, 1000000, 1, &d, NULL) == 0);
 	run_touchers(d, 4, 16, 0, &st, &bad);
 	CHECK_EQ_U(bad, 0);
@@ -420,7 +420,7 @@ TEST(pinning_outside_the_cpu_set_fails)
 	struct apf_err e = { "" };
 	struct pager_config cfg = { .size = REGION, .max_inflight = 8, .cpu = CPU_SETSIZE - 1 };
 
-	REQUIRE(source_open("zero", REGION, &s, NULL) == 0);
+	REQUIRE(source_open("zero", REGION, NULL, &s, NULL) == 0);
 	cfg.source = s;
 	cfg.host_base = map_region();
 	REQUIRE(cfg.host_base);
@@ -444,7 +444,7 @@ TEST(page_mapped_behind_the_pagers_back_is_an_error)
 	pthread_t th;
 	static uint8_t other[APF_PAGE_SIZE];
 
-	REQUIRE(source_open("zero", REGION, &zero, NULL) == 0);
+	REQUIRE(source_open("zero", REGION, NULL, &zero, NULL) == 0);
 	REQUIRE(source_delay_wrap(zero, 300000000ull, 300000000ull, 1, &slow, NULL) == 0);
 	REQUIRE(start_pager_on(slow, &p, true));
 	t = (struct toucher){ .base = p.cfg.host_base, .first = 3, .count = 1 };
@@ -522,7 +522,7 @@ TEST(init_rejects_bad_geometry)
 	struct apf_err e;
 	struct pager_config cfg = { .size = REGION, .max_inflight = 64, .cpu = -1 };
 
-	REQUIRE(source_open("zero", REGION / 2, &s, NULL) == 0);
+	REQUIRE(source_open("zero", REGION / 2, NULL, &s, NULL) == 0);
 	cfg.source = s;
 	cfg.host_base = map_region();
 	REQUIRE(cfg.host_base);

@@ -34,7 +34,7 @@ static int open_source(const char *spec, uint64_t lazy_bytes, struct page_source
 {
 	*s = NULL;
 	memset(e, 0, sizeof(*e));
-	return source_open(spec, lazy_bytes, s, e);
+	return source_open(spec, lazy_bytes, NULL, s, e);
 }
 
 /* ------------------------------------------------------------------ */
