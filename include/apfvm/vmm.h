@@ -132,6 +132,10 @@ struct apfvm_stats {
 	double wall_s;              /* vCPU start to guest done */
 	uint64_t pages_fetched, bytes_fetched;
 	uint64_t pages_failed;      /* could not be fetched: never mapped */
+	/* Remote sources: fetches tried again (timeouts, lost connections,
+	 * corrupt pages), pages that arrived corrupt (never mapped), and
+	 * connections made again. */
+	uint64_t source_retries, source_corrupt, source_reconnects;
 	uint64_t faults_failed;     /* faults on a failed page */
 	uint64_t faults_total, faults_sync, faults_async;
 	uint64_t faults_joined;     /* on a page already being fetched */

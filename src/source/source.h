@@ -62,6 +62,9 @@ struct page_source {
 	int error;
 	const char *error_what;
 	uint64_t fetched;     /* completions handed out */
+	uint64_t retries;     /* remote: fetches tried again */
+	uint64_t corrupt;     /* remote: pages that arrived corrupt (never handed out) */
+	uint64_t reconnects;  /* remote: connections made again */
 	uint64_t busy_ns;     /* sum of (completion - submit) over them */
 };
 

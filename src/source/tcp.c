@@ -95,7 +95,6 @@ struct tcp_source {
 	unsigned char rx[RX_SIZE];
 	size_t rx_len;
 	uint64_t rtt_ns;          /* EWMA of answered fetches */
-	uint64_t reconnects;
 };
 
 /* ---- request lists ------------------------------------------------------ */
@@ -154,7 +153,10 @@ static void attempt_failed(struct tcp_source *t, uint32_t i, int err, const char
 
 	r->attempts++;
 	r->cause = cause;
+	if (err == -EBADMSG)
+		t->base.corrupt++;
 	if (r->attempts < t->net.tries) {
+		t->base.retries++;
 		/* Sent: back to the unsent queue's end.  Unsent: stays put
 		 * (connect_failed walks that queue). */
 		if (r->on_wire) {
@@ -252,7 +254,7 @@ static void start_connect(struct tcp_source *t)
 		connect_failed(t, -errno, "cannot watch the socket");
 		return;
 	}
-	t->reconnects++;
+	t->base.reconnects++;
 	t->state = CONN_CONNECTING;
 	t->state_due_ns = source_now_ns() + t->net.timeout_ns;
 	if (connect(t->sock, (struct sockaddr *)&t->addr, t->addr_len) < 0 && errno != EINPROGRESS)

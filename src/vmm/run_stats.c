@@ -93,6 +93,9 @@ void run_collect_stats(struct machine *m, const struct apfvm_config *c, struct a
 		st->pages_fetched = ps->pages_fetched;
 		st->bytes_fetched = ps->bytes_fetched;
 		st->pages_failed = ps->pages_failed;
+		st->source_retries = m->raw_source->retries;
+		st->source_corrupt = m->raw_source->corrupt;
+		st->source_reconnects = m->raw_source->reconnects;
 		st->faults_failed = ps->faults_failed;
 		st->faults_total = ps->faults_total;
 		/* In kernel mode only the guest sees which faults went async

@@ -63,6 +63,10 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 		   "p50 %" PRIu64 " us, p99 %" PRIu64 " us\n",
 		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
 		st->fault_us_mean, st->fault_us_p50, st->fault_us_p99);
+	if (st->source_retries || st->source_reconnects)
+		fprintf(f, "  source        %" PRIu64 " fetches tried again (%" PRIu64 " pages arrived "
+			   "corrupt, never mapped); %" PRIu64 " reconnects\n",
+			st->source_retries, st->source_corrupt, st->source_reconnects);
 	if (st->restored) {
 		fprintf(f, "  restore       first instruction %.2f ms after the start (snapshot read %.2f, "
 			   "VM and pagers ready %.2f, state restored %.2f)\n"
@@ -159,6 +163,9 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  \"pages_fetched\": %" PRIu64 ",\n", st->pages_fetched);
 	fprintf(f, "  \"bytes_fetched\": %" PRIu64 ",\n", st->bytes_fetched);
 	fprintf(f, "  \"pages_failed\": %" PRIu64 ",\n", st->pages_failed);
+	fprintf(f, "  \"source_retries\": %" PRIu64 ",\n", st->source_retries);
+	fprintf(f, "  \"source_corrupt\": %" PRIu64 ",\n", st->source_corrupt);
+	fprintf(f, "  \"source_reconnects\": %" PRIu64 ",\n", st->source_reconnects);
 	fprintf(f, "  \"faults_failed\": %" PRIu64 ",\n", st->faults_failed);
 	fprintf(f, "  \"inflight_max\": %" PRIu64 ",\n", st->inflight_max);
 	fprintf(f, "  \"fault_us_mean\": %.3f,\n", st->fault_us_mean);

@@ -1,0 +1,90 @@
+# netlab.sh: a page server on the far side of a real, emulated link.
+# Sourced by the network tests and benchmarks (needs root, ip and tc, and
+# the veth and sch_netem modules: the emulated x86 host loads them).
+#
+#   netlab_up             network namespace $NETLAB_NS with one end of a
+#                         veth pair ($NETLAB_SERVER_IP), the other end here
+#                         ($NETLAB_CLIENT_IP)
+#   netlab_link ARGS...   netem on the server's end: every packet it sends
+#                         (the replies) goes through it, e.g.
+#                         "delay 10ms" or "delay 1ms loss 1%"; none: no netem
+#   netlab_serve IMG [OPTIONS...]
+#                         starts apfvm serve in the namespace on port
+#                         $NETLAB_PORT; returns once it listens (its "on
+#                         port" line); its pid in NETLAB_SERVER_PID
+#   netlab_stop_server    stops it (SIGTERM) and waits for it
+#   netlab_wait_bytes N   waits (at most 120 s) until the server's end has
+#                         sent N more bytes than when its netem was set (tc's
+#                         count of what went through it)
+#   netlab_down           removes it all (also on exit, via trap)
+NETLAB_NS=${NETLAB_NS:-apfvm-net-$$}
+NETLAB_CLIENT_IP=10.213.0.1
+NETLAB_SERVER_IP=10.213.0.2
+NETLAB_PORT=7070
+NETLAB_SERVER_PID=
+NETLAB_DIR=
+
+netlab_up() {
+	local host_if=apv$$ ns_if=aps$$
+	NETLAB_DIR=$(mktemp -d /tmp/apfvm-netlab.XXXXXX) || return 1
+	ip netns add "$NETLAB_NS" || return 1
+	ip link add "$host_if" type veth peer name "$ns_if" &&
+		ip link set "$ns_if" netns "$NETLAB_NS" &&
+		ip addr add "$NETLAB_CLIENT_IP/24" dev "$host_if" &&
+		ip link set "$host_if" up &&
+		ip -n "$NETLAB_NS" addr add "$NETLAB_SERVER_IP/24" dev "$ns_if" &&
+		ip -n "$NETLAB_NS" link set "$ns_if" up &&
+		ip -n "$NETLAB_NS" link set lo up || return 1
+	NETLAB_NS_IF=$ns_if
+}
+
+netlab_link() {
+	tc -n "$NETLAB_NS" qdisc del dev "$NETLAB_NS_IF" root 2>/dev/null
+	[ "$1" = none ] && return 0
+	tc -n "$NETLAB_NS" qdisc add dev "$NETLAB_NS_IF" root netem "$@"
+}
+
+netlab_serve() {
+	local img=$1 line
+	shift
+	rm -f "$NETLAB_DIR/serve.fifo"
+	mkfifo "$NETLAB_DIR/serve.fifo" || return 1
+	ip netns exec "$NETLAB_NS" "${APFVM:-build/apfvm}" serve --image "$img" \
+		--listen "$NETLAB_SERVER_IP:$NETLAB_PORT" "$@" >"$NETLAB_DIR/serve.fifo" \
+		2>>"$NETLAB_DIR/serve.err" &
+	NETLAB_SERVER_PID=$!
+	# Its first line says it listens; a server that fails closes the fifo.
+	# The fifo stays open (fd 8) while it runs, so that it can write more.
+	exec 8<"$NETLAB_DIR/serve.fifo"
+	read -r -t 30 -u 8 line
+	case $line in *"on port"*) return 0 ;; esac
+	echo "netlab: apfvm serve did not start: $line $(cat "$NETLAB_DIR/serve.err")" >&2
+	return 1
+}
+
+netlab_stop_server() {
+	[ -n "$NETLAB_SERVER_PID" ] || return 0
+	kill "$NETLAB_SERVER_PID" 2>/dev/null
+	wait "$NETLAB_SERVER_PID" 2>/dev/null
+	exec 8<&-
+	NETLAB_SERVER_PID=
+}
+
+netlab_wait_bytes() {
+	local want=$1 deadline=$((SECONDS + 120)) sent
+	while [ $SECONDS -lt $deadline ]; do
+		sent=$(tc -s -n "$NETLAB_NS" qdisc show dev "$NETLAB_NS_IF" |
+			awk '$1 == "Sent" { print $2; exit }')
+		[ "${sent:-0}" -ge "$want" ] && return 0
+		# tc has no way to wait for a counter: poll it.
+		sleep 0.05
+	done
+	return 1
+}
+
+netlab_down() {
+	netlab_stop_server
+	ip netns del "$NETLAB_NS" 2>/dev/null # takes the veth pair with it
+	[ -n "$NETLAB_DIR" ] && rm -rf "$NETLAB_DIR"
+	NETLAB_DIR=
+}
