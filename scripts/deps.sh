@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs the Debian packages apfvm's tests and benchmarks need, if
 # missing: clang with libFuzzer (the fuzz tier of `make test`), the arm64
-# cross compiler (the arm64 tier's programs) and gnuplot (the plot of
+# cross compiler (the arm64 tier's programs), iproute2 (the network
+# tests) and gnuplot (the plot of
 # `make bench`).  Building apfvm itself needs only gcc and make.
 set -eu
 need=()
@@ -11,6 +12,8 @@ ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 
 # The arm64 tier's test programs, cross-built (static).
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
+# The network tests' namespaces, links and netem (ip, tc).
+{ command -v ip && command -v tc; } >/dev/null || need+=(iproute2)
 if [ "${1:-}" = bench ]; then
 	command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 fi
