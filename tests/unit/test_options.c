@@ -582,6 +582,33 @@ TEST(restore_refuses_what_the_snapshot_fixes)
 	CHECK_RUN_REJECTS(none, "needs one snapshot path");
 }
 
+TEST(fetch_timeout_and_tries_for_remote_sources)
+{
+	char *ok[] = { "run", "--source", "tcp:10.0.0.2:7070", "--fetch-timeout", "1ms",
+		       "--fetch-tries=100" };
+	char *deflt[] = { "run" };
+	char *short_to[] = { "run", "--fetch-timeout", "999us" };
+	char *long_to[] = { "run", "--fetch-timeout", "601s" };
+	char *no_tries[] = { "run", "--fetch-tries", "0" };
+	char *many_tries[] = { "run", "--fetch-tries", "101" };
+	char *restore[] = { "restore", "--fetch-tries", "2", "snap" };
+	struct run_options o;
+	struct apf_err e;
+
+	REQUIRE(parse_run(ARGC(ok), ok, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.fetch_timeout_ns, 1000000);
+	CHECK_EQ_U(o.cfg.fetch_tries, 100);
+	CHECK(!strcmp(o.cfg.source, "tcp:10.0.0.2:7070"));
+	REQUIRE(parse_run(ARGC(deflt), deflt, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.fetch_timeout_ns, 0); /* the source's defaults */
+	CHECK_EQ_U(o.cfg.fetch_tries, 0);
+	CHECK_RUN_REJECTS(short_to, "--fetch-timeout");
+	CHECK_RUN_REJECTS(long_to, "--fetch-timeout");
+	CHECK_RUN_REJECTS(no_tries, "--fetch-tries");
+	CHECK_RUN_REJECTS(many_tries, "--fetch-tries");
+	CHECK_RUN_REJECTS(restore, "--fetch-tries does not apply to restore");
+}
+
 /* ------------------------------------------------------------------ */
 /* apfvm serve                                                         */
 
@@ -621,5 +648,6 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(run_unknown_short_flag_in_a_bundle_is_named), T(run_parses_twice_in_a_row),
 	  T(mkimage_ok), T(mkimage_rejections),
 	  T(restore_takes_one_path_and_says_whether_apf_was_given),
-	  T(restore_refuses_what_the_snapshot_fixes), T(serve_needs_an_image_and_where_to_listen))
+	  T(restore_refuses_what_the_snapshot_fixes), T(fetch_timeout_and_tries_for_remote_sources),
+	  T(serve_needs_an_image_and_where_to_listen))
 
