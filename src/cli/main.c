@@ -19,6 +19,7 @@
 #include "arch/platform.h"
 #include "util/file.h"
 #include "bench.h"
+#include "fetch.h"
 #include "options.h"
 #include "util/units.h"
 
@@ -31,6 +32,7 @@ static const char main_usage[] =
 	"  restore   go on with a snapshot's guest, its memory served lazily\n"
 	"  mkimage   write a deterministic memory image for --source file:PATH\n"
 	"  serve     serve an image's pages over TCP (the page server protocol)\n"
+	"  fetch     read a page source without a VM: pages/s, latency, content checked\n"
 	"  bench     compare the async page fault modes side by side\n"
 	"  platform  name this machine's KVM (the platform figures come from)\n"
 	"\n"
@@ -253,6 +255,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "bench"))
 		return bench_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fetch"))
+		return fetch_main(argc - 1, argv + 1);
 	fprintf(stderr, "apfvm: unknown command '%s' (try 'apfvm --help')\n", argv[1]);
 	return 2;
 }

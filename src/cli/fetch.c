@@ -1,0 +1,229 @@
+#include "fetch.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apfvm/abi.h"
+#include "options.h"
+#include "source/source.h"
+#include "util/units.h"
+
+const char fetch_usage[] =
+	"Usage: apfvm fetch --source SPEC [OPTIONS]\n"
+	"Read pages from a page source the way a VM's pager does, without a VM (no KVM\n"
+	"needed): many in flight, each page checked against the content the source\n"
+	"announces.  Reports pages per second and the fetch latency: how a server and\n"
+	"the network in between will serve a lazy region.\n"
+	"\n"
+	"  --source SPEC         as for 'apfvm run': zero, file:PATH, tcp:ADDR:PORT\n"
+	"  --size SIZE           bytes to read from the start (default 8M; a multiple of 4K)\n"
+	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
+	"  --fetch-timeout DUR   as for 'apfvm run' (default 5s)\n"
+	"  --fetch-tries N       as for 'apfvm run' (default 3)\n"
+	"  --csv                 one CSV line instead of the report: source,inflight,pages,\n"
+	"                        seconds,pages_per_s,mib_per_s,lat_mean_us,lat_p50_us,lat_p99_us,\n"
+	"                        retries,reconnects\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"Exit status: 0 every page arrived and matched; 1 a page failed or mismatched;\n"
+	"2 bad usage or a source that cannot be opened.\n";
+
+struct fetch_opts {
+	const char *source;
+	uint64_t size;
+	unsigned inflight;
+	struct source_net_options net;
+	bool csv;
+};
+
+static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
+{
+	static const struct option longopts[] = {
+		{ "source", required_argument, NULL, 's' },
+		{ "size", required_argument, NULL, 'z' },
+		{ "inflight", required_argument, NULL, 'i' },
+		{ "fetch-timeout", required_argument, NULL, 't' },
+		{ "fetch-tries", required_argument, NULL, 'r' },
+		{ "csv", no_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	uint64_t v;
+	int opt;
+
+	o->size = 8ull << 20;
+	o->inflight = 64;
+	o->net.timeout_ns = SOURCE_NET_TIMEOUT_DEFAULT_NS;
+	o->net.tries = SOURCE_NET_TRIES_DEFAULT;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			o->source = optarg;
+			break;
+		case 'z':
+			if (units_parse_size(optarg, &o->size) || !o->size ||
+			    o->size % APF_PAGE_SIZE || o->size > (64ull << 30))
+				return apf_fail(e, -EINVAL, "--size: invalid value '%s' (a multiple "
+						"of 4K up to 64G, such as 8M)", optarg);
+			break;
+		case 'i':
+			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_QUEUE_MAX)
+				return apf_fail(e, -EINVAL, "--inflight: invalid value '%s' (1..1024)",
+						optarg);
+			o->inflight = (unsigned)v;
+			break;
+		case 't':
+			if (units_parse_duration(optarg, &o->net.timeout_ns) ||
+			    o->net.timeout_ns < 1000000 || o->net.timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS)
+				return apf_fail(e, -EINVAL, "--fetch-timeout: invalid value '%s' (a "
+						"duration from 1ms to 600s such as 5s)", optarg);
+			break;
+		case 'r':
+			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_NET_TRIES_MAX)
+				return apf_fail(e, -EINVAL, "--fetch-tries: invalid value '%s' (1..100)",
+						optarg);
+			o->net.tries = (unsigned)v;
+			break;
+		case 'c':
+			o->csv = true;
+			break;
+		case 'h':
+			fputs(fetch_usage, stdout);
+			exit(0);
+		case ':':
+			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return options_unknown(e, argc, argv, "fetch", longopts);
+		}
+	}
+	if (!o->source)
+		return apf_fail(e, -EINVAL, "--source is required (see 'apfvm fetch --help')");
+	if (optind != argc)
+		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm fetch --help')",
+				argv[optind]);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Whether a delivered page holds what the source announced. */
+static bool page_matches(const struct page_source *s, const struct source_completion *c)
+{
+	const uint64_t *w = c->buf;
+
+	for (uint64_t i = 0; i < APF_PAGE_SIZE / 8; i++) {
+		uint64_t want = apf_expected_word(s->pattern, s->seed, c->page * (APF_PAGE_SIZE / 8) + i);
+		if ((c->zero ? 0 : w[i]) != want)
+			return false;
+	}
+	return true;
+}
+
+int fetch_main(int argc, char **argv)
+{
+	struct fetch_opts o = { 0 };
+	struct apf_err e = { "" };
+	struct page_source *s;
+	struct source_completion c;
+
+	if (parse(argc, argv, &o, &e) || source_open(o.source, o.size, &o.net, &s, &e)) {
+		fprintf(stderr, "apfvm fetch: %s\n", e.msg);
+		return 2;
+	}
+	uint64_t npages = o.size / APF_PAGE_SIZE, next = 0, done = 0, bad = 0, failed = 0;
+	uint64_t *lat = calloc(npages, sizeof(*lat));
+	char *bufs = aligned_alloc(APF_PAGE_SIZE, (size_t)o.inflight * APF_PAGE_SIZE);
+	unsigned *free_bufs = calloc(o.inflight, sizeof(*free_bufs)), nfree = 0;
+	if (!lat || !bufs || !free_bufs) {
+		fprintf(stderr, "apfvm fetch: out of memory\n");
+		return 2;
+	}
+	for (unsigned i = 0; i < o.inflight; i++)
+		free_bufs[nfree++] = i;
+
+	uint64_t start = source_now_ns();
+	while (done < npages && !s->error) {
+		while (next < npages && nfree) {
+			unsigned b = free_bufs[--nfree];
+			int rc = source_submit(s, next, bufs + (size_t)b * APF_PAGE_SIZE,
+					       (void *)(uintptr_t)b);
+			if (rc) {
+				fprintf(stderr, "apfvm fetch: cannot fetch page %llu: %s\n",
+					(unsigned long long)next, strerror(-rc));
+				return 1;
+			}
+			next++;
+		}
+		bool reaped = false;
+		while (source_reap(s, &c)) {
+			uint64_t now = source_now_ns();
+			reaped = true;
+			free_bufs[nfree++] = (unsigned)(uintptr_t)c.cookie;
+			lat[done++] = now - c.submit_ns;
+			if (c.err) {
+				if (!failed++)
+					fprintf(stderr, "apfvm fetch: cannot fetch page %llu: %s\n",
+						(unsigned long long)c.page,
+						c.why ? c.why : strerror(-c.err));
+			} else if (!page_matches(s, &c)) {
+				if (!bad++)
+					fprintf(stderr, "apfvm fetch: page %llu does not hold the content "
+						"%s announced\n", (unsigned long long)c.page, s->desc);
+			}
+		}
+		if (reaped || done == npages || s->error)
+			continue;
+		/* Nothing finished: wait for the source (its own timeouts
+		 * bound the wait). */
+		struct pollfd p = { .fd = s->event_fd, .events = POLLIN };
+		if (s->event_fd < 0 || !s->ops->on_event) {
+			fprintf(stderr, "apfvm fetch: the source lost fetches\n");
+			return 1;
+		}
+		if (poll(&p, 1, -1) > 0)
+			s->ops->on_event(s);
+	}
+	double secs = (double)(source_now_ns() - start) / 1e9;
+	if (s->error) {
+		fprintf(stderr, "apfvm fetch: the page source failed: %s\n",
+			s->error_what ? s->error_what : "?");
+		return 1;
+	}
+	qsort(lat, done, sizeof(*lat), cmp_u64);
+	double mean = 0;
+	for (uint64_t i = 0; i < done; i++)
+		mean += (double)lat[i] / (double)done;
+	double p50 = (double)lat[(done - 1) / 2] / 1e3, p99 = (double)lat[(done - 1) * 99 / 100] / 1e3;
+	double pps = (double)done / secs, mibps = pps * APF_PAGE_SIZE / (1 << 20);
+	if (o.csv) {
+		printf("%s,%u,%llu,%.6f,%.1f,%.2f,%.1f,%.1f,%.1f,%llu,%llu\n", o.source, o.inflight,
+		       (unsigned long long)done, secs, pps, mibps, mean / 1e3, p50, p99,
+		       (unsigned long long)s->retries, (unsigned long long)s->reconnects);
+	} else {
+		printf("apfvm fetch: %s, %u in flight\n"
+		       "  pages         %llu in %.3f s: %.0f pages/s (%.1f MiB/s); %llu failed, "
+		       "%llu did not match\n"
+		       "  latency       mean %.1f us, p50 %.1f us, p99 %.1f us\n"
+		       "  source        %llu fetches tried again (%llu pages arrived corrupt), "
+		       "%llu reconnects\n",
+		       s->desc, o.inflight, (unsigned long long)done, secs, pps, mibps,
+		       (unsigned long long)failed, (unsigned long long)bad, mean / 1e3, p50, p99,
+		       (unsigned long long)s->retries, (unsigned long long)s->corrupt,
+		       (unsigned long long)s->reconnects);
+	}
+	source_close(s);
+	free(lat);
+	free(bufs);
+	free(free_bufs);
+	return failed || bad ? 1 : 0;
+}
