@@ -28,7 +28,18 @@ endif
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow \
 	-Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral \
 	-Iinclude -Isrc -Isrc/arch/$(ARCH) -MMD -MP -pthread
-HOST_LDFLAGS := -pthread $(STATIC)
+# Object storage (s3://, http(s):// sources, apfvm pack) needs libcurl and
+# zstd (Debian: libcurl4-openssl-dev, libzstd-dev; make deps); the static
+# arm64 cross build goes without (src/objstore/obj_none.c says so).
+ifeq ($(ARCH)-$(HOST_MACHINE),arm64-x86_64)
+OBJSTORE := no
+else
+OBJSTORE ?= yes
+endif
+OBJSTORE_SRCS.yes = $(filter-out src/objstore/obj_none.c,$(wildcard src/objstore/*.c))
+OBJSTORE_SRCS.no = src/objstore/obj_none.c
+OBJSTORE_LIBS.yes := -lcurl -lzstd
+HOST_LDFLAGS := -pthread $(STATIC) $(OBJSTORE_LIBS.$(OBJSTORE))
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
@@ -48,6 +59,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 # ---- sources -----------------------------------------------------------
 # The architecture layer: src/arch/$(ARCH) (and its subfolders).
 LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/net/*.c src/pager/*.c src/apf/*.c src/snapshot/*.c src/vmm/*.c) \
+	$(OBJSTORE_SRCS.$(OBJSTORE)) \
 	$(wildcard src/arch/$(ARCH)/*.c src/arch/$(ARCH)/*/*.c)
 CLI_SRCS := src/cli/options.c src/cli/bench.c src/cli/fetch.c
 MAIN_SRC := src/cli/main.c
@@ -67,7 +79,7 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
 
-.PHONY: all test demo bench bench-linux bench-arm64 bench-restore clean fuzz deps deps-bench
+.PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net clean fuzz deps deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
 all: $(APFVM)
@@ -120,7 +132,7 @@ $(LIBAPF): $(LIB_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 $(APFVM): $(call hobj,$(MAIN_SRC)) $(CLI_OBJS) $(LIBAPF)
 	@echo "  LD $@"
-	$(Q)$(CC) $(HOST_LDFLAGS) -o $@ $^
+	$(Q)$(CC) -o $@ $^ $(HOST_LDFLAGS)
 
 # ---- tests -------------------------------------------------------------
 # Unit tests (no KVM) and VM tests run under ASan/UBSan; every test binary
@@ -229,6 +241,10 @@ bench-linux: $(APFVM) deps-bench
 	$(Q)scripts/bench_linux.sh $(BENCH_ARGS)
 bench-restore: $(APFVM)
 	$(Q)scripts/bench_restore.sh
+# Memory over a netem link: the tcp: source's pages/s by requests in flight,
+# and the compute rate per mode (needs root: network namespaces).
+bench-net: $(APFVM) deps-bench
+	$(Q)scripts/bench_net.sh
 bench-arm64: arm64 deps-bench
 	$(Q)scripts/bench_arm64.sh $(BENCH_ARGS)
 

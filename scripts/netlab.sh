@@ -39,7 +39,7 @@ netlab_up() {
 }
 
 netlab_link() {
-	tc -n "$NETLAB_NS" qdisc del dev "$NETLAB_NS_IF" root 2>/dev/null
+	tc -n "$NETLAB_NS" qdisc del dev "$NETLAB_NS_IF" root 2>/dev/null || true
 	[ "$1" = none ] && return 0
 	tc -n "$NETLAB_NS" qdisc add dev "$NETLAB_NS_IF" root netem "$@"
 }

@@ -48,12 +48,18 @@ struct apfvm_config {
 	size_t linux_busybox_len;
 	uint64_t mem_size;          /* resident bytes */
 	uint64_t lazy_size;         /* lazy region bytes (multiple of 2 MiB) */
-	const char *source;         /* "zero", "file:PATH" or "tcp:ADDR:PORT" */
+	const char *source;         /* "zero", "file:PATH", "tcp:ADDR:PORT",
+				     * "s3://BUCKET/KEY", "http(s)://HOST/PATH" */
 	/* Remote sources: a fetch unanswered for fetch_timeout_ns, or whose
 	 * page arrives corrupt, is tried again, fetch_tries times in all
 	 * before it fails (0: the defaults, 5 s and 3). */
 	uint64_t fetch_timeout_ns;
 	unsigned fetch_tries;
+	/* s3:// sources: endpoint and region (NULL: from the environment,
+	 * docs/object-storage.md); s3:// and http(s)://: bytes of
+	 * decompressed chunks kept in memory (0: 64 MiB). */
+	const char *s3_endpoint, *s3_region;
+	uint64_t object_cache_bytes;
 	/* Instead of `source`: the embedder's own page source (src/source/
 	 * source.h), borrowed, serving at least lazy_size bytes.  It models
 	 * its own latency: the latency fields must be 0. */

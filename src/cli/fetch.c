@@ -19,11 +19,14 @@ const char fetch_usage[] =
 	"announces.  Reports pages per second and the fetch latency: how a server and\n"
 	"the network in between will serve a lazy region.\n"
 	"\n"
-	"  --source SPEC         as for 'apfvm run': zero, file:PATH, tcp:ADDR:PORT\n"
+	"  --source SPEC         as for 'apfvm run': zero, file:PATH, tcp:ADDR:PORT,\n"
+	"                        s3://BUCKET/KEY, http(s)://HOST/PATH\n"
 	"  --size SIZE           bytes to read from the start (default 8M; a multiple of 4K)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --fetch-timeout DUR   as for 'apfvm run' (default 5s)\n"
 	"  --fetch-tries N       as for 'apfvm run' (default 3)\n"
+	"  --s3-endpoint URL, --s3-region REGION, --cache-size SIZE\n"
+	"                        as for 'apfvm run'\n"
 	"  --csv                 one CSV line instead of the report: source,inflight,pages,\n"
 	"                        seconds,pages_per_s,mib_per_s,lat_mean_us,lat_p50_us,lat_p99_us,\n"
 	"                        retries,reconnects\n"
@@ -49,6 +52,9 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 		{ "fetch-timeout", required_argument, NULL, 't' },
 		{ "fetch-tries", required_argument, NULL, 'r' },
 		{ "csv", no_argument, NULL, 'c' },
+		{ "s3-endpoint", required_argument, NULL, 'E' },
+		{ "s3-region", required_argument, NULL, 'R' },
+		{ "cache-size", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -92,6 +98,18 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 			break;
 		case 'c':
 			o->csv = true;
+			break;
+		case 'E':
+			o->net.store.s3_endpoint = optarg;
+			break;
+		case 'R':
+			o->net.store.s3_region = optarg;
+			break;
+		case 'C':
+			if (units_parse_size(optarg, &o->net.store.cache_bytes) ||
+			    o->net.store.cache_bytes < (1ull << 20) || o->net.store.cache_bytes > (64ull << 30))
+				return apf_fail(e, -EINVAL, "--cache-size: invalid value '%s' (a size "
+						"from 1M to 64G)", optarg);
 			break;
 		case 'h':
 			fputs(fetch_usage, stdout);

@@ -31,13 +31,20 @@ const char options_run_usage[] =
 	"  --lazy SIZE           lazy region served on demand, multiple of 2M (default 0)\n"
 	"  --source SPEC         page source (default zero): zero | file:PATH (an image,\n"
 	"                        apfvm mkimage) | tcp:ADDR:PORT (a page server, apfvm serve;\n"
-	"                        numeric IPv4 or [IPv6] address)\n"
+	"                        numeric IPv4 or [IPv6] address) | s3://BUCKET/KEY or\n"
+	"                        http(s)://HOST/PATH (an image in object storage, apfvm pack)\n"
 	"  --latency DUR[-DUR]   added fetch latency, fixed or uniform range (e.g. 1ms, 200us-5ms;\n"
 	"                        zero and file: only)\n"
 	"  --fetch-timeout DUR   tcp: a fetch unanswered this long is tried again over a new\n"
 	"                        connection (default 5s, 1ms..600s)\n"
 	"  --fetch-tries N       tcp: attempts per page (timeouts, corrupt pages) before it\n"
 	"                        fails and the run with it (default 3, 1..100)\n"
+	"  --s3-endpoint URL     s3:// sources: the store (default: AWS_ENDPOINT_URL_S3 or\n"
+	"                        AWS_ENDPOINT_URL, else AWS); credentials from AWS_ACCESS_KEY_ID,\n"
+	"                        AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN\n"
+	"  --s3-region REGION    s3:// sources (default: AWS_REGION, else us-east-1)\n"
+	"  --cache-size SIZE     s3:// and http(s)://: decompressed chunks kept in memory\n"
+	"                        (default 64M)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --populate            install the whole lazy region before the guest starts\n"
 	"                        (the resident baseline: no fault is ever taken)\n"
@@ -115,6 +122,20 @@ const char options_serve_usage[] =
 	"                      port 0 picks a free one (printed)\n"
 	"  --max-count N       pages a client may ask for in one request, 1..64 (default 16)\n"
 	"  -h, --help          this help\n";
+
+const char options_pack_usage[] =
+	"Usage: apfvm pack [OPTIONS] IMAGE DEST\n"
+	"Lay an apfvm image out for object storage (docs/object-storage.md): its pages cut\n"
+	"into chunks, each compressed with zstd (kept raw where that does not shrink it;\n"
+	"all-zero chunks not stored), as the data object DEST.data and the manifest DEST.\n"
+	"DEST is a file path (serve the two files over HTTP: --source http://HOST/PATH) or\n"
+	"s3://BUCKET/KEY (uploaded; then --source s3://BUCKET/KEY).\n"
+	"\n"
+	"  --chunk SIZE          bytes per chunk, a multiple of 4K up to 4M (default 256K)\n"
+	"  --level N             zstd level, 1..19 (default 3)\n"
+	"  --s3-endpoint URL     as for 'apfvm run'; credentials from AWS_ACCESS_KEY_ID,\n"
+	"  --s3-region REGION    AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)\n"
+	"  -h, --help            this help\n";
 
 static const struct {
 	const char *name;
@@ -230,7 +251,8 @@ enum {
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
 	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_IMAGE, OPT_LISTEN,
-	OPT_MAX_COUNT, OPT_FETCH_TIMEOUT, OPT_FETCH_TRIES,
+	OPT_MAX_COUNT, OPT_FETCH_TIMEOUT, OPT_FETCH_TRIES, OPT_S3_ENDPOINT, OPT_S3_REGION,
+	OPT_CACHE_SIZE,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -278,6 +300,9 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
 		{ "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },
 		{ "fetch-tries", required_argument, NULL, OPT_FETCH_TRIES },
+		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
+		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
+		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
 		{ "populate", no_argument, NULL, OPT_POPULATE },
 		{ "trace", no_argument, NULL, OPT_TRACE },
 		{ "apf", required_argument, NULL, OPT_APF },
@@ -355,6 +380,17 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			    c->fetch_timeout_ns < 1000000 || c->fetch_timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS)
 				return bad_value(e, "--fetch-timeout", optarg,
 						 "a duration from 1ms to 600s such as 5s");
+			break;
+		case OPT_S3_ENDPOINT:
+			c->s3_endpoint = optarg;
+			break;
+		case OPT_S3_REGION:
+			c->s3_region = optarg;
+			break;
+		case OPT_CACHE_SIZE:
+			if (units_parse_size(optarg, &c->object_cache_bytes) ||
+			    c->object_cache_bytes < (1ull << 20) || c->object_cache_bytes > (64ull << 30))
+				return bad_value(e, "--cache-size", optarg, "a size from 1M to 64G");
 			break;
 		case OPT_FETCH_TRIES:
 			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_NET_TRIES_MAX)
@@ -469,7 +505,8 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 						     "--scan-order", "--hz", "--cmdline", "--trace",
 						     "--seed" };
 		for (int i = 1; i < argc - 1; i++)
-			if (!strncmp(argv[i], "--fetch-", 8))
+			if (!strncmp(argv[i], "--fetch-", 8) || !strncmp(argv[i], "--s3-", 5) ||
+			    !strncmp(argv[i], "--cache-size", 12))
 				return apf_fail(e, -EINVAL, "%s does not apply to restore: a snapshot's "
 						"memory is read from its local file", argv[i]);
 		for (int i = 1; i < argc - 1; i++)
@@ -586,5 +623,57 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 	if (optind != argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm serve --help')",
 				argv[optind]);
+	return 0;
+}
+
+int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e)
+{
+	static const struct option longopts[] = {
+		{ "chunk", required_argument, NULL, OPT_SIZE },
+		{ "level", required_argument, NULL, OPT_MAX_COUNT },
+		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
+		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	uint64_t v;
+	int opt;
+
+	memset(o, 0, sizeof(*o));
+	o->chunk_pages = 64;
+	o->level = 3;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_SIZE:
+			if (units_parse_size(optarg, &v) || !v || v % APF_PAGE_SIZE || v > (4ull << 20))
+				return bad_value(e, "--chunk", optarg, "a multiple of 4K up to 4M");
+			o->chunk_pages = (uint32_t)(v / APF_PAGE_SIZE);
+			break;
+		case OPT_MAX_COUNT:
+			if (units_parse_u64(optarg, &v) || v < 1 || v > 19)
+				return bad_value(e, "--level", optarg, "1..19");
+			o->level = (int)v;
+			break;
+		case OPT_S3_ENDPOINT:
+			o->store.s3_endpoint = optarg;
+			break;
+		case OPT_S3_REGION:
+			o->store.s3_region = optarg;
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		case ':':
+			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return options_unknown(e, argc, argv, "pack", longopts);
+		}
+	}
+	if (argc - optind != 2)
+		return apf_fail(e, -EINVAL, "expected IMAGE and DEST (see 'apfvm pack --help')");
+	o->image = argv[optind];
+	o->dest = argv[optind + 1];
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "apfvm/vmm.h"
+#include "objstore/obj_store.h"
 #include "util/err.h"
 
 struct run_options {
@@ -40,6 +41,14 @@ struct serve_options {
 	bool help;
 };
 
+struct pack_options {
+	const char *image, *dest;
+	uint32_t chunk_pages;
+	int level;
+	struct obj_store_options store;
+	bool help;
+};
+
 /* Parses "compute:1,scan:2" (KIND[:COUNT], COUNT >= 1, default 1) into
  * cfg->tasks / cfg->ntasks. */
 int options_parse_workload(const char *spec, struct apfvm_config *cfg, struct apf_err *e);
@@ -60,6 +69,7 @@ int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu
 int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e);
 int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e);
 int options_parse_serve(int argc, char **argv, struct serve_options *o, struct apf_err *e);
+int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e);
 
 /* The usage error for the option getopt_long just rejected (opt '?'):
  * names an unknown option, or a flag given a value ("--populate=1"). */
@@ -68,6 +78,7 @@ int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
 		    const struct option *longopts);
 
 extern const char options_run_usage[];
+extern const char options_pack_usage[];
 extern const char options_mkimage_usage[];
 extern const char options_restore_usage[];
 extern const char options_serve_usage[];

@@ -1,6 +1,7 @@
 #include "source.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,7 +57,7 @@ bool source_reap(struct page_source *s, struct source_completion *out)
 	return true;
 }
 
-#define SOURCE_SPECS "'zero', 'file:PATH' or 'tcp:ADDR:PORT'"
+#define SOURCE_SPECS "'zero', 'file:PATH', 'tcp:ADDR:PORT', 's3://BUCKET/KEY' or 'http(s)://HOST/PATH'"
 
 int source_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
 		struct page_source **out, struct apf_err *e)
@@ -75,7 +76,9 @@ int source_open(const char *spec, uint64_t lazy_bytes, const struct source_net_o
 			return apf_fail(e, -EINVAL, "source 'file:' needs a path: file:PATH");
 		return source_file_open(spec + 5, lazy_bytes, out, e);
 	}
-	if (!strncmp(spec, "tcp:", 4)) {
+	bool object = !strncmp(spec, "s3://", 5) || !strncmp(spec, "http://", 7) ||
+		      !strncmp(spec, "https://", 8);
+	if (!strncmp(spec, "tcp:", 4) || object) {
 		if (!net)
 			net = &net_defaults;
 		if (net->timeout_ns < 1000000 || net->timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS ||
@@ -83,7 +86,8 @@ int source_open(const char *spec, uint64_t lazy_bytes, const struct source_net_o
 			return apf_fail(e, -EINVAL, "fetch timeout must be 1ms..%llus and tries 1..%d",
 					(unsigned long long)(SOURCE_NET_TIMEOUT_MAX_NS / 1000000000ull),
 					SOURCE_NET_TRIES_MAX);
-		return source_tcp_open(spec + 4, lazy_bytes, net, out, e);
+		return object ? source_object_open(spec, lazy_bytes, net, out, e)
+			      : source_tcp_open(spec + 4, lazy_bytes, net, out, e);
 	}
 	return apf_fail(e, -EINVAL, "unknown page source '%s'; use " SOURCE_SPECS, spec);
 }

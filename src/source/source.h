@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "objstore/obj_store.h"
 #include "util/err.h"
 
 struct page_source;
@@ -76,6 +77,7 @@ struct page_source {
 struct source_net_options {
 	uint64_t timeout_ns; /* 1 ms .. SOURCE_NET_TIMEOUT_MAX_NS */
 	unsigned tries;      /* 1 .. SOURCE_NET_TRIES_MAX */
+	struct obj_store_options store; /* s3:// and http(s):// */
 };
 #define SOURCE_NET_TIMEOUT_DEFAULT_NS (5ull * 1000000000ull)
 #define SOURCE_NET_TIMEOUT_MAX_NS     (600ull * 1000000000ull)
@@ -83,8 +85,10 @@ struct source_net_options {
 #define SOURCE_NET_TRIES_MAX          100
 #define SOURCE_NET_BACKOFF_MAX_NS     (1000ull * 1000000ull)
 
-/* Creates a source from a user spec: "zero", "file:PATH" or
- * "tcp:ADDR:PORT" (a page server, `apfvm serve`).  `lazy_bytes` is the
+/* Creates a source from a user spec: "zero", "file:PATH",
+ * "tcp:ADDR:PORT" (a page server, `apfvm serve`), or a memory image in
+ * object storage, "s3://BUCKET/KEY" or "http(s)://HOST/PATH" (apfvm
+ * pack).  `lazy_bytes` is the
  * size it must serve (checked: an image smaller than the lazy region is an
  * error).  net: for remote sources, NULL for the defaults. */
 int source_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
@@ -132,6 +136,10 @@ int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source *
  * is an error here), then fetches pipelined over one connection. */
 int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_net_options *net,
 		    struct page_source **out, struct apf_err *e);
+/* A memory image in object storage (objstore/obj_store.h): reads its
+ * manifest now, then fetches chunks with HTTP Range requests. */
+int source_object_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
+		       struct page_source **out, struct apf_err *e);
 /* Pages [first_page, first_page + npages) of a snapshot's memory file fd,
  * each checked against crcs[page] (both borrowed: they must outlive the
  * source); a mismatch fails the page with -EBADMSG. */

@@ -143,6 +143,8 @@ static int open_source(struct machine *m, const struct apfvm_config *c, struct a
 	struct source_net_options net = {
 		.timeout_ns = c->fetch_timeout_ns ? c->fetch_timeout_ns : SOURCE_NET_TIMEOUT_DEFAULT_NS,
 		.tries = c->fetch_tries ? c->fetch_tries : SOURCE_NET_TRIES_DEFAULT,
+		.store = { .s3_endpoint = c->s3_endpoint, .s3_region = c->s3_region,
+			   .cache_bytes = c->object_cache_bytes },
 	};
 	int rc = source_open(c->source, c->lazy_size, &net, &m->source, e);
 	m->raw_source = m->source;

@@ -1,0 +1,198 @@
+#include "obj_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "apfvm/abi.h"
+#include "image/image.h"
+#include "objstore/obj_http.h"
+#include "objstore/obj_layout.h"
+#include "source/source.h"
+#include "util/crc32c.h"
+#include "util/file.h"
+
+static int write_all(int fd, const void *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p = (const char *)p + n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static bool all_zero(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Writes the data object to data_fd and returns the manifest in m. */
+static int pack_chunks(int img_fd, const struct image_info *info, uint32_t chunk_pages, int level,
+		       int data_fd, struct obj_manifest *m, struct obj_pack_stats *st,
+		       struct apf_err *e)
+{
+	size_t chunk_bytes = (size_t)chunk_pages * OBJ_PAGE_SIZE;
+	size_t bound = ZSTD_compressBound(chunk_bytes);
+	unsigned char *raw = malloc(chunk_bytes), *z = malloc(bound);
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	int rc = 0;
+
+	m->hdr.npages = info->data_size / OBJ_PAGE_SIZE;
+	m->hdr.nchunks = (m->hdr.npages + chunk_pages - 1) / chunk_pages;
+	m->chunks = calloc(m->hdr.nchunks, sizeof(*m->chunks));
+	if (!raw || !z || !cctx || !m->chunks) {
+		rc = apf_fail(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < m->hdr.nchunks; i++) {
+		struct obj_chunk *c = &m->chunks[i];
+		size_t len = (size_t)obj_chunk_npages(&m->hdr, i) * OBJ_PAGE_SIZE;
+		for (size_t off = 0; off < len; off += OBJ_PAGE_SIZE)
+			if ((rc = source_pread_page(img_fd, info->data_offset +
+					    i * chunk_bytes + off, raw + off))) {
+				rc = apf_fail(e, rc, "cannot read the image: %s", strerror(-rc));
+				goto out;
+			}
+		c->data_crc = crc32c(0, raw, len);
+		if (all_zero(raw, len)) {
+			c->flags = OBJ_CHUNK_ZERO;
+			st->zero_chunks++;
+			continue;
+		}
+		size_t zl = ZSTD_compressCCtx(cctx, z, bound, raw, len, level);
+		const unsigned char *stored = z;
+		if (ZSTD_isError(zl) || zl >= len) {
+			c->flags = OBJ_CHUNK_RAW;
+			stored = raw;
+			zl = len;
+			st->raw_chunks++;
+		}
+		c->offset = st->data_bytes;
+		c->stored_len = (uint32_t)zl;
+		c->stored_crc = crc32c(0, stored, zl);
+		if ((rc = write_all(data_fd, stored, zl))) {
+			rc = apf_fail(e, rc, "cannot write the data object: %s", strerror(-rc));
+			goto out;
+		}
+		st->data_bytes += zl;
+	}
+	m->hdr.data_size = st->data_bytes;
+out:
+	free(raw);
+	free(z);
+	ZSTD_freeCCtx(cctx);
+	return rc;
+}
+
+/* Creates path for writing (replacing it). */
+static int create(const char *path, struct apf_err *e)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return apf_fail(e, -errno, "cannot create %s: %s", path, strerror(errno));
+	return fd;
+}
+
+int obj_pack(const char *image_path, const char *dest, uint32_t chunk_pages, int level,
+	     const struct obj_store_options *o, struct obj_pack_stats *st, struct apf_err *e)
+{
+	struct obj_manifest m;
+	struct obj_target t = { 0 };
+	struct image_info info;
+	struct stat sb;
+	char mpath[4096], dpath[4096 + 8];
+	void *wire = NULL;
+	bool upload = !strncmp(dest, "s3://", 5);
+	int img = -1, dfd = -1, mfd = -1, rc;
+
+	memset(&m, 0, sizeof(m));
+	memset(st, 0, sizeof(*st));
+	if (chunk_pages < 1 || chunk_pages > OBJ_CHUNK_PAGES_MAX || level < 1 || level > 19)
+		return apf_fail(e, -EINVAL, "chunk of 1..%u pages, zstd level 1..19",
+				OBJ_CHUNK_PAGES_MAX);
+	if (!upload && obj_spec_is_remote(dest))
+		return apf_fail(e, -EINVAL, "pack writes to files or to s3://BUCKET/KEY, not to "
+				"'%s' (serve the files over HTTP instead)", dest);
+	if (upload && ((rc = obj_http_init(e)) || (rc = obj_target_parse(dest, o, &t, e))))
+		return rc;
+	img = file_open_regular(image_path, &sb);
+	if (img < 0) {
+		rc = apf_fail(e, img, "cannot open image '%s': %s", image_path,
+			      img == -EINVAL ? "not a regular file" : strerror(-img));
+		goto out;
+	}
+	if ((rc = image_read_header(img, image_path, &info, e)))
+		goto out;
+	if (info.data_size / OBJ_PAGE_SIZE > OBJ_NPAGES_MAX) {
+		rc = apf_fail(e, -EINVAL, "image '%s' is larger than 64 GiB", image_path);
+		goto out;
+	}
+	if (upload) {
+		const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+		snprintf(mpath, sizeof(mpath), "%s/apfvm-pack-%d", tmpdir, (int)getpid());
+	} else {
+		if (strlen(dest) >= sizeof(mpath)) {
+			rc = apf_fail(e, -ENAMETOOLONG, "destination path too long");
+			goto out;
+		}
+		snprintf(mpath, sizeof(mpath), "%s", dest);
+	}
+	snprintf(dpath, sizeof(dpath), "%s%s", mpath, OBJ_DATA_SUFFIX);
+	if ((dfd = create(dpath, e)) < 0 || (mfd = create(mpath, e)) < 0) {
+		rc = dfd < 0 ? dfd : mfd;
+		goto out;
+	}
+	memcpy(m.hdr.magic, OBJ_MAGIC, 8);
+	m.hdr.version = OBJ_VERSION;
+	m.hdr.page_size = OBJ_PAGE_SIZE;
+	m.hdr.chunk_pages = chunk_pages;
+	m.hdr.pattern = APF_PATTERN_SEEDED;
+	m.hdr.seed = info.seed;
+	if ((rc = pack_chunks(img, &info, chunk_pages, level, dfd, &m, st, e)))
+		goto out;
+	st->npages = m.hdr.npages;
+	st->nchunks = m.hdr.nchunks;
+	size_t wlen = obj_manifest_size(m.hdr.nchunks);
+	if (!(wire = malloc(wlen))) {
+		rc = apf_fail(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	obj_manifest_encode(&m, wire);
+	if ((rc = write_all(mfd, wire, wlen)) || fsync(dfd) || fsync(mfd)) {
+		rc = apf_fail(e, rc ? rc : -errno, "cannot write %s: %s", mpath,
+			      strerror(rc ? -rc : errno));
+		goto out;
+	}
+	/* The data first: a reader that finds the manifest finds its chunks. */
+	if (upload && ((rc = obj_put_file(&t, t.data_url, dpath, 600000000000ull, e)) ||
+		       (rc = obj_put_file(&t, t.manifest_url, mpath, 60000000000ull, e))))
+		goto out;
+out:
+	if (upload && dfd >= 0)
+		unlink(dpath);
+	if (upload && mfd >= 0)
+		unlink(mpath);
+	if (img >= 0)
+		close(img);
+	if (dfd >= 0)
+		close(dfd);
+	if (mfd >= 0)
+		close(mfd);
+	free(wire);
+	obj_manifest_free(&m);
+	obj_target_free(&t);
+	return rc;
+}

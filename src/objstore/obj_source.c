@@ -1,0 +1,587 @@
+/*
+ * The object page source: pages of a memory image in object storage
+ * (obj_layout.h), s3://BUCKET/KEY or http(s)://HOST/PATH (obj_http.h).
+ *
+ * The manifest is read when the source opens.  A page's fetch needs its
+ * chunk: a chunk in the cache (decompressed, LRU) answers at once, an
+ * all-zero one needs nothing; otherwise one HTTP Range request for the
+ * chunk's bytes in KEY.data serves every page waiting on it.  Requests run
+ * on libcurl's multi interface driven by this source's event_fd (an epoll
+ * set of curl's sockets and one timerfd for curl's timeouts and the
+ * retries' backoff): nothing blocks the pager's thread, and up to
+ * OBJ_FETCHES_MAX chunks are in flight at once.
+ *
+ * A chunk reaches the cache only after its stored bytes and, once
+ * decompressed, its pages match the manifest's crc32c: a damaged chunk is
+ * fetched again and never handed out.  Timeouts, lost connections, 429
+ * and 5xx answers (S3's throttling and server errors) are retried with
+ * backoff (100 ms doubling to 2 s); other answers (403, 404, ...) fail at
+ * once; after `tries` attempts every page waiting on the chunk fails with
+ * the cause, the chunk and its pages named.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "apfvm/abi.h"
+#include "objstore/obj_http.h"
+#include "objstore/obj_layout.h"
+#include "source/source.h"
+#include "util/crc32c.h"
+
+#define OBJ_FETCHES_MAX   32
+#define NONE              UINT32_MAX
+#define BACKOFF_MIN_NS    (100ull * 1000000ull)
+#define BACKOFF_MAX_NS    (2000ull * 1000000ull)
+#define MANIFEST_MAX      (obj_manifest_size(OBJ_NPAGES_MAX))
+
+struct obj_req {
+	uint64_t page;
+	void *buf, *cookie;
+	uint64_t submit_ns;
+	uint32_t next; /* the next request waiting on the same chunk */
+	char why[400]; /* a failed completion's cause (source.h: valid until
+			* the next call into the source, which may reuse it) */
+};
+
+struct chunk_state {
+	uint32_t waiters; /* list of obj_req, NONE if empty */
+	uint32_t fetch;   /* fetch slot, or NONE */
+	uint32_t cache;   /* cache slot, or NONE */
+};
+
+struct fetch {
+	bool used, active;  /* used: holds a chunk; active: a transfer in curl */
+	uint64_t chunk;
+	unsigned attempts;
+	uint64_t due_ns;    /* !active: when to try again */
+	uint64_t start_ns;
+	CURL *h;
+	unsigned char *buf;
+	size_t len, want;
+	bool overflow;
+	char why[160];      /* the last attempt's failure */
+};
+
+struct cache_slot {
+	uint64_t chunk;
+	uint64_t lru;
+	bool used;
+	unsigned char *data;
+};
+
+struct obj_source {
+	struct page_source base; /* first */
+	struct obj_target target;
+	struct obj_manifest m;
+	struct source_net_options net;
+	size_t chunk_bytes;
+	int ep, timer;
+	CURLM *multi;
+	uint64_t curl_due_ns, armed_ns;
+	struct chunk_state *chunks;
+	struct obj_req req[SOURCE_QUEUE_MAX];
+	uint32_t free_req[SOURCE_QUEUE_MAX];
+	unsigned nfree_req;
+	struct fetch fetches[OBJ_FETCHES_MAX];
+	/* Chunks with waiters but no free fetch slot: FIFO. */
+	uint64_t pending[SOURCE_QUEUE_MAX];
+	unsigned pend_head, pend_count;
+	struct cache_slot *cache;
+	unsigned ncache;
+	uint64_t lru_clock;
+	ZSTD_DCtx *dctx;
+	uint64_t ewma_ns;
+};
+
+/* ---- completing pages ------------------------------------------------------- */
+
+static void complete_page(struct obj_source *o, const struct obj_req *r, int err, const char *why,
+			  const unsigned char *chunk_data)
+{
+	struct source_completion c = { .page = r->page, .buf = r->buf, .cookie = r->cookie,
+				       .err = err, .why = why, .submit_ns = r->submit_ns };
+	uint64_t first = (r->page / o->m.hdr.chunk_pages) * o->m.hdr.chunk_pages;
+
+	if (!err) {
+		if (chunk_data)
+			memcpy(r->buf, chunk_data + (r->page - first) * APF_PAGE_SIZE, APF_PAGE_SIZE);
+		else
+			c.zero = true;
+	}
+	source_complete(&o->base, &c);
+}
+
+/* Completes every page waiting on chunk: from data, or failed (err, why). */
+static void release_waiters(struct obj_source *o, uint64_t chunk, int err, const char *why,
+			    const unsigned char *data)
+{
+	uint32_t i = o->chunks[chunk].waiters;
+
+	while (i != NONE) {
+		uint32_t next = o->req[i].next;
+		if (why)
+			snprintf(o->req[i].why, sizeof(o->req[i].why), "%s", why);
+		complete_page(o, &o->req[i], err, why ? o->req[i].why : NULL, data);
+		o->free_req[o->nfree_req++] = i;
+		i = next;
+	}
+	o->chunks[chunk].waiters = NONE;
+}
+
+/* ---- the cache -------------------------------------------------------------- */
+
+static struct cache_slot *cache_take(struct obj_source *o, uint64_t chunk)
+{
+	struct cache_slot *victim = NULL;
+
+	for (unsigned i = 0; i < o->ncache; i++) {
+		struct cache_slot *s = &o->cache[i];
+		if (!s->used) {
+			victim = s;
+			break;
+		}
+		if (!victim || s->lru < victim->lru)
+			victim = s;
+	}
+	if (victim->used)
+		o->chunks[victim->chunk].cache = NONE;
+	victim->used = true;
+	victim->chunk = chunk;
+	victim->lru = ++o->lru_clock;
+	o->chunks[chunk].cache = (uint32_t)(victim - o->cache);
+	return victim;
+}
+
+/* ---- fetching chunks --------------------------------------------------------- */
+
+static size_t on_body(char *data, size_t sz, size_t n, void *arg)
+{
+	struct fetch *f = arg;
+	size_t len = sz * n;
+
+	if (len > f->want - f->len) {
+		f->overflow = true;
+		return 0; /* more than the chunk: the transfer fails */
+	}
+	memcpy(f->buf + f->len, data, len);
+	f->len += len;
+	return len;
+}
+
+static void rearm(struct obj_source *o);
+
+/* Starts (or starts again) the transfer of fetch slot f's chunk. */
+static void start_transfer(struct obj_source *o, struct fetch *f)
+{
+	const struct obj_chunk *c = &o->m.chunks[f->chunk];
+	char range[64];
+
+	curl_easy_reset(f->h);
+	obj_target_setup(&o->target, f->h, o->target.data_url, o->net.timeout_ns);
+	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)c->offset,
+		 (unsigned long long)(c->offset + c->stored_len - 1));
+	curl_easy_setopt(f->h, CURLOPT_RANGE, range);
+	curl_easy_setopt(f->h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(f->h, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(f->h, CURLOPT_PRIVATE, f);
+	f->len = 0;
+	f->overflow = false;
+	f->active = true;
+	f->start_ns = source_now_ns();
+	CURLMcode mc = curl_multi_add_handle(o->multi, f->h);
+	if (mc != CURLM_OK) {
+		f->active = false;
+		source_set_error(&o->base, -EIO, "libcurl refused a transfer");
+	}
+}
+
+/* Takes a fetch slot for chunk and starts it; queues the chunk when every
+ * slot is busy. */
+static void fetch_chunk(struct obj_source *o, uint64_t chunk)
+{
+	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
+		struct fetch *f = &o->fetches[i];
+		if (f->used)
+			continue;
+		f->want = o->m.chunks[chunk].stored_len;
+		f->buf = malloc(f->want);
+		if (!f->buf) {
+			release_waiters(o, chunk, -ENOMEM, NULL, NULL);
+			return;
+		}
+		f->used = true;
+		f->chunk = chunk;
+		f->attempts = 0;
+		o->chunks[chunk].fetch = i;
+		start_transfer(o, f);
+		return;
+	}
+	o->pending[(o->pend_head + o->pend_count++) % SOURCE_QUEUE_MAX] = chunk;
+	o->chunks[chunk].fetch = NONE - 1; /* queued */
+}
+
+static void free_slot(struct obj_source *o, struct fetch *f)
+{
+	o->chunks[f->chunk].fetch = NONE;
+	free(f->buf);
+	f->buf = NULL;
+	f->used = f->active = false;
+	if (o->pend_count) {
+		uint64_t chunk = o->pending[o->pend_head];
+		o->pend_head = (o->pend_head + 1) % SOURCE_QUEUE_MAX;
+		o->pend_count--;
+		fetch_chunk(o, chunk);
+	}
+}
+
+/* Checks and installs a received chunk; returns why not (static text), or
+ * NULL. */
+static const char *install_chunk(struct obj_source *o, struct fetch *f)
+{
+	const struct obj_chunk *c = &o->m.chunks[f->chunk];
+	size_t len = (size_t)obj_chunk_npages(&o->m.hdr, f->chunk) * APF_PAGE_SIZE;
+
+	if (crc32c(0, f->buf, f->len) != c->stored_crc)
+		return "corrupt chunk (stored checksum mismatch)";
+	struct cache_slot *s = cache_take(o, f->chunk);
+	if (c->flags == OBJ_CHUNK_RAW) {
+		memcpy(s->data, f->buf, len);
+	} else {
+		size_t n = ZSTD_decompressDCtx(o->dctx, s->data, o->chunk_bytes, f->buf, f->len);
+		if (ZSTD_isError(n) || n != len) {
+			s->used = false;
+			o->chunks[f->chunk].cache = NONE;
+			return "corrupt chunk (does not decompress to its size)";
+		}
+	}
+	if (crc32c(0, s->data, len) != c->data_crc) {
+		s->used = false;
+		o->chunks[f->chunk].cache = NONE;
+		return "corrupt chunk (page checksum mismatch after decompression)";
+	}
+	return NULL;
+}
+
+static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
+{
+	const struct obj_chunk *c = &o->m.chunks[f->chunk];
+	long http = 0;
+	bool retry;
+	const char *bad = NULL;
+
+	curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &http);
+	curl_multi_remove_handle(o->multi, f->h);
+	f->active = false;
+	f->attempts++;
+	bool whole = http == 200 && c->offset == 0 && c->stored_len == o->m.hdr.data_size;
+	if (cc == CURLE_OK && (http == 206 || whole)) {
+		if (f->len != f->want) {
+			snprintf(f->why, sizeof(f->why), "short reply (%zu of %zu bytes)", f->len, f->want);
+			retry = true;
+		} else if ((bad = install_chunk(o, f))) {
+			o->base.corrupt++;
+			snprintf(f->why, sizeof(f->why), "%s", bad);
+			retry = true;
+		} else {
+			uint64_t ns = source_now_ns() - f->start_ns;
+			o->ewma_ns = o->ewma_ns ? (o->ewma_ns * 7 + ns) / 8 : ns;
+			uint64_t chunk = f->chunk;
+			free_slot(o, f);
+			release_waiters(o, chunk, 0, NULL, o->cache[o->chunks[chunk].cache].data);
+			return;
+		}
+	} else if (cc == CURLE_WRITE_ERROR && f->overflow) {
+		snprintf(f->why, sizeof(f->why), "reply longer than the chunk (%zu bytes)", f->want);
+		retry = true;
+	} else if (cc == CURLE_OK && http == 200) {
+		snprintf(f->why, sizeof(f->why), "HTTP 200 with the whole object: the server "
+			 "ignored the Range request");
+		retry = false;
+	} else {
+		retry = obj_result(cc, http, f->why, sizeof(f->why));
+	}
+	if (retry && f->attempts < o->net.tries) {
+		uint64_t b = BACKOFF_MIN_NS << (f->attempts - 1 < 5 ? f->attempts - 1 : 5);
+		f->due_ns = source_now_ns() + (b < BACKOFF_MAX_NS ? b : BACKOFF_MAX_NS);
+		o->base.retries++;
+		return;
+	}
+	/* Out of tries, or not worth one: every page waiting fails. */
+	char why[400];
+	uint64_t first = f->chunk * o->m.hdr.chunk_pages;
+	snprintf(why, sizeof(why), "%.100s: chunk %llu (pages %llu-%llu): %.150s (%u %s)", o->target.desc,
+		 (unsigned long long)f->chunk, (unsigned long long)first,
+		 (unsigned long long)(first + obj_chunk_npages(&o->m.hdr, f->chunk) - 1), f->why,
+		 f->attempts, f->attempts == 1 ? "try" : "tries");
+	uint64_t chunk = f->chunk;
+	free_slot(o, f);
+	release_waiters(o, chunk, http == 404 ? -ENOENT : http == 403 ? -EACCES : -EIO, why, NULL);
+}
+
+static void drain_curl(struct obj_source *o)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(o->multi, &left))) {
+		struct fetch *f = NULL;
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+		if (f)
+			transfer_done(o, f, msg->data.result);
+	}
+}
+
+/* ---- curl's sockets and timer, in our epoll set -------------------------- */
+
+static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct obj_source *o = userp;
+	struct epoll_event ev = { .data.fd = s };
+	(void)easy;
+	(void)socketp;
+
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(o->ep, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (epoll_ctl(o->ep, EPOLL_CTL_MOD, s, &ev) < 0 &&
+	    (errno != ENOENT || epoll_ctl(o->ep, EPOLL_CTL_ADD, s, &ev) < 0))
+		source_set_error(&o->base, -errno, "cannot watch a connection");
+	return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct obj_source *o = userp;
+	(void)multi;
+
+	o->curl_due_ns = timeout_ms < 0 ? 0 : source_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	if (timeout_ms == 0)
+		o->curl_due_ns = 1; /* at once: any time in the past */
+	rearm(o);
+	return 0;
+}
+
+static void rearm(struct obj_source *o)
+{
+	uint64_t due = o->curl_due_ns;
+
+	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
+		const struct fetch *f = &o->fetches[i];
+		if (f->used && !f->active && (!due || f->due_ns < due))
+			due = f->due_ns;
+	}
+	if (due == o->armed_ns)
+		return;
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(due / 1000000000ull),
+						.tv_nsec = (long)(due % 1000000000ull) } };
+	if (timerfd_settime(o->timer, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		source_set_error(&o->base, -errno, "cannot arm the fetch timer");
+		return;
+	}
+	o->armed_ns = due;
+}
+
+static void obj_on_event(struct page_source *s)
+{
+	struct obj_source *o = (struct obj_source *)s;
+	struct epoll_event evs[16];
+	int running, n = epoll_wait(o->ep, evs, 16, 0);
+
+	for (int k = 0; k < n; k++) {
+		if (evs[k].data.fd == o->timer) {
+			uint64_t ticks, now = source_now_ns();
+			if (read(o->timer, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+				source_set_error(s, -errno, "cannot read the fetch timer");
+			o->armed_ns = 0;
+			for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
+				struct fetch *f = &o->fetches[i];
+				if (f->used && !f->active && f->due_ns <= now)
+					start_transfer(o, f);
+			}
+			if (o->curl_due_ns && o->curl_due_ns <= now) {
+				o->curl_due_ns = 0;
+				curl_multi_socket_action(o->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+			}
+		} else {
+			int flags = (evs[k].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+				    (evs[k].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+				    (evs[k].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+			curl_multi_socket_action(o->multi, evs[k].data.fd, flags, &running);
+		}
+		drain_curl(o);
+	}
+	rearm(o);
+}
+
+/* ---- the page source ops ------------------------------------------------------ */
+
+static int obj_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
+{
+	struct obj_source *o = (struct obj_source *)s;
+	uint64_t chunk = page / o->m.hdr.chunk_pages;
+	struct chunk_state *cs;
+
+	if (page >= s->npages)
+		return -ERANGE;
+	cs = &o->chunks[chunk];
+	struct obj_req r = { .page = page, .buf = buf, .cookie = cookie, .submit_ns = source_now_ns() };
+	if (o->m.chunks[chunk].flags == OBJ_CHUNK_ZERO) {
+		complete_page(o, &r, 0, NULL, NULL);
+		return 0;
+	}
+	if (cs->cache != NONE) {
+		o->cache[cs->cache].lru = ++o->lru_clock;
+		complete_page(o, &r, 0, NULL, o->cache[cs->cache].data);
+		return 0;
+	}
+	if (!o->nfree_req)
+		return -EAGAIN;
+	uint32_t i = o->free_req[--o->nfree_req];
+	r.next = cs->waiters;
+	o->req[i] = r;
+	cs->waiters = i;
+	if (cs->fetch == NONE)
+		fetch_chunk(o, chunk);
+	rearm(o);
+	return 0;
+}
+
+static uint64_t obj_expected_ns(struct page_source *s, uint64_t page)
+{
+	struct obj_source *o = (struct obj_source *)s;
+	uint64_t chunk = page / o->m.hdr.chunk_pages;
+
+	if (o->m.chunks[chunk].flags == OBJ_CHUNK_ZERO || o->chunks[chunk].cache != NONE)
+		return 0; /* at hand: a copy */
+	return o->ewma_ns;
+}
+
+static void obj_destroy(struct page_source *s)
+{
+	struct obj_source *o = (struct obj_source *)s;
+
+	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
+		if (o->fetches[i].active)
+			curl_multi_remove_handle(o->multi, o->fetches[i].h);
+		curl_easy_cleanup(o->fetches[i].h);
+		free(o->fetches[i].buf);
+	}
+	if (o->multi)
+		curl_multi_cleanup(o->multi);
+	for (unsigned i = 0; o->cache && i < o->ncache; i++)
+		free(o->cache[i].data);
+	free(o->cache);
+	free(o->chunks);
+	ZSTD_freeDCtx(o->dctx);
+	obj_manifest_free(&o->m);
+	obj_target_free(&o->target);
+	if (o->timer >= 0)
+		close(o->timer);
+	if (o->ep >= 0)
+		close(o->ep);
+	free(o);
+}
+
+static const struct page_source_ops obj_ops = {
+	.name = "object",
+	.submit = obj_submit,
+	.on_event = obj_on_event,
+	.expected_ns = obj_expected_ns,
+	.destroy = obj_destroy,
+};
+
+int source_object_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
+		       struct page_source **out, struct apf_err *e)
+{
+	const struct obj_store_options *so = &net->store;
+	struct obj_source *o = calloc(1, sizeof(*o));
+	void *wire = NULL;
+	size_t wlen;
+	int rc;
+
+	if (!o)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	o->ep = o->timer = -1;
+	o->net = *net;
+	if ((rc = obj_http_init(e)) || (rc = obj_target_parse(spec, so, &o->target, e)))
+		goto fail;
+	uint64_t t0 = source_now_ns();
+	if ((rc = obj_get(&o->target, o->target.manifest_url, MANIFEST_MAX, net->timeout_ns,
+			  net->tries, &wire, &wlen, e)))
+		goto fail;
+	o->ewma_ns = source_now_ns() - t0;
+	struct apf_err pe;
+	if ((rc = obj_manifest_parse(wire, wlen, o->target.desc, &o->m, &pe))) {
+		rc = apf_fail(e, rc, "%s", pe.msg);
+		goto fail;
+	}
+	if (o->m.hdr.npages * APF_PAGE_SIZE < lazy_bytes) {
+		rc = apf_fail(e, -EINVAL, "%s serves %llu bytes, less than the lazy region (%llu "
+			      "bytes); pass a smaller --lazy", o->target.desc,
+			      (unsigned long long)(o->m.hdr.npages * APF_PAGE_SIZE),
+			      (unsigned long long)lazy_bytes);
+		goto fail;
+	}
+	o->chunk_bytes = (size_t)o->m.hdr.chunk_pages * APF_PAGE_SIZE;
+	uint64_t cache_bytes = so && so->cache_bytes ? so->cache_bytes : OBJ_CACHE_DEFAULT_BYTES;
+	o->ncache = (unsigned)(cache_bytes / o->chunk_bytes < 4 ? 4 : cache_bytes / o->chunk_bytes);
+	if (o->ncache > o->m.hdr.nchunks)
+		o->ncache = (unsigned)o->m.hdr.nchunks;
+	o->chunks = malloc(o->m.hdr.nchunks * sizeof(*o->chunks));
+	o->cache = calloc(o->ncache, sizeof(*o->cache));
+	o->dctx = ZSTD_createDCtx();
+	o->multi = curl_multi_init();
+	o->ep = epoll_create1(EPOLL_CLOEXEC);
+	o->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (!o->chunks || !o->cache || !o->dctx || !o->multi || o->ep < 0 || o->timer < 0) {
+		rc = apf_fail(e, -ENOMEM, "cannot set up the object source: out of memory or fds");
+		goto fail;
+	}
+	for (unsigned i = 0; i < o->ncache; i++)
+		if (!(o->cache[i].data = malloc(o->chunk_bytes))) {
+			rc = apf_fail(e, -ENOMEM, "out of memory for the chunk cache");
+			goto fail;
+		}
+	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++)
+		if (!(o->fetches[i].h = curl_easy_init())) {
+			rc = apf_fail(e, -ENOMEM, "out of memory");
+			goto fail;
+		}
+	for (uint64_t i = 0; i < o->m.hdr.nchunks; i++)
+		o->chunks[i] = (struct chunk_state){ .waiters = NONE, .fetch = NONE, .cache = NONE };
+	for (uint32_t i = 0; i < SOURCE_QUEUE_MAX; i++)
+		o->free_req[o->nfree_req++] = SOURCE_QUEUE_MAX - 1 - i;
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = o->timer };
+	if (epoll_ctl(o->ep, EPOLL_CTL_ADD, o->timer, &ev) < 0) {
+		rc = apf_fail(e, -errno, "epoll: %s", strerror(errno));
+		goto fail;
+	}
+	curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
+	curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o);
+	curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)OBJ_FETCHES_MAX);
+	free(wire);
+	source_init(&o->base, &obj_ops, o->m.hdr.npages);
+	o->base.event_fd = o->ep;
+	o->base.pattern = o->m.hdr.pattern;
+	o->base.seed = o->m.hdr.seed;
+	snprintf(o->base.desc, sizeof(o->base.desc), "%.100s (seed %llu)", o->target.desc,
+		 (unsigned long long)o->m.hdr.seed);
+	*out = &o->base;
+	return 0;
+fail:
+	free(wire);
+	obj_destroy(&o->base);
+	return rc;
+}
