@@ -79,7 +79,7 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
 
-.PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net clean fuzz deps deps-bench
+.PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net clean fuzz deps deps-build deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
 all: $(APFVM)
@@ -98,6 +98,10 @@ $(GUEST_ELF): $(GUEST_OBJS) guest/arch/$(ARCH)/guest.ld
 	$(Q)$(CC) $(GUEST_LDFLAGS) -T guest/arch/$(ARCH)/guest.ld -o $@ $(GUEST_OBJS)
 
 # ---- host --------------------------------------------------------------
+# The object storage code includes libcurl's and zstd's headers.
+ifeq ($(OBJSTORE),yes)
+$(call hobj,$(OBJSTORE_SRCS.yes)) $(call sobj,$(OBJSTORE_SRCS.yes)) $(call tobj,$(OBJSTORE_SRCS.yes)): | deps-build
+endif
 $(BUILD)/host/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
@@ -151,7 +155,7 @@ GUEST_HOST_INC := -iquote guest/core -iquote guest/user -iquote guest/workloads 
 # as a second vCPU would; it stays out.)
 TSAN_LIB_OBJS := $(call tobj,$(LIB_SRCS) $(CLI_SRCS)) $(BUILD)/tsan/guest_blob.o
 TSAN_UNIT_TESTS := $(BUILD)/tsan-tests/test_pager $(BUILD)/tsan-tests/test_page_server \
-	$(BUILD)/tsan-tests/test_tcp_source
+	$(BUILD)/tsan-tests/test_tcp_source $(BUILD)/tsan-tests/test_obj_source
 TSAN_VM_TESTS := $(BUILD)/tsan-tests/test_vm $(BUILD)/tsan-tests/test_apf_user $(BUILD)/tsan-tests/test_apf_kernel
 $(BUILD)/tsan-tests/%: tests/unit/%.c $(TSAN_LIB_OBJS) tests/test.h
 	@mkdir -p $(dir $@)
@@ -178,7 +182,8 @@ FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointe
 FUZZ_SECONDS ?= 300
 FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRCS) $(CLI_SRCS))
 FUZZ_LIB_OBJS := $(FUZZ_OBJS) $(BUILD)/host/guest_blob.o
-FUZZ_TARGETS := $(BUILD)/fuzz_guest_input $(BUILD)/fuzz_options $(BUILD)/fuzz_image_header $(BUILD)/fuzz_bzimage $(BUILD)/fuzz_snapshot
+FUZZ_TARGETS := $(BUILD)/fuzz_guest_input $(BUILD)/fuzz_options $(BUILD)/fuzz_image_header $(BUILD)/fuzz_bzimage $(BUILD)/fuzz_snapshot \
+	$(BUILD)/fuzz_obj_manifest
 
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -186,11 +191,13 @@ $(BUILD)/fuzz/%.o: %.c
 	$(Q)$(FUZZ_CC) $(HOST_CFLAGS) -Wno-unused-command-line-argument $(FUZZ_FLAGS) -c $< -o $@
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	@echo "  LD [fuzz] $@"
-	$(Q)$(FUZZ_CC) $(HOST_CFLAGS) -Itests -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) -pthread
+	$(Q)$(FUZZ_CC) $(HOST_CFLAGS) -Itests -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) $(HOST_LDFLAGS)
 
 # Debian packages the test and bench tiers need, installed if missing.
 deps:
 	$(Q)scripts/deps.sh
+deps-build:
+	$(Q)scripts/deps.sh build
 deps-bench:
 	$(Q)scripts/deps.sh bench
 

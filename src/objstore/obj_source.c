@@ -64,7 +64,8 @@ struct fetch {
 	CURL *h;
 	unsigned char *buf;
 	size_t len, want;
-	bool overflow;
+	bool overflow, ignored_range;
+	bool whole_ok;      /* the chunk is the whole data object */
 	char why[160];      /* the last attempt's failure */
 };
 
@@ -164,7 +165,18 @@ static size_t on_body(char *data, size_t sz, size_t n, void *arg)
 {
 	struct fetch *f = arg;
 	size_t len = sz * n;
+	long http = 0;
 
+	/* Only a 206 (or the whole object when that is the chunk) carries the
+	 * chunk; an error's body is not kept, and a 200 that ignores the
+	 * Range is refused before its bytes are taken. */
+	curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &http);
+	if (http != 206 && http != 200)
+		return len;
+	if (http == 200 && !f->whole_ok) {
+		f->ignored_range = true;
+		return 0;
+	}
 	if (len > f->want - f->len) {
 		f->overflow = true;
 		return 0; /* more than the chunk: the transfer fails */
@@ -191,7 +203,8 @@ static void start_transfer(struct obj_source *o, struct fetch *f)
 	curl_easy_setopt(f->h, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(f->h, CURLOPT_PRIVATE, f);
 	f->len = 0;
-	f->overflow = false;
+	f->overflow = f->ignored_range = false;
+	f->whole_ok = c->offset == 0 && c->stored_len == o->m.hdr.data_size;
 	f->active = true;
 	f->start_ns = source_now_ns();
 	CURLMcode mc = curl_multi_add_handle(o->multi, f->h);
@@ -270,7 +283,6 @@ static const char *install_chunk(struct obj_source *o, struct fetch *f)
 
 static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
 {
-	const struct obj_chunk *c = &o->m.chunks[f->chunk];
 	long http = 0;
 	bool retry;
 	const char *bad = NULL;
@@ -279,8 +291,7 @@ static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
 	curl_multi_remove_handle(o->multi, f->h);
 	f->active = false;
 	f->attempts++;
-	bool whole = http == 200 && c->offset == 0 && c->stored_len == o->m.hdr.data_size;
-	if (cc == CURLE_OK && (http == 206 || whole)) {
+	if (cc == CURLE_OK && (http == 206 || (http == 200 && f->whole_ok))) {
 		if (f->len != f->want) {
 			snprintf(f->why, sizeof(f->why), "short reply (%zu of %zu bytes)", f->len, f->want);
 			retry = true;
@@ -299,7 +310,7 @@ static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
 	} else if (cc == CURLE_WRITE_ERROR && f->overflow) {
 		snprintf(f->why, sizeof(f->why), "reply longer than the chunk (%zu bytes)", f->want);
 		retry = true;
-	} else if (cc == CURLE_OK && http == 200) {
+	} else if (f->ignored_range) {
 		snprintf(f->why, sizeof(f->why), "HTTP 200 with the whole object: the server "
 			 "ignored the Range request");
 		retry = false;

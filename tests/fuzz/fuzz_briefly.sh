@@ -2,7 +2,8 @@
 # The fuzz tier of `make test`: every fuzz target for a short while.
 cd "$(dirname "$0")/../.."
 status=0
-for t in build/fuzz_guest_input build/fuzz_options build/fuzz_image_header build/fuzz_bzimage build/fuzz_snapshot; do
+for t in build/fuzz_guest_input build/fuzz_options build/fuzz_image_header build/fuzz_bzimage build/fuzz_snapshot \
+	build/fuzz_obj_manifest; do
 	tests/fuzz/run_fuzz.sh "$t" "${FUZZ_TEST_SECONDS:-15}" || status=1
 done
 exit $status

@@ -1,0 +1,461 @@
+/*
+ * Object storage (src/objstore): the manifest's checks, apfvm pack's
+ * layout, and the object page source against an HTTP server in a thread
+ * here (Range GETs of files, keep-alive), which can also misbehave on
+ * purpose: the chunks come back zero, compressed or raw with the image's
+ * content; a damaged chunk is fetched again and never delivered; 503 and
+ * 429 answers are retried, 404 fails at once; a server ignoring Range is
+ * refused; every failure names the chunk, its pages and the cause.  The
+ * real servers (nginx, s3rver) are tests/e2e/test_objstore.sh's.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apfvm/abi.h"
+#include "image/image.h"
+#include "objstore/obj_layout.h"
+#include "objstore/obj_store.h"
+#include "source/source.h"
+#include "test.h"
+#include "util/crc32c.h"
+
+#define NPAGES        200 /* 4 chunks of 64 pages, the last of 8 */
+#define SEED          77
+#define WAIT_LIMIT_NS (30ull * 1000000000ull)
+
+static char dir[64];
+
+/* ---- an HTTP server: GET with Range, from files in dir -------------------- */
+
+enum misbehave { NORMAL, CORRUPT_ONCE, CORRUPT_ALWAYS, UNAVAILABLE_TWICE, THROTTLE_ALWAYS,
+		 NO_RANGE, DATA_404 };
+
+static struct {
+	int listen_fd;
+	uint16_t port;
+	pthread_t thread;
+	atomic_int stop;
+	enum misbehave how;
+	atomic_int data_gets; /* GETs of the data object */
+} http;
+
+static void reply(int fd, const char *status, const void *body, size_t len, const char *extra)
+{
+	char h[256];
+	int n = snprintf(h, sizeof(h), "HTTP/1.1 %s\r\nContent-Length: %zu\r\n%s\r\n", status, len,
+			 extra ? extra : "");
+	send(fd, h, (size_t)n, MSG_NOSIGNAL);
+	if (len)
+		send(fd, body, len, MSG_NOSIGNAL);
+}
+
+/* Serves requests on one connection until it closes. */
+static void serve_conn(int fd)
+{
+	char req[4096];
+	size_t have = 0;
+
+	for (;;) {
+		char *end;
+		while (!(end = memmem(req, have, "\r\n\r\n", 4))) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (atomic_load(&http.stop) || have == sizeof(req))
+				return;
+			if (poll(&p, 1, 50) <= 0)
+				continue;
+			ssize_t n = recv(fd, req + have, sizeof(req) - have, 0);
+			if (n <= 0)
+				return;
+			have += (size_t)n;
+		}
+		*end = '\0';
+		char path[256], file[512];
+		unsigned long long a = 0, b = 0;
+		bool ranged = false;
+		if (sscanf(req, "GET %255s", path) != 1)
+			return;
+		const char *r = strstr(req, "\r\nRange: bytes=");
+		if (r && sscanf(r, "\r\nRange: bytes=%llu-%llu", &a, &b) == 2)
+			ranged = true;
+		size_t used = (size_t)(end + 4 - req);
+		memmove(req, req + used, have - used);
+		have -= used;
+
+		bool data = strstr(path, ".data") != NULL;
+		int gets = data ? atomic_fetch_add(&http.data_gets, 1) : 0;
+		snprintf(file, sizeof(file), "%s%s", dir, path);
+		if ((data && http.how == UNAVAILABLE_TWICE && gets < 2) ||
+		    (data && http.how == THROTTLE_ALWAYS)) {
+			reply(fd, http.how == THROTTLE_ALWAYS ? "429 Too Many Requests"
+							       : "503 Slow Down", "", 0, NULL);
+			continue;
+		}
+		int f = open(file, O_RDONLY);
+		struct stat st;
+		if (f < 0 || fstat(f, &st) || (data && http.how == DATA_404)) {
+			if (f >= 0)
+				close(f);
+			reply(fd, "404 Not Found", "", 0, NULL);
+			continue;
+		}
+		if (!ranged || http.how == NO_RANGE)
+			a = 0, b = (unsigned long long)st.st_size - 1;
+		size_t len = (size_t)(b - a + 1);
+		char *body = malloc(len);
+		if (!body || pread(f, body, len, (off_t)a) != (ssize_t)len) {
+			free(body);
+			close(f);
+			return;
+		}
+		close(f);
+		if (data && ((http.how == CORRUPT_ONCE && gets == 0) || http.how == CORRUPT_ALWAYS))
+			body[len / 2] ^= 0x40;
+		char extra[96];
+		snprintf(extra, sizeof(extra), "Content-Range: bytes %llu-%llu/%llu\r\n", a, b,
+			 (unsigned long long)st.st_size);
+		reply(fd, ranged && http.how != NO_RANGE ? "206 Partial Content" : "200 OK", body, len,
+		      ranged && http.how != NO_RANGE ? extra : NULL);
+		free(body);
+	}
+}
+
+static void *http_thread(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&http.stop)) {
+		struct pollfd p = { .fd = http.listen_fd, .events = POLLIN };
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		int fd = accept(http.listen_fd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		serve_conn(fd); /* one connection at a time: curl queues the rest */
+		close(fd);
+	}
+	return NULL;
+}
+
+static bool http_start(enum misbehave how)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+
+	http.how = how;
+	atomic_store(&http.stop, 0);
+	atomic_store(&http.data_gets, 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	http.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (http.listen_fd < 0 || bind(http.listen_fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(http.listen_fd, 64) || getsockname(http.listen_fd, (struct sockaddr *)&a, &len))
+		return false;
+	http.port = ntohs(a.sin_port);
+	return pthread_create(&http.thread, NULL, http_thread, NULL) == 0;
+}
+
+static void http_stop(void)
+{
+	atomic_store(&http.stop, 1);
+	pthread_join(http.thread, NULL);
+	close(http.listen_fd);
+}
+
+/* ---- an image with zero, compressible and random chunks, packed ----------- */
+
+static uint64_t want[NPAGES][512];
+
+static bool make_packed(void)
+{
+	char img[128], dest[128];
+	struct apf_err e;
+	struct obj_pack_stats st;
+
+	snprintf(dir, sizeof(dir), "/tmp/apfvm-obj-test.XXXXXX");
+	if (!mkdtemp(dir))
+		return false;
+	snprintf(img, sizeof(img), "%s/img", dir);
+	snprintf(dest, sizeof(dest), "%s/mem", dir);
+	if (image_create(img, NPAGES * 4096ull, SEED, &e))
+		return false;
+	image_fill(SEED, 0, &want[0][0], NPAGES * 512ull);
+	/* Chunk 0: zeros; chunk 1: one repeated word (compresses); 2 and 3:
+	 * the seeded words (random: stored raw). */
+	for (unsigned p = 0; p < 128; p++)
+		for (unsigned w = 0; w < 512; w++)
+			want[p][w] = p < 64 ? 0 : 0x0123456789abcdefull;
+	int fd = open(img, O_WRONLY);
+	if (fd < 0 || pwrite(fd, want, 128 * 4096, IMAGE_HEADER_SIZE) != 128 * 4096)
+		return false;
+	close(fd);
+	if (obj_pack(img, dest, 64, 3, NULL, &st, &e)) {
+		fprintf(stderr, "pack: %s\n", e.msg);
+		return false;
+	}
+	return st.nchunks == 4 && st.zero_chunks == 1 && st.raw_chunks == 2 &&
+	       st.data_bytes < 3 * 64 * 4096ull;
+}
+
+/* ---- the client ------------------------------------------------------------- */
+
+struct result {
+	int err[NPAGES];
+	char why[NPAGES][400];
+	unsigned done, bad_content;
+};
+
+static uint64_t bufs[64][512];
+
+static bool fetch_all(struct page_source *s, unsigned inflight, struct result *r)
+{
+	unsigned free_list[64], nfree = 0, next = 0;
+	uint64_t deadline = source_now_ns() + WAIT_LIMIT_NS;
+	struct source_completion c;
+
+	memset(r, 0, sizeof(*r));
+	for (unsigned i = 0; i < inflight; i++)
+		free_list[nfree++] = i;
+	while (r->done < NPAGES) {
+		while (next < NPAGES && nfree) {
+			unsigned b = free_list[--nfree];
+			if (source_submit(s, next, bufs[b], (void *)(uintptr_t)b))
+				return false;
+			next++;
+		}
+		bool any = false;
+		while (source_reap(s, &c)) {
+			unsigned b = (unsigned)(uintptr_t)c.cookie;
+			any = true;
+			free_list[nfree++] = b;
+			r->done++;
+			r->err[c.page] = c.err;
+			if (c.err)
+				snprintf(r->why[c.page], sizeof(r->why[c.page]), "%s", c.why ? c.why : "");
+			else if (c.zero ? memcmp(want[c.page], (uint64_t[512]){ 0 }, 4096)
+					: memcmp(bufs[b], want[c.page], 4096))
+				r->bad_content++;
+		}
+		if (any || r->done == NPAGES || s->error)
+			continue;
+		uint64_t now = source_now_ns();
+		if (now >= deadline) {
+			printf("# %u of %u pages within the limit\n", r->done, NPAGES);
+			return false;
+		}
+		struct pollfd p = { .fd = s->event_fd, .events = POLLIN };
+		if (poll(&p, 1, (int)((deadline - now) / 1000000) + 1) > 0)
+			s->ops->on_event(s);
+	}
+	return !s->error;
+}
+
+static int open_http(struct page_source **s, unsigned tries, struct apf_err *e)
+{
+	char spec[96];
+	struct source_net_options net = { .timeout_ns = 2000000000ull, .tries = tries };
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/mem", http.port);
+	return source_open(spec, NPAGES * 4096ull, &net, s, e);
+}
+
+/* Runs a fetch of every page against the server misbehaving as `how`. */
+static bool run(enum misbehave how, unsigned tries, unsigned inflight, struct result *r,
+		struct page_source **keep)
+{
+	struct page_source *s;
+	struct apf_err e;
+
+	if (!http_start(how))
+		return false;
+	if (open_http(&s, tries, &e)) {
+		printf("# open: %s\n", e.msg);
+		http_stop();
+		return false;
+	}
+	bool ok = fetch_all(s, inflight, r);
+	if (keep)
+		*keep = s;
+	else
+		source_close(s);
+	http_stop();
+	return ok;
+}
+
+TEST(pack_then_every_page_arrives_zero_compressed_or_raw)
+{
+	static struct result r;
+	struct page_source *s;
+
+	REQUIRE(make_packed());
+	REQUIRE(run(NORMAL, 3, 64, &r, &s));
+	CHECK_EQ_U(r.done, NPAGES);
+	CHECK_EQ_U(r.bad_content, 0);
+	for (unsigned p = 0; p < NPAGES; p++)
+		CHECK_EQ_U(r.err[p], 0);
+	CHECK_EQ_U(s->pattern, APF_PATTERN_SEEDED);
+	CHECK_EQ_U(s->seed, SEED);
+	CHECK_EQ_U(atomic_load(&http.data_gets), 3); /* one Range GET per stored chunk */
+	/* A cached chunk is at hand: the async policy hears "no wait". */
+	CHECK_EQ_U(s->ops->expected_ns(s, 199), 0);
+	source_close(s);
+	REQUIRE(run(NORMAL, 3, 1, &r, NULL)); /* one at a time, too */
+	CHECK_EQ_U(r.bad_content, 0);
+}
+
+TEST(a_damaged_chunk_is_fetched_again_and_never_delivered)
+{
+	static struct result r;
+
+	REQUIRE(run(CORRUPT_ONCE, 3, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	for (unsigned p = 0; p < NPAGES; p++)
+		CHECK_EQ_U(r.err[p], 0);
+	CHECK_EQ_U(atomic_load(&http.data_gets), 4);
+
+	REQUIRE(run(CORRUPT_ALWAYS, 2, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	CHECK_EQ_U(r.err[0], 0); /* the zero chunk needs no GET */
+	CHECK_EQ_U(r.err[100], -EIO);
+	CHECK(strstr(r.why[100], "chunk 1 (pages 64-127)") && strstr(r.why[100], "corrupt chunk") &&
+	      strstr(r.why[100], "2 tries"));
+}
+
+TEST(server_errors_and_throttling_are_retried_404_is_not)
+{
+	static struct result r;
+
+	REQUIRE(run(UNAVAILABLE_TWICE, 3, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	for (unsigned p = 0; p < NPAGES; p++)
+		CHECK_EQ_U(r.err[p], 0);
+
+	REQUIRE(run(THROTTLE_ALWAYS, 2, 64, &r, NULL));
+	CHECK_EQ_U(r.err[150], -EIO);
+	CHECK(strstr(r.why[150], "HTTP 429") && strstr(r.why[150], "throttled") &&
+	      strstr(r.why[150], "2 tries"));
+
+	REQUIRE(run(DATA_404, 3, 64, &r, NULL));
+	CHECK_EQ_U(r.err[150], -ENOENT);
+	CHECK(strstr(r.why[150], "HTTP 404") && strstr(r.why[150], "(1 try)"));
+	CHECK_EQ_U(atomic_load(&http.data_gets), 3); /* once per chunk: no retry */
+}
+
+TEST(a_server_ignoring_range_is_refused)
+{
+	static struct result r;
+
+	REQUIRE(run(NO_RANGE, 3, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	CHECK_EQ_U(r.err[150], -EIO);
+	CHECK(strstr(r.why[150], "ignored the Range request") != NULL);
+}
+
+TEST(missing_manifests_and_bad_specs_are_errors_at_open)
+{
+	struct page_source *s;
+	struct apf_err e;
+	char spec[96];
+
+	REQUIRE(http_start(NORMAL));
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/none", http.port);
+	CHECK_EQ_U(source_open(spec, 4096, NULL, &s, &e), -EIO);
+	CHECK(strstr(e.msg, "HTTP 404") != NULL);
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/img", http.port); /* not a manifest */
+	CHECK_EQ_U(source_open(spec, 4096, NULL, &s, &e), -EPROTO);
+	CHECK(strstr(e.msg, "not an apfvm manifest") != NULL);
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/mem", http.port);
+	CHECK_EQ_U(source_open(spec, 2 * NPAGES * 4096ull, NULL, &s, &e), -EINVAL);
+	CHECK(strstr(e.msg, "less than the lazy region") != NULL);
+	http_stop();
+	static const char *const bad[] = { "s3://", "s3://Bucket/key", "s3://bucket", "s3://b/key",
+					   "s3://bucket/key with space", "http://host",
+					   "https://host/a%20b" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e.msg[0] = '\0';
+		CHECK_EQ_U(source_open(bad[i], 4096, NULL, &s, &e), -EINVAL);
+		CHECK(e.msg[0] != '\0');
+	}
+}
+
+TEST(the_manifest_check_refuses_every_damage)
+{
+	struct obj_manifest m, back;
+	struct obj_chunk c[3] = {
+		{ .offset = 0, .stored_len = 100, .data_crc = 1, .stored_crc = 2 },
+		{ .flags = OBJ_CHUNK_ZERO },
+		{ .offset = 100, .stored_len = 8192, .flags = OBJ_CHUNK_RAW },
+	};
+	static unsigned char wire[4096], bad[4096];
+	struct apf_err e;
+
+	memset(&m, 0, sizeof(m));
+	memcpy(m.hdr.magic, OBJ_MAGIC, 8);
+	m.hdr.version = OBJ_VERSION;
+	m.hdr.page_size = OBJ_PAGE_SIZE;
+	m.hdr.npages = 10;
+	m.hdr.chunk_pages = 4;
+	m.hdr.nchunks = 3;
+	m.hdr.pattern = APF_PATTERN_SEEDED;
+	m.hdr.data_size = 8292;
+	m.chunks = c;
+	size_t len = obj_manifest_size(3);
+	obj_manifest_encode(&m, wire);
+	REQUIRE(obj_manifest_parse(wire, len, "m", &back, &e) == 0);
+	CHECK_EQ_U(back.chunks[2].stored_len, 8192);
+	obj_manifest_free(&back);
+	/* Every single-byte change is refused (each byte is under a crc), as
+	 * is every length but the right one. */
+	unsigned accepted = 0;
+	for (size_t i = 0; i < len; i++) {
+		memcpy(bad, wire, len);
+		bad[i] ^= 0x10;
+		if (!obj_manifest_parse(bad, len, "m", &back, &e)) {
+			accepted++;
+			obj_manifest_free(&back);
+		}
+	}
+	CHECK_EQ_U(accepted, 0);
+	CHECK_EQ_U(obj_manifest_parse(wire, len - 1, "m", &back, &e), -EPROTO);
+	CHECK_EQ_U(obj_manifest_parse(wire, len + 4, "m", &back, &e), -EPROTO);
+	/* Well sealed but out of range: a chunk past the data object, a raw
+	 * chunk of the wrong size. */
+	c[2].stored_len = 8193;
+	obj_manifest_encode(&m, wire);
+	CHECK_EQ_U(obj_manifest_parse(wire, len, "m", &back, &e), -EPROTO);
+	CHECK(strstr(e.msg, "chunk 2 out of range") != NULL);
+	c[2].stored_len = 4096;
+	obj_manifest_encode(&m, wire);
+	CHECK_EQ_U(obj_manifest_parse(wire, len, "m", &back, &e), -EPROTO);
+	c[2].stored_len = 8192;
+	m.hdr.nchunks = 2;
+	obj_manifest_encode(&m, wire);
+	CHECK_EQ_U(obj_manifest_parse(wire, obj_manifest_size(2), "m", &back, &e), -EPROTO);
+	CHECK(strstr(e.msg, "chunks for") != NULL);
+}
+
+static void cleanup(void)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (dir[0] && system(cmd))
+		printf("# could not remove %s\n", dir);
+}
+
+TEST(cleanup_files)
+{
+	cleanup();
+}
+
+TEST_MAIN(T(pack_then_every_page_arrives_zero_compressed_or_raw),
+	  T(a_damaged_chunk_is_fetched_again_and_never_delivered),
+	  T(server_errors_and_throttling_are_retried_404_is_not),
+	  T(a_server_ignoring_range_is_refused), T(missing_manifests_and_bad_specs_are_errors_at_open),
+	  T(the_manifest_check_refuses_every_damage), T(cleanup_files))
