@@ -13,8 +13,7 @@ dat=$(mktemp -d /tmp/apfvm-plot.XXXXXX)
 trap 'rm -rf "$dat"' EXIT
 # Fetch: one row per in-flight count, a column per delay (0, 1, 10 ms).
 awk -F, 'NR > 1 { v[$2, $1] = $3; k[$2] = 1 }
-END { n = asorti(k, s, "@ind_num_asc"); for (i = 1; i <= n; i++) print s[i], v[s[i], 0], v[s[i], 1], v[s[i], 10] }' \
-	"$fetch" >"$dat/fetch"
+END { for (i in k) print i, v[i, 0], v[i, 1], v[i, 10] }' "$fetch" | sort -n >"$dat/fetch"
 # Modes: one row per mode, columns: fraction at 1 ms, at 10 ms.
 awk -F, 'NR > 1 { if (!($2 in idx)) { idx[$2] = n++; name[idx[$2]] = $2 } f[idx[$2], $1] = $4 }
 END { for (i = 0; i < n; i++) print i, name[i], f[i, 1], f[i, 10] }' "$modes" >"$dat/modes"

@@ -73,7 +73,7 @@ for delay in 1 10; do
 			$APFVM run --workload compute,scan --lazy 8M --source "$SRC" --apf $mode \
 				--stats-json "$tmp/j" -q
 			[ "$(task_num "$tmp/j" scan mismatches)" = 0 ] || { echo "bench_net.sh: mismatches" >&2; exit 1; }
-			echo "$(task_num "$tmp/j" compute work) $(task_num "$tmp/j" compute runtime_s) $(task_num "$tmp/j" scan runtime_s) $(num "$tmp/j" faults_async)"
+			echo "$(task_num "$tmp/j" compute work) $(task_num "$tmp/j" compute runtime_s) $(task_num "$tmp/j" scan runtime_s) $(grep '"faults": {' "$tmp/j" | grep -o '"async": *[0-9]*' | sed 's/.*: *//')"
 		done >"$tmp/rows"
 		rate=$(awk '{ printf "%.0f\n", $1 / $2 }' "$tmp/rows" | median)
 		scan=$(awk '{ print $3 }' "$tmp/rows" | median)

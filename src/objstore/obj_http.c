@@ -225,7 +225,9 @@ int obj_get(const struct obj_target *t, const char *url, size_t max_len, uint64_
 	}
 	curl_easy_cleanup(h);
 	free(m.p);
-	return apf_fail(e, -EIO, "cannot read %s: %s", url, why);
+	if (!strcmp(t->desc, url))
+		return apf_fail(e, -EIO, "cannot read %s: %s", url, why);
+	return apf_fail(e, -EIO, "%s: cannot read %s: %s", t->desc, url, why);
 }
 
 int obj_put_file(const struct obj_target *t, const char *url, const char *path,

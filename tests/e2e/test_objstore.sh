@@ -1,0 +1,189 @@
+#!/bin/bash
+# End-to-end tests of memory in object storage (docs/object-storage.md)
+# against real servers in another network namespace behind a netem link
+# (scripts/netlab.sh): s3rver, an S3-compatible server, for s3://, and
+# nginx for http://.  An image packed with apfvm pack (uploaded to s3rver
+# with SigV4-signed requests) serves the reference guest's scan with every
+# word verified, in each async mode; nginx's real throttling (limit_req,
+# 429) is retried through; S3's and HTTP's errors end the run with a clear
+# message naming the object, or the chunk and its pages, and the cause:
+# 404 and 403 before any guest runs, 503 mid-run; a damaged data object is
+# never mapped.  Needs root.  Prints "ok NAME" / "FAIL NAME: why".
+set -u
+APFVM=${APFVM:-build/apfvm}
+S3RVER=${S3RVER:-build/node/node_modules/.bin/s3rver}
+tmp=$(mktemp -d /tmp/apfvm-objstore.XXXXXX)
+. scripts/netlab.sh
+s3_pid= nginx_pid=
+cleanup() {
+	[ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null && wait "$s3_pid" 2>/dev/null
+	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+	netlab_down
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; }
+json_num() { grep -o "\"$2\": *[0-9.]*" "$1" | head -1 | sed 's/.*: *//'; }
+scan_field() { grep '"name": "scan"' "$1" | grep -o "\"$2\": *[0-9.]*" | sed 's/.*: *//'; }
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "SKIP objstore_tests: network namespaces need root"
+	exit 0
+fi
+for tool in "$S3RVER" /usr/sbin/nginx node; do
+	command -v "$tool" >/dev/null || { fail objstore_setup "$tool is missing (make deps)"; exit 0; }
+done
+$APFVM mkimage --size 8M --seed 11 "$tmp/img" >/dev/null || { fail objstore_setup "mkimage"; exit 0; }
+netlab_up || { fail objstore_setup "cannot make the namespace and veth pair"; exit 0; }
+IP=$NETLAB_SERVER_IP
+
+# wait_port PORT: until something listens on IP:PORT in the namespace
+# (bash's /dev/tcp; at most 60 s).
+wait_port() {
+	local deadline=$((SECONDS + 60))
+	while [ $SECONDS -lt $deadline ]; do
+		ip netns exec "$NETLAB_NS" bash -c "exec 3<>/dev/tcp/$IP/$1" 2>/dev/null && return 0
+		# Neither server says when it listens: poll the port.
+		sleep 0.1
+	done
+	return 1
+}
+
+# ---- s3rver ----------------------------------------------------------------
+mkdir -p "$tmp/s3"
+ip netns exec "$NETLAB_NS" node "$S3RVER" -d "$tmp/s3" -a "$IP" -p 4568 \
+	--configure-bucket apfvm --silent >"$tmp/s3rver.log" 2>&1 &
+s3_pid=$!
+wait_port 4568 || { fail objstore_setup "s3rver did not start: $(tail -3 "$tmp/s3rver.log")"; exit 0; }
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL_S3=http://$IP:4568
+
+if $APFVM pack "$tmp/img" s3://apfvm/vm/mem >"$tmp/out" 2>"$tmp/err" &&
+	grep -q "2048 pages in 32 chunks of 64 pages" "$tmp/out"; then
+	ok pack_uploads_an_image_to_s3
+else
+	fail pack_uploads_an_image_to_s3 "$(cat "$tmp/err" "$tmp/out" | head -c 400)"
+fi
+
+# scan_ok NAME SOURCE ARGS...: the scan of 8 MiB sees every word right.
+scan_ok() {
+	local name=$1 src=$2
+	shift 2
+	if ! timeout 600 $APFVM run --workload compute,scan --lazy 8M --source "$src" \
+		--stats-json "$tmp/s.json" "$@" >"$tmp/out" 2>"$tmp/err"; then
+		fail "$name" "$(head -c 400 "$tmp/err")"
+		return 1
+	fi
+	local pages mism
+	pages=$(scan_field "$tmp/s.json" pages)
+	mism=$(scan_field "$tmp/s.json" mismatches)
+	if [ "$pages" != 2048 ] || [ "$mism" != 0 ]; then
+		fail "$name" "pages=$pages mismatches=$mism"
+		return 1
+	fi
+	return 0
+}
+
+netlab_link delay 1ms
+for mode in off kernel user; do
+	scan_ok "s3_scan_at_1ms_apf_${mode}_sees_every_word" s3://apfvm/vm/mem --apf $mode &&
+		ok "s3_scan_at_1ms_apf_${mode}_sees_every_word"
+done
+
+# expect_refused NAME PATTERN ARGS...: apfvm run fails with PATTERN on
+# stderr before any guest runs.
+expect_refused() {
+	local name=$1 pattern=$2
+	shift 2
+	timeout 120 $APFVM run --workload scan --lazy 8M "$@" >"$tmp/out" 2>"$tmp/err"
+	local rc=$?
+	if [ $rc -ne 1 ] && [ $rc -ne 2 ]; then
+		fail "$name" "exit status $rc: $(head -c 300 "$tmp/err")"
+	elif ! grep -qE -- "$pattern" "$tmp/err"; then
+		fail "$name" "message '$(head -c 300 "$tmp/err")' does not match /$pattern/"
+	elif grep -q "task " "$tmp/out"; then
+		fail "$name" "a guest ran"
+	else
+		ok "$name"
+	fi
+}
+expect_refused s3_missing_object_is_refused_with_404 "s3://apfvm/vm/none: cannot read .*HTTP 404" \
+	--source s3://apfvm/vm/none
+AWS_ACCESS_KEY_ID=NOBODY expect_refused s3_unknown_credentials_are_refused_with_403 \
+	"s3://apfvm/vm/mem: cannot read .*HTTP 403 Forbidden" --source s3://apfvm/vm/mem
+expect_refused s3_missing_bucket_is_refused_with_404 "HTTP 404" --source s3://nobucket/vm/mem
+
+# ---- nginx ----------------------------------------------------------------
+www=$tmp/www
+mkdir -p "$www/ng"
+chmod 755 "$tmp" "$www" # nginx's worker is not root
+$APFVM pack "$tmp/img" "$www/mem" >/dev/null
+cp "$www/mem" "$www/throttled" && cp "$www/mem.data" "$www/throttled.data"
+cp "$www/mem" "$www/broken" # its data answers 503
+cp "$www/mem" "$www/damaged" && cp "$www/mem.data" "$www/damaged.data"
+printf '\x55' | dd of="$www/damaged.data" bs=1 seek=300000 conv=notrunc status=none
+cat >"$www/ng/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $www/ng/nginx.pid;
+error_log $www/ng/error.log;
+events { worker_connections 256; }
+http {
+	access_log off;
+	client_body_temp_path $www/ng; proxy_temp_path $www/ng; fastcgi_temp_path $www/ng;
+	uwsgi_temp_path $www/ng; scgi_temp_path $www/ng;
+	limit_req_zone \$server_name zone=slow:1m rate=2r/s;
+	server {
+		listen $IP:8080;
+		root $www;
+		location = /throttled.data { limit_req zone=slow; limit_req_status 429; }
+		location = /broken.data { return 503; }
+	}
+}
+EOF
+ip netns exec "$NETLAB_NS" /usr/sbin/nginx -c "$www/ng/nginx.conf" -p "$www/ng" \
+	>"$tmp/nginx.log" 2>&1 &
+nginx_pid=$!
+wait_port 8080 || { fail objstore_setup "nginx did not start: $(tail -3 "$tmp/nginx.log" "$www/ng/error.log")"; exit 0; }
+H=http://$IP:8080
+
+netlab_link delay 1ms
+scan_ok http_scan_at_1ms_sees_every_word $H/mem --apf user && ok http_scan_at_1ms_sees_every_word
+
+# Throttled (2 requests/s, the rest 429): retried with backoff until done.
+if scan_ok http_throttled_requests_are_retried_to_the_end $H/throttled --apf user --fetch-tries 50; then
+	retries=$(json_num "$tmp/s.json" source_retries)
+	if [ "${retries:-0}" -gt 0 ]; then
+		ok http_throttled_requests_are_retried_to_the_end
+	else
+		fail http_throttled_requests_are_retried_to_the_end "no request was throttled"
+	fi
+fi
+
+# run_fails NAME PATTERN ARGS...: the run starts, then fails with PATTERN
+# (naming a page of the lazy region) within 120 s.
+run_fails() {
+	local name=$1 pattern=$2
+	shift 2
+	timeout 120 $APFVM run --workload compute,scan --lazy 8M --apf user "$@" >"$tmp/out" 2>"$tmp/err"
+	local rc=$?
+	if [ $rc -eq 124 ]; then
+		fail "$name" "the run hung (killed after 120 s)"
+	elif [ $rc -ne 1 ]; then
+		fail "$name" "exit status $rc: $(head -c 300 "$tmp/err")"
+	elif ! grep -qE "page [0-9]+ of the lazy region: $pattern" "$tmp/err"; then
+		fail "$name" "message '$(head -c 400 "$tmp/err")' does not match /$pattern/"
+	else
+		ok "$name"
+	fi
+}
+run_fails http_server_errors_fail_the_run_naming_chunk_and_cause \
+	"$H/broken: chunk 0 \(pages 0-63\): HTTP 503 [^(]*\(or S3 SlowDown: throttled\) \(3 tries\)" \
+	--source $H/broken
+# Byte 300000 is in chunk 1 (pages 64-127): its checksum fails each time.
+run_fails http_damaged_chunk_is_never_mapped \
+	"$H/damaged: chunk 1 \(pages 64-127\): corrupt chunk \(stored checksum mismatch\) \(2 tries\)" \
+	--source $H/damaged --fetch-tries 2
+netlab_link none
