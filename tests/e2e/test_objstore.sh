@@ -7,8 +7,9 @@
 # word verified, in each async mode; nginx's real throttling (limit_req,
 # 429) is retried through; S3's and HTTP's errors end the run with a clear
 # message naming the object, or the chunk and its pages, and the cause:
-# 404 and 403 before any guest runs, 503 mid-run; a damaged data object is
-# never mapped.  Needs root.  Prints "ok NAME" / "FAIL NAME: why".
+# 404 and 403 before any guest runs, 503, a stalled server or one that
+# dies mid-run within the fetch timeouts; a damaged data object is never
+# mapped.  Needs root.  Prints "ok NAME" / "FAIL NAME: why".
 set -u
 APFVM=${APFVM:-build/apfvm}
 S3RVER=${S3RVER:-build/node/node_modules/.bin/s3rver}
@@ -115,6 +116,44 @@ AWS_ACCESS_KEY_ID=NOBODY expect_refused s3_unknown_credentials_are_refused_with_
 	"s3://apfvm/vm/mem: cannot read .*HTTP 403 Forbidden" --source s3://apfvm/vm/mem
 expect_refused s3_missing_bucket_is_refused_with_404 "HTTP 404" --source s3://nobucket/vm/mem
 
+# run_mid NAME PATTERN TRIGGER ARGS...: the scan from s3:// with 10 ms on
+# the link; TRIGGER once the server has sent 1 MiB; the run must fail with
+# PATTERN, naming a page of the lazy region, within 120 s.
+run_mid() {
+	local name=$1 pattern=$2 trigger=$3
+	shift 3
+	netlab_link delay 10ms
+	timeout 120 $APFVM run --workload compute,scan --lazy 8M --source s3://apfvm/vm/mem \
+		--apf user "$@" >"$tmp/out" 2>"$tmp/err" &
+	local pid=$!
+	if ! netlab_wait_bytes $((1 << 20)); then
+		kill $pid 2>/dev/null
+		wait $pid
+		fail "$name" "the server never sent 1 MiB: $(head -c 300 "$tmp/err")"
+		return
+	fi
+	$trigger
+	wait $pid
+	local rc=$?
+	if [ $rc -eq 124 ]; then
+		fail "$name" "the run hung (killed after 120 s)"
+	elif [ $rc -ne 1 ]; then
+		fail "$name" "exit status $rc: $(head -c 300 "$tmp/err")"
+	elif ! grep -qE "page [0-9]+ of the lazy region: s3://apfvm/vm/mem: chunk [0-9]+ \(pages [0-9]+-[0-9]+\): ($pattern)" "$tmp/err"; then
+		fail "$name" "message '$(head -c 400 "$tmp/err")' does not match /$pattern/"
+	else
+		ok "$name"
+	fi
+}
+stall() { netlab_link delay 5s; }
+run_mid s3_stalling_mid_run_times_out_naming_chunk_and_cause "Timeout was reached \(2 tries\)" \
+	stall --fetch-timeout 1s --fetch-tries 2
+stop_s3() { kill "$s3_pid"; wait "$s3_pid" 2>/dev/null; s3_pid=; }
+run_mid s3_server_dying_mid_run_fails_naming_chunk_and_cause \
+	"(Couldn't connect to server|Failure when receiving data from the peer|Server returned nothing).* \(3 tries\)" \
+	stop_s3 --fetch-timeout 1s
+netlab_link none
+
 # ---- nginx ----------------------------------------------------------------
 www=$tmp/www
 mkdir -p "$www/ng"
@@ -134,7 +173,7 @@ http {
 	access_log off;
 	client_body_temp_path $www/ng; proxy_temp_path $www/ng; fastcgi_temp_path $www/ng;
 	uwsgi_temp_path $www/ng; scgi_temp_path $www/ng;
-	limit_req_zone \$server_name zone=slow:1m rate=2r/s;
+	limit_req_zone \$binary_remote_addr zone=slow:1m rate=2r/s;
 	server {
 		listen $IP:8080;
 		root $www;
