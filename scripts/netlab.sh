@@ -16,12 +16,21 @@
 #   netlab_wait_bytes N   waits (at most 120 s) until the server's end has
 #                         sent N more bytes than when its netem was set (tc's
 #                         count of what went through it)
+#   netlab_s3rver         starts s3rver (build/node, make deps), an
+#                         S3-compatible server, in the namespace on port
+#                         $NETLAB_S3_PORT with bucket "apfvm", and points
+#                         the AWS_* variables at it; its pid in
+#                         NETLAB_S3_PID
+#   netlab_wait_port PORT waits (at most 60 s) until the namespace's server
+#                         address accepts connections on PORT
 #   netlab_down           removes it all (also on exit, via trap)
 NETLAB_NS=${NETLAB_NS:-apfvm-net-$$}
 NETLAB_CLIENT_IP=10.213.0.1
 NETLAB_SERVER_IP=10.213.0.2
 NETLAB_PORT=7070
+NETLAB_S3_PORT=4568
 NETLAB_SERVER_PID=
+NETLAB_S3_PID=
 NETLAB_DIR=
 
 netlab_up() {
@@ -82,8 +91,42 @@ netlab_wait_bytes() {
 	return 1
 }
 
+netlab_wait_port() {
+	local deadline=$((SECONDS + 60))
+	while [ $SECONDS -lt $deadline ]; do
+		ip netns exec "$NETLAB_NS" bash -c "exec 3<>/dev/tcp/$NETLAB_SERVER_IP/$1" \
+			2>/dev/null && return 0
+		# Servers such as s3rver do not say when they listen: poll.
+		sleep 0.1
+	done
+	return 1
+}
+
+netlab_s3rver() {
+	local s3rver=${S3RVER:-build/node/node_modules/.bin/s3rver}
+	mkdir -p "$NETLAB_DIR/s3"
+	ip netns exec "$NETLAB_NS" node "$s3rver" -d "$NETLAB_DIR/s3" -a "$NETLAB_SERVER_IP" \
+		-p "$NETLAB_S3_PORT" --configure-bucket apfvm --silent >"$NETLAB_DIR/s3rver.log" 2>&1 &
+	NETLAB_S3_PID=$!
+	if ! netlab_wait_port "$NETLAB_S3_PORT"; then
+		echo "netlab: s3rver did not start: $(tail -3 "$NETLAB_DIR/s3rver.log")" >&2
+		return 1
+	fi
+	# s3rver's fixed credentials.
+	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+	export AWS_ENDPOINT_URL_S3=http://$NETLAB_SERVER_IP:$NETLAB_S3_PORT
+}
+
+netlab_stop_s3rver() {
+	[ -n "$NETLAB_S3_PID" ] || return 0
+	kill "$NETLAB_S3_PID" 2>/dev/null
+	wait "$NETLAB_S3_PID" 2>/dev/null
+	NETLAB_S3_PID=
+}
+
 netlab_down() {
 	netlab_stop_server
+	netlab_stop_s3rver
 	ip netns del "$NETLAB_NS" 2>/dev/null # takes the veth pair with it
 	[ -n "$NETLAB_DIR" ] && rm -rf "$NETLAB_DIR"
 	NETLAB_DIR=

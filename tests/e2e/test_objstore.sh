@@ -13,11 +13,11 @@
 set -u
 APFVM=${APFVM:-build/apfvm}
 S3RVER=${S3RVER:-build/node/node_modules/.bin/s3rver}
+export S3RVER
 tmp=$(mktemp -d /tmp/apfvm-objstore.XXXXXX)
 . scripts/netlab.sh
-s3_pid= nginx_pid=
+nginx_pid=
 cleanup() {
-	[ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null && wait "$s3_pid" 2>/dev/null
 	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
 	netlab_down
 	rm -rf "$tmp"
@@ -40,26 +40,8 @@ $APFVM mkimage --size 8M --seed 11 "$tmp/img" >/dev/null || { fail objstore_setu
 netlab_up || { fail objstore_setup "cannot make the namespace and veth pair"; exit 0; }
 IP=$NETLAB_SERVER_IP
 
-# wait_port PORT: until something listens on IP:PORT in the namespace
-# (bash's /dev/tcp; at most 60 s).
-wait_port() {
-	local deadline=$((SECONDS + 60))
-	while [ $SECONDS -lt $deadline ]; do
-		ip netns exec "$NETLAB_NS" bash -c "exec 3<>/dev/tcp/$IP/$1" 2>/dev/null && return 0
-		# Neither server says when it listens: poll the port.
-		sleep 0.1
-	done
-	return 1
-}
-
 # ---- s3rver ----------------------------------------------------------------
-mkdir -p "$tmp/s3"
-ip netns exec "$NETLAB_NS" node "$S3RVER" -d "$tmp/s3" -a "$IP" -p 4568 \
-	--configure-bucket apfvm --silent >"$tmp/s3rver.log" 2>&1 &
-s3_pid=$!
-wait_port 4568 || { fail objstore_setup "s3rver did not start: $(tail -3 "$tmp/s3rver.log")"; exit 0; }
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL_S3=http://$IP:4568
+netlab_s3rver || { fail objstore_setup "s3rver did not start"; exit 0; }
 
 if $APFVM pack "$tmp/img" s3://apfvm/vm/mem >"$tmp/out" 2>"$tmp/err" &&
 	grep -q "2048 pages in 32 chunks of 64 pages" "$tmp/out"; then
@@ -148,10 +130,9 @@ run_mid() {
 stall() { netlab_link delay 5s; }
 run_mid s3_stalling_mid_run_times_out_naming_chunk_and_cause "Timeout was reached \(2 tries\)" \
 	stall --fetch-timeout 1s --fetch-tries 2
-stop_s3() { kill "$s3_pid"; wait "$s3_pid" 2>/dev/null; s3_pid=; }
 run_mid s3_server_dying_mid_run_fails_naming_chunk_and_cause \
 	"(Couldn't connect to server|Failure when receiving data from the peer|Server returned nothing).* \(3 tries\)" \
-	stop_s3 --fetch-timeout 1s
+	netlab_stop_s3rver --fetch-timeout 1s
 netlab_link none
 
 # ---- nginx ----------------------------------------------------------------
@@ -185,7 +166,7 @@ EOF
 ip netns exec "$NETLAB_NS" /usr/sbin/nginx -c "$www/ng/nginx.conf" -p "$www/ng" \
 	>"$tmp/nginx.log" 2>&1 &
 nginx_pid=$!
-wait_port 8080 || { fail objstore_setup "nginx did not start: $(tail -3 "$tmp/nginx.log" "$www/ng/error.log")"; exit 0; }
+netlab_wait_port 8080 || { fail objstore_setup "nginx did not start: $(tail -3 "$tmp/nginx.log" "$www/ng/error.log")"; exit 0; }
 H=http://$IP:8080
 
 netlab_link delay 1ms
