@@ -71,6 +71,11 @@ enum apf_scan_order {
 enum apf_pattern {
 	APF_PATTERN_ZERO   = 0, /* every word is 0 */
 	APF_PATTERN_SEEDED = 1, /* word i is apf_image_word(seed, i) */
+	/* Host side only, never given to a guest: a snapshot's memory
+	 * (served or packed), known by its page checksums; the seed is the
+	 * snapshot's identity (snap_identity). */
+	APF_PATTERN_SNAPSHOT = 2,
+	APF_PATTERN_MAX = APF_PATTERN_SNAPSHOT,
 };
 
 struct apf_task_spec {

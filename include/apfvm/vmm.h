@@ -103,6 +103,12 @@ struct apfvm_config {
 	 * memory is served lazily (latency, inflight, pinning and the mode
 	 * apply; the guest and workload come from the snapshot).  NULL: boot. */
 	const char *restore_path;
+	/* Restore: where the snapshot's memory comes from instead of
+	 * PATH.mem: a remote source ("tcp:ADDR:PORT": apfvm serve --snapshot;
+	 * "s3://...", "http(s)://...": apfvm pack --snapshot) serving exactly
+	 * this snapshot's memory; every page is still checked against the
+	 * snapshot's checksums.  NULL: PATH.mem. */
+	const char *restore_memory;
 };
 
 struct apfvm_task_stats {

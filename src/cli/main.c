@@ -205,15 +205,16 @@ static int cmd_serve(int argc, char **argv)
 		fputs(options_serve_usage, stdout);
 		return 0;
 	}
-	if (page_server_open(&s, o.image, o.listen, o.max_count, &e)) {
+	const char *what = o.image ? o.image : o.snapshot;
+	if (page_server_open(&s, what, !o.image, o.listen, o.max_count, &e)) {
 		fprintf(stderr, "apfvm serve: %s\n", e.msg);
 		return 1;
 	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	printf("apfvm serve: %s, %llu pages, on port %u\n", o.image, (unsigned long long)s.npages,
-	       s.port);
+	printf("apfvm serve: %s%s, %llu pages, on port %u\n", o.image ? "" : "the memory of ", what,
+	       (unsigned long long)s.npages, s.port);
 	fflush(stdout);
 	int rc = page_server_run(&s, &serve_stop, &e);
 	page_server_close(&s);
@@ -238,7 +239,7 @@ static int cmd_pack(int argc, char **argv)
 		fputs(options_pack_usage, stdout);
 		return 0;
 	}
-	if (obj_pack(o.image, o.dest, o.chunk_pages, o.level, &o.store, &st, &e)) {
+	if (obj_pack(o.image, o.snapshot, o.dest, o.chunk_pages, o.level, &o.store, &st, &e)) {
 		fprintf(stderr, "apfvm pack: %s\n", e.msg);
 		return 1;
 	}

@@ -88,7 +88,13 @@ const char options_restore_usage[] =
 	"Go on with the guest a snapshot holds (apfvm run --snapshot PATH), serving all of its\n"
 	"memory lazily from PATH.mem, each page checked against its checksum.\n"
 	"\n"
-	"  --latency DUR[-DUR]   added fetch latency per page, fixed or a range (default 0)\n"
+	"  --source SPEC         the memory from elsewhere: tcp:ADDR:PORT (apfvm serve\n"
+	"                        --snapshot PATH), s3://BUCKET/KEY or http(s)://HOST/PATH\n"
+	"                        (apfvm pack --snapshot PATH); still checked page by page\n"
+	"  --fetch-timeout, --fetch-tries, --s3-endpoint, --s3-region, --cache-size:\n"
+	"                        for --source, as for 'apfvm run'\n"
+	"  --latency DUR[-DUR]   added fetch latency per page, fixed or a range (default 0;\n"
+	"                        not with --source)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --apf MODE            off | kernel | user: the host side of async page faults, as\n"
 	"                        for 'apfvm run' (default: the snapshot's); a snapshot taken in\n"
@@ -112,12 +118,14 @@ const char options_mkimage_usage[] =
 	"  -h, --help    this help\n";
 
 const char options_serve_usage[] =
-	"Usage: apfvm serve --image IMG --listen ADDR:PORT [--max-count N]\n"
-	"Serve an apfvm image's pages over TCP with apfvm's page server protocol\n"
-	"(docs/page-server.md), to any number of clients at once, until SIGINT or\n"
-	"SIGTERM.\n"
+	"Usage: apfvm serve (--image IMG | --snapshot PATH) --listen ADDR:PORT [--max-count N]\n"
+	"Serve an apfvm image's pages, or a snapshot's memory, over TCP with apfvm's page\n"
+	"server protocol (docs/page-server.md), to any number of clients at once, until\n"
+	"SIGINT or SIGTERM.\n"
 	"\n"
-	"  --image IMG         the image to serve (apfvm mkimage)\n"
+	"  --image IMG         the image to serve (apfvm mkimage): apfvm run --source tcp:...\n"
+	"  --snapshot PATH     the memory of the snapshot PATH (PATH.mem; apfvm run\n"
+	"                      --snapshot): apfvm restore PATH --source tcp:...\n"
 	"  --listen ADDR:PORT  where to listen: 127.0.0.1:7000, [::1]:7000, 0.0.0.0:7000;\n"
 	"                      port 0 picks a free one (printed)\n"
 	"  --max-count N       pages a client may ask for in one request, 1..64 (default 16)\n"
@@ -125,12 +133,15 @@ const char options_serve_usage[] =
 
 const char options_pack_usage[] =
 	"Usage: apfvm pack [OPTIONS] IMAGE DEST\n"
+	"       apfvm pack [OPTIONS] --snapshot PATH DEST\n"
 	"Lay an apfvm image out for object storage (docs/object-storage.md): its pages cut\n"
 	"into chunks, each compressed with zstd (kept raw where that does not shrink it;\n"
 	"all-zero chunks not stored), as the data object DEST.data and the manifest DEST.\n"
 	"DEST is a file path (serve the two files over HTTP: --source http://HOST/PATH) or\n"
-	"s3://BUCKET/KEY (uploaded; then --source s3://BUCKET/KEY).\n"
+	"s3://BUCKET/KEY (uploaded; then --source s3://BUCKET/KEY).  With --snapshot, the\n"
+	"memory of the snapshot PATH (PATH.mem) is packed, for 'apfvm restore PATH --source'.\n"
 	"\n"
+	"  --snapshot            the input is a snapshot (apfvm run --snapshot), not an image\n"
 	"  --chunk SIZE          bytes per chunk, a multiple of 4K up to 4M (default 256K)\n"
 	"  --level N             zstd level, 1..19 (default 3)\n"
 	"  --s3-endpoint URL     as for 'apfvm run'; credentials from AWS_ACCESS_KEY_ID,\n"
@@ -362,6 +373,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			break;
 		case OPT_SOURCE:
 			c->source = optarg;
+			o->source_given = true;
 			break;
 		case OPT_LATENCY:
 			if (units_parse_duration_range(optarg, &c->latency_min_ns, &c->latency_max_ns) ||
@@ -501,14 +513,13 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			return apf_fail(e, -EINVAL, "restore needs one snapshot path (see 'apfvm restore --help')");
 		c->restore_path = argv[optind];
 		static const char *const fixed[] = { "--guest", "--kernel", "--initrd", "--mem", "--lazy",
-						     "--source", "--workload", "--duration",
+						     "--workload", "--duration",
 						     "--scan-order", "--hz", "--cmdline", "--trace",
 						     "--seed" };
-		for (int i = 1; i < argc - 1; i++)
-			if (!strncmp(argv[i], "--fetch-", 8) || !strncmp(argv[i], "--s3-", 5) ||
-			    !strncmp(argv[i], "--cache-size", 12))
-				return apf_fail(e, -EINVAL, "%s does not apply to restore: a snapshot's "
-						"memory is read from its local file", argv[i]);
+		/* --source: the snapshot's memory from a page server or object
+		 * storage instead of PATH.mem. */
+		if (o->source_given)
+			c->restore_memory = c->source;
 		for (int i = 1; i < argc - 1; i++)
 			for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
 				if (!strncmp(argv[i], fixed[k], strlen(fixed[k])) &&
@@ -584,6 +595,7 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 {
 	static const struct option longopts[] = {
 		{ "image", required_argument, NULL, OPT_IMAGE },
+		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "max-count", required_argument, NULL, OPT_MAX_COUNT },
 		{ "help", no_argument, NULL, 'h' },
@@ -600,6 +612,9 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 		switch (opt) {
 		case OPT_IMAGE:
 			o->image = optarg;
+			break;
+		case OPT_SNAPSHOT:
+			o->snapshot = optarg;
 			break;
 		case OPT_LISTEN:
 			o->listen = optarg;
@@ -618,8 +633,9 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 			return options_unknown(e, argc, argv, "serve", longopts);
 		}
 	}
-	if (!o->image || !o->listen)
-		return apf_fail(e, -EINVAL, "--image and --listen are required (see 'apfvm serve --help')");
+	if (!!o->image == !!o->snapshot || !o->listen)
+		return apf_fail(e, -EINVAL, "--image or --snapshot, and --listen, are required (see "
+				"'apfvm serve --help')");
 	if (optind != argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm serve --help')",
 				argv[optind]);
@@ -630,6 +646,7 @@ int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf
 {
 	static const struct option longopts[] = {
 		{ "chunk", required_argument, NULL, OPT_SIZE },
+		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
 		{ "level", required_argument, NULL, OPT_MAX_COUNT },
 		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
 		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
@@ -661,6 +678,9 @@ int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf
 			break;
 		case OPT_S3_REGION:
 			o->store.s3_region = optarg;
+			break;
+		case OPT_SNAPSHOT:
+			o->snapshot = true;
 			break;
 		case 'h':
 			o->help = true;

@@ -20,6 +20,7 @@ struct run_options {
 	const char *initrd_path; /* its initrd, or NULL */
 	bool workload_given;     /* --workload appeared */
 	bool apf_given;          /* --apf appeared (restore: else the snapshot's mode) */
+	bool source_given;       /* --source appeared (restore: the memory's source) */
 	const char *console_path; /* --console: the guest console's file, or NULL */
 	const char *stats_json;  /* NULL: none */
 	bool verbose;            /* echo the guest console */
@@ -36,6 +37,7 @@ struct mkimage_options {
 
 struct serve_options {
 	const char *image;
+	const char *snapshot;
 	const char *listen;
 	uint32_t max_count;
 	bool help;
@@ -43,6 +45,7 @@ struct serve_options {
 
 struct pack_options {
 	const char *image, *dest;
+	bool snapshot;           /* IMAGE is a snapshot: its memory is packed */
 	uint32_t chunk_pages;
 	int level;
 	struct obj_store_options store;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "apfvm/abi.h"
 #include "util/crc32c.h"
 
 /* crc32c of a message header whose last 4 bytes are its hdr_crc field,
@@ -98,6 +99,9 @@ int pgs_welcome_check(const struct pgs_welcome *w, struct apf_err *e)
 	if (w->npages == 0 || w->npages > UINT64_MAX / PGS_PAGE_SIZE)
 		return apf_fail(e, -EPROTO, "the page server says it serves %llu pages",
 				(unsigned long long)w->npages);
+	if (w->pattern > APF_PATTERN_MAX || w->pad || w->reserved)
+		return apf_fail(e, -EPROTO, "the page server announces content pattern %u "
+				"(0..%u expected)", w->pattern, APF_PATTERN_MAX);
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "image/image.h"
 #include "net_addr.h"
 #include "page_proto.h"
+#include "snapshot/snapshot.h"
 #include "source/source.h"
 #include "util/crc32c.h"
 
@@ -28,8 +29,27 @@ struct conn {
 	char peer[64];
 };
 
-int page_server_open(struct page_server *s, const char *image_path, const char *listen_addr,
-		     uint32_t max_count, struct apf_err *e)
+/* The snapshot at path: its memory file, and what identifies it. */
+static int open_snapshot(struct page_server *s, const char *path, struct apf_err *e)
+{
+	struct snap_image snap;
+	int rc = snap_open(&snap, path, e);
+
+	if (rc)
+		return rc;
+	s->image_fd = dup(snap.mem_fd);
+	s->npages = snap.mem_pages;
+	s->data_offset = 0;
+	s->pattern = APF_PATTERN_SNAPSHOT;
+	s->seed = snap_identity(&snap);
+	snap_close(&snap);
+	if (s->image_fd < 0)
+		return apf_fail(e, -errno, "dup: %s", strerror(errno));
+	return 0;
+}
+
+int page_server_open(struct page_server *s, const char *path, bool snapshot,
+		     const char *listen_addr, uint32_t max_count, struct apf_err *e)
 {
 	struct image_info info;
 	int rc;
@@ -43,14 +63,20 @@ int page_server_open(struct page_server *s, const char *image_path, const char *
 	if (max_count < 1 || max_count > PGS_MAX_COUNT)
 		return apf_fail(e, -EINVAL, "--max-count %u: 1..%u", max_count, PGS_MAX_COUNT);
 	s->max_count = max_count;
-	s->image_fd = open(image_path, O_RDONLY | O_CLOEXEC);
-	if (s->image_fd < 0)
-		return apf_fail(e, -errno, "cannot open image '%s': %s", image_path, strerror(errno));
-	if ((rc = image_read_header(s->image_fd, image_path, &info, e)))
-		goto fail;
-	s->npages = info.data_size / PGS_PAGE_SIZE;
-	s->data_offset = info.data_offset;
-	s->seed = info.seed;
+	if (snapshot) {
+		if ((rc = open_snapshot(s, path, e)))
+			goto fail;
+	} else {
+		s->image_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->image_fd < 0)
+			return apf_fail(e, -errno, "cannot open image '%s': %s", path, strerror(errno));
+		if ((rc = image_read_header(s->image_fd, path, &info, e)))
+			goto fail;
+		s->npages = info.data_size / PGS_PAGE_SIZE;
+		s->data_offset = info.data_offset;
+		s->pattern = APF_PATTERN_SEEDED;
+		s->seed = info.seed;
+	}
 	struct sockaddr_storage addr;
 	socklen_t alen = 0;
 	if ((rc = net_addr_parse(listen_addr, "--listen", 1, &addr, &alen, e)))
@@ -165,7 +191,7 @@ static void serve(struct conn *c)
 	}
 	struct timeval none = { 0 };
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)); /* clients idle at will */
-	pgs_welcome_init(&w, s->npages, s->max_count, APF_PATTERN_SEEDED, s->seed);
+	pgs_welcome_init(&w, s->npages, s->max_count, s->pattern, s->seed);
 	struct iovec iov = { &w, sizeof(w) };
 	if (write_all(c->fd, &iov, 1))
 		goto out;

@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "util/err.h"
@@ -28,6 +29,7 @@
 struct page_server {
 	int image_fd;
 	uint64_t data_offset, npages, seed;
+	uint32_t pattern;       /* enum apf_pattern: an image's, or a snapshot's */
 	uint32_t max_count;
 	int listen_fd;
 	uint16_t port;          /* the port bound (useful with port 0) */
@@ -39,11 +41,13 @@ struct page_server {
 	int conn_fd[PAGE_SERVER_MAX_CLIENTS];
 };
 
-/* Opens the image (checked as the file source does) and listens on
- * "ADDR:PORT" (IPv4, or [IPv6]:PORT; port 0 picks one).  max_count: the
- * pages per READ offered, 1..PGS_MAX_COUNT. */
-int page_server_open(struct page_server *s, const char *image_path, const char *listen_addr,
-		     uint32_t max_count, struct apf_err *e);
+/* Opens what it serves: the image at path (checked as the file source
+ * does), or with `snapshot` the snapshot at path, whose PATH.mem it serves
+ * (announced as APF_PATTERN_SNAPSHOT with the snapshot's identity), and
+ * listens on "ADDR:PORT" (IPv4, or [IPv6]:PORT; port 0 picks one).
+ * max_count: the pages per READ offered, 1..PGS_MAX_COUNT. */
+int page_server_open(struct page_server *s, const char *path, bool snapshot,
+		     const char *listen_addr, uint32_t max_count, struct apf_err *e);
 
 /* Accepts and serves clients until *stop becomes non-zero (checked at
  * least every 200 ms; a signal handler may set it: atomic_int is

@@ -50,7 +50,7 @@ int obj_manifest_parse(const void *bytes, size_t len, const char *what, struct o
 				h.version, OBJ_VERSION);
 	if (h.page_size != OBJ_PAGE_SIZE || !h.npages || h.npages > OBJ_NPAGES_MAX ||
 	    !h.chunk_pages || h.chunk_pages > OBJ_CHUNK_PAGES_MAX || h.reserved ||
-	    (h.pattern != APF_PATTERN_ZERO && h.pattern != APF_PATTERN_SEEDED))
+	    h.pattern > APF_PATTERN_MAX)
 		return apf_fail(e, -EPROTO, "%s: manifest header out of range (pages %llu, "
 				"chunk pages %u, page size %u, pattern %u)", what,
 				(unsigned long long)h.npages, h.chunk_pages, h.page_size, h.pattern);

@@ -17,9 +17,9 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 	return apf_fail(e, -ENOTSUP, NOT_BUILT);
 }
 
-int obj_pack(const char *image_path, const char *dest, uint32_t chunk_pages, int level,
+int obj_pack(const char *path, bool snapshot, const char *dest, uint32_t chunk_pages, int level,
 	     const struct obj_store_options *o, struct obj_pack_stats *st, struct apf_err *e)
 {
-	(void)image_path, (void)dest, (void)chunk_pages, (void)level, (void)o, (void)st;
+	(void)path, (void)snapshot, (void)dest, (void)chunk_pages, (void)level, (void)o, (void)st;
 	return apf_fail(e, -ENOTSUP, NOT_BUILT);
 }

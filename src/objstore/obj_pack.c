@@ -13,6 +13,7 @@
 #include "image/image.h"
 #include "objstore/obj_http.h"
 #include "objstore/obj_layout.h"
+#include "snapshot/snapshot.h"
 #include "source/source.h"
 #include "util/crc32c.h"
 #include "util/file.h"
@@ -106,13 +107,42 @@ static int create(const char *path, struct apf_err *e)
 	return fd;
 }
 
-int obj_pack(const char *image_path, const char *dest, uint32_t chunk_pages, int level,
-	     const struct obj_store_options *o, struct obj_pack_stats *st, struct apf_err *e)
+/* What is packed: the image at path, or the memory of the snapshot at
+ * path: its fd, where its pages lie, the pattern and seed announced. */
+static int open_input(const char *path, bool snapshot, int *fd, struct image_info *info,
+		      uint32_t *pattern, struct apf_err *e)
+{
+	struct stat sb;
+	int rc;
+
+	if (snapshot) {
+		struct snap_image snap;
+		if ((rc = snap_open(&snap, path, e)))
+			return rc;
+		*fd = dup(snap.mem_fd);
+		info->data_offset = 0;
+		info->data_size = snap.mem_pages * OBJ_PAGE_SIZE;
+		info->seed = snap_identity(&snap);
+		*pattern = APF_PATTERN_SNAPSHOT;
+		snap_close(&snap);
+		return *fd < 0 ? apf_fail(e, -errno, "dup: %s", strerror(errno)) : 0;
+	}
+	*fd = file_open_regular(path, &sb);
+	if (*fd < 0)
+		return apf_fail(e, *fd, "cannot open image '%s': %s", path,
+				*fd == -EINVAL ? "not a regular file" : strerror(-*fd));
+	*pattern = APF_PATTERN_SEEDED;
+	return image_read_header(*fd, path, info, e);
+}
+
+int obj_pack(const char *image_path, bool snapshot, const char *dest, uint32_t chunk_pages,
+	     int level, const struct obj_store_options *o, struct obj_pack_stats *st,
+	     struct apf_err *e)
 {
 	struct obj_manifest m;
 	struct obj_target t = { 0 };
 	struct image_info info;
-	struct stat sb;
+	uint32_t pattern = 0;
 	char mpath[4096], dpath[4096 + 8];
 	void *wire = NULL;
 	bool upload = !strncmp(dest, "s3://", 5);
@@ -128,13 +158,7 @@ int obj_pack(const char *image_path, const char *dest, uint32_t chunk_pages, int
 				"'%s' (serve the files over HTTP instead)", dest);
 	if (upload && ((rc = obj_http_init(e)) || (rc = obj_target_parse(dest, o, &t, e))))
 		return rc;
-	img = file_open_regular(image_path, &sb);
-	if (img < 0) {
-		rc = apf_fail(e, img, "cannot open image '%s': %s", image_path,
-			      img == -EINVAL ? "not a regular file" : strerror(-img));
-		goto out;
-	}
-	if ((rc = image_read_header(img, image_path, &info, e)))
+	if ((rc = open_input(image_path, snapshot, &img, &info, &pattern, e)))
 		goto out;
 	if (info.data_size / OBJ_PAGE_SIZE > OBJ_NPAGES_MAX) {
 		rc = apf_fail(e, -EINVAL, "image '%s' is larger than 64 GiB", image_path);
@@ -159,7 +183,7 @@ int obj_pack(const char *image_path, const char *dest, uint32_t chunk_pages, int
 	m.hdr.version = OBJ_VERSION;
 	m.hdr.page_size = OBJ_PAGE_SIZE;
 	m.hdr.chunk_pages = chunk_pages;
-	m.hdr.pattern = APF_PATTERN_SEEDED;
+	m.hdr.pattern = pattern;
 	m.hdr.seed = info.seed;
 	if ((rc = pack_chunks(img, &info, chunk_pages, level, dfd, &m, st, e)))
 		goto out;

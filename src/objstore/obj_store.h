@@ -9,6 +9,7 @@
 #ifndef APFVM_OBJ_STORE_H
 #define APFVM_OBJ_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "util/err.h"
@@ -25,12 +26,13 @@ struct obj_pack_stats {
 	uint64_t data_bytes;  /* of KEY.data */
 };
 
-/* `apfvm pack`: the image at image_path cut into chunks of chunk_pages
- * pages (1..1024), each compressed with zstd at `level` (1..19), kept raw
- * where that does not shrink it, all-zero ones not stored; written as
- * DEST.data and the manifest DEST, to files, or uploaded to
- * s3://BUCKET/KEY (the data first). */
-int obj_pack(const char *image_path, const char *dest, uint32_t chunk_pages, int level,
+/* `apfvm pack`: the image at path (or with `snapshot`, the memory of the
+ * snapshot at path, announced as APF_PATTERN_SNAPSHOT with its identity)
+ * cut into chunks of chunk_pages pages (1..1024), each compressed with
+ * zstd at `level` (1..19), kept raw where that does not shrink it,
+ * all-zero ones not stored; written as DEST.data and the manifest DEST,
+ * to files, or uploaded to s3://BUCKET/KEY (the data first). */
+int obj_pack(const char *path, bool snapshot, const char *dest, uint32_t chunk_pages, int level,
 	     const struct obj_store_options *o, struct obj_pack_stats *st, struct apf_err *e);
 
 #endif

@@ -166,7 +166,20 @@ static int fail_close(struct snap_image *s, struct apf_err *e, int rc, const cha
 	return rc;
 }
 
+static int open_memory(struct snap_image *s, const char *path, struct apf_err *e);
+
+uint64_t snap_identity(const struct snap_image *s)
+{
+	return (s->mem_pages << 32) ^ crc32c(0, s->page_crcs, s->mem_pages * 4);
+}
+
 int snap_open(struct snap_image *s, const char *path, struct apf_err *e)
+{
+	int rc = snap_open_state(s, path, e);
+	return rc ? rc : open_memory(s, path, e);
+}
+
+int snap_open_state(struct snap_image *s, const char *path, struct apf_err *e)
 {
 	memset(s, 0, sizeof(*s));
 	s->mem_fd = -1;
@@ -222,8 +235,12 @@ int snap_open(struct snap_image *s, const char *path, struct apf_err *e)
 				  "snapshot '%s': the page checksums do not cover its %llu pages", path,
 				  (unsigned long long)s->mem_pages);
 	s->page_crcs = crcs->data;
+	return 0;
+}
 
-	/* The memory file: exactly the pages the state describes. */
+/* The memory file: exactly the pages the state describes. */
+static int open_memory(struct snap_image *s, const char *path, struct apf_err *e)
+{
 	size_t plen = strlen(path);
 	char *mpath = malloc(plen + sizeof(SNAP_MEM_SUFFIX));
 	if (!mpath) {

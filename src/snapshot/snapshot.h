@@ -121,6 +121,15 @@ struct snap_image {
 /* Opens and validates PATH and PATH.mem (see the header comment); on error
  * nothing stays open. */
 int snap_open(struct snap_image *s, const char *path, struct apf_err *e);
+/* The same for PATH alone (mem_fd stays -1): the memory comes from
+ * elsewhere (a page server, object storage), each page checked against
+ * page_crcs all the same. */
+int snap_open_state(struct snap_image *s, const char *path, struct apf_err *e);
+
+/* What identifies a snapshot's memory to whoever serves it: its page count
+ * and the crc32c of its page checksums (the seed a server announces with
+ * APF_PATTERN_SNAPSHOT). */
+uint64_t snap_identity(const struct snap_image *s);
 void snap_close(struct snap_image *s);
 
 /* The section of `type` and `index`, or NULL. */

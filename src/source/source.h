@@ -136,6 +136,12 @@ int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source *
  * is an error here), then fetches pipelined over one connection. */
 int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_net_options *net,
 		    struct page_source **out, struct apf_err *e);
+/* Pages [first, first + npages) of inner as pages 0.. of a new source, each
+ * checked against crcs[page] (borrowed: must outlive the source); a
+ * mismatch fails the page with -EBADMSG.  Takes ownership of inner on
+ * success.  For snapshots whose memory is served remotely. */
+int source_window_wrap(struct page_source *inner, uint64_t first, uint64_t npages,
+		       const uint32_t *crcs, struct page_source **out, struct apf_err *e);
 /* A memory image in object storage (objstore/obj_store.h): reads its
  * manifest now, then fetches chunks with HTTP Range requests. */
 int source_object_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,

@@ -129,6 +129,16 @@ static int check_config(const struct apfvm_config *c, struct apf_err *e)
 	return 0;
 }
 
+void machine_net_options(const struct apfvm_config *c, struct source_net_options *net)
+{
+	*net = (struct source_net_options){
+		.timeout_ns = c->fetch_timeout_ns ? c->fetch_timeout_ns : SOURCE_NET_TIMEOUT_DEFAULT_NS,
+		.tries = c->fetch_tries ? c->fetch_tries : SOURCE_NET_TRIES_DEFAULT,
+		.store = { .s3_endpoint = c->s3_endpoint, .s3_region = c->s3_region,
+			   .cache_bytes = c->object_cache_bytes },
+	};
+}
+
 static int open_source(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
 	if (c->page_source) {
@@ -140,14 +150,13 @@ static int open_source(struct machine *m, const struct apfvm_config *c, struct a
 		m->source_borrowed = true;
 		return 0;
 	}
-	struct source_net_options net = {
-		.timeout_ns = c->fetch_timeout_ns ? c->fetch_timeout_ns : SOURCE_NET_TIMEOUT_DEFAULT_NS,
-		.tries = c->fetch_tries ? c->fetch_tries : SOURCE_NET_TRIES_DEFAULT,
-		.store = { .s3_endpoint = c->s3_endpoint, .s3_region = c->s3_region,
-			   .cache_bytes = c->object_cache_bytes },
-	};
+	struct source_net_options net;
+	machine_net_options(c, &net);
 	int rc = source_open(c->source, c->lazy_size, &net, &m->source, e);
 	m->raw_source = m->source;
+	if (!rc && m->source->pattern == APF_PATTERN_SNAPSHOT)
+		return apf_fail(e, -EINVAL, "%s serves a snapshot's memory: restore that snapshot "
+				"(apfvm restore PATH --source %s)", m->source->desc, c->source);
 	if (rc || !c->latency_max_ns)
 		return rc;
 	struct page_source *wrapped;

@@ -173,6 +173,33 @@ static int need(const struct snap_image *s, uint32_t type, const struct snap_sec
 	return 0;
 }
 
+/* Pages [first, first + n) of the snapshot's memory from the remote source
+ * c->restore_memory (one connection each: a source has one user), which
+ * must serve this very snapshot; each page is checked against its CRC. */
+static int remote_memory(const struct apfvm_config *c, const struct snap_image *s, uint64_t first,
+			 uint64_t n, struct page_source **out, struct apf_err *e)
+{
+	struct source_net_options net;
+	struct page_source *inner;
+	int rc;
+
+	machine_net_options(c, &net);
+	if ((rc = source_open(c->restore_memory, s->mem_pages * APF_PAGE_SIZE, &net, &inner, e)))
+		return rc;
+	if (inner->pattern != APF_PATTERN_SNAPSHOT || inner->seed != snap_identity(s) ||
+	    inner->npages != s->mem_pages) {
+		rc = apf_fail(e, -EINVAL, "%s does not serve the memory of snapshot '%s' (%s)",
+			      c->restore_memory, c->restore_path,
+			      inner->pattern != APF_PATTERN_SNAPSHOT ? "it serves an image"
+								     : "another snapshot's");
+		source_close(inner);
+		return rc;
+	}
+	if ((rc = source_window_wrap(inner, first, n, s->page_crcs + first, out, e)))
+		source_close(inner);
+	return rc;
+}
+
 static int memory_sources(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
 	struct snap_image *s = &m->snap;
@@ -186,7 +213,10 @@ static int memory_sources(struct machine *m, const struct apfvm_config *c, struc
 		uint64_t first = i ? res_pages : 0, n = i ? lazy_pages : res_pages;
 		if (!n)
 			continue;
-		int rc = source_snapshot_open(s->mem_fd, first, n, s->page_crcs + first, desc, &src[i], e);
+		int rc = c->restore_memory
+				 ? remote_memory(c, s, first, n, &src[i], e)
+				 : source_snapshot_open(s->mem_fd, first, n, s->page_crcs + first, desc,
+							&src[i], e);
 		raw[i] = src[i];
 		if (!rc && c->latency_max_ns) {
 			struct page_source *wrapped;
@@ -230,7 +260,7 @@ int apfvm_snapshot_mode(const char *path, enum apfvm_apf_mode *mode, struct apf_
 {
 	struct snap_image s;
 	struct snap_machine sm;
-	int rc = snap_open(&s, path, e);
+	int rc = snap_open_state(&s, path, e);
 	if (rc)
 		return rc;
 	const struct snap_section *msec = snap_find(&s, SNAP_SEC_MACHINE, 0);
@@ -253,7 +283,8 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	struct arch_entry entry = { 0 };
 	int rc;
 
-	rc = snap_open(&m->snap, c->restore_path, e);
+	rc = c->restore_memory ? snap_open_state(&m->snap, c->restore_path, e)
+			       : snap_open(&m->snap, c->restore_path, e);
 	if (rc)
 		return rc;
 	m->snap_open = true;

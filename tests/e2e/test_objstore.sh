@@ -24,10 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; }
-json_num() { grep -o "\"$2\": *[0-9.]*" "$1" | head -1 | sed 's/.*: *//'; }
-scan_field() { grep '"name": "scan"' "$1" | grep -o "\"$2\": *[0-9.]*" | sed 's/.*: *//'; }
+. tests/e2e/lib_net.sh
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "SKIP objstore_tests: network namespaces need root"
@@ -49,25 +46,6 @@ if $APFVM pack "$tmp/img" s3://apfvm/vm/mem >"$tmp/out" 2>"$tmp/err" &&
 else
 	fail pack_uploads_an_image_to_s3 "$(cat "$tmp/err" "$tmp/out" | head -c 400)"
 fi
-
-# scan_ok NAME SOURCE ARGS...: the scan of 8 MiB sees every word right.
-scan_ok() {
-	local name=$1 src=$2
-	shift 2
-	if ! timeout 600 $APFVM run --workload compute,scan --lazy 8M --source "$src" \
-		--stats-json "$tmp/s.json" "$@" >"$tmp/out" 2>"$tmp/err"; then
-		fail "$name" "$(head -c 400 "$tmp/err")"
-		return 1
-	fi
-	local pages mism
-	pages=$(scan_field "$tmp/s.json" pages)
-	mism=$(scan_field "$tmp/s.json" mismatches)
-	if [ "$pages" != 2048 ] || [ "$mism" != 0 ]; then
-		fail "$name" "pages=$pages mismatches=$mism"
-		return 1
-	fi
-	return 0
-}
 
 netlab_link delay 1ms
 for mode in off kernel user; do
@@ -98,40 +76,33 @@ AWS_ACCESS_KEY_ID=NOBODY expect_refused s3_unknown_credentials_are_refused_with_
 	"s3://apfvm/vm/mem: cannot read .*HTTP 403 Forbidden" --source s3://apfvm/vm/mem
 expect_refused s3_missing_bucket_is_refused_with_404 "HTTP 404" --source s3://nobucket/vm/mem
 
-# run_mid NAME PATTERN TRIGGER ARGS...: the scan from s3:// with 10 ms on
-# the link; TRIGGER once the server has sent 1 MiB; the run must fail with
-# PATTERN, naming a page of the lazy region, within 120 s.
-run_mid() {
-	local name=$1 pattern=$2 trigger=$3
-	shift 3
-	netlab_link delay 10ms
-	timeout 120 $APFVM run --workload compute,scan --lazy 8M --source s3://apfvm/vm/mem \
-		--apf user "$@" >"$tmp/out" 2>"$tmp/err" &
-	local pid=$!
-	if ! netlab_wait_bytes $((1 << 20)); then
-		kill $pid 2>/dev/null
-		wait $pid
-		fail "$name" "the server never sent 1 MiB: $(head -c 300 "$tmp/err")"
-		return
-	fi
-	$trigger
-	wait $pid
-	local rc=$?
-	if [ $rc -eq 124 ]; then
-		fail "$name" "the run hung (killed after 120 s)"
-	elif [ $rc -ne 1 ]; then
-		fail "$name" "exit status $rc: $(head -c 300 "$tmp/err")"
-	elif ! grep -qE "page [0-9]+ of the lazy region: s3://apfvm/vm/mem: chunk [0-9]+ \(pages [0-9]+-[0-9]+\): ($pattern)" "$tmp/err"; then
-		fail "$name" "message '$(head -c 400 "$tmp/err")' does not match /$pattern/"
+# A snapshot's memory packed into the store (apfvm pack --snapshot): the
+# restore reads its chunks, checks every page against the snapshot's
+# checksums, and the scan ends with every word verified.
+if $APFVM run --workload compute,scan --lazy 8M --source file:"$tmp/img" --latency 1ms \
+	--snapshot-at 1500ms --snapshot "$tmp/snap" -q 2>"$tmp/err" &&
+	$APFVM pack --snapshot "$tmp/snap" s3://apfvm/vm/snap >/dev/null 2>"$tmp/err"; then
+	if $APFVM restore --source s3://apfvm/vm/snap --stats-json "$tmp/r.json" "$tmp/snap" \
+		>"$tmp/out" 2>"$tmp/err" &&
+		[ "$(scan_field "$tmp/r.json" pages)" = 2048 ] &&
+		[ "$(scan_field "$tmp/r.json" mismatches)" = 0 ]; then
+		ok s3_restore_of_a_packed_snapshot_finishes_the_scan
 	else
-		ok "$name"
+		fail s3_restore_of_a_packed_snapshot_finishes_the_scan \
+			"$(cat "$tmp/err" "$tmp/r.json" 2>/dev/null | tr '\n' ' ' | head -c 400)"
 	fi
-}
+	expect_refused s3_snapshot_memory_is_refused_to_a_booting_guest \
+		"serves a snapshot's memory: restore that snapshot" --source s3://apfvm/vm/snap
+else
+	fail s3_restore_of_a_packed_snapshot_finishes_the_scan "snapshot or pack: $(head -c 300 "$tmp/err")"
+fi
+
+S3CHUNK="s3://apfvm/vm/mem: chunk [0-9]+ \\(pages [0-9]+-[0-9]+\\)"
 stall() { netlab_link delay 5s; }
-run_mid s3_stalling_mid_run_times_out_naming_chunk_and_cause "Timeout was reached \(2 tries\)" \
-	stall --fetch-timeout 1s --fetch-tries 2
-run_mid s3_server_dying_mid_run_fails_naming_chunk_and_cause \
-	"(Couldn't connect to server|Failure when receiving data from the peer|Server returned nothing).* \(3 tries\)" \
+run_mid s3_stalling_mid_run_times_out_naming_chunk_and_cause s3://apfvm/vm/mem \
+	"$S3CHUNK: Timeout was reached \(2 tries\)" stall --fetch-timeout 1s --fetch-tries 2
+run_mid s3_server_dying_mid_run_fails_naming_chunk_and_cause s3://apfvm/vm/mem \
+	"$S3CHUNK: (Couldn't connect to server|Failure when receiving data from the peer|Server returned nothing).* \(3 tries\)" \
 	netlab_stop_s3rver --fetch-timeout 1s
 netlab_link none
 
@@ -182,22 +153,12 @@ if scan_ok http_throttled_requests_are_retried_to_the_end $H/throttled --apf use
 	fi
 fi
 
-# run_fails NAME PATTERN ARGS...: the run starts, then fails with PATTERN
-# (naming a page of the lazy region) within 120 s.
+# run_fails NAME REGEX ARGS...: the run starts, then fails (check_failed).
 run_fails() {
-	local name=$1 pattern=$2
+	local name=$1 regex=$2
 	shift 2
 	timeout 120 $APFVM run --workload compute,scan --lazy 8M --apf user "$@" >"$tmp/out" 2>"$tmp/err"
-	local rc=$?
-	if [ $rc -eq 124 ]; then
-		fail "$name" "the run hung (killed after 120 s)"
-	elif [ $rc -ne 1 ]; then
-		fail "$name" "exit status $rc: $(head -c 300 "$tmp/err")"
-	elif ! grep -qE "page [0-9]+ of the lazy region: $pattern" "$tmp/err"; then
-		fail "$name" "message '$(head -c 400 "$tmp/err")' does not match /$pattern/"
-	else
-		ok "$name"
-	fi
+	check_failed "$name" $? "$regex"
 }
 run_fails http_server_errors_fail_the_run_naming_chunk_and_cause \
 	"$H/broken: chunk 0 \(pages 0-63\): HTTP 503 [^(]*\(or S3 SlowDown: throttled\) \(3 tries\)" \

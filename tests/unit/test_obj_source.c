@@ -197,7 +197,7 @@ static bool make_packed(void)
 	if (fd < 0 || pwrite(fd, want, 128 * 4096, IMAGE_HEADER_SIZE) != 128 * 4096)
 		return false;
 	close(fd);
-	if (obj_pack(img, dest, 64, 3, NULL, &st, &e)) {
+	if (obj_pack(img, false, dest, 64, 3, NULL, &st, &e)) {
 		fprintf(stderr, "pack: %s\n", e.msg);
 		return false;
 	}

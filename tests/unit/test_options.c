@@ -591,7 +591,8 @@ TEST(fetch_timeout_and_tries_for_remote_sources)
 	char *long_to[] = { "run", "--fetch-timeout", "601s" };
 	char *no_tries[] = { "run", "--fetch-tries", "0" };
 	char *many_tries[] = { "run", "--fetch-tries", "101" };
-	char *restore[] = { "restore", "--fetch-tries", "2", "snap" };
+	char *restore[] = { "restore", "--fetch-tries", "2", "--source", "tcp:10.0.0.2:7070", "snap" };
+	char *restore_local[] = { "restore", "snap" };
 	struct run_options o;
 	struct apf_err e;
 
@@ -606,7 +607,12 @@ TEST(fetch_timeout_and_tries_for_remote_sources)
 	CHECK_RUN_REJECTS(long_to, "--fetch-timeout");
 	CHECK_RUN_REJECTS(no_tries, "--fetch-tries");
 	CHECK_RUN_REJECTS(many_tries, "--fetch-tries");
-	CHECK_RUN_REJECTS(restore, "--fetch-tries does not apply to restore");
+	/* restore --source: the snapshot's memory from elsewhere. */
+	REQUIRE(parse_run(ARGC(restore), restore, &o, &e) == 0);
+	CHECK(o.cfg.restore_memory && !strcmp(o.cfg.restore_memory, "tcp:10.0.0.2:7070"));
+	CHECK_EQ_U(o.cfg.fetch_tries, 2);
+	REQUIRE(parse_run(ARGC(restore_local), restore_local, &o, &e) == 0);
+	CHECK(o.cfg.restore_memory == NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -629,7 +635,7 @@ TEST(serve_needs_an_image_and_where_to_listen)
 	CHECK_EQ_U(o.max_count, 64);
 	CHECK(!strcmp(o.listen, "[::1]:7000"));
 	CHECK(options_parse_serve(ARGC(no_listen), no_listen, &o, &e) == -EINVAL &&
-	      strstr(e.msg, "--image and --listen are required"));
+	      strstr(e.msg, "--image or --snapshot, and --listen, are required"));
 	CHECK(options_parse_serve(ARGC(too_many), too_many, &o, &e) == -EINVAL &&
 	      strstr(e.msg, "1..64"));
 	CHECK(options_parse_serve(ARGC(extra), extra, &o, &e) == -EINVAL &&

@@ -60,7 +60,7 @@ static void start(void)
 	REQUIRE(fd >= 0);
 	close(fd);
 	REQUIRE(image_create(image, NPAGES * 4096ull, SEED, &e) == 0);
-	REQUIRE(page_server_open(&server, image, "127.0.0.1:0", 8, &e) == 0);
+	REQUIRE(page_server_open(&server, image, false, "127.0.0.1:0", 8, &e) == 0);
 	REQUIRE(server.port != 0);
 	REQUIRE(pthread_create(&server_thread, NULL, run_server, NULL) == 0);
 }
@@ -244,12 +244,12 @@ TEST(bad_addresses_and_images_are_refused_with_a_message)
 
 	start(); /* for its image */
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		CHECK(page_server_open(&s, image, bad[i].listen, 8, &e) == -EINVAL);
+		CHECK(page_server_open(&s, image, false, bad[i].listen, 8, &e) == -EINVAL);
 		if (!strstr(e.msg, bad[i].why))
 			TEST_FAIL_("--listen %s: \"%s\" does not say \"%s\"", bad[i].listen, e.msg,
 				   bad[i].why);
 	}
-	CHECK(page_server_open(&s, "/nonexistent/img", "127.0.0.1:0", 8, &e) == -ENOENT);
+	CHECK(page_server_open(&s, "/nonexistent/img", false, "127.0.0.1:0", 8, &e) == -ENOENT);
 	CHECK(strstr(e.msg, "cannot open image") != NULL);
 	finish();
 }

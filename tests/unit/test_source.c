@@ -15,6 +15,7 @@
 #include "image/image.h"
 #include "source/source.h"
 #include "test.h"
+#include "util/crc32c.h"
 
 #define MS 1000000ull
 #define US 1000ull
@@ -478,6 +479,47 @@ TEST(zero_delay_range_completes_at_once)
 	source_close(s);
 }
 
+/* ------------------------------------------------------------------ */
+/* the checked window (a snapshot's memory from a remote source)        */
+
+TEST(window_shifts_pages_and_fails_those_whose_checksum_differs)
+{
+	char path[64] = "/tmp/apfvm-window.XXXXXX";
+	static uint64_t page[512];
+	static uint32_t crcs[8];
+	struct page_source *inner, *w;
+	struct source_completion c;
+	struct apf_err e;
+
+	REQUIRE(make_image(path, 32 * APF_PAGE_SIZE, 5) == 0);
+	for (unsigned i = 0; i < 8; i++) {
+		image_fill(5, (10 + i) * 512ull, page, 512);
+		crcs[i] = crc32c(0, page, sizeof(page));
+	}
+	crcs[6] ^= 1; /* page 6 of the window (16 of the image) is "damaged" */
+	char spec[80];
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	REQUIRE(open_source(spec, 32 * APF_PAGE_SIZE, &inner, &e) == 0);
+	CHECK_EQ_U(source_window_wrap(inner, 30, 8, crcs, &w, &e), -EINVAL); /* beyond it */
+	CHECK(strstr(e.msg, "pages 30..37") != NULL);
+	REQUIRE(source_window_wrap(inner, 10, 8, crcs, &w, &e) == 0);
+	CHECK_EQ_U(w->npages, 8);
+	CHECK_EQ_U(source_submit(w, 8, page, NULL), -ERANGE);
+	for (unsigned i = 0; i < 8; i++) {
+		REQUIRE(source_submit(w, i, page, NULL) == 0);
+		REQUIRE(source_reap(w, &c));
+		CHECK_EQ_U(c.page, i);
+		if (i == 6) {
+			CHECK_EQ_U(c.err, -EBADMSG);
+			CHECK(c.why && strstr(c.why, "does not match the snapshot's checksum"));
+		} else {
+			CHECK_EQ_U(c.err, 0);
+		}
+	}
+	source_close(w);
+	unlink(path);
+}
+
 TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_order),
 	  T(file_source_serves_image_words), T(file_source_reports_a_file_that_shrank),
 	  T(file_source_image_smaller_than_lazy_region), T(source_open_rejects_bad_specs),
@@ -486,4 +528,5 @@ TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_o
 	  T(delay_wrapper_rejects_latency_beyond_its_bound),
 	  T(completion_queue_overflow_marks_the_source_failed),
 	  T(fixed_delay_overlaps_fetches), T(random_delay_reorders_and_respects_minimum),
-	  T(delay_refuses_past_queue_bound_and_bad_pages), T(zero_delay_range_completes_at_once))
+	  T(delay_refuses_past_queue_bound_and_bad_pages), T(zero_delay_range_completes_at_once),
+	  T(window_shifts_pages_and_fails_those_whose_checksum_differs))

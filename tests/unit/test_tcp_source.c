@@ -125,7 +125,7 @@ static bool start_server(void)
 		return false;
 	close(fd);
 	return image_create(image, NPAGES * 4096ull, SEED, &e) == 0 &&
-	       page_server_open(&server, image, "127.0.0.1:0", 16, &e) == 0 &&
+	       page_server_open(&server, image, false, "127.0.0.1:0", 16, &e) == 0 &&
 	       pthread_create(&server_thread, NULL, run_server, NULL) == 0;
 }
 
