@@ -33,7 +33,7 @@ csv1=build/bench/net-fetch.csv csv2=build/bench/net-modes.csv
 
 $APFVM mkimage --size 8M --seed 3 "$tmp/img" >/dev/null
 netlab_up
-netlab_serve "$tmp/img"
+netlab_serve --image "$tmp/img"
 netlab_s3rver
 $APFVM pack "$tmp/img" s3://apfvm/bench/mem >/dev/null
 SOURCES="tcp:$NETLAB_SERVER_IP:$NETLAB_PORT s3://apfvm/bench/mem"

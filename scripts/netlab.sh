@@ -8,8 +8,8 @@
 #   netlab_link ARGS...   netem on the server's end: every packet it sends
 #                         (the replies) goes through it, e.g.
 #                         "delay 10ms" or "delay 1ms loss 1%"; none: no netem
-#   netlab_serve IMG [OPTIONS...]
-#                         starts apfvm serve in the namespace on port
+#   netlab_serve ARGS...  starts apfvm serve ARGS (--image IMG or
+#                         --snapshot PATH, ...) in the namespace on port
 #                         $NETLAB_PORT; returns once it listens (its "on
 #                         port" line); its pid in NETLAB_SERVER_PID
 #   netlab_stop_server    stops it (SIGTERM) and waits for it
@@ -54,11 +54,10 @@ netlab_link() {
 }
 
 netlab_serve() {
-	local img=$1 line
-	shift
+	local line
 	rm -f "$NETLAB_DIR/serve.fifo"
 	mkfifo "$NETLAB_DIR/serve.fifo" || return 1
-	ip netns exec "$NETLAB_NS" "${APFVM:-build/apfvm}" serve --image "$img" \
+	ip netns exec "$NETLAB_NS" "${APFVM:-build/apfvm}" serve \
 		--listen "$NETLAB_SERVER_IP:$NETLAB_PORT" "$@" >"$NETLAB_DIR/serve.fifo" \
 		2>>"$NETLAB_DIR/serve.err" &
 	NETLAB_SERVER_PID=$!
@@ -73,8 +72,8 @@ netlab_serve() {
 
 netlab_stop_server() {
 	[ -n "$NETLAB_SERVER_PID" ] || return 0
-	kill "$NETLAB_SERVER_PID" 2>/dev/null
-	wait "$NETLAB_SERVER_PID" 2>/dev/null
+	kill "$NETLAB_SERVER_PID" 2>/dev/null || true
+	wait "$NETLAB_SERVER_PID" 2>/dev/null || true # its status: killed
 	exec 8<&-
 	NETLAB_SERVER_PID=
 }
@@ -119,15 +118,15 @@ netlab_s3rver() {
 
 netlab_stop_s3rver() {
 	[ -n "$NETLAB_S3_PID" ] || return 0
-	kill "$NETLAB_S3_PID" 2>/dev/null
-	wait "$NETLAB_S3_PID" 2>/dev/null
+	kill "$NETLAB_S3_PID" 2>/dev/null || true
+	wait "$NETLAB_S3_PID" 2>/dev/null || true
 	NETLAB_S3_PID=
 }
 
 netlab_down() {
 	netlab_stop_server
 	netlab_stop_s3rver
-	ip netns del "$NETLAB_NS" 2>/dev/null # takes the veth pair with it
+	ip netns del "$NETLAB_NS" 2>/dev/null || true # takes the veth pair with it
 	[ -n "$NETLAB_DIR" ] && rm -rf "$NETLAB_DIR"
 	NETLAB_DIR=
 }
