@@ -184,7 +184,8 @@ static int remote_memory(const struct apfvm_config *c, const struct snap_image *
 	int rc;
 
 	machine_net_options(c, &net);
-	if ((rc = source_open(c->restore_memory, s->mem_pages * APF_PAGE_SIZE, &net, &inner, e)))
+	/* Size 0: what it serves is checked below, against the snapshot. */
+	if ((rc = source_open(c->restore_memory, 0, &net, &inner, e)))
 		return rc;
 	if (inner->pattern != APF_PATTERN_SNAPSHOT || inner->seed != snap_identity(s) ||
 	    inner->npages != s->mem_pages) {
