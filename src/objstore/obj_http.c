@@ -168,15 +168,28 @@ bool obj_result(CURLcode cc, long http, char *buf, size_t size)
 
 struct membuf {
 	char *p;
-	size_t len, max;
+	size_t len, cap, max;
 };
 
+/* Grows as the body arrives (the bound, not the usual size, is large). */
 static size_t mem_write(char *data, size_t sz, size_t n, void *arg)
 {
 	struct membuf *m = arg;
 	size_t len = sz * n;
 	if (len > m->max - m->len)
 		return 0; /* larger than allowed: the transfer fails */
+	if (m->len + len > m->cap) {
+		size_t cap = m->cap ? m->cap : 65536;
+		while (cap < m->len + len)
+			cap *= 2;
+		if (cap > m->max)
+			cap = m->max;
+		char *p = realloc(m->p, cap);
+		if (!p)
+			return 0;
+		m->p = p;
+		m->cap = cap;
+	}
 	memcpy(m->p + m->len, data, len);
 	m->len += len;
 	return len;
@@ -192,15 +205,12 @@ static void backoff(unsigned attempt)
 int obj_get(const struct obj_target *t, const char *url, size_t max_len, uint64_t timeout_ns,
 	    unsigned tries, void **out, size_t *out_len, struct apf_err *e)
 {
-	struct membuf m = { .p = malloc(max_len), .max = max_len };
+	struct membuf m = { .max = max_len };
 	char why[160] = "";
 	CURL *h = curl_easy_init();
 
-	if (!m.p || !h) {
-		free(m.p);
-		curl_easy_cleanup(h);
+	if (!h)
 		return apf_fail(e, -ENOMEM, "out of memory");
-	}
 	for (unsigned a = 0; a < tries; a++) {
 		long http = 0;
 		if (a)
