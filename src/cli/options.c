@@ -263,7 +263,7 @@ enum {
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
 	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_IMAGE, OPT_LISTEN,
 	OPT_MAX_COUNT, OPT_FETCH_TIMEOUT, OPT_FETCH_TRIES, OPT_S3_ENDPOINT, OPT_S3_REGION,
-	OPT_CACHE_SIZE,
+	OPT_CACHE_SIZE, OPT_CHUNK, OPT_LEVEL,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -645,9 +645,9 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e)
 {
 	static const struct option longopts[] = {
-		{ "chunk", required_argument, NULL, OPT_SIZE },
+		{ "chunk", required_argument, NULL, OPT_CHUNK },
 		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
-		{ "level", required_argument, NULL, OPT_MAX_COUNT },
+		{ "level", required_argument, NULL, OPT_LEVEL },
 		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
 		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
 		{ "help", no_argument, NULL, 'h' },
@@ -663,12 +663,12 @@ int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case OPT_SIZE:
+		case OPT_CHUNK:
 			if (units_parse_size(optarg, &v) || !v || v % APF_PAGE_SIZE || v > (4ull << 20))
 				return bad_value(e, "--chunk", optarg, "a multiple of 4K up to 4M");
 			o->chunk_pages = (uint32_t)(v / APF_PAGE_SIZE);
 			break;
-		case OPT_MAX_COUNT:
+		case OPT_LEVEL:
 			if (units_parse_u64(optarg, &v) || v < 1 || v > 19)
 				return bad_value(e, "--level", optarg, "1..19");
 			o->level = (int)v;

@@ -642,6 +642,29 @@ TEST(serve_needs_an_image_and_where_to_listen)
 	      strstr(e.msg, "unexpected argument 'more'"));
 }
 
+TEST(pack_takes_an_image_or_snapshot_and_a_destination)
+{
+	char *ok[] = { "pack", "--chunk", "1M", "--level=19", "img", "s3://b/k" };
+	char *snap[] = { "pack", "--snapshot", "--s3-endpoint", "http://h:1", "snap", "dest" };
+	char *one[] = { "pack", "img" };
+	char *chunk[] = { "pack", "--chunk", "5000", "img", "d" };
+	char *level[] = { "pack", "--level", "20", "img", "d" };
+	struct pack_options o;
+	struct apf_err e;
+
+	REQUIRE(options_parse_pack(ARGC(ok), ok, &o, &e) == 0);
+	CHECK_EQ_U(o.chunk_pages, 256);
+	CHECK_EQ_U(o.level, 19);
+	CHECK(!o.snapshot && !strcmp(o.image, "img") && !strcmp(o.dest, "s3://b/k"));
+	REQUIRE(options_parse_pack(ARGC(snap), snap, &o, &e) == 0);
+	CHECK(o.snapshot && !strcmp(o.store.s3_endpoint, "http://h:1"));
+	CHECK_EQ_U(o.chunk_pages, 64); /* 256K by default */
+	CHECK(options_parse_pack(ARGC(one), one, &o, &e) == -EINVAL &&
+	      strstr(e.msg, "expected IMAGE and DEST"));
+	CHECK(options_parse_pack(ARGC(chunk), chunk, &o, &e) == -EINVAL && strstr(e.msg, "--chunk"));
+	CHECK(options_parse_pack(ARGC(level), level, &o, &e) == -EINVAL && strstr(e.msg, "--level"));
+}
+
 TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_default_count_is_one),
 	  T(workload_sixteen_tasks_fit), T(workload_rejections_leave_config_alone),
 	  T(workload_messages_name_the_culprit), T(pin_accepted_forms),
@@ -655,5 +678,6 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(mkimage_ok), T(mkimage_rejections),
 	  T(restore_takes_one_path_and_says_whether_apf_was_given),
 	  T(restore_refuses_what_the_snapshot_fixes), T(fetch_timeout_and_tries_for_remote_sources),
-	  T(serve_needs_an_image_and_where_to_listen))
+	  T(serve_needs_an_image_and_where_to_listen),
+	  T(pack_takes_an_image_or_snapshot_and_a_destination))
 
