@@ -60,6 +60,7 @@ struct apfvm_config {
 	 * decompressed chunks kept in memory (0: 64 MiB). */
 	const char *s3_endpoint, *s3_region;
 	uint64_t object_cache_bytes;
+	const char *object_cache_dir; /* NULL, or a disk tier for fetched chunks */
 	/* Instead of `source`: the embedder's own page source (src/source/
 	 * source.h), borrowed, serving at least lazy_size bytes.  It models
 	 * its own latency: the latency fields must be 0. */

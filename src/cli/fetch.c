@@ -25,7 +25,7 @@ const char fetch_usage[] =
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --fetch-timeout DUR   as for 'apfvm run' (default 5s)\n"
 	"  --fetch-tries N       as for 'apfvm run' (default 3)\n"
-	"  --s3-endpoint URL, --s3-region REGION, --cache-size SIZE\n"
+	"  --s3-endpoint URL, --s3-region REGION, --cache-size SIZE, --cache-dir DIR\n"
 	"                        as for 'apfvm run'\n"
 	"  --csv                 one CSV line instead of the report: source,inflight,pages,\n"
 	"                        seconds,pages_per_s,mib_per_s,lat_mean_us,lat_p50_us,lat_p99_us,\n"
@@ -55,6 +55,7 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 		{ "s3-endpoint", required_argument, NULL, 'E' },
 		{ "s3-region", required_argument, NULL, 'R' },
 		{ "cache-size", required_argument, NULL, 'C' },
+		{ "cache-dir", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -104,6 +105,9 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 			break;
 		case 'R':
 			o->net.store.s3_region = optarg;
+			break;
+		case 'D':
+			o->net.store.cache_dir = optarg;
 			break;
 		case 'C':
 			if (units_parse_size(optarg, &o->net.store.cache_bytes) ||

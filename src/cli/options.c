@@ -45,6 +45,8 @@ const char options_run_usage[] =
 	"  --s3-region REGION    s3:// sources (default: AWS_REGION, else us-east-1)\n"
 	"  --cache-size SIZE     s3:// and http(s)://: decompressed chunks kept in memory\n"
 	"                        (default 64M)\n"
+	"  --cache-dir DIR       s3:// and http(s)://: also keep fetched chunks on disk, for\n"
+	"                        later runs (checked like fetched ones when read back)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --populate            install the whole lazy region before the guest starts\n"
 	"                        (the resident baseline: no fault is ever taken)\n"
@@ -91,7 +93,8 @@ const char options_restore_usage[] =
 	"  --source SPEC         the memory from elsewhere: tcp:ADDR:PORT (apfvm serve\n"
 	"                        --snapshot PATH), s3://BUCKET/KEY or http(s)://HOST/PATH\n"
 	"                        (apfvm pack --snapshot PATH); still checked page by page\n"
-	"  --fetch-timeout, --fetch-tries, --s3-endpoint, --s3-region, --cache-size:\n"
+	"  --fetch-timeout, --fetch-tries, --s3-endpoint, --s3-region, --cache-size,\n"
+	"  --cache-dir:\n"
 	"                        for --source, as for 'apfvm run'\n"
 	"  --latency DUR[-DUR]   added fetch latency per page, fixed or a range (default 0;\n"
 	"                        not with --source)\n"
@@ -263,7 +266,7 @@ enum {
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
 	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_IMAGE, OPT_LISTEN,
 	OPT_MAX_COUNT, OPT_FETCH_TIMEOUT, OPT_FETCH_TRIES, OPT_S3_ENDPOINT, OPT_S3_REGION,
-	OPT_CACHE_SIZE, OPT_CHUNK, OPT_LEVEL,
+	OPT_CACHE_SIZE, OPT_CHUNK, OPT_LEVEL, OPT_CACHE_DIR,
 };
 
 /* getopt returned '?': name the offending option.  For a short option
@@ -314,6 +317,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
 		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
 		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
+		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
 		{ "populate", no_argument, NULL, OPT_POPULATE },
 		{ "trace", no_argument, NULL, OPT_TRACE },
 		{ "apf", required_argument, NULL, OPT_APF },
@@ -398,6 +402,9 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			break;
 		case OPT_S3_REGION:
 			c->s3_region = optarg;
+			break;
+		case OPT_CACHE_DIR:
+			c->object_cache_dir = optarg;
 			break;
 		case OPT_CACHE_SIZE:
 			if (units_parse_size(optarg, &c->object_cache_bytes) ||

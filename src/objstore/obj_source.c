@@ -29,6 +29,7 @@
 #include <zstd.h>
 
 #include "apfvm/abi.h"
+#include "objstore/obj_disk.h"
 #include "objstore/obj_http.h"
 #include "objstore/obj_layout.h"
 #include "source/source.h"
@@ -98,6 +99,7 @@ struct obj_source {
 	uint64_t lru_clock;
 	ZSTD_DCtx *dctx;
 	uint64_t ewma_ns;
+	struct obj_disk disk;    /* dirfd -1: no disk tier */
 };
 
 /* ---- completing pages ------------------------------------------------------- */
@@ -214,8 +216,11 @@ static void start_transfer(struct obj_source *o, struct fetch *f)
 	}
 }
 
-/* Takes a fetch slot for chunk and starts it; queues the chunk when every
- * slot is busy. */
+static void free_slot(struct obj_source *o, struct fetch *f);
+static const char *install_chunk(struct obj_source *o, struct fetch *f);
+
+/* Takes a fetch slot for chunk and, unless the disk tier has it, starts
+ * its transfer; queues the chunk when every slot is busy. */
 static void fetch_chunk(struct obj_source *o, uint64_t chunk)
 {
 	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
@@ -232,6 +237,16 @@ static void fetch_chunk(struct obj_source *o, uint64_t chunk)
 		f->chunk = chunk;
 		f->attempts = 0;
 		o->chunks[chunk].fetch = i;
+		if (o->disk.dirfd >= 0 && !obj_disk_read(&o->disk, chunk, f->buf, f->want)) {
+			f->len = f->want;
+			if (!install_chunk(o, f)) {
+				free_slot(o, f);
+				release_waiters(o, chunk, 0, NULL,
+						o->cache[o->chunks[chunk].cache].data);
+				return;
+			}
+			obj_disk_drop(&o->disk, chunk); /* damaged: fetch it */
+		}
 		start_transfer(o, f);
 		return;
 	}
@@ -302,6 +317,8 @@ static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
 		} else {
 			uint64_t ns = source_now_ns() - f->start_ns;
 			o->ewma_ns = o->ewma_ns ? (o->ewma_ns * 7 + ns) / 8 : ns;
+			if (o->disk.dirfd >= 0)
+				obj_disk_write(&o->disk, f->chunk, f->buf, f->len);
 			uint64_t chunk = f->chunk;
 			free_slot(o, f);
 			release_waiters(o, chunk, 0, NULL, o->cache[o->chunks[chunk].cache].data);
@@ -494,6 +511,7 @@ static void obj_destroy(struct page_source *s)
 	free(o->cache);
 	free(o->chunks);
 	ZSTD_freeDCtx(o->dctx);
+	obj_disk_close(&o->disk);
 	obj_manifest_free(&o->m);
 	obj_target_free(&o->target);
 	if (o->timer >= 0)
@@ -523,6 +541,7 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 	if (!o)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	o->ep = o->timer = -1;
+	o->disk.dirfd = -1;
 	o->net = *net;
 	if ((rc = obj_http_init(e)) || (rc = obj_target_parse(spec, so, &o->target, e)))
 		goto fail;
@@ -543,6 +562,8 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 			      (unsigned long long)lazy_bytes);
 		goto fail;
 	}
+	if (so && so->cache_dir && (rc = obj_disk_open(&o->disk, so->cache_dir, wire, wlen, e)))
+		goto fail;
 	o->chunk_bytes = (size_t)o->m.hdr.chunk_pages * APF_PAGE_SIZE;
 	uint64_t cache_bytes = so && so->cache_bytes ? so->cache_bytes : OBJ_CACHE_DEFAULT_BYTES;
 	o->ncache = (unsigned)(cache_bytes / o->chunk_bytes < 4 ? 4 : cache_bytes / o->chunk_bytes);

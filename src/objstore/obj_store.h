@@ -18,6 +18,8 @@ struct obj_store_options {
 	const char *s3_endpoint; /* NULL: from the environment */
 	const char *s3_region;   /* NULL: from the environment */
 	uint64_t cache_bytes;    /* decompressed chunks kept in memory; 0: default */
+	const char *cache_dir;   /* NULL, or where fetched chunks are kept on disk
+				  * for later runs (obj_disk.h) */
 };
 #define OBJ_CACHE_DEFAULT_BYTES (64ull << 20)
 

@@ -9,6 +9,7 @@
  * real servers (nginx, s3rver) are tests/e2e/test_objstore.sh's.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -258,10 +259,13 @@ static bool fetch_all(struct page_source *s, unsigned inflight, struct result *r
 	return !s->error;
 }
 
+static const char *cache_dir; /* the disk tier, or NULL */
+
 static int open_http(struct page_source **s, unsigned tries, struct apf_err *e)
 {
 	char spec[96];
-	struct source_net_options net = { .timeout_ns = 2000000000ull, .tries = tries };
+	struct source_net_options net = { .timeout_ns = 2000000000ull, .tries = tries,
+					   .store = { .cache_dir = cache_dir } };
 	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/mem", http.port);
 	return source_open(spec, NPAGES * 4096ull, &net, s, e);
 }
@@ -441,6 +445,46 @@ TEST(the_manifest_check_refuses_every_damage)
 	CHECK(strstr(e.msg, "chunks for") != NULL);
 }
 
+TEST(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again)
+{
+	static struct result r;
+	char cdir[96], chunk2[256];
+
+	snprintf(cdir, sizeof(cdir), "%s/cache", dir);
+	cache_dir = cdir;
+	REQUIRE(run(NORMAL, 3, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	CHECK_EQ_U(atomic_load(&http.data_gets), 3);
+	/* A later run: every stored chunk from the disk, none from a store
+	 * that now answers nothing but 429. */
+	REQUIRE(run(THROTTLE_ALWAYS, 1, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	for (unsigned p = 0; p < NPAGES; p++)
+		CHECK_EQ_U(r.err[p], 0);
+	CHECK_EQ_U(atomic_load(&http.data_gets), 0);
+	/* A damaged file is checked like a damaged reply: fetched again. */
+	DIR *d = opendir(cdir);
+	struct dirent *de;
+	bool damaged = false;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') { /* the one <identity> folder */
+			snprintf(chunk2, sizeof(chunk2), "%s/%.60s/2", cdir, de->d_name);
+			int fd = open(chunk2, O_WRONLY);
+			damaged = fd >= 0 && pwrite(fd, "x", 1, 100) == 1;
+			if (fd >= 0)
+				close(fd);
+		}
+	if (d)
+		closedir(d);
+	REQUIRE(damaged);
+	REQUIRE(run(NORMAL, 3, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	for (unsigned p = 0; p < NPAGES; p++)
+		CHECK_EQ_U(r.err[p], 0);
+	CHECK_EQ_U(atomic_load(&http.data_gets), 1);
+	cache_dir = NULL;
+}
+
 static void cleanup(void)
 {
 	char cmd[160];
@@ -458,4 +502,6 @@ TEST_MAIN(T(pack_then_every_page_arrives_zero_compressed_or_raw),
 	  T(a_damaged_chunk_is_fetched_again_and_never_delivered),
 	  T(server_errors_and_throttling_are_retried_404_is_not),
 	  T(a_server_ignoring_range_is_refused), T(missing_manifests_and_bad_specs_are_errors_at_open),
-	  T(the_manifest_check_refuses_every_damage), T(cleanup_files))
+	  T(the_manifest_check_refuses_every_damage),
+	  T(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again),
+	  T(cleanup_files))
