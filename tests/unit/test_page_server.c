@@ -21,6 +21,7 @@
 #include "image/image.h"
 #include "net/page_proto.h"
 #include "net/page_server.h"
+#include "page_server_fixture.h"
 #include "test.h"
 #include "util/crc32c.h"
 
@@ -37,40 +38,16 @@
 #define NPAGES 64
 #define SEED   9
 
-static struct page_server server;
-static atomic_int stop;
-static pthread_t server_thread;
-static char image[64];
-
-static void *run_server(void *arg)
-{
-	struct apf_err e;
-	(void)arg;
-	if (page_server_run(&server, &stop, &e))
-		fprintf(stderr, "server: %s\n", e.msg);
-	return NULL;
-}
+#define server fixture_server
 
 static void start(void)
 {
-	struct apf_err e;
-	snprintf(image, sizeof(image), "/tmp/apfvm-serve-test.XXXXXX");
-	stop = 0;
-	int fd = mkstemp(image);
-	REQUIRE(fd >= 0);
-	close(fd);
-	REQUIRE(image_create(image, NPAGES * 4096ull, SEED, &e) == 0);
-	REQUIRE(page_server_open(&server, image, false, "127.0.0.1:0", 8, &e) == 0);
-	REQUIRE(server.port != 0);
-	REQUIRE(pthread_create(&server_thread, NULL, run_server, NULL) == 0);
+	REQUIRE(fixture_start(NPAGES, SEED, 8));
 }
 
 static void finish(void)
 {
-	stop = 1;
-	pthread_join(server_thread, NULL);
-	page_server_close(&server);
-	unlink(image);
+	fixture_stop_server();
 }
 
 static int connect_client(void)
@@ -244,7 +221,7 @@ TEST(bad_addresses_and_images_are_refused_with_a_message)
 
 	start(); /* for its image */
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		CHECK(page_server_open(&s, image, false, bad[i].listen, 8, &e) == -EINVAL);
+		CHECK(page_server_open(&s, fixture_image, false, bad[i].listen, 8, &e) == -EINVAL);
 		if (!strstr(e.msg, bad[i].why))
 			TEST_FAIL_("--listen %s: \"%s\" does not say \"%s\"", bad[i].listen, e.msg,
 				   bad[i].why);

@@ -26,6 +26,7 @@
 #include "net/page_proto.h"
 #include "net/page_server.h"
 #include "source/source.h"
+#include "page_server_fixture.h"
 #include "test.h"
 #include "util/crc32c.h"
 
@@ -101,40 +102,16 @@ static bool fetch_pages(struct page_source *s, unsigned n, unsigned inflight, st
 
 /* ---- apfvm's page server, in a thread ------------------------------------ */
 
-static struct page_server server;
-static atomic_int stop;
-static pthread_t server_thread;
-static char image[64];
-
-static void *run_server(void *arg)
-{
-	struct apf_err e;
-	(void)arg;
-	if (page_server_run(&server, &stop, &e))
-		fprintf(stderr, "server: %s\n", e.msg);
-	return NULL;
-}
+#define server fixture_server
 
 static bool start_server(void)
 {
-	struct apf_err e;
-	snprintf(image, sizeof(image), "/tmp/apfvm-tcp-test.XXXXXX");
-	stop = 0;
-	int fd = mkstemp(image);
-	if (fd < 0)
-		return false;
-	close(fd);
-	return image_create(image, NPAGES * 4096ull, SEED, &e) == 0 &&
-	       page_server_open(&server, image, false, "127.0.0.1:0", 16, &e) == 0 &&
-	       pthread_create(&server_thread, NULL, run_server, NULL) == 0;
+	return fixture_start(NPAGES, SEED, 16);
 }
 
 static void stop_server(void)
 {
-	stop = 1;
-	pthread_join(server_thread, NULL);
-	page_server_close(&server);
-	unlink(image);
+	fixture_stop_server();
 }
 
 static const struct source_net_options quick = { .timeout_ns = 200000000ull, .tries = 3 };
