@@ -69,11 +69,12 @@ struct page_source {
 	uint64_t busy_ns;     /* sum of (completion - submit) over them */
 };
 
-/* How the remote sources (tcp:) bear a misbehaving peer: a fetch with no
- * answer within timeout_ns is tried again (over a new connection), as is
- * one whose page arrives corrupt; after `tries` attempts it fails, with
- * the cause.  Fetches never wait on a dead peer longer than about
- * tries x (timeout + SOURCE_NET_BACKOFF_MAX_NS). */
+/* How the remote sources (tcp:, s3://, http(s)://) bear a misbehaving
+ * peer: a fetch with no answer within timeout_ns is tried again (tcp: over
+ * a new connection), as is one whose data arrives corrupt; after `tries`
+ * attempts it fails, with the cause.  Fetches never wait on a dead peer
+ * longer than about tries x (timeout + backoff), the backoff at most
+ * SOURCE_NET_BACKOFF_MAX_NS for tcp: and 2 s for objects. */
 struct source_net_options {
 	uint64_t timeout_ns; /* 1 ms .. SOURCE_NET_TIMEOUT_MAX_NS */
 	unsigned tries;      /* 1 .. SOURCE_NET_TRIES_MAX */
