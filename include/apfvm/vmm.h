@@ -31,6 +31,7 @@ enum apfvm_apf_mode {
 #define APFVM_MAX_THRESHOLD_NS APFVM_MAX_LATENCY_NS
 
 struct page_source;
+struct source_net_options;
 
 struct apfvm_config {
 	const void *guest_elf;      /* guest kernel image (ELF), in memory */
@@ -111,6 +112,10 @@ struct apfvm_config {
 	 * snapshot's checksums.  NULL: PATH.mem. */
 	const char *restore_memory;
 };
+
+/* The remote sources' settings of c (fetch_timeout_ns ... object_cache_dir)
+ * as src/source/source.h takes them, defaults filled in. */
+void apfvm_net_options(const struct apfvm_config *c, struct source_net_options *net);
 
 struct apfvm_task_stats {
 	uint32_t kind;              /* enum apf_task_kind */

@@ -2,12 +2,12 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apfvm/abi.h"
+#include "apfvm/vmm.h"
 #include "options.h"
 #include "source/source.h"
 #include "util/units.h"
@@ -49,23 +49,17 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 		{ "source", required_argument, NULL, 's' },
 		{ "size", required_argument, NULL, 'z' },
 		{ "inflight", required_argument, NULL, 'i' },
-		{ "fetch-timeout", required_argument, NULL, 't' },
-		{ "fetch-tries", required_argument, NULL, 'r' },
 		{ "csv", no_argument, NULL, 'c' },
-		{ "s3-endpoint", required_argument, NULL, 'E' },
-		{ "s3-region", required_argument, NULL, 'R' },
-		{ "cache-size", required_argument, NULL, 'C' },
-		{ "cache-dir", required_argument, NULL, 'D' },
+		OPTIONS_REMOTE_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
+	struct apfvm_config remote = { 0 }; /* the remote options' fields only */
 	uint64_t v;
-	int opt;
+	int opt, rc;
 
 	o->size = 8ull << 20;
 	o->inflight = 64;
-	o->net.timeout_ns = SOURCE_NET_TIMEOUT_DEFAULT_NS;
-	o->net.tries = SOURCE_NET_TRIES_DEFAULT;
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -85,35 +79,17 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 						optarg);
 			o->inflight = (unsigned)v;
 			break;
-		case 't':
-			if (units_parse_duration(optarg, &o->net.timeout_ns) ||
-			    o->net.timeout_ns < 1000000 || o->net.timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS)
-				return apf_fail(e, -EINVAL, "--fetch-timeout: invalid value '%s' (a "
-						"duration from 1ms to 600s such as 5s)", optarg);
-			break;
-		case 'r':
-			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_NET_TRIES_MAX)
-				return apf_fail(e, -EINVAL, "--fetch-tries: invalid value '%s' (1..100)",
-						optarg);
-			o->net.tries = (unsigned)v;
-			break;
 		case 'c':
 			o->csv = true;
 			break;
-		case 'E':
-			o->net.store.s3_endpoint = optarg;
-			break;
-		case 'R':
-			o->net.store.s3_region = optarg;
-			break;
-		case 'D':
-			o->net.store.cache_dir = optarg;
-			break;
-		case 'C':
-			if (units_parse_size(optarg, &o->net.store.cache_bytes) ||
-			    o->net.store.cache_bytes < (1ull << 20) || o->net.store.cache_bytes > (64ull << 30))
-				return apf_fail(e, -EINVAL, "--cache-size: invalid value '%s' (a size "
-						"from 1M to 64G)", optarg);
+		case OPT_FETCH_TIMEOUT:
+		case OPT_FETCH_TRIES:
+		case OPT_S3_ENDPOINT:
+		case OPT_S3_REGION:
+		case OPT_CACHE_SIZE:
+		case OPT_CACHE_DIR:
+			if ((rc = options_parse_remote(opt, optarg, &remote, e)))
+				return rc;
 			break;
 		case 'h':
 			fputs(fetch_usage, stdout);
@@ -126,6 +102,7 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 	}
 	if (!o->source)
 		return apf_fail(e, -EINVAL, "--source is required (see 'apfvm fetch --help')");
+	apfvm_net_options(&remote, &o->net);
 	if (optind != argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm fetch --help')",
 				argv[optind]);
@@ -209,13 +186,12 @@ int fetch_main(int argc, char **argv)
 			continue;
 		/* Nothing finished: wait for the source (its own timeouts
 		 * bound the wait). */
-		struct pollfd p = { .fd = s->event_fd, .events = POLLIN };
-		if (s->event_fd < 0 || !s->ops->on_event) {
-			fprintf(stderr, "apfvm fetch: the source lost fetches\n");
+		int rc = source_wait(s, -1);
+		if (rc) {
+			fprintf(stderr, "apfvm fetch: %s\n",
+				rc == -EINVAL ? "the source lost fetches" : strerror(-rc));
 			return 1;
 		}
-		if (poll(&p, 1, -1) > 0)
-			s->ops->on_event(s);
 	}
 	double secs = (double)(source_now_ns() - start) / 1e9;
 	if (s->error) {

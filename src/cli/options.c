@@ -265,9 +265,9 @@ enum {
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
 	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_IMAGE, OPT_LISTEN,
-	OPT_MAX_COUNT, OPT_FETCH_TIMEOUT, OPT_FETCH_TRIES, OPT_S3_ENDPOINT, OPT_S3_REGION,
-	OPT_CACHE_SIZE, OPT_CHUNK, OPT_LEVEL, OPT_CACHE_DIR,
+	OPT_MAX_COUNT, OPT_CHUNK, OPT_LEVEL,
 };
+_Static_assert((int)OPT_LEVEL < (int)OPT_FETCH_TIMEOUT, "option codes overlap");
 
 /* getopt returned '?': name the offending option.  For a short option
  * getopt sets optopt (and optind may still point inside a bundle). */
@@ -312,12 +312,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "source", required_argument, NULL, OPT_SOURCE },
 		{ "latency", required_argument, NULL, OPT_LATENCY },
 		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
-		{ "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },
-		{ "fetch-tries", required_argument, NULL, OPT_FETCH_TRIES },
-		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
-		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
-		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
-		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+		OPTIONS_REMOTE_LONGOPTS,
 		{ "populate", no_argument, NULL, OPT_POPULATE },
 		{ "trace", no_argument, NULL, OPT_TRACE },
 		{ "apf", required_argument, NULL, OPT_APF },
@@ -392,29 +387,13 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 			c->populate = true;
 			break;
 		case OPT_FETCH_TIMEOUT:
-			if (units_parse_duration(optarg, &c->fetch_timeout_ns) ||
-			    c->fetch_timeout_ns < 1000000 || c->fetch_timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS)
-				return bad_value(e, "--fetch-timeout", optarg,
-						 "a duration from 1ms to 600s such as 5s");
-			break;
-		case OPT_S3_ENDPOINT:
-			c->s3_endpoint = optarg;
-			break;
-		case OPT_S3_REGION:
-			c->s3_region = optarg;
-			break;
-		case OPT_CACHE_DIR:
-			c->object_cache_dir = optarg;
-			break;
-		case OPT_CACHE_SIZE:
-			if (units_parse_size(optarg, &c->object_cache_bytes) ||
-			    c->object_cache_bytes < (1ull << 20) || c->object_cache_bytes > (64ull << 30))
-				return bad_value(e, "--cache-size", optarg, "a size from 1M to 64G");
-			break;
 		case OPT_FETCH_TRIES:
-			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_NET_TRIES_MAX)
-				return bad_value(e, "--fetch-tries", optarg, "1..100");
-			c->fetch_tries = (unsigned)v;
+		case OPT_S3_ENDPOINT:
+		case OPT_S3_REGION:
+		case OPT_CACHE_SIZE:
+		case OPT_CACHE_DIR:
+			if ((rc = options_parse_remote(opt, optarg, c, e)))
+				return rc;
 			break;
 		case OPT_INFLIGHT:
 			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_QUEUE_MAX)
@@ -703,4 +682,37 @@ int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf
 	o->image = argv[optind];
 	o->dest = argv[optind + 1];
 	return 0;
+}
+
+int options_parse_remote(int opt, const char *arg, struct apfvm_config *c, struct apf_err *e)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_FETCH_TIMEOUT:
+		if (units_parse_duration(arg, &c->fetch_timeout_ns) || c->fetch_timeout_ns < 1000000 ||
+		    c->fetch_timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS)
+			return bad_value(e, "--fetch-timeout", arg, "a duration from 1ms to 600s such as 5s");
+		return 0;
+	case OPT_FETCH_TRIES:
+		if (units_parse_u64(arg, &v) || v < 1 || v > SOURCE_NET_TRIES_MAX)
+			return bad_value(e, "--fetch-tries", arg, "1..100");
+		c->fetch_tries = (unsigned)v;
+		return 0;
+	case OPT_S3_ENDPOINT:
+		c->s3_endpoint = arg;
+		return 0;
+	case OPT_S3_REGION:
+		c->s3_region = arg;
+		return 0;
+	case OPT_CACHE_SIZE:
+		if (units_parse_size(arg, &c->object_cache_bytes) ||
+		    c->object_cache_bytes < (1ull << 20) || c->object_cache_bytes > (64ull << 30))
+			return bad_value(e, "--cache-size", arg, "a size from 1M to 64G");
+		return 0;
+	case OPT_CACHE_DIR:
+		c->object_cache_dir = arg;
+		return 0;
+	}
+	return 1;
 }

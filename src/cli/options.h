@@ -71,6 +71,23 @@ int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu
  * message. */
 int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e);
 int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e);
+/* The remote sources' options, shared by run, restore and fetch: their
+ * getopt_long codes, table entries and parser (into c's fetch_timeout_ns
+ * ... object_cache_dir). */
+enum {
+	OPT_FETCH_TIMEOUT = 1000, OPT_FETCH_TRIES, OPT_S3_ENDPOINT, OPT_S3_REGION, OPT_CACHE_SIZE,
+	OPT_CACHE_DIR,
+};
+#define OPTIONS_REMOTE_LONGOPTS                                                  \
+	{ "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },          \
+	{ "fetch-tries", required_argument, NULL, OPT_FETCH_TRIES },              \
+	{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },              \
+	{ "s3-region", required_argument, NULL, OPT_S3_REGION },                  \
+	{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },                \
+	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR }
+/* 0, 1 when opt is not one of them, or -EINVAL with a message. */
+int options_parse_remote(int opt, const char *arg, struct apfvm_config *c, struct apf_err *e);
+
 int options_parse_serve(int argc, char **argv, struct serve_options *o, struct apf_err *e);
 int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e);
 

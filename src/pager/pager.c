@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,16 +513,10 @@ int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e)
 				      src->error_what ? src->error_what : "?");
 			goto drain;
 		}
-		if (done < p->npages && !src->count && inflight) {
-			/* The source completes later: wait for its fd.  Its own
-			 * timeouts bound the wait. */
-			struct pollfd pf = { .fd = src->event_fd, .events = POLLIN };
-			if (src->event_fd < 0 || !src->ops->on_event)
-				return apf_fail(e, -EINVAL, "populating: the source lost fetches");
-			if (poll(&pf, 1, -1) < 0 && errno != EINTR)
-				return apf_fail(e, -errno, "populating: poll: %s", strerror(errno));
-			src->ops->on_event(src);
-		}
+		if (done < p->npages && !src->count && inflight &&
+		    (rc = source_wait(src, -1))) /* its own timeouts bound the wait */
+			return apf_fail(e, rc, "populating: %s", rc == -EINVAL
+						  ? "the source lost fetches" : strerror(-rc));
 	}
 	return 0;
 drain:

@@ -1,6 +1,7 @@
 #include "source.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,22 @@ int source_open(const char *spec, uint64_t lazy_bytes, const struct source_net_o
 			      : source_tcp_open(spec + 4, lazy_bytes, net, out, e);
 	}
 	return apf_fail(e, -EINVAL, "unknown page source '%s'; use " SOURCE_SPECS, spec);
+}
+
+int source_wait(struct page_source *s, int timeout_ms)
+{
+	struct pollfd p = { .fd = s->event_fd, .events = POLLIN };
+	int n;
+
+	if (s->event_fd < 0 || !s->ops->on_event)
+		return -EINVAL;
+	n = poll(&p, 1, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (n == 0)
+		return -ETIME;
+	s->ops->on_event(s);
+	return 0;
 }
 
 void source_close(struct page_source *s)

@@ -110,6 +110,13 @@ static inline int source_submit(struct page_source *s, uint64_t page, void *buf,
 	return s->ops->submit(s, page, buf, cookie);
 }
 
+/* For users other than the pager (which waits on event_fd among its own
+ * fds): waits up to timeout_ms (-1: no bound but the source's own
+ * timeouts) for event_fd, then lets the source queue what finished.  0;
+ * -ETIME when the time ran out; -EINVAL for a source without an fd (it
+ * completes inside submit: waiting would never end); -errno. */
+int source_wait(struct page_source *s, int timeout_ms);
+
 /* Takes the oldest finished fetch; returns false if none. */
 bool source_reap(struct page_source *s, struct source_completion *out);
 
@@ -140,17 +147,17 @@ int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_n
 /* Pages [first, first + npages) of inner as pages 0.. of a new source, each
  * checked against crcs[page] (borrowed: must outlive the source); a
  * mismatch fails the page with -EBADMSG.  Takes ownership of inner on
- * success.  For snapshots whose memory is served remotely. */
+ * success.  How a restore reads a snapshot's memory, from PATH.mem or
+ * from a remote copy alike. */
 int source_window_wrap(struct page_source *inner, uint64_t first, uint64_t npages,
 		       const uint32_t *crcs, struct page_source **out, struct apf_err *e);
 /* A memory image in object storage (objstore/obj_store.h): reads its
  * manifest now, then fetches chunks with HTTP Range requests. */
 int source_object_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
 		       struct page_source **out, struct apf_err *e);
-/* Pages [first_page, first_page + npages) of a snapshot's memory file fd,
- * each checked against crcs[page] (both borrowed: they must outlive the
- * source); a mismatch fails the page with -EBADMSG. */
-int source_snapshot_open(int fd, uint64_t first_page, uint64_t npages, const uint32_t *crcs,
-			 const char *desc, struct page_source **out, struct apf_err *e);
+/* Pages of the raw page file fd (borrowed: must outlive the source), from
+ * offset 0: a snapshot's PATH.mem, read through source_window_wrap. */
+int source_raw_open(int fd, uint64_t npages, const char *desc, struct page_source **out,
+		    struct apf_err *e);
 
 #endif

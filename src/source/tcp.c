@@ -62,7 +62,6 @@ struct tcp_req {
 	uint64_t submit_ns, sent_ns;
 	uint64_t id;          /* of the READ on the wire: slot | sequence << 16 */
 	unsigned attempts;    /* attempts spent */
-	const char *cause;    /* why the last attempt failed (static text) */
 	uint32_t prev, next;  /* list links (slot indices) */
 	char why[160];        /* the completion's cause, when it fails */
 };
@@ -152,7 +151,6 @@ static void attempt_failed(struct tcp_source *t, uint32_t i, int err, const char
 	struct tcp_req *r = &t->req[i];
 
 	r->attempts++;
-	r->cause = cause;
 	if (err == -EBADMSG)
 		t->base.corrupt++;
 	if (r->attempts < t->net.tries) {
@@ -530,7 +528,6 @@ static int tcp_submit(struct page_source *s, uint64_t page, void *buf, void *coo
 	r->cookie = cookie;
 	r->submit_ns = source_now_ns();
 	r->attempts = 0;
-	r->cause = NULL;
 	list_push(t, &t->unsent, i);
 	flush(t);
 	rearm(t);

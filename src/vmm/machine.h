@@ -124,8 +124,5 @@ void machine_pager_error(void *ctx, bool blocking);
 /* Asks every vCPU to leave KVM_RUN and end the run. */
 void machine_stop(struct machine *m);
 
-/* The remote sources' settings from c (run.c), defaults filled in. */
-struct source_net_options;
-void machine_net_options(const struct apfvm_config *c, struct source_net_options *net);
 
 #endif

@@ -129,7 +129,7 @@ static int check_config(const struct apfvm_config *c, struct apf_err *e)
 	return 0;
 }
 
-void machine_net_options(const struct apfvm_config *c, struct source_net_options *net)
+void apfvm_net_options(const struct apfvm_config *c, struct source_net_options *net)
 {
 	*net = (struct source_net_options){
 		.timeout_ns = c->fetch_timeout_ns ? c->fetch_timeout_ns : SOURCE_NET_TIMEOUT_DEFAULT_NS,
@@ -151,7 +151,7 @@ static int open_source(struct machine *m, const struct apfvm_config *c, struct a
 		return 0;
 	}
 	struct source_net_options net;
-	machine_net_options(c, &net);
+	apfvm_net_options(c, &net);
 	int rc = source_open(c->source, c->lazy_size, &net, &m->source, e);
 	m->raw_source = m->source;
 	if (!rc && m->source->pattern == APF_PATTERN_SNAPSHOT)

@@ -173,22 +173,31 @@ static int need(const struct snap_image *s, uint32_t type, const struct snap_sec
 	return 0;
 }
 
-/* Pages [first, first + n) of the snapshot's memory from the remote source
- * c->restore_memory (one connection each: a source has one user), which
- * must serve this very snapshot; each page is checked against its CRC. */
-static int remote_memory(const struct apfvm_config *c, const struct snap_image *s, uint64_t first,
+/* Pages [first, first + n) of the snapshot's memory, each checked against
+ * its CRC: from PATH.mem, or from the remote source c->restore_memory (one
+ * connection per call: a source has one user), which must serve this very
+ * snapshot. */
+static int memory_window(const struct apfvm_config *c, const struct snap_image *s, uint64_t first,
 			 uint64_t n, struct page_source **out, struct apf_err *e)
 {
 	struct source_net_options net;
 	struct page_source *inner;
+	char desc[128];
 	int rc;
 
-	machine_net_options(c, &net);
-	/* Size 0: what it serves is checked below, against the snapshot. */
-	if ((rc = source_open(c->restore_memory, 0, &net, &inner, e)))
+	if (!c->restore_memory) {
+		snprintf(desc, sizeof(desc), "snapshot:%s", c->restore_path);
+		rc = source_raw_open(s->mem_fd, s->mem_pages, desc, &inner, e);
+	} else {
+		apfvm_net_options(c, &net);
+		/* Size 0: what it serves is checked below, against the snapshot. */
+		rc = source_open(c->restore_memory, 0, &net, &inner, e);
+	}
+	if (rc)
 		return rc;
-	if (inner->pattern != APF_PATTERN_SNAPSHOT || inner->seed != snap_identity(s) ||
-	    inner->npages != s->mem_pages) {
+	if (c->restore_memory &&
+	    (inner->pattern != APF_PATTERN_SNAPSHOT || inner->seed != snap_identity(s) ||
+	     inner->npages != s->mem_pages)) {
 		rc = apf_fail(e, -EINVAL, "%s does not serve the memory of snapshot '%s' (%s)",
 			      c->restore_memory, c->restore_path,
 			      inner->pattern != APF_PATTERN_SNAPSHOT ? "it serves an image"
@@ -207,17 +216,12 @@ static int memory_sources(struct machine *m, const struct apfvm_config *c, struc
 	uint64_t res_pages = s->h.resident_size / APF_PAGE_SIZE;
 	uint64_t lazy_pages = s->h.lazy_size / APF_PAGE_SIZE;
 	struct page_source *src[2] = { NULL, NULL }, *raw[2] = { NULL, NULL };
-	char desc[128];
 
-	snprintf(desc, sizeof(desc), "snapshot:%s", c->restore_path);
 	for (int i = 0; i < 2; i++) {
 		uint64_t first = i ? res_pages : 0, n = i ? lazy_pages : res_pages;
 		if (!n)
 			continue;
-		int rc = c->restore_memory
-				 ? remote_memory(c, s, first, n, &src[i], e)
-				 : source_snapshot_open(s->mem_fd, first, n, s->page_crcs + first, desc,
-							&src[i], e);
+		int rc = memory_window(c, s, first, n, &src[i], e);
 		raw[i] = src[i];
 		if (!rc && c->latency_max_ns) {
 			struct page_source *wrapped;

@@ -252,9 +252,7 @@ static bool fetch_all(struct page_source *s, unsigned inflight, struct result *r
 			printf("# %u of %u pages within the limit\n", r->done, NPAGES);
 			return false;
 		}
-		struct pollfd p = { .fd = s->event_fd, .events = POLLIN };
-		if (poll(&p, 1, (int)((deadline - now) / 1000000) + 1) > 0)
-			s->ops->on_event(s);
+		source_wait(s, (int)((deadline - now) / 1000000) + 1);
 	}
 	return !s->error;
 }

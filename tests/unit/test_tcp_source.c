@@ -91,9 +91,7 @@ static bool fetch_pages(struct page_source *s, unsigned n, unsigned inflight, st
 			printf("# %u of %u pages came within the limit\n", f->done, n);
 			return false;
 		}
-		struct pollfd p = { .fd = s->event_fd, .events = POLLIN };
-		if (poll(&p, 1, (int)((deadline - now) / 1000000) + 1) > 0)
-			s->ops->on_event(s);
+		source_wait(s, (int)((deadline - now) / 1000000) + 1);
 	}
 	if (s->error)
 		printf("# the source failed: %s\n", s->error_what);
