@@ -21,7 +21,7 @@
 #                         $NETLAB_S3_PORT with bucket "apfvm", and points
 #                         the AWS_* variables at it; its pid in
 #                         NETLAB_S3_PID
-#   netlab_wait_port PORT waits (at most 60 s) until the namespace's server
+#   netlab_wait_port PORT waits (at most 240 s) until the namespace's server
 #                         address accepts connections on PORT
 #   netlab_down           removes it all (also on exit, via trap)
 NETLAB_NS=${NETLAB_NS:-apfvm-net-$$}
@@ -91,7 +91,8 @@ netlab_wait_bytes() {
 }
 
 netlab_wait_port() {
-	local deadline=$((SECONDS + 60))
+	# Node.js starting s3rver in the emulated host has taken over a minute.
+	local deadline=$((SECONDS + 240))
 	while [ $SECONDS -lt $deadline ]; do
 		ip netns exec "$NETLAB_NS" bash -c "exec 3<>/dev/tcp/$NETLAB_SERVER_IP/$1" \
 			2>/dev/null && return 0
