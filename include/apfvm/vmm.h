@@ -96,11 +96,15 @@ struct apfvm_config {
 	 * an embedder that uses the signal itself picks another one, or keeps
 	 * its own handler: any handler will do. */
 	int kick_signal;
-	/* Snapshot (docs/snapshot.md): at snapshot_at_ns of the run, stop the
-	 * guest, write PATH and PATH.mem, and end the run (the report then
-	 * says so: snapshot_taken).  NULL: none. */
+	/* Snapshot (docs/snapshot.md): stop the guest, write PATH and
+	 * PATH.mem, and end the run (the report then says so: snapshot_taken).
+	 * When: at snapshot_at_ns of the run, or once snapshot_after_pages
+	 * pages of the lazy region have been fetched (exactly one of the two):
+	 * a point in the guest's progress, the same on a fast host as on a
+	 * slow one.  NULL: none. */
 	const char *snapshot_path;
 	uint64_t snapshot_at_ns;
+	uint64_t snapshot_after_pages;
 	/* Restore: run the snapshot at PATH instead of booting a guest; its
 	 * memory is served lazily (latency, inflight, pinning and the mode
 	 * apply; the guest and workload come from the snapshot).  NULL: boot. */
@@ -143,6 +147,7 @@ struct apfvm_stats {
 	bool work_at_snapshot_known;
 	uint64_t work_at_snapshot;
 	bool snapshot_taken;        /* --snapshot: written; the run ended there */
+	double snapshot_at_s;       /* when it was taken, from the vCPU's start */
 	enum apfvm_apf_mode mode;
 	char platform[96];          /* where it ran: platform/platform.h */
 	char source[160];

@@ -132,7 +132,7 @@ static int cmd_run(int argc, char **argv)
 	if (!rc && st.snapshot_taken) {
 		if (!o.quiet)
 			printf("apfvm: snapshot of the guest at %.3f s written to %s and %s.mem\n",
-			       (double)o.cfg.snapshot_at_ns / 1e9, o.cfg.snapshot_path,
+			       st.snapshot_at_s, o.cfg.snapshot_path,
 			       o.cfg.snapshot_path);
 	} else if (!o.quiet && (rc == 0 || st.ntasks))
 		apfvm_stats_print(stdout, &st);

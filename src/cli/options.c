@@ -79,9 +79,12 @@ const char options_run_usage[] =
 	"  -h, --help            this help\n"
 	"\n"
 	"Snapshot (docs/snapshot.md; x86-64):\n"
-	"  --snapshot PATH       with --snapshot-at: write the running guest to PATH and\n"
-	"                        PATH.mem, then end the run ('apfvm restore PATH' goes on)\n"
-	"  --snapshot-at DUR     when, from the guest's start\n"
+	"  --snapshot PATH       write the running guest to PATH and PATH.mem, then end\n"
+	"                        the run ('apfvm restore PATH' goes on); when, one of:\n"
+	"  --snapshot-at DUR     at DUR from the guest's start\n"
+	"  --snapshot-after-pages N\n"
+	"                        once N pages of the lazy region have been fetched (a point\n"
+	"                        in the guest's progress, whatever the host's speed)\n"
 	"\n"
 	"Sizes take K, M, G suffixes; durations take ns, us, ms, s.\n";
 
@@ -264,7 +267,7 @@ enum {
 	OPT_GUEST = 256, OPT_KERNEL, OPT_INITRD, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
-	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_IMAGE, OPT_LISTEN,
+	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_SNAPSHOT_AFTER_PAGES, OPT_IMAGE, OPT_LISTEN,
 	OPT_MAX_COUNT, OPT_CHUNK, OPT_LEVEL,
 };
 _Static_assert((int)OPT_LEVEL < (int)OPT_FETCH_TIMEOUT, "option codes overlap");
@@ -329,6 +332,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
 		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
 		{ "snapshot-at", required_argument, NULL, OPT_SNAPSHOT_AT },
+		{ "snapshot-after-pages", required_argument, NULL, OPT_SNAPSHOT_AFTER_PAGES },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -477,6 +481,11 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 				return bad_value(e, "--snapshot-at", optarg,
 						 "a positive duration up to 7 days such as 1500ms");
 			break;
+		case OPT_SNAPSHOT_AFTER_PAGES:
+			if (units_parse_u64(optarg, &c->snapshot_after_pages) || !c->snapshot_after_pages)
+				return bad_value(e, "--snapshot-after-pages", optarg,
+						 "a positive page count such as 1024");
+			break;
 		case 'v':
 			o->verbose = true;
 			break;
@@ -512,7 +521,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 				    (argv[i][strlen(fixed[k])] == '\0' || argv[i][strlen(fixed[k])] == '='))
 					return apf_fail(e, -EINVAL, "%s does not apply to restore: the snapshot "
 							"fixes it", fixed[k]);
-		if (c->snapshot_path || c->snapshot_at_ns)
+		if (c->snapshot_path || c->snapshot_at_ns || c->snapshot_after_pages)
 			return apf_fail(e, -EINVAL, "--snapshot with restore: not yet (a restored run "
 					"cannot be snapshotted again)");
 		return 0;
@@ -520,8 +529,12 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	if (optind < argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm run --help')",
 				argv[optind]);
-	if (!c->snapshot_path != !c->snapshot_at_ns)
-		return apf_fail(e, -EINVAL, "--snapshot and --snapshot-at go together (where, and when)");
+	if (c->snapshot_at_ns && c->snapshot_after_pages)
+		return apf_fail(e, -EINVAL, "--snapshot-at and --snapshot-after-pages exclude each other "
+				"(one point to snapshot at)");
+	if (!c->snapshot_path != !(c->snapshot_at_ns || c->snapshot_after_pages))
+		return apf_fail(e, -EINVAL, "--snapshot goes with --snapshot-at or --snapshot-after-pages "
+				"(where, and when)");
 	if (o->kernel_path && o->guest_path)
 		return apf_fail(e, -EINVAL, "--kernel and --guest exclude each other (one guest per run)");
 	if (o->initrd_path && !o->kernel_path)

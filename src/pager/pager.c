@@ -315,6 +315,8 @@ static void complete_fetches(struct pager *p)
 		p->stats.fault_ns_sum += ns;
 		if (p->cfg.hooks)
 			p->cfg.hooks->on_installed(p->cfg.hooks->ctx, c.page);
+		if (p->stats.pages_fetched == p->cfg.notify_pages && p->cfg.on_pages_fetched)
+			p->cfg.on_pages_fetched(p->cfg.ctx);
 	}
 	pump_waitq(p);
 }

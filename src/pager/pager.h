@@ -91,6 +91,10 @@ struct pager_config {
 	void (*on_error)(void *ctx, bool blocking);
 	void *ctx;
 	const struct pager_hooks *hooks; /* optional */
+	/* Optional: called once, from the pager thread, when the
+	 * notify_pages-th fetched page is installed (with ctx); 0: never. */
+	uint64_t notify_pages;
+	void (*on_pages_fetched)(void *ctx);
 };
 
 struct pager {

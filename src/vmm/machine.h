@@ -96,9 +96,13 @@ struct machine {
 	struct page_source *res_source;
 	struct page_source *res_raw_source; /* without added latency (owned by res_source) */
 	bool snapshot_taken;     /* --snapshot: written, the run ended there */
+	uint64_t snapshot_taken_ns; /* when, from the vCPU's start */
 	/* --snapshot: set before the stop; the vCPU then completes its last
 	 * exit before its thread ends (vcpu_loop.c). */
 	_Atomic bool snapshot_requested;
+	/* --snapshot-after-pages: the pager installed that many pages (set
+	 * under report_lock, with `stopped` broadcast). */
+	bool snapshot_point;
 	/* A restore: the compute tasks' work when the snapshot was taken, if
 	 * known (the reference guest's progress page). */
 	uint64_t work_at_snapshot;

@@ -84,6 +84,17 @@ void machine_stop(struct machine *m)
 	pthread_mutex_unlock(&m->report_lock);
 }
 
+/* --snapshot-after-pages: the pager installed that many (pager thread). */
+static void snapshot_point_reached(void *ctx)
+{
+	struct machine *m = ctx;
+
+	pthread_mutex_lock(&m->report_lock);
+	m->snapshot_point = true;
+	pthread_cond_broadcast(&m->stopped);
+	pthread_mutex_unlock(&m->report_lock);
+}
+
 /* A page that could not be served.  Poisoned, it fails the guest's access
  * (vcpu_loop reports it, and verdict() adds the pager's error); blocking,
  * the run must stop here. */
@@ -102,6 +113,35 @@ _Static_assert(APFVM_MAX_LATENCY_NS == SOURCE_DELAY_MAX_NS, "latency bounds diff
  * stopped vCPU before it frees it by force. */
 #define PAGER_STOP_WAIT_NS (2ull * 1000000000ull)
 #define VCPU_STOP_WAIT_NS  (2ull * 1000000000ull)
+
+static int check_snapshot_config(const struct apfvm_config *c, struct apf_err *e)
+{
+	if (!c->snapshot_path) {
+		if (c->snapshot_at_ns || c->snapshot_after_pages)
+			return apf_fail(e, -EINVAL, "a snapshot's time or page count needs its path (--snapshot)");
+		return 0;
+	}
+	if (c->restore_path)
+		return apf_fail(e, -EINVAL, "--snapshot with restore: not yet (a restored run cannot "
+				"be snapshotted again)");
+	if (!c->snapshot_at_ns == !c->snapshot_after_pages)
+		return apf_fail(e, -EINVAL, "--snapshot needs one of --snapshot-at and --snapshot-after-pages");
+	if (c->snapshot_at_ns > APFVM_MAX_DURATION_NS)
+		return apf_fail(e, -EINVAL, "--snapshot-at must be at most 7 days");
+	if (!c->snapshot_after_pages)
+		return 0;
+	if (!c->lazy_size)
+		return apf_fail(e, -EINVAL, "--snapshot-after-pages counts pages of the lazy region: "
+				"it needs --lazy");
+	if (c->snapshot_after_pages > c->lazy_size / APF_PAGE_SIZE)
+		return apf_fail(e, -EINVAL, "--snapshot-after-pages %llu: the lazy region has %llu pages "
+				"(--lazy)", (unsigned long long)c->snapshot_after_pages,
+				(unsigned long long)(c->lazy_size / APF_PAGE_SIZE));
+	if (c->populate)
+		return apf_fail(e, -EINVAL, "--snapshot-after-pages counts pages fetched on fault: "
+				"--populate fetches none");
+	return 0;
+}
 
 static int check_config(const struct apfvm_config *c, struct apf_err *e)
 {
@@ -126,7 +166,7 @@ static int check_config(const struct apfvm_config *c, struct apf_err *e)
 	for (unsigned i = 0; i < c->ntasks; i++)
 		if (c->tasks[i].kind == APF_TASK_SCAN && !c->lazy_size)
 			return apf_fail(e, -EINVAL, "a scan task needs a lazy region (--lazy)");
-	return 0;
+	return check_snapshot_config(c, e);
 }
 
 void apfvm_net_options(const struct apfvm_config *c, struct source_net_options *net)
@@ -324,6 +364,8 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 			.on_error = machine_pager_error,
 			.ctx = m,
 			.hooks = m->core ? &m->pager_hooks : NULL,
+			.notify_pages = c->snapshot_path ? c->snapshot_after_pages : 0,
+			.on_pages_fetched = snapshot_point_reached,
 		};
 		rc = pager_init(&m->pager, &pc, e);
 		m->pager_ready = true; /* destroy even a half-initialized pager */
@@ -364,17 +406,38 @@ static int verdict(struct machine *m, struct apf_err *e)
 	return 0;
 }
 
-/* --snapshot: lets the guest run until snapshot_at_ns, then stops it (its
- * vCPU thread joined, the pager stopped) and writes the snapshot.
- * Returns 1 if the guest ended first (its thread not joined: the caller
- * goes on as for any run), 0 when the snapshot is written, or -errno (the
- * thread joined). */
-static int take_snapshot(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+/* Waits for the snapshot's point: snapshot_at_ns from the start, or the
+ * pager's snapshot_point (bounded by the run's timeout).  False if the run
+ * stopped first, or the timeout passed. */
+static bool wait_snapshot_point(struct machine *m, const struct apfvm_config *c)
+{
+	uint64_t wait_ns = c->snapshot_after_pages ? c->timeout_ns : c->snapshot_at_ns;
+	struct timespec deadline = deadline_after(CLOCK_MONOTONIC, wait_ns);
+	bool reached;
+	int rc = 0;
+
+	pthread_mutex_lock(&m->report_lock);
+	while (!atomic_load(&m->stop) && !m->snapshot_point && rc != ETIMEDOUT)
+		rc = wait_ns ? pthread_cond_timedwait(&m->stopped, &m->report_lock, &deadline)
+			     : pthread_cond_wait(&m->stopped, &m->report_lock);
+	reached = !atomic_load(&m->stop) && (m->snapshot_point || !c->snapshot_after_pages);
+	pthread_mutex_unlock(&m->report_lock);
+	return reached;
+}
+
+/* --snapshot: lets the guest run to the snapshot's point, then stops it
+ * (its vCPU thread joined, the pager stopped) and writes the snapshot.
+ * Returns 1 if the guest ended first or the timeout passed (its thread
+ * not joined: the caller goes on as for any run), 0 when the snapshot is
+ * written, or -errno (the thread joined). */
+static int take_snapshot(struct machine *m, const struct apfvm_config *c, uint64_t t0_ns,
+			 struct apf_err *e)
 {
 	struct vcpu *v = &m->vm.vcpus[0];
 
-	if (wait_stopped(m, c->snapshot_at_ns))
+	if (!wait_snapshot_point(m, c))
 		return 1;
+	uint64_t at_ns = monotonic_ns() - t0_ns;
 	atomic_store(&m->snapshot_requested, true);
 	machine_stop(m);
 	if (join_within(v->thread, VCPU_STOP_WAIT_NS)) {
@@ -386,9 +449,11 @@ static int take_snapshot(struct machine *m, const struct apfvm_config *c, struct
 		return apf_fail(e, -EIO, "--snapshot: cannot stop the pager thread");
 	if (m->report.failed)
 		return apf_fail(e, -EIO, "%s", m->report.failure);
-	int rc = machine_take_snapshot(m, c, c->snapshot_at_ns, e);
-	if (!rc)
+	int rc = machine_take_snapshot(m, c, at_ns, e);
+	if (!rc) {
 		m->snapshot_taken = true;
+		m->snapshot_taken_ns = at_ns;
+	}
 	return rc;
 }
 
@@ -434,6 +499,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	if (!rc && c->restore_path)
 		rc = machine_restore_started(m, c, e);
 	t0 = now_s();
+	uint64_t t0_ns = monotonic_ns();
 	if (!rc) {
 		rc = vcpu_start(&m->vm.vcpus[0]);
 		if (rc == -EINVAL && m->vm.vcpus[0].cpu >= 0)
@@ -444,13 +510,16 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 	}
 	bool ended_first = false;
 	if (!rc && c->snapshot_path) {
-		int r = take_snapshot(m, c, e);
+		int r = take_snapshot(m, c, t0_ns, e);
 		if (r < 0)
 			rc = r;
 		ended_first = r == 1;
 	}
 	if (!rc && !m->snapshot_taken) {
-		wait_vcpu(m, &m->vm.vcpus[0], c->timeout_ns);
+		/* --timeout counts from the vCPU's start, a snapshot's wait included. */
+		uint64_t waited = monotonic_ns() - t0_ns;
+		wait_vcpu(m, &m->vm.vcpus[0],
+			  !c->timeout_ns ? 0 : c->timeout_ns > waited ? c->timeout_ns - waited : 1);
 		st->wall_s = now_s() - t0;
 		struct kvm_vcpu_counters kc;
 		if (kvm_stats_read(m->vm.vcpus[0].fd, &kc) == 0) {
@@ -468,13 +537,19 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		run_collect_stats(m, c, st);
 		rc = verdict(m, e);
 	}
-	if (!rc && ended_first)
+	if (!rc && ended_first && c->snapshot_after_pages)
+		rc = apf_fail(e, -EINVAL, "--snapshot-after-pages %llu: the guest finished before, "
+			      "after %llu pages, at %.3f s (nothing to snapshot)",
+			      (unsigned long long)c->snapshot_after_pages,
+			      (unsigned long long)st->pages_fetched, st->wall_s);
+	else if (!rc && ended_first)
 		rc = apf_fail(e, -EINVAL, "--snapshot-at %.3f s: the guest finished before, at %.3f s "
 			      "(nothing to snapshot)", (double)c->snapshot_at_ns / 1e9, st->wall_s);
 	if (!rc && m->snapshot_taken) {
 		st->wall_s = now_s() - t0;
 		run_collect_stats(m, c, st);
 		st->snapshot_taken = true;
+		st->snapshot_at_s = (double)m->snapshot_taken_ns / 1e9;
 	}
 	if (m->pager.abandoned)
 		return rc; /* its thread may still touch the machine: leak it all */

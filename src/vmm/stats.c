@@ -159,6 +159,8 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			fprintf(f, ", \"compute_work_at_snapshot\": %" PRIu64, st->work_at_snapshot);
 		fprintf(f, "},\n");
 	}
+	if (st->snapshot_taken)
+		fprintf(f, "  \"snapshot_at_s\": %.6f,\n", st->snapshot_at_s);
 	fprintf(f, "  \"lazy_pages\": %" PRIu64 ",\n", st->lazy_pages);
 	fprintf(f, "  \"pages_fetched\": %" PRIu64 ",\n", st->pages_fetched);
 	fprintf(f, "  \"bytes_fetched\": %" PRIu64 ",\n", st->bytes_fetched);

@@ -54,12 +54,12 @@ run_mid tcp_server_stalling_mid_run_times_out_with_the_page_and_cause "$SRC" \
 netlab_link none
 netlab_stop_server
 
-# A snapshot taken halfway through the scan (from the local image), its
-# memory served by apfvm serve --snapshot: the restore reads it over the
-# link, checks every page against the snapshot's checksums, and the scan
-# ends with every word verified.
+# A snapshot taken halfway through the scan (1024 of its 2048 pages, from
+# the local image), its memory served by apfvm serve --snapshot: the
+# restore reads it over the link, checks every page against the snapshot's
+# checksums, and the scan ends with every word verified.
 if $APFVM run --workload compute,scan --lazy 8M --source file:"$tmp/img" --latency 1ms \
-	--snapshot-at 1500ms --snapshot "$tmp/snap" -q 2>"$tmp/err"; then
+	--snapshot-after-pages 1024 --snapshot "$tmp/snap" -q 2>"$tmp/err"; then
 	netlab_serve --snapshot "$tmp/snap" || fail net_setup "apfvm serve --snapshot did not start"
 	netlab_link delay 1ms
 	if $APFVM restore --source "$SRC" --stats-json "$tmp/r.json" "$tmp/snap" >"$tmp/out" 2>"$tmp/err" &&

@@ -80,7 +80,7 @@ expect_refused s3_missing_bucket_is_refused_with_404 "HTTP 404" --source s3://no
 # restore reads its chunks, checks every page against the snapshot's
 # checksums, and the scan ends with every word verified.
 if $APFVM run --workload compute,scan --lazy 8M --source file:"$tmp/img" --latency 1ms \
-	--snapshot-at 1500ms --snapshot "$tmp/snap" -q 2>"$tmp/err" &&
+	--snapshot-after-pages 1024 --snapshot "$tmp/snap" -q 2>"$tmp/err" &&
 	$APFVM pack --snapshot "$tmp/snap" s3://apfvm/vm/snap >/dev/null 2>"$tmp/err"; then
 	if $APFVM restore --source s3://apfvm/vm/snap --stats-json "$tmp/r.json" "$tmp/snap" \
 		>"$tmp/out" 2>"$tmp/err" &&

@@ -385,6 +385,32 @@ TEST(run_rejects_bad_values_naming_the_option)
 	CHECK_RUN_REJECTS(workload, "--workload");
 }
 
+/* A snapshot's point: a time or a page count, exactly one, with a path. */
+TEST(snapshot_takes_one_point)
+{
+	char *pages[] = { "run", "--lazy", "8M", "--snapshot", "s", "--snapshot-after-pages", "512" };
+	char *at[] = { "run", "--snapshot", "s", "--snapshot-at", "1500ms" };
+	char *both[] = { "run", "--snapshot", "s", "--snapshot-at", "1s", "--snapshot-after-pages", "5" };
+	char *none[] = { "run", "--snapshot", "s" };
+	char *no_path[] = { "run", "--snapshot-after-pages", "5" };
+	char *zero[] = { "run", "--snapshot", "s", "--snapshot-after-pages", "0" };
+	char *bad[] = { "run", "--snapshot", "s", "--snapshot-after-pages", "5k" };
+	struct run_options o;
+	struct apf_err e;
+
+	CHECK(parse_run(ARGC(pages), pages, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.snapshot_after_pages, 512);
+	CHECK_EQ_U(o.cfg.snapshot_at_ns, 0);
+	CHECK(parse_run(ARGC(at), at, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.snapshot_at_ns, 1500000000ull);
+	CHECK_EQ_U(o.cfg.snapshot_after_pages, 0);
+	CHECK_RUN_REJECTS(both, "exclude each other");
+	CHECK_RUN_REJECTS(none, "--snapshot-at or --snapshot-after-pages");
+	CHECK_RUN_REJECTS(no_path, "where, and when");
+	CHECK_RUN_REJECTS(zero, "--snapshot-after-pages");
+	CHECK_RUN_REJECTS(bad, "a positive page count");
+}
+
 /* Durations are bounded when parsed, so that no later sum or range
  * (submit + delay, span + 1) can wrap: "0-18446744073709551615ns" used to
  * end in SIGFPE inside the delay source. */
@@ -677,7 +703,7 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(run_unknown_short_flag_in_a_bundle_is_named), T(run_parses_twice_in_a_row),
 	  T(mkimage_ok), T(mkimage_rejections),
 	  T(restore_takes_one_path_and_says_whether_apf_was_given),
-	  T(restore_refuses_what_the_snapshot_fixes), T(fetch_timeout_and_tries_for_remote_sources),
+	  T(restore_refuses_what_the_snapshot_fixes), T(snapshot_takes_one_point), T(fetch_timeout_and_tries_for_remote_sources),
 	  T(serve_needs_an_image_and_where_to_listen),
 	  T(pack_takes_an_image_or_snapshot_and_a_destination))
 

@@ -175,6 +175,53 @@ TEST(inflight_limit_is_respected_and_fetches_overlap)
 
 /* Bounded polling for a state the pager thread reaches on its own (a
  * fetch under way, a fatal error): up to `ms` milliseconds. */
+/* notify_pages: the callback runs once, from the pager thread, when the
+ * N-th fetched page is installed, and never again. */
+struct milestone {
+	struct pager *p;
+	atomic_int calls;
+	uint64_t fetched_then;
+};
+
+static void on_milestone(void *ctx)
+{
+	struct milestone *ms = ctx;
+	ms->fetched_then = ms->p->stats.pages_fetched; /* the pager thread's own counter */
+	atomic_fetch_add(&ms->calls, 1);
+}
+
+TEST(notify_pages_called_once_at_that_count)
+{
+	struct page_source *s;
+	struct pager p;
+	struct milestone ms = { .p = &p };
+	struct pager_config cfg = { .size = REGION, .max_inflight = 8, .cpu = -1,
+				    .ctx = &ms, .notify_pages = 100, .on_pages_fetched = on_milestone };
+	struct toucher t;
+	struct apf_err e;
+
+	REQUIRE(source_open("zero", REGION, NULL, &s, NULL) == 0);
+	cfg.source = s;
+	cfg.host_base = map_region();
+	REQUIRE(cfg.host_base);
+	REQUIRE(pager_init(&p, &cfg, &e) == 0);
+	REQUIRE(pager_start(&p, &e) == 0);
+	t = (struct toucher){ .base = cfg.host_base, .count = 99, .pattern = APF_PATTERN_ZERO };
+	touch_pages(&t);
+	CHECK_EQ_U(atomic_load(&ms.calls), 0); /* 99 pages: not yet */
+	t.first = 99;
+	t.count = NPAGES - 99;
+	touch_pages(&t);
+	pager_stop(&p);
+	CHECK_EQ_U(t.bad, 0);
+	CHECK_EQ_U(atomic_load(&ms.calls), 1);
+	CHECK_EQ_U(ms.fetched_then, 100);
+	CHECK_EQ_U(p.stats.pages_fetched, NPAGES);
+	pager_destroy(&p);
+	munmap(cfg.host_base, REGION);
+	source_close(s);
+}
+
 static bool page_fetching(struct pager *p, uint64_t page)
 {
 	return __atomic_load_n(&p->state[page], __ATOMIC_ACQUIRE) == PAGE_FETCHING;
@@ -536,7 +583,7 @@ TEST(init_rejects_bad_geometry)
 	munmap(cfg.host_base, REGION);
 }
 
-TEST_MAIN(T(zero_source_serves_zero_pages_once), T(pinning_outside_the_cpu_set_fails), T(failed_source_fails_pending_and_later_faults),
+TEST_MAIN(T(zero_source_serves_zero_pages_once), T(notify_pages_called_once_at_that_count), T(pinning_outside_the_cpu_set_fails), T(failed_source_fails_pending_and_later_faults),
 	  T(stop_with_a_stuck_source_is_bounded),
 	  T(page_mapped_behind_the_pagers_back_is_an_error), T(file_source_content_is_verified),
 	  T(each_page_fetched_exactly_once_under_contention),
