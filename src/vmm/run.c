@@ -269,9 +269,14 @@ static bool wait_stopped(struct machine *m, uint64_t timeout_ns)
  * free it from a fault (host kernels before 6.2): after VCPU_STOP_WAIT_NS
  * the region is unregistered to release it; its pending kick makes
  * KVM_RUN return before the guest runs on the zero page it sees. */
-static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns)
+static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns, uint64_t t0_ns)
 {
-	if (!wait_stopped(m, timeout_ns)) {
+	/* --timeout counts from the vCPU's start (t0_ns), a snapshot's wait
+	 * included; 0: none. */
+	uint64_t waited = monotonic_ns() - t0_ns;
+	uint64_t left = !timeout_ns ? 0 : timeout_ns > waited ? timeout_ns - waited : 1;
+
+	if (!wait_stopped(m, left)) {
 		machine_stop(m);
 		/* A page source stuck in a fetch holds the pager thread: give it
 		 * PAGER_STOP_WAIT_NS, then leave it behind rather than hang. */
@@ -516,10 +521,7 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		ended_first = r == 1;
 	}
 	if (!rc && !m->snapshot_taken) {
-		/* --timeout counts from the vCPU's start, a snapshot's wait included. */
-		uint64_t waited = monotonic_ns() - t0_ns;
-		wait_vcpu(m, &m->vm.vcpus[0],
-			  !c->timeout_ns ? 0 : c->timeout_ns > waited ? c->timeout_ns - waited : 1);
+		wait_vcpu(m, &m->vm.vcpus[0], c->timeout_ns, t0_ns);
 		st->wall_s = now_s() - t0;
 		struct kvm_vcpu_counters kc;
 		if (kvm_stats_read(m->vm.vcpus[0].fd, &kc) == 0) {

@@ -171,6 +171,10 @@ expect_failed snapshot_after_the_guest_ended "finished before" \
 	run --workload compute --duration 200ms --snapshot-at 30s --snapshot "$tmp/late"
 expect_failed snapshot_after_pages_the_guest_never_fetches "finished before, after 0 pages" \
 	run --workload compute --duration 200ms --lazy 8M --snapshot-after-pages 1 --snapshot "$tmp/late"
+# --timeout counts from the guest's start, the wait for the point included.
+expect_failed snapshot_point_never_reached_times_out "timed out after 2.0 s" \
+	run --workload compute --duration 60s --lazy 8M --snapshot-after-pages 1 --timeout 2s \
+	--snapshot "$tmp/late"
 expect_refused snapshot_after_more_pages_than_the_region_has "the lazy region has 2048 pages" \
 	run --workload scan --lazy 8M --snapshot-after-pages 2049 --snapshot "$tmp/x"
 expect_refused snapshot_needs_its_point "where, and when" run --snapshot "$tmp/x"
