@@ -249,18 +249,26 @@ static double now_s(void)
 }
 
 /* Waits until the run is stopped (the guest finished or failed, or
- * machine_stop), or timeout_ns (0 = none) passed.  True if stopped. */
-static bool wait_stopped(struct machine *m, uint64_t timeout_ns)
+ * machine_stop), `*point` is set (under report_lock; NULL: no point), or
+ * timeout_ns (0 = none) passed.  True if stopped or at the point. */
+static bool wait_stopped_or(struct machine *m, uint64_t timeout_ns, const bool *point)
 {
 	struct timespec deadline = deadline_after(CLOCK_MONOTONIC, timeout_ns);
+	bool ended;
 	int rc = 0;
 
 	pthread_mutex_lock(&m->report_lock);
-	while (!atomic_load(&m->stop) && rc != ETIMEDOUT)
+	while (!atomic_load(&m->stop) && !(point && *point) && rc != ETIMEDOUT)
 		rc = timeout_ns ? pthread_cond_timedwait(&m->stopped, &m->report_lock, &deadline)
 				: pthread_cond_wait(&m->stopped, &m->report_lock);
+	ended = atomic_load(&m->stop) || (point && *point);
 	pthread_mutex_unlock(&m->report_lock);
-	return atomic_load(&m->stop);
+	return ended;
+}
+
+static bool wait_stopped(struct machine *m, uint64_t timeout_ns)
+{
+	return wait_stopped_or(m, timeout_ns, NULL);
 }
 
 /* Joins the vCPU thread once the run is stopped; on timeout stops the
@@ -416,18 +424,9 @@ static int verdict(struct machine *m, struct apf_err *e)
  * stopped first, or the timeout passed. */
 static bool wait_snapshot_point(struct machine *m, const struct apfvm_config *c)
 {
-	uint64_t wait_ns = c->snapshot_after_pages ? c->timeout_ns : c->snapshot_at_ns;
-	struct timespec deadline = deadline_after(CLOCK_MONOTONIC, wait_ns);
-	bool reached;
-	int rc = 0;
-
-	pthread_mutex_lock(&m->report_lock);
-	while (!atomic_load(&m->stop) && !m->snapshot_point && rc != ETIMEDOUT)
-		rc = wait_ns ? pthread_cond_timedwait(&m->stopped, &m->report_lock, &deadline)
-			     : pthread_cond_wait(&m->stopped, &m->report_lock);
-	reached = !atomic_load(&m->stop) && (m->snapshot_point || !c->snapshot_after_pages);
-	pthread_mutex_unlock(&m->report_lock);
-	return reached;
+	if (!c->snapshot_after_pages)
+		return !wait_stopped(m, c->snapshot_at_ns);
+	return wait_stopped_or(m, c->timeout_ns, &m->snapshot_point) && !atomic_load(&m->stop);
 }
 
 /* --snapshot: lets the guest run to the snapshot's point, then stops it
