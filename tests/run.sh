@@ -4,7 +4,11 @@
 # Runs every test program given and counts the lines they print:
 # "ok NAME", "FAIL NAME: why", "SKIP NAME: why".  A program that crashes,
 # hangs (past TEST_TIMEOUT seconds, default 900) or exits non-zero without a
-# FAIL line counts as one failure.
+# FAIL line counts as one failure.  Each program is a bounded step
+# (scripts/emuhost/step): one that hangs is killed at its bound with the
+# kernel stacks of its threads in the log, and inside the emulated KVM host
+# the step is also watched from outside, so that a host that stops running
+# programs fails the tier at once with its CPU state.
 #
 # Alone it ends with "N passed, N failed, N skipped".  With --tier it is one
 # tier of tests/all.sh: it starts with "== NAME (PLATFORM)" and ends with
@@ -22,24 +26,27 @@ done
 [ -z "$tier" ] || echo "== $tier ($where)"
 pass=0 fail=0 skip=0
 timeout_s=${TEST_TIMEOUT:-900}
+step=$(dirname "$0")/../scripts/emuhost/step
 for t in "$@"; do
 	name=$(basename "$t")
 	case $t in */tsan-tests/*) name="tsan/$name" ;; esac
 	echo "-- $name"
-	out=$(timeout --kill-after=10 "$timeout_s" "$t" 2>&1)
+	out=$("$step" "$name" "$timeout_s" "$t" 2>&1)
 	rc=$?
 	echo "$out" | grep -E '^(ok|FAIL|SKIP) ' | sed 's/^/   /'
 	p=$(echo "$out" | grep -c '^ok ')
 	f=$(echo "$out" | grep -c '^FAIL ')
 	s=$(echo "$out" | grep -c '^SKIP ')
-	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	if [ "$rc" -eq 124 ]; then
 		echo "   FAIL $name: did not finish within $timeout_s s (TEST_TIMEOUT); killed"
 		f=$((f + 1))
+		# Where each of its threads waited.
+		echo "$out" | sed -n '/^step .*: did not end within/,$p' | head -200 | sed 's/^/     | /'
 	elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "   FAIL $name: exited with status $rc"
 		f=1
 	fi
-	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+	if [ "$rc" -ne 124 ] && { [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; }; then
 		echo "$out" | grep -vE '^(ok|FAIL|SKIP) ' | tail -20 | sed 's/^/     | /'
 	fi
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))

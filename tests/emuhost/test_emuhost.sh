@@ -8,6 +8,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 EMUHOST=scripts/emuhost/emuhost
+APFVM=$PWD/build/apfvm
 # Files the command inside must see: /tmp is a fresh tmpfs in there, the
 # checkout is shared read-write.
 tmp=$(mktemp -d "$PWD/build/emuhost-test.XXXXXX")
@@ -111,6 +112,69 @@ booting hang_times_out && expect hang_times_out 124 "timed out: the command did 
 # console, not a hang.
 booting kernel_panic_reported && expect kernel_panic_reported 125 "console: .*Kernel panic" 300 \
 	$EMUHOST -- bash -c 'echo c >/proc/sysrq-trigger; sleep 600'
+
+# Hangs, each reported within its bound as that step's failure.  The guest
+# is the smallest bzImage apfvm boots: its 64-bit entry spins with
+# interrupts off (cli; jmp .).
+perl -e '
+	my $img = "\0" x (2048 + 4096);
+	substr($img, 0x1f1, 1) = chr(3);                  # setup_sects
+	substr($img, 0x1fe, 2) = pack("v", 0xaa55);
+	substr($img, 0x200, 6) = "\xeb\x6aHdrS";           # jump to 0x26c, magic
+	substr($img, 0x206, 2) = pack("v", 0x020f);       # boot protocol 2.15
+	substr($img, 0x211, 1) = chr(1);                  # LOADED_HIGH
+	substr($img, 0x22c, 4) = pack("V", 0x7fffffff);   # initrd_addr_max
+	substr($img, 0x236, 2) = pack("v", 3);            # 64-bit entry, above 4G
+	substr($img, 0x238, 4) = pack("V", 2047);         # cmdline_size
+	substr($img, 0x260, 4) = pack("V", 1 << 20);      # init_size
+	substr($img, 2048 + 0x200, 3) = "\xfa\xeb\xfe";   # cli; jmp .
+	print $img' >"$tmp/spin.bzImage"
+# Inside one emulated host:
+#  1. apfvm's --timeout ends the spinning guest, naming where it spins;
+#  2. without it, the bounded step (scripts/emuhost/step) kills the run at
+#     its bound, with the kernel stacks of apfvm's threads;
+#  3. then the emulated host stops running programs (a real-time busy loop
+#     on its one CPU, throttling and the fair server off): the tool outside powers it off once
+#     the step's bound and EMUHOST_GRACE passed, with the CPU's state.
+cat >"$tmp/hangs.sh" <<IN
+#!/bin/bash
+step=scripts/emuhost/step
+$APFVM run --kernel $tmp/spin.bzImage --mem 64M --lazy 2M --timeout 3s -q
+echo "apfvm status \$?"
+\$step spinning-guest 15 $APFVM run --kernel $tmp/spin.bzImage --mem 64M --lazy 2M -q
+echo "step status \$?"
+# Nothing else may run: no RT throttling, no fair server (Linux 6.12).
+echo -1 >/proc/sys/kernel/sched_rt_runtime_us
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+echo 0 >/sys/kernel/debug/sched/fair_server/cpu0/runtime || echo "cannot stop the fair server"
+\$step frozen-host 5 chrt -f 99 sh -c 'while :; do :; done'
+echo "not reached"
+IN
+chmod +x "$tmp/hangs.sh"
+if booting hangs_reported_within_their_bounds; then
+	EMUHOST_GRACE=45 expect hangs_reported_within_their_bounds 124 \
+		"^emuhost: hang: step 'frozen-host' \(bound 5 s\) did not end" 400 $EMUHOST -- "$tmp/hangs.sh"
+	o=$tmp/out
+	if ! grep -qE "^apfvm run: vCPU 0: timed out after 3\.0 s \(--timeout\): the guest did not finish: RIP=0x[0-9a-f]+ .*RFLAGS=0x2 " "$o"; then
+		fail guest_timeout_names_where_it_spins "no timeout with the vCPU's RIP and interrupts off: $(grep -m1 'apfvm run' "$o")"
+	elif ! grep -q "^apfvm status 1$" "$o"; then
+		fail guest_timeout_names_where_it_spins "apfvm's status: $(grep -m1 'apfvm status' "$o")"
+	else
+		ok guest_timeout_names_where_it_spins
+	fi
+	if grep -q "^step status 124$" "$o" && grep -q "^step spinning-guest: did not end within 15 s" "$o" &&
+		grep -A3 "(apfvm-vcpu0)" "$o" | grep -q "kvm_arch_vcpu_ioctl_run"; then
+		ok hung_step_killed_with_thread_stacks
+	else
+		fail hung_step_killed_with_thread_stacks "$(grep -m3 -E '^step' "$o" | tr '\n' ' ')"
+	fi
+	if grep -qE "^  RIP=[0-9a-f]{16} RFL=[0-9a-f]+ .*CPL=3" "$o" && grep -q "^  dumping local APIC state" "$o" &&
+		! grep -q "not reached" "$o"; then
+		ok frozen_host_reported_with_cpu_state
+	else
+		fail frozen_host_reported_with_cpu_state "no CPU state of the spinning host: $(grep -m3 -E 'RIP=|hang' "$o" | tr '\n' ' ')"
+	fi
+fi
 
 # QEMU missing and not installable.
 EMUHOST_QEMU=qemu-system-missing expect qemu_missing 125 \

@@ -2,6 +2,27 @@
 # are $out/CASE.json; `tests` names every test of the script, each failed
 # by fail_all when nothing could run.
 ok() { echo "ok $1"; }
+# in_emuhost LOG SCRIPT ARG...: runs SCRIPT inside the emulated KVM host,
+# its output in LOG.  SCRIPT runs each guest as a bounded step
+# (scripts/emuhost/step), which the tool watches from outside: a hung
+# guest run is killed at its bound with its threads' stacks, and a host
+# that stops running programs is powered off at once with its CPU state.
+# Either way the report (and the CPU state) goes to this test's output.
+in_emuhost() {
+	local log=$1
+	shift
+	timeout --kill-after=10 1500 scripts/emuhost/emuhost --timeout 1440 -- "$@" >"$log" 2>&1
+	local rc=$? f
+	if [ $rc -ne 0 ]; then
+		echo "emulated host: status $rc"
+		sed -n '/^emuhost: hang: /,$p' "$log" | head -150
+	fi
+	for f in "$(dirname "$log")"/*.err; do
+		grep -q '^step .*: did not end within' "$f" 2>/dev/null || continue
+		sed -n '/^step .*: did not end within/,$p' "$f" | head -80
+	done
+	return $rc
+}
 fail() { echo "FAIL $1: $2"; }
 fail_all() {
 	for t in "${tests[@]}"; do fail "$t" "$1"; done

@@ -7,24 +7,27 @@
 # snapshot in user mode too).
 # Writes OUT/MODE-{run,restore}.{console,json,status,err} and
 # OUT/kernel-as-user-restore.*.
+# Each run is a step bounded at 420 s (its --timeout is 300 s), which the
+# emulated host's tool watches (scripts/emuhost/step).
 # Usage: linux_snapshot.sh KERNEL IMAGE OUT
 set -u
 kernel=$1 image=$2 out=$3
+step=scripts/emuhost/step
 snaps=$(mktemp -d /tmp/apfvm-linux-snap.XXXXXX) # tmpfs: faster than the 9p share
 trap 'rm -rf "$snaps"' EXIT
 for mode in off kernel user; do
-	build/apfvm run --kernel "$kernel" --mem 256M --lazy 16M --source "file:$image" \
+	$step "$mode-run" 420 build/apfvm run --kernel "$kernel" --mem 256M --lazy 16M --source "file:$image" \
 		--latency 2ms --workload compute:1,scan:1 --apf $mode --cmdline quiet \
 		--timeout 300s --console "$out/$mode-run.console" --stats-json "$out/$mode-run.json" \
 		--snapshot-after-pages 1024 --snapshot "$snaps/$mode" -q >"$out/$mode-run.err" 2>&1
 	echo $? >"$out/$mode-run.status"
-	build/apfvm restore --apf $mode --latency 2ms --timeout 300s \
+	$step "$mode-restore" 420 build/apfvm restore --apf $mode --latency 2ms --timeout 300s \
 		--console "$out/$mode-restore.console" --stats-json "$out/$mode-restore.json" \
 		-q "$snaps/$mode" >"$out/$mode-restore.err" 2>&1
 	echo $? >"$out/$mode-restore.status"
 	# The kernel snapshot once more, with the host side in apfvm.
 	if [ $mode = kernel ]; then
-		build/apfvm restore --apf user --latency 2ms --timeout 300s \
+		$step kernel-as-user-restore 420 build/apfvm restore --apf user --latency 2ms --timeout 300s \
 			--console "$out/kernel-as-user-restore.console" \
 			--stats-json "$out/kernel-as-user-restore.json" \
 			-q "$snaps/$mode" >"$out/kernel-as-user-restore.err" 2>&1

@@ -33,8 +33,7 @@ if ! "$EMUHOST" --setup >"$out/setup" 2>&1; then
 fi
 kernel=build/emuhost/kernel/vmlinuz
 build/apfvm mkimage --size 16M --seed 7 "$out/image" >/dev/null || fail_all "mkimage failed"
-timeout --kill-after=10 1500 "$EMUHOST" --timeout 1440 -- \
-	tests/linux/linux_snapshot.sh "$kernel" "$out/image" "$out" >"$out/emuhost" 2>&1
+in_emuhost "$out/emuhost" tests/linux/linux_snapshot.sh "$kernel" "$out/image" "$out"
 
 bad=""
 for m in "${modes[@]}"; do
