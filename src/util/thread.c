@@ -37,9 +37,10 @@ struct timespec deadline_after(clockid_t clock, uint64_t ns)
 
 int join_within(pthread_t t, uint64_t timeout_ns)
 {
-	/* pthread_timedjoin_np takes an absolute CLOCK_REALTIME deadline. */
-	struct timespec ts = deadline_after(CLOCK_REALTIME, timeout_ns);
-	return pthread_timedjoin_np(t, NULL, &ts);
+	/* On the monotonic clock: a step of the wall clock must not stretch
+	 * the bound (glibc 2.31). */
+	struct timespec ts = deadline_after(CLOCK_MONOTONIC, timeout_ns);
+	return pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, &ts);
 }
 
 uint64_t monotonic_ns(void)

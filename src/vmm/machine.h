@@ -68,6 +68,10 @@ struct machine {
 	struct guest_report report;
 	pthread_mutex_t report_lock;
 	atomic_bool stop;
+	/* A thread of the run (the vCPU's, a pager's) did not end within its
+	 * bound and was left behind: the machine is leaked, never freed under
+	 * it. */
+	bool abandoned;
 	pthread_cond_t stopped; /* signalled (report_lock) when stop is set */
 	/* Signalled (report_lock) when a lazy page settles while a vCPU
 	 * thread waits for one outside KVM_RUN (page_waiters > 0: a page

@@ -95,14 +95,20 @@ static void snapshot_point_reached(void *ctx)
 	pthread_mutex_unlock(&m->report_lock);
 }
 
+static void release_memory(struct machine *m);
+
 /* A page that could not be served.  Poisoned, it fails the guest's access
- * (vcpu_loop reports it, and verdict() adds the pager's error); blocking,
- * the run must stop here. */
+ * (vcpu_loop reports it, and verdict() adds the pager's error); blocking
+ * (no UFFDIO_POISON), the run must stop here, and the memory is released:
+ * a wait on that page would otherwise never end, also one the kick cannot
+ * reach (the VMM's own access to guest memory while a restore starts). */
 void machine_pager_error(void *ctx, bool blocking)
 {
 	struct machine *m = ctx;
-	if (blocking)
-		machine_fail(m, "the pager cannot serve the lazy region: %s", m->pager.error_msg);
+	if (!blocking)
+		return;
+	machine_fail(m, "the pager cannot serve the lazy region: %s", m->pager.error_msg);
+	release_memory(m);
 }
 
 /* The command line's bound is the delay source's: one number, checked
@@ -271,40 +277,93 @@ static bool wait_stopped(struct machine *m, uint64_t timeout_ns)
 	return wait_stopped_or(m, timeout_ns, NULL);
 }
 
-/* Joins the vCPU thread once the run is stopped; on timeout stops the
- * machine first.  Every vCPU exit follows a stop (the guest's done or
- * failure, a VMM error), so the thread then ends, unless a kick cannot
- * free it from a fault (host kernels before 6.2): after VCPU_STOP_WAIT_NS
- * the region is unregistered to release it; its pending kick makes
- * KVM_RUN return before the guest runs on the zero page it sees. */
-static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns, uint64_t t0_ns)
+/* Releases the guest's registered memory (both regions): a fault blocked
+ * there completes on a zero page.  Only for a stopped machine, whose
+ * vCPU's pending kick makes KVM_RUN return before the guest runs on it. */
+static void release_memory(struct machine *m)
 {
-	/* --timeout counts from the vCPU's start (t0_ns), a snapshot's wait
-	 * included; 0: none. */
-	uint64_t waited = monotonic_ns() - t0_ns;
-	uint64_t left = !timeout_ns ? 0 : timeout_ns > waited ? timeout_ns - waited : 1;
-
-	if (!wait_stopped(m, left)) {
-		machine_stop(m);
-		/* A page source stuck in a fetch holds the pager thread: give it
-		 * PAGER_STOP_WAIT_NS, then leave it behind rather than hang. */
-		int prc = m->pager_ready ? pager_stop_within(&m->pager, PAGER_STOP_WAIT_NS) : 0;
-		if (prc == -ETIMEDOUT) {
-			machine_fail(m,
-				     "timed out after %.1f s (--timeout): the page source does not respond "
-				     "(a fetch has not returned; its thread is left behind)",
-				     (double)timeout_ns / 1e9);
-			pager_release(&m->pager); /* a vCPU a kick cannot free */
-		} else {
-			machine_fail(m, "timed out after %.1f s (--timeout): the guest did not finish",
-				     (double)timeout_ns / 1e9);
-		}
-	}
-	if (join_within(v->thread, VCPU_STOP_WAIT_NS) == 0)
-		return;
 	if (m->pager_ready)
 		pager_release(&m->pager);
-	pthread_join(v->thread, NULL);
+	if (m->res_pager_ready)
+		pager_release(&m->res_pager);
+}
+
+/* Ends the vCPU thread of a stopped machine, within 2 * VCPU_STOP_WAIT_NS.
+ * Every vCPU exit follows a stop, so the thread then ends, unless a kick
+ * cannot free it from a fault (host kernels before 6.2, or a user-mode
+ * access of the VMM's on a page no pager will install): after
+ * VCPU_STOP_WAIT_NS the memory is released under it.  A thread that still
+ * does not end (blocked outside KVM, say writing to a console nobody
+ * reads) is left behind (m->abandoned): false. */
+static bool end_vcpu(struct machine *m, struct vcpu *v)
+{
+	if (join_within(v->thread, VCPU_STOP_WAIT_NS) == 0)
+		return true;
+	release_memory(m);
+	if (join_within(v->thread, VCPU_STOP_WAIT_NS) == 0)
+		return true;
+	pthread_detach(v->thread);
+	m->abandoned = true;
+	return false;
+}
+
+/* Stops both pager threads, each within PAGER_STOP_WAIT_NS: a page source
+ * stuck in a call holds its thread, which is then left behind
+ * (m->abandoned, the memory released).  False if one was. */
+static bool end_pagers(struct machine *m)
+{
+	if (m->pager_ready)
+		pager_stop_within(&m->pager, PAGER_STOP_WAIT_NS);
+	if (m->res_pager_ready)
+		pager_stop_within(&m->res_pager, PAGER_STOP_WAIT_NS);
+	if (!m->pager.abandoned && !m->res_pager.abandoned)
+		return true;
+	release_memory(m);
+	m->abandoned = true;
+	return false;
+}
+
+/* Ends a stopped run's threads, the vCPU's then the pagers', each wait
+ * bounded: nothing here takes longer than 2 * VCPU_STOP_WAIT_NS + 2 *
+ * PAGER_STOP_WAIT_NS.  The failure names `why` the run stopped
+ * ("--snapshot", "timed out after ...") and what was left behind; a
+ * timed-out vCPU that did stop is reported with where it was. */
+static void end_threads(struct machine *m, struct vcpu *v, const char *why, bool timed_out)
+{
+	bool vcpu_ended = end_vcpu(m, v);
+	end_pagers(m);
+	char what[160];
+
+	if (m->pager.abandoned || m->res_pager.abandoned)
+		machine_fail(m, "%s: the page source%s does not respond (a fetch has not returned; "
+			     "its thread is left behind)", why,
+			     m->pager.abandoned ? "" : " of the resident memory");
+	else if (!vcpu_ended)
+		machine_fail(m, "%s: the vCPU thread does not stop (it is blocked outside the "
+			     "guest; left behind)", why);
+	else if (timed_out) { /* where the guest was: a loop, a wait with interrupts off */
+		snprintf(what, sizeof(what), "%s: the guest did not finish", why);
+		arch_fail_with_regs(m, v, what);
+	}
+}
+
+/* Waits for the guest to end, at most until --timeout (counted from the
+ * vCPU's start, t0_ns, a snapshot's wait included; 0: none), then ends the
+ * run's threads within their bounds (end_threads): a run that times out
+ * ends within --timeout plus those bounds. */
+static void wait_vcpu(struct machine *m, struct vcpu *v, uint64_t timeout_ns, uint64_t t0_ns)
+{
+	uint64_t waited = monotonic_ns() - t0_ns;
+	uint64_t left = !timeout_ns ? 0 : timeout_ns > waited ? timeout_ns - waited : 1;
+	char why[64];
+
+	if (wait_stopped(m, left)) {
+		end_threads(m, v, "after the guest stopped", false);
+		return;
+	}
+	machine_stop(m);
+	snprintf(why, sizeof(why), "timed out after %.1f s (--timeout)", (double)timeout_ns / 1e9);
+	end_threads(m, v, why, true);
 }
 
 /* The reference guest kind: its ELF, then the architecture's page
@@ -424,8 +483,12 @@ static int verdict(struct machine *m, struct apf_err *e)
  * stopped first, or the timeout passed. */
 static bool wait_snapshot_point(struct machine *m, const struct apfvm_config *c)
 {
-	if (!c->snapshot_after_pages)
-		return !wait_stopped(m, c->snapshot_at_ns);
+	if (!c->snapshot_after_pages) {
+		/* --timeout first: the caller's wait then times out at once. */
+		bool timeout_first = c->timeout_ns && c->timeout_ns < c->snapshot_at_ns;
+		uint64_t until = timeout_first ? c->timeout_ns : c->snapshot_at_ns;
+		return !wait_stopped(m, until) && !timeout_first;
+	}
 	return wait_stopped_or(m, c->timeout_ns, &m->snapshot_point) && !atomic_load(&m->stop);
 }
 
@@ -444,13 +507,7 @@ static int take_snapshot(struct machine *m, const struct apfvm_config *c, uint64
 	uint64_t at_ns = monotonic_ns() - t0_ns;
 	atomic_store(&m->snapshot_requested, true);
 	machine_stop(m);
-	if (join_within(v->thread, VCPU_STOP_WAIT_NS)) {
-		if (m->pager_ready)
-			pager_release(&m->pager); /* a vCPU a kick cannot free */
-		pthread_join(v->thread, NULL);
-	}
-	if (m->pager_ready && pager_stop(&m->pager))
-		return apf_fail(e, -EIO, "--snapshot: cannot stop the pager thread");
+	end_threads(m, v, "--snapshot", false);
 	if (m->report.failed)
 		return apf_fail(e, -EIO, "%s", m->report.failure);
 	int rc = machine_take_snapshot(m, c, at_ns, e);
@@ -523,7 +580,8 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		wait_vcpu(m, &m->vm.vcpus[0], c->timeout_ns, t0_ns);
 		st->wall_s = now_s() - t0;
 		struct kvm_vcpu_counters kc;
-		if (kvm_stats_read(m->vm.vcpus[0].fd, &kc) == 0) {
+		/* (Not from a thread left in KVM_RUN: that would wait for it.) */
+		if (!m->abandoned && kvm_stats_read(m->vm.vcpus[0].fd, &kc) == 0) {
 			st->kvm_exits = kc.exits;
 			st->kvm_pf_taken = kc.pf_taken;
 			st->kvm_insn_emulation = kc.insn_emulation;
@@ -531,10 +589,6 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 			st->kvm_signal_exits = kc.signal_exits;
 			st->kvm_halt_exits = kc.halt_exits;
 		}
-		if (m->pager_ready && pager_stop(&m->pager))
-			machine_fail(m, "cannot stop the pager thread");
-		if (m->res_pager_ready && pager_stop(&m->res_pager))
-			machine_fail(m, "cannot stop the resident memory's pager thread");
 		run_collect_stats(m, c, st);
 		rc = verdict(m, e);
 	}
@@ -552,8 +606,8 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		st->snapshot_taken = true;
 		st->snapshot_at_s = (double)m->snapshot_taken_ns / 1e9;
 	}
-	if (m->pager.abandoned)
-		return rc; /* its thread may still touch the machine: leak it all */
+	if (m->abandoned)
+		return rc; /* a thread left behind may still touch the machine: leak it all */
 	if (m->pager_ready)
 		pager_destroy(&m->pager);
 	if (m->res_pager_ready)

@@ -175,6 +175,8 @@ expect_failed snapshot_after_pages_the_guest_never_fetches "finished before, aft
 expect_failed snapshot_point_never_reached_times_out "timed out after 2.0 s" \
 	run --workload compute --duration 60s --lazy 8M --snapshot-after-pages 1 --timeout 2s \
 	--snapshot "$tmp/late"
+expect_failed snapshot_time_beyond_the_timeout_times_out "timed out after 2.0 s" \
+	run --workload compute --duration 60s --snapshot-at 50s --timeout 2s --snapshot "$tmp/late"
 expect_refused snapshot_after_more_pages_than_the_region_has "the lazy region has 2048 pages" \
 	run --workload scan --lazy 8M --snapshot-after-pages 2049 --snapshot "$tmp/x"
 expect_refused snapshot_needs_its_point "where, and when" run --snapshot "$tmp/x"
