@@ -18,11 +18,15 @@ if ! err=$("$EMUHOST" --arch arm64 --setup 2>&1); then
 	exit 0
 fi
 # Inside: busybox sh.  Each program's status follows its lines; a .sh
-# test runs in that shell (it drives build/arm64/apfvm).
-script='for t in "$@"; do case $t in *.sh) sh "$t";; *) "$t";; esac; echo "status $(basename "$t") $?"; done'
+# test runs in that shell (it drives build/arm64/apfvm).  Each is a step
+# bounded at 600 s (scripts/emuhost/step), watched from outside.
+script='for t in "$@"; do n=$(basename "$t"); case $t in *.sh) scripts/emuhost/step "$n" 600 sh "$t";;
+	*) scripts/emuhost/step "$n" 600 "$t";; esac; echo "status $n $?"; done'
 out=$(timeout --kill-after=10 1800 "$EMUHOST" --arch arm64 --timeout 1700 -- sh -c "$script" sh $tests 2>&1)
 rc=$?
 echo "$out" | grep -E '^(ok|FAIL|SKIP) '
+# A hang's report (the emulated CPU's state), or a killed step's stacks.
+echo "$out" | sed -n '/^emuhost: hang: /,$p; /^step .*: did not end within/,/^status /p' | head -120
 for t in $tests; do
 	name=$(basename "$t")
 	st=$(echo "$out" | sed -n "s/^status $name //p")
