@@ -606,6 +606,8 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		st->snapshot_taken = true;
 		st->snapshot_at_s = (double)m->snapshot_taken_ns / 1e9;
 	}
+	/* (Already ended where the vCPU ran; not where the run failed before.) */
+	end_pagers(m);
 	if (m->abandoned)
 		return rc; /* a thread left behind may still touch the machine: leak it all */
 	if (m->pager_ready)
