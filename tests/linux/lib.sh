@@ -6,8 +6,9 @@ ok() { echo "ok $1"; }
 # its output in LOG.  SCRIPT runs each guest as a bounded step
 # (scripts/emuhost/step), which the tool watches from outside: a hung
 # guest run is killed at its bound with its threads' stacks, and a host
-# that stops running programs is powered off at once with its CPU state.
-# Either way the report (and the CPU state) goes to this test's output.
+# that stops running programs is revived or, failing that, powered off
+# with its CPU state.  The report (stacks, CPU state) goes to this test's
+# output.
 in_emuhost() {
 	local log=$1
 	shift
