@@ -518,6 +518,36 @@ static int take_snapshot(struct machine *m, const struct apfvm_config *c, uint64
 	return rc;
 }
 
+/* Ends what is left of a run (its pagers, where it failed before its
+ * vCPU started) and frees the machine, unless a thread of it was left
+ * behind and may still touch it: then all of it is leaked. */
+static void machine_free(struct machine *m)
+{
+	end_pagers(m);
+	if (m->abandoned)
+		return;
+	if (m->pager_ready)
+		pager_destroy(&m->pager);
+	if (m->res_pager_ready)
+		pager_destroy(&m->res_pager);
+	if (m->core) {
+		apf_core_destroy(m->core);
+		free(m->core);
+	}
+	vm_destroy(&m->vm);
+	gmem_destroy(&m->gm);
+	free(m->pc);
+	if (!m->source_borrowed)
+		source_close(m->source);
+	source_close(m->res_source);
+	if (m->snap_open)
+		snap_close(&m->snap);
+	pthread_cond_destroy(&m->stopped);
+	pthread_cond_destroy(&m->page_arrived);
+	pthread_mutex_destroy(&m->report_lock);
+	free(m);
+}
+
 int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_err *e)
 {
 	struct machine *m;
@@ -606,29 +636,6 @@ int apfvm_run(const struct apfvm_config *c, struct apfvm_stats *st, struct apf_e
 		st->snapshot_taken = true;
 		st->snapshot_at_s = (double)m->snapshot_taken_ns / 1e9;
 	}
-	/* (Already ended where the vCPU ran; not where the run failed before.) */
-	end_pagers(m);
-	if (m->abandoned)
-		return rc; /* a thread left behind may still touch the machine: leak it all */
-	if (m->pager_ready)
-		pager_destroy(&m->pager);
-	if (m->res_pager_ready)
-		pager_destroy(&m->res_pager);
-	if (m->core) {
-		apf_core_destroy(m->core);
-		free(m->core);
-	}
-	vm_destroy(&m->vm);
-	gmem_destroy(&m->gm);
-	free(m->pc);
-	if (!m->source_borrowed)
-		source_close(m->source);
-	source_close(m->res_source);
-	if (m->snap_open)
-		snap_close(&m->snap);
-	pthread_cond_destroy(&m->stopped);
-	pthread_cond_destroy(&m->page_arrived);
-	pthread_mutex_destroy(&m->report_lock);
-	free(m);
+	machine_free(m);
 	return rc;
 }
