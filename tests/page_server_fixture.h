@@ -35,6 +35,9 @@ static void *fixture_run(void *arg)
 static bool fixture_start(uint64_t npages, uint64_t seed, uint32_t max_count)
 {
 	struct apf_err e;
+	struct page_server_config cfg;
+	page_server_config_default(&cfg);
+	cfg.max_count = max_count;
 	snprintf(fixture_image, sizeof(fixture_image), "/tmp/apfvm-serve-test.XXXXXX");
 	fixture_stop = 0;
 	int fd = mkstemp(fixture_image);
@@ -42,7 +45,7 @@ static bool fixture_start(uint64_t npages, uint64_t seed, uint32_t max_count)
 		return false;
 	close(fd);
 	if (image_create(fixture_image, npages * 4096ull, seed, &e) ||
-	    page_server_open(&fixture_server, fixture_image, false, "127.0.0.1:0", max_count, &e)) {
+	    page_server_open(&fixture_server, fixture_image, false, "127.0.0.1:0", &cfg, &e)) {
 		fprintf(stderr, "fixture: %s\n", e.msg);
 		unlink(fixture_image);
 		return false;

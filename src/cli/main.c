@@ -206,7 +206,7 @@ static int cmd_serve(int argc, char **argv)
 		return 0;
 	}
 	const char *what = o.image ? o.image : o.snapshot;
-	if (page_server_open(&s, what, !o.image, o.listen, o.max_count, &e)) {
+	if (page_server_open(&s, what, !o.image, o.listen, &o.cfg, &e)) {
 		fprintf(stderr, "apfvm serve: %s\n", e.msg);
 		return 1;
 	}

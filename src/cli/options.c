@@ -124,10 +124,10 @@ const char options_mkimage_usage[] =
 	"  -h, --help    this help\n";
 
 const char options_serve_usage[] =
-	"Usage: apfvm serve (--image IMG | --snapshot PATH) --listen ADDR:PORT [--max-count N]\n"
+	"Usage: apfvm serve (--image IMG | --snapshot PATH) --listen ADDR:PORT [OPTIONS]\n"
 	"Serve an apfvm image's pages, or a snapshot's memory, over TCP with apfvm's page\n"
-	"server protocol (docs/page-server.md), to any number of clients at once, until\n"
-	"SIGINT or SIGTERM.\n"
+	"server protocol (docs/page-server.md), to many clients at once, until SIGINT or\n"
+	"SIGTERM.  A client beyond the limits is answered BUSY and tries again later.\n"
 	"\n"
 	"  --image IMG         the image to serve (apfvm mkimage): apfvm run --source tcp:...\n"
 	"  --snapshot PATH     the memory of the snapshot PATH (PATH.mem; apfvm run\n"
@@ -135,6 +135,11 @@ const char options_serve_usage[] =
 	"  --listen ADDR:PORT  where to listen: 127.0.0.1:7000, [::1]:7000, 0.0.0.0:7000;\n"
 	"                      port 0 picks a free one (printed)\n"
 	"  --max-count N       pages a client may ask for in one request, 1..64 (default 16)\n"
+	"  --max-clients N     connections served at once, 1..4096 (default 256)\n"
+	"  --max-per-peer N    of them from one address (default 16)\n"
+	"  --io-timeout DUR    the hello, each request once begun and each reply must pass\n"
+	"                      whole within DUR, or the connection is closed (default 10s)\n"
+	"  --idle-timeout DUR  a connection with no request for DUR is closed (default 60s)\n"
 	"  -h, --help          this help\n";
 
 const char options_pack_usage[] =
@@ -268,9 +273,10 @@ enum {
 	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
 	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
 	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_SNAPSHOT_AFTER_PAGES, OPT_IMAGE, OPT_LISTEN,
-	OPT_MAX_COUNT, OPT_CHUNK, OPT_LEVEL,
+	OPT_MAX_COUNT, OPT_CHUNK, OPT_LEVEL, OPT_MAX_CLIENTS, OPT_MAX_PER_PEER, OPT_IO_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
 };
-_Static_assert((int)OPT_LEVEL < (int)OPT_FETCH_TIMEOUT, "option codes overlap");
+_Static_assert((int)OPT_IDLE_TIMEOUT < (int)OPT_FETCH_TIMEOUT, "option codes overlap");
 
 /* getopt returned '?': name the offending option.  For a short option
  * getopt sets optopt (and optind may still point inside a bundle). */
@@ -597,6 +603,10 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "max-count", required_argument, NULL, OPT_MAX_COUNT },
+		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+		{ "max-per-peer", required_argument, NULL, OPT_MAX_PER_PEER },
+		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -604,7 +614,7 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 	int opt;
 
 	memset(o, 0, sizeof(*o));
-	o->max_count = 16;
+	page_server_config_default(&o->cfg);
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -621,7 +631,28 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 		case OPT_MAX_COUNT:
 			if (units_parse_u64(optarg, &v) || v < 1 || v > PGS_MAX_COUNT)
 				return bad_value(e, "--max-count", optarg, "an integer in 1..64");
-			o->max_count = (uint32_t)v;
+			o->cfg.max_count = (uint32_t)v;
+			break;
+		case OPT_MAX_CLIENTS:
+			if (units_parse_u64(optarg, &v) || v < 1 || v > 4096)
+				return bad_value(e, "--max-clients", optarg, "an integer in 1..4096");
+			o->cfg.max_clients = (unsigned)v;
+			break;
+		case OPT_MAX_PER_PEER:
+			if (units_parse_u64(optarg, &v) || v < 1 || v > 4096)
+				return bad_value(e, "--max-per-peer", optarg, "an integer in 1..4096");
+			o->cfg.max_per_peer = (unsigned)v;
+			break;
+		case OPT_IO_TIMEOUT:
+			if (units_parse_duration(optarg, &o->cfg.io_timeout_ns) ||
+			    o->cfg.io_timeout_ns < 1000000ull || o->cfg.io_timeout_ns > 3600000000000ull)
+				return bad_value(e, "--io-timeout", optarg, "a duration in 1ms..1h");
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (units_parse_duration(optarg, &o->cfg.idle_timeout_ns) ||
+			    o->cfg.idle_timeout_ns < 1000000ull ||
+			    o->cfg.idle_timeout_ns > 86400000000000ull)
+				return bad_value(e, "--idle-timeout", optarg, "a duration in 1ms..24h");
 			break;
 		case 'h':
 			o->help = true;
@@ -638,7 +669,7 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 	if (optind != argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm serve --help')",
 				argv[optind]);
-	return 0;
+	return page_server_config_check(&o->cfg, e);
 }
 
 int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "apfvm/vmm.h"
+#include "net/page_server.h"
 #include "objstore/obj_store.h"
 #include "util/err.h"
 
@@ -39,7 +40,7 @@ struct serve_options {
 	const char *image;
 	const char *snapshot;
 	const char *listen;
-	uint32_t max_count;
+	struct page_server_config cfg;
 	bool help;
 };
 

@@ -41,6 +41,17 @@ void pgs_welcome_init(struct pgs_welcome *w, uint64_t npages, uint32_t max_count
 	SEAL(w);
 }
 
+void pgs_busy_init(struct pgs_busy *b, enum pgs_busy_reason reason, uint32_t clients)
+{
+	memset(b, 0, sizeof(*b));
+	memcpy(b->magic, PGS_MAGIC, 8);
+	b->type = PGS_BUSY;
+	b->version = PGS_VERSION;
+	b->reason = reason;
+	b->clients = clients;
+	SEAL(b);
+}
+
 void pgs_read_init(struct pgs_read *r, uint64_t id, uint64_t page, uint32_t count)
 {
 	memset(r, 0, sizeof(*r));
@@ -82,7 +93,32 @@ static int opening_check(const char magic[8], uint32_t type, uint32_t want_type,
 
 int pgs_hello_check(const struct pgs_hello *h, struct apf_err *e)
 {
-	return opening_check(h->magic, h->type, PGS_HELLO, h->version, SEALED(h), "hello", e);
+	int rc = opening_check(h->magic, h->type, PGS_HELLO, h->version, SEALED(h), "hello", e);
+	if (rc)
+		return rc;
+	if (h->reserved || h->pad)
+		return apf_fail(e, -EPROTO, "page server hello: reserved fields are not 0");
+	return 0;
+}
+
+int pgs_is_busy(const void *opening)
+{
+	uint32_t type;
+	memcpy(&type, (const char *)opening + 8, 4);
+	return !memcmp(opening, PGS_MAGIC, 8) && type == PGS_BUSY;
+}
+
+int pgs_busy_check(const struct pgs_busy *b, struct apf_err *e)
+{
+	int rc = opening_check(b->magic, b->type, PGS_BUSY, b->version, SEALED(b), "busy reply", e);
+	if (rc)
+		return rc;
+	if (b->reason < 1 || b->reason > PGS_BUSY_REASON_MAX || b->reserved)
+		return apf_fail(e, -EPROTO, "page server busy reply: reason %u", b->reason);
+	if (b->reason == PGS_BUSY_FULL)
+		return apf_fail(e, -EBUSY, "the server is full (%u clients)", b->clients);
+	return apf_fail(e, -EBUSY, "the server is full for this address (%u connections each)",
+			b->clients);
 }
 
 int pgs_welcome_check(const struct pgs_welcome *w, struct apf_err *e)
@@ -99,9 +135,11 @@ int pgs_welcome_check(const struct pgs_welcome *w, struct apf_err *e)
 	if (w->npages == 0 || w->npages > UINT64_MAX / PGS_PAGE_SIZE)
 		return apf_fail(e, -EPROTO, "the page server says it serves %llu pages",
 				(unsigned long long)w->npages);
-	if (w->pattern > APF_PATTERN_MAX || w->pad || w->reserved)
+	if (w->pattern > APF_PATTERN_MAX)
 		return apf_fail(e, -EPROTO, "the page server announces content pattern %u "
 				"(0..%u expected)", w->pattern, APF_PATTERN_MAX);
+	if (w->pad || w->reserved)
+		return apf_fail(e, -EPROTO, "page server welcome: reserved fields are not 0");
 	return 0;
 }
 
@@ -112,6 +150,8 @@ int pgs_read_check(const struct pgs_read *r, uint64_t npages, uint32_t max_count
 		return apf_fail(e, -EPROTO, "read request: header checksum mismatch");
 	if (r->type != PGS_READ)
 		return apf_fail(e, -EPROTO, "read request: message type %u", r->type);
+	if (r->reserved)
+		return apf_fail(e, -EPROTO, "read request: reserved field is %u, not 0", r->reserved);
 	if (r->count < 1 || r->count > max_count)
 		return apf_fail(e, -EPROTO, "read request for %u pages (1..%u)", r->count, max_count);
 	/* page + count <= npages, without overflowing. */

@@ -12,7 +12,11 @@
  * Conversation: the client sends a HELLO, the server answers WELCOME
  * (what it serves), then the client sends READ requests without waiting
  * (pipelined, each with an id of its choosing) and the server answers
- * each with a reply carrying the same id, in any order.
+ * each with a reply carrying the same id, in any order.  A server that
+ * cannot take the client answers BUSY instead of WELCOME, at once, and
+ * closes: the client tries again later.  BUSY came after version 1's
+ * first release; a client that does not know it refuses it as a
+ * message of another type, as it must any unknown message.
  */
 #ifndef APFVM_PAGE_PROTO_H
 #define APFVM_PAGE_PROTO_H
@@ -35,6 +39,14 @@ enum pgs_type {
 	PGS_WELCOME = 2,
 	PGS_READ = 3,
 	PGS_REPLY = 4,
+	PGS_BUSY = 5,
+};
+
+/* Why a server answers BUSY. */
+enum pgs_busy_reason {
+	PGS_BUSY_FULL = 1,     /* it serves as many clients as it takes */
+	PGS_BUSY_PEER = 2,     /* it serves as many from the client's address */
+	PGS_BUSY_REASON_MAX = PGS_BUSY_PEER,
 };
 
 /* A reply's status: 0, or why the server has no data for it. */
@@ -72,6 +84,21 @@ struct pgs_welcome {
 };
 _Static_assert(sizeof(struct pgs_welcome) == 56, "pgs_welcome layout");
 
+/* Server -> client, instead of a WELCOME: not now (then it closes).  The
+ * same size and opening as a HELLO, shorter than a WELCOME: a client
+ * reading a WELCOME sees the type once 16 bytes are in. */
+struct pgs_busy {
+	char magic[8];
+	uint32_t type;         /* PGS_BUSY */
+	uint32_t version;      /* PGS_VERSION */
+	uint32_t reason;       /* enum pgs_busy_reason */
+	uint32_t clients;      /* how many it takes (of that address, for _PEER) */
+	uint32_t reserved;     /* 0 */
+	uint32_t hdr_crc;
+};
+_Static_assert(sizeof(struct pgs_busy) == 32, "pgs_busy layout");
+#define PGS_OPENING_SIZE 16 /* magic, type, version: enough to tell the two apart */
+
 /* Client -> server: pages [page, page + count). */
 struct pgs_read {
 	uint32_t type;         /* PGS_READ */
@@ -99,6 +126,7 @@ _Static_assert(sizeof(struct pgs_reply) == 32, "pgs_reply layout");
 void pgs_hello_init(struct pgs_hello *h);
 void pgs_welcome_init(struct pgs_welcome *w, uint64_t npages, uint32_t max_count,
 		      uint32_t pattern, uint64_t seed);
+void pgs_busy_init(struct pgs_busy *b, enum pgs_busy_reason reason, uint32_t clients);
 void pgs_read_init(struct pgs_read *r, uint64_t id, uint64_t page, uint32_t count);
 void pgs_reply_init(struct pgs_reply *r, const struct pgs_read *req, enum pgs_status status);
 
@@ -111,6 +139,12 @@ void pgs_reply_init(struct pgs_reply *r, const struct pgs_read *req, enum pgs_st
  */
 int pgs_hello_check(const struct pgs_hello *h, struct apf_err *e);
 int pgs_welcome_check(const struct pgs_welcome *w, struct apf_err *e);
+/* Whether the first PGS_OPENING_SIZE bytes of a server's answer to HELLO
+ * are a BUSY's (then read sizeof(struct pgs_busy), not a WELCOME). */
+int pgs_is_busy(const void *opening);
+/* 0 for a well-formed BUSY, its message (e) saying why the server refused:
+ * "the server is full (64 clients)". */
+int pgs_busy_check(const struct pgs_busy *b, struct apf_err *e);
 int pgs_read_check(const struct pgs_read *r, uint64_t npages, uint32_t max_count,
 		   struct apf_err *e);
 int pgs_reply_check(const struct pgs_reply *r, const struct pgs_read *req, struct apf_err *e);

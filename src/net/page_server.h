@@ -1,16 +1,22 @@
 /*
  * page_server: `apfvm serve`, the server side of the page server protocol
  * (page_proto.h, docs/page-server.md).  It serves the pages of an apfvm
- * image to any number of clients at once, one thread per connection,
- * each answering its client's pipelined READs in order with the pages and
+ * image to many clients at once, one thread per connection, each
+ * answering its client's pipelined READs in order with the pages and
  * their crc32c.
  *
  * Whatever a client sends is checked (page_proto.h) before it is used: a
- * malformed message closes that connection (and says why on stderr), a
- * READ beyond the image is answered PGS_RANGE, a read error PGS_IO.  No
- * client can stall another or the listener: a HELLO must come within
- * PAGE_SERVER_HELLO_TIMEOUT_S and a reply must leave within
- * PAGE_SERVER_SEND_TIMEOUT_S, or the connection is closed.
+ * malformed message closes that connection (and says why on stderr, at
+ * most PAGE_SERVER_LOG_PER_S lines a second), a READ beyond the image is
+ * answered PGS_RANGE, a read error PGS_IO.
+ *
+ * No client can stall another or the listener, and none holds a slot for
+ * long without being served (struct page_server_config): the HELLO, each
+ * READ once its first byte came, and each reply must pass whole within
+ * io_timeout; a greeted connection without a READ for idle_timeout is
+ * closed; at most max_clients connections are served, max_per_peer of
+ * them from one address.  A client beyond those is answered BUSY (the
+ * client tries again later) and closed; the listener never waits on it.
  */
 #ifndef APFVM_PAGE_SERVER_H
 #define APFVM_PAGE_SERVER_H
@@ -19,35 +25,66 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "util/err.h"
 
-#define PAGE_SERVER_HELLO_TIMEOUT_S 10
-#define PAGE_SERVER_SEND_TIMEOUT_S  30
-#define PAGE_SERVER_MAX_CLIENTS     64
+#define PAGE_SERVER_LOG_PER_S   20  /* stderr lines a second, then counted */
+#define PAGE_SERVER_REFUSED_MAX 64  /* refused connections lingering for their BUSY */
+
+struct page_server_config {
+	uint32_t max_count;       /* pages per READ offered, 1..PGS_MAX_COUNT */
+	unsigned max_clients;     /* connections served at once, 1..4096 */
+	unsigned max_per_peer;    /* of them from one address, 1..max_clients */
+	uint64_t io_timeout_ns;   /* HELLO, a READ once begun, a reply: each whole within */
+	uint64_t idle_timeout_ns; /* a greeted connection with no READ this long is closed */
+};
+
+/* max_count 16, 256 clients, 16 per address, io 10 s, idle 60 s. */
+void page_server_config_default(struct page_server_config *c);
+/* 0, or -EINVAL with the option at fault named in e. */
+int page_server_config_check(const struct page_server_config *c, struct apf_err *e);
+
+/* A connection being served, or a free slot (fd -1). */
+struct page_server_slot {
+	int fd;
+	struct sockaddr_storage peer; /* its address, port 0: what max_per_peer counts */
+};
+
+/* A refused connection, kept until its client has read the BUSY. */
+struct page_server_refused {
+	int fd;
+	uint64_t until_ns;
+};
 
 struct page_server {
 	int image_fd;
 	uint64_t data_offset, npages, seed;
 	uint32_t pattern;       /* enum apf_pattern: an image's, or a snapshot's */
-	uint32_t max_count;
+	struct page_server_config cfg;
 	int listen_fd;
 	uint16_t port;          /* the port bound (useful with port 0) */
-	/* The connections being served (their sockets, -1 for a free slot),
-	 * under lock; idle is signalled when one ends. */
+	/* The connections being served, under lock; idle is signalled when
+	 * one ends. */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
-	int clients;
-	int conn_fd[PAGE_SERVER_MAX_CLIENTS];
+	unsigned clients;
+	struct page_server_slot *slots; /* cfg.max_clients of them */
+	uint64_t refusals;              /* BUSY answers sent, under lock */
+	/* The listener's thread only. */
+	struct page_server_refused refused[PAGE_SERVER_REFUSED_MAX];
+	/* stderr's throttle, under lock. */
+	uint64_t log_second, log_lines, log_dropped;
 };
 
 /* Opens what it serves: the image at path (checked as the file source
  * does), or with `snapshot` the snapshot at path, whose PATH.mem it serves
  * (announced as APF_PATTERN_SNAPSHOT with the snapshot's identity), and
  * listens on "ADDR:PORT" (IPv4, or [IPv6]:PORT; port 0 picks one).
- * max_count: the pages per READ offered, 1..PGS_MAX_COUNT. */
+ * cfg: NULL for the defaults. */
 int page_server_open(struct page_server *s, const char *path, bool snapshot,
-		     const char *listen_addr, uint32_t max_count, struct apf_err *e);
+		     const char *listen_addr, const struct page_server_config *cfg,
+		     struct apf_err *e);
 
 /* Accepts and serves clients until *stop becomes non-zero (checked at
  * least every 200 ms; a signal handler may set it: atomic_int is

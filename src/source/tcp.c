@@ -7,17 +7,29 @@
  * Replies are matched to their request by id, in any order.  Nothing
  * blocks: the socket is non-blocking, and the source's event_fd is an
  * epoll set holding the socket and one timerfd, the timer armed at the
- * next thing due (the oldest request's timeout, the handshake's, or the
- * next reconnect).
+ * next thing due (a request's deadline, the handshake's, or the next
+ * reconnect).
+ *
+ * The bound, by construction: every attempt of a request has a deadline,
+ * set when the request is queued (at submit, or when its previous attempt
+ * ended, plus the backoff before the next connection), not when it is
+ * sent.  An attempt that reaches its deadline, sent or not, is spent.  So
+ * a fetch completes or fails within tries x (timeout_ns + the backoff,
+ * at most SOURCE_NET_BACKOFF_MAX_NS) of its submit, whatever the peer
+ * does: refuse, close before or after its welcome, answer BUSY, trickle
+ * bytes, or send junk.
  *
  * What the peer sends is untrusted.  Failures, and what happens:
  *  - a page whose crc32c does not match, or a PGS_IO answer: that request
  *    is sent again (an attempt spent); the connection is fine;
  *  - a malformed or unexpected message, a closed or failed connection, or
- *    a request unanswered for timeout_ns: the connection is dropped, every
+ *    a sent request at its deadline: the connection is dropped, every
  *    request on it spends an attempt and is sent again over a new
  *    connection, made after a backoff (100 ms doubling to
- *    SOURCE_NET_BACKOFF_MAX_NS) that a failed connect also spends;
+ *    SOURCE_NET_BACKOFF_MAX_NS; only a page received resets it) that a
+ *    failed connect or a BUSY answer also spends;
+ *  - a request not yet sent at its deadline (no connection would carry
+ *    it) spends an attempt, with the last connection's failure as cause;
  *  - a request out of attempts fails, with the cause in its completion;
  *    a PGS_RANGE answer fails it at once (the server has no such page);
  *  - a reconnected server that serves other pages than at the start
@@ -36,6 +48,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -60,6 +73,7 @@ struct tcp_req {
 	uint64_t page;
 	void *buf, *cookie;
 	uint64_t submit_ns, sent_ns;
+	uint64_t due_ns;      /* the current attempt is spent then */
 	uint64_t id;          /* of the READ on the wire: slot | sequence << 16 */
 	unsigned attempts;    /* attempts spent */
 	uint32_t prev, next;  /* list links (slot indices) */
@@ -94,6 +108,8 @@ struct tcp_source {
 	unsigned char rx[RX_SIZE];
 	size_t rx_len;
 	uint64_t rtt_ns;          /* EWMA of answered fetches */
+	const char *last_cause;   /* why the last connection failed (static text) */
+	int last_err;
 };
 
 /* ---- request lists ------------------------------------------------------ */
@@ -145,8 +161,10 @@ static void finish(struct tcp_source *t, uint32_t i, int err)
 }
 
 /* The request's attempt ended without its page (cause: static text).  It
- * is queued again while attempts remain, else fails with err. */
-static void attempt_failed(struct tcp_source *t, uint32_t i, int err, const char *cause)
+ * is queued again while attempts remain, its next attempt starting at
+ * resume_ns (the next connection's time), else fails with err. */
+static void attempt_failed(struct tcp_source *t, uint32_t i, int err, const char *cause,
+			   uint64_t resume_ns)
 {
 	struct tcp_req *r = &t->req[i];
 
@@ -155,6 +173,7 @@ static void attempt_failed(struct tcp_source *t, uint32_t i, int err, const char
 		t->base.corrupt++;
 	if (r->attempts < t->net.tries) {
 		t->base.retries++;
+		r->due_ns = resume_ns + t->net.timeout_ns;
 		/* Sent: back to the unsent queue's end.  Unsent: stays put
 		 * (connect_failed walks that queue). */
 		if (r->on_wire) {
@@ -191,6 +210,10 @@ static void set_events(struct tcp_source *t, uint32_t events)
  * those left are sent again after the backoff. */
 static void drop(struct tcp_source *t, int err, const char *cause)
 {
+	uint64_t resume = source_now_ns() + t->backoff_ns;
+
+	t->last_err = err;
+	t->last_cause = cause;
 	if (t->sock >= 0) {
 		epoll_ctl(t->ep, EPOLL_CTL_DEL, t->sock, NULL);
 		close(t->sock);
@@ -204,7 +227,7 @@ static void drop(struct tcp_source *t, int err, const char *cause)
 	list_init(&retry);
 	while (t->wire.head != NO_SLOT) {
 		uint32_t i = t->wire.head;
-		attempt_failed(t, i, err, cause);
+		attempt_failed(t, i, err, cause, resume);
 		if (t->req[i].used) {
 			list_remove(t, &t->unsent, i);
 			list_push(t, &retry, i);
@@ -216,7 +239,7 @@ static void drop(struct tcp_source *t, int err, const char *cause)
 		list_push(t, &retry, i);
 	}
 	t->unsent = retry;
-	t->state_due_ns = source_now_ns() + t->backoff_ns;
+	t->state_due_ns = resume;
 	t->backoff_ns = t->backoff_ns * 2 > SOURCE_NET_BACKOFF_MAX_NS ? SOURCE_NET_BACKOFF_MAX_NS
 								       : t->backoff_ns * 2;
 }
@@ -226,10 +249,11 @@ static void drop(struct tcp_source *t, int err, const char *cause)
 static void connect_failed(struct tcp_source *t, int err, const char *cause)
 {
 	uint32_t i = t->unsent.head;
+	uint64_t resume = source_now_ns() + t->backoff_ns;
 
 	while (i != NO_SLOT) {
 		uint32_t next = t->req[i].next;
-		attempt_failed(t, i, err, cause);
+		attempt_failed(t, i, err, cause, resume);
 		i = next;
 	}
 	drop(t, err, cause);
@@ -346,6 +370,19 @@ static bool parse(struct tcp_source *t)
 
 		if (t->state == CONN_HELLO) {
 			struct pgs_welcome w;
+			struct pgs_busy b;
+			if (avail >= PGS_OPENING_SIZE && pgs_is_busy(m)) {
+				if (avail < sizeof(b))
+					break;
+				memcpy(&b, m, sizeof(b));
+				int rc = pgs_busy_check(&b, NULL);
+				connect_failed(t, rc == -EBUSY ? -EBUSY : -EPROTO,
+					       rc != -EBUSY ? "malformed busy answer (protocol error)"
+					       : b.reason == PGS_BUSY_FULL
+						       ? "the server is full (busy)"
+						       : "the server is full for this address (busy)");
+				return false;
+			}
 			if (avail < sizeof(w))
 				break;
 			memcpy(&w, m, sizeof(w));
@@ -361,7 +398,6 @@ static bool parse(struct tcp_source *t)
 				return false;
 			}
 			t->state = CONN_READY;
-			t->backoff_ns = BACKOFF_MIN_NS;
 			continue;
 		}
 		struct pgs_reply h;
@@ -388,7 +424,8 @@ static bool parse(struct tcp_source *t)
 					 "page server %s: it has no such page", t->peer);
 				finish(t, i, -ERANGE);
 			} else {
-				attempt_failed(t, i, -EIO, "the server could not read the page");
+				attempt_failed(t, i, -EIO, "the server could not read the page",
+					       source_now_ns());
 			}
 			continue;
 		}
@@ -399,11 +436,13 @@ static bool parse(struct tcp_source *t)
 		memcpy(r->buf, m + sizeof(h) + 4, APF_PAGE_SIZE);
 		off += sizeof(h) + 4 + APF_PAGE_SIZE;
 		if (!pgs_page_ok(r->buf, crc)) {
-			attempt_failed(t, i, -EBADMSG, "corrupt page (checksum mismatch)");
+			attempt_failed(t, i, -EBADMSG, "corrupt page (checksum mismatch)",
+				       source_now_ns());
 			continue;
 		}
 		uint64_t rtt = source_now_ns() - r->sent_ns;
 		t->rtt_ns = t->rtt_ns ? (t->rtt_ns * 7 + rtt) / 8 : rtt;
+		t->backoff_ns = BACKOFF_MIN_NS; /* this server serves */
 		finish(t, i, 0);
 	}
 	memmove(t->rx, t->rx + off, t->rx_len - off);
@@ -439,11 +478,11 @@ static void rearm(struct tcp_source *t)
 	if (t->state == CONN_CONNECTING || t->state == CONN_HELLO ||
 	    (t->state == CONN_DOWN && t->unsent.head != NO_SLOT))
 		due = t->state_due_ns;
-	if (t->wire.head != NO_SLOT) {
-		uint64_t d = t->req[t->wire.head].sent_ns + t->net.timeout_ns;
-		if (!due || d < due)
-			due = d;
-	}
+	const struct req_list *lists[2] = { &t->wire, &t->unsent };
+	for (int l = 0; l < 2; l++)
+		for (uint32_t i = lists[l]->head; i != NO_SLOT; i = t->req[i].next)
+			if (!due || t->req[i].due_ns < due)
+				due = t->req[i].due_ns;
 	if (due == t->armed_ns)
 		return;
 	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(due / 1000000000ull),
@@ -468,9 +507,26 @@ static void on_timer(struct tcp_source *t)
 		connect_failed(t, -ETIMEDOUT, t->state == CONN_CONNECTING
 						      ? "no connection within the timeout"
 						      : "no welcome within the timeout");
-	} else if (t->wire.head != NO_SLOT &&
-		   now >= t->req[t->wire.head].sent_ns + t->net.timeout_ns) {
-		drop(t, -ETIMEDOUT, "no reply within the timeout");
+	}
+	for (uint32_t i = t->wire.head; i != NO_SLOT; i = t->req[i].next) {
+		if (now >= t->req[i].due_ns) {
+			drop(t, -ETIMEDOUT, "no reply within the timeout");
+			break;
+		}
+	}
+	/* Requests no connection carried before their deadline: the cause is
+	 * the connection's, being made or the last one lost. */
+	uint64_t resume = t->state == CONN_DOWN && t->state_due_ns > now ? t->state_due_ns : now;
+	int err = t->state == CONN_DOWN && t->last_err ? t->last_err : -ETIMEDOUT;
+	const char *cause = t->state == CONN_CONNECTING ? "no connection within the timeout"
+			    : t->state == CONN_HELLO	    ? "no welcome within the timeout"
+			    : t->state == CONN_DOWN && t->last_cause ? t->last_cause
+								     : "not sent within the timeout";
+	for (uint32_t i = t->unsent.head; i != NO_SLOT;) {
+		uint32_t next = t->req[i].next;
+		if (now >= t->req[i].due_ns)
+			attempt_failed(t, i, err, cause, resume);
+		i = next;
 	}
 }
 
@@ -527,6 +583,11 @@ static int tcp_submit(struct page_source *s, uint64_t page, void *buf, void *coo
 	r->buf = buf;
 	r->cookie = cookie;
 	r->submit_ns = source_now_ns();
+	/* A first attempt waits for the backoff before the next connection,
+	 * at most that long. */
+	r->due_ns = (t->state == CONN_DOWN && t->state_due_ns > r->submit_ns ? t->state_due_ns
+									      : r->submit_ns) +
+		    t->net.timeout_ns;
 	r->attempts = 0;
 	list_push(t, &t->unsent, i);
 	flush(t);
@@ -600,7 +661,8 @@ static int greet(struct tcp_source *t, struct apf_err *e)
 	pgs_hello_init(&h);
 	if (send(t->sock, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h))
 		return apf_fail(e, -EIO, "page server %s: cannot send the hello", t->peer);
-	while (got < sizeof(t->first)) {
+	size_t want = sizeof(t->first);
+	while (got < want) {
 		if ((rc = wait_fd(t->sock, POLLIN, deadline)))
 			return apf_fail(e, rc, "page server %s: no welcome: %s", t->peer,
 					rc == -ETIMEDOUT ? "no answer within the timeout"
@@ -614,12 +676,52 @@ static int greet(struct tcp_source *t, struct apf_err *e)
 					"page server %s: the connection closed before the welcome "
 					"(is it an apfvm page server?)", t->peer);
 		got += (size_t)n;
+		if (want == sizeof(t->first) && got >= PGS_OPENING_SIZE && pgs_is_busy(&t->first))
+			want = sizeof(struct pgs_busy);
 	}
 	struct apf_err pe;
+	if (want == sizeof(struct pgs_busy)) {
+		struct pgs_busy b;
+		memcpy(&b, &t->first, sizeof(b));
+		rc = pgs_busy_check(&b, &pe);
+		return apf_fail(e, rc, "page server %s: %s", t->peer, pe.msg);
+	}
 	if ((rc = pgs_welcome_check(&t->first, &pe)))
 		return apf_fail(e, rc, "page server %s: %s", t->peer, pe.msg);
 	t->rtt_ns = source_now_ns() - start;
 	return 0;
+}
+
+/* The first connection, greeted: a BUSY server is asked again after a
+ * backoff, up to the tries; anything else that fails is an error now. */
+static int first_connection(struct tcp_source *t, struct apf_err *e)
+{
+	uint64_t backoff = BACKOFF_MIN_NS;
+	int rc = 0;
+
+	for (unsigned attempt = 1; attempt <= t->net.tries; attempt++) {
+		t->sock = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (t->sock < 0)
+			return apf_fail(e, -errno, "page server %s: %s", t->peer, strerror(errno));
+		rc = greet(t, e);
+		if (rc != -EBUSY)
+			return rc;
+		close(t->sock);
+		t->sock = -1;
+		if (attempt < t->net.tries) {
+			struct timespec ts = { (time_t)(backoff / 1000000000ull),
+					       (long)(backoff % 1000000000ull) };
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+			backoff = backoff * 2 > SOURCE_NET_BACKOFF_MAX_NS ? SOURCE_NET_BACKOFF_MAX_NS
+									  : backoff * 2;
+		}
+	}
+	struct apf_err last = { { 0 } };
+	if (e)
+		last = *e;
+	return apf_fail(e, rc, "%s (%u %s)", last.msg, t->net.tries,
+			t->net.tries == 1 ? "try" : "tries");
 }
 
 int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_net_options *net,
@@ -635,14 +737,13 @@ int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_n
 	if ((rc = net_addr_parse(addr, "tcp:", 0, &t->addr, &t->addr_len, e)))
 		goto fail;
 	net_addr_format(&t->addr, t->peer, sizeof(t->peer));
-	t->sock = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	t->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	t->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (t->sock < 0 || t->timer < 0 || t->ep < 0) {
+	if (t->timer < 0 || t->ep < 0) {
 		rc = apf_fail(e, -errno, "page server %s: %s", t->peer, strerror(errno));
 		goto fail;
 	}
-	if ((rc = greet(t, e)))
+	if ((rc = first_connection(t, e)))
 		goto fail;
 	if (t->first.npages * APF_PAGE_SIZE < lazy_bytes) {
 		rc = apf_fail(e, -EINVAL,

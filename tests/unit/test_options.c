@@ -656,9 +656,9 @@ TEST(serve_needs_an_image_and_where_to_listen)
 
 	REQUIRE(options_parse_serve(ARGC(ok), ok, &o, &e) == 0);
 	CHECK(!strcmp(o.image, "img") && !strcmp(o.listen, "127.0.0.1:0"));
-	CHECK_EQ_U(o.max_count, 16);
+	CHECK_EQ_U(o.cfg.max_count, 16);
 	REQUIRE(options_parse_serve(ARGC(count), count, &o, &e) == 0);
-	CHECK_EQ_U(o.max_count, 64);
+	CHECK_EQ_U(o.cfg.max_count, 64);
 	CHECK(!strcmp(o.listen, "[::1]:7000"));
 	CHECK(options_parse_serve(ARGC(no_listen), no_listen, &o, &e) == -EINVAL &&
 	      strstr(e.msg, "--image or --snapshot, and --listen, are required"));

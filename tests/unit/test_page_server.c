@@ -217,16 +217,18 @@ TEST(bad_addresses_and_images_are_refused_with_a_message)
 		{ "[::1:7000", "is not a numeric IPv4 or IPv6 address" },
 	};
 	struct page_server s;
+	struct page_server_config cfg;
 	struct apf_err e;
 
+	page_server_config_default(&cfg);
 	start(); /* for its image */
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		CHECK(page_server_open(&s, fixture_image, false, bad[i].listen, 8, &e) == -EINVAL);
+		CHECK(page_server_open(&s, fixture_image, false, bad[i].listen, &cfg, &e) == -EINVAL);
 		if (!strstr(e.msg, bad[i].why))
 			TEST_FAIL_("--listen %s: \"%s\" does not say \"%s\"", bad[i].listen, e.msg,
 				   bad[i].why);
 	}
-	CHECK(page_server_open(&s, "/nonexistent/img", false, "127.0.0.1:0", 8, &e) == -ENOENT);
+	CHECK(page_server_open(&s, "/nonexistent/img", false, "127.0.0.1:0", &cfg, &e) == -ENOENT);
 	CHECK(strstr(e.msg, "cannot open image") != NULL);
 	finish();
 }
