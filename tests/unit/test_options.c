@@ -668,6 +668,32 @@ TEST(serve_needs_an_image_and_where_to_listen)
 	      strstr(e.msg, "unexpected argument 'more'"));
 }
 
+TEST(serve_limits_are_options_checked_against_each_other)
+{
+	char *ok[] = { "serve", "--image", "i", "--listen", "a:1", "--max-clients", "32",
+		       "--max-per-peer", "4", "--io-timeout", "2s", "--idle-timeout", "500ms" };
+	char *per_peer[] = { "serve", "--image", "i", "--listen", "a:1", "--max-clients", "8",
+			     "--max-per-peer", "9" };
+	char *io[] = { "serve", "--image", "i", "--listen", "a:1", "--io-timeout", "0" };
+	char *idle[] = { "serve", "--image", "i", "--listen", "a:1", "--idle-timeout", "2d" };
+	char *clients[] = { "serve", "--image", "i", "--listen", "a:1", "--max-clients", "0" };
+	struct serve_options o;
+	struct apf_err e;
+
+	REQUIRE(options_parse_serve(ARGC(ok), ok, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.max_clients, 32);
+	CHECK_EQ_U(o.cfg.max_per_peer, 4);
+	CHECK_EQ_U(o.cfg.io_timeout_ns, 2000000000ull);
+	CHECK_EQ_U(o.cfg.idle_timeout_ns, 500000000ull);
+	CHECK(options_parse_serve(ARGC(per_peer), per_peer, &o, &e) == -EINVAL &&
+	      strstr(e.msg, "--max-per-peer 9"));
+	CHECK(options_parse_serve(ARGC(io), io, &o, &e) == -EINVAL && strstr(e.msg, "--io-timeout"));
+	CHECK(options_parse_serve(ARGC(idle), idle, &o, &e) == -EINVAL &&
+	      strstr(e.msg, "--idle-timeout"));
+	CHECK(options_parse_serve(ARGC(clients), clients, &o, &e) == -EINVAL &&
+	      strstr(e.msg, "--max-clients"));
+}
+
 TEST(pack_takes_an_image_or_snapshot_and_a_destination)
 {
 	char *ok[] = { "pack", "--chunk", "1M", "--level=19", "img", "s3://b/k" };
@@ -705,5 +731,6 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(restore_takes_one_path_and_says_whether_apf_was_given),
 	  T(restore_refuses_what_the_snapshot_fixes), T(snapshot_takes_one_point), T(fetch_timeout_and_tries_for_remote_sources),
 	  T(serve_needs_an_image_and_where_to_listen),
+	  T(serve_limits_are_options_checked_against_each_other),
 	  T(pack_takes_an_image_or_snapshot_and_a_destination))
 

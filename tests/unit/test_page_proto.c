@@ -182,8 +182,61 @@ TEST(a_page_must_match_its_checksum)
 	CHECK(!pgs_page_ok(page, crc));
 }
 
+TEST(reserved_fields_must_be_zero)
+{
+	struct pgs_hello h;
+	struct pgs_welcome w;
+	struct pgs_read r;
+	struct apf_err e;
+
+	pgs_hello_init(&h);
+	h.reserved = 1;
+	reseal(&h, sizeof(h));
+	expect_refused(pgs_hello_check(&h, &e), &e, "reserved");
+	pgs_hello_init(&h);
+	h.pad = 1;
+	reseal(&h, sizeof(h));
+	expect_refused(pgs_hello_check(&h, &e), &e, "reserved");
+	pgs_read_init(&r, 1, 2, 3);
+	r.reserved = 7;
+	reseal(&r, sizeof(r));
+	expect_refused(pgs_read_check(&r, 100, 8, &e), &e, "reserved field is 7");
+	pgs_welcome_init(&w, 8, 8, 0, 0);
+	w.pad = 1;
+	reseal(&w, sizeof(w));
+	expect_refused(pgs_welcome_check(&w, &e), &e, "reserved fields");
+}
+
+TEST(busy_says_why_and_is_told_from_a_welcome)
+{
+	struct pgs_busy b;
+	struct pgs_welcome w;
+	struct apf_err e;
+
+	pgs_busy_init(&b, PGS_BUSY_FULL, 64);
+	CHECK(pgs_is_busy(&b));
+	CHECK(pgs_busy_check(&b, &e) == -EBUSY);
+	CHECK(strstr(e.msg, "the server is full (64 clients)") != NULL);
+	pgs_busy_init(&b, PGS_BUSY_PEER, 4);
+	CHECK(pgs_busy_check(&b, &e) == -EBUSY);
+	CHECK(strstr(e.msg, "for this address (4 connections each)") != NULL);
+	pgs_welcome_init(&w, 8, 8, 0, 0);
+	CHECK(!pgs_is_busy(&w));
+	/* Damaged or unknown: a protocol error, not a reason to come back. */
+	pgs_busy_init(&b, PGS_BUSY_FULL, 64);
+	b.clients++;
+	expect_refused(pgs_busy_check(&b, &e), &e, "checksum mismatch");
+	pgs_busy_init(&b, 3, 64);
+	expect_refused(pgs_busy_check(&b, &e), &e, "reason 3");
+	pgs_busy_init(&b, PGS_BUSY_FULL, 64);
+	b.version = 2;
+	reseal(&b, sizeof(b));
+	expect_refused(pgs_busy_check(&b, &e), &e, "version 2");
+}
+
 TEST_MAIN(T(hello_and_welcome_are_accepted), T(another_protocol_or_version_is_refused),
 	  T(damaged_headers_are_refused), T(a_welcome_apfvm_cannot_use_is_refused),
 	  T(reads_within_what_is_served_are_accepted_up_to_the_last_page),
 	  T(reads_out_of_range_or_too_large_are_refused), T(a_reply_must_answer_its_request),
-	  T(a_page_must_match_its_checksum))
+	  T(a_page_must_match_its_checksum), T(reserved_fields_must_be_zero),
+	  T(busy_says_why_and_is_told_from_a_welcome))

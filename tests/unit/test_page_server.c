@@ -4,17 +4,24 @@
  * with pages whose checksums and content are the image's; a read beyond
  * the image is answered "out of range"; a malformed message or another
  * protocol closes that connection only; several clients are served at
- * once.  Client sockets time out after 5 s, so a failure cannot hang.
+ * once.  Under attack: a trickled hello, an idle client, a trickled
+ * request and a client that never reads are each closed within their
+ * timeout; clients beyond the limits (in all, and per address: the tests
+ * connect from several loopback addresses) are answered BUSY, and served
+ * once a slot frees; a flood of them is a few lines on stderr.  Client
+ * sockets time out after 5 s, so a failure cannot hang.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -22,6 +29,7 @@
 #include "net/page_proto.h"
 #include "net/page_server.h"
 #include "page_server_fixture.h"
+#include "source/source.h"
 #include "test.h"
 #include "util/crc32c.h"
 
@@ -233,8 +241,219 @@ TEST(bad_addresses_and_images_are_refused_with_a_message)
 	finish();
 }
 
+/* ---- limits: clients that hold a slot without being served -------------- */
+
+#define NS_PER_MS 1000000ull
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A client socket from the loopback address `from` (all of 127/8 is
+ * local), connected to the server. */
+static int connect_from(const char *from)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(server.port) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	struct timeval to = { .tv_sec = 5 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	inet_pton(AF_INET, from, &src.sin_addr);
+	MUST(fd >= 0 && bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0);
+	MUST(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof(to));
+	return fd;
+}
+
+/* Reads until the server ends the connection (an end or a reset), sending
+ * `trickle` a byte every 50 ms if given; returns the ns it took, or
+ * UINT64_MAX if it was still open after 5 s. */
+static uint64_t time_to_close(int fd, const char *trickle, size_t trickle_len)
+{
+	uint64_t start = now_ns();
+	size_t sent = 0;
+	char buf[4096];
+
+	while (now_ns() - start < 5000 * NS_PER_MS) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (trickle && sent < trickle_len && send(fd, trickle + sent, 1, MSG_NOSIGNAL) == 1)
+			sent++;
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return now_ns() - start;
+	}
+	return UINT64_MAX;
+}
+
+/* Waits (bounded) until the server serves n connections. */
+static bool clients_become(unsigned n)
+{
+	uint64_t start = now_ns();
+	while (fixture_clients() != n) {
+		if (now_ns() - start > 5000 * NS_PER_MS)
+			return false;
+		poll(NULL, 0, 5);
+	}
+	return true;
+}
+
+TEST(slow_idle_or_deaf_clients_are_closed_within_their_timeouts)
+{
+	struct page_server_config cfg;
+	struct pgs_hello h;
+	struct pgs_read r;
+	const uint64_t io = 300 * NS_PER_MS, idle = 600 * NS_PER_MS, slack = 1500 * NS_PER_MS;
+
+	page_server_config_default(&cfg);
+	cfg.max_count = 8;
+	cfg.io_timeout_ns = io;
+	cfg.idle_timeout_ns = idle;
+	REQUIRE(fixture_start_with(NPAGES, SEED, &cfg));
+	pgs_hello_init(&h);
+
+	/* A HELLO a byte every 50 ms: the whole HELLO has io, not each byte. */
+	int fd = connect_client();
+	uint64_t t = time_to_close(fd, (const char *)&h, sizeof(h));
+	printf("# a trickled hello: closed after %.2f s (io timeout %.1f s)\n", t / 1e9, io / 1e9);
+	CHECK(t >= io - 50 * NS_PER_MS && t <= io + slack);
+	close(fd);
+
+	/* Greeted, then nothing. */
+	fd = hello();
+	t = time_to_close(fd, NULL, 0);
+	printf("# an idle client: closed after %.2f s (idle timeout %.1f s)\n", t / 1e9, idle / 1e9);
+	CHECK(t >= idle - 50 * NS_PER_MS && t <= idle + slack);
+	close(fd);
+
+	/* Greeted, then a READ a byte every 50 ms. */
+	fd = hello();
+	pgs_read_init(&r, 1, 0, 1);
+	t = time_to_close(fd, (const char *)&r, sizeof(r));
+	CHECK(t <= io + slack);
+	close(fd);
+
+	/* Greeted, READs of 8 pages, and never a reply read: the server's
+	 * send gives up within io once the socket buffers are full. */
+	int small = 4096;
+	fd = hello();
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	for (uint64_t i = 0; i < 512; i++) {
+		pgs_read_init(&r, i, (i * 8) % NPAGES, 8);
+		if (send(fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(r))
+			break;
+	}
+	CHECK(clients_become(0));
+	close(fd);
+	finish();
+}
+
+TEST(clients_beyond_the_limits_are_answered_busy_and_served_once_a_slot_frees)
+{
+	struct page_server_config cfg;
+	struct pgs_hello h;
+	struct pgs_busy b;
+	struct pgs_welcome w;
+	struct apf_err e;
+	int fds[4];
+
+	page_server_config_default(&cfg);
+	cfg.max_count = 8;
+	cfg.max_clients = 4;
+	cfg.max_per_peer = 2;
+	REQUIRE(fixture_start_with(NPAGES, SEED, &cfg));
+	pgs_hello_init(&h);
+
+	static const char *const from[4] = { "127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.3" };
+	for (int i = 0; i < 4; i++) {
+		fds[i] = connect_from(from[i]);
+		send_all(fds[i], &h, sizeof(h));
+		REQUIRE(recv_full(fds[i], &w, sizeof(w)) == 0);
+		CHECK(pgs_welcome_check(&w, &e) == 0);
+	}
+	/* A third from 127.0.0.2's neighbour 127.0.0.1: its address is full. */
+	int fd = connect_from("127.0.0.1");
+	send_all(fd, &h, sizeof(h));
+	REQUIRE(recv_full(fd, &b, sizeof(b)) == 0);
+	CHECK(pgs_is_busy(&b));
+	CHECK(pgs_busy_check(&b, &e) == -EBUSY);
+	CHECK(strstr(e.msg, "full for this address (2 connections each)") != NULL);
+	CHECK(recv_full(fd, &b, 1) == 1); /* then closed */
+	close(fd);
+	/* Another address: the server is full. */
+	fd = connect_from("127.0.0.4");
+	send_all(fd, &h, sizeof(h));
+	REQUIRE(recv_full(fd, &b, sizeof(b)) == 0);
+	CHECK(pgs_busy_check(&b, &e) == -EBUSY);
+	CHECK(strstr(e.msg, "the server is full (4 clients)") != NULL);
+	close(fd);
+
+	/* The tcp: source asks again after a backoff, then says why. */
+	char spec[64];
+	struct page_source *s;
+	struct source_net_options net = { .timeout_ns = 1000000000ull, .tries = 2 };
+	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u", server.port);
+	CHECK(source_open(spec, 4096, &net, &s, &e) == -EBUSY);
+	CHECK(strstr(e.msg, "full for this address") && strstr(e.msg, "(2 tries)"));
+
+	/* A slot freed is a slot served. */
+	close(fds[0]);
+	REQUIRE(clients_become(3));
+	REQUIRE(source_open(spec, 4096, &net, &s, &e) == 0);
+	source_close(s);
+	for (int i = 1; i < 4; i++)
+		close(fds[i]);
+	finish();
+}
+
+TEST(a_flood_of_connections_is_a_few_lines_on_stderr)
+{
+	struct page_server_config cfg;
+	char path[] = "/tmp/apfvm-serve-stderr.XXXXXX";
+	int out = mkstemp(path), saved = dup(2);
+
+	page_server_config_default(&cfg);
+	cfg.max_count = 8;
+	cfg.max_clients = cfg.max_per_peer = 1;
+	REQUIRE(out >= 0 && saved >= 0);
+	REQUIRE(fixture_start_with(NPAGES, SEED, &cfg));
+	int held = hello();
+	fflush(stderr);
+	dup2(out, 2);
+	for (int i = 0; i < 100; i++) {
+		int fd = connect_client();
+		char c;
+		recv(fd, &c, 1, 0); /* its BUSY */
+		close(fd);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(held);
+	finish();
+	FILE *f = fdopen(out, "r");
+	char line[512];
+	unsigned lines = 0;
+	rewind(f);
+	while (fgets(line, sizeof(line), f))
+		lines++;
+	fclose(f);
+	unlink(path);
+	printf("# 100 refused connections: %u lines on stderr\n", lines);
+	/* PAGE_SERVER_LOG_PER_S a second; the flood may straddle a second. */
+	CHECK(lines >= 1 && lines <= 2 * PAGE_SERVER_LOG_PER_S + 1);
+}
+
 TEST_MAIN(T(pipelined_reads_come_back_with_the_images_pages),
 	  T(a_read_beyond_the_image_is_answered_out_of_range),
 	  T(a_malformed_message_closes_only_its_connection), T(another_protocol_is_closed),
 	  T(several_clients_are_served_at_once),
-	  T(bad_addresses_and_images_are_refused_with_a_message))
+	  T(bad_addresses_and_images_are_refused_with_a_message),
+	  T(slow_idle_or_deaf_clients_are_closed_within_their_timeouts),
+	  T(clients_beyond_the_limits_are_answered_busy_and_served_once_a_slot_frees),
+	  T(a_flood_of_connections_is_a_few_lines_on_stderr))

@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -41,27 +42,27 @@ struct fetch {
 	int err[NPAGES];
 	char why[NPAGES][160];
 	unsigned done, bad_content;
+	uint64_t longest_ns; /* of the fetches, from submit to completion */
+	uint64_t bufs[INFLIGHT][512];
+	uint64_t want[512];
 };
-
-static uint64_t bufs[INFLIGHT][512];
 
 /* Fetches pages [0, n) with up to `inflight` in flight and checks each
  * delivered page against the image's content.  Returns false if the
  * source stopped completing (WAIT_LIMIT_NS) or failed as a whole. */
 static bool fetch_pages(struct page_source *s, unsigned n, unsigned inflight, struct fetch *f)
 {
-	static uint64_t want[512];
 	unsigned free_list[INFLIGHT], nfree = 0, next = 0;
 	uint64_t deadline = source_now_ns() + WAIT_LIMIT_NS;
 	struct source_completion c;
 
-	memset(f, 0, sizeof(*f));
+	memset(f, 0, offsetof(struct fetch, bufs));
 	for (unsigned i = 0; i < inflight; i++)
 		free_list[nfree++] = i;
 	while (f->done < n) {
 		while (next < n && nfree) {
 			unsigned b = free_list[--nfree];
-			int rc = source_submit(s, next, bufs[b], (void *)(uintptr_t)b);
+			int rc = source_submit(s, next, f->bufs[b], (void *)(uintptr_t)b);
 			if (rc) {
 				printf("# submit of page %u: %d\n", next, rc);
 				return false;
@@ -72,14 +73,16 @@ static bool fetch_pages(struct page_source *s, unsigned n, unsigned inflight, st
 			unsigned b = (unsigned)(uintptr_t)c.cookie;
 			free_list[nfree++] = b;
 			f->done++;
+			if (source_now_ns() - c.submit_ns > f->longest_ns)
+				f->longest_ns = source_now_ns() - c.submit_ns;
 			f->err[c.page] = c.err;
 			if (c.err) {
 				snprintf(f->why[c.page], sizeof(f->why[c.page]), "%s",
 					 c.why ? c.why : "(none)");
 				continue;
 			}
-			image_fill(SEED, c.page * 512, want, 512);
-			if (memcmp(bufs[b], want, sizeof(want)))
+			image_fill(SEED, c.page * 512, f->want, 512);
+			if (memcmp(f->bufs[b], f->want, sizeof(f->want)))
 				f->bad_content++;
 		}
 		if (s->error || f->done == n)
@@ -142,7 +145,7 @@ TEST(every_page_arrives_with_the_images_content_many_in_flight)
 	/* One at a time works too, and a page beyond the source is refused. */
 	CHECK(fetch_pages(s, 8, 1, &f));
 	CHECK_EQ_U(f.bad_content, 0);
-	CHECK_EQ_U(source_submit(s, NPAGES, bufs[0], NULL), -ERANGE);
+	CHECK_EQ_U(source_submit(s, NPAGES, f.bufs[0], NULL), -ERANGE);
 	source_close(s);
 	stop_server();
 }
@@ -193,7 +196,19 @@ enum behaviour {
 	RANGE,          /* page 7 is "out of range" */
 	CHANGES,        /* closes after 10 answers; the next welcome has another seed */
 	NO_WELCOME,     /* accepts, never welcomes */
+	/* The first connection answers 10 READs and closes; later ones: */
+	LATER_CLOSED_AT_ONCE,      /* closed on accept */
+	LATER_CLOSED_AFTER_WELCOME, /* welcomed, then closed */
+	LATER_JUNK,                /* welcomed, then junk */
+	LATER_BUSY,                /* answered BUSY */
+	LATER_TRICKLE,             /* welcomed; each reply a byte every 20 ms */
+	LATER_SLOW_WELCOME,        /* the welcome a byte every 20 ms */
 };
+
+static bool later(enum behaviour b)
+{
+	return b >= LATER_CLOSED_AT_ONCE;
+}
 
 struct fake {
 	enum behaviour b;
@@ -228,24 +243,61 @@ static void fake_serve(struct fake *f, int fd)
 	struct pgs_hello h;
 	struct pgs_welcome w;
 	struct pgs_read r;
-	static uint64_t page[512];
+	uint64_t page[512];
 	int answers = 0;
 
+	bool hostile = later(f->b) && f->connections > 1;
+
+	if (hostile && f->b == LATER_CLOSED_AT_ONCE)
+		return;
 	if (recv_full(fd, &h, sizeof(h), &f->stop) || f->b == NO_WELCOME) {
 		while (!atomic_load(&f->stop) && recv_full(fd, &h, 1, &f->stop) == 0)
 			;
 		return;
 	}
+	if (hostile && f->b == LATER_BUSY) {
+		struct pgs_busy b;
+		pgs_busy_init(&b, PGS_BUSY_FULL, 64);
+		send(fd, &b, sizeof(b), MSG_NOSIGNAL);
+		recv_full(fd, &h, 1, &f->stop); /* until the client closes */
+		return;
+	}
 	pgs_welcome_init(&w, NPAGES, 16, APF_PATTERN_SEEDED,
 			 f->b == CHANGES && f->connections > 1 ? SEED + 1 : SEED);
+	if (hostile && f->b == LATER_SLOW_WELCOME) {
+		for (size_t i = 0; i < sizeof(w) && !atomic_load(&f->stop); i++) {
+			if (send(fd, (char *)&w + i, 1, MSG_NOSIGNAL) != 1)
+				return;
+			poll(NULL, 0, 20);
+		}
+		return;
+	}
 	if (send(fd, &w, sizeof(w), MSG_NOSIGNAL) != (ssize_t)sizeof(w))
 		return;
+	if (hostile && f->b == LATER_CLOSED_AFTER_WELCOME)
+		return;
+	if (hostile && f->b == LATER_JUNK) {
+		static const char junk[64] = "HTTP/1.1 200 OK\r\n\r\n";
+		send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
+		recv_full(fd, &h, 1, &f->stop);
+		return;
+	}
 	while (recv_full(fd, &r, sizeof(r), &f->stop) == 0) {
 		if (f->b == SILENT)
 			continue;
 		if ((f->b == CLOSE_ONCE && f->connections == 1 && answers == 10) ||
-		    ((f->b == DIES || f->b == CHANGES) && answers == 10))
+		    ((f->b == DIES || f->b == CHANGES || later(f->b)) && answers == 10))
 			return;
+		if (hostile && f->b == LATER_TRICKLE) {
+			struct pgs_reply rep;
+			pgs_reply_init(&rep, &r, PGS_OK);
+			for (size_t i = 0; i < sizeof(rep) && !atomic_load(&f->stop); i++) {
+				if (send(fd, (char *)&rep + i, 1, MSG_NOSIGNAL) != 1)
+					return;
+				poll(NULL, 0, 20);
+			}
+			return;
+		}
 		struct pgs_reply rep;
 		pgs_reply_init(&rep, &r, f->b == RANGE && r.page == 7 ? PGS_RANGE : PGS_OK);
 		if (f->b == GARBAGE_ONCE && f->connections == 1 && answers == 10)
@@ -452,6 +504,81 @@ TEST(a_server_that_never_welcomes_is_an_error_at_open)
 	fake_stop(&f);
 }
 
+/* Whatever a server does after the source opened, every fetch ends within
+ * tries x (timeout + the longest backoff) of its submit, with the cause.
+ * The servers run side by side, each with its own source. */
+static const struct hostile_peer {
+	enum behaviour b;
+	const char *name;
+	const char *cause, *or_cause; /* what the failures say (either) */
+} hostile_peers[] = {
+	{ DIES, "refuses connections", "connection refused", NULL },
+	{ SILENT, "never answers", "no reply within the timeout", NULL },
+	/* Closed with the HELLO unread: a reset, or an end if it came first. */
+	{ LATER_CLOSED_AT_ONCE, "closes on accept", "connection lost", "closed the connection" },
+	{ LATER_CLOSED_AFTER_WELCOME, "closes after its welcome", "closed the connection",
+	  "connection lost" },
+	{ LATER_JUNK, "sends junk after its welcome", "protocol error", NULL },
+	{ LATER_BUSY, "answers BUSY", "the server is full", NULL },
+	{ LATER_TRICKLE, "trickles its replies", "no reply within the timeout", NULL },
+	{ LATER_SLOW_WELCOME, "trickles its welcome", "no welcome within the timeout", NULL },
+};
+#define NHOSTILE (sizeof(hostile_peers) / sizeof(hostile_peers[0]))
+
+struct hostile_run {
+	const struct hostile_peer *peer;
+	struct fake f;
+	struct fetch r;
+	bool ok;
+};
+
+static const struct source_net_options bounded = { .timeout_ns = 200000000ull, .tries = 3 };
+
+static void *hostile_fetch(void *arg)
+{
+	struct hostile_run *h = arg;
+	int serr;
+	h->ok = fake_fetch(&h->f, h->peer->b, &bounded, &h->r, &serr);
+	return NULL;
+}
+
+TEST(every_fetch_ends_within_its_bound_whatever_the_server_does)
+{
+	const uint64_t bound = bounded.tries * (bounded.timeout_ns + SOURCE_NET_BACKOFF_MAX_NS);
+	/* Timers fire late on a busy machine; a lost bound is unbounded. */
+	const uint64_t slack = 1000000000ull;
+	static struct hostile_run runs[NHOSTILE];
+	pthread_t threads[NHOSTILE];
+
+	for (size_t k = 0; k < NHOSTILE; k++) {
+		runs[k].peer = &hostile_peers[k];
+		REQUIRE(pthread_create(&threads[k], NULL, hostile_fetch, &runs[k]) == 0);
+	}
+	for (size_t k = 0; k < NHOSTILE; k++)
+		pthread_join(threads[k], NULL);
+	for (size_t k = 0; k < NHOSTILE; k++) {
+		const struct hostile_peer *peer = runs[k].peer;
+		const struct fetch *r = &runs[k].r;
+		unsigned failed = 0, p_failed = 0;
+		CHECK(runs[k].ok);
+		for (unsigned p = 0; p < 32; p++)
+			if (r->err[p]) {
+				failed++;
+				p_failed = p;
+			}
+		printf("# a server that %s: fetches fail after up to %.2f s (bound %.1f s): %s\n",
+		       peer->name, r->longest_ns / 1e9, bound / 1e9, failed ? r->why[p_failed] : "-");
+		CHECK_EQ_U(r->done, 32);
+		CHECK_EQ_U(r->bad_content, 0);
+		CHECK(failed >= 32 - 10);
+		CHECK(r->longest_ns <= bound + slack);
+		const char *why = r->why[p_failed];
+		if (failed && !strstr(why, peer->cause) && !(peer->or_cause && strstr(why, peer->or_cause)))
+			TEST_FAIL_("a server that %s: \"%s\" does not say \"%s\"", peer->name, why,
+				   peer->cause);
+	}
+}
+
 TEST_MAIN(T(every_page_arrives_with_the_images_content_many_in_flight),
 	  T(a_server_that_cannot_be_reached_or_is_too_small_is_an_error_at_open),
 	  T(a_corrupt_page_is_fetched_again_and_never_delivered),
@@ -460,4 +587,5 @@ TEST_MAIN(T(every_page_arrives_with_the_images_content_many_in_flight),
 	  T(a_server_that_dies_fails_the_fetches_left_with_the_cause),
 	  T(a_page_the_server_does_not_have_fails_at_once),
 	  T(a_server_that_changed_its_pages_fails_the_source),
-	  T(a_server_that_never_welcomes_is_an_error_at_open))
+	  T(a_server_that_never_welcomes_is_an_error_at_open),
+	  T(every_fetch_ends_within_its_bound_whatever_the_server_does))
