@@ -79,7 +79,7 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
 
-.PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net clean fuzz deps deps-build deps-bench
+.PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net bench-serve clean fuzz deps deps-build deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
 all: $(APFVM)
@@ -221,14 +221,20 @@ arm64: | deps
 fuzz: $(FUZZ_TARGETS)
 	$(Q)for t in $(FUZZ_TARGETS); do tests/fuzz/run_fuzz.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
+# Hostile page server clients: tests/e2e/test_serve.sh, make bench-serve.
+SERVE_ATTACK := $(BUILD)/serve_attack
+$(SERVE_ATTACK): bench/serve_attack.c $(LIBAPF)
+	@echo "  CC [bench] $<"
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(LIBAPF) $(HOST_LDFLAGS)
+
 # Tiers that need KVM run on /dev/kvm where it works, otherwise inside the
 # emulated KVM host (scripts/emuhost/emuhost); KVM=native|emulated forces
 # one (tests/all.sh, scripts/kvm_where.sh).
 KVM ?= auto
 export KVM
-test: $(APFVM) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_UNIT_TESTS) $(TSAN_VM_TESTS) $(FUZZ_TARGETS) $(ARM64_TESTS) arm64
+test: $(APFVM) $(SERVE_ATTACK) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_UNIT_TESTS) $(TSAN_VM_TESTS) $(FUZZ_TARGETS) $(ARM64_TESTS) arm64
 	$(Q)UNIT_TESTS="$(UNIT_TESTS) $(TSAN_UNIT_TESTS)" VM_TESTS="$(VM_TESTS) $(TSAN_VM_TESTS)" \
-		CLI_TESTS="tests/e2e/test_cli.sh tests/e2e/test_snapshot.sh tests/e2e/test_net.sh tests/e2e/test_objstore.sh" ARM64_TESTS="$(ARM64_TESTS)" \
+		CLI_TESTS="tests/e2e/test_cli.sh tests/e2e/test_snapshot.sh tests/e2e/test_net.sh tests/e2e/test_objstore.sh tests/e2e/test_serve.sh" ARM64_TESTS="$(ARM64_TESTS)" \
 		HOST_TESTS="tests/emuhost/test_emuhost.sh tests/linux/test_linux_guest.sh tests/linux/test_linux_snapshot.sh tests/fuzz/fuzz_briefly.sh" tests/all.sh
 
 # ---- demo and benchmarks ----------------------------------------------
@@ -252,6 +258,10 @@ bench-restore: $(APFVM)
 # and the compute rate per mode (needs root: network namespaces).
 bench-net: $(APFVM) deps-bench
 	$(Q)scripts/bench_net.sh
+# apfvm serve under attack: a fetch's time with 64 hostile clients against
+# its time alone (loopback; no KVM, no root).
+bench-serve: $(APFVM) $(SERVE_ATTACK)
+	$(Q)scripts/bench_serve.sh
 bench-arm64: arm64 deps-bench
 	$(Q)scripts/bench_arm64.sh $(BENCH_ARGS)
 

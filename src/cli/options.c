@@ -136,7 +136,7 @@ const char options_serve_usage[] =
 	"                      port 0 picks a free one (printed)\n"
 	"  --max-count N       pages a client may ask for in one request, 1..64 (default 16)\n"
 	"  --max-clients N     connections served at once, 1..4096 (default 256)\n"
-	"  --max-per-peer N    of them from one address (default 16)\n"
+	"  --max-per-peer N    of them from one address (default 16, at most --max-clients)\n"
 	"  --io-timeout DUR    the hello, each request once begun and each reply must pass\n"
 	"                      whole within DUR, or the connection is closed (default 10s)\n"
 	"  --idle-timeout DUR  a connection with no request for DUR is closed (default 60s)\n"
@@ -612,6 +612,7 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 	};
 	uint64_t v;
 	int opt;
+	bool per_peer_given = false;
 
 	memset(o, 0, sizeof(*o));
 	page_server_config_default(&o->cfg);
@@ -642,6 +643,7 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 			if (units_parse_u64(optarg, &v) || v < 1 || v > 4096)
 				return bad_value(e, "--max-per-peer", optarg, "an integer in 1..4096");
 			o->cfg.max_per_peer = (unsigned)v;
+			per_peer_given = true;
 			break;
 		case OPT_IO_TIMEOUT:
 			if (units_parse_duration(optarg, &o->cfg.io_timeout_ns) ||
@@ -669,6 +671,8 @@ int options_parse_serve(int argc, char **argv, struct serve_options *o, struct a
 	if (optind != argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm serve --help')",
 				argv[optind]);
+	if (!per_peer_given && o->cfg.max_per_peer > o->cfg.max_clients)
+		o->cfg.max_per_peer = o->cfg.max_clients;
 	return page_server_config_check(&o->cfg, e);
 }
 
