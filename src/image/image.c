@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "apfvm/abi.h"
+#include "util/file.h"
 
 _Static_assert(sizeof(struct image_header) == 48, "image header layout");
 _Static_assert(offsetof(struct image_header, check) == 40, "image header layout");
@@ -70,49 +71,32 @@ int image_create(const char *path, uint64_t size, uint64_t seed, struct apf_err 
 	memset(hdrbuf, 0, sizeof(hdrbuf));
 	memcpy(hdrbuf, &h, sizeof(h));
 
-	/* Written to a new file beside the target, then renamed over it: an
-	 * existing image (perhaps being served) is never truncated in place,
-	 * a symlink at path is replaced rather than written through, and a
-	 * failure leaves path as it was. */
-	size_t tmplen = strlen(path) + sizeof(".XXXXXX");
-	char *tmp = malloc(tmplen);
+	/* Written to a new file beside the target, then renamed over it
+	 * (util/file.h): an existing image (perhaps being served) is never
+	 * truncated in place, a symlink at path is replaced rather than
+	 * written through, and a failure leaves path as it was. */
+	struct file_out out;
 	chunk = malloc(CHUNK);
-	if (!chunk || !tmp) {
-		free(chunk);
-		free(tmp);
+	if (!chunk)
 		return apf_fail(e, -ENOMEM, "out of memory");
-	}
-	snprintf(tmp, tmplen, "%s.XXXXXX", path);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0 || fchmod(fd, 0644) < 0) {
-		rc = apf_fail(e, -errno, "cannot create image '%s': %s", path, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
+	if ((rc = file_out_open(&out, path, 0644))) {
 		free(chunk);
-		free(tmp);
-		return rc;
+		return apf_fail(e, rc, "cannot create image '%s': %s", path, strerror(-rc));
 	}
+	fd = out.fd;
 	rc = write_all(fd, hdrbuf, sizeof(hdrbuf));
 	for (uint64_t off = 0; !rc && off < size; off += CHUNK) {
 		uint64_t n = size - off < CHUNK ? size - off : CHUNK;
 		image_fill(seed, off / 8, chunk, n / 8);
 		rc = write_all(fd, chunk, n);
 	}
-	if (!rc && fsync(fd) < 0 && errno != EINVAL)
-		rc = -errno;
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
 	free(chunk);
-	if (rc) {
-		unlink(tmp);
-		free(tmp);
+	if (rc)
+		file_out_abort(&out);
+	else
+		rc = file_out_commit(&out);
+	if (rc)
 		return apf_fail(e, rc, "cannot write image '%s': %s", path, strerror(-rc));
-	}
-	free(tmp);
 	return 0;
 }
 

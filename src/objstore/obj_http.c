@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 bool obj_spec_is_remote(const char *spec)
@@ -240,18 +241,22 @@ int obj_get(const struct obj_target *t, const char *url, size_t max_len, uint64_
 	return apf_fail(e, -EIO, "%s: cannot read %s: %s", t->desc, url, why);
 }
 
-int obj_put_file(const struct obj_target *t, const char *url, const char *path,
-		 uint64_t timeout_ns, struct apf_err *e)
+int obj_put_fd(const struct obj_target *t, const char *url, int fd, uint64_t timeout_ns,
+	       struct apf_err *e)
 {
-	FILE *f = fopen(path, "rb");
+	int copy = dup(fd);
+	FILE *f = copy >= 0 ? fdopen(copy, "rb") : NULL;
 	struct stat st;
 	char why[160];
 	long http = 0;
 
-	if (!f || fstat(fileno(f), &st)) {
+	if (!f || fstat(fileno(f), &st) || fseek(f, 0, SEEK_SET)) {
+		int err = errno;
 		if (f)
 			fclose(f);
-		return apf_fail(e, -errno, "cannot read %s: %s", path, strerror(errno));
+		else if (copy >= 0)
+			close(copy);
+		return apf_fail(e, -err, "cannot read what to store as %s: %s", url, strerror(err));
 	}
 	CURL *h = curl_easy_init();
 	if (!h) {

@@ -61,9 +61,10 @@ bool obj_result(CURLcode cc, long http, char *buf, size_t size);
 int obj_get(const struct obj_target *t, const char *url, size_t max_len, uint64_t timeout_ns,
 	    unsigned tries, void **out, size_t *out_len, struct apf_err *e);
 
-/* PUT of the file at path as the object at url.  0 or -errno. */
-int obj_put_file(const struct obj_target *t, const char *url, const char *path,
-		 uint64_t timeout_ns, struct apf_err *e);
+/* PUT of the whole file fd (borrowed; read from its start) as the object
+ * at url.  0 or -errno. */
+int obj_put_fd(const struct obj_target *t, const char *url, int fd, uint64_t timeout_ns,
+	       struct apf_err *e);
 
 /* curl_global_init once per process (thread-safe). */
 int obj_http_init(struct apf_err *e);

@@ -98,13 +98,82 @@ out:
 	return rc;
 }
 
-/* Creates path for writing (replacing it). */
-static int create(const char *path, struct apf_err *e)
+/* The two outputs: files written whole or not at all beside DEST (see
+ * util/file.h), or for an upload unnamed temporary files, stored and
+ * gone. */
+struct pack_out {
+	bool upload;
+	struct file_out data, manifest; /* !upload */
+	int data_fd, manifest_fd;       /* either way */
+};
+
+/* Refuses a destination that is the input (pack IMG IMG would replace
+ * the image by its manifest), then creates the outputs. */
+static int create_outputs(struct pack_out *o, const char *dest, const char *input, int input_fd,
+			  struct apf_err *e)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return apf_fail(e, -errno, "cannot create %s: %s", path, strerror(errno));
-	return fd;
+	char dpath[4096 + sizeof(OBJ_DATA_SUFFIX)];
+	struct stat in_fd, in_path;
+	int rc;
+
+	o->data_fd = o->manifest_fd = -1;
+	o->data.fd = o->manifest.fd = -1;
+	o->data.path = o->data.tmp = o->manifest.path = o->manifest.tmp = NULL;
+	if (o->upload) {
+		if ((o->data_fd = file_temp_anonymous()) < 0 ||
+		    (o->manifest_fd = file_temp_anonymous()) < 0)
+			return apf_fail(e, o->data_fd < 0 ? o->data_fd : o->manifest_fd,
+					"cannot make a temporary file: %s",
+					strerror(-(o->data_fd < 0 ? o->data_fd : o->manifest_fd)));
+		return 0;
+	}
+	if (strlen(dest) >= 4096)
+		return apf_fail(e, -ENAMETOOLONG, "destination path too long");
+	snprintf(dpath, sizeof(dpath), "%s%s", dest, OBJ_DATA_SUFFIX);
+	bool have_fd = fstat(input_fd, &in_fd) == 0, have_path = stat(input, &in_path) == 0;
+	const char *outs[2] = { dest, dpath };
+	for (int i = 0; i < 2; i++)
+		if ((have_fd && file_is(outs[i], &in_fd)) || (have_path && file_is(outs[i], &in_path)))
+			return apf_fail(e, -EINVAL, "%s is what is being packed: pack writes DEST and "
+					"DEST%s; choose another DEST", outs[i], OBJ_DATA_SUFFIX);
+	if ((rc = file_out_open(&o->data, dpath, 0644)) ||
+	    (rc = file_out_open(&o->manifest, dest, 0644)))
+		return apf_fail(e, rc, "cannot create %s: %s", o->data.fd < 0 ? dpath : dest,
+				strerror(-rc));
+	o->data_fd = o->data.fd;
+	o->manifest_fd = o->manifest.fd;
+	return 0;
+}
+
+/* Puts the outputs in place: the data first, so that a reader who finds
+ * the manifest finds its chunks. */
+static int commit_outputs(struct pack_out *o, const struct obj_target *t, const char *dest,
+			  struct apf_err *e)
+{
+	int rc;
+
+	if (o->upload) {
+		if ((rc = obj_put_fd(t, t->data_url, o->data_fd, 600000000000ull, e)))
+			return rc;
+		return obj_put_fd(t, t->manifest_url, o->manifest_fd, 60000000000ull, e);
+	}
+	o->data_fd = o->manifest_fd = -1;
+	if ((rc = file_out_commit(&o->data)) || (rc = file_out_commit(&o->manifest)))
+		return apf_fail(e, rc, "cannot write %s: %s", dest, strerror(-rc));
+	return 0;
+}
+
+static void close_outputs(struct pack_out *o)
+{
+	if (o->upload) {
+		if (o->data_fd >= 0)
+			close(o->data_fd);
+		if (o->manifest_fd >= 0)
+			close(o->manifest_fd);
+		return;
+	}
+	file_out_abort(&o->data);
+	file_out_abort(&o->manifest);
 }
 
 /* What is packed: the image at path, or the memory of the snapshot at
@@ -143,10 +212,11 @@ int obj_pack(const char *image_path, bool snapshot, const char *dest, uint32_t c
 	struct obj_target t = { 0 };
 	struct image_info info;
 	uint32_t pattern = 0;
-	char mpath[4096], dpath[4096 + 8];
 	void *wire = NULL;
 	bool upload = !strncmp(dest, "s3://", 5);
-	int img = -1, dfd = -1, mfd = -1, rc;
+	struct pack_out out = { .upload = upload, .data_fd = -1, .manifest_fd = -1,
+				.data.fd = -1, .manifest.fd = -1 };
+	int img = -1, rc;
 
 	memset(&m, 0, sizeof(m));
 	memset(st, 0, sizeof(*st));
@@ -164,28 +234,15 @@ int obj_pack(const char *image_path, bool snapshot, const char *dest, uint32_t c
 		rc = apf_fail(e, -EINVAL, "image '%s' is larger than 64 GiB", image_path);
 		goto out;
 	}
-	if (upload) {
-		const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-		snprintf(mpath, sizeof(mpath), "%s/apfvm-pack-%d", tmpdir, (int)getpid());
-	} else {
-		if (strlen(dest) >= sizeof(mpath)) {
-			rc = apf_fail(e, -ENAMETOOLONG, "destination path too long");
-			goto out;
-		}
-		snprintf(mpath, sizeof(mpath), "%s", dest);
-	}
-	snprintf(dpath, sizeof(dpath), "%s%s", mpath, OBJ_DATA_SUFFIX);
-	if ((dfd = create(dpath, e)) < 0 || (mfd = create(mpath, e)) < 0) {
-		rc = dfd < 0 ? dfd : mfd;
+	if ((rc = create_outputs(&out, dest, image_path, img, e)))
 		goto out;
-	}
 	memcpy(m.hdr.magic, OBJ_MAGIC, 8);
 	m.hdr.version = OBJ_VERSION;
 	m.hdr.page_size = OBJ_PAGE_SIZE;
 	m.hdr.chunk_pages = chunk_pages;
 	m.hdr.pattern = pattern;
 	m.hdr.seed = info.seed;
-	if ((rc = pack_chunks(img, &info, chunk_pages, level, dfd, &m, st, e)))
+	if ((rc = pack_chunks(img, &info, chunk_pages, level, out.data_fd, &m, st, e)))
 		goto out;
 	st->npages = m.hdr.npages;
 	st->nchunks = m.hdr.nchunks;
@@ -195,26 +252,15 @@ int obj_pack(const char *image_path, bool snapshot, const char *dest, uint32_t c
 		goto out;
 	}
 	obj_manifest_encode(&m, wire);
-	if ((rc = write_all(mfd, wire, wlen)) || fsync(dfd) || fsync(mfd)) {
-		rc = apf_fail(e, rc ? rc : -errno, "cannot write %s: %s", mpath,
-			      strerror(rc ? -rc : errno));
+	if ((rc = write_all(out.manifest_fd, wire, wlen))) {
+		rc = apf_fail(e, rc, "cannot write the manifest of %s: %s", dest, strerror(-rc));
 		goto out;
 	}
-	/* The data first: a reader that finds the manifest finds its chunks. */
-	if (upload && ((rc = obj_put_file(&t, t.data_url, dpath, 600000000000ull, e)) ||
-		       (rc = obj_put_file(&t, t.manifest_url, mpath, 60000000000ull, e))))
-		goto out;
+	rc = commit_outputs(&out, &t, dest, e);
 out:
-	if (upload && dfd >= 0)
-		unlink(dpath);
-	if (upload && mfd >= 0)
-		unlink(mpath);
+	close_outputs(&out);
 	if (img >= 0)
 		close(img);
-	if (dfd >= 0)
-		close(dfd);
-	if (mfd >= 0)
-		close(mfd);
 	free(wire);
 	obj_manifest_free(&m);
 	obj_target_free(&t);

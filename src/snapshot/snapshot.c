@@ -22,16 +22,34 @@ static uint32_t header_crc(const struct snap_header *h)
 int snap_write_begin(struct snap_writer *w, const char *path, enum snap_arch arch,
 		     uint64_t resident_size, uint64_t lazy_size, struct apf_err *e)
 {
+	size_t plen = strlen(path);
+	char *mpath = malloc(plen + sizeof(SNAP_MEM_SUFFIX));
+	int rc, copy = -1;
+
 	memset(w, 0, sizeof(*w));
-	w->path = strdup(path);
-	if (!w->path)
+	w->state.fd = w->mem.fd = -1;
+	if (!mpath)
 		return apf_fail(e, -ENOMEM, "out of memory");
-	w->f = fopen(path, "w+");
+	memcpy(mpath, path, plen);
+	memcpy(mpath + plen, SNAP_MEM_SUFFIX, sizeof(SNAP_MEM_SUFFIX));
+	if ((rc = file_out_open(&w->state, path, 0600)) ||
+	    (rc = file_out_open(&w->mem, mpath, 0600))) {
+		apf_fail(e, rc, "cannot create '%s': %s", w->state.fd < 0 ? path : mpath,
+			 strerror(-rc));
+		free(mpath);
+		snap_write_abort(w);
+		return rc;
+	}
+	free(mpath);
+	/* The state through stdio; the header is written again at its end. */
+	copy = dup(w->state.fd);
+	w->f = copy >= 0 ? fdopen(copy, "w") : NULL;
 	if (!w->f) {
-		int err = -errno;
-		free(w->path);
-		w->path = NULL;
-		return apf_fail(e, err, "cannot create '%s': %s", path, strerror(-err));
+		rc = -errno;
+		if (copy >= 0)
+			close(copy);
+		snap_write_abort(w);
+		return apf_fail(e, rc, "cannot write '%s': %s", path, strerror(-rc));
 	}
 	memcpy(w->h.magic, SNAP_MAGIC, 8);
 	w->h.version = SNAP_VERSION;
@@ -57,26 +75,30 @@ int snap_write_section(struct snap_writer *w, uint32_t type, uint32_t index, con
 		return apf_fail(e, -E2BIG, "snapshot: more than %d sections", SNAP_MAX_SECTIONS);
 	if (fwrite(&sh, sizeof(sh), 1, w->f) != 1 || (len && fwrite(data, len, 1, w->f) != 1) ||
 	    (len % 8 && fwrite(pad, 8 - len % 8, 1, w->f) != 1))
-		return apf_fail(e, -EIO, "cannot write '%s': %s", w->path, strerror(errno));
+		return apf_fail(e, -EIO, "cannot write '%s': %s", w->state.path, strerror(errno));
 	w->h.nsections++;
 	return 0;
 }
 
 int snap_write_end(struct snap_writer *w, struct apf_err *e)
 {
+	int rc = 0;
+
 	w->h.header_crc = header_crc(&w->h);
-	int ok = fseek(w->f, 0, SEEK_SET) == 0 && fwrite(&w->h, sizeof(w->h), 1, w->f) == 1 &&
-		 fflush(w->f) == 0 && fsync(fileno(w->f)) == 0;
-	int err = errno;
 	if (fclose(w->f) != 0)
-		ok = 0;
+		rc = -errno;
 	w->f = NULL;
-	if (!ok) {
-		snap_write_abort(w);
-		return apf_fail(e, -EIO, "cannot write the snapshot: %s", strerror(err));
+	if (!rc) {
+		ssize_t n = pwrite(w->state.fd, &w->h, sizeof(w->h), 0);
+		if (n != (ssize_t)sizeof(w->h))
+			rc = n < 0 ? -errno : -EIO;
 	}
-	free(w->path);
-	w->path = NULL;
+	if (!rc && !(rc = file_out_commit(&w->mem)))
+		rc = file_out_commit(&w->state);
+	if (rc) {
+		snap_write_abort(w);
+		return apf_fail(e, rc, "cannot write the snapshot: %s", strerror(-rc));
+	}
 	return 0;
 }
 
@@ -84,16 +106,16 @@ void snap_write_abort(struct snap_writer *w)
 {
 	if (w->f)
 		fclose(w->f);
-	if (w->path)
-		unlink(w->path);
-	free(w->path);
-	memset(w, 0, sizeof(*w));
+	w->f = NULL;
+	file_out_abort(&w->state);
+	file_out_abort(&w->mem);
 }
 
-int snap_write_memory(int fd, const void *data, uint64_t len, uint32_t *crcs, uint64_t *next_page,
-		      struct apf_err *e)
+int snap_write_memory(struct snap_writer *w, const void *data, uint64_t len, uint32_t *crcs,
+		      uint64_t *next_page, struct apf_err *e)
 {
 	const unsigned char *p = data;
+	int fd = w->mem.fd;
 
 	for (uint64_t off = 0; off < len; off += APF_PAGE_SIZE) {
 		crcs[(*next_page)++] = crc32c(0, p + off, APF_PAGE_SIZE);
@@ -116,14 +138,12 @@ int snap_write_memory(int fd, const void *data, uint64_t len, uint32_t *crcs, ui
 static int read_state(const char *path, unsigned char **out, uint64_t *len, struct apf_err *e)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file_open_regular(path, &st);
 
-	if (fd < 0)
-		return apf_fail(e, -errno, "cannot open snapshot '%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (fd == -EINVAL)
 		return apf_fail(e, -EINVAL, "snapshot '%s' is not a regular file", path);
-	}
+	if (fd < 0)
+		return apf_fail(e, fd, "cannot open snapshot '%s': %s", path, strerror(-fd));
 	if ((uint64_t)st.st_size > SNAP_MAX_STATE) {
 		close(fd);
 		return apf_fail(e, -EFBIG, "snapshot '%s' is larger than %llu MiB: not an apfvm snapshot",
@@ -249,11 +269,12 @@ static int open_memory(struct snap_image *s, const char *path, struct apf_err *e
 	}
 	memcpy(mpath, path, plen);
 	memcpy(mpath + plen, SNAP_MEM_SUFFIX, sizeof(SNAP_MEM_SUFFIX));
-	s->mem_fd = open(mpath, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	if (s->mem_fd < 0 || fstat(s->mem_fd, &st) < 0) {
-		int err = -errno;
-		apf_fail(e, err, "cannot open the snapshot's memory '%s': %s", mpath, strerror(-err));
+	s->mem_fd = file_open_regular(mpath, &st);
+	if (s->mem_fd < 0) {
+		int err = s->mem_fd;
+		apf_fail(e, err, "cannot open the snapshot's memory '%s': %s", mpath,
+			 err == -EINVAL ? "not a regular file" : strerror(-err));
 		snap_close(s);
 		free(mpath);
 		return err;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "util/err.h"
+#include "util/file.h"
 
 #define SNAP_MAGIC        "APFVMSNP"
 #define SNAP_VERSION      2
@@ -62,26 +63,33 @@ _Static_assert(sizeof(struct snap_section_hdr) == 24, "snapshot section layout")
 
 /* --- writing ------------------------------------------------------------ */
 
+/* A snapshot being written: its state (PATH) and memory (PATH.mem) as two
+ * new files beside them (util/file.h), 0600, put in place together by
+ * snap_write_end: a snapshot that fails leaves nothing behind, and a
+ * snapshot already at PATH stays whole until the new one is.  The memory
+ * goes in place first; a state that then failed to would leave the old
+ * state with the new memory, which the state's page checksums refuse. */
 struct snap_writer {
-	FILE *f;
-	char *path;
+	FILE *f;                /* the state, buffered */
+	struct file_out state, mem;
 	struct snap_header h;
 };
 
-/* Creates PATH (replacing it) with h's sizes and arch. */
+/* Creates the new files for PATH with h's sizes and arch. */
 int snap_write_begin(struct snap_writer *w, const char *path, enum snap_arch arch,
 		     uint64_t resident_size, uint64_t lazy_size, struct apf_err *e);
 int snap_write_section(struct snap_writer *w, uint32_t type, uint32_t index, const void *data,
 		       uint64_t len, struct apf_err *e);
-/* Writes the final header and closes; removes PATH on failure. */
+/* Writes the final header and puts both files in place; on failure
+ * removes the new files. */
 int snap_write_end(struct snap_writer *w, struct apf_err *e);
-/* Drops an unfinished snapshot (removes PATH). */
+/* Drops an unfinished snapshot (its new files). */
 void snap_write_abort(struct snap_writer *w);
 
 /* Writes `len` bytes (a multiple of the page size) at the current end of
- * the memory file fd, adding each page's CRC to crcs[next_page...]. */
-int snap_write_memory(int fd, const void *data, uint64_t len, uint32_t *crcs, uint64_t *next_page,
-		      struct apf_err *e);
+ * the memory file, adding each page's CRC to crcs[next_page...]. */
+int snap_write_memory(struct snap_writer *w, const void *data, uint64_t len, uint32_t *crcs,
+		      uint64_t *next_page, struct apf_err *e);
 
 /* --- records inside a section ------------------------------------------- */
 

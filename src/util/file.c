@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 int file_open_regular(const char *path, struct stat *st)
@@ -65,4 +68,92 @@ int file_read_all(const char *path, void **out, size_t *len)
 	*out = buf;
 	*len = done;
 	return 0;
+}
+
+int file_out_open(struct file_out *o, const char *path, mode_t mode)
+{
+	size_t len = strlen(path) + sizeof(".tmp-0123456789abcdef");
+
+	o->fd = -1;
+	o->path = strdup(path);
+	o->tmp = malloc(len);
+	if (!o->path || !o->tmp) {
+		file_out_abort(o);
+		return -ENOMEM;
+	}
+	for (int attempt = 0; attempt < 16; attempt++) {
+		uint64_t r;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
+			int rc = -errno;
+			file_out_abort(o);
+			return rc;
+		}
+		snprintf(o->tmp, len, "%s.tmp-%016llx", path, (unsigned long long)r);
+		o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (o->fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	int rc = -errno;
+	free(o->tmp);
+	o->tmp = NULL; /* nothing of ours to remove */
+	file_out_abort(o);
+	return rc;
+}
+
+int file_out_commit(struct file_out *o)
+{
+	int rc = 0;
+
+	if (fsync(o->fd) < 0 && errno != EINVAL)
+		rc = -errno;
+	if (close(o->fd) < 0 && !rc)
+		rc = -errno;
+	o->fd = -1;
+	if (!rc && rename(o->tmp, o->path) < 0)
+		rc = -errno;
+	if (rc) {
+		file_out_abort(o);
+		return rc;
+	}
+	free(o->tmp);
+	o->tmp = NULL;
+	file_out_abort(o);
+	return 0;
+}
+
+void file_out_abort(struct file_out *o)
+{
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+	if (o->tmp)
+		unlink(o->tmp);
+	free(o->tmp);
+	free(o->path);
+	o->tmp = o->path = NULL;
+}
+
+bool file_is(const char *path, const struct stat *st)
+{
+	struct stat other;
+	return stat(path, &other) == 0 && other.st_dev == st->st_dev && other.st_ino == st->st_ino;
+}
+
+int file_temp_anonymous(void)
+{
+	const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	int fd = open(dir, O_RDWR | O_TMPFILE | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd >= 0 ? fd : -errno;
+	/* A file system without O_TMPFILE: a random name, removed at once. */
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/apfvm.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	return fd;
 }

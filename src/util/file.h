@@ -1,11 +1,16 @@
 /*
  * file: opening files named by users, which may be anything: a FIFO, a
- * device, a directory.  Open must never block (a FIFO without a writer
- * would hang open() forever), and only regular files are accepted.
+ * device, a directory, a symlink planted by someone else.  An input's open
+ * must never block (a FIFO without a writer would hang open() forever),
+ * and only regular files are accepted.  An output is written whole or not
+ * at all: to a new file beside it, renamed over it once complete, so that
+ * a failure leaves what was there, a reader never sees half a file, and a
+ * symlink at the path is replaced, never written through.
  */
 #ifndef APFVM_FILE_H
 #define APFVM_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
@@ -19,5 +24,29 @@ int file_open_regular(const char *path, struct stat *st);
  * or not a regular file, else 0 or -errno. */
 #define FILE_READ_MAX (256u << 20)
 int file_read_all(const char *path, void **out, size_t *len);
+
+/* An output being written: fd is a new file beside path, created with
+ * O_EXCL and O_NOFOLLOW under a random name (mode, less the umask). */
+struct file_out {
+	int fd;     /* -1 once committed or aborted */
+	char *path; /* the target */
+	char *tmp;  /* the new file, until renamed or removed */
+};
+
+/* 0, or -errno (fd -1: abort and commit are then no-ops). */
+int file_out_open(struct file_out *o, const char *path, mode_t mode);
+/* Flushes the new file to disk, closes it and renames it over path: 0 or
+ * -errno (the new file removed). */
+int file_out_commit(struct file_out *o);
+/* Removes the new file (if not committed). */
+void file_out_abort(struct file_out *o);
+
+/* Whether path names the file st describes (following symlinks): an output
+ * that is also an input. */
+bool file_is(const char *path, const struct stat *st);
+
+/* An unnamed temporary file in $TMPDIR (or /tmp), gone when closed:
+ * nothing to predict, plant or leave behind.  fd or -errno. */
+int file_temp_anonymous(void);
 
 #endif

@@ -39,36 +39,25 @@ static int lazy_page(struct machine *m, uint64_t page, void *buf, struct apf_err
 	return 0;
 }
 
-static int write_memory(struct machine *m, const char *path, uint32_t *crcs, struct apf_err *e)
+/* Every page of guest memory into the snapshot's memory file, its
+ * checksum into crcs: the resident memory as it is, the lazy pages
+ * through the source (those never installed are fetched). */
+static int write_memory(struct machine *m, struct snap_writer *w, uint32_t *crcs,
+			struct apf_err *e)
 {
-	size_t plen = strlen(path);
-	char *mpath = malloc(plen + sizeof(SNAP_MEM_SUFFIX));
-	static unsigned char page[APF_PAGE_SIZE] __attribute__((aligned(APF_PAGE_SIZE)));
+	unsigned char *page = aligned_alloc(APF_PAGE_SIZE, APF_PAGE_SIZE);
 	uint64_t next = 0;
 	int rc;
 
-	if (!mpath)
+	if (!page)
 		return apf_fail(e, -ENOMEM, "out of memory");
-	memcpy(mpath, path, plen);
-	memcpy(mpath + plen, SNAP_MEM_SUFFIX, sizeof(SNAP_MEM_SUFFIX));
-	int fd = open(mpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = apf_fail(e, -errno, "cannot create '%s': %s", mpath, strerror(errno));
-		free(mpath);
-		return rc;
-	}
-	rc = snap_write_memory(fd, m->gm.resident, m->gm.resident_size, crcs, &next, e);
+	rc = snap_write_memory(w, m->gm.resident, m->gm.resident_size, crcs, &next, e);
 	for (uint64_t p = 0; !rc && p < m->gm.lazy_size / APF_PAGE_SIZE; p++) {
 		rc = lazy_page(m, p, page, e);
 		if (!rc)
-			rc = snap_write_memory(fd, page, APF_PAGE_SIZE, crcs, &next, e);
+			rc = snap_write_memory(w, page, APF_PAGE_SIZE, crcs, &next, e);
 	}
-	if (!rc && fsync(fd) < 0)
-		rc = apf_fail(e, -errno, "cannot write '%s': %s", mpath, strerror(errno));
-	close(fd);
-	if (rc)
-		unlink(mpath);
-	free(mpath);
+	free(page);
 	return rc;
 }
 
@@ -137,12 +126,11 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 	if (!rc)
 		rc = arch_snapshot_save_vm(&m->vm, &m->vm_opt, &vmstate, e);
 	if (!rc)
-		rc = write_memory(m, c->snapshot_path, crcs, e);
-	if (!rc)
 		rc = snap_write_begin(&w, c->snapshot_path, ARCH_SNAPSHOT_ID, m->gm.resident_size,
 				      m->gm.lazy_size, e);
 	if (!rc) {
-		if ((rc = snap_write_section(&w, SNAP_SEC_MACHINE, 0, &sm, sizeof(sm), e)) ||
+		if ((rc = write_memory(m, &w, crcs, e)) ||
+		    (rc = snap_write_section(&w, SNAP_SEC_MACHINE, 0, &sm, sizeof(sm), e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_REPORT, 0, m->report.results,
 					     m->report.nresults * sizeof(m->report.results[0]), e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_VCPU, 0, vcpu.data, vcpu.len, e)) ||

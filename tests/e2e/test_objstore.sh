@@ -40,11 +40,25 @@ IP=$NETLAB_SERVER_IP
 # ---- s3rver ----------------------------------------------------------------
 netlab_s3rver || { fail objstore_setup "s3rver did not start"; exit 0; }
 
-if $APFVM pack "$tmp/img" s3://apfvm/vm/mem >"$tmp/out" 2>"$tmp/err" &&
+# Its temporary files are unnamed: symlinks planted for the next PIDs
+# under any name apfvm could pick are never written through, and nothing
+# is left behind.
+mkdir "$tmp/tmpdir"
+echo keep >"$tmp/victim"
+for pid in $(seq $((BASHPID + 1)) $((BASHPID + 400))); do
+	ln -s "$tmp/victim" "$tmp/tmpdir/apfvm-pack-$pid"
+done
+if TMPDIR="$tmp/tmpdir" $APFVM pack "$tmp/img" s3://apfvm/vm/mem >"$tmp/out" 2>"$tmp/err" &&
 	grep -q "2048 pages in 32 chunks of 64 pages" "$tmp/out"; then
 	ok pack_uploads_an_image_to_s3
 else
 	fail pack_uploads_an_image_to_s3 "$(cat "$tmp/err" "$tmp/out" | head -c 400)"
+fi
+if [ "$(cat "$tmp/victim")" = keep ] && [ "$(find "$tmp/tmpdir" ! -type l | wc -l)" -eq 1 ]; then
+	ok pack_to_s3_writes_no_predictable_temporary_file
+else
+	fail pack_to_s3_writes_no_predictable_temporary_file \
+		"victim: $(head -c 40 "$tmp/victim"); left: $(find "$tmp/tmpdir" ! -type l | head -3)"
 fi
 
 netlab_link delay 1ms

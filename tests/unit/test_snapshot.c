@@ -4,10 +4,12 @@
  * (truncated, another version, a checksum mismatch, memory shorter than
  * the state says), before anything of it is used.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -33,13 +35,10 @@ static void write_good(void)
 
 	for (size_t i = 0; i < sizeof(mem); i++)
 		mem[i] = (unsigned char)(i * 7 + i / 4096);
-	int fd = open(mpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	REQUIRE(fd >= 0);
-	REQUIRE(snap_write_memory(fd, mem, sizeof(mem), crcs, &next, &e) == 0);
-	close(fd);
-	CHECK_EQ_U(next, RES_PAGES + LAZY_PAGES);
 	REQUIRE(snap_write_begin(&w, path, SNAP_ARCH_X86_64, RES_PAGES * APF_PAGE_SIZE,
 				 LAZY_PAGES * APF_PAGE_SIZE, &e) == 0);
+	REQUIRE(snap_write_memory(&w, mem, sizeof(mem), crcs, &next, &e) == 0);
+	CHECK_EQ_U(next, RES_PAGES + LAZY_PAGES);
 	REQUIRE(snap_write_section(&w, SNAP_SEC_MACHINE, 0, machine_blob, sizeof(machine_blob), &e) == 0);
 	REQUIRE(snap_write_section(&w, SNAP_SEC_PAGE_CRCS, 0, crcs, sizeof(crcs), &e) == 0);
 	REQUIRE(snap_write_end(&w, &e) == 0);
@@ -167,12 +166,79 @@ TEST(memory_file_shorter_than_the_state_says_is_refused)
 	setup();
 	unlink(mpath);
 	expect_refused("cannot open the snapshot's memory");
+	/* A FIFO is refused at once: open never waits for a writer. */
+	REQUIRE(mkfifo(mpath, 0600) == 0);
+	expect_refused("not a regular file");
+	unlink(mpath);
 	unlink(path);
 	expect_refused("cannot open snapshot");
+}
+
+/* What a directory holds: the names, sorted, joined by spaces. */
+static void list_dir(char *out, size_t len)
+{
+	struct dirent **names;
+	int n = scandir(dir, &names, NULL, alphasort);
+	out[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		if (names[i]->d_name[0] != '.')
+			snprintf(out + strlen(out), len - strlen(out), "%s ", names[i]->d_name);
+		free(names[i]);
+	}
+	free(names);
+}
+
+TEST(a_snapshot_is_written_whole_or_not_at_all)
+{
+	static unsigned char page[APF_PAGE_SIZE];
+	uint32_t crcs[1];
+	uint64_t next = 0;
+	struct snap_writer w;
+	struct snap_image img;
+	struct apf_err e;
+	struct stat st;
+	char names[256];
+
+	setup();
+	list_dir(names, sizeof(names));
+	CHECK(!strcmp(names, "snap snap.mem "));
+	/* Both files private, whatever the umask. */
+	REQUIRE(stat(path, &st) == 0);
+	CHECK_EQ_U(st.st_mode & 0777, 0600);
+	REQUIRE(stat(mpath, &st) == 0);
+	CHECK_EQ_U(st.st_mode & 0777, 0600);
+	/* A snapshot abandoned midway leaves the one before whole, and no
+	 * file of its own. */
+	REQUIRE(snap_write_begin(&w, path, SNAP_ARCH_X86_64, APF_PAGE_SIZE, 0, &e) == 0);
+	REQUIRE(snap_write_memory(&w, page, sizeof(page), crcs, &next, &e) == 0);
+	snap_write_abort(&w);
+	list_dir(names, sizeof(names));
+	CHECK(!strcmp(names, "snap snap.mem "));
+	REQUIRE(snap_open(&img, path, &e) == 0);
+	CHECK_EQ_U(img.mem_pages, RES_PAGES + LAZY_PAGES);
+	snap_close(&img);
+	/* A symlink at the path is replaced, never written through. */
+	char victim[160];
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	FILE *f = fopen(victim, "w");
+	REQUIRE(f != NULL);
+	fputs("keep", f);
+	fclose(f);
+	unlink(path);
+	REQUIRE(symlink(victim, path) == 0);
+	write_good();
+	REQUIRE(lstat(path, &st) == 0);
+	CHECK(S_ISREG(st.st_mode));
+	REQUIRE(stat(victim, &st) == 0);
+	CHECK_EQ_U(st.st_size, 4);
+	unlink(victim);
+	unlink(path);
+	unlink(mpath);
 	rmdir(dir);
 }
 
 TEST_MAIN(T(crc32c_is_the_castagnoli_crc), T(a_written_snapshot_reads_back),
 	  T(truncated_state_is_refused), T(other_version_is_refused),
 	  T(checksum_mismatches_are_refused), T(not_a_snapshot_is_refused),
-	  T(memory_file_shorter_than_the_state_says_is_refused))
+	  T(memory_file_shorter_than_the_state_says_is_refused),
+	  T(a_snapshot_is_written_whole_or_not_at_all))
