@@ -4,16 +4,21 @@
  *
  * The manifest is read when the source opens.  A page's fetch needs its
  * chunk: a chunk in the cache (decompressed, LRU) answers at once, an
- * all-zero one needs nothing; otherwise one HTTP Range request for the
- * chunk's bytes in KEY.data serves every page waiting on it.  Requests run
- * on libcurl's multi interface driven by this source's event_fd (an epoll
- * set of curl's sockets and one timerfd for curl's timeouts and the
- * retries' backoff): nothing blocks the pager's thread, and up to
- * OBJ_FETCHES_MAX chunks are in flight at once.
+ * all-zero one needs nothing; otherwise the disk tier's copy, if any, or
+ * one HTTP Range request for the chunk's bytes in KEY.data serves every
+ * page waiting on it.  Requests run on libcurl's multi interface driven by
+ * this source's event_fd (an epoll set of curl's sockets, one timerfd for
+ * curl's timeouts and the retries' backoff, and the worker's eventfd):
+ * nothing blocks the pager's thread, and up to OBJ_FETCHES_MAX chunks are
+ * in flight at once; more wait in a queue, started as slots free (never
+ * from inside a completion: nothing here recurses).
  *
- * A chunk reaches the cache only after its stored bytes and, once
- * decompressed, its pages match the manifest's crc32c: a damaged chunk is
- * fetched again and never handed out.  Timeouts, lost connections, 429
+ * Disk reads, the checks and decompression, and disk writes run on the
+ * worker (obj_worker.h).  A chunk reaches the cache only after its stored
+ * bytes and, once decompressed, its pages match the manifest: a damaged
+ * chunk is fetched again and never handed out.  A chunk's pages are
+ * copied to every page waiting on it as soon as it is installed, before
+ * anything else can evict it.  Timeouts, lost connections, 429
  * and 5xx answers (S3's throttling and server errors) are retried with
  * backoff (100 ms doubling to 2 s); other answers (403, 404, ...) fail at
  * once; after `tries` attempts every page waiting on the chunk fails with
@@ -26,12 +31,13 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-#include <zstd.h>
+#include <stddef.h>
 
 #include "apfvm/abi.h"
 #include "objstore/obj_disk.h"
 #include "objstore/obj_http.h"
 #include "objstore/obj_layout.h"
+#include "objstore/obj_worker.h"
 #include "source/source.h"
 #include "util/crc32c.h"
 
@@ -58,6 +64,8 @@ struct chunk_state {
 
 struct fetch {
 	bool used, active;  /* used: holds a chunk; active: a transfer in curl */
+	bool working;       /* its job is the worker's */
+	struct obj_job job;
 	uint64_t chunk;
 	unsigned attempts;
 	uint64_t due_ns;    /* !active: when to try again */
@@ -97,9 +105,9 @@ struct obj_source {
 	struct cache_slot *cache;
 	unsigned ncache;
 	uint64_t lru_clock;
-	ZSTD_DCtx *dctx;
 	uint64_t ewma_ns;
 	struct obj_disk disk;    /* dirfd -1: no disk tier */
+	struct obj_worker worker;
 };
 
 /* ---- completing pages ------------------------------------------------------- */
@@ -139,7 +147,9 @@ static void release_waiters(struct obj_source *o, uint64_t chunk, int err, const
 
 /* ---- the cache -------------------------------------------------------------- */
 
-static struct cache_slot *cache_take(struct obj_source *o, uint64_t chunk)
+/* Installs chunk's checked pages (taking the buffer) in the least
+ * recently used slot; returns them. */
+static const unsigned char *cache_put(struct obj_source *o, uint64_t chunk, unsigned char *pages)
 {
 	struct cache_slot *victim = NULL;
 
@@ -154,11 +164,13 @@ static struct cache_slot *cache_take(struct obj_source *o, uint64_t chunk)
 	}
 	if (victim->used)
 		o->chunks[victim->chunk].cache = NONE;
+	free(victim->data);
+	victim->data = pages;
 	victim->used = true;
 	victim->chunk = chunk;
 	victim->lru = ++o->lru_clock;
 	o->chunks[chunk].cache = (uint32_t)(victim - o->cache);
-	return victim;
+	return pages;
 }
 
 /* ---- fetching chunks --------------------------------------------------------- */
@@ -196,6 +208,10 @@ static void start_transfer(struct obj_source *o, struct fetch *f)
 	const struct obj_chunk *c = &o->m.chunks[f->chunk];
 	char range[64];
 
+	if (!f->buf && !(f->buf = malloc(f->want ? f->want : 1))) {
+		source_set_error(&o->base, -ENOMEM, "out of memory for a chunk");
+		return;
+	}
 	curl_easy_reset(f->h);
 	obj_target_setup(&o->target, f->h, o->target.data_url, o->net.timeout_ns);
 	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)c->offset,
@@ -216,36 +232,36 @@ static void start_transfer(struct obj_source *o, struct fetch *f)
 	}
 }
 
-static void free_slot(struct obj_source *o, struct fetch *f);
-static const char *install_chunk(struct obj_source *o, struct fetch *f);
+/* Gives the worker f's job; false (the source failed) if it cannot. */
+static bool to_worker(struct obj_source *o, struct fetch *f)
+{
+	f->working = true;
+	if (obj_worker_submit(&o->worker, &f->job)) {
+		f->working = false;
+		source_set_error(&o->base, -EIO, "the object source's worker queue is full");
+		return false;
+	}
+	return true;
+}
 
-/* Takes a fetch slot for chunk and, unless the disk tier has it, starts
- * its transfer; queues the chunk when every slot is busy. */
+/* Takes a free fetch slot for chunk and starts it: the disk tier's copy
+ * first (read and checked by the worker), else its transfer.  Never
+ * completes anything itself.  Queues the chunk when every slot is busy. */
 static void fetch_chunk(struct obj_source *o, uint64_t chunk)
 {
 	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
 		struct fetch *f = &o->fetches[i];
 		if (f->used)
 			continue;
-		f->want = o->m.chunks[chunk].stored_len;
-		f->buf = malloc(f->want);
-		if (!f->buf) {
-			release_waiters(o, chunk, -ENOMEM, NULL, NULL);
-			return;
-		}
 		f->used = true;
 		f->chunk = chunk;
 		f->attempts = 0;
+		f->want = o->m.chunks[chunk].stored_len;
 		o->chunks[chunk].fetch = i;
-		if (o->disk.dirfd >= 0 && !obj_disk_read(&o->disk, chunk, f->buf, f->want)) {
-			f->len = f->want;
-			if (!install_chunk(o, f)) {
-				free_slot(o, f);
-				release_waiters(o, chunk, 0, NULL,
-						o->cache[o->chunks[chunk].cache].data);
-				return;
-			}
-			obj_disk_drop(&o->disk, chunk); /* damaged: fetch it */
+		if (o->disk.dirfd >= 0) {
+			f->job = (struct obj_job){ .chunk = chunk, .from_disk = true };
+			to_worker(o, f);
+			return;
 		}
 		start_transfer(o, f);
 		return;
@@ -259,8 +275,18 @@ static void free_slot(struct obj_source *o, struct fetch *f)
 	o->chunks[f->chunk].fetch = NONE;
 	free(f->buf);
 	f->buf = NULL;
-	f->used = f->active = false;
-	if (o->pend_count) {
+	f->used = f->active = f->working = false;
+}
+
+/* Starts queued chunks while slots are free: a loop, not a recursion. */
+static void start_pending(struct obj_source *o)
+{
+	for (;;) {
+		bool free_slot_left = false;
+		for (unsigned i = 0; i < OBJ_FETCHES_MAX && !free_slot_left; i++)
+			free_slot_left = !o->fetches[i].used;
+		if (!o->pend_count || !free_slot_left)
+			return;
 		uint64_t chunk = o->pending[o->pend_head];
 		o->pend_head = (o->pend_head + 1) % SOURCE_QUEUE_MAX;
 		o->pend_count--;
@@ -268,62 +294,90 @@ static void free_slot(struct obj_source *o, struct fetch *f)
 	}
 }
 
-/* Checks and installs a received chunk; returns why not (static text), or
- * NULL. */
-static const char *install_chunk(struct obj_source *o, struct fetch *f)
+/* An attempt of f's chunk failed (f->why says why): tried again after a
+ * backoff when `retry` and attempts remain, else every page waiting
+ * fails.  http: the answer's status, for the pages' error. */
+static void attempt_failed(struct obj_source *o, struct fetch *f, bool retry, long http)
 {
-	const struct obj_chunk *c = &o->m.chunks[f->chunk];
-	size_t len = (size_t)obj_chunk_npages(&o->m.hdr, f->chunk) * APF_PAGE_SIZE;
+	if (retry && f->attempts < o->net.tries) {
+		uint64_t b = BACKOFF_MIN_NS << (f->attempts - 1 < 5 ? f->attempts - 1 : 5);
+		f->due_ns = source_now_ns() + (b < BACKOFF_MAX_NS ? b : BACKOFF_MAX_NS);
+		o->base.retries++;
+		return;
+	}
+	char why[400];
+	uint64_t first = f->chunk * o->m.hdr.chunk_pages;
+	snprintf(why, sizeof(why), "%.100s: chunk %llu (pages %llu-%llu): %.150s (%u %s)", o->target.desc,
+		 (unsigned long long)f->chunk, (unsigned long long)first,
+		 (unsigned long long)(first + obj_chunk_npages(&o->m.hdr, f->chunk) - 1), f->why,
+		 f->attempts, f->attempts == 1 ? "try" : "tries");
+	uint64_t chunk = f->chunk;
+	free_slot(o, f);
+	release_waiters(o, chunk, http == 404 ? -ENOENT : http == 403 ? -EACCES : -EIO, why, NULL);
+}
 
-	if (crc32c(0, f->buf, f->len) != c->stored_crc)
-		return "corrupt chunk (stored checksum mismatch)";
-	struct cache_slot *s = cache_take(o, f->chunk);
-	if (c->flags == OBJ_CHUNK_RAW) {
-		memcpy(s->data, f->buf, len);
-	} else {
-		size_t n = ZSTD_decompressDCtx(o->dctx, s->data, o->chunk_bytes, f->buf, f->len);
-		if (ZSTD_isError(n) || n != len) {
-			s->used = false;
-			o->chunks[f->chunk].cache = NONE;
-			return "corrupt chunk (does not decompress to its size)";
+/* The worker is done with f's job: the chunk installed and its pages
+ * handed out, or (from the disk: absent or damaged) fetched, or (fetched:
+ * damaged) tried again. */
+static void checked(struct obj_source *o, struct fetch *f)
+{
+	struct obj_job *j = &f->job;
+
+	f->working = false;
+	free(j->stored); /* unless the worker kept it for the disk tier */
+	j->stored = NULL;
+	if (j->pages) {
+		if (!j->from_disk) {
+			uint64_t ns = source_now_ns() - f->start_ns;
+			o->ewma_ns = o->ewma_ns ? (o->ewma_ns * 7 + ns) / 8 : ns;
 		}
+		uint64_t chunk = f->chunk;
+		const unsigned char *pages = cache_put(o, chunk, j->pages);
+		j->pages = NULL;
+		free_slot(o, f);
+		release_waiters(o, chunk, 0, NULL, pages);
+		return;
 	}
-	if (crc32c(0, s->data, len) != c->data_crc) {
-		s->used = false;
-		o->chunks[f->chunk].cache = NONE;
-		return "corrupt chunk (page checksum mismatch after decompression)";
+	if (j->from_disk) {
+		if (j->bad)
+			o->base.corrupt++;
+		start_transfer(o, f);
+		return;
 	}
-	return NULL;
+	o->base.corrupt++;
+	snprintf(f->why, sizeof(f->why), "%s", j->bad);
+	attempt_failed(o, f, true, 0);
+}
+
+static void drain_worker(struct obj_source *o)
+{
+	struct obj_job *j;
+
+	obj_worker_ack(&o->worker);
+	while ((j = obj_worker_reap(&o->worker)))
+		checked(o, (struct fetch *)((char *)j - offsetof(struct fetch, job)));
 }
 
 static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
 {
 	long http = 0;
 	bool retry;
-	const char *bad = NULL;
 
 	curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &http);
 	curl_multi_remove_handle(o->multi, f->h);
 	f->active = false;
 	f->attempts++;
 	if (cc == CURLE_OK && (http == 206 || (http == 200 && f->whole_ok))) {
-		if (f->len != f->want) {
-			snprintf(f->why, sizeof(f->why), "short reply (%zu of %zu bytes)", f->len, f->want);
-			retry = true;
-		} else if ((bad = install_chunk(o, f))) {
-			o->base.corrupt++;
-			snprintf(f->why, sizeof(f->why), "%s", bad);
-			retry = true;
-		} else {
-			uint64_t ns = source_now_ns() - f->start_ns;
-			o->ewma_ns = o->ewma_ns ? (o->ewma_ns * 7 + ns) / 8 : ns;
-			if (o->disk.dirfd >= 0)
-				obj_disk_write(&o->disk, f->chunk, f->buf, f->len);
-			uint64_t chunk = f->chunk;
-			free_slot(o, f);
-			release_waiters(o, chunk, 0, NULL, o->cache[o->chunks[chunk].cache].data);
+		if (f->len == f->want) {
+			/* The checks are the worker's; the bytes go with the job. */
+			f->job = (struct obj_job){ .chunk = f->chunk, .stored = f->buf,
+						   .stored_len = f->len };
+			f->buf = NULL;
+			to_worker(o, f);
 			return;
 		}
+		snprintf(f->why, sizeof(f->why), "short reply (%zu of %zu bytes)", f->len, f->want);
+		retry = true;
 	} else if (cc == CURLE_WRITE_ERROR && f->overflow) {
 		snprintf(f->why, sizeof(f->why), "reply longer than the chunk (%zu bytes)", f->want);
 		retry = true;
@@ -334,22 +388,7 @@ static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
 	} else {
 		retry = obj_result(cc, http, f->why, sizeof(f->why));
 	}
-	if (retry && f->attempts < o->net.tries) {
-		uint64_t b = BACKOFF_MIN_NS << (f->attempts - 1 < 5 ? f->attempts - 1 : 5);
-		f->due_ns = source_now_ns() + (b < BACKOFF_MAX_NS ? b : BACKOFF_MAX_NS);
-		o->base.retries++;
-		return;
-	}
-	/* Out of tries, or not worth one: every page waiting fails. */
-	char why[400];
-	uint64_t first = f->chunk * o->m.hdr.chunk_pages;
-	snprintf(why, sizeof(why), "%.100s: chunk %llu (pages %llu-%llu): %.150s (%u %s)", o->target.desc,
-		 (unsigned long long)f->chunk, (unsigned long long)first,
-		 (unsigned long long)(first + obj_chunk_npages(&o->m.hdr, f->chunk) - 1), f->why,
-		 f->attempts, f->attempts == 1 ? "try" : "tries");
-	uint64_t chunk = f->chunk;
-	free_slot(o, f);
-	release_waiters(o, chunk, http == 404 ? -ENOENT : http == 403 ? -EACCES : -EIO, why, NULL);
+	attempt_failed(o, f, retry, http);
 }
 
 static void drain_curl(struct obj_source *o)
@@ -405,7 +444,7 @@ static void rearm(struct obj_source *o)
 
 	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
 		const struct fetch *f = &o->fetches[i];
-		if (f->used && !f->active && (!due || f->due_ns < due))
+		if (f->used && !f->active && !f->working && (!due || f->due_ns < due))
 			due = f->due_ns;
 	}
 	if (due == o->armed_ns)
@@ -426,14 +465,16 @@ static void obj_on_event(struct page_source *s)
 	int running, n = epoll_wait(o->ep, evs, 16, 0);
 
 	for (int k = 0; k < n; k++) {
-		if (evs[k].data.fd == o->timer) {
+		if (evs[k].data.fd == o->worker.event_fd) {
+			drain_worker(o);
+		} else if (evs[k].data.fd == o->timer) {
 			uint64_t ticks, now = source_now_ns();
 			if (read(o->timer, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 				source_set_error(s, -errno, "cannot read the fetch timer");
 			o->armed_ns = 0;
 			for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
 				struct fetch *f = &o->fetches[i];
-				if (f->used && !f->active && f->due_ns <= now)
+				if (f->used && !f->active && !f->working && f->due_ns <= now)
 					start_transfer(o, f);
 			}
 			if (o->curl_due_ns && o->curl_due_ns <= now) {
@@ -448,6 +489,7 @@ static void obj_on_event(struct page_source *s)
 		}
 		drain_curl(o);
 	}
+	start_pending(o);
 	rearm(o);
 }
 
@@ -498,11 +540,17 @@ static void obj_destroy(struct page_source *s)
 {
 	struct obj_source *o = (struct obj_source *)s;
 
+	obj_worker_stop(&o->worker); /* first: it may hold fetches' jobs */
 	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
-		if (o->fetches[i].active)
-			curl_multi_remove_handle(o->multi, o->fetches[i].h);
-		curl_easy_cleanup(o->fetches[i].h);
-		free(o->fetches[i].buf);
+		struct fetch *f = &o->fetches[i];
+		if (f->active)
+			curl_multi_remove_handle(o->multi, f->h);
+		curl_easy_cleanup(f->h);
+		free(f->buf);
+		if (f->working) {
+			free(f->job.stored);
+			free(f->job.pages);
+		}
 	}
 	if (o->multi)
 		curl_multi_cleanup(o->multi);
@@ -510,7 +558,6 @@ static void obj_destroy(struct page_source *s)
 		free(o->cache[i].data);
 	free(o->cache);
 	free(o->chunks);
-	ZSTD_freeDCtx(o->dctx);
 	obj_disk_close(&o->disk);
 	obj_manifest_free(&o->m);
 	obj_target_free(&o->target);
@@ -570,20 +617,18 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 	if (o->ncache > o->m.hdr.nchunks)
 		o->ncache = (unsigned)o->m.hdr.nchunks;
 	o->chunks = malloc(o->m.hdr.nchunks * sizeof(*o->chunks));
-	o->cache = calloc(o->ncache, sizeof(*o->cache));
-	o->dctx = ZSTD_createDCtx();
+	o->cache = calloc(o->ncache, sizeof(*o->cache)); /* data comes with each chunk */
 	o->multi = curl_multi_init();
 	o->ep = epoll_create1(EPOLL_CLOEXEC);
 	o->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (!o->chunks || !o->cache || !o->dctx || !o->multi || o->ep < 0 || o->timer < 0) {
+	if (!o->chunks || !o->cache || !o->multi || o->ep < 0 || o->timer < 0) {
 		rc = apf_fail(e, -ENOMEM, "cannot set up the object source: out of memory or fds");
 		goto fail;
 	}
-	for (unsigned i = 0; i < o->ncache; i++)
-		if (!(o->cache[i].data = malloc(o->chunk_bytes))) {
-			rc = apf_fail(e, -ENOMEM, "out of memory for the chunk cache");
-			goto fail;
-		}
+	if ((rc = obj_worker_start(&o->worker, &o->m, &o->disk))) {
+		rc = apf_fail(e, rc, "cannot start the object source's worker: %s", strerror(-rc));
+		goto fail;
+	}
 	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++)
 		if (!(o->fetches[i].h = curl_easy_init())) {
 			rc = apf_fail(e, -ENOMEM, "out of memory");
@@ -594,7 +639,9 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 	for (uint32_t i = 0; i < SOURCE_QUEUE_MAX; i++)
 		o->free_req[o->nfree_req++] = SOURCE_QUEUE_MAX - 1 - i;
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = o->timer };
-	if (epoll_ctl(o->ep, EPOLL_CTL_ADD, o->timer, &ev) < 0) {
+	struct epoll_event wev = { .events = EPOLLIN, .data.fd = o->worker.event_fd };
+	if (epoll_ctl(o->ep, EPOLL_CTL_ADD, o->timer, &ev) < 0 ||
+	    epoll_ctl(o->ep, EPOLL_CTL_ADD, o->worker.event_fd, &wev) < 0) {
 		rc = apf_fail(e, -errno, "epoll: %s", strerror(errno));
 		goto fail;
 	}

@@ -131,8 +131,21 @@ static void serve_conn(int fd)
 	}
 }
 
+static void *conn_thread(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	serve_conn(fd);
+	close(fd);
+	return NULL;
+}
+
+/* Each connection in its own thread (curl opens up to 32), joined when the
+ * server stops. */
 static void *http_thread(void *arg)
 {
+	pthread_t conns[256];
+	unsigned nconns = 0;
+
 	(void)arg;
 	while (!atomic_load(&http.stop)) {
 		struct pollfd p = { .fd = http.listen_fd, .events = POLLIN };
@@ -141,9 +154,15 @@ static void *http_thread(void *arg)
 		int fd = accept(http.listen_fd, NULL, NULL);
 		if (fd < 0)
 			continue;
-		serve_conn(fd); /* one connection at a time: curl queues the rest */
-		close(fd);
+		if (nconns == 256 ||
+		    pthread_create(&conns[nconns], NULL, conn_thread, (void *)(intptr_t)fd)) {
+			close(fd);
+			continue;
+		}
+		nconns++;
 	}
+	for (unsigned i = 0; i < nconns; i++)
+		pthread_join(conns[i], NULL);
 	return NULL;
 }
 
@@ -483,6 +502,84 @@ TEST(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again)
 	cache_dir = NULL;
 }
 
+/* ---- many small chunks: the pending queue and the disk tier together ------ */
+
+/* Fetches pages [from, to) of s, all submitted before any is reaped (the
+ * first OBJ_FETCHES_MAX chunks take the transfers, the rest queue), and
+ * checks each against the image.  false if they did not all come. */
+static bool fetch_range(struct page_source *s, unsigned from, unsigned to, struct result *r)
+{
+	static uint64_t pages[NPAGES][512];
+	uint64_t deadline = source_now_ns() + WAIT_LIMIT_NS;
+	struct source_completion c;
+	unsigned n = to - from;
+
+	memset(r, 0, sizeof(*r));
+	for (unsigned p = from; p < to; p++)
+		if (source_submit(s, p, pages[p], NULL))
+			return false;
+	while (r->done < n && !s->error) {
+		while (source_reap(s, &c)) {
+			r->done++;
+			r->err[c.page] = c.err;
+			if (c.err)
+				snprintf(r->why[c.page], sizeof(r->why[c.page]), "%s", c.why ? c.why : "");
+			if (c.err && r->done == 1)
+				printf("# page %llu: %s\n", (unsigned long long)c.page, r->why[c.page]);
+			if (!c.err && (c.zero ? memcmp(want[c.page], (uint64_t[512]){ 0 }, 4096)
+					      : memcmp(pages[c.page], want[c.page], 4096)))
+				r->bad_content++;
+		}
+		uint64_t now = source_now_ns();
+		if (r->done == n || now >= deadline)
+			break;
+		source_wait(s, (int)((deadline - now) / 1000000) + 1);
+	}
+	return r->done == n && !s->error;
+}
+
+static int open_small_chunks(struct page_source **s, const char *cdir, struct apf_err *e)
+{
+	char spec[96];
+	/* 4 chunks in memory: fewer than a run of queued disk hits. */
+	struct source_net_options net = { .timeout_ns = 2000000000ull, .tries = 3,
+					   .store = { .cache_dir = cdir, .cache_bytes = 4 * 4096 } };
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/small", http.port);
+	return source_open(spec, NPAGES * 4096ull, &net, s, e);
+}
+
+/* One page per chunk, 4 of them cached in memory, the disk tier holding
+ * pages 100 and up.  Pages 64..127 at once: the first 32 chunks take
+ * every transfer, the rest wait, and most of those are on the disk.  Each
+ * transfer's end starts the next waiting chunk; a run of disk hits longer
+ * than the memory cache must not evict a chunk before its pages are out. */
+TEST(queued_disk_hits_beyond_the_memory_cache_are_all_delivered)
+{
+	static struct result r;
+	char img[128], dest[128], cdir[128];
+	struct obj_pack_stats st;
+	struct page_source *s;
+	struct apf_err e;
+
+	snprintf(img, sizeof(img), "%s/img", dir);
+	snprintf(dest, sizeof(dest), "%s/small", dir);
+	snprintf(cdir, sizeof(cdir), "%s/cache-small", dir);
+	REQUIRE(obj_pack(img, false, dest, 1, 3, NULL, &st, &e) == 0);
+	REQUIRE(http_start(NORMAL));
+	REQUIRE(open_small_chunks(&s, cdir, &e) == 0);
+	CHECK(fetch_range(s, 100, NPAGES, &r));
+	CHECK_EQ_U(r.bad_content, 0);
+	source_close(s);
+	REQUIRE(open_small_chunks(&s, cdir, &e) == 0);
+	CHECK(fetch_range(s, 64, 128, &r));
+	CHECK_EQ_U(r.done, 64);
+	CHECK_EQ_U(r.bad_content, 0);
+	for (unsigned p = 64; p < 128; p++)
+		CHECK_EQ_U(r.err[p], 0);
+	source_close(s);
+	http_stop();
+}
+
 static void cleanup(void)
 {
 	char cmd[160];
@@ -502,4 +599,4 @@ TEST_MAIN(T(pack_then_every_page_arrives_zero_compressed_or_raw),
 	  T(a_server_ignoring_range_is_refused), T(missing_manifests_and_bad_specs_are_errors_at_open),
 	  T(the_manifest_check_refuses_every_damage),
 	  T(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again),
-	  T(cleanup_files))
+	  T(queued_disk_hits_beyond_the_memory_cache_are_all_delivered), T(cleanup_files))
