@@ -38,7 +38,10 @@ OBJSTORE ?= yes
 endif
 OBJSTORE_SRCS.yes = $(filter-out src/objstore/obj_none.c,$(wildcard src/objstore/*.c))
 OBJSTORE_SRCS.no = src/objstore/obj_none.c
-OBJSTORE_LIBS.yes := -lcurl -lzstd
+OBJSTORE_LIBS.yes := -lcurl -lzstd -lcrypto
+# SHA-256 (util/sha256.h): libcrypto's where it is linked, else portable C.
+SHA256_SRC.yes = src/util/sha256/libcrypto.c
+SHA256_SRC.no = src/util/sha256/portable.c
 HOST_LDFLAGS := -pthread $(STATIC) $(OBJSTORE_LIBS.$(OBJSTORE))
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
@@ -59,7 +62,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 # ---- sources -----------------------------------------------------------
 # The architecture layer: src/arch/$(ARCH) (and its subfolders).
 LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/net/*.c src/pager/*.c src/apf/*.c src/snapshot/*.c src/vmm/*.c) \
-	$(OBJSTORE_SRCS.$(OBJSTORE)) \
+	$(OBJSTORE_SRCS.$(OBJSTORE)) $(SHA256_SRC.$(OBJSTORE)) \
 	$(wildcard src/arch/$(ARCH)/*.c src/arch/$(ARCH)/*/*.c)
 CLI_SRCS := src/cli/options.c src/cli/bench.c src/cli/fetch.c
 MAIN_SRC := src/cli/main.c

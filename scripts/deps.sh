@@ -2,7 +2,7 @@
 # Installs what apfvm needs from Debian (and s3rver from the npm registry),
 # only what is missing:
 #   deps.sh build   the libraries apfvm links: libcurl and zstd (object
-#                   storage); `make` runs this
+#                   storage), libcrypto (SHA-256); `make` runs this
 #   deps.sh         the above, and what the tests need: clang with
 #                   libFuzzer (the fuzz tier), the arm64 cross compiler (the
 #                   arm64 tier's programs), iproute2 (network namespaces,
@@ -17,6 +17,7 @@ have_header() { [ -e "/usr/include/$1" ] || [ -e "/usr/include/x86_64-linux-gnu/
 	[ -e "/usr/include/aarch64-linux-gnu/$1" ]; }
 have_header curl/curl.h || need+=(libcurl4-openssl-dev)
 have_header zstd.h || need+=(libzstd-dev)
+have_header openssl/evp.h || need+=(libssl-dev)
 if [ "$mode" != build ]; then
 	command -v clang >/dev/null || need+=(clang)
 	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
