@@ -111,14 +111,14 @@ void snap_write_abort(struct snap_writer *w)
 	file_out_abort(&w->mem);
 }
 
-int snap_write_memory(struct snap_writer *w, const void *data, uint64_t len, uint32_t *crcs,
-		      uint64_t *next_page, struct apf_err *e)
+int snap_write_memory(struct snap_writer *w, const void *data, uint64_t len,
+		      struct sha256 *digests, uint64_t *next_page, struct apf_err *e)
 {
 	const unsigned char *p = data;
 	int fd = w->mem.fd;
 
 	for (uint64_t off = 0; off < len; off += APF_PAGE_SIZE) {
-		crcs[(*next_page)++] = crc32c(0, p + off, APF_PAGE_SIZE);
+		sha256(p + off, APF_PAGE_SIZE, &digests[(*next_page)++]);
 		for (size_t done = 0; done < APF_PAGE_SIZE;) {
 			ssize_t n = write(fd, p + off + done, APF_PAGE_SIZE - done);
 			if (n < 0 && errno == EINTR)
@@ -190,7 +190,19 @@ static int open_memory(struct snap_image *s, const char *path, struct apf_err *e
 
 uint64_t snap_identity(const struct snap_image *s)
 {
-	return (s->mem_pages << 32) ^ crc32c(0, s->page_crcs, s->mem_pages * 4);
+	size_t len = sizeof(uint64_t) + s->mem_pages * sizeof(struct sha256);
+	unsigned char *buf = malloc(len);
+	struct sha256 d;
+	uint64_t id;
+
+	if (!buf)
+		abort(); /* a few MiB at most; nothing sensible to return */
+	memcpy(buf, &s->mem_pages, sizeof(uint64_t));
+	memcpy(buf + sizeof(uint64_t), s->page_digests, s->mem_pages * sizeof(struct sha256));
+	sha256(buf, len, &d);
+	free(buf);
+	memcpy(&id, d.b, sizeof(id));
+	return id;
 }
 
 int snap_open(struct snap_image *s, const char *path, struct apf_err *e)
@@ -209,6 +221,11 @@ int snap_open_state(struct snap_image *s, const char *path, struct apf_err *e)
 	if (s->state_len < sizeof(s->h) || memcmp(s->state, SNAP_MAGIC, 8))
 		return fail_close(s, e, -EINVAL, "'%s' is not an apfvm snapshot", path);
 	memcpy(&s->h, s->state, sizeof(s->h));
+	if (s->h.version < SNAP_VERSION)
+		return fail_close(s, e, -EINVAL,
+				  "snapshot '%s' has format version %llu, whose pages are vouched for "
+				  "by crc32c only; this apfvm reads version %llu: take the snapshot again",
+				  path, (unsigned long long)s->h.version, (unsigned long long)SNAP_VERSION);
 	if (s->h.version != SNAP_VERSION)
 		return fail_close(s, e, -EINVAL,
 				  "snapshot '%s' has format version %llu; this apfvm reads version %llu",
@@ -249,12 +266,12 @@ int snap_open_state(struct snap_image *s, const char *path, struct apf_err *e)
 				  path, (unsigned long long)(s->state_len - off),
 				  (unsigned long long)s->h.nsections);
 	s->mem_pages = (s->h.resident_size + s->h.lazy_size) / APF_PAGE_SIZE;
-	const struct snap_section *crcs = snap_find(s, SNAP_SEC_PAGE_CRCS, 0);
-	if (!crcs || crcs->len != s->mem_pages * 4)
+	const struct snap_section *digests = snap_find(s, SNAP_SEC_PAGE_DIGESTS, 0);
+	if (!digests || digests->len != s->mem_pages * sizeof(struct sha256))
 		return fail_close(s, e, -EINVAL,
-				  "snapshot '%s': the page checksums do not cover its %llu pages", path,
+				  "snapshot '%s': the page digests do not cover its %llu pages", path,
 				  (unsigned long long)s->mem_pages);
-	s->page_crcs = crcs->data;
+	s->page_digests = (const struct sha256 *)digests->data;
 	return 0;
 }
 

@@ -19,11 +19,12 @@
 
 #include "util/err.h"
 #include "util/file.h"
+#include "util/sha256.h"
 
 #define SNAP_MAGIC        "APFVMSNP"
-#define SNAP_VERSION      2
+#define SNAP_VERSION      3 /* 3: pages vouched for by SHA-256 */
 #define SNAP_MAX_SECTIONS 64
-#define SNAP_MAX_STATE    (256ull << 20) /* state file bytes, page CRCs included */
+#define SNAP_MAX_STATE    (512ull << 20) /* state file bytes, page digests included */
 #define SNAP_MEM_SUFFIX   ".mem"
 
 enum snap_arch { SNAP_ARCH_X86_64 = 1, SNAP_ARCH_ARM64 = 2 };
@@ -34,7 +35,7 @@ enum snap_section_type {
 	SNAP_SEC_VM = 3,        /* the architecture's VM state (irqchip, timers, clock) */
 	SNAP_SEC_DEVICES = 4,   /* apfvm's device state (the guest kind's) */
 	SNAP_SEC_APF = 5,       /* index = vCPU id: the async-PF host side's state */
-	SNAP_SEC_PAGE_CRCS = 6, /* uint32_t crc32c per page of PATH.mem */
+	SNAP_SEC_PAGE_DIGESTS = 8, /* struct sha256 per page of PATH.mem */
 	SNAP_SEC_REPORT = 7,    /* what the guest reported before the snapshot */
 };
 
@@ -87,9 +88,9 @@ int snap_write_end(struct snap_writer *w, struct apf_err *e);
 void snap_write_abort(struct snap_writer *w);
 
 /* Writes `len` bytes (a multiple of the page size) at the current end of
- * the memory file, adding each page's CRC to crcs[next_page...]. */
-int snap_write_memory(struct snap_writer *w, const void *data, uint64_t len, uint32_t *crcs,
-		      uint64_t *next_page, struct apf_err *e);
+ * the memory file, adding each page's SHA-256 to digests[next_page...]. */
+int snap_write_memory(struct snap_writer *w, const void *data, uint64_t len,
+		      struct sha256 *digests, uint64_t *next_page, struct apf_err *e);
 
 /* --- records inside a section ------------------------------------------- */
 
@@ -123,7 +124,7 @@ struct snap_image {
 	unsigned nsections;
 	int mem_fd;             /* PATH.mem, -1 if not open */
 	uint64_t mem_pages;
-	const uint32_t *page_crcs; /* mem_pages of them */
+	const struct sha256 *page_digests; /* mem_pages of them */
 };
 
 /* Opens and validates PATH and PATH.mem (see the header comment); on error
@@ -131,12 +132,13 @@ struct snap_image {
 int snap_open(struct snap_image *s, const char *path, struct apf_err *e);
 /* The same for PATH alone (mem_fd stays -1): the memory comes from
  * elsewhere (a page server, object storage), each page checked against
- * page_crcs all the same. */
+ * page_digests all the same. */
 int snap_open_state(struct snap_image *s, const char *path, struct apf_err *e);
 
-/* What identifies a snapshot's memory to whoever serves it: its page count
- * and the crc32c of its page checksums (the seed a server announces with
- * APF_PATTERN_SNAPSHOT). */
+/* What identifies a snapshot's memory to whoever serves it: the first 8
+ * bytes of the SHA-256 of its page count and page digests (the seed a
+ * server announces with APF_PATTERN_SNAPSHOT).  A label to catch the wrong
+ * snapshot early, not a proof: each page is checked against its digest. */
 uint64_t snap_identity(const struct snap_image *s);
 void snap_close(struct snap_image *s);
 

@@ -18,6 +18,7 @@
 
 #include "objstore/obj_store.h"
 #include "util/err.h"
+#include "util/sha256.h"
 
 struct page_source;
 
@@ -145,12 +146,13 @@ int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source *
 int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_net_options *net,
 		    struct page_source **out, struct apf_err *e);
 /* Pages [first, first + npages) of inner as pages 0.. of a new source, each
- * checked against crcs[page] (borrowed: must outlive the source); a
- * mismatch fails the page with -EBADMSG.  Takes ownership of inner on
+ * checked against its SHA-256, digests[page] (borrowed: must outlive the
+ * source); a mismatch fails the page with -EBADMSG: nothing an inner
+ * source's peer or cache could forge passes.  Takes ownership of inner on
  * success.  How a restore reads a snapshot's memory, from PATH.mem or
  * from a remote copy alike. */
 int source_window_wrap(struct page_source *inner, uint64_t first, uint64_t npages,
-		       const uint32_t *crcs, struct page_source **out, struct apf_err *e);
+		       const struct sha256 *digests, struct page_source **out, struct apf_err *e);
 /* A memory image in object storage (objstore/obj_store.h): reads its
  * manifest now, then fetches chunks with HTTP Range requests. */
 int source_object_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,

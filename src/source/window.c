@@ -1,7 +1,7 @@
 /*
  * The checked window: pages [first, first + npages) of an inner source as
- * pages 0.. of this one, each checked against crcs[] before it is handed
- * on.  A snapshot restored from a page server or object storage reads its
+ * pages 0.. of this one, each checked against its SHA-256 before it is
+ * handed on.  A snapshot restored from a page server or object storage reads its
  * resident memory and its lazy region through two of these, over two
  * inner sources (one per pager thread: a source has one user), and trusts
  * no page the snapshot's checksums do not vouch for.
@@ -13,13 +13,13 @@
 
 #include "apfvm/abi.h"
 #include "source.h"
-#include "util/crc32c.h"
+#include "util/sha256.h"
 
 struct window_source {
 	struct page_source base; /* first */
 	struct page_source *inner;
 	uint64_t first;
-	const uint32_t *crcs;
+	const struct sha256 *digests;
 	char why[256];
 };
 
@@ -32,10 +32,12 @@ static void take_completions(struct window_source *w)
 	while (source_reap(w->inner, &c)) {
 		uint64_t page = c.page - w->first;
 		c.page = page;
-		if (!c.err && crc32c(0, c.zero ? zero_page : c.buf, APF_PAGE_SIZE) != w->crcs[page]) {
+		if (!c.err &&
+		    !sha256_matches(c.zero ? zero_page : c.buf, APF_PAGE_SIZE, &w->digests[page])) {
 			c.err = -EBADMSG;
 			snprintf(w->why, sizeof(w->why), "%s: the page does not match the snapshot's "
-				 "checksum (another snapshot's memory, or damaged)", w->inner->desc);
+				 "SHA-256 (another snapshot's memory, damaged, or forged)",
+				 w->inner->desc);
 			c.why = w->why;
 		}
 		source_complete(&w->base, &c);
@@ -90,7 +92,7 @@ static const struct page_source_ops window_ops = {
 };
 
 int source_window_wrap(struct page_source *inner, uint64_t first, uint64_t npages,
-		       const uint32_t *crcs, struct page_source **out, struct apf_err *e)
+		       const struct sha256 *digests, struct page_source **out, struct apf_err *e)
 {
 	struct window_source *w;
 
@@ -108,7 +110,7 @@ int source_window_wrap(struct page_source *inner, uint64_t first, uint64_t npage
 	memcpy(w->base.desc, inner->desc, sizeof(w->base.desc));
 	w->inner = inner;
 	w->first = first;
-	w->crcs = crcs;
+	w->digests = digests;
 	*out = &w->base;
 	return 0;
 }

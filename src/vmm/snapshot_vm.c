@@ -40,9 +40,9 @@ static int lazy_page(struct machine *m, uint64_t page, void *buf, struct apf_err
 }
 
 /* Every page of guest memory into the snapshot's memory file, its
- * checksum into crcs: the resident memory as it is, the lazy pages
+ * SHA-256 into digests: the resident memory as it is, the lazy pages
  * through the source (those never installed are fetched). */
-static int write_memory(struct machine *m, struct snap_writer *w, uint32_t *crcs,
+static int write_memory(struct machine *m, struct snap_writer *w, struct sha256 *digests,
 			struct apf_err *e)
 {
 	unsigned char *page = aligned_alloc(APF_PAGE_SIZE, APF_PAGE_SIZE);
@@ -51,11 +51,11 @@ static int write_memory(struct machine *m, struct snap_writer *w, uint32_t *crcs
 
 	if (!page)
 		return apf_fail(e, -ENOMEM, "out of memory");
-	rc = snap_write_memory(w, m->gm.resident, m->gm.resident_size, crcs, &next, e);
+	rc = snap_write_memory(w, m->gm.resident, m->gm.resident_size, digests, &next, e);
 	for (uint64_t p = 0; !rc && p < m->gm.lazy_size / APF_PAGE_SIZE; p++) {
 		rc = lazy_page(m, p, page, e);
 		if (!rc)
-			rc = snap_write_memory(w, page, APF_PAGE_SIZE, crcs, &next, e);
+			rc = snap_write_memory(w, page, APF_PAGE_SIZE, digests, &next, e);
 	}
 	free(page);
 	return rc;
@@ -89,12 +89,12 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 			  struct apf_err *e)
 {
 	uint64_t pages = (m->gm.resident_size + m->gm.lazy_size) / APF_PAGE_SIZE;
-	uint32_t *crcs = calloc(pages ? pages : 1, sizeof(*crcs));
+	struct sha256 *digests = calloc(pages ? pages : 1, sizeof(*digests));
 	struct snap_blob vcpu = { 0 }, vmstate = { 0 };
 	struct snap_writer w;
 	int rc;
 
-	if (!crcs)
+	if (!digests)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	struct snap_machine sm = {
 		.guest_kind = m->pc ? SNAP_GUEST_LINUX : SNAP_GUEST_REFERENCE,
@@ -129,7 +129,7 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 		rc = snap_write_begin(&w, c->snapshot_path, ARCH_SNAPSHOT_ID, m->gm.resident_size,
 				      m->gm.lazy_size, e);
 	if (!rc) {
-		if ((rc = write_memory(m, &w, crcs, e)) ||
+		if ((rc = write_memory(m, &w, digests, e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_MACHINE, 0, &sm, sizeof(sm), e)) ||
 		    (rc = snap_write_section(&w, SNAP_SEC_REPORT, 0, m->report.results,
 					     m->report.nresults * sizeof(m->report.results[0]), e)) ||
@@ -138,7 +138,8 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 		    (rc = write_apf(m, &vcpu, &w, e)) ||
 		    (m->pc && (rc = snap_write_section(&w, SNAP_SEC_DEVICES, 0, devices.data,
 						       devices.len, e))) ||
-		    (rc = snap_write_section(&w, SNAP_SEC_PAGE_CRCS, 0, crcs, pages * sizeof(*crcs), e)))
+		    (rc = snap_write_section(&w, SNAP_SEC_PAGE_DIGESTS, 0, digests,
+					     pages * sizeof(*digests), e)))
 			snap_write_abort(&w);
 		else
 			rc = snap_write_end(&w, e);
@@ -146,7 +147,7 @@ int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint6
 	snap_blob_free(&vcpu);
 	snap_blob_free(&vmstate);
 	snap_blob_free(&devices);
-	free(crcs);
+	free(digests);
 	return rc;
 }
 
@@ -162,7 +163,7 @@ static int need(const struct snap_image *s, uint32_t type, const struct snap_sec
 }
 
 /* Pages [first, first + n) of the snapshot's memory, each checked against
- * its CRC: from PATH.mem, or from the remote source c->restore_memory (one
+ * its SHA-256: from PATH.mem, or from the remote source c->restore_memory (one
  * connection per call: a source has one user), which must serve this very
  * snapshot. */
 static int memory_window(const struct apfvm_config *c, const struct snap_image *s, uint64_t first,
@@ -193,7 +194,7 @@ static int memory_window(const struct apfvm_config *c, const struct snap_image *
 		source_close(inner);
 		return rc;
 	}
-	if ((rc = source_window_wrap(inner, first, n, s->page_crcs + first, out, e)))
+	if ((rc = source_window_wrap(inner, first, n, s->page_digests + first, out, e)))
 		source_close(inner);
 	return rc;
 }

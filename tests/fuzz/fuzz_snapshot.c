@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK_OR_DIE(r >= p && len <= sec->len && r + len <= p + sec->len);
 		}
 	}
-	CHECK_OR_DIE(s.page_crcs && s.mem_pages == (s.h.resident_size + s.h.lazy_size) / APF_PAGE_SIZE);
+	CHECK_OR_DIE(s.page_digests && s.mem_pages == (s.h.resident_size + s.h.lazy_size) / APF_PAGE_SIZE);
 	snap_close(&s);
 	return 0;
 }

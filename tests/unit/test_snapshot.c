@@ -24,11 +24,11 @@ static char dir[] = "/tmp/apfvm-snap-test.XXXXXX";
 static char path[128], mpath[128];
 static const char machine_blob[] = "machine state, 37 bytes of it.......";
 
-/* A valid snapshot: 5 pages of memory with their CRCs, two sections. */
+/* A valid snapshot: 5 pages of memory with their digests, two sections. */
 static void write_good(void)
 {
 	static unsigned char mem[(RES_PAGES + LAZY_PAGES) * APF_PAGE_SIZE];
-	uint32_t crcs[RES_PAGES + LAZY_PAGES];
+	struct sha256 digests[RES_PAGES + LAZY_PAGES];
 	uint64_t next = 0;
 	struct snap_writer w;
 	struct apf_err e;
@@ -37,10 +37,10 @@ static void write_good(void)
 		mem[i] = (unsigned char)(i * 7 + i / 4096);
 	REQUIRE(snap_write_begin(&w, path, SNAP_ARCH_X86_64, RES_PAGES * APF_PAGE_SIZE,
 				 LAZY_PAGES * APF_PAGE_SIZE, &e) == 0);
-	REQUIRE(snap_write_memory(&w, mem, sizeof(mem), crcs, &next, &e) == 0);
+	REQUIRE(snap_write_memory(&w, mem, sizeof(mem), digests, &next, &e) == 0);
 	CHECK_EQ_U(next, RES_PAGES + LAZY_PAGES);
 	REQUIRE(snap_write_section(&w, SNAP_SEC_MACHINE, 0, machine_blob, sizeof(machine_blob), &e) == 0);
-	REQUIRE(snap_write_section(&w, SNAP_SEC_PAGE_CRCS, 0, crcs, sizeof(crcs), &e) == 0);
+	REQUIRE(snap_write_section(&w, SNAP_SEC_PAGE_DIGESTS, 0, digests, sizeof(digests), &e) == 0);
 	REQUIRE(snap_write_end(&w, &e) == 0);
 }
 
@@ -103,7 +103,7 @@ TEST(a_written_snapshot_reads_back)
 	CHECK(snap_find(&s, SNAP_SEC_VCPU, 0) == NULL);
 	unsigned char page[APF_PAGE_SIZE];
 	REQUIRE(pread(s.mem_fd, page, sizeof(page), 4 * APF_PAGE_SIZE) == (ssize_t)sizeof(page));
-	CHECK_EQ_U(crc32c(0, page, sizeof(page)), s.page_crcs[4]);
+	CHECK(sha256_matches(page, sizeof(page), &s.page_digests[4]));
 	snap_close(&s);
 }
 
@@ -138,7 +138,8 @@ TEST(other_version_is_refused)
 {
 	setup();
 	edit_state(version_1);
-	expect_refused("has format version 1; this apfvm reads version 2");
+	expect_refused("has format version 1, whose pages are vouched for by crc32c only; "
+		       "this apfvm reads version 3: take the snapshot again");
 }
 
 TEST(checksum_mismatches_are_refused)
@@ -191,7 +192,7 @@ static void list_dir(char *out, size_t len)
 TEST(a_snapshot_is_written_whole_or_not_at_all)
 {
 	static unsigned char page[APF_PAGE_SIZE];
-	uint32_t crcs[1];
+	struct sha256 digests[1];
 	uint64_t next = 0;
 	struct snap_writer w;
 	struct snap_image img;
@@ -210,7 +211,7 @@ TEST(a_snapshot_is_written_whole_or_not_at_all)
 	/* A snapshot abandoned midway leaves the one before whole, and no
 	 * file of its own. */
 	REQUIRE(snap_write_begin(&w, path, SNAP_ARCH_X86_64, APF_PAGE_SIZE, 0, &e) == 0);
-	REQUIRE(snap_write_memory(&w, page, sizeof(page), crcs, &next, &e) == 0);
+	REQUIRE(snap_write_memory(&w, page, sizeof(page), digests, &next, &e) == 0);
 	snap_write_abort(&w);
 	list_dir(names, sizeof(names));
 	CHECK(!strcmp(names, "snap snap.mem "));

@@ -13,6 +13,7 @@
 
 #include "apfvm/abi.h"
 #include "image/image.h"
+#include "net/page_proto.h"
 #include "source/source.h"
 #include "test.h"
 #include "util/crc32c.h"
@@ -482,11 +483,51 @@ TEST(zero_delay_range_completes_at_once)
 /* ------------------------------------------------------------------ */
 /* the checked window (a snapshot's memory from a remote source)        */
 
-TEST(window_shifts_pages_and_fails_those_whose_checksum_differs)
+/* Flips bits of the page's last 4 bytes so that its crc32c becomes want:
+ * crc32c is affine over GF(2), so the 32 bits' effects form a linear
+ * system, solved here.  What an on-path attacker can do to any page. */
+static void forge_crc32c(unsigned char *page, size_t len, uint32_t want)
+{
+	uint32_t effect[32], base = crc32c(0, page, len), need = base ^ want;
+
+	for (int b = 0; b < 32; b++) {
+		page[len - 4 + b / 8] ^= (unsigned char)(1u << (b % 8));
+		effect[b] = crc32c(0, page, len) ^ base;
+		page[len - 4 + b / 8] ^= (unsigned char)(1u << (b % 8));
+	}
+	/* Gaussian elimination: basis[k] has its highest set bit at k. */
+	uint32_t basis[32] = { 0 }, combo[32] = { 0 };
+	for (int b = 0; b < 32; b++) {
+		uint32_t v = effect[b], c = 1u << b;
+		for (int k = 31; k >= 0 && v; k--) {
+			if (!(v >> k & 1))
+				continue;
+			if (!basis[k]) {
+				basis[k] = v;
+				combo[k] = c;
+				v = 0;
+				break;
+			}
+			v ^= basis[k];
+			c ^= combo[k];
+		}
+	}
+	uint32_t flips = 0;
+	for (int k = 31; k >= 0; k--)
+		if (need >> k & 1 && basis[k]) {
+			need ^= basis[k];
+			flips ^= combo[k];
+		}
+	for (int b = 0; b < 32; b++)
+		if (flips >> b & 1)
+			page[len - 4 + b / 8] ^= (unsigned char)(1u << (b % 8));
+}
+
+TEST(window_shifts_pages_and_fails_those_whose_digest_differs_even_with_a_forged_crc)
 {
 	char path[64] = "/tmp/apfvm-window.XXXXXX";
 	static uint64_t page[512];
-	static uint32_t crcs[8];
+	static struct sha256 digests[8];
 	struct page_source *inner, *w;
 	struct source_completion c;
 	struct apf_err e;
@@ -494,15 +535,25 @@ TEST(window_shifts_pages_and_fails_those_whose_checksum_differs)
 	REQUIRE(make_image(path, 32 * APF_PAGE_SIZE, 5) == 0);
 	for (unsigned i = 0; i < 8; i++) {
 		image_fill(5, (10 + i) * 512ull, page, 512);
-		crcs[i] = crc32c(0, page, sizeof(page));
+		sha256(page, sizeof(page), &digests[i]);
 	}
-	crcs[6] ^= 1; /* page 6 of the window (16 of the image) is "damaged" */
+	/* Page 16 of the image (6 of the window) changed on the way, its
+	 * crc32c forged to the original's: the page server protocol's own
+	 * check (crc32c) passes it; the snapshot's SHA-256 does not. */
+	image_fill(5, 16 * 512ull, page, 512);
+	uint32_t crc = crc32c(0, page, sizeof(page));
+	page[7] ^= 0xdeadbeefull;
+	forge_crc32c((unsigned char *)page, sizeof(page), crc);
+	CHECK(pgs_page_ok(page, crc));
+	int fd = open(path, O_WRONLY);
+	REQUIRE(fd >= 0 && pwrite(fd, page, sizeof(page), IMAGE_HEADER_SIZE + 16 * 4096) == 4096);
+	close(fd);
 	char spec[80];
 	snprintf(spec, sizeof(spec), "file:%s", path);
 	REQUIRE(open_source(spec, 32 * APF_PAGE_SIZE, &inner, &e) == 0);
-	CHECK_EQ_U(source_window_wrap(inner, 30, 8, crcs, &w, &e), -EINVAL); /* beyond it */
+	CHECK_EQ_U(source_window_wrap(inner, 30, 8, digests, &w, &e), -EINVAL); /* beyond it */
 	CHECK(strstr(e.msg, "pages 30..37") != NULL);
-	REQUIRE(source_window_wrap(inner, 10, 8, crcs, &w, &e) == 0);
+	REQUIRE(source_window_wrap(inner, 10, 8, digests, &w, &e) == 0);
 	CHECK_EQ_U(w->npages, 8);
 	CHECK_EQ_U(source_submit(w, 8, page, NULL), -ERANGE);
 	for (unsigned i = 0; i < 8; i++) {
@@ -511,7 +562,7 @@ TEST(window_shifts_pages_and_fails_those_whose_checksum_differs)
 		CHECK_EQ_U(c.page, i);
 		if (i == 6) {
 			CHECK_EQ_U(c.err, -EBADMSG);
-			CHECK(c.why && strstr(c.why, "does not match the snapshot's checksum"));
+			CHECK(c.why && strstr(c.why, "does not match the snapshot's SHA-256"));
 		} else {
 			CHECK_EQ_U(c.err, 0);
 		}
@@ -529,4 +580,4 @@ TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_o
 	  T(completion_queue_overflow_marks_the_source_failed),
 	  T(fixed_delay_overlaps_fetches), T(random_delay_reorders_and_respects_minimum),
 	  T(delay_refuses_past_queue_bound_and_bad_pages), T(zero_delay_range_completes_at_once),
-	  T(window_shifts_pages_and_fails_those_whose_checksum_differs))
+	  T(window_shifts_pages_and_fails_those_whose_digest_differs_even_with_a_forged_crc))
