@@ -62,6 +62,7 @@ struct apfvm_config {
 	const char *s3_endpoint, *s3_region;
 	uint64_t object_cache_bytes;
 	const char *object_cache_dir; /* NULL, or a disk tier for fetched chunks */
+	uint64_t object_cache_dir_bytes; /* its bound (0: 1 GiB) */
 	/* Instead of `source`: the embedder's own page source (src/source/
 	 * source.h), borrowed, serving at least lazy_size bytes.  It models
 	 * its own latency: the latency fields must be 0. */

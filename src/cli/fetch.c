@@ -25,7 +25,8 @@ const char fetch_usage[] =
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --fetch-timeout DUR   as for 'apfvm run' (default 5s)\n"
 	"  --fetch-tries N       as for 'apfvm run' (default 3)\n"
-	"  --s3-endpoint URL, --s3-region REGION, --cache-size SIZE, --cache-dir DIR\n"
+	"  --s3-endpoint URL, --s3-region REGION, --cache-size SIZE, --cache-dir DIR,\n"
+	"  --cache-dir-size SIZE\n"
 	"                        as for 'apfvm run'\n"
 	"  --csv                 one CSV line instead of the report: source,inflight,pages,\n"
 	"                        seconds,pages_per_s,mib_per_s,lat_mean_us,lat_p50_us,lat_p99_us,\n"
@@ -88,6 +89,7 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 		case OPT_S3_REGION:
 		case OPT_CACHE_SIZE:
 		case OPT_CACHE_DIR:
+		case OPT_CACHE_DIR_SIZE:
 			if ((rc = options_parse_remote(opt, optarg, &remote, e)))
 				return rc;
 			break;

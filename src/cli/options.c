@@ -46,7 +46,10 @@ const char options_run_usage[] =
 	"  --cache-size SIZE     s3:// and http(s)://: decompressed chunks kept in memory\n"
 	"                        (default 64M)\n"
 	"  --cache-dir DIR       s3:// and http(s)://: also keep fetched chunks on disk, for\n"
-	"                        later runs (checked like fetched ones when read back)\n"
+	"                        later runs (checked like fetched ones when read back);\n"
+	"                        DIR is made 0700 and must be yours alone\n"
+	"  --cache-dir-size SIZE the bound of DIR, all images together: past it the least\n"
+	"                        recently used chunks go (default 1G)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --populate            install the whole lazy region before the guest starts\n"
 	"                        (the resident baseline: no fault is ever taken)\n"
@@ -97,7 +100,7 @@ const char options_restore_usage[] =
 	"                        --snapshot PATH), s3://BUCKET/KEY or http(s)://HOST/PATH\n"
 	"                        (apfvm pack --snapshot PATH); still checked page by page\n"
 	"  --fetch-timeout, --fetch-tries, --s3-endpoint, --s3-region, --cache-size,\n"
-	"  --cache-dir:\n"
+	"  --cache-dir, --cache-dir-size:\n"
 	"                        for --source, as for 'apfvm run'\n"
 	"  --latency DUR[-DUR]   added fetch latency per page, fixed or a range (default 0;\n"
 	"                        not with --source)\n"
@@ -402,6 +405,7 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 		case OPT_S3_REGION:
 		case OPT_CACHE_SIZE:
 		case OPT_CACHE_DIR:
+		case OPT_CACHE_DIR_SIZE:
 			if ((rc = options_parse_remote(opt, optarg, c, e)))
 				return rc;
 			break;
@@ -760,6 +764,11 @@ int options_parse_remote(int opt, const char *arg, struct apfvm_config *c, struc
 		return 0;
 	case OPT_CACHE_DIR:
 		c->object_cache_dir = arg;
+		return 0;
+	case OPT_CACHE_DIR_SIZE:
+		if (units_parse_size(arg, &c->object_cache_dir_bytes) ||
+		    c->object_cache_dir_bytes < (1ull << 20) || c->object_cache_dir_bytes > (1ull << 50))
+			return bad_value(e, "--cache-dir-size", arg, "a size from 1M, such as 4G");
 		return 0;
 	}
 	return 1;

@@ -77,7 +77,7 @@ int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, stru
  * ... object_cache_dir). */
 enum {
 	OPT_FETCH_TIMEOUT = 1000, OPT_FETCH_TRIES, OPT_S3_ENDPOINT, OPT_S3_REGION, OPT_CACHE_SIZE,
-	OPT_CACHE_DIR,
+	OPT_CACHE_DIR, OPT_CACHE_DIR_SIZE,
 };
 #define OPTIONS_REMOTE_LONGOPTS                                                  \
 	{ "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },          \
@@ -85,7 +85,8 @@ enum {
 	{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },              \
 	{ "s3-region", required_argument, NULL, OPT_S3_REGION },                  \
 	{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },                \
-	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR }
+	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },                  \
+	{ "cache-dir-size", required_argument, NULL, OPT_CACHE_DIR_SIZE }
 /* 0, 1 when opt is not one of them, or -EINVAL with a message. */
 int options_parse_remote(int opt, const char *arg, struct apfvm_config *c, struct apf_err *e);
 

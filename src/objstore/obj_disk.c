@@ -1,30 +1,98 @@
 #include "obj_disk.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/crc32c.h"
-
-int obj_disk_open(struct obj_disk *d, const char *root, const void *manifest, size_t len,
-		  struct apf_err *e)
+/* A directory of the cache: ours alone, or refused (why, in e). */
+static int open_private_dir(int atfd, const char *name, const char *shown, struct apf_err *e)
 {
-	char dir[4200];
+	struct stat st;
 
-	d->dirfd = -1;
-	if (strlen(root) > 4000)
-		return apf_fail(e, -ENAMETOOLONG, "--cache-dir: path too long");
-	if (mkdir(root, 0755) && errno != EEXIST)
-		return apf_fail(e, -errno, "--cache-dir '%s': %s", root, strerror(errno));
-	snprintf(dir, sizeof(dir), "%s/%08x-%zu", root, crc32c(0, manifest, len), len);
-	if (mkdir(dir, 0755) && errno != EEXIST)
-		return apf_fail(e, -errno, "--cache-dir: cannot create '%s': %s", dir, strerror(errno));
-	d->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->dirfd < 0)
-		return apf_fail(e, -errno, "--cache-dir: cannot open '%s': %s", dir, strerror(errno));
+	if (mkdirat(atfd, name, 0700) && errno != EEXIST)
+		return apf_fail(e, -errno, "--cache-dir: cannot create '%s': %s", shown,
+				strerror(errno));
+	int fd = openat(atfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return apf_fail(e, -errno, "--cache-dir: cannot open '%s': %s", shown,
+				errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink?)"
+								    : strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		int rc = -errno;
+		close(fd);
+		return apf_fail(e, rc, "--cache-dir: '%s': %s", shown, strerror(-rc));
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+		close(fd);
+		return apf_fail(e, -EPERM, "--cache-dir: '%s' is %s: a cache others can write "
+				"into could be planted", shown,
+				st.st_uid != geteuid() ? "owned by another user"
+						       : "writable by others");
+	}
+	return fd;
+}
+
+/* Bytes of the chunk files under rootfd, one level of folders down. */
+static uint64_t measure(int rootfd)
+{
+	uint64_t total = 0;
+	int fd = dup(rootfd);
+	DIR *root = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!root) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	rewinddir(root);
+	while ((de = readdir(root))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int sub = openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		DIR *d = sub >= 0 ? fdopendir(sub) : NULL;
+		struct dirent *f;
+		struct stat st;
+		if (!d) {
+			if (sub >= 0)
+				close(sub);
+			continue;
+		}
+		while ((f = readdir(d)))
+			if (f->d_name[0] != '.' &&
+			    !fstatat(dirfd(d), f->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
+				total += (uint64_t)st.st_size;
+		closedir(d);
+	}
+	closedir(root);
+	return total;
+}
+
+int obj_disk_open(struct obj_disk *d, const char *root, const struct sha256 *manifest_sha256,
+		  uint64_t limit_bytes, struct apf_err *e)
+{
+	char hex[2 * SHA256_LEN + 1];
+	int rc;
+
+	d->rootfd = d->dirfd = -1;
+	d->limit_bytes = limit_bytes ? limit_bytes : OBJ_DISK_DEFAULT_LIMIT;
+	if ((rc = open_private_dir(AT_FDCWD, root, root, e)) < 0)
+		return rc;
+	d->rootfd = rc;
+	sha256_hex(manifest_sha256, hex);
+	if ((rc = open_private_dir(d->rootfd, hex, hex, e)) < 0) {
+		obj_disk_close(d);
+		return rc;
+	}
+	d->dirfd = rc;
+	d->used_bytes = measure(d->rootfd);
 	return 0;
 }
 
@@ -35,7 +103,7 @@ int obj_disk_read(const struct obj_disk *d, uint64_t chunk, void *buf, size_t le
 	size_t got = 0;
 
 	snprintf(name, sizeof(name), "%llu", (unsigned long long)chunk);
-	int fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -ENOENT;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != len) {
@@ -52,18 +120,94 @@ int obj_disk_read(const struct obj_disk *d, uint64_t chunk, void *buf, size_t le
 		}
 		got += (size_t)n;
 	}
+	futimens(fd, NULL); /* used now: the last to be evicted */
 	close(fd);
 	return 0;
 }
 
-void obj_disk_write(const struct obj_disk *d, uint64_t chunk, const void *buf, size_t len)
+/* The least recently used chunk file under rootfd: its folder's fd (the
+ * caller closes it) and name; false if there is none. */
+static bool oldest(int rootfd, int *dirfd_out, char name[256], uint64_t *size)
 {
-	char name[32], tmp[48];
-	size_t done = 0;
+	struct timespec best = { 0, 0 };
+	bool found = false;
+	int fd = dup(rootfd);
+	DIR *root = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
 
+	*dirfd_out = -1;
+	if (!root) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	rewinddir(root);
+	while ((de = readdir(root))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int sub = openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		DIR *d = sub >= 0 ? fdopendir(sub) : NULL;
+		struct dirent *f;
+		if (!d) {
+			if (sub >= 0)
+				close(sub);
+			continue;
+		}
+		while ((f = readdir(d))) {
+			struct stat st;
+			if (f->d_name[0] == '.' ||
+			    fstatat(dirfd(d), f->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+				continue;
+			if (!found || st.st_mtim.tv_sec < best.tv_sec ||
+			    (st.st_mtim.tv_sec == best.tv_sec && st.st_mtim.tv_nsec < best.tv_nsec)) {
+				if (*dirfd_out >= 0)
+					close(*dirfd_out);
+				*dirfd_out = dup(dirfd(d));
+				snprintf(name, 256, "%s", f->d_name);
+				*size = (uint64_t)st.st_size;
+				best = st.st_mtim;
+				found = *dirfd_out >= 0;
+			}
+		}
+		closedir(d);
+	}
+	closedir(root);
+	return found;
+}
+
+/* Removes the least recently used files until DIR is within 90% of its
+ * bound (measured again first: other processes share it). */
+static void keep_within_bound(struct obj_disk *d)
+{
+	if (d->used_bytes <= d->limit_bytes)
+		return;
+	d->used_bytes = measure(d->rootfd);
+	while (d->used_bytes > d->limit_bytes / 10 * 9) {
+		char name[256];
+		uint64_t size = 0;
+		int fd;
+		if (!oldest(d->rootfd, &fd, name, &size))
+			break;
+		int rc = unlinkat(fd, name, 0);
+		close(fd);
+		if (rc)
+			break;
+		d->used_bytes -= size < d->used_bytes ? size : d->used_bytes;
+	}
+}
+
+void obj_disk_write(struct obj_disk *d, uint64_t chunk, const void *buf, size_t len)
+{
+	char name[32], tmp[64];
+	size_t done = 0;
+	uint64_t r;
+
+	if (len > d->limit_bytes || getrandom(&r, sizeof(r), 0) != sizeof(r))
+		return;
 	snprintf(name, sizeof(name), "%llu", (unsigned long long)chunk);
-	snprintf(tmp, sizeof(tmp), "%llu.%d.tmp", (unsigned long long)chunk, (int)getpid());
-	int fd = openat(d->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	snprintf(tmp, sizeof(tmp), ".%llu.tmp-%016llx", (unsigned long long)chunk,
+		 (unsigned long long)r);
+	int fd = openat(d->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return;
 	while (done < len) {
@@ -74,8 +218,12 @@ void obj_disk_write(const struct obj_disk *d, uint64_t chunk, const void *buf, s
 			break;
 		done += (size_t)n;
 	}
-	if (close(fd) || done != len || renameat(d->dirfd, tmp, d->dirfd, name))
+	if (close(fd) || done != len || renameat(d->dirfd, tmp, d->dirfd, name)) {
 		unlinkat(d->dirfd, tmp, 0);
+		return;
+	}
+	d->used_bytes += len;
+	keep_within_bound(d);
 }
 
 void obj_disk_drop(const struct obj_disk *d, uint64_t chunk)
@@ -89,5 +237,7 @@ void obj_disk_close(struct obj_disk *d)
 {
 	if (d->dirfd >= 0)
 		close(d->dirfd);
-	d->dirfd = -1;
+	if (d->rootfd >= 0)
+		close(d->rootfd);
+	d->dirfd = d->rootfd = -1;
 }

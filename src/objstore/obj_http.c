@@ -168,8 +168,12 @@ bool obj_result(CURLcode cc, long http, char *buf, size_t size)
 }
 
 struct membuf {
+	CURL *h;
 	char *p;
 	size_t len, cap, max;
+	bool first;      /* only the first max bytes are wanted */
+	bool error_body; /* the answer was not a 200/206: its body was refused */
+	bool too_long;
 };
 
 /* Grows as the body arrives (the bound, not the usual size, is large). */
@@ -177,8 +181,21 @@ static size_t mem_write(char *data, size_t sz, size_t n, void *arg)
 {
 	struct membuf *m = arg;
 	size_t len = sz * n;
-	if (len > m->max - m->len)
-		return 0; /* larger than allowed: the transfer fails */
+	long http = 0;
+
+	curl_easy_getinfo(m->h, CURLINFO_RESPONSE_CODE, &http);
+	if (http != 200 && http != 206) {
+		m->error_body = true;
+		return 0; /* an error's body is not read: the status says it */
+	}
+	if (len > m->max - m->len) {
+		if (m->first && m->len < m->max) {
+			len = m->max - m->len; /* what was asked for, then stop */
+		} else {
+			m->too_long = !m->first;
+			return 0; /* larger than allowed: the transfer fails */
+		}
+	}
 	if (m->len + len > m->cap) {
 		size_t cap = m->cap ? m->cap : 65536;
 		while (cap < m->len + len)
@@ -193,7 +210,7 @@ static size_t mem_write(char *data, size_t sz, size_t n, void *arg)
 	}
 	memcpy(m->p + m->len, data, len);
 	m->len += len;
-	return len;
+	return len == sz * n ? len : 0;
 }
 
 static void backoff(unsigned attempt)
@@ -203,15 +220,17 @@ static void backoff(unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
-int obj_get(const struct obj_target *t, const char *url, size_t max_len, uint64_t timeout_ns,
-	    unsigned tries, void **out, size_t *out_len, struct apf_err *e)
+int obj_get(const struct obj_target *t, const char *url, size_t max_len, bool first,
+	    uint64_t timeout_ns, unsigned tries, void **out, size_t *out_len, struct apf_err *e)
 {
-	struct membuf m = { .max = max_len };
-	char why[160] = "";
+	struct membuf m = { .max = max_len, .first = first };
+	char why[160] = "", range[48];
 	CURL *h = curl_easy_init();
 
 	if (!h)
 		return apf_fail(e, -ENOMEM, "out of memory");
+	m.h = h;
+	snprintf(range, sizeof(range), "0-%zu", max_len ? max_len - 1 : 0);
 	for (unsigned a = 0; a < tries; a++) {
 		long http = 0;
 		if (a)
@@ -220,18 +239,25 @@ int obj_get(const struct obj_target *t, const char *url, size_t max_len, uint64_
 		obj_target_setup(t, h, url, timeout_ns);
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, mem_write);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
+		if (first)
+			curl_easy_setopt(h, CURLOPT_RANGE, range);
 		m.len = 0;
+		m.error_body = m.too_long = false;
 		CURLcode cc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
-		if (cc == CURLE_OK && http == 200) {
+		bool cut = first && cc == CURLE_WRITE_ERROR && m.len == max_len && !m.error_body;
+		if ((cc == CURLE_OK || cut) &&
+		    (http == 200 || (first && http == 206))) {
 			curl_easy_cleanup(h);
 			*out = m.p;
 			*out_len = m.len;
 			return 0;
 		}
-		if (cc == CURLE_WRITE_ERROR)
+		if (cc == CURLE_WRITE_ERROR && m.too_long) {
 			snprintf(why, sizeof(why), "larger than %zu bytes", max_len);
-		else if (!obj_result(cc, http, why, sizeof(why)))
+			break; /* it will not shrink */
+		}
+		if (!obj_result(m.error_body ? CURLE_OK : cc, http, why, sizeof(why)))
 			break;
 	}
 	curl_easy_cleanup(h);

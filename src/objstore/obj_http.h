@@ -56,10 +56,14 @@ void obj_target_setup(const struct obj_target *t, CURL *h, const char *url, uint
  * (timeouts, connection failures, 429 throttling, 5xx). */
 bool obj_result(CURLcode cc, long http, char *buf, size_t size);
 
-/* GET of a whole object (at most max_len bytes) into a malloc'd buffer,
- * tried up to `tries` times on retriable failures.  0 or -errno. */
-int obj_get(const struct obj_target *t, const char *url, size_t max_len, uint64_t timeout_ns,
-	    unsigned tries, void **out, size_t *out_len, struct apf_err *e);
+/* GET of an object, or of its first max_len bytes with `first` (a Range
+ * request; a server that ignores the Range is cut off there), into a
+ * malloc'd buffer; the whole object longer than max_len is an error.
+ * Only a 200 or 206 answer's body is kept: an error's is dropped unread
+ * and the error named ("HTTP 404 Not Found").  Tried up to `tries` times
+ * on retriable failures.  0 or -errno. */
+int obj_get(const struct obj_target *t, const char *url, size_t max_len, bool first,
+	    uint64_t timeout_ns, unsigned tries, void **out, size_t *out_len, struct apf_err *e);
 
 /* PUT of the whole file fd (borrowed; read from its start) as the object
  * at url.  0 or -errno. */

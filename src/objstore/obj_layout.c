@@ -32,19 +32,18 @@ void obj_manifest_free(struct obj_manifest *m)
 	m->chunks = NULL;
 }
 
-int obj_manifest_parse(const void *bytes, size_t len, const char *what, struct obj_manifest *m,
-		       struct apf_err *e)
+int obj_manifest_hdr_check(const struct obj_manifest_hdr *hp, const char *what, struct apf_err *e)
 {
-	struct obj_manifest_hdr h;
+	struct obj_manifest_hdr h = *hp;
 
-	memset(m, 0, sizeof(*m));
-	if (len < sizeof(h))
-		return apf_fail(e, -EPROTO, "%s: not an apfvm manifest (%zu bytes)", what, len);
-	memcpy(&h, bytes, sizeof(h));
 	if (memcmp(h.magic, OBJ_MAGIC, 8))
 		return apf_fail(e, -EPROTO, "%s: not an apfvm manifest (no %s)", what, OBJ_MAGIC);
 	if (h.hdr_crc != hdr_crc(&h))
 		return apf_fail(e, -EPROTO, "%s: manifest header checksum mismatch", what);
+	if (h.version < OBJ_VERSION)
+		return apf_fail(e, -EPROTO, "%s: manifest version %u, whose chunks are vouched for "
+				"by crc32c only (this apfvm reads %u): pack the image again", what,
+				h.version, OBJ_VERSION);
 	if (h.version != OBJ_VERSION)
 		return apf_fail(e, -EPROTO, "%s: manifest version %u (this apfvm reads %u)", what,
 				h.version, OBJ_VERSION);
@@ -58,6 +57,24 @@ int obj_manifest_parse(const void *bytes, size_t len, const char *what, struct o
 		return apf_fail(e, -EPROTO, "%s: manifest says %llu chunks for %llu pages of %u",
 				what, (unsigned long long)h.nchunks, (unsigned long long)h.npages,
 				h.chunk_pages);
+	if (h.nchunks > OBJ_NCHUNKS_MAX)
+		return apf_fail(e, -EPROTO, "%s: manifest of %llu chunks (at most %llu)", what,
+				(unsigned long long)h.nchunks, (unsigned long long)OBJ_NCHUNKS_MAX);
+	return 0;
+}
+
+int obj_manifest_parse(const void *bytes, size_t len, const char *what, struct obj_manifest *m,
+		       struct apf_err *e)
+{
+	struct obj_manifest_hdr h;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if (len < sizeof(h))
+		return apf_fail(e, -EPROTO, "%s: not an apfvm manifest (%zu bytes)", what, len);
+	memcpy(&h, bytes, sizeof(h));
+	if ((rc = obj_manifest_hdr_check(&h, what, e)))
+		return rc;
 	if (len != obj_manifest_size(h.nchunks))
 		return apf_fail(e, -EPROTO, "%s: manifest of %zu bytes, expected %zu", what, len,
 				obj_manifest_size(h.nchunks));
@@ -80,10 +97,10 @@ int obj_manifest_parse(const void *bytes, size_t len, const char *what, struct o
 					  c[i].offset <= h.data_size &&
 					  c[i].stored_len <= h.data_size - c[i].offset);
 		if (!ok) {
-			int rc = apf_fail(e, -EPROTO, "%s: chunk %llu out of range (offset %llu, %u "
-					  "bytes, flags %u; data object %llu bytes)", what,
-					  (unsigned long long)i, (unsigned long long)c[i].offset,
-					  c[i].stored_len, c[i].flags, (unsigned long long)h.data_size);
+			rc = apf_fail(e, -EPROTO, "%s: chunk %llu out of range (offset %llu, %u "
+				      "bytes, flags %u; data object %llu bytes)", what,
+				      (unsigned long long)i, (unsigned long long)c[i].offset,
+				      c[i].stored_len, c[i].flags, (unsigned long long)h.data_size);
 			free(c);
 			return rc;
 		}

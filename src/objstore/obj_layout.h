@@ -5,8 +5,9 @@
  *
  *   KEY       the manifest: what is served (pages, content pattern and
  *             seed) and, for every chunk of chunk_pages pages, where its
- *             bytes lie in KEY.data and their crc32c before and after
- *             compression
+ *             bytes lie in KEY.data, their SHA-256 as stored (what no one
+ *             can forge), and their crc32c before and after compression
+ *             (a cheap first check for damage)
  *   KEY.data  the chunks, each a zstd frame (or raw when zstd would not
  *             shrink it), back to back; all-zero chunks are not stored
  *
@@ -22,16 +23,18 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "util/sha256.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the object layout is little-endian, as this code's hosts"
 #endif
 
 #define OBJ_MAGIC           "APFVMOBJ"
-#define OBJ_VERSION         1
+#define OBJ_VERSION         2 /* 2: chunks vouched for by SHA-256 */
 #define OBJ_PAGE_SIZE       4096u
 #define OBJ_CHUNK_PAGES_MAX 1024u              /* 4 MiB chunks at most */
 #define OBJ_NPAGES_MAX      (16ull << 20)      /* 64 GiB */
+#define OBJ_NCHUNKS_MAX     (1ull << 20)       /* a manifest of at most 57 MiB */
 #define OBJ_DATA_SUFFIX     ".data"
 
 struct obj_manifest_hdr {
@@ -60,8 +63,9 @@ struct obj_chunk {
 	uint32_t flags;        /* enum obj_chunk_flags */
 	uint32_t data_crc;     /* crc32c of the chunk's pages */
 	uint32_t stored_crc;   /* crc32c of its stored bytes */
+	struct sha256 stored_sha256; /* SHA-256 of its stored bytes (zero chunk: 0) */
 };
-_Static_assert(sizeof(struct obj_chunk) == 24, "obj_chunk layout");
+_Static_assert(sizeof(struct obj_chunk) == 56, "obj_chunk layout");
 
 /* A manifest in memory: the header and the chunk table (nchunks entries).
  * The manifest on the wire is the header, the table, then the table's
@@ -83,6 +87,11 @@ static inline uint32_t obj_chunk_npages(const struct obj_manifest_hdr *h, uint64
 	uint64_t first = i * h->chunk_pages;
 	return (uint32_t)(h->npages - first < h->chunk_pages ? h->npages - first : h->chunk_pages);
 }
+
+/* Checks a manifest's header alone (untrusted bytes, the first
+ * sizeof(struct obj_manifest_hdr) of the object): 0, or -EPROTO with a
+ * message.  Then obj_manifest_size(h->nchunks) is the manifest's size. */
+int obj_manifest_hdr_check(const struct obj_manifest_hdr *h, const char *what, struct apf_err *e);
 
 /* Checks `len` untrusted bytes as a manifest and, if sound, fills *m (its
  * chunk table malloc'd: obj_manifest_free).  0, -EPROTO (or -ENOMEM) with

@@ -53,6 +53,12 @@ static int pack_chunks(int img_fd, const struct image_info *info, uint32_t chunk
 
 	m->hdr.npages = info->data_size / OBJ_PAGE_SIZE;
 	m->hdr.nchunks = (m->hdr.npages + chunk_pages - 1) / chunk_pages;
+	if (m->hdr.nchunks > OBJ_NCHUNKS_MAX) {
+		rc = apf_fail(e, -EINVAL, "%llu chunks of %u pages: at most %llu; pass a larger "
+			      "--chunk", (unsigned long long)m->hdr.nchunks, chunk_pages,
+			      (unsigned long long)OBJ_NCHUNKS_MAX);
+		goto out;
+	}
 	m->chunks = calloc(m->hdr.nchunks, sizeof(*m->chunks));
 	if (!raw || !z || !cctx || !m->chunks) {
 		rc = apf_fail(e, -ENOMEM, "out of memory");
@@ -84,6 +90,7 @@ static int pack_chunks(int img_fd, const struct image_info *info, uint32_t chunk
 		c->offset = st->data_bytes;
 		c->stored_len = (uint32_t)zl;
 		c->stored_crc = crc32c(0, stored, zl);
+		sha256(stored, zl, &c->stored_sha256);
 		if ((rc = write_all(data_fd, stored, zl))) {
 			rc = apf_fail(e, rc, "cannot write the data object: %s", strerror(-rc));
 			goto out;

@@ -45,7 +45,6 @@
 #define NONE              UINT32_MAX
 #define BACKOFF_MIN_NS    (100ull * 1000000ull)
 #define BACKOFF_MAX_NS    (2000ull * 1000000ull)
-#define MANIFEST_MAX      (obj_manifest_size(OBJ_NPAGES_MAX))
 
 struct obj_req {
 	uint64_t page;
@@ -568,6 +567,34 @@ static void obj_destroy(struct page_source *s)
 	free(o);
 }
 
+/* The manifest, in two reads so that nothing larger than it says it is
+ * gets buffered: its header (a Range request), checked, then the whole of
+ * the size the header gives. */
+static int read_manifest(struct obj_source *o, const struct source_net_options *net, void **wire,
+			 size_t *wlen, struct apf_err *e)
+{
+	struct obj_manifest_hdr h;
+	void *head = NULL;
+	size_t hlen = 0;
+	struct apf_err pe;
+	int rc;
+
+	if ((rc = obj_get(&o->target, o->target.manifest_url, sizeof(h), true, net->timeout_ns,
+			  net->tries, &head, &hlen, e)))
+		return rc;
+	if (hlen < sizeof(h)) {
+		free(head);
+		return apf_fail(e, -EPROTO, "%s: not an apfvm manifest (%zu bytes)", o->target.desc,
+				hlen);
+	}
+	memcpy(&h, head, sizeof(h));
+	free(head);
+	if ((rc = obj_manifest_hdr_check(&h, o->target.desc, &pe)))
+		return apf_fail(e, rc, "%s", pe.msg);
+	return obj_get(&o->target, o->target.manifest_url, obj_manifest_size(h.nchunks), false,
+		       net->timeout_ns, net->tries, wire, wlen, e);
+}
+
 static const struct page_source_ops obj_ops = {
 	.name = "object",
 	.submit = obj_submit,
@@ -588,13 +615,12 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 	if (!o)
 		return apf_fail(e, -ENOMEM, "out of memory");
 	o->ep = o->timer = -1;
-	o->disk.dirfd = -1;
+	o->disk.dirfd = o->disk.rootfd = -1;
 	o->net = *net;
 	if ((rc = obj_http_init(e)) || (rc = obj_target_parse(spec, so, &o->target, e)))
 		goto fail;
 	uint64_t t0 = source_now_ns();
-	if ((rc = obj_get(&o->target, o->target.manifest_url, MANIFEST_MAX, net->timeout_ns,
-			  net->tries, &wire, &wlen, e)))
+	if ((rc = read_manifest(o, net, &wire, &wlen, e)))
 		goto fail;
 	o->ewma_ns = source_now_ns() - t0;
 	struct apf_err pe;
@@ -609,8 +635,12 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 			      (unsigned long long)lazy_bytes);
 		goto fail;
 	}
-	if (so && so->cache_dir && (rc = obj_disk_open(&o->disk, so->cache_dir, wire, wlen, e)))
-		goto fail;
+	if (so && so->cache_dir) {
+		struct sha256 id;
+		sha256(wire, wlen, &id); /* two images never share a folder */
+		if ((rc = obj_disk_open(&o->disk, so->cache_dir, &id, so->cache_dir_bytes, e)))
+			goto fail;
+	}
 	o->chunk_bytes = (size_t)o->m.hdr.chunk_pages * APF_PAGE_SIZE;
 	uint64_t cache_bytes = so && so->cache_bytes ? so->cache_bytes : OBJ_CACHE_DEFAULT_BYTES;
 	o->ncache = (unsigned)(cache_bytes / o->chunk_bytes < 4 ? 4 : cache_bytes / o->chunk_bytes);

@@ -20,6 +20,7 @@ struct obj_store_options {
 	uint64_t cache_bytes;    /* decompressed chunks kept in memory; 0: default */
 	const char *cache_dir;   /* NULL, or where fetched chunks are kept on disk
 				  * for later runs (obj_disk.h) */
+	uint64_t cache_dir_bytes; /* its bound, all images together; 0: 1 GiB */
 };
 #define OBJ_CACHE_DEFAULT_BYTES (64ull << 20)
 

@@ -25,6 +25,11 @@ unsigned char *obj_chunk_expand(const struct obj_manifest *m, uint64_t chunk,
 		*bad = "corrupt chunk (stored checksum mismatch)";
 		return NULL;
 	}
+	/* What an attacker cannot forge, as crc32c can be. */
+	if (!sha256_matches(stored, len, &c->stored_sha256)) {
+		*bad = "corrupt or forged chunk (SHA-256 mismatch)";
+		return NULL;
+	}
 	if (!(pages = malloc(plen ? plen : 1))) {
 		*bad = "out of memory";
 		return NULL;
@@ -125,8 +130,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int obj_worker_start(struct obj_worker *w, const struct obj_manifest *m,
-		     const struct obj_disk *disk)
+int obj_worker_start(struct obj_worker *w, const struct obj_manifest *m, struct obj_disk *disk)
 {
 	memset(w, 0, sizeof(*w));
 	w->m = m;

@@ -7,8 +7,8 @@
  *
  * Ownership: a job given to obj_worker_submit belongs to the worker until
  * obj_worker_reap returns it (the caller must not touch it meanwhile).
- * The manifest and the disk tier are read-only here and must outlive the
- * worker.  event_fd (an eventfd) is readable while finished jobs wait.
+ * The manifest (read-only) and the disk tier must outlive the worker; the
+ * disk tier is the worker's to use from its start.  event_fd (an eventfd) is readable while finished jobs wait.
  */
 #ifndef APFVM_OBJ_WORKER_H
 #define APFVM_OBJ_WORKER_H
@@ -43,7 +43,7 @@ struct obj_disk_write {
 
 struct obj_worker {
 	const struct obj_manifest *m;
-	const struct obj_disk *disk;  /* dirfd -1: none */
+	struct obj_disk *disk;        /* dirfd -1: none; the worker's alone once started */
 	int event_fd;
 	pthread_t thread;
 	bool started;
@@ -58,8 +58,7 @@ struct obj_worker {
 };
 
 /* 0 or -errno. */
-int obj_worker_start(struct obj_worker *w, const struct obj_manifest *m,
-		     const struct obj_disk *disk);
+int obj_worker_start(struct obj_worker *w, const struct obj_manifest *m, struct obj_disk *disk);
 /* Queues a job: 0, or -EAGAIN when OBJ_WORKER_QUEUE are queued. */
 int obj_worker_submit(struct obj_worker *w, struct obj_job *job);
 /* When event_fd is readable: obj_worker_ack() (clears it), then

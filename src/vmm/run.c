@@ -181,7 +181,8 @@ void apfvm_net_options(const struct apfvm_config *c, struct source_net_options *
 		.timeout_ns = c->fetch_timeout_ns ? c->fetch_timeout_ns : SOURCE_NET_TIMEOUT_DEFAULT_NS,
 		.tries = c->fetch_tries ? c->fetch_tries : SOURCE_NET_TRIES_DEFAULT,
 		.store = { .s3_endpoint = c->s3_endpoint, .s3_region = c->s3_region,
-			   .cache_bytes = c->object_cache_bytes, .cache_dir = c->object_cache_dir },
+			   .cache_bytes = c->object_cache_bytes, .cache_dir = c->object_cache_dir,
+			   .cache_dir_bytes = c->object_cache_dir_bytes },
 	};
 }
 

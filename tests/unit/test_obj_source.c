@@ -28,6 +28,7 @@
 #include "objstore/obj_layout.h"
 #include "objstore/obj_store.h"
 #include "source/source.h"
+#include "crc_forge.h"
 #include "test.h"
 #include "util/crc32c.h"
 
@@ -40,7 +41,7 @@ static char dir[64];
 /* ---- an HTTP server: GET with Range, from files in dir -------------------- */
 
 enum misbehave { NORMAL, CORRUPT_ONCE, CORRUPT_ALWAYS, UNAVAILABLE_TWICE, THROTTLE_ALWAYS,
-		 NO_RANGE, DATA_404 };
+		 NO_RANGE, DATA_404, FORGED_ALWAYS, MANIFEST_404_HUGE };
 
 static struct {
 	int listen_fd;
@@ -96,6 +97,23 @@ static void serve_conn(int fd)
 		bool data = strstr(path, ".data") != NULL;
 		int gets = data ? atomic_fetch_add(&http.data_gets, 1) : 0;
 		snprintf(file, sizeof(file), "%s%s", dir, path);
+		if (!data && http.how == MANIFEST_404_HUGE) {
+			/* An error page that says it is 400 MB, 64 KiB of it sent,
+			 * then nothing: the client must not wait for the rest. */
+			static char junk[65536];
+			char h[128];
+			int n = snprintf(h, sizeof(h), "HTTP/1.1 404 Not Found\r\n"
+				 "Content-Length: 400000000\r\n\r\n");
+			send(fd, h, (size_t)n, MSG_NOSIGNAL);
+			send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
+			while (!atomic_load(&http.stop)) {
+				struct pollfd p = { .fd = fd, .events = POLLIN };
+				char c;
+				if (poll(&p, 1, 50) > 0 && recv(fd, &c, 1, 0) <= 0)
+					break;
+			}
+			return;
+		}
 		if ((data && http.how == UNAVAILABLE_TWICE && gets < 2) ||
 		    (data && http.how == THROTTLE_ALWAYS)) {
 			reply(fd, http.how == THROTTLE_ALWAYS ? "429 Too Many Requests"
@@ -122,6 +140,12 @@ static void serve_conn(int fd)
 		close(f);
 		if (data && ((http.how == CORRUPT_ONCE && gets == 0) || http.how == CORRUPT_ALWAYS))
 			body[len / 2] ^= 0x40;
+		if (data && http.how == FORGED_ALWAYS) {
+			/* Changed on the way, its crc32c kept by an attacker. */
+			uint32_t crc = crc32c(0, body, len);
+			body[len / 2] ^= 0x40;
+			forge_crc32c((unsigned char *)body, len, crc);
+		}
 		char extra[96];
 		snprintf(extra, sizeof(extra), "Content-Range: bytes %llu-%llu/%llu\r\n", a, b,
 			 (unsigned long long)st.st_size);
@@ -349,6 +373,31 @@ TEST(a_damaged_chunk_is_fetched_again_and_never_delivered)
 	      strstr(r.why[100], "2 tries"));
 }
 
+TEST(a_chunk_with_a_forged_crc32c_is_refused_by_its_sha256)
+{
+	static struct result r;
+
+	REQUIRE(run(FORGED_ALWAYS, 2, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	CHECK_EQ_U(r.err[0], 0); /* the zero chunk needs no GET */
+	CHECK_EQ_U(r.err[100], -EIO);
+	CHECK(strstr(r.why[100], "forged chunk (SHA-256 mismatch)") && strstr(r.why[100], "2 tries"));
+}
+
+TEST(an_error_page_is_named_not_read)
+{
+	struct page_source *s;
+	struct apf_err e;
+
+	REQUIRE(http_start(MANIFEST_404_HUGE));
+	uint64_t t0 = source_now_ns();
+	CHECK_EQ_U(open_http(&s, 3, &e), -EIO);
+	printf("# %s (%.2f s)\n", e.msg, (source_now_ns() - t0) / 1e9);
+	CHECK(strstr(e.msg, "HTTP 404 Not Found") != NULL);
+	CHECK(strstr(e.msg, "larger than") == NULL);
+	http_stop();
+}
+
 TEST(server_errors_and_throttling_are_retried_404_is_not)
 {
 	static struct result r;
@@ -460,6 +509,25 @@ TEST(the_manifest_check_refuses_every_damage)
 	obj_manifest_encode(&m, wire);
 	CHECK_EQ_U(obj_manifest_parse(wire, obj_manifest_size(2), "m", &back, &e), -EPROTO);
 	CHECK(strstr(e.msg, "chunks for") != NULL);
+	/* A header that claims more chunks than any manifest holds is
+	 * refused before its table is asked for. */
+	struct obj_manifest_hdr h = m.hdr;
+	static const uint32_t zero;
+	h.npages = OBJ_NPAGES_MAX;
+	h.chunk_pages = 1;
+	h.nchunks = OBJ_NPAGES_MAX;
+	h.hdr_crc = crc32c(crc32c(0, &h, sizeof(h) - 4), &zero, 4); /* sealed */
+	CHECK_EQ_U(obj_manifest_hdr_check(&h, "m", &e), -EPROTO);
+	CHECK(strstr(e.msg, "16777216 chunks (at most 1048576)") != NULL);
+	/* A manifest of the version before: its chunks vouched for by crc32c
+	 * only. */
+	m.hdr.npages = 10;
+	m.hdr.chunk_pages = 4;
+	m.hdr.nchunks = 3;
+	m.hdr.version = 1;
+	obj_manifest_encode(&m, wire);
+	CHECK_EQ_U(obj_manifest_parse(wire, len, "m", &back, &e), -EPROTO);
+	CHECK(strstr(e.msg, "crc32c only") && strstr(e.msg, "pack the image again"));
 }
 
 TEST(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again)
@@ -485,7 +553,7 @@ TEST(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again)
 	bool damaged = false;
 	while (d && (de = readdir(d)))
 		if (de->d_name[0] != '.') { /* the one <identity> folder */
-			snprintf(chunk2, sizeof(chunk2), "%s/%.60s/2", cdir, de->d_name);
+			snprintf(chunk2, sizeof(chunk2), "%s/%.64s/2", cdir, de->d_name);
 			int fd = open(chunk2, O_WRONLY);
 			damaged = fd >= 0 && pwrite(fd, "x", 1, 100) == 1;
 			if (fd >= 0)
@@ -499,6 +567,109 @@ TEST(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again)
 	for (unsigned p = 0; p < NPAGES; p++)
 		CHECK_EQ_U(r.err[p], 0);
 	CHECK_EQ_U(atomic_load(&http.data_gets), 1);
+	cache_dir = NULL;
+}
+
+/* Names of the folders under a cache directory, space-separated. */
+static unsigned count_folders(const char *cdir)
+{
+	DIR *d = opendir(cdir);
+	struct dirent *de;
+	unsigned n = 0;
+	while (d && (de = readdir(d)))
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Bytes of the regular files in the folders under cdir. */
+static uint64_t cache_bytes_used(const char *cdir)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "find '%s' -type f -printf '%%s\\n' | awk '{ s += $1 } END { print s + 0 }'",
+		 cdir);
+	FILE *p = popen(cmd, "r");
+	unsigned long long n = 0;
+	if (!p || fscanf(p, "%llu", &n) != 1)
+		n = UINT64_MAX;
+	if (p)
+		pclose(p);
+	return n;
+}
+
+TEST(the_disk_tier_is_private_bounded_and_keyed_by_the_manifest)
+{
+	static struct result r;
+	char cdir[128], cmd[512], link[160];
+	struct stat st;
+	struct page_source *s;
+	struct apf_err e;
+
+	/* Made 0700, whatever the umask; a folder per manifest (its SHA-256):
+	 * another image with a manifest of the same length gets its own. */
+	snprintf(cdir, sizeof(cdir), "%s/cache-private", dir);
+	cache_dir = cdir;
+	REQUIRE(run(NORMAL, 3, 64, &r, NULL));
+	REQUIRE(stat(cdir, &st) == 0);
+	CHECK_EQ_U(st.st_mode & 0777, 0700);
+	CHECK_EQ_U(count_folders(cdir), 1);
+	char img2[128], dest2[128];
+	struct obj_pack_stats ps;
+	snprintf(img2, sizeof(img2), "%s/img2", dir);
+	snprintf(dest2, sizeof(dest2), "%s/mem2", dir);
+	REQUIRE(image_create(img2, NPAGES * 4096ull, SEED + 1, &e) == 0);
+	REQUIRE(obj_pack(img2, false, dest2, 64, 3, NULL, &ps, &e) == 0);
+	REQUIRE(http_start(NORMAL));
+	char spec[96];
+	struct source_net_options net = { .timeout_ns = 2000000000ull, .tries = 3,
+					   .store = { .cache_dir = cdir } };
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/mem2", http.port);
+	REQUIRE(source_open(spec, NPAGES * 4096ull, &net, &s, &e) == 0);
+	source_close(s);
+	http_stop();
+	CHECK_EQ_U(count_folders(cdir), 2);
+
+	/* Writable by others: refused, as is a symlink in its place. */
+	REQUIRE(http_start(NORMAL));
+	REQUIRE(chmod(cdir, 0777) == 0);
+	CHECK_EQ_U(open_http(&s, 3, &e), -EPERM);
+	CHECK(strstr(e.msg, "writable by others") != NULL);
+	REQUIRE(chmod(cdir, 0700) == 0);
+	snprintf(link, sizeof(link), "%s/cache-link", dir);
+	REQUIRE(symlink(cdir, link) == 0);
+	cache_dir = link;
+	CHECK(open_http(&s, 3, &e) < 0);
+	CHECK(strstr(e.msg, "not a directory") != NULL);
+	cache_dir = cdir;
+	http_stop();
+
+	/* A chunk file planted as a symlink is not followed: the chunk is
+	 * fetched. */
+	snprintf(cmd, sizeof(cmd), "cd '%s' && for f in */2; do rm \"$f\"; ln -s ../../img \"$f\"; "
+		 "done", cdir);
+	REQUIRE(system(cmd) == 0);
+	REQUIRE(run(NORMAL, 3, 64, &r, NULL));
+	CHECK_EQ_U(r.bad_content, 0);
+	CHECK_EQ_U(atomic_load(&http.data_gets), 1);
+
+	/* Bounded: with room for less than its three stored chunks, a run
+	 * leaves at most that. */
+	net.store.cache_dir_bytes = 270000;
+	uint64_t before = cache_bytes_used(cdir);
+	CHECK(before > 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cdir);
+	REQUIRE(system(cmd) == 0);
+	REQUIRE(http_start(NORMAL));
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/mem", http.port);
+	REQUIRE(source_open(spec, NPAGES * 4096ull, &net, &s, &e) == 0);
+	CHECK(fetch_all(s, 64, &r));
+	source_close(s);
+	http_stop();
+	uint64_t used = cache_bytes_used(cdir);
+	printf("# chunk files: %llu of %llu bytes with a 270000-byte bound\n",
+	       (unsigned long long)used, (unsigned long long)before);
+	CHECK(used > 0 && used <= 270000 && used < before);
 	cache_dir = NULL;
 }
 
@@ -596,7 +767,9 @@ TEST(cleanup_files)
 TEST_MAIN(T(pack_then_every_page_arrives_zero_compressed_or_raw),
 	  T(a_damaged_chunk_is_fetched_again_and_never_delivered),
 	  T(server_errors_and_throttling_are_retried_404_is_not),
+	  T(a_chunk_with_a_forged_crc32c_is_refused_by_its_sha256), T(an_error_page_is_named_not_read),
 	  T(a_server_ignoring_range_is_refused), T(missing_manifests_and_bad_specs_are_errors_at_open),
 	  T(the_manifest_check_refuses_every_damage),
 	  T(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again),
+	  T(the_disk_tier_is_private_bounded_and_keyed_by_the_manifest),
 	  T(queued_disk_hits_beyond_the_memory_cache_are_all_delivered), T(cleanup_files))
