@@ -85,7 +85,8 @@ LIBAPF  := $(BUILD)/libapfvm.a
 .PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net bench-serve clean fuzz deps deps-build deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
-all: $(APFVM)
+# The benchmark programs too, so that a change that breaks them shows at once.
+all: $(APFVM) $(BENCH_PAGER) $(SERVE_ATTACK)
 
 # ---- guest -------------------------------------------------------------
 $(BUILD)/guest/%.c.o: guest/%.c
