@@ -81,6 +81,8 @@ GUEST_ELF := $(BUILD)/guest/kernel.elf
 
 APFVM   := $(BUILD)/apfvm
 LIBAPF  := $(BUILD)/libapfvm.a
+BENCH_PAGER := $(BUILD)/bench_pager
+SERVE_ATTACK := $(BUILD)/serve_attack
 
 .PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net bench-serve clean fuzz deps deps-build deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
@@ -226,7 +228,6 @@ fuzz: $(FUZZ_TARGETS)
 	$(Q)for t in $(FUZZ_TARGETS); do tests/fuzz/run_fuzz.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
 # Hostile page server clients: tests/e2e/test_serve.sh, make bench-serve.
-SERVE_ATTACK := $(BUILD)/serve_attack
 $(SERVE_ATTACK): bench/serve_attack.c $(LIBAPF)
 	@echo "  CC [bench] $<"
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(LIBAPF) $(HOST_LDFLAGS)
@@ -245,7 +246,6 @@ test: $(APFVM) $(SERVE_ATTACK) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_UNIT_TESTS) $(TS
 demo: $(APFVM)
 	$(Q)scripts/demo.sh
 
-BENCH_PAGER := $(BUILD)/bench_pager
 $(BENCH_PAGER): bench/bench_pager.c $(LIBAPF)
 	@echo "  CC [bench] $<"
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(LIBAPF) $(HOST_LDFLAGS)
