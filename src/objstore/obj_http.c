@@ -1,6 +1,7 @@
 #include "obj_http.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,14 +32,39 @@ int obj_http_init(struct apf_err *e)
 	return 0;
 }
 
-/* Unreserved URL characters and '/': nothing to escape. */
+/* Unreserved URL characters and '/': nothing to escape; and no empty,
+ * "." or ".." segment, which a client or server would resolve into
+ * another object's path ("s3://b/../other/img" would read /other/img). */
 static bool plain_path(const char *s)
 {
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("-._~/", *s)))
+	const char *seg = s;
+	for (const char *p = s;; p++) {
+		if (*p == '/' || !*p) {
+			size_t n = (size_t)(p - seg);
+			if ((p != s && n == 0 && *p) || (n == 1 && seg[0] == '.') ||
+			    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+				return false;
+			if (!*p)
+				return true;
+			seg = p + 1;
+			continue;
+		}
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("-._~", *p)))
 			return false;
-	return true;
+	}
+}
+
+/* snprintf into a URL buffer; false when it would not fit (a URL cut
+ * short names another object). */
+__attribute__((format(printf, 3, 4)))
+static bool url_fmt(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < size;
 }
 
 static const char *env(const char *name)
@@ -58,18 +84,20 @@ int obj_target_parse(const char *spec, const struct obj_store_options *o, struct
 		/* http(s)://HOST[:PORT]/PATH */
 		const char *host = strstr(spec, "://") + 3;
 		const char *path = strchr(host, '/');
-		if (!*host || !path || !path[1] || !plain_path(path))
+		if (!*host || !path || !path[1] || !plain_path(path + 1))
 			return apf_fail(e, -EINVAL, "source '%s': expected http(s)://HOST[:PORT]/PATH "
-					"(PATH of letters, digits and -._~/)", spec);
-		snprintf(t->manifest_url, sizeof(t->manifest_url), "%s", spec);
-		snprintf(t->data_url, sizeof(t->data_url), "%s.data", spec);
+					"(PATH of letters, digits and -._~/, no . or .. segment)", spec);
+		if (!url_fmt(t->manifest_url, sizeof(t->manifest_url), "%s", spec) ||
+		    !url_fmt(t->data_url, sizeof(t->data_url), "%s.data", spec))
+			return apf_fail(e, -EINVAL, "source '%.60s...': longer than %zu characters", spec,
+					sizeof(t->manifest_url) - 1);
 		return 0;
 	}
 	const char *bucket = spec + 5, *slash = strchr(bucket, '/');
 	size_t blen = slash ? (size_t)(slash - bucket) : 0;
 	if (!slash || blen < 3 || blen > 63 || !slash[1] || !plain_path(slash + 1))
 		return apf_fail(e, -EINVAL, "source '%s': expected s3://BUCKET/KEY (KEY of letters, "
-				"digits and -._~/)", spec);
+				"digits and -._~/, no . or .. segment)", spec);
 	for (size_t i = 0; i < blen; i++)
 		if (!((bucket[i] >= 'a' && bucket[i] <= 'z') || (bucket[i] >= '0' && bucket[i] <= '9') ||
 		      bucket[i] == '-' || bucket[i] == '.'))
@@ -83,6 +111,7 @@ int obj_target_parse(const char *spec, const struct obj_store_options *o, struct
 		region = "us-east-1";
 	if (strlen(region) > 32 || !plain_path(region) || strchr(region, '/'))
 		return apf_fail(e, -EINVAL, "S3 region '%.40s' is not a region name", region);
+	bool ok_url;
 	const char *endpoint = o && o->s3_endpoint ? o->s3_endpoint : env("AWS_ENDPOINT_URL_S3");
 	if (!endpoint)
 		endpoint = env("AWS_ENDPOINT_URL");
@@ -93,13 +122,16 @@ int obj_target_parse(const char *spec, const struct obj_store_options *o, struct
 		if ((strncmp(endpoint, "http://", 7) && strncmp(endpoint, "https://", 8)) || el > 256)
 			return apf_fail(e, -EINVAL, "S3 endpoint '%.60s': expected http(s)://HOST[:PORT]",
 					endpoint);
-		snprintf(t->manifest_url, sizeof(t->manifest_url), "%.*s/%.*s/%s", (int)el, endpoint,
-			 (int)blen, bucket, slash + 1);
+		ok_url = url_fmt(t->manifest_url, sizeof(t->manifest_url), "%.*s/%.*s/%s", (int)el,
+				 endpoint, (int)blen, bucket, slash + 1);
 	} else {
-		snprintf(t->manifest_url, sizeof(t->manifest_url), "https://%.*s.s3.%s.amazonaws.com/%s",
-			 (int)blen, bucket, region, slash + 1);
+		ok_url = url_fmt(t->manifest_url, sizeof(t->manifest_url),
+				 "https://%.*s.s3.%s.amazonaws.com/%s", (int)blen, bucket, region,
+				 slash + 1);
 	}
-	snprintf(t->data_url, sizeof(t->data_url), "%s.data", t->manifest_url);
+	if (!ok_url || !url_fmt(t->data_url, sizeof(t->data_url), "%s.data", t->manifest_url))
+		return apf_fail(e, -EINVAL, "source '%.60s...': its URL is longer than %zu characters",
+				spec, sizeof(t->manifest_url) - 1);
 	const char *id = env("AWS_ACCESS_KEY_ID"), *secret = env("AWS_SECRET_ACCESS_KEY");
 	if (!!id != !!secret)
 		return apf_fail(e, -EINVAL, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together");

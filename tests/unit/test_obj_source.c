@@ -447,12 +447,29 @@ TEST(missing_manifests_and_bad_specs_are_errors_at_open)
 	http_stop();
 	static const char *const bad[] = { "s3://", "s3://Bucket/key", "s3://bucket", "s3://b/key",
 					   "s3://bucket/key with space", "http://host",
-					   "https://host/a%20b" };
+					   "https://host/a%20b",
+					   /* segments a client or server would resolve
+					    * into another object's path */
+					   "s3://bucket/../ok/img", "s3://bucket/a/./img",
+					   "s3://bucket/a//img", "http://host/a/../b", "http://host/.." };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		e.msg[0] = '\0';
 		CHECK_EQ_U(source_open(bad[i], 4096, NULL, &s, &e), -EINVAL);
 		CHECK(e.msg[0] != '\0');
 	}
+	/* A URL longer than apfvm keeps is refused, never cut short (a cut
+	 * URL names another object). */
+	static char longkey[1100];
+	struct obj_store_options so = { .s3_endpoint = "http://127.0.0.1:1/a-long-prefix-of-the-"
+							"endpoint-that-with-the-key-makes-the-url-"
+							"longer-than-1023-characters" };
+	struct source_net_options net = { .timeout_ns = 1000000000ull, .tries = 1, .store = so };
+	memcpy(longkey, "s3://bucket/", 12);
+	memset(longkey + 12, 'k', 950 - 12);
+	CHECK_EQ_U(source_open(longkey, 4096, &net, &s, &e), -EINVAL);
+	CHECK(strstr(e.msg, "longer than") != NULL);
+	/* A plain key with dots inside its names is fine. */
+	CHECK(source_open("s3://bucket/v1.2/..img/mem.x", 4096, &net, &s, &e) == -EIO);
 }
 
 TEST(the_manifest_check_refuses_every_damage)
