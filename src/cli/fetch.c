@@ -9,11 +9,13 @@
 #include "apfvm/abi.h"
 #include "apfvm/vmm.h"
 #include "options.h"
+#include "snapshot/snapshot.h"
 #include "source/source.h"
 #include "util/units.h"
 
 const char fetch_usage[] =
 	"Usage: apfvm fetch --source SPEC [OPTIONS]\n"
+	"       apfvm fetch [--source SPEC] --snapshot PATH [OPTIONS]\n"
 	"Read pages from a page source the way a VM's pager does, without a VM (no KVM\n"
 	"needed): many in flight, each page checked against the content the source\n"
 	"announces.  Reports pages per second and the fetch latency: how a server and\n"
@@ -21,6 +23,10 @@ const char fetch_usage[] =
 	"\n"
 	"  --source SPEC         as for 'apfvm run': zero, file:PATH, tcp:ADDR:PORT,\n"
 	"                        s3://BUCKET/KEY, http(s)://HOST/PATH\n"
+	"  --snapshot PATH       the memory of the snapshot PATH: PATH.mem, or the source\n"
+	"                        serving it (apfvm serve --snapshot, apfvm pack --snapshot);\n"
+	"                        each page is checked against its SHA-256 in PATH (required\n"
+	"                        for such a source: nothing else says what its pages hold)\n"
 	"  --size SIZE           bytes to read from the start (default 8M; a multiple of 4K)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
 	"  --fetch-timeout DUR   as for 'apfvm run' (default 5s)\n"
@@ -38,6 +44,7 @@ const char fetch_usage[] =
 
 struct fetch_opts {
 	const char *source;
+	const char *snapshot;
 	uint64_t size;
 	unsigned inflight;
 	struct source_net_options net;
@@ -48,6 +55,7 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 {
 	static const struct option longopts[] = {
 		{ "source", required_argument, NULL, 's' },
+		{ "snapshot", required_argument, NULL, 'S' },
 		{ "size", required_argument, NULL, 'z' },
 		{ "inflight", required_argument, NULL, 'i' },
 		{ "csv", no_argument, NULL, 'c' },
@@ -67,6 +75,9 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 		switch (opt) {
 		case 's':
 			o->source = optarg;
+			break;
+		case 'S':
+			o->snapshot = optarg;
 			break;
 		case 'z':
 			if (units_parse_size(optarg, &o->size) || !o->size ||
@@ -102,8 +113,9 @@ static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 			return options_unknown(e, argc, argv, "fetch", longopts);
 		}
 	}
-	if (!o->source)
-		return apf_fail(e, -EINVAL, "--source is required (see 'apfvm fetch --help')");
+	if (!o->source && !o->snapshot)
+		return apf_fail(e, -EINVAL, "--source or --snapshot is required (see 'apfvm fetch "
+				"--help')");
 	apfvm_net_options(&remote, &o->net);
 	if (optind != argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm fetch --help')",
@@ -130,15 +142,62 @@ static bool page_matches(const struct page_source *s, const struct source_comple
 	return true;
 }
 
+/* The source, for a snapshot's memory wrapped so that each page is
+ * checked against its SHA-256 in the snapshot's state (as a restore
+ * reads it); without --snapshot, such a source is refused: nothing would
+ * say what its pages should hold. */
+static int open_checked(const struct fetch_opts *o, struct snap_image *snap,
+			struct page_source **out, struct apf_err *e)
+{
+	struct page_source *s;
+	int rc;
+
+	if (o->snapshot && (rc = o->source ? snap_open_state(snap, o->snapshot, e)
+					   : snap_open(snap, o->snapshot, e)))
+		return rc;
+	if (o->source)
+		rc = source_open(o->source, o->snapshot ? 0 : o->size, &o->net, &s, e);
+	else if (!(rc = source_raw_open(snap->mem_fd, snap->mem_pages, o->snapshot, &s, e)))
+		s->pattern = APF_PATTERN_SNAPSHOT, s->seed = snap_identity(snap);
+	if (rc)
+		return rc;
+	if (!o->snapshot && s->pattern == APF_PATTERN_SNAPSHOT) {
+		source_close(s);
+		return apf_fail(e, -EINVAL, "%s serves a snapshot's memory: pass --snapshot PATH to "
+				"check its pages against that snapshot", o->source);
+	}
+	if (!o->snapshot) {
+		*out = s;
+		return 0;
+	}
+	if (s->pattern != APF_PATTERN_SNAPSHOT || s->seed != snap_identity(snap) ||
+	    s->npages != snap->mem_pages) {
+		source_close(s);
+		return apf_fail(e, -EINVAL, "%s does not serve the memory of snapshot '%s'",
+				s->desc, o->snapshot);
+	}
+	if (o->size / APF_PAGE_SIZE > snap->mem_pages) {
+		source_close(s);
+		return apf_fail(e, -EINVAL, "--size: the snapshot's memory is %llu bytes",
+				(unsigned long long)(snap->mem_pages * APF_PAGE_SIZE));
+	}
+	if ((rc = source_window_wrap(s, 0, snap->mem_pages, snap->page_digests, out, e)))
+		source_close(s);
+	return rc;
+}
+
 int fetch_main(int argc, char **argv)
 {
 	struct fetch_opts o = { 0 };
 	struct apf_err e = { "" };
 	struct page_source *s;
 	struct source_completion c;
+	struct snap_image snap = { .mem_fd = -1 };
 
-	if (parse(argc, argv, &o, &e) || source_open(o.source, o.size, &o.net, &s, &e)) {
+	if (parse(argc, argv, &o, &e) || open_checked(&o, &snap, &s, &e)) {
 		fprintf(stderr, "apfvm fetch: %s\n", e.msg);
+		if (o.snapshot)
+			snap_close(&snap);
 		return 2;
 	}
 	uint64_t npages = o.size / APF_PAGE_SIZE, next = 0, done = 0, bad = 0, failed = 0;
@@ -176,9 +235,8 @@ int fetch_main(int argc, char **argv)
 					fprintf(stderr, "apfvm fetch: cannot fetch page %llu: %s\n",
 						(unsigned long long)c.page,
 						c.why ? c.why : strerror(-c.err));
-			} else if (s->pattern != APF_PATTERN_SNAPSHOT && !page_matches(s, &c)) {
-				/* (A snapshot's memory is checked by apfvm restore,
-				 * against the snapshot's own checksums.) */
+			} else if (!o.snapshot && !page_matches(s, &c)) {
+				/* (A snapshot's pages were checked by the window.) */
 				if (!bad++)
 					fprintf(stderr, "apfvm fetch: page %llu does not hold the content "
 						"%s announced\n", (unsigned long long)c.page, s->desc);
@@ -224,6 +282,8 @@ int fetch_main(int argc, char **argv)
 		       (unsigned long long)s->reconnects);
 	}
 	source_close(s);
+	if (o.snapshot)
+		snap_close(&snap);
 	free(lat);
 	free(bufs);
 	free(free_bufs);

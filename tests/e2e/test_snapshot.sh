@@ -193,7 +193,7 @@ damaged() { # NAME PATTERN EDIT: a fresh copy edited by EDIT (a shell command on
 	expect_refused "$name" "$pattern" restore "$d"
 }
 damaged truncated_snapshot_is_refused "is truncated" 'truncate -s -100 "$d"'
-damaged other_version_is_refused "format version 1; this apfvm reads version 2" \
+damaged other_version_is_refused "format version 1, whose pages are vouched for by crc32c only; this apfvm reads version 3" \
 	'printf "\001" | dd of="$d" bs=1 seek=8 conv=notrunc status=none'
 damaged section_checksum_mismatch_is_refused "checksum mismatch in section" \
 	'printf "\377" | dd of="$d" bs=1 seek=200 conv=notrunc status=none'
@@ -201,7 +201,7 @@ damaged short_memory_file_is_refused "its state says" 'truncate -s -4096 "$d.mem
 damaged missing_memory_file_is_refused "cannot open the snapshot's memory" 'rm "$d.mem"'
 expect_refused not_a_snapshot_is_refused "is not an apfvm snapshot" restore "$tmp/img"
 
-# A memory page that does not match its checksum is never mapped: the
+# A memory page that does not match its SHA-256 is never mapped: the
 # guest's access to it fails, naming the page, instead of reading it.
 last=$(( $(stat -c %s "$tmp/snap.mem") / 4096 - 1 )) # the lazy region's last page
 cp "$tmp/snap" "$tmp/bad" && cp "$tmp/snap.mem" "$tmp/bad.mem" &&
@@ -209,8 +209,31 @@ cp "$tmp/snap" "$tmp/bad" && cp "$tmp/snap.mem" "$tmp/bad.mem" &&
 timeout 120 $APFVM restore "$tmp/bad" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 if [ $rc -eq 1 ] && grep -q "page 2047 of the lazy region, which could not be fetched" "$tmp/err" &&
-	grep -qi "bad message\|checksum" "$tmp/err"; then
+	grep -q "does not match the snapshot's SHA-256" "$tmp/err"; then
 	ok damaged_memory_page_is_never_mapped
 else
 	fail damaged_memory_page_is_never_mapped "status $rc: $(head -c 400 "$tmp/err")"
 fi
+
+# apfvm fetch of a snapshot's memory checks each page against the
+# snapshot's SHA-256, and needs the snapshot to do so.
+may_run=1 expect_refused fetch_of_a_snapshots_memory_finds_a_damaged_page \
+	"page [0-9]+: .*does not match the snapshot's SHA-256" \
+	fetch --snapshot "$tmp/bad" --size "$(stat -c %s "$tmp/bad.mem")"
+$APFVM serve --snapshot "$tmp/snap" --listen 127.0.0.1:0 >"$tmp/serve.out" 2>/dev/null &
+serve_pid=$! port=
+for _ in $(seq 100); do
+	port=$(sed -n 's/.* on port \([0-9]*\)$/\1/p' "$tmp/serve.out")
+	[ -n "$port" ] && break
+	sleep 0.1
+done
+expect_refused fetch_of_a_snapshots_memory_needs_the_snapshot "pass --snapshot PATH" \
+	fetch --source "tcp:127.0.0.1:$port" --size 64K
+if [ -n "$port" ] && $APFVM fetch --source "tcp:127.0.0.1:$port" --snapshot "$tmp/snap" \
+	--size 1M >"$tmp/out" 2>"$tmp/err" && grep -q "0 failed, 0 did not match" "$tmp/out"; then
+	ok fetch_of_a_served_snapshot_checks_every_page
+else
+	fail fetch_of_a_served_snapshot_checks_every_page "$(head -c 300 "$tmp/err")"
+fi
+kill "$serve_pid" 2>/dev/null
+wait "$serve_pid" 2>/dev/null
