@@ -1,6 +1,7 @@
 #include "snapshot_vm.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,29 +15,50 @@
 
 
 /* One lazy page as the guest would read it: from the host mapping if the
- * pager installed it, else from the (raw) source, synchronously. */
+ * pager installed it, else from the (raw) source, waited for: a file
+ * completes inside submit, a remote source (tcp:, s3://, an embedder's)
+ * later, within its own bounds.  The pager has stopped, so the source is
+ * ours; completions of fetches it had in flight are passed over (their
+ * buffers are the pager's, alive until it is destroyed). */
 static int lazy_page(struct machine *m, uint64_t page, void *buf, struct apf_err *e)
 {
+	static const char mine; /* this call's cookie */
+	struct page_source *s = m->raw_source;
+	struct source_completion c;
+	bool submitted = false;
+	int rc;
+
 	if (m->pager_ready && pager_page_present(&m->pager, page)) {
 		memcpy(buf, (char *)m->gm.lazy + page * APF_PAGE_SIZE, APF_PAGE_SIZE);
 		return 0;
 	}
-	struct page_source *s = m->raw_source;
-	struct source_completion c;
-	int rc = source_submit(s, page, buf, NULL);
-	if (rc)
-		return apf_fail(e, rc, "snapshot: cannot fetch lazy page %llu: %s",
-				(unsigned long long)page, strerror(-rc));
-	/* The raw sources (zero, file) complete inside submit. */
-	if (!source_reap(s, &c) || c.page != page)
-		return apf_fail(e, -EIO, "snapshot: the page source did not return lazy page %llu",
-				(unsigned long long)page);
-	if (c.err)
-		return apf_fail(e, c.err, "snapshot: cannot fetch lazy page %llu: %s",
-				(unsigned long long)page, strerror(-c.err));
-	if (c.zero)
-		memset(buf, 0, APF_PAGE_SIZE);
-	return 0;
+	for (;;) {
+		if (!submitted) {
+			rc = source_submit(s, page, buf, (void *)&mine);
+			if (rc && rc != -EAGAIN)
+				return apf_fail(e, rc, "snapshot: cannot fetch lazy page %llu: %s",
+						(unsigned long long)page, strerror(-rc));
+			submitted = !rc; /* -EAGAIN: the pager's fetches fill it; again */
+		}
+		while (source_reap(s, &c)) {
+			if (c.cookie != &mine)
+				continue;
+			if (c.err)
+				return apf_fail(e, c.err, "snapshot: cannot fetch lazy page %llu: %s",
+						(unsigned long long)page,
+						c.why ? c.why : strerror(-c.err));
+			if (c.zero)
+				memset(buf, 0, APF_PAGE_SIZE);
+			return 0;
+		}
+		if (s->error)
+			return apf_fail(e, s->error, "snapshot: the page source failed: %s",
+					s->error_what ? s->error_what : "?");
+		if ((rc = source_wait(s, -1))) /* its own timeouts bound the wait */
+			return apf_fail(e, -EIO, "snapshot: the page source did not return lazy "
+					"page %llu (%s)", (unsigned long long)page,
+					rc == -EINVAL ? "it lost the fetch" : strerror(-rc));
+	}
 }
 
 /* Every page of guest memory into the snapshot's memory file, its

@@ -35,6 +35,8 @@ for mode in off kernel user; do
 		ok "tcp_scan_at_1ms_apf_${mode}_sees_every_word"
 done
 
+snapshot_ok tcp_run_snapshotted_midway_restores_and_finishes_the_scan "$SRC"
+
 # Lost packets: TCP resends them; the scan is slower, never wrong.
 netlab_link delay 1ms loss 2%
 scan_ok tcp_scan_over_a_lossy_link_sees_every_word "$SRC" --apf user &&

@@ -156,6 +156,7 @@ H=http://$IP:8080
 
 netlab_link delay 1ms
 scan_ok http_scan_at_1ms_sees_every_word $H/mem --apf user && ok http_scan_at_1ms_sees_every_word
+snapshot_ok http_run_snapshotted_midway_restores_and_finishes_the_scan $H/mem
 
 # Throttled (2 requests/s, the rest 429): retried with backoff until done.
 if scan_ok http_throttled_requests_are_retried_to_the_end $H/throttled --apf user --fetch-tries 50; then
@@ -179,6 +180,6 @@ run_fails http_server_errors_fail_the_run_naming_chunk_and_cause \
 	--source $H/broken
 # Byte 300000 is in chunk 1 (pages 64-127): its checksum fails each time.
 run_fails http_damaged_chunk_is_never_mapped \
-	"$H/damaged: chunk 1 \(pages 64-127\): corrupt chunk \(stored checksum mismatch\) \(2 tries\)" \
+	"$H/damaged: chunk 1 \(pages 64-127\): corrupt (or forged )?chunk \((stored checksum|SHA-256) mismatch\) \(2 tries\)" \
 	--source $H/damaged --fetch-tries 2
 netlab_link none
