@@ -54,14 +54,16 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 	memset(p, 0, sizeof(*p));
 	p->uffd = p->stop_fd = p->epoll_fd = -1;
 	p->cfg = *cfg;
+	if (!p->cfg.region)
+		p->cfg.region = "lazy region";
 	if (!cfg->size || cfg->size % APF_PAGE_SIZE || (uintptr_t)cfg->host_base % APF_PAGE_SIZE)
 		return apf_fail(e, -EINVAL, "pager: region must be page aligned");
 	if (cfg->max_inflight < 1 || cfg->max_inflight > SOURCE_QUEUE_MAX)
 		return apf_fail(e, -EINVAL, "in-flight limit must be 1..%d", SOURCE_QUEUE_MAX);
 	if (cfg->source->npages < cfg->size / APF_PAGE_SIZE)
-		return apf_fail(e, -EINVAL, "page source is smaller than the lazy region");
+		return apf_fail(e, -EINVAL, "page source is smaller than the %s", p->cfg.region);
 	if (cfg->size / APF_PAGE_SIZE > UINT32_MAX)
-		return apf_fail(e, -EINVAL, "lazy region too large");
+		return apf_fail(e, -EINVAL, "%s too large", p->cfg.region);
 
 	p->npages = cfg->size / APF_PAGE_SIZE;
 	p->state = calloc(p->npages, 1);
@@ -123,8 +125,8 @@ static void record_error_why(struct pager *p, int err, const char *what, int64_t
 	if (!p->error) {
 		p->error = err;
 		if (page >= 0)
-			snprintf(p->error_msg, sizeof(p->error_msg), "%s page %lld of the lazy region: %s",
-				 what, (long long)page,
+			snprintf(p->error_msg, sizeof(p->error_msg), "%s page %lld of the %s: %s",
+				 what, (long long)page, p->cfg.region,
 				 cause ? cause
 				 : err == -EEXIST ? "it is already mapped by someone else (content unknown)"
 						  : strerror(-err));

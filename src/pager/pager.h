@@ -95,6 +95,9 @@ struct pager_config {
 	 * notify_pages-th fetched page is installed (with ctx); 0: never. */
 	uint64_t notify_pages;
 	void (*on_pages_fetched)(void *ctx);
+	/* What the region is, for messages ("page 7 of the lazy region");
+	 * NULL: "lazy region". */
+	const char *region;
 };
 
 struct pager {

@@ -128,6 +128,8 @@ void machine_fail(struct machine *m, const char *fmt, ...) __attribute__((format
 
 /* The pagers' on_error (run.c): a page that could not be served. */
 void machine_pager_error(void *ctx, bool blocking);
+/* The same for the resident memory's pager (a restore's). */
+void machine_res_pager_error(void *ctx, bool blocking);
 
 /* Asks every vCPU to leave KVM_RUN and end the run. */
 void machine_stop(struct machine *m);

@@ -102,13 +102,24 @@ static void release_memory(struct machine *m);
  * (no UFFDIO_POISON), the run must stop here, and the memory is released:
  * a wait on that page would otherwise never end, also one the kick cannot
  * reach (the VMM's own access to guest memory while a restore starts). */
+static void pager_failed(struct machine *m, const struct pager *p, bool blocking)
+{
+	if (!blocking)
+		return;
+	machine_fail(m, "the pager cannot serve the %s: %s", p->cfg.region, p->error_msg);
+	release_memory(m);
+}
+
 void machine_pager_error(void *ctx, bool blocking)
 {
 	struct machine *m = ctx;
-	if (!blocking)
-		return;
-	machine_fail(m, "the pager cannot serve the lazy region: %s", m->pager.error_msg);
-	release_memory(m);
+	pager_failed(m, &m->pager, blocking);
+}
+
+void machine_res_pager_error(void *ctx, bool blocking)
+{
+	struct machine *m = ctx;
+	pager_failed(m, &m->res_pager, blocking);
 }
 
 /* The command line's bound is the delay source's: one number, checked
@@ -453,21 +464,27 @@ static int build(struct machine *m, const struct apfvm_config *c, struct apf_err
 	return 0;
 }
 
+/* A pager's error message, once its thread is joined; else NULL. */
+static const char *pager_error_of(const struct pager *p, bool ready)
+{
+	return ready && !p->running && !p->abandoned && p->error ? p->error_msg : NULL;
+}
+
 static int verdict(struct machine *m, struct apf_err *e)
 {
 	struct guest_report *r = &m->report;
-	/* Read only once the pager thread is joined. */
-	const char *pager_error = m->pager_ready && !m->pager.running && !m->pager.abandoned &&
-					  m->pager.error
-				  ? m->pager.error_msg
-				  : NULL;
+	const struct pager *failed = pager_error_of(&m->pager, m->pager_ready) ? &m->pager
+				     : pager_error_of(&m->res_pager, m->res_pager_ready) ? &m->res_pager
+				     : NULL;
+	const char *pager_error = failed ? failed->error_msg : NULL;
 
 	if (r->failed && pager_error && !strstr(r->failure, pager_error))
 		return apf_fail(e, -EIO, "%s (%s)", r->failure, pager_error);
 	if (r->failed)
 		return apf_fail(e, -EIO, "%s", r->failure);
 	if (pager_error)
-		return apf_fail(e, -EIO, "the pager cannot serve the lazy region: %s", pager_error);
+		return apf_fail(e, -EIO, "the pager cannot serve the %s: %s", failed->cfg.region,
+				pager_error);
 	if (!r->done)
 		return apf_fail(e, -EIO, "the guest stopped without reporting completion");
 	if (r->status)

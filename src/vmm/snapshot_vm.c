@@ -389,8 +389,9 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 		.source = m->res_source,
 		.max_inflight = c->max_inflight,
 		.cpu = c->pager_cpu,
-		.on_error = machine_pager_error,
+		.on_error = machine_res_pager_error,
 		.ctx = m,
+		.region = "resident memory",
 	};
 	rc = pager_init(&m->res_pager, &pc, e);
 	m->res_pager_ready = true;
@@ -401,6 +402,8 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 		pc.size = m->gm.lazy_size;
 		pc.source = m->source;
 		pc.hooks = m->core ? &m->pager_hooks : NULL;
+		pc.on_error = machine_pager_error;
+		pc.region = "lazy region";
 		rc = pager_init(&m->pager, &pc, e);
 		m->pager_ready = true;
 		if (rc)

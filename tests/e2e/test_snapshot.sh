@@ -215,6 +215,21 @@ else
 	fail damaged_memory_page_is_never_mapped "status $rc: $(head -c 400 "$tmp/err")"
 fi
 
+# Damaged resident memory (its first MiB: the guest's tables, code and
+# stack) is never mapped either: the restore fails naming the resident
+# memory, not the lazy region.
+cp "$tmp/snap" "$tmp/badres" && cp "$tmp/snap.mem" "$tmp/badres.mem" &&
+	dd if=/dev/urandom of="$tmp/badres.mem" bs=4096 count=256 conv=notrunc status=none
+timeout 120 $APFVM restore "$tmp/badres" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "resident" "$tmp/err" &&
+	grep -q "does not match the snapshot's SHA-256" "$tmp/err" &&
+	! grep -q "lazy region" "$tmp/err"; then
+	ok damaged_resident_page_is_never_mapped_and_named
+else
+	fail damaged_resident_page_is_never_mapped_and_named "status $rc: $(head -c 400 "$tmp/err")"
+fi
+
 # apfvm fetch of a snapshot's memory checks each page against the
 # snapshot's SHA-256, and needs the snapshot to do so.
 may_run=1 expect_refused fetch_of_a_snapshots_memory_finds_a_damaged_page \
