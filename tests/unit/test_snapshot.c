@@ -5,6 +5,7 @@
  * the state says), before anything of it is used.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "apfvm/abi.h"
+#include "arch/arch.h"
 #include "snapshot/snapshot.h"
 #include "test.h"
 #include "util/crc32c.h"
@@ -238,8 +240,40 @@ TEST(a_snapshot_is_written_whole_or_not_at_all)
 	rmdir(dir);
 }
 
+#if defined(__x86_64__)
+/* The VM options record: integers checked to be 0 or 1, never bytes
+ * copied into a bool (a 2 there would be undefined behaviour). */
+TEST(vm_options_from_a_snapshot_are_checked_not_copied)
+{
+	enum { REC_OPTIONS = 37 }; /* src/arch/x86/snapshot_x86.c */
+	struct snap_blob b = { 0 };
+	struct vm_options opt;
+	struct apf_err e;
+	uint32_t rec[4] = { 1, 0x123, 1, 0 };
+
+	REQUIRE(snap_blob_put(&b, REC_OPTIONS, rec, sizeof(rec)) == 0);
+	REQUIRE(arch_snapshot_options(b.data, b.len, &opt, &e) == 0);
+	CHECK(opt.disable_hlt_exits && opt.pc_legacy);
+	CHECK_EQ_U(opt.kvm_features, 0x123);
+	snap_blob_free(&b);
+	rec[0] = 2;
+	REQUIRE(snap_blob_put(&b, REC_OPTIONS, rec, sizeof(rec)) == 0);
+	CHECK_EQ_U(arch_snapshot_options(b.data, b.len, &opt, &e), -EINVAL);
+	CHECK(strstr(e.msg, "VM options are invalid") != NULL);
+	snap_blob_free(&b);
+	rec[0] = 0;
+	rec[3] = 9;
+	REQUIRE(snap_blob_put(&b, REC_OPTIONS, rec, sizeof(rec)) == 0);
+	CHECK_EQ_U(arch_snapshot_options(b.data, b.len, &opt, &e), -EINVAL);
+	snap_blob_free(&b);
+}
+#define ARCH_TESTS , T(vm_options_from_a_snapshot_are_checked_not_copied)
+#else
+#define ARCH_TESTS
+#endif
+
 TEST_MAIN(T(crc32c_is_the_castagnoli_crc), T(a_written_snapshot_reads_back),
 	  T(truncated_state_is_refused), T(other_version_is_refused),
 	  T(checksum_mismatches_are_refused), T(not_a_snapshot_is_refused),
 	  T(memory_file_shorter_than_the_state_says_is_refused),
-	  T(a_snapshot_is_written_whole_or_not_at_all))
+	  T(a_snapshot_is_written_whole_or_not_at_all) ARCH_TESTS)

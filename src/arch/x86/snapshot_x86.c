@@ -24,6 +24,15 @@ enum {
 	REC_PIC_MASTER = 32, REC_PIC_SLAVE, REC_IOAPIC, REC_PIT, REC_CLOCK, REC_OPTIONS,
 };
 
+/* The VM options as a snapshot holds them (REC_OPTIONS): fixed-size
+ * integers, not struct vm_options' bools. */
+struct snap_vm_options {
+	uint32_t disable_hlt_exits; /* 0 or 1 */
+	uint32_t kvm_features;
+	uint32_t pc_legacy;         /* 0 or 1 */
+	uint32_t reserved;          /* 0 */
+};
+
 /* The MSRs a guest's state lives in beyond sregs (Firecracker's list):
  * the TSC first (restored before the TSC deadline). */
 static const uint32_t saved_msrs[] = {
@@ -360,16 +369,28 @@ int arch_snapshot_save_vm(struct vm *vm, const struct vm_options *opt, struct sn
 	if ((rc = get_ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock, "KVM_GET_CLOCK", e)) ||
 	    (rc = put(b, REC_CLOCK, &clock, sizeof(clock), e)))
 		return rc;
-	return put(b, REC_OPTIONS, opt, sizeof(*opt), e);
+	struct snap_vm_options so = { .disable_hlt_exits = opt->disable_hlt_exits,
+				      .kvm_features = opt->kvm_features,
+				      .pc_legacy = opt->pc_legacy };
+	return put(b, REC_OPTIONS, &so, sizeof(so), e);
 }
 
 int arch_snapshot_options(const void *data, uint64_t len, struct vm_options *opt,
 			  struct apf_err *e)
 {
-	const void *p = record(data, len, REC_OPTIONS, sizeof(*opt), 0, "VM options", e);
+	struct snap_vm_options so;
+	const void *p = record(data, len, REC_OPTIONS, sizeof(so), 0, "VM options", e);
 	if (!p)
 		return -EINVAL;
-	memcpy(opt, p, sizeof(*opt));
+	/* Untrusted bytes: never copied into the bools of struct vm_options,
+	 * each checked to be a value apfvm writes. */
+	memcpy(&so, p, sizeof(so));
+	if (so.disable_hlt_exits > 1 || so.pc_legacy > 1 || so.reserved)
+		return apf_fail(e, -EINVAL, "snapshot: its VM options are invalid (%u, %u, %u)",
+				so.disable_hlt_exits, so.pc_legacy, so.reserved);
+	*opt = (struct vm_options){ .disable_hlt_exits = so.disable_hlt_exits != 0,
+				    .kvm_features = so.kvm_features,
+				    .pc_legacy = so.pc_legacy != 0 };
 	return 0;
 }
 
