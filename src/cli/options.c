@@ -539,6 +539,9 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	if (optind < argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm run --help')",
 				argv[optind]);
+	if (o->source_given && !c->lazy_size)
+		return apf_fail(e, -EINVAL, "--source serves the lazy region, and there is none: "
+				"give its size with --lazy");
 	if (c->snapshot_at_ns && c->snapshot_after_pages)
 		return apf_fail(e, -EINVAL, "--snapshot-at and --snapshot-after-pages exclude each other "
 				"(one point to snapshot at)");

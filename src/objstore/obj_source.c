@@ -72,7 +72,7 @@ struct fetch {
 	CURL *h;
 	unsigned char *buf;
 	size_t len, want;
-	bool overflow, ignored_range;
+	bool overflow, ignored_range, error_body;
 	bool whole_ok;      /* the chunk is the whole data object */
 	char why[160];      /* the last attempt's failure */
 };
@@ -181,11 +181,14 @@ static size_t on_body(char *data, size_t sz, size_t n, void *arg)
 	long http = 0;
 
 	/* Only a 206 (or the whole object when that is the chunk) carries the
-	 * chunk; an error's body is not kept, and a 200 that ignores the
-	 * Range is refused before its bytes are taken. */
+	 * chunk; an error's body is not read at all (the status says what
+	 * went wrong: a long body must not run into the timeout), and a 200
+	 * that ignores the Range is refused before its bytes are taken. */
 	curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &http);
-	if (http != 206 && http != 200)
-		return len;
+	if (http != 206 && http != 200) {
+		f->error_body = true;
+		return 0;
+	}
 	if (http == 200 && !f->whole_ok) {
 		f->ignored_range = true;
 		return 0;
@@ -220,7 +223,7 @@ static void start_transfer(struct obj_source *o, struct fetch *f)
 	curl_easy_setopt(f->h, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(f->h, CURLOPT_PRIVATE, f);
 	f->len = 0;
-	f->overflow = f->ignored_range = false;
+	f->overflow = f->ignored_range = f->error_body = false;
 	f->whole_ok = c->offset == 0 && c->stored_len == o->m.hdr.data_size;
 	f->active = true;
 	f->start_ns = source_now_ns();
@@ -385,7 +388,7 @@ static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
 			 "ignored the Range request");
 		retry = false;
 	} else {
-		retry = obj_result(cc, http, f->why, sizeof(f->why));
+		retry = obj_result(f->error_body ? CURLE_OK : cc, http, f->why, sizeof(f->why));
 	}
 	attempt_failed(o, f, retry, http);
 }
@@ -629,8 +632,8 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 		goto fail;
 	}
 	if (o->m.hdr.npages * APF_PAGE_SIZE < lazy_bytes) {
-		rc = apf_fail(e, -EINVAL, "%s serves %llu bytes, less than the lazy region (%llu "
-			      "bytes); pass a smaller --lazy", o->target.desc,
+		rc = apf_fail(e, -EINVAL, "%s serves %llu bytes, less than the %llu asked for "
+			      "(run's --lazy, fetch's --size)", o->target.desc,
 			      (unsigned long long)(o->m.hdr.npages * APF_PAGE_SIZE),
 			      (unsigned long long)lazy_bytes);
 		goto fail;

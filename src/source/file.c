@@ -77,8 +77,8 @@ int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source *
 	if (info.data_size < lazy_bytes) {
 		close(fd);
 		return apf_fail(e, -EINVAL,
-				"image '%s' holds %llu bytes, smaller than the lazy region (%llu bytes); "
-				"make a larger image or pass a smaller --lazy",
+				"image '%s' holds %llu bytes, less than the %llu asked for (run's "
+				"--lazy, fetch's --size); make a larger image or ask for less",
 				path, (unsigned long long)info.data_size,
 				(unsigned long long)lazy_bytes);
 	}

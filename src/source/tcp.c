@@ -747,8 +747,8 @@ int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_n
 		goto fail;
 	if (t->first.npages * APF_PAGE_SIZE < lazy_bytes) {
 		rc = apf_fail(e, -EINVAL,
-			      "page server %s serves %llu bytes, less than the lazy region "
-			      "(%llu bytes); pass a smaller --lazy",
+			      "page server %s serves %llu bytes, less than the %llu asked for "
+			      "(run's --lazy, fetch's --size)",
 			      t->peer, (unsigned long long)(t->first.npages * APF_PAGE_SIZE),
 			      (unsigned long long)lazy_bytes);
 		goto fail;

@@ -41,7 +41,7 @@ static char dir[64];
 /* ---- an HTTP server: GET with Range, from files in dir -------------------- */
 
 enum misbehave { NORMAL, CORRUPT_ONCE, CORRUPT_ALWAYS, UNAVAILABLE_TWICE, THROTTLE_ALWAYS,
-		 NO_RANGE, DATA_404, FORGED_ALWAYS, MANIFEST_404_HUGE };
+		 NO_RANGE, DATA_404, FORGED_ALWAYS, MANIFEST_404_HUGE, DATA_503_HUGE };
 
 static struct {
 	int listen_fd;
@@ -97,13 +97,13 @@ static void serve_conn(int fd)
 		bool data = strstr(path, ".data") != NULL;
 		int gets = data ? atomic_fetch_add(&http.data_gets, 1) : 0;
 		snprintf(file, sizeof(file), "%s%s", dir, path);
-		if (!data && http.how == MANIFEST_404_HUGE) {
+		if ((!data && http.how == MANIFEST_404_HUGE) || (data && http.how == DATA_503_HUGE)) {
 			/* An error page that says it is 400 MB, 64 KiB of it sent,
 			 * then nothing: the client must not wait for the rest. */
 			static char junk[65536];
 			char h[128];
-			int n = snprintf(h, sizeof(h), "HTTP/1.1 404 Not Found\r\n"
-				 "Content-Length: 400000000\r\n\r\n");
+			int n = snprintf(h, sizeof(h), "HTTP/1.1 %s\r\nContent-Length: 400000000\r\n\r\n",
+					 data ? "503 Slow Down" : "404 Not Found");
 			send(fd, h, (size_t)n, MSG_NOSIGNAL);
 			send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
 			while (!atomic_load(&http.stop)) {
@@ -386,6 +386,12 @@ TEST(a_chunk_with_a_forged_crc32c_is_refused_by_its_sha256)
 
 TEST(an_error_page_is_named_not_read)
 {
+	static struct result r;
+	REQUIRE(run(DATA_503_HUGE, 2, 64, &r, NULL));
+	CHECK_EQ_U(r.err[100], -EIO);
+	CHECK(strstr(r.why[100], "HTTP 503") && strstr(r.why[100], "(2 tries)") &&
+	      !strstr(r.why[100], "Timeout"));
+
 	struct page_source *s;
 	struct apf_err e;
 
@@ -443,7 +449,7 @@ TEST(missing_manifests_and_bad_specs_are_errors_at_open)
 	CHECK(strstr(e.msg, "not an apfvm manifest") != NULL);
 	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/mem", http.port);
 	CHECK_EQ_U(source_open(spec, 2 * NPAGES * 4096ull, NULL, &s, &e), -EINVAL);
-	CHECK(strstr(e.msg, "less than the lazy region") != NULL);
+	CHECK(strstr(e.msg, "less than the 1638400 asked for") != NULL);
 	http_stop();
 	static const char *const bad[] = { "s3://", "s3://Bucket/key", "s3://bucket", "s3://b/key",
 					   "s3://bucket/key with space", "http://host",

@@ -610,8 +610,9 @@ TEST(restore_refuses_what_the_snapshot_fixes)
 
 TEST(fetch_timeout_and_tries_for_remote_sources)
 {
-	char *ok[] = { "run", "--source", "tcp:10.0.0.2:7070", "--fetch-timeout", "1ms",
-		       "--fetch-tries=100" };
+	char *ok[] = { "run", "--lazy", "2M", "--source", "tcp:10.0.0.2:7070", "--fetch-timeout",
+		       "1ms", "--fetch-tries=100" };
+	char *no_lazy[] = { "run", "--source", "tcp:10.0.0.2:7070" };
 	char *deflt[] = { "run" };
 	char *short_to[] = { "run", "--fetch-timeout", "999us" };
 	char *long_to[] = { "run", "--fetch-timeout", "601s" };
@@ -633,6 +634,7 @@ TEST(fetch_timeout_and_tries_for_remote_sources)
 	CHECK_RUN_REJECTS(long_to, "--fetch-timeout");
 	CHECK_RUN_REJECTS(no_tries, "--fetch-tries");
 	CHECK_RUN_REJECTS(many_tries, "--fetch-tries");
+	CHECK_RUN_REJECTS(no_lazy, "give its size with --lazy"); /* not ignored */
 	/* restore --source: the snapshot's memory from elsewhere. */
 	REQUIRE(parse_run(ARGC(restore), restore, &o, &e) == 0);
 	CHECK(o.cfg.restore_memory && !strcmp(o.cfg.restore_memory, "tcp:10.0.0.2:7070"));

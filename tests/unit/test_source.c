@@ -190,7 +190,7 @@ TEST(file_source_image_smaller_than_lazy_region)
 	snprintf(spec, sizeof(spec), "file:%s", path);
 	CHECK(open_source(spec, 8 * APF_PAGE_SIZE, &s, &e) == -EINVAL);
 	CHECK(s == NULL);
-	CHECK(strstr(e.msg, "smaller than the lazy region") != NULL);
+	CHECK(strstr(e.msg, "asked for (run's --lazy, fetch's --size)") != NULL);
 	CHECK(strstr(e.msg, path) != NULL);
 	/* exactly the lazy size is fine */
 	CHECK(open_source(spec, 4 * APF_PAGE_SIZE, &s, &e) == 0);

@@ -170,7 +170,7 @@ TEST(a_server_that_cannot_be_reached_or_is_too_small_is_an_error_at_open)
 	char spec[64];
 	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u", server.port);
 	CHECK_EQ_U(source_open(spec, 2 * NPAGES * 4096ull, NULL, &s, &e), -EINVAL);
-	CHECK(strstr(e.msg, "less than the lazy region") != NULL);
+	CHECK(strstr(e.msg, "less than the 2097152 asked for (run's --lazy, fetch's --size)") != NULL);
 	stop_server();
 
 	static const char *const bad[] = { "tcp:", "tcp:localhost:7000", "tcp:127.0.0.1",

@@ -42,14 +42,24 @@ char *platform_describe(char *buf, size_t len)
 	char sig[13];
 	const char *host = "";
 
-	if (module_loaded("kvm_pvm"))
-		kvm = "PVM (kvm_pvm, guest ring 0 emulated)";
-	else if (module_loaded("kvm_amd"))
-		kvm = "AMD SVM";
-	else if (module_loaded("kvm_intel"))
-		kvm = "Intel VMX";
-	else
-		kvm = "no KVM module loaded";
+	const char *module = module_loaded("kvm_pvm")	  ? "PVM (kvm_pvm, guest ring 0 emulated)"
+			     : module_loaded("kvm_amd")	  ? "AMD SVM"
+			     : module_loaded("kvm_intel") ? "Intel VMX"
+							  : NULL;
+	char what[96];
+	/* A module without the device (a container, a sandbox) is no KVM to
+	 * run on: say so, not what the module would be. */
+	if (access("/dev/kvm", F_OK)) {
+		snprintf(what, sizeof(what), "no /dev/kvm%s%s%s", module ? " (the module for " : "",
+			 module ? module : "", module ? " is loaded)" : "");
+		kvm = what;
+	} else if (access("/dev/kvm", R_OK | W_OK)) {
+		snprintf(what, sizeof(what), "%s, /dev/kvm not accessible to this user",
+			 module ? module : "KVM");
+		kvm = what;
+	} else {
+		kvm = module ? module : "KVM (no known vendor module)";
+	}
 	hypervisor_signature(sig);
 	if (!strcmp(sig, "TCGTCGTCGTCG"))
 		host = ", emulated host (QEMU TCG)";
