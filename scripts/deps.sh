@@ -30,6 +30,8 @@ if [ "$mode" != build ]; then
 	# The object storage tests' servers.
 	[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
 	command -v node >/dev/null || need+=(nodejs)
+	# An independent SigV4 signer for tests/unit/test_sigv4.c.
+	/usr/bin/python3 -c 'import botocore' 2>/dev/null || need+=(python3-botocore)
 	command -v npm >/dev/null || need+=(npm)
 fi
 if [ "$mode" = bench ]; then
