@@ -47,6 +47,33 @@ static const char main_usage[] =
 /* Debian's busybox-static: the shell of apfvm's initramfs, when present. */
 #define LINUX_BUSYBOX "/bin/busybox"
 
+/* An output of the run (the snapshot and its memory, the console, the
+ * statistics) that is one of its inputs (the guest, kernel, initrd, the
+ * image of --source file:, the snapshot restored) would replace or
+ * truncate it: refused before anything is read or written. */
+static int outputs_over_inputs(const struct run_options *o, struct apf_err *e)
+{
+	const char *in[5] = { o->guest_path, o->kernel_path, o->initrd_path,
+			      o->cfg.source && !strncmp(o->cfg.source, "file:", 5) ? o->cfg.source + 5
+										  : NULL,
+			      o->cfg.restore_path };
+	char mem[4200] = "";
+	if (o->cfg.snapshot_path)
+		snprintf(mem, sizeof(mem), "%s.mem", o->cfg.snapshot_path);
+	const char *out[4] = { o->cfg.snapshot_path, mem[0] ? mem : NULL, o->console_path,
+			       o->stats_json && strcmp(o->stats_json, "-") ? o->stats_json : NULL };
+	for (int i = 0; i < 5; i++) {
+		struct stat st;
+		if (!in[i] || stat(in[i], &st))
+			continue;
+		for (int k = 0; k < 4; k++)
+			if (out[k] && file_is(out[k], &st))
+				return apf_fail(e, -EINVAL, "'%s' is an input of the run ('%s'); it "
+						"would be overwritten: write elsewhere", out[k], in[i]);
+	}
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct run_options o;
@@ -67,6 +94,10 @@ static int cmd_run(int argc, char **argv)
 	    apfvm_snapshot_mode(o.cfg.restore_path, &o.cfg.apf, &e)) {
 		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
 		return 1;
+	}
+	if (outputs_over_inputs(&o, &e)) {
+		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
+		return 2;
 	}
 	if (o.guest_path) {
 		rc = file_read_all(o.guest_path, &elf, &o.cfg.guest_elf_len);

@@ -1,8 +1,8 @@
 #!/bin/bash
 # End-to-end tests of the files apfvm reads and writes, as a user may name
 # anything: a FIFO where an image, a snapshot or its memory is expected is
-# refused at once (open never waits for a writer); pack refuses to write
-# over what it packs; outputs (mkimage, pack) replace a symlink at their
+# refused at once (open never waits for a writer); pack and run refuse to write
+# over their inputs; outputs (mkimage, pack) replace a symlink at their
 # path instead of writing through it.  No KVM needed.
 # Prints "ok NAME" / "FAIL NAME: why" lines.
 set -u
@@ -82,3 +82,12 @@ else
 fi
 if [ -z "$(find "$tmp" -name '*.tmp-*')" ]; then ok outputs_leave_no_temporary_files
 else fail outputs_leave_no_temporary_files "$(find "$tmp" -name '*.tmp-*' | head -3)"; fi
+
+# --- run's outputs over its inputs -------------------------------------
+expect_error run_snapshot_over_its_image_is_refused "is an input of the run" \
+	"$APFVM" run --lazy 4M --source "file:$tmp/img" --workload scan --snapshot "$tmp/img" \
+	--snapshot-at 1s
+expect_error run_console_over_its_guest_is_refused "is an input of the run" \
+	"$APFVM" run --guest "$tmp/img" --console "$tmp/img"
+if cmp -s "$tmp/img" "$tmp/img.orig"; then ok run_leaves_its_inputs_whole
+else fail run_leaves_its_inputs_whole "the image changed"; fi
