@@ -210,7 +210,12 @@ static void set_events(struct tcp_source *t, uint32_t events)
  * those left are sent again after the backoff. */
 static void drop(struct tcp_source *t, int err, const char *cause)
 {
-	uint64_t resume = source_now_ns() + t->backoff_ns;
+	/* A connection closed with nothing on it or waiting (the server's
+	 * idle timeout) costs nothing: the next fetch connects at once.  Not
+	 * so a connection that failed to be made (refused, BUSY). */
+	bool idle = t->wire.head == NO_SLOT && t->unsent.head == NO_SLOT &&
+		    t->state == CONN_READY;
+	uint64_t resume = source_now_ns() + (idle ? 0 : t->backoff_ns);
 
 	t->last_err = err;
 	t->last_cause = cause;
@@ -240,8 +245,10 @@ static void drop(struct tcp_source *t, int err, const char *cause)
 	}
 	t->unsent = retry;
 	t->state_due_ns = resume;
-	t->backoff_ns = t->backoff_ns * 2 > SOURCE_NET_BACKOFF_MAX_NS ? SOURCE_NET_BACKOFF_MAX_NS
-								       : t->backoff_ns * 2;
+	if (!idle)
+		t->backoff_ns = t->backoff_ns * 2 > SOURCE_NET_BACKOFF_MAX_NS
+					? SOURCE_NET_BACKOFF_MAX_NS
+					: t->backoff_ns * 2;
 }
 
 /* A connect that failed or timed out spends an attempt of every request

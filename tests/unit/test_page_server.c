@@ -353,6 +353,39 @@ TEST(slow_idle_or_deaf_clients_are_closed_within_their_timeouts)
 	finish();
 }
 
+/* The server's idle timeout closes a quiet tcp: source's connection; its
+ * next fetch connects again and is served, no attempt spent. */
+TEST(an_idle_close_costs_the_tcp_source_nothing)
+{
+	struct page_server_config cfg;
+	struct page_source *s;
+	struct source_completion c = { .page = UINT64_MAX };
+	struct apf_err e;
+	static uint64_t page[512];
+	char spec[64];
+	struct source_net_options net = { .timeout_ns = 2000000000ull, .tries = 1 };
+
+	page_server_config_default(&cfg);
+	cfg.idle_timeout_ns = 200 * NS_PER_MS;
+	REQUIRE(fixture_start_with(NPAGES, SEED, &cfg));
+	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u", server.port);
+	REQUIRE(source_open(spec, NPAGES * 4096ull, &net, &s, &e) == 0);
+	REQUIRE(clients_become(1));
+	REQUIRE(clients_become(0)); /* closed for idleness */
+	/* The source sees the close when it next looks at its socket. */
+	source_wait(s, 100);
+	REQUIRE(source_submit(s, 3, page, NULL) == 0);
+	uint64_t start = now_ns();
+	while (!source_reap(s, &c) && now_ns() - start < 5000 * NS_PER_MS)
+		source_wait(s, 100);
+	CHECK_EQ_U(c.page, 3);
+	CHECK_EQ_U(c.err, 0);
+	CHECK_EQ_U(s->retries, 0);
+	CHECK_EQ_U(s->reconnects, 1);
+	source_close(s);
+	finish();
+}
+
 TEST(clients_beyond_the_limits_are_answered_busy_and_served_once_a_slot_frees)
 {
 	struct page_server_config cfg;
@@ -455,5 +488,6 @@ TEST_MAIN(T(pipelined_reads_come_back_with_the_images_pages),
 	  T(several_clients_are_served_at_once),
 	  T(bad_addresses_and_images_are_refused_with_a_message),
 	  T(slow_idle_or_deaf_clients_are_closed_within_their_timeouts),
+	  T(an_idle_close_costs_the_tcp_source_nothing),
 	  T(clients_beyond_the_limits_are_answered_busy_and_served_once_a_slot_frees),
 	  T(a_flood_of_connections_is_a_few_lines_on_stderr))
