@@ -39,10 +39,13 @@ static int open_private_dir(int atfd, const char *name, const char *shown, struc
 	return fd;
 }
 
-/* Bytes of the chunk files under rootfd, one level of folders down. */
-static uint64_t measure(int rootfd)
+/* Calls visit(ctx, folder fd, name, stat) for every chunk file under
+ * rootfd, one level of folders down (regular files only, hidden ones and
+ * symlinks skipped). */
+static void each_chunk_file(int rootfd, void (*visit)(void *ctx, int dirfd, const char *name,
+						      const struct stat *st),
+			    void *ctx)
 {
-	uint64_t total = 0;
 	int fd = dup(rootfd);
 	DIR *root = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
@@ -50,7 +53,7 @@ static uint64_t measure(int rootfd)
 	if (!root) {
 		if (fd >= 0)
 			close(fd);
-		return 0;
+		return;
 	}
 	rewinddir(root);
 	while ((de = readdir(root))) {
@@ -68,10 +71,23 @@ static uint64_t measure(int rootfd)
 		while ((f = readdir(d)))
 			if (f->d_name[0] != '.' &&
 			    !fstatat(dirfd(d), f->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
-				total += (uint64_t)st.st_size;
+				visit(ctx, dirfd(d), f->d_name, &st);
 		closedir(d);
 	}
 	closedir(root);
+}
+
+static void add_size(void *ctx, int dirfd, const char *name, const struct stat *st)
+{
+	(void)dirfd, (void)name;
+	*(uint64_t *)ctx += (uint64_t)st->st_size;
+}
+
+/* Bytes of the chunk files under rootfd. */
+static uint64_t measure(int rootfd)
+{
+	uint64_t total = 0;
+	each_chunk_file(rootfd, add_size, &total);
 	return total;
 }
 
@@ -125,54 +141,29 @@ int obj_disk_read(const struct obj_disk *d, uint64_t chunk, void *buf, size_t le
 	return 0;
 }
 
-/* The least recently used chunk file under rootfd: its folder's fd (the
- * caller closes it) and name; false if there is none. */
-static bool oldest(int rootfd, int *dirfd_out, char name[256], uint64_t *size)
-{
-	struct timespec best = { 0, 0 };
-	bool found = false;
-	int fd = dup(rootfd);
-	DIR *root = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
+struct oldest {
+	int dirfd;            /* a dup of its folder's fd, or -1 */
+	char name[256];
+	uint64_t size;
+	struct timespec mtime;
+};
 
-	*dirfd_out = -1;
-	if (!root) {
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	rewinddir(root);
-	while ((de = readdir(root))) {
-		if (de->d_name[0] == '.')
-			continue;
-		int sub = openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		DIR *d = sub >= 0 ? fdopendir(sub) : NULL;
-		struct dirent *f;
-		if (!d) {
-			if (sub >= 0)
-				close(sub);
-			continue;
-		}
-		while ((f = readdir(d))) {
-			struct stat st;
-			if (f->d_name[0] == '.' ||
-			    fstatat(dirfd(d), f->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
-				continue;
-			if (!found || st.st_mtim.tv_sec < best.tv_sec ||
-			    (st.st_mtim.tv_sec == best.tv_sec && st.st_mtim.tv_nsec < best.tv_nsec)) {
-				if (*dirfd_out >= 0)
-					close(*dirfd_out);
-				*dirfd_out = dup(dirfd(d));
-				snprintf(name, 256, "%s", f->d_name);
-				*size = (uint64_t)st.st_size;
-				best = st.st_mtim;
-				found = *dirfd_out >= 0;
-			}
-		}
-		closedir(d);
-	}
-	closedir(root);
-	return found;
+static void keep_oldest(void *ctx, int dirfd, const char *name, const struct stat *st)
+{
+	struct oldest *o = ctx;
+	if (o->dirfd >= 0 && (st->st_mtim.tv_sec > o->mtime.tv_sec ||
+			      (st->st_mtim.tv_sec == o->mtime.tv_sec &&
+			       st->st_mtim.tv_nsec >= o->mtime.tv_nsec)))
+		return;
+	int fd = dup(dirfd);
+	if (fd < 0)
+		return;
+	if (o->dirfd >= 0)
+		close(o->dirfd);
+	o->dirfd = fd;
+	snprintf(o->name, sizeof(o->name), "%s", name);
+	o->size = (uint64_t)st->st_size;
+	o->mtime = st->st_mtim;
 }
 
 /* Removes the least recently used files until DIR is within 90% of its
@@ -183,16 +174,15 @@ static void keep_within_bound(struct obj_disk *d)
 		return;
 	d->used_bytes = measure(d->rootfd);
 	while (d->used_bytes > d->limit_bytes / 10 * 9) {
-		char name[256];
-		uint64_t size = 0;
-		int fd;
-		if (!oldest(d->rootfd, &fd, name, &size))
+		struct oldest o = { .dirfd = -1 };
+		each_chunk_file(d->rootfd, keep_oldest, &o);
+		if (o.dirfd < 0)
 			break;
-		int rc = unlinkat(fd, name, 0);
-		close(fd);
+		int rc = unlinkat(o.dirfd, o.name, 0);
+		close(o.dirfd);
 		if (rc)
 			break;
-		d->used_bytes -= size < d->used_bytes ? size : d->used_bytes;
+		d->used_bytes -= o.size < d->used_bytes ? o.size : d->used_bytes;
 	}
 }
 

@@ -10,27 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 have_kvm=1
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || have_kvm=0
 
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; }
-
-# expect_error NAME PATTERN CMD...: exit 1/2 within 60 s, stderr matches.
-expect_error() {
-	local name=$1 pattern=$2
-	shift 2
-	timeout 60 "$@" >"$tmp/out" 2>"$tmp/err"
-	local rc=$?
-	if [ $rc -eq 0 ]; then
-		fail "$name" "succeeded, expected an error"
-	elif [ $rc -eq 124 ]; then
-		fail "$name" "hung (killed after 60 s)"
-	elif [ $rc -ge 128 ]; then
-		fail "$name" "crashed with status $rc: $(head -c 300 "$tmp/err")"
-	elif ! grep -qiE -- "$pattern" "$tmp/err"; then
-		fail "$name" "message '$(head -c 300 "$tmp/err")' does not match /$pattern/"
-	else
-		ok "$name"
-	fi
-}
+. tests/e2e/lib_cli.sh
 
 # json_num FILE KEY: the first number after "KEY":
 json_num() { grep -o "\"$2\": *[0-9.]*" "$1" | head -1 | sed 's/.*: *//'; }

@@ -10,27 +10,8 @@ APFVM=${APFVM:-build/apfvm}
 tmp=$(mktemp -d /tmp/apfvm-files.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; }
-
-# expect_error NAME PATTERN CMD...: exit 1/2 within 20 s, stderr matches.
-expect_error() {
-	local name=$1 pattern=$2
-	shift 2
-	timeout 20 "$@" >"$tmp/out" 2>"$tmp/err"
-	local rc=$?
-	if [ $rc -eq 0 ]; then
-		fail "$name" "succeeded, expected an error"
-	elif [ $rc -eq 124 ]; then
-		fail "$name" "hung (killed after 20 s)"
-	elif [ $rc -ge 128 ]; then
-		fail "$name" "crashed with status $rc: $(head -c 300 "$tmp/err")"
-	elif ! grep -qiE -- "$pattern" "$tmp/err"; then
-		fail "$name" "message '$(head -c 300 "$tmp/err")' does not match /$pattern/"
-	else
-		ok "$name"
-	fi
-}
+EXPECT_TIMEOUT=20
+. tests/e2e/lib_cli.sh
 
 "$APFVM" mkimage --size 4M --seed 3 "$tmp/img" >/dev/null
 cp "$tmp/img" "$tmp/img.orig"

@@ -31,6 +31,19 @@ serve_start() {
 	return 1
 }
 
+# attack N SECS: N hostile clients (build/serve_attack) for SECS, started
+# in the background ($attack_pid); returns once all were welcomed, or 1
+# if that did not happen within 20 s.
+attack() {
+	"$ATTACK" "$port" "$1" "$2" >"$tmp/attack.out" &
+	attack_pid=$!
+	for _ in $(seq 200); do
+		grep -q "all $1 connections welcomed" "$tmp/attack.out" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 serve_stop() {
 	kill "$serve_pid" 2>/dev/null
 	wait "$serve_pid" 2>/dev/null
@@ -43,15 +56,8 @@ name=a_fetch_completes_while_64_hostile_clients_hold_connections
 if ! serve_start --image "$tmp/img"; then
 	fail $name "apfvm serve did not start: $(head -c 300 "$tmp/serve.err")"
 else
-	"$ATTACK" "$port" 64 30 >"$tmp/attack.out" &
-	attack_pid=$!
 	# The hostile connections first: the fetch comes once all are in.
-	for _ in $(seq 200); do
-		grep -q "all 64 connections welcomed" "$tmp/attack.out" && break
-		sleep 0.1
-	done
-	grep -q "all 64 connections welcomed" "$tmp/attack.out" ||
-		fail ${name}_setup "the hostile clients were not all welcomed within 20 s"
+	attack 64 30 || fail ${name}_setup "the hostile clients were not all welcomed within 20 s"
 	if timeout 60 "$APFVM" fetch --source "tcp:127.0.0.1:$port" --size 16M --fetch-timeout 5s \
 		>"$tmp/fetch.out" 2>"$tmp/fetch.err"; then
 		ok $name
@@ -67,12 +73,7 @@ name=a_client_beyond_the_limit_is_told_the_server_is_full
 if ! serve_start --image "$tmp/img" --max-clients 1; then
 	fail $name "apfvm serve did not start: $(head -c 300 "$tmp/serve.err")"
 else
-	"$ATTACK" "$port" 1 30 >"$tmp/attack.out" &
-	attack_pid=$!
-	for _ in $(seq 200); do
-		grep -q "all 1 connections welcomed" "$tmp/attack.out" && break
-		sleep 0.1
-	done
+	attack 1 30 || fail ${name}_setup "the hostile client was not welcomed within 20 s"
 	timeout 60 "$APFVM" fetch --source "tcp:127.0.0.1:$port" --size 1M --fetch-tries 2 \
 		>"$tmp/fetch.out" 2>"$tmp/fetch.err"
 	rc=$?
