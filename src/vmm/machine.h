@@ -112,6 +112,9 @@ struct machine {
 	uint64_t work_at_snapshot;
 	bool has_progress;
 	struct snap_apf restore_apf; /* the guest's async-PF registration, or zeros */
+	/* A failed snapshot's fetch buffers, still targets of fetches in
+	 * flight: freed after the sources are closed. */
+	void *snapshot_bufs;
 	/* A restore's phases ended (CLOCK_MONOTONIC): the snapshot read and
 	 * checked; the VM, its vCPU and the pagers ready; the state back in KVM. */
 	uint64_t restore_phase_ns[3];

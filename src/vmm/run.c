@@ -558,6 +558,7 @@ static void machine_free(struct machine *m)
 	if (!m->source_borrowed)
 		source_close(m->source);
 	source_close(m->res_source);
+	free(m->snapshot_bufs);
 	if (m->snap_open)
 		snap_close(&m->snap);
 	pthread_cond_destroy(&m->stopped);

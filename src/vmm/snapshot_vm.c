@@ -14,51 +14,103 @@
 #include "util/thread.h"
 
 
-/* One lazy page as the guest would read it: from the host mapping if the
- * pager installed it, else from the (raw) source, waited for: a file
- * completes inside submit, a remote source (tcp:, s3://, an embedder's)
- * later, within its own bounds.  The pager has stopped, so the source is
- * ours; completions of fetches it had in flight are passed over (their
- * buffers are the pager's, alive until it is destroyed). */
-static int lazy_page(struct machine *m, uint64_t page, void *buf, struct apf_err *e)
-{
-	static const char mine; /* this call's cookie */
-	struct page_source *s = m->raw_source;
-	struct source_completion c;
-	bool submitted = false;
-	int rc;
+#define LAZY_WINDOW 64 /* lazy pages fetched ahead while the snapshot is written */
 
-	if (m->pager_ready && pager_page_present(&m->pager, page)) {
-		memcpy(buf, (char *)m->gm.lazy + page * APF_PAGE_SIZE, APF_PAGE_SIZE);
-		return 0;
-	}
-	for (;;) {
-		if (!submitted) {
-			rc = source_submit(s, page, buf, (void *)&mine);
-			if (rc && rc != -EAGAIN)
-				return apf_fail(e, rc, "snapshot: cannot fetch lazy page %llu: %s",
-						(unsigned long long)page, strerror(-rc));
-			submitted = !rc; /* -EAGAIN: the pager's fetches fill it; again */
+/* One page of the window: fetched into buf, or at hand in the mapping. */
+struct lazy_slot {
+	enum { SLOT_FREE, SLOT_FETCHING, SLOT_READY, SLOT_MAPPED } state;
+	bool zero;
+};
+
+/* The lazy region into the memory file, in order, each page as the guest
+ * would read it: from the host mapping if the pager installed it, else
+ * from the (raw) source, up to LAZY_WINDOW fetches in flight (a remote
+ * source's round trips overlap; a file completes inside submit).  The
+ * pager has stopped, so the source is ours; completions of fetches it had
+ * in flight are passed over (their buffers are the pager's, alive until it
+ * is destroyed; their cookies are not our slots).  A fetch that fails
+ * fails the snapshot, within the source's own bounds. */
+static int write_lazy(struct machine *m, struct snap_writer *w, struct sha256 *digests,
+		      uint64_t *next, struct apf_err *e)
+{
+	struct page_source *s = m->raw_source;
+	uint64_t npages = m->gm.lazy_size / APF_PAGE_SIZE, queued = 0, written = 0;
+	struct lazy_slot slot[LAZY_WINDOW] = { { 0 } };
+	unsigned char *bufs = aligned_alloc(APF_PAGE_SIZE, (size_t)LAZY_WINDOW * APF_PAGE_SIZE);
+	struct source_completion c;
+	int rc = 0;
+
+	if (!bufs)
+		return apf_fail(e, -ENOMEM, "out of memory");
+	while (!rc && written < npages) {
+		bool moved = false;
+		/* Ahead: the pages of the window not yet asked for. */
+		while (queued < npages && queued < written + LAZY_WINDOW) {
+			struct lazy_slot *sl = &slot[queued % LAZY_WINDOW];
+			if (m->pager_ready && pager_page_present(&m->pager, queued)) {
+				sl->state = SLOT_MAPPED;
+			} else {
+				unsigned char *buf = bufs + (queued % LAZY_WINDOW) * APF_PAGE_SIZE;
+				int sr = source_submit(s, queued, buf, sl);
+				if (sr == -EAGAIN)
+					break; /* the pager's fetches fill it: after some complete */
+				if (sr) {
+					rc = apf_fail(e, sr, "snapshot: cannot fetch lazy page %llu: %s",
+						      (unsigned long long)queued, strerror(-sr));
+					break;
+				}
+				sl->state = SLOT_FETCHING;
+			}
+			queued++;
+			moved = true;
 		}
-		while (source_reap(s, &c)) {
-			if (c.cookie != &mine)
-				continue;
+		while (!rc && source_reap(s, &c)) {
+			struct lazy_slot *sl = c.cookie;
+			if (sl < slot || sl >= slot + LAZY_WINDOW)
+				continue; /* the pager's */
 			if (c.err)
-				return apf_fail(e, c.err, "snapshot: cannot fetch lazy page %llu: %s",
-						(unsigned long long)page,
-						c.why ? c.why : strerror(-c.err));
-			if (c.zero)
-				memset(buf, 0, APF_PAGE_SIZE);
-			return 0;
+				rc = apf_fail(e, c.err, "snapshot: cannot fetch lazy page %llu: %s",
+					      (unsigned long long)c.page, c.why ? c.why : strerror(-c.err));
+			sl->state = SLOT_READY;
+			sl->zero = c.zero;
+			moved = true;
 		}
-		if (s->error)
-			return apf_fail(e, s->error, "snapshot: the page source failed: %s",
-					s->error_what ? s->error_what : "?");
-		if ((rc = source_wait(s, -1))) /* its own timeouts bound the wait */
-			return apf_fail(e, -EIO, "snapshot: the page source did not return lazy "
-					"page %llu (%s)", (unsigned long long)page,
-					rc == -EINVAL ? "it lost the fetch" : strerror(-rc));
+		/* In order: the oldest pages whose bytes are at hand. */
+		while (!rc && written < queued) {
+			struct lazy_slot *sl = &slot[written % LAZY_WINDOW];
+			unsigned char *buf = bufs + (written % LAZY_WINDOW) * APF_PAGE_SIZE;
+			if (sl->state == SLOT_FETCHING)
+				break;
+			if (sl->state == SLOT_MAPPED)
+				memcpy(buf, (char *)m->gm.lazy + written * APF_PAGE_SIZE, APF_PAGE_SIZE);
+			else if (sl->zero)
+				memset(buf, 0, APF_PAGE_SIZE);
+			rc = snap_write_memory(w, buf, APF_PAGE_SIZE, digests, next, e);
+			sl->state = SLOT_FREE;
+			written++;
+			moved = true;
+		}
+		if (rc || moved)
+			continue;
+		if (s->error) {
+			rc = apf_fail(e, s->error, "snapshot: the page source failed: %s",
+				      s->error_what ? s->error_what : "?");
+		} else if ((rc = source_wait(s, -1))) { /* its own timeouts bound the wait */
+			rc = apf_fail(e, -EIO, "snapshot: the page source did not return lazy page "
+				      "%llu (%s)", (unsigned long long)written,
+				      rc == -EINVAL ? "it lost the fetch" : strerror(-rc));
+		}
 	}
+	/* On failure, fetches still in flight may yet write into bufs: they
+	 * live until the machine's sources are closed (machine_free). */
+	bool in_flight = false;
+	for (uint64_t p = written; p < queued; p++)
+		in_flight |= slot[p % LAZY_WINDOW].state == SLOT_FETCHING;
+	if (in_flight)
+		m->snapshot_bufs = bufs;
+	else
+		free(bufs);
+	return rc;
 }
 
 /* Every page of guest memory into the snapshot's memory file, its
@@ -67,20 +119,9 @@ static int lazy_page(struct machine *m, uint64_t page, void *buf, struct apf_err
 static int write_memory(struct machine *m, struct snap_writer *w, struct sha256 *digests,
 			struct apf_err *e)
 {
-	unsigned char *page = aligned_alloc(APF_PAGE_SIZE, APF_PAGE_SIZE);
 	uint64_t next = 0;
-	int rc;
-
-	if (!page)
-		return apf_fail(e, -ENOMEM, "out of memory");
-	rc = snap_write_memory(w, m->gm.resident, m->gm.resident_size, digests, &next, e);
-	for (uint64_t p = 0; !rc && p < m->gm.lazy_size / APF_PAGE_SIZE; p++) {
-		rc = lazy_page(m, p, page, e);
-		if (!rc)
-			rc = snap_write_memory(w, page, APF_PAGE_SIZE, digests, &next, e);
-	}
-	free(page);
-	return rc;
+	int rc = snap_write_memory(w, m->gm.resident, m->gm.resident_size, digests, &next, e);
+	return rc ? rc : write_lazy(m, w, digests, &next, e);
 }
 
 /* The guest's async-PF registration, whichever host side held it: the
