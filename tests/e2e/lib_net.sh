@@ -28,20 +28,20 @@ scan_ok() {
 	return 0
 }
 
-# snapshot_ok NAME SOURCE: a run whose lazy region comes from SOURCE,
-# snapshotted halfway through its scan (1024 of 2048 pages fetched: the
+# snapshot_ok NAME SOURCE: a run whose 4 MiB lazy region comes from SOURCE,
+# snapshotted halfway through its scan (512 of 1024 pages fetched: the
 # snapshot fetches the rest through SOURCE), then restored from the local
 # snapshot: the scan ends with every word verified.  Prints ok or FAIL.
 snapshot_ok() {
 	local name=$1 src=$2
 	rm -f "$tmp/rsnap" "$tmp/rsnap.mem"
-	if ! timeout 600 $APFVM run --workload compute,scan --lazy 8M --source "$src" \
-		--snapshot-after-pages 1024 --snapshot "$tmp/rsnap" -q 2>"$tmp/err"; then
+	if ! timeout 600 $APFVM run --workload compute,scan --lazy 4M --source "$src" \
+		--snapshot-after-pages 512 --snapshot "$tmp/rsnap" -q 2>"$tmp/err"; then
 		fail "$name" "snapshot: $(head -c 400 "$tmp/err")"
 	elif ! timeout 600 $APFVM restore --stats-json "$tmp/rs.json" "$tmp/rsnap" \
 		>"$tmp/out" 2>"$tmp/err"; then
 		fail "$name" "restore: $(head -c 400 "$tmp/err")"
-	elif [ "$(scan_field "$tmp/rs.json" pages)" != 2048 ] ||
+	elif [ "$(scan_field "$tmp/rs.json" pages)" != 1024 ] ||
 		[ "$(scan_field "$tmp/rs.json" mismatches)" != 0 ]; then
 		fail "$name" "$(tr '\n' ' ' <"$tmp/rs.json" | head -c 400)"
 	else
