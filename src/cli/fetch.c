@@ -186,6 +186,34 @@ static int open_checked(const struct fetch_opts *o, struct snap_image *snap,
 	return rc;
 }
 
+/* What a fetch measured: a CSV line, or the report; lat sorted here. */
+static void report(const struct fetch_opts *o, const struct page_source *s, uint64_t *lat,
+		   uint64_t done, double secs, uint64_t failed, uint64_t bad)
+{
+	qsort(lat, done, sizeof(*lat), cmp_u64);
+	double mean = 0;
+	for (uint64_t i = 0; i < done; i++)
+		mean += (double)lat[i] / (double)done;
+	double p50 = (double)lat[(done - 1) / 2] / 1e3, p99 = (double)lat[(done - 1) * 99 / 100] / 1e3;
+	double pps = (double)done / secs, mibps = pps * APF_PAGE_SIZE / (1 << 20);
+	if (o->csv) {
+		printf("%s,%u,%llu,%.6f,%.1f,%.2f,%.1f,%.1f,%.1f,%llu,%llu\n", o->source ? o->source : s->desc, o->inflight,
+		       (unsigned long long)done, secs, pps, mibps, mean / 1e3, p50, p99,
+		       (unsigned long long)s->retries, (unsigned long long)s->reconnects);
+	} else {
+		printf("apfvm fetch: %s, %u in flight\n"
+		       "  pages         %llu in %.3f s: %.0f pages/s (%.1f MiB/s); %llu failed, "
+		       "%llu did not match\n"
+		       "  latency       mean %.1f us, p50 %.1f us, p99 %.1f us\n"
+		       "  source        %llu fetches tried again (%llu pages arrived corrupt), "
+		       "%llu reconnects\n",
+		       s->desc, o->inflight, (unsigned long long)done, secs, pps, mibps,
+		       (unsigned long long)failed, (unsigned long long)bad, mean / 1e3, p50, p99,
+		       (unsigned long long)s->retries, (unsigned long long)s->corrupt,
+		       (unsigned long long)s->reconnects);
+	}
+}
+
 int fetch_main(int argc, char **argv)
 {
 	struct fetch_opts o = { 0 };
@@ -259,28 +287,7 @@ int fetch_main(int argc, char **argv)
 			s->error_what ? s->error_what : "?");
 		return 1;
 	}
-	qsort(lat, done, sizeof(*lat), cmp_u64);
-	double mean = 0;
-	for (uint64_t i = 0; i < done; i++)
-		mean += (double)lat[i] / (double)done;
-	double p50 = (double)lat[(done - 1) / 2] / 1e3, p99 = (double)lat[(done - 1) * 99 / 100] / 1e3;
-	double pps = (double)done / secs, mibps = pps * APF_PAGE_SIZE / (1 << 20);
-	if (o.csv) {
-		printf("%s,%u,%llu,%.6f,%.1f,%.2f,%.1f,%.1f,%.1f,%llu,%llu\n", o.source, o.inflight,
-		       (unsigned long long)done, secs, pps, mibps, mean / 1e3, p50, p99,
-		       (unsigned long long)s->retries, (unsigned long long)s->reconnects);
-	} else {
-		printf("apfvm fetch: %s, %u in flight\n"
-		       "  pages         %llu in %.3f s: %.0f pages/s (%.1f MiB/s); %llu failed, "
-		       "%llu did not match\n"
-		       "  latency       mean %.1f us, p50 %.1f us, p99 %.1f us\n"
-		       "  source        %llu fetches tried again (%llu pages arrived corrupt), "
-		       "%llu reconnects\n",
-		       s->desc, o.inflight, (unsigned long long)done, secs, pps, mibps,
-		       (unsigned long long)failed, (unsigned long long)bad, mean / 1e3, p50, p99,
-		       (unsigned long long)s->retries, (unsigned long long)s->corrupt,
-		       (unsigned long long)s->reconnects);
-	}
+	report(&o, s, lat, done, secs, failed, bad);
 	source_close(s);
 	if (o.snapshot)
 		snap_close(&snap);

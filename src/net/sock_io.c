@@ -12,8 +12,7 @@ uint64_t sock_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Waits until fd is ready for events or deadline_ns: 0, -ETIMEDOUT, -errno. */
-static int wait_until(int fd, short events, uint64_t deadline_ns)
+int sock_wait_until(int fd, short events, uint64_t deadline_ns)
 {
 	for (;;) {
 		uint64_t now = sock_now_ns();
@@ -48,7 +47,7 @@ int sock_read_by(int fd, void *buf, size_t len, uint64_t first_ns, uint64_t whol
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		int rc = wait_until(fd, POLLIN, deadline);
+		int rc = sock_wait_until(fd, POLLIN, deadline);
 		if (rc == -ETIMEDOUT)
 			return got ? -ETIMEDOUT : -ETIME;
 		if (rc)
@@ -65,7 +64,7 @@ int sock_write_by(int fd, struct iovec *iov, int niov, uint64_t deadline_ns)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int rc = wait_until(fd, POLLOUT, deadline_ns);
+			int rc = sock_wait_until(fd, POLLOUT, deadline_ns);
 			if (rc)
 				return rc;
 			continue;

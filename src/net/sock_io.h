@@ -21,6 +21,10 @@ int sock_read_by(int fd, void *buf, size_t len, uint64_t first_ns, uint64_t whol
  * -errno (-EPIPE: the peer is gone; never a SIGPIPE). */
 int sock_write_by(int fd, struct iovec *iov, int niov, uint64_t deadline_ns);
 
+/* Waits until fd is ready for events (POLLIN, POLLOUT) or deadline_ns:
+ * 0, -ETIMEDOUT, or -errno. */
+int sock_wait_until(int fd, short events, uint64_t deadline_ns);
+
 uint64_t sock_now_ns(void);
 
 #endif

@@ -54,6 +54,7 @@
 #include "apfvm/abi.h"
 #include "net/net_addr.h"
 #include "net/page_proto.h"
+#include "net/sock_io.h"
 #include "source.h"
 
 #define BACKOFF_MIN_NS  (100ull * 1000000ull)
@@ -629,24 +630,6 @@ static const struct page_source_ops tcp_ops = {
 
 /* ---- open: the first connection, made synchronously -------------------- */
 
-/* Waits for fd to be ready for `events` until deadline: 0, -ETIMEDOUT or
- * -errno. */
-static int wait_fd(int fd, short events, uint64_t deadline_ns)
-{
-	for (;;) {
-		uint64_t now = source_now_ns();
-		if (now >= deadline_ns)
-			return -ETIMEDOUT;
-		struct pollfd p = { .fd = fd, .events = events };
-		int ms = (int)((deadline_ns - now + 999999) / 1000000);
-		int n = poll(&p, 1, ms);
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0)
-			return 0;
-	}
-}
-
 static int greet(struct tcp_source *t, struct apf_err *e)
 {
 	uint64_t start = source_now_ns(), deadline = start + t->net.timeout_ns;
@@ -658,7 +641,7 @@ static int greet(struct tcp_source *t, struct apf_err *e)
 	if (connect(t->sock, (struct sockaddr *)&t->addr, t->addr_len) < 0 && errno != EINPROGRESS)
 		return apf_fail(e, -errno, "page server %s: cannot connect: %s", t->peer,
 				strerror(errno));
-	if ((rc = wait_fd(t->sock, POLLOUT, deadline)))
+	if ((rc = sock_wait_until(t->sock, POLLOUT, deadline)))
 		return apf_fail(e, rc, "page server %s: cannot connect: %s", t->peer,
 				rc == -ETIMEDOUT ? "no answer within the timeout" : strerror(-rc));
 	getsockopt(t->sock, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -670,7 +653,7 @@ static int greet(struct tcp_source *t, struct apf_err *e)
 		return apf_fail(e, -EIO, "page server %s: cannot send the hello", t->peer);
 	size_t want = sizeof(t->first);
 	while (got < want) {
-		if ((rc = wait_fd(t->sock, POLLIN, deadline)))
+		if ((rc = sock_wait_until(t->sock, POLLIN, deadline)))
 			return apf_fail(e, rc, "page server %s: no welcome: %s", t->peer,
 					rc == -ETIMEDOUT ? "no answer within the timeout"
 							 : strerror(-rc));
