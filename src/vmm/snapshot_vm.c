@@ -333,6 +333,53 @@ int apfvm_snapshot_mode(const char *path, enum apfvm_apf_mode *mode, struct apf_
 	return rc;
 }
 
+/* A restore's two pagers, resident memory and the lazy region, each from
+ * its own source: made, filled first with --populate, started. */
+static int start_restore_pagers(struct machine *m, const struct apfvm_config *c,
+				struct apf_err *e)
+{
+	/* Both regions from PATH.mem, through their own pagers.  They run
+	 * before any vCPU or VM state goes back into KVM: restoring an MSR
+	 * may make KVM touch guest memory (kvmclock's page is mapped when
+	 * MSR_KVM_SYSTEM_TIME is written), and a page touched before its
+	 * region is registered would stay a page of zeros for good. */
+	struct pager_config pc = {
+		.host_base = m->gm.resident,
+		.size = m->gm.resident_size,
+		.source = m->res_source,
+		.max_inflight = c->max_inflight,
+		.cpu = c->pager_cpu,
+		.on_error = machine_res_pager_error,
+		.ctx = m,
+		.region = "resident memory",
+	};
+	int rc = pager_init(&m->res_pager, &pc, e);
+	m->res_pager_ready = true;
+	if (rc)
+		return rc;
+	if (m->gm.lazy_size) {
+		pc.host_base = m->gm.lazy;
+		pc.size = m->gm.lazy_size;
+		pc.source = m->source;
+		pc.hooks = m->core ? &m->pager_hooks : NULL;
+		pc.on_error = machine_pager_error;
+		pc.region = "lazy region";
+		rc = pager_init(&m->pager, &pc, e);
+		m->pager_ready = true;
+		if (rc)
+			return rc;
+	}
+	/* --populate: an eager restore, every page installed (and checked)
+	 * before the guest goes on. */
+	if (c->populate && ((rc = pager_populate(&m->res_pager, m->res_raw_source, e)) ||
+			    (m->pager_ready && (rc = pager_populate(&m->pager, m->raw_source, e)))))
+		return rc;
+	if ((rc = pager_start(&m->res_pager, e)) ||
+	    (m->pager_ready && (rc = pager_start(&m->pager, e))))
+		return rc;
+	return 0;
+}
+
 int machine_build_restore(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
 {
 	const struct snap_section *msec, *rsec, *vsec, *vmsec;
@@ -419,44 +466,7 @@ int machine_build_restore(struct machine *m, const struct apfvm_config *c, struc
 	 * machine_restore_started, once memory can be served). */
 	if (c->apf == APFVM_APF_USER && (rc = apf_user_init(m, c, e)))
 		return rc;
-	/* Both regions from PATH.mem, through their own pagers.  They run
-	 * before any vCPU or VM state goes back into KVM: restoring an MSR
-	 * may make KVM touch guest memory (kvmclock's page is mapped when
-	 * MSR_KVM_SYSTEM_TIME is written), and a page touched before its
-	 * region is registered would stay a page of zeros for good. */
-	struct pager_config pc = {
-		.host_base = m->gm.resident,
-		.size = m->gm.resident_size,
-		.source = m->res_source,
-		.max_inflight = c->max_inflight,
-		.cpu = c->pager_cpu,
-		.on_error = machine_res_pager_error,
-		.ctx = m,
-		.region = "resident memory",
-	};
-	rc = pager_init(&m->res_pager, &pc, e);
-	m->res_pager_ready = true;
-	if (rc)
-		return rc;
-	if (m->gm.lazy_size) {
-		pc.host_base = m->gm.lazy;
-		pc.size = m->gm.lazy_size;
-		pc.source = m->source;
-		pc.hooks = m->core ? &m->pager_hooks : NULL;
-		pc.on_error = machine_pager_error;
-		pc.region = "lazy region";
-		rc = pager_init(&m->pager, &pc, e);
-		m->pager_ready = true;
-		if (rc)
-			return rc;
-	}
-	/* --populate: an eager restore, every page installed (and checked)
-	 * before the guest goes on. */
-	if (c->populate && ((rc = pager_populate(&m->res_pager, m->res_raw_source, e)) ||
-			    (m->pager_ready && (rc = pager_populate(&m->pager, m->raw_source, e)))))
-		return rc;
-	if ((rc = pager_start(&m->res_pager, e)) ||
-	    (m->pager_ready && (rc = pager_start(&m->pager, e))))
+	if ((rc = start_restore_pagers(m, c, e)))
 		return rc;
 	m->restore_phase_ns[1] = monotonic_ns();
 	/* --apf kernel: KVM gets the registration (and sends the wake-all);
