@@ -24,6 +24,7 @@
 #include "source/source.h"
 #include "util/crc32c.h"
 #include "util/file.h"
+#include "util/thread.h"
 
 #define NS_PER_S          1000000000ull
 #define CONN_STACK_SIZE   (256u * 1024u) /* serve() keeps its pages on the heap */
@@ -77,7 +78,7 @@ static void say(struct page_server *s, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&s->lock);
-	uint64_t second = sock_now_ns() / NS_PER_S;
+	uint64_t second = monotonic_ns() / NS_PER_S;
 	if (second != s->log_second) {
 		s->log_second = second;
 		s->log_lines = 0;
@@ -210,7 +211,7 @@ static int answer(struct conn *c, const struct pgs_read *req, int check_rc, void
 		{ crcs, (size_t)req->count * sizeof(*crcs) },
 		{ pages, (size_t)req->count * PGS_PAGE_SIZE },
 	};
-	return sock_write_by(c->fd, iov, st == PGS_OK ? 3 : 1, sock_now_ns() + c->s->cfg.io_timeout_ns);
+	return sock_write_by(c->fd, iov, st == PGS_OK ? 3 : 1, monotonic_ns() + c->s->cfg.io_timeout_ns);
 }
 
 /* Why a read of a message failed, in words. */
@@ -234,7 +235,7 @@ static void serve(struct conn *c)
 
 	if (!pages)
 		return;
-	rc = sock_read_by(c->fd, &hello, sizeof(hello), sock_now_ns() + cfg->io_timeout_ns, 0);
+	rc = sock_read_by(c->fd, &hello, sizeof(hello), monotonic_ns() + cfg->io_timeout_ns, 0);
 	if (rc) {
 		say(s, "%s: no hello (%s)", c->peer, read_failure(rc));
 		goto out;
@@ -245,12 +246,12 @@ static void serve(struct conn *c)
 	}
 	pgs_welcome_init(&w, s->npages, cfg->max_count, s->pattern, s->seed);
 	struct iovec iov = { &w, sizeof(w) };
-	if ((rc = sock_write_by(c->fd, &iov, 1, sock_now_ns() + cfg->io_timeout_ns))) {
+	if ((rc = sock_write_by(c->fd, &iov, 1, monotonic_ns() + cfg->io_timeout_ns))) {
 		say(s, "%s: cannot send the welcome (%s)", c->peer, strerror(-rc));
 		goto out;
 	}
 	for (;;) {
-		rc = sock_read_by(c->fd, &req, sizeof(req), sock_now_ns() + cfg->idle_timeout_ns,
+		rc = sock_read_by(c->fd, &req, sizeof(req), monotonic_ns() + cfg->idle_timeout_ns,
 				  cfg->io_timeout_ns);
 		if (rc == 1)
 			break; /* the client is done */
@@ -383,7 +384,7 @@ static void refuse(struct page_server *s, int fd, const char *peer, enum pgs_bus
 	if (s->refused[oldest].fd >= 0)
 		close(s->refused[oldest].fd);
 	s->refused[oldest].fd = fd;
-	s->refused[oldest].until_ns = sock_now_ns() + REFUSED_LINGER_NS;
+	s->refused[oldest].until_ns = monotonic_ns() + REFUSED_LINGER_NS;
 }
 
 /* Starts serving an accepted connection in its own thread, or refuses it. */
@@ -432,7 +433,7 @@ static void start_conn(struct page_server *s, int fd, const struct sockaddr_stor
  * is up.  Fills p[1..] with those still open; returns how many. */
 static int tend_refused(struct page_server *s, struct pollfd *p)
 {
-	uint64_t now = sock_now_ns();
+	uint64_t now = monotonic_ns();
 	int n = 0;
 
 	for (unsigned i = 0; i < PAGE_SERVER_REFUSED_MAX; i++) {

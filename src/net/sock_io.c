@@ -5,17 +5,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
-uint64_t sock_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "util/thread.h"
 
 int sock_wait_until(int fd, short events, uint64_t deadline_ns)
 {
 	for (;;) {
-		uint64_t now = sock_now_ns();
+		uint64_t now = monotonic_ns();
 		if (now >= deadline_ns)
 			return -ETIMEDOUT;
 		struct pollfd p = { .fd = fd, .events = events };
@@ -39,7 +34,7 @@ int sock_read_by(int fd, void *buf, size_t len, uint64_t first_ns, uint64_t whol
 			return got ? -EPIPE : 1;
 		if (n > 0) {
 			if (!got && whole_ns)
-				deadline = sock_now_ns() + whole_ns;
+				deadline = monotonic_ns() + whole_ns;
 			got += (size_t)n;
 			continue;
 		}

@@ -1,6 +1,6 @@
 /*
  * sock_io: whole messages over a non-blocking socket, each bounded by a
- * deadline (CLOCK_MONOTONIC ns), so that a peer that trickles bytes or
+ * deadline (CLOCK_MONOTONIC ns, util/thread.h's monotonic_ns), so that a peer that trickles bytes or
  * stops reading costs the caller at most the time it allowed.
  */
 #ifndef APFVM_SOCK_IO_H
@@ -25,6 +25,5 @@ int sock_write_by(int fd, struct iovec *iov, int niov, uint64_t deadline_ns);
  * 0, -ETIMEDOUT, or -errno. */
 int sock_wait_until(int fd, short events, uint64_t deadline_ns);
 
-uint64_t sock_now_ns(void);
 
 #endif

@@ -9,12 +9,11 @@
 #include <unistd.h>
 
 #include "apfvm/abi.h"
+#include "util/thread.h"
 
 uint64_t source_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return monotonic_ns();
 }
 
 void source_init(struct page_source *s, const struct page_source_ops *ops, uint64_t npages)
