@@ -32,6 +32,7 @@
 #include "source/source.h"
 #include "test.h"
 #include "util/crc32c.h"
+#include "util/thread.h"
 
 /* For helpers that return a value: a broken precondition ends the
  * program with a FAIL line (the tier counts it). */
@@ -245,12 +246,6 @@ TEST(bad_addresses_and_images_are_refused_with_a_message)
 
 #define NS_PER_MS 1000000ull
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* A client socket from the loopback address `from` (all of 127/8 is
  * local), connected to the server. */
@@ -274,11 +269,11 @@ static int connect_from(const char *from)
  * UINT64_MAX if it was still open after 5 s. */
 static uint64_t time_to_close(int fd, const char *trickle, size_t trickle_len)
 {
-	uint64_t start = now_ns();
+	uint64_t start = monotonic_ns();
 	size_t sent = 0;
 	char buf[4096];
 
-	while (now_ns() - start < 5000 * NS_PER_MS) {
+	while (monotonic_ns() - start < 5000 * NS_PER_MS) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (trickle && sent < trickle_len && send(fd, trickle + sent, 1, MSG_NOSIGNAL) == 1)
 			sent++;
@@ -286,7 +281,7 @@ static uint64_t time_to_close(int fd, const char *trickle, size_t trickle_len)
 			continue;
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-			return now_ns() - start;
+			return monotonic_ns() - start;
 	}
 	return UINT64_MAX;
 }
@@ -294,9 +289,9 @@ static uint64_t time_to_close(int fd, const char *trickle, size_t trickle_len)
 /* Waits (bounded) until the server serves n connections. */
 static bool clients_become(unsigned n)
 {
-	uint64_t start = now_ns();
+	uint64_t start = monotonic_ns();
 	while (fixture_clients() != n) {
-		if (now_ns() - start > 5000 * NS_PER_MS)
+		if (monotonic_ns() - start > 5000 * NS_PER_MS)
 			return false;
 		poll(NULL, 0, 5);
 	}
@@ -375,8 +370,8 @@ TEST(an_idle_close_costs_the_tcp_source_nothing)
 	/* The source sees the close when it next looks at its socket. */
 	source_wait(s, 100);
 	REQUIRE(source_submit(s, 3, page, NULL) == 0);
-	uint64_t start = now_ns();
-	while (!source_reap(s, &c) && now_ns() - start < 5000 * NS_PER_MS)
+	uint64_t start = monotonic_ns();
+	while (!source_reap(s, &c) && monotonic_ns() - start < 5000 * NS_PER_MS)
 		source_wait(s, 100);
 	CHECK_EQ_U(c.page, 3);
 	CHECK_EQ_U(c.err, 0);
