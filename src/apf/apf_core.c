@@ -1,8 +1,6 @@
 #include "apf_core.h"
 
-/* The x86 registration (the MSRs) is spoken here; every other rule is
- * the same on every architecture. */
-#include "apfvm/abi_x86.h"
+#include "apfvm/abi.h"
 
 #include <errno.h>
 #include <string.h>
@@ -62,7 +60,7 @@ static uint32_t new_token(struct apf_core_vcpu *cv, unsigned v)
 	for (;;) {
 		uint32_t t = (++cv->next_id << 12) | (v & 0xfff);
 		bool used = false;
-		if (t == 0 || t == KVM_APF_WAKE_ALL_TOKEN || (t >> 12) == 0)
+		if (t == 0 || t == APF_WAKE_ALL_TOKEN || (t >> 12) == 0)
 			continue;
 		for (unsigned i = 0; i < APF_CORE_MAX_OUTSTANDING; i++)
 			used |= cv->faults[i].state != AF_FREE && cv->faults[i].token == t;
@@ -87,7 +85,7 @@ static void deliver(struct apf_core *c, unsigned v)
 		return; /* stays queued: apf_core_retry() */
 	bool wake_all = cv->wake_all_pending;
 	struct apf_fault *f = wake_all ? NULL : &cv->faults[cv->readyq[cv->rq_head]];
-	token = wake_all ? KVM_APF_WAKE_ALL_TOKEN : f->token;
+	token = wake_all ? APF_WAKE_ALL_TOKEN : f->token;
 	/* Dequeued only once the guest has it: a failed write or raise would
 	 * otherwise lose the page-ready and leave its task parked forever. */
 	int rc = c->ops->write_u32(c->ctx, cv->area_gpa + 4, token);
@@ -223,7 +221,7 @@ uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
 		free_fault(cv, f);
 		goto out;
 	}
-	c->ops->write_u32(c->ctx, cv->area_gpa, KVM_PV_REASON_PAGE_NOT_PRESENT);
+	c->ops->write_u32(c->ctx, cv->area_gpa, APF_REASON_PAGE_NOT_PRESENT);
 	f->state = AF_INJECTED;
 	token = f->token;
 	c->stats.decisions[APF_ASYNC]++;
@@ -249,32 +247,6 @@ static int enable_locked(struct apf_core *c, unsigned v, uint64_t gpa, uint64_t 
 	cv->send_always = send_always;
 	cv->wake_all_pending = true;
 	deliver(c, v);
-	return 0;
-}
-
-static int write_en(struct apf_core *c, unsigned v, uint64_t value)
-{
-	struct apf_core_vcpu *cv = &c->vcpus[v];
-	const uint64_t both = KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_DELIVERY_AS_INT;
-	uint64_t gpa = value & ~0x3full;
-
-	/* KVM's kvm_pv_enable_async_pf(), rule for rule (docs/async-pf.md,
-	 * "Validation of guest MSR writes"). */
-	if (value & 0x30)
-		return -1; /* reserved bits */
-	if (value & KVM_ASYNC_PF_DELIVERY_AS_PF_VMEXIT)
-		return -1; /* KVM_FEATURE_ASYNC_PF_VMEXIT is not offered */
-	/* KVM maps the first 8 bytes (flags, token): the only ones either
-	 * side writes.  Differs from KVM in one way, which protects the host:
-	 * the area must be in resident memory (enable_locked). */
-	if ((value & both) == both) {
-		if (enable_locked(c, v, gpa, 8, value & KVM_ASYNC_PF_SEND_ALWAYS))
-			return -1;
-	} else {
-		drop_all(c, cv);
-		cv->enabled = false;
-	}
-	cv->msr_en = value;
 	return 0;
 }
 
@@ -328,74 +300,41 @@ void apf_core_ack(struct apf_core *c, unsigned v)
 	pthread_mutex_unlock(&c->lock);
 }
 
-int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value)
+void apf_core_set_vector(struct apf_core *c, unsigned v, uint8_t vector)
 {
-	struct apf_core_vcpu *cv;
-	int rc = 0;
-
 	if (v >= c->nvcpus)
-		return -1;
+		return;
 	pthread_mutex_lock(&c->lock);
-	cv = &c->vcpus[v];
-	switch (msr) {
-	case MSR_KVM_ASYNC_PF_EN:
-		rc = write_en(c, v, value);
-		break;
-	case MSR_KVM_ASYNC_PF_INT:
-		/* As KVM: bits 8-63 reserved, any vector (one below 16 is an
-		 * illegal LAPIC vector: the guest's own mistake, as on KVM). */
-		if (value & ~0xffull)
-			rc = -1;
-		else
-			cv->vector = (uint8_t)value;
-		break;
-	case MSR_KVM_ASYNC_PF_ACK:
-		if (!(value & 1))
-			break; /* as KVM: only bit 0 means anything */
-		/* apfvm leaves the guest's ACKs to KVM; an embedder that
-		 * routes them here loses nothing. */
-		ack_locked(c, v);
-		break;
-	default:
-		rc = -1;
-		break;
-	}
-	if (rc)
-		c->stats.gp_injected++;
+	c->vcpus[v].vector = vector;
 	pthread_mutex_unlock(&c->lock);
-	return rc;
 }
 
-int apf_core_restore_msrs(struct apf_core *c, unsigned v, uint32_t vector, uint64_t msr_en)
+void apf_core_set_reg_value(struct apf_core *c, unsigned v, uint64_t value)
 {
-	if (apf_core_wrmsr(c, v, MSR_KVM_ASYNC_PF_INT, vector))
-		return -1;
-	return apf_core_wrmsr(c, v, MSR_KVM_ASYNC_PF_EN, msr_en);
+	if (v >= c->nvcpus)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->vcpus[v].reg_value = value;
+	pthread_mutex_unlock(&c->lock);
 }
 
-int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value)
+void apf_core_read_reg(struct apf_core *c, unsigned v, uint64_t *value, uint8_t *vector)
 {
-	int rc = 0;
-
+	*value = 0;
+	*vector = 0;
 	if (v >= c->nvcpus)
-		return -1;
+		return;
 	pthread_mutex_lock(&c->lock);
-	switch (msr) {
-	case MSR_KVM_ASYNC_PF_EN:
-		*value = c->vcpus[v].msr_en;
-		break;
-	case MSR_KVM_ASYNC_PF_INT:
-		*value = c->vcpus[v].vector;
-		break;
-	case MSR_KVM_ASYNC_PF_ACK:
-		*value = 0;
-		break;
-	default:
-		rc = -1;
-		break;
-	}
+	*value = c->vcpus[v].reg_value;
+	*vector = c->vcpus[v].vector;
 	pthread_mutex_unlock(&c->lock);
-	return rc;
+}
+
+void apf_core_count_refused(struct apf_core *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stats.gp_injected++;
+	pthread_mutex_unlock(&c->lock);
 }
 
 bool apf_core_retry(struct apf_core *c)
@@ -421,7 +360,7 @@ void apf_core_reset_vcpu(struct apf_core *c, unsigned v)
 		return;
 	apf_core_disable(c, v);
 	pthread_mutex_lock(&c->lock);
-	c->vcpus[v].msr_en = 0;
+	c->vcpus[v].reg_value = 0;
 	c->vcpus[v].vector = 0;
 	pthread_mutex_unlock(&c->lock);
 }

@@ -2,7 +2,7 @@
  * apf_core: the host side of KVM asynchronous page faults, in userspace.
  *
  * One core per VM owns, for every vCPU, the async-PF state that KVM keeps
- * in the kernel when it is the host side: the guest's MSR values, the async
+ * in the kernel when it is the host side: the guest's registration, the async
  * faults in flight (token, guest frame, state), the queue of completed
  * faults awaiting page-ready, and the decision, per fault, between
  * synchronous service (the vCPU stays blocked in userfaultfd) and async
@@ -31,9 +31,11 @@
  *  8. page-ready only for faults whose not-present was injected;
  *  9. wake-all on every (re)enable;
  * 11. disable, reset and teardown drop every queued and in-flight record;
- * 12. MSR writes are validated as KVM validates them (docs/async-pf.md,
- *     "Validation of guest MSR writes"); the one difference protects the
- *     host: the area must not lie in the lazy region.
+ * 12. registrations are validated as KVM validates them (docs/async-pf.md,
+ *     "Validation of guest MSR writes"; the decoding is the architecture's:
+ *     src/arch/x86/apf_msr_x86.c, src/arch/arm64/apf_arm64.c); the one
+ *     difference protects the host: the area must not lie in the lazy
+ *     region.
  *
  * Threading: the pager thread calls apf_core_on_fault() and
  * apf_core_on_installed(); each vCPU thread calls the per-vCPU entry points
@@ -94,7 +96,7 @@ struct apf_core_stats {
 	uint64_t acks_early;    /* of which: the area's token still set */
 	uint64_t retries;       /* per vCPU, apf_core_retry found work queued */
 	uint64_t refused;       /* raises the guest's LAPIC refused (retried) */
-	uint64_t gp_injected;   /* invalid MSR writes answered with #GP */
+	uint64_t gp_injected;   /* invalid registrations refused (x86: #GP) */
 	uint64_t dropped;       /* records dropped by disable/reset/teardown */
 	uint64_t deliver_errors; /* page-readies whose write or raise failed */
 	uint64_t outstanding_max;
@@ -117,9 +119,10 @@ struct apf_fault {
 };
 
 struct apf_core_vcpu {
-	/* Guest-written MSR values. */
-	uint64_t msr_en;
-	uint8_t vector;
+	/* The registration as the guest wrote it, for reads back and
+	 * snapshots (x86: MSR_KVM_ASYNC_PF_EN's value; arm64: 0). */
+	uint64_t reg_value;
+	uint8_t vector;         /* the page-ready interrupt */
 	bool enabled;           /* ENABLED and DELIVERY_AS_INT, valid area */
 	bool send_always;
 	uint64_t area_gpa;
@@ -187,7 +190,7 @@ uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
 				 bool (*page_settled)(void *ctx, uint64_t page), void *pctx);
 
 /* Registration, as each architecture's protocol asks for it (x86: the
- * MSRs below; arm64: an SMCCC call).  enable: the area (area_len bytes
+ * MSRs, src/arch/x86/apf_msr_x86.c; arm64: an SMCCC call).  enable: the area (area_len bytes
  * at area_gpa, which must be resident memory), the interrupt that carries
  * page-ready (x86: the vector; arm64: the PPI), and whether not-present
  * may also be sent for faults in the guest kernel.  Every (re)enable
@@ -201,17 +204,18 @@ void apf_core_disable(struct apf_core *c, unsigned v);
  * SMCCC ACK): a prompt to deliver the next queued one. */
 void apf_core_ack(struct apf_core *c, unsigned v);
 
-/* Guest WRMSR of one of the three async-PF MSRs.  Returns 0, or -1 when
- * the write must fail with #GP (as KVM does). */
-int apf_core_wrmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t value);
+/* The interrupt that will carry page-ready, set before the enable (x86:
+ * the vector MSR). */
+void apf_core_set_vector(struct apf_core *c, unsigned v, uint8_t vector);
 
-/* A restore (x86): the vector and enable MSRs as the guest had written
- * them, written again in that order and checked as a guest's writes; the
- * enable sends wake-all.  0, or -1 for values a guest could not write. */
-int apf_core_restore_msrs(struct apf_core *c, unsigned v, uint32_t vector, uint64_t msr_en);
+/* The registration's raw value (reg_value), and reading it back with the
+ * vector. */
+void apf_core_set_reg_value(struct apf_core *c, unsigned v, uint64_t value);
+void apf_core_read_reg(struct apf_core *c, unsigned v, uint64_t *value, uint8_t *vector);
 
-/* Guest RDMSR: the value KVM would return; -1 for an unknown MSR. */
-int apf_core_rdmsr(struct apf_core *c, unsigned v, uint32_t msr, uint64_t *value);
+/* A registration call the guest made was invalid and refused
+ * (stats.gp_injected: x86 answers it with #GP). */
+void apf_core_count_refused(struct apf_core *c);
 
 /* vCPU reset: drops v's async state as if the guest disabled the feature. */
 void apf_core_reset_vcpu(struct apf_core *c, unsigned v);

@@ -4,12 +4,18 @@
  * linked, src/arch/x86 or src/arch/arm64 (the Makefile's ARCH), and its
  * arch_vm.h (on the include path) supplies the types and inlines below.
  *
- * Following one lazy fault through a run:
- *   guest access -> stage-2/EPT fault -> userfaultfd (src/pager)
- *   -> apf_core_on_fault (src/apf) decides sync or async, kicks the vCPU
- *   -> vcpu_loop: KVM_RUN returns -> apf_user_after_kick (src/vmm)
- *   -> arch_apf_guest_state / arch_apf_inject_not_present (here)
- *   ... the page arrives -> apf_core_on_installed -> arch_apf_raise (here).
+ * The hooks take what they need (the VM, a vCPU, guest memory, the
+ * async-fault core), never the whole machine: exits come back decoded
+ * (struct vcpu_exit) and the generic loop (src/vmm/vcpu_loop.c) acts on
+ * them.  The guest's async-PF registration (x86: MSRs; arm64: SMCCC
+ * calls) is decoded here and handed to the core in neutral terms.
+ *
+ * One user-mode async fault (docs/architecture.md draws it):
+ *   guest access -> EPT/stage-2 fault -> userfaultfd (src/pager)
+ *   -> pager hook (src/vmm/apf_user.c) -> apf_core_on_fault decides, kicks
+ *   -> KVM_RUN returns (src/vmm/vcpu_loop.c) -> apf_user_after_kick
+ *   -> arch_apf_guest_state, arch_apf_inject_not_present (here)
+ *   ... the page installed -> apf_core_on_installed -> arch_apf_raise (here).
  */
 #ifndef APFVM_ARCH_H
 #define APFVM_ARCH_H
@@ -23,8 +29,11 @@
 
 struct vm;
 struct vcpu;
-struct machine;
+struct apf_core;
+struct apf_core_vcpu;
 struct apf_guest_state;
+struct guest_mem;
+struct guest_layout;
 
 /* Where a vCPU starts: the reference guest's entry, its initial page
  * tables (arch-defined: CR3 on x86, TTBR0_EL1 on arm64) and the argument
@@ -54,23 +63,37 @@ void arch_vm_destroy(struct vm *vm);
 int arch_vcpu_init(struct vm *vm, struct vcpu *v, const struct vm_options *opt,
 		   const struct arch_entry *entry, struct apf_err *e);
 
-/* The reference guest, its ELF loaded: its page tables and layout
- * (m->layout), where it starts, and how its hypercalls reach the VMM. */
+/* The reference guest, its ELF in gm: its page tables and layout, and
+ * where it starts. */
 struct elf_image;
-int arch_load_reference(struct machine *m, const struct elf_image *img,
-			struct arch_entry *entry, struct apf_err *e);
+int arch_load_reference(struct guest_mem *gm, const struct elf_image *img,
+			struct guest_layout *layout, struct arch_entry *entry, struct apf_err *e);
 
-/* A restored reference guest: what arch_load_reference would have set
- * up besides memory (its hypercall path). */
-int arch_restore_prepare(struct machine *m, struct apf_err *e);
+/* A vCPU exit, as the architecture decoded it for the generic loop. */
+enum vcpu_exit_kind {
+	VCPU_EXIT_HANDLED,   /* nothing left to do (a halt, an async-PF call) */
+	VCPU_EXIT_HYPERCALL, /* the guest's hypercall block at `gpa` */
+	VCPU_EXIT_PORT_IO,   /* port I/O for the guest kind's devices (x86) */
+	VCPU_EXIT_MMIO_UNBACKED, /* an access with neither memory nor a device */
+	VCPU_EXIT_FAIL,      /* the guest cannot go on: `what` */
+	VCPU_EXIT_UNKNOWN,   /* an exit reason the architecture does not know */
+};
 
-/* An exit the generic loop does not handle (port I/O, MSRs, MMIO,
- * hypercalls, shutdown...).  False for an exit reason the architecture
- * does not know: the loop ends the run with it. */
-bool arch_handle_exit(struct machine *m, struct vcpu *v);
+struct vcpu_exit {
+	enum vcpu_exit_kind kind;
+	uint64_t gpa;
+	/* FAIL: why; PORT_IO: what to say if no device takes it. */
+	char what[160];
+};
 
-/* Ends the run with `what` and the registers KVM holds. */
-void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what);
+/* Decodes vCPU v's exit (its kvm_run).  The async-PF registration calls
+ * go to `core` (NULL: not --apf user; they are then refused as KVM would).
+ * Exits every architecture shares (KVM_EXIT_INTR, internal errors) are
+ * the generic loop's. */
+void arch_decode_exit(struct vcpu *v, struct apf_core *core, struct vcpu_exit *x);
+
+/* The registers KVM holds for v, for a crash report ("RIP=0x... ..."). */
+void arch_describe_regs(struct vcpu *v, char *buf, size_t len);
 
 /* Describes a guest's struct apf_fatal report in this architecture's
  * terms into buf. */
@@ -111,20 +134,26 @@ int arch_snapshot_restore_vm(struct vm *vm, const struct vm_options *opt, const 
 
 /* VM capabilities and registration traps; before vCPUs are created. */
 int arch_apf_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e);
-/* Brings vCPU v out of its blocked fault on lazy page `page` and out of
- * KVM_RUN (pager thread).  x86: a signal (KVM waits interruptibly);
- * arm64: the page is poisoned (KVM's wait there is only killable). */
-void arch_apf_kick(struct machine *m, unsigned v, uint64_t page);
+/* How a vCPU blocked on a lazy page is freed for a not-present: by the
+ * kick's signal (false: x86, KVM waits interruptibly) or by poisoning the
+ * page (true: arm64, where KVM's wait is only killable).  ARCH_APF_KICK_POISONS
+ * in arch_vm.h. */
 /* Once per vCPU thread, before its first KVM_RUN. */
 void arch_apf_vcpu_init(struct vcpu *v);
 /* After a kick: whether the guest can take a not-present now. */
-void arch_apf_guest_state(struct machine *m, struct vcpu *v, struct apf_guest_state *gs);
-/* Delivers a not-present for `token` (the area's flags are already set);
- * only right after arch_apf_guest_state for the same kick, whose reading
- * of the guest's state it may reuse. */
-void arch_apf_inject_not_present(struct machine *m, struct vcpu *v, uint32_t token);
+void arch_apf_guest_state(struct vcpu *v, struct apf_guest_state *gs);
+/* Delivers a not-present for `token` (the area's flags are already set;
+ * cv: v's registration in the core); only right after
+ * arch_apf_guest_state for the same kick, whose reading of the guest's
+ * state it may reuse.  0 or -errno (the run cannot go on). */
+int arch_apf_inject_not_present(struct vcpu *v, const struct apf_core_vcpu *cv, uint32_t token);
+/* A restore: gives the core the registration the guest had made (x86:
+ * its MSR values, written again and checked as a guest's writes), which
+ * sends the wake-all.  0, or -1 for one a guest could not have made. */
+struct snap_apf;
+int arch_apf_restore(struct apf_core *core, unsigned v, const struct snap_apf *a);
 /* Raises the page-ready `vector` on vCPU v.  -EAGAIN: the guest does not
  * accept it yet (the core retries); other -errno: it cannot be raised. */
-int arch_apf_raise(struct machine *m, unsigned v, uint8_t vector);
+int arch_apf_raise(struct vm *vm, unsigned v, uint8_t vector);
 
 #endif

@@ -346,9 +346,10 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 		return;
 	case PAGE_FETCHING:
 		p->stats.faults_joined++;
-		if (p->cfg.hooks)
-			p->cfg.hooks->on_fault(p->cfg.hooks->ctx, m->arg.pagefault.feat.ptid, page, 0,
-					       true);
+		if (p->cfg.hooks && p->cfg.hooks->on_fault(p->cfg.hooks->ctx,
+							   m->arg.pagefault.feat.ptid, page, 0, true) &&
+		    p->cfg.kick_by_poison)
+			pager_poison_for_kick(p, page);
 		return;
 	case PAGE_ABSENT:
 		break;
@@ -365,9 +366,11 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 		submit_fetch(p, page);
 	else
 		p->waitq[(p->wq_head + p->wq_count++) % p->npages] = (uint32_t)page;
-	if (p->cfg.hooks)
-		p->cfg.hooks->on_fault(p->cfg.hooks->ctx, m->arg.pagefault.feat.ptid, page,
-				       p->cfg.source->ops->expected_ns(p->cfg.source, page), false);
+	if (p->cfg.hooks &&
+	    p->cfg.hooks->on_fault(p->cfg.hooks->ctx, m->arg.pagefault.feat.ptid, page,
+				   p->cfg.source->ops->expected_ns(p->cfg.source, page), false) &&
+	    p->cfg.kick_by_poison)
+		pager_poison_for_kick(p, page);
 }
 
 static void read_faults(struct pager *p)

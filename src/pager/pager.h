@@ -60,9 +60,12 @@ struct pager_stats {
  * side that uses them).  on_fault: every fault on an absent or fetching
  * page, after its fetch was started; tid names the faulting thread;
  * expected_ns is the source's estimate for a new fetch; in_flight says the
- * page was already being fetched.  on_installed: the page is now present. */
+ * page was already being fetched; it returns true if it kicked the
+ * faulting vCPU out of its wait (an async fault), which the pager then
+ * completes by poisoning the page where the config says so
+ * (kick_by_poison).  on_installed: the page is now present. */
 struct pager_hooks {
-	void (*on_fault)(void *ctx, uint32_t tid, uint64_t page, uint64_t expected_ns,
+	bool (*on_fault)(void *ctx, uint32_t tid, uint64_t page, uint64_t expected_ns,
 			 bool in_flight);
 	void (*on_installed)(void *ctx, uint64_t page);
 	/* The page failed (see Errors above): its fetch is over, and a retried
@@ -91,6 +94,10 @@ struct pager_config {
 	void (*on_error)(void *ctx, bool blocking);
 	void *ctx;
 	const struct pager_hooks *hooks; /* optional */
+	/* A kick (hooks->on_fault returned true) frees the blocked thread by
+	 * poisoning the page (pager_poison_for_kick): arm64, where KVM's wait
+	 * for the page cannot be interrupted by a signal. */
+	bool kick_by_poison;
 	/* Optional: called once, from the pager thread, when the
 	 * notify_pages-th fetched page is installed (with ctx); 0: never. */
 	uint64_t notify_pages;
@@ -170,7 +177,8 @@ void pager_destroy(struct pager *p);
 /* The kick where KVM's wait for a page cannot be interrupted (arm64):
  * poisons `page`, which is being fetched, so the vCPU blocked on it gets
  * SIGBUS and leaves KVM_RUN; its later accesses get SIGBUS too until the
- * fetch installs the page over the poison.  Pager thread only (a hook).
+ * fetch installs the page over the poison.  Pager thread only (done for
+ * a kicked fault with kick_by_poison; public for tests).
  * 0 or -errno (-EOPNOTSUPP: no UFFDIO_POISON, before Linux 6.6). */
 int pager_poison_for_kick(struct pager *p, uint64_t page);
 

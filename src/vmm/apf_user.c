@@ -5,25 +5,21 @@
 #include <string.h>
 
 #include "arch/arch.h"
-#include "vcpu_loop.h"
+#include "guest_report.h"
 
 /* Set while the pager thread is inside hook_installed(): a raise then is
  * the page's own page-ready (else it follows an ACK). */
 static __thread uint64_t installing_since;
-
-int apf_user_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e)
-{
-	return arch_apf_setup_vm(vm, trap_acks, e);
-}
 
 /* --- the core's hands ------------------------------------------------- */
 
 static void op_kick(void *ctx, unsigned v, uint64_t page)
 {
 	struct machine *m = ctx;
-	if (m->trace)
-		__atomic_store_n(&m->host_trace.t_kick[v], host_cycles(), __ATOMIC_RELEASE);
-	arch_apf_kick(m, v, page);
+	(void)page; /* where the kick poisons it, the pager does (kick_by_poison) */
+	if (m->trace.page)
+		__atomic_store_n(&m->trace.t_kick[v], host_cycles(), __ATOMIC_RELEASE);
+	vcpu_kick(&m->vm.vcpus[v]);
 }
 
 static int op_write_u32(void *ctx, uint64_t gpa, uint32_t value)
@@ -50,17 +46,17 @@ static int op_raise(void *ctx, unsigned v, uint8_t vector)
 {
 	struct machine *m = ctx;
 
-	if (m->trace) {
+	if (m->trace.page) {
 		uint64_t now = host_cycles();
 		if (installing_since) {
-			m->host_trace.install_to_raise += now - installing_since;
-			m->host_trace.raised_on_install++;
+			m->trace.install_to_raise += now - installing_since;
+			m->trace.raised_on_install++;
 		} else {
-			m->host_trace.raised_on_ack++;
+			m->trace.raised_on_ack++;
 		}
-		m->trace->raise_tsc = now + m->vm.vcpus[v].tsc_offset; /* guest's clock */
+		m->trace.page->raise_tsc = now + m->vm.vcpus[v].tsc_offset; /* guest's clock */
 	}
-	return arch_apf_raise(m, v, vector);
+	return arch_apf_raise(&m->vm, v, vector);
 }
 
 static bool op_gpa_ok(void *ctx, uint64_t gpa, uint64_t len)
@@ -84,8 +80,12 @@ static const struct apf_core_ops core_ops = {
 	.gpa_ok = op_gpa_ok,
 };
 
-int apf_user_init(struct machine *m, const struct apfvm_config *c, struct apf_err *e)
+static const struct pager_hooks apf_user_pager_hooks;
+
+int apf_user_init(struct machine *m, struct apf_err *e)
 {
+	const struct apfvm_config *c = m->cfg;
+
 	m->core = calloc(1, sizeof(*m->core));
 	if (!m->core)
 		return apf_fail(e, -ENOMEM, "out of memory");
@@ -100,20 +100,20 @@ int apf_user_init(struct machine *m, const struct apfvm_config *c, struct apf_er
 
 /* --- pager hooks (pager thread) --------------------------------------- */
 
-static void hook_fault(void *ctx, uint32_t tid, uint64_t page, uint64_t expected_ns,
+static bool hook_fault(void *ctx, uint32_t tid, uint64_t page, uint64_t expected_ns,
 		       bool in_flight)
 {
 	struct machine *m = ctx;
-	uint64_t t_read = m->trace ? host_cycles() : 0;
+	uint64_t t_read = m->trace.page ? host_cycles() : 0;
 	int v = -1;
 
 	for (unsigned i = 0; i < m->vm.nvcpus; i++)
 		if (__atomic_load_n(&m->vm.vcpus[i].tid, __ATOMIC_ACQUIRE) == (int)tid)
 			v = (int)i;
 	/* Stamped before the core may kick: the vCPU reads it after the kick. */
-	if (m->trace && v >= 0)
-		__atomic_store_n(&m->host_trace.t_read[v], t_read, __ATOMIC_RELEASE);
-	apf_core_on_fault(m->core, v, page, expected_ns, in_flight);
+	if (m->trace.page && v >= 0)
+		__atomic_store_n(&m->trace.t_read[v], t_read, __ATOMIC_RELEASE);
+	return apf_core_on_fault(m->core, v, page, expected_ns, in_flight) == APF_ASYNC;
 }
 
 /* A vCPU thread may wait for the page outside KVM_RUN (wait_page). */
@@ -129,7 +129,7 @@ static void wake_page_waiters(struct machine *m)
 static void hook_installed(void *ctx, uint64_t page)
 {
 	struct machine *m = ctx;
-	installing_since = m->trace ? host_cycles() : 0;
+	installing_since = m->trace.page ? host_cycles() : 0;
 	apf_core_on_installed(m->core, page);
 	installing_since = 0;
 	wake_page_waiters(m);
@@ -164,28 +164,14 @@ static uint64_t hook_poll(void *ctx)
 	return m->ready_retry_ns;
 }
 
-const struct pager_hooks apf_user_pager_hooks = {
+static const struct pager_hooks apf_user_pager_hooks = {
 	.on_fault = hook_fault,
 	.on_installed = hook_installed,
 	.on_failed = hook_failed,
 	.on_poll = hook_poll,
 };
 
-/* --- vCPU loop ---------------------------------------------------------- */
-
-void apf_user_after_exit(struct machine *m, struct vcpu *v)
-{
-	(void)v;
-	/* A page-ready the guest's LAPIC refused waits in the core; the
-	 * pager retries it on its clock, but there may be no pager (no lazy
-	 * region) or it may sleep: every exit is a chance too. */
-	apf_core_retry(m->core);
-}
-
-void apf_user_vcpu_init(struct vcpu *v)
-{
-	arch_apf_vcpu_init(v);
-}
+/* --- vCPU threads ---------------------------------------------------- */
 
 static bool page_settled(void *ctx, uint64_t page)
 {
@@ -194,30 +180,36 @@ static bool page_settled(void *ctx, uint64_t page)
 
 bool apf_user_after_kick(struct machine *m, struct vcpu *v)
 {
-	uint64_t t_exit = m->trace ? host_cycles() : 0;
+	uint64_t t_exit = m->trace.page ? host_cycles() : 0;
+	struct pager *lazy = machine_lazy_pager(m);
 	struct apf_guest_state gs;
 
-	arch_apf_guest_state(m, v, &gs);
-	uint32_t token = apf_core_take_injection(m->core, v->id, &gs, page_settled, &m->pager);
+	if (!lazy)
+		return false; /* nothing to fault on: no kick is due */
+	arch_apf_guest_state(v, &gs);
+	uint32_t token = apf_core_take_injection(m->core, v->id, &gs, page_settled, lazy);
 	if (!token)
 		return false;
-	arch_apf_inject_not_present(m, v, token);
-	if (m->trace) {
+	int rc = arch_apf_inject_not_present(v, &m->core->vcpus[v->id], token);
+	if (rc)
+		machine_fail(m, "vCPU %u: cannot deliver a not-present: %s", v->id, strerror(-rc));
+	struct machine_trace *t = &m->trace;
+	if (t->page) {
 		/* The access was stamped by the scan just before it faulted. */
-		uint64_t access = m->trace->access_tsc;
-		uint64_t t_read = __atomic_load_n(&m->host_trace.t_read[v->id], __ATOMIC_ACQUIRE);
-		uint64_t t_kick = __atomic_load_n(&m->host_trace.t_kick[v->id], __ATOMIC_ACQUIRE);
+		uint64_t access = t->page->access_tsc;
+		uint64_t t_read = __atomic_load_n(&t->t_read[v->id], __ATOMIC_ACQUIRE);
+		uint64_t t_kick = __atomic_load_n(&t->t_kick[v->id], __ATOMIC_ACQUIRE);
 		uint64_t t_inject = host_cycles();
 		/* The guest stamps with its own TSC: to the host's clock. */
 		if (access)
 			access -= v->tsc_offset;
 		if (access && access < t_read)
-			m->host_trace.access_to_read += t_read - access;
-		m->host_trace.read_to_kick += t_kick - t_read;
-		m->host_trace.kick_to_exit += t_exit - t_kick;
-		m->host_trace.exit_to_inject += t_inject - t_exit;
-		m->host_trace.injected++;
-		m->trace->inject_tsc = t_inject + v->tsc_offset;
+			t->access_to_read += t_read - access;
+		t->read_to_kick += t_kick - t_read;
+		t->kick_to_exit += t_exit - t_kick;
+		t->exit_to_inject += t_inject - t_exit;
+		t->injected++;
+		t->page->inject_tsc = t_inject + v->tsc_offset;
 	}
 	return true;
 }
@@ -225,11 +217,11 @@ bool apf_user_after_kick(struct machine *m, struct vcpu *v)
 /* Blocks vCPU v's thread until lazy page `page` settled (or the run
  * stops): the synchronous wait, outside KVM_RUN, for a page KVM cannot
  * wait for because it is poisoned. */
-static void wait_page(struct machine *m, uint64_t page)
+static void wait_page(struct machine *m, struct pager *lazy, uint64_t page)
 {
 	atomic_fetch_add(&m->page_waiters, 1);
 	pthread_mutex_lock(&m->report_lock);
-	while (!pager_page_settled(&m->pager, page) && !atomic_load(&m->stop))
+	while (!pager_page_settled(lazy, page) && !atomic_load(&m->stop))
 		pthread_cond_wait(&m->page_arrived, &m->report_lock);
 	pthread_mutex_unlock(&m->report_lock);
 	atomic_fetch_sub(&m->page_waiters, 1);
@@ -238,16 +230,17 @@ static void wait_page(struct machine *m, uint64_t page)
 bool apf_user_poison_kick(struct machine *m, struct vcpu *v, void *addr)
 {
 	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)m->gm.lazy;
+	struct pager *lazy = machine_lazy_pager(m);
 
-	if (!m->core || !m->pager_ready || !m->gm.lazy || a < base || a - base >= m->gm.lazy_size)
+	if (!m->core || !lazy || !m->gm.lazy || a < base || a - base >= m->gm.lazy_size)
 		return false;
 	uint64_t page = (a - base) / APF_PAGE_SIZE;
-	if (!pager_page_kick_poisoned(&m->pager, page))
+	if (!pager_page_kick_poisoned(lazy, page))
 		return false; /* a page that failed: the caller reports it */
 	/* The kick itself, or the guest's retried access before it took the
 	 * not-present (or after it was served synchronously): either way the
 	 * vCPU waits here for the page unless a not-present was injected. */
 	if (!apf_user_after_kick(m, v))
-		wait_page(m, page);
+		wait_page(m, lazy, page);
 	return true;
 }

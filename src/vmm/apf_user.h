@@ -1,22 +1,21 @@
 /*
- * apf_user: `--apf user` wired to KVM.  The async-fault core
- * (src/apf/apf_core.h) decides; this file gives it hands on this VM and
- * feeds it events; how the guest is told is the architecture's
- * (arch_apf_* in src/arch/arch.h):
+ * apf_user: `--apf user`, the async-fault core (src/apf/apf_core.h) bound
+ * to this VM.  The core decides; this file feeds it events and gives it
+ * hands; how the guest is told is the architecture's (arch_apf_*).
  *
- *  - VM setup: the architecture makes KVM leave its own async path alone
- *    and route the guest's registration to the VMM (x86: HLT exits off,
- *    the enable and vector MSRs filtered to userspace; arm64: the vendor
- *    SMCCC call forwarded to userspace);
- *  - pager hooks: each fault names its thread (UFFD_FEATURE_THREAD_ID); a
- *    fault by a vCPU thread goes to the core, which may kick that vCPU out
- *    of its blocked fault; each installed page goes to the core, which
- *    raises page-ready (area.token, then the architecture's interrupt)
- *    once the guest has cleared the token of the one before, retrying
- *    from the pager thread while one waits;
- *  - vCPU loop: after a kick (KVM_RUN = -EINTR, the PC still at the
- *    faulting access) the architecture reads whether the guest can take a
- *    not-present, the core decides, and the architecture delivers it.
+ * One async fault, in order:
+ *  1. pager thread: the fault's thread id names the vCPU (hook_fault);
+ *     the core decides and, going async, kicks that vCPU (vcpu_kick; on
+ *     arm64 the pager then poisons the page, pager_config.kick_by_poison);
+ *  2. vCPU thread: KVM_RUN returns (vcpu_loop.c), apf_user_after_kick
+ *     reads whether the guest can take a not-present
+ *     (arch_apf_guest_state), the core hands out the token and the
+ *     architecture injects it (arch_apf_inject_not_present);
+ *  3. pager thread: the page installed (hook_installed), the core writes
+ *     the token and raises page-ready (arch_apf_raise) once the guest has
+ *     cleared the one before, retried on the pager's clock (hook_poll).
+ * The guest's registration reaches the core through the architecture's
+ * exit decoding (x86 MSRs, arm64 SMCCC).
  */
 #ifndef APFVM_APF_USER_H
 #define APFVM_APF_USER_H
@@ -33,25 +32,18 @@
  * virtualization the round trip is far cheaper: lower it there. */
 #define APF_USER_DEFAULT_THRESHOLD_NS 500000ull
 
-/* VM capabilities and registration traps; before vCPUs are created. */
-int apf_user_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e);
+/* Creates the core for m's vCPUs (the config's threshold, or the default;
+ * its trap_acks) and the pager hooks that feed it (m->pager_hooks). */
+int apf_user_init(struct machine *m, struct apf_err *e);
 
-/* Creates the core for m's vCPUs (c's threshold, or the default; its
- * trap_acks) and the pager hooks that feed it (m->pager_hooks). */
-int apf_user_init(struct machine *m, const struct apfvm_config *c, struct apf_err *e);
-
-extern const struct pager_hooks apf_user_pager_hooks; /* ctx: the machine */
-
-/* vCPU loop entry points (vCPU v's own thread). */
-void apf_user_vcpu_init(struct vcpu *v); /* once, before the first KVM_RUN */
-/* After a kick: injects a not-present if one is due and the guest can
- * take it; true if it did. */
+/* vCPU v's own thread, after a kick: injects a not-present if one is due
+ * and the guest can take it; true if it did. */
 bool apf_user_after_kick(struct machine *m, struct vcpu *v);
+
 /* KVM_RUN ended with SIGBUS on host address addr: if that is a lazy page
  * poisoned to kick this vCPU (arm64), handles the kick (not-present, or a
  * synchronous wait for the page) and returns true; false for any other
  * poisoned memory, which the caller reports. */
 bool apf_user_poison_kick(struct machine *m, struct vcpu *v, void *addr);
-void apf_user_after_exit(struct machine *m, struct vcpu *v); /* any exit to the VMM */
 
 #endif

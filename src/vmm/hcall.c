@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arch/arch.h"
+#include "guest_report.h"
 
 /* Appends guest console bytes to the host console with every byte that
  * is not printable ASCII, newline or tab escaped as \xNN: guest text must
@@ -38,43 +39,29 @@ static int console_write(struct machine *m, const struct apf_hcall *h)
 static int task_result(struct machine *m, const struct apf_hcall *h)
 {
 	struct apf_task_result r;
-	struct guest_report *rep = &m->report;
-	int rc = 0;
 
 	if (gmem_read(&m->gm, h->a0, &r, sizeof(r)))
 		return -EFAULT;
 	if ((r.kind != APF_TASK_COMPUTE && r.kind != APF_TASK_SCAN) || r.id == 0 ||
 	    r.id > APF_MAX_TASKS)
 		return -EINVAL;
-	pthread_mutex_lock(&m->report_lock);
-	for (unsigned i = 0; i < rep->nresults; i++)
-		if (rep->results[i].id == r.id)
-			rc = -EEXIST; /* one result per task */
-	if (!rc && rep->nresults == APF_MAX_TASKS)
-		rc = -ENOSPC;
-	if (!rc)
-		rep->results[rep->nresults++] = r;
-	pthread_mutex_unlock(&m->report_lock);
-	return rc;
+	return report_result(m, &r);
 }
 
 /* Copies a guest's counters block (len bytes at a0) into the report at
  * dst and marks it reported; read into host memory first, so a guest
  * rewriting its block meanwhile cannot tear what the report holds. */
 _Static_assert(sizeof(struct apf_guest_stats) <= 128 && sizeof(struct apf_linux_stats) <= 128,
-	       "report_counters' copy holds every counters block");
+	       "guest_counters' copy holds every counters block");
 
-static int report_counters(struct machine *m, const struct apf_hcall *h, void *dst, size_t len,
-			   bool *reported)
+static int guest_counters(struct machine *m, const struct apf_hcall *h, void *dst, size_t len,
+			  bool *reported)
 {
 	unsigned char copy[128];
 
 	if (len > sizeof(copy) || gmem_read(&m->gm, h->a0, copy, len))
 		return -EFAULT;
-	pthread_mutex_lock(&m->report_lock);
-	memcpy(dst, copy, len);
-	*reported = true;
-	pthread_mutex_unlock(&m->report_lock);
+	report_counters(m, dst, copy, len, reported);
 	return 0;
 }
 
@@ -129,11 +116,11 @@ void hcall_handle(struct machine *m, struct vcpu *v, gpa_t gpa)
 		rc = task_result(m, h);
 		break;
 	case APF_HC_APF_STATS:
-		rc = report_counters(m, h, &m->report.apf, sizeof(m->report.apf),
+		rc = guest_counters(m, h, &m->report.apf, sizeof(m->report.apf),
 				     &m->report.apf_reported);
 		break;
 	case APF_HC_LINUX_STATS:
-		rc = report_counters(m, h, &m->report.linux_stats, sizeof(m->report.linux_stats),
+		rc = guest_counters(m, h, &m->report.linux_stats, sizeof(m->report.linux_stats),
 				     &m->report.linux_reported);
 		break;
 	case APF_HC_ASSERT:
@@ -143,11 +130,7 @@ void hcall_handle(struct machine *m, struct vcpu *v, gpa_t gpa)
 		rc = guest_fatal(m, h);
 		break;
 	case APF_HC_DONE:
-		pthread_mutex_lock(&m->report_lock);
-		m->report.done = true;
-		m->report.status = h->a0;
-		pthread_mutex_unlock(&m->report_lock);
-		machine_stop(m);
+		report_done(m, h->a0);
 		rc = 0;
 		break;
 	default:

@@ -1,11 +1,13 @@
 #include "kvm_vm.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -108,4 +110,69 @@ void vm_destroy(struct vm *vm)
 int vm_finalize(struct vm *vm, const struct vm_options *opt, struct apf_err *e)
 {
 	return arch_vm_finalize(vm, opt, e);
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&v->kick_lock);
+	/* tgkill itself: pthread_kill() brackets it with two sigprocmask
+	 * calls and a getpid (four system calls per kick).  The thread id is
+	 * valid while `kickable`. */
+	if (v->kickable)
+		syscall(SYS_tgkill, v->pid, v->tid, v->vm->kick_signal);
+	pthread_mutex_unlock(&v->kick_lock);
+}
+
+static const struct {
+	const char *name;
+	size_t offset;
+} wanted[] = {
+	{ "exits", offsetof(struct kvm_vcpu_counters, exits) },
+	{ "pf_taken", offsetof(struct kvm_vcpu_counters, pf_taken) },
+	{ "insn_emulation", offsetof(struct kvm_vcpu_counters, insn_emulation) },
+	{ "signal_exits", offsetof(struct kvm_vcpu_counters, signal_exits) },
+	{ "halt_exits", offsetof(struct kvm_vcpu_counters, halt_exits) },
+	{ "irq_injections", offsetof(struct kvm_vcpu_counters, irq_injections) },
+};
+
+int vcpu_read_counters(struct vcpu *v, struct kvm_vcpu_counters *c)
+{
+	struct kvm_stats_header h;
+	char *descs = NULL;
+	int fd, rc = 0;
+
+	memset(c, 0, sizeof(*c));
+	fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL);
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.name_size > 256 ||
+	    h.num_desc > 4096) {
+		rc = -EIO;
+		goto out;
+	}
+	size_t dsz = sizeof(struct kvm_stats_desc) + h.name_size;
+	descs = malloc(dsz * h.num_desc);
+	if (!descs || pread(fd, descs, dsz * h.num_desc, h.desc_offset) != (ssize_t)(dsz * h.num_desc)) {
+		rc = descs ? -EIO : -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		const struct kvm_stats_desc *d = (const void *)(descs + i * dsz);
+		uint64_t value;
+		if (d->size != 1)
+			continue;
+		for (size_t w = 0; w < sizeof(wanted) / sizeof(wanted[0]); w++) {
+			if (strncmp(d->name, wanted[w].name, h.name_size) ||
+			    pread(fd, &value, sizeof(value), h.data_offset + d->offset) != sizeof(value))
+				continue;
+			memcpy((char *)c + wanted[w].offset, &value, sizeof(value));
+			if (wanted[w].offset == offsetof(struct kvm_vcpu_counters, insn_emulation))
+				c->has_pf_and_emulation = 1;
+		}
+	}
+out:
+	free(descs);
+	close(fd);
+	return rc;
 }

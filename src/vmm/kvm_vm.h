@@ -78,4 +78,22 @@ int vm_finalize(struct vm *vm, const struct vm_options *opt, struct apf_err *e);
 
 void vm_destroy(struct vm *vm);
 
+/* Makes v leave KVM_RUN soon; safe from any thread (vcpu_loop.h, Kicks). */
+void vcpu_kick(struct vcpu *v);
+
+/* A few of KVM's own counters for vCPU v (KVM_GET_STATS_FD), read at the
+ * end of a run: how often it exited, took shadow/EPT page faults, and how
+ * many guest instructions KVM had to emulate (on hosts that emulate guest
+ * ring 0, the main cost of a guest kernel path). */
+struct kvm_vcpu_counters {
+	uint64_t exits, pf_taken, insn_emulation, signal_exits, halt_exits, irq_injections;
+	/* Whether KVM has pf_taken and insn_emulation (x86 KVM does; arm64
+	 * KVM counts neither). */
+	int has_pf_and_emulation;
+};
+
+/* Fills c from the vCPU's binary stats; counters KVM lacks stay 0.
+ * Returns 0 or -errno. */
+int vcpu_read_counters(struct vcpu *v, struct kvm_vcpu_counters *c);
+
 #endif

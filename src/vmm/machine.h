@@ -1,11 +1,26 @@
 /*
- * machine: one running guest and everything the VMM keeps for it.  Owned by
- * run.c; the vCPU loop and the hypercall handlers receive it.
+ * machine: one guest and everything the VMM keeps for it, and its
+ * lifecycle (machine.c).  A run is a short script of these steps
+ * (run.c):
  *
- * Threading: each vCPU thread writes only its own vCPU's state and the
- * guest report (hypercalls are serialized per vCPU; with several vCPUs the
- * report is guarded by report_lock).  `stop` is the one flag every thread
- * reads; it is set once and never cleared.
+ *   machine_create      the empty machine and its run state
+ *   machine_assemble    memory, sources, KVM VM, vCPUs and the async-fault
+ *                       core, from a loader (loader.h: the reference guest,
+ *                       Linux or a snapshot), the same steps for all three
+ *   machine_start       pagers first, then the loader's last step before
+ *                       running (boot info, restored CPU state), then vCPUs
+ *   machine_wait        until the guest ends, a deadline or a point
+ *   machine_halt        join every thread of a stopped run (within bounds)
+ *   machine_verdict     whether it succeeded (statistics: run_stats.c)
+ *   machine_destroy     one path for every state: what exists is freed
+ *
+ * Writing a snapshot of a halted machine (snapshot_save.c) reads it; no
+ * module calls back into the lifecycle.
+ *
+ * Threading: each vCPU thread writes only its own vCPU's state and, under
+ * report_lock, the run state (guest_report.h); the pager threads write
+ * their pagers and, through the hooks, the async-fault core (its own
+ * lock).  `stop` is set once and never cleared.
  */
 #ifndef APFVM_MACHINE_H
 #define APFVM_MACHINE_H
@@ -17,15 +32,17 @@
 #include <stdio.h>
 
 #include "apfvm/abi.h"
+#include "apfvm/vmm.h"
+#include "apf/apf_core.h"
 #include "guest_layout.h"
 #include "guest_mem.h"
-#include "apfvm/vmm.h"
 #include "kvm_vm.h"
-#include "apf/apf_core.h"
 #include "pager/pager.h"
 #include "snapshot/snapshot.h"
 
 struct pc_devices; /* a Linux guest's PC devices (x86) */
+struct machine_loader;
+struct machine;
 
 /* What the guest told the host, and how the run ended. */
 struct guest_report {
@@ -41,101 +58,129 @@ struct guest_report {
 	char failure[1024]; /* the first failure, for the user */
 };
 
+/* A region of guest memory served lazily: the lazy region of a boot, or
+ * either region of a restore.  Each pointer is NULL until made. */
+struct machine_region {
+	const char *name;            /* "lazy region", "resident memory" */
+	void *host_base;
+	uint64_t size;
+	struct page_source *source;  /* what the pager fetches from */
+	struct page_source *raw;     /* the same without added latency (owned
+				      * by `source` when that is a wrapper) */
+	bool borrowed;               /* the embedder's source: not closed */
+	struct pager *pager;         /* made by machine_start */
+};
+
+enum { MACHINE_LAZY, MACHINE_RESIDENT, MACHINE_REGIONS };
+
+/* The guest kind's part of the machine, set by its loader. */
+struct guest_kind {
+	struct guest_layout layout;  /* the reference guest's (else zero) */
+	gpa_t boot_info_gpa;         /* struct apf_boot_info, or 0: none */
+	unsigned expected_results;   /* task results the guest must report */
+	/* x86 Linux: the PC devices, and their port I/O (NULL otherwise). */
+	struct pc_devices *pc;
+	void (*port_io)(struct machine *m, struct vcpu *v);
+};
+
+/* A restore's own state (snapshot_load.c). */
+struct restore_state {
+	struct snap_image *snap;     /* the open snapshot */
+	struct snap_apf apf;         /* the guest's async-PF registration */
+	const struct snap_section *vcpu_state, *vm_state;
+	uint32_t guest_kind;         /* SNAP_GUEST_REFERENCE or SNAP_GUEST_LINUX */
+	uint64_t work_at_snapshot;   /* the compute tasks' work by then */
+	bool has_progress;           /* work_at_snapshot is known */
+	/* Phases' ends (CLOCK_MONOTONIC): snapshot checked; VM and pagers
+	 * ready; the state back in KVM. */
+	uint64_t phase_ns[3];
+};
+
+/* --trace: the shared stamp page (host view) and the host's sums, in TSC
+ * ticks, written by the pager thread (read/kick/install/raise) and the
+ * vCPU thread (exit/inject), read after both stopped. */
+struct machine_trace {
+	struct apf_trace *page;
+	/* Written by the pager thread, read by the vCPU thread after the
+	 * kick: atomic (release/acquire). */
+	uint64_t t_read[VM_MAX_VCPUS], t_kick[VM_MAX_VCPUS];
+	uint64_t access_to_read, read_to_kick, kick_to_exit, exit_to_inject;
+	uint64_t injected;
+	uint64_t install_to_raise, raised_on_install, raised_on_ack;
+};
+
 struct machine {
+	const struct apfvm_config *cfg;
+	const struct machine_loader *loader;
 	struct guest_mem gm;
 	struct vm vm;
-	struct page_source *source;
-	struct page_source *raw_source; /* source without added latency (owned
-					 * by `source` when that is a wrapper) */
-	bool source_borrowed;           /* the embedder's (config.page_source) */
-	struct pager pager;
-	bool pager_ready;
-	struct apf_core *core; /* --apf user: the host side; NULL otherwise */
-	struct pager_hooks pager_hooks;
-	/* --trace: the shared stamp page (host view) and host-side sums in TSC
-	 * ticks, written by the pager thread (read/kick/install/raise) and the
-	 * vCPU thread (exit/inject), read after both stopped. */
-	struct apf_trace *trace;
-	struct {
-		/* Written by the pager thread, read by the vCPU thread after
-		 * the kick: atomic (release/acquire). */
-		uint64_t t_read[VM_MAX_VCPUS], t_kick[VM_MAX_VCPUS];
-		uint64_t access_to_read, read_to_kick, kick_to_exit, exit_to_inject;
-		uint64_t injected;
-		uint64_t install_to_raise, raised_on_install, raised_on_ack;
-	} host_trace;
-	uint64_t ready_retry_ns; /* pager thread: the next page-ready retry's delay */
+	struct vm_options vm_opt;          /* what the VM was created with */
+	struct machine_region region[MACHINE_REGIONS];
+	struct apf_core *core;             /* --apf user; NULL otherwise */
+	struct pager_hooks pager_hooks;    /* the core's, for the lazy pager */
+	uint64_t ready_retry_ns;           /* pager thread: next page-ready retry */
+	struct guest_kind guest;
+	struct restore_state restore;
+	struct machine_trace trace;
+	void *snapshot_bufs;               /* a failed snapshot's fetch buffers,
+					    * freed after the sources close */
+	FILE *console;                     /* guest console echo, or NULL */
+
+	/* The run state (guest_report.h), shared by every thread. */
 	struct guest_report report;
 	pthread_mutex_t report_lock;
 	atomic_bool stop;
-	/* A thread of the run (the vCPU's, a pager's) did not end within its
-	 * bound and was left behind: the machine is leaked, never freed under
-	 * it. */
-	bool abandoned;
-	pthread_cond_t stopped; /* signalled (report_lock) when stop is set */
-	/* Signalled (report_lock) when a lazy page settles while a vCPU
-	 * thread waits for one outside KVM_RUN (page_waiters > 0: a page
-	 * poisoned to kick it, apf_user_poison_kick), and when stop is set. */
+	pthread_cond_t stopped;            /* broadcast when stop or a point is set */
+	/* Broadcast when a lazy page settles while a vCPU thread waits for
+	 * one outside KVM_RUN (page_waiters > 0), and when stop is set. */
 	pthread_cond_t page_arrived;
 	atomic_uint page_waiters;
-	FILE *console;      /* guest console echo, or NULL */
-	/* x86 guest kinds' port I/O: the reference guest's hypercall port, or
-	 * a Linux guest's PC devices (`pc`, NULL otherwise); unused on arm64,
-	 * which has no ports. */
-	void (*port_io)(struct machine *m, struct vcpu *v);
-	struct pc_devices *pc;
-	unsigned expected_results; /* task results the guest kind must report */
-	/* The reference guest's memory layout (zero for other kinds). */
-	struct guest_layout layout;
-	/* Where the guest kind wants its struct apf_boot_info (0: nowhere),
-	 * written once the vCPU exists. */
-	gpa_t boot_info_gpa;
-	struct vm_options vm_opt; /* what the VM was created with */
-	/* A restore (snapshot_vm.h): the snapshot, and resident memory's own
-	 * pager and source (the lazy region's are `pager` and `source`). */
-	struct snap_image snap;
-	bool snap_open;
-	struct pager res_pager;
-	bool res_pager_ready;
-	struct page_source *res_source;
-	struct page_source *res_raw_source; /* without added latency (owned by res_source) */
-	bool snapshot_taken;     /* --snapshot: written, the run ended there */
-	uint64_t snapshot_taken_ns; /* when, from the vCPU's start */
-	/* --snapshot: set before the stop; the vCPU then completes its last
-	 * exit before its thread ends (vcpu_loop.c). */
-	_Atomic bool snapshot_requested;
-	/* --snapshot-after-pages: the pager installed that many pages (set
-	 * under report_lock, with `stopped` broadcast). */
-	bool snapshot_point;
-	/* A restore: the compute tasks' work when the snapshot was taken, if
-	 * known (the reference guest's progress page). */
-	uint64_t work_at_snapshot;
-	bool has_progress;
-	struct snap_apf restore_apf; /* the guest's async-PF registration, or zeros */
-	/* A failed snapshot's fetch buffers, still targets of fetches in
-	 * flight: freed after the sources are closed. */
-	void *snapshot_bufs;
-	/* A restore's phases ended (CLOCK_MONOTONIC): the snapshot read and
-	 * checked; the VM, its vCPU and the pagers ready; the state back in KVM. */
-	uint64_t restore_phase_ns[3];
-	uint64_t start_ns;       /* CLOCK_MONOTONIC when apfvm_run began */
-	_Atomic uint64_t first_run_ns; /* when the vCPU first entered KVM_RUN */
+	bool pages_point;                  /* --snapshot-after-pages reached */
+	_Atomic bool snapshot_requested;   /* the vCPU completes its last exit */
+	/* A thread of the run did not end within its bound and was left
+	 * behind: the machine is leaked, never freed under it. */
+	bool abandoned;
+	uint64_t start_ns;                 /* CLOCK_MONOTONIC at machine_create */
+	uint64_t run_ns;                   /* when the vCPUs were started */
+	_Atomic uint64_t first_run_ns;     /* the first KVM_RUN */
 };
 
 /* The machine a vCPU belongs to. */
 #define machine_of(vcpu) \
 	((struct machine *)(void *)((char *)(vcpu)->vm - offsetof(struct machine, vm)))
 
-/* Records the first failure (later ones are dropped) and stops the run. */
-void machine_fail(struct machine *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The lazy region's pager, or NULL. */
+static inline struct pager *machine_lazy_pager(const struct machine *m)
+{
+	return m->region[MACHINE_LAZY].pager;
+}
 
-/* The pagers' on_error (run.c): a page that could not be served. */
-void machine_pager_error(void *ctx, bool blocking);
-/* The same for the resident memory's pager (a restore's). */
-void machine_res_pager_error(void *ctx, bool blocking);
+/* An empty machine for configuration c (checked by the caller). */
+int machine_create(const struct apfvm_config *c, struct machine **out, struct apf_err *e);
 
-/* Asks every vCPU to leave KVM_RUN and end the run. */
-void machine_stop(struct machine *m);
+/* Memory, page sources, the KVM VM with its vCPU, the async-fault core,
+ * as the loader says. */
+int machine_assemble(struct machine *m, const struct machine_loader *l, struct apf_err *e);
 
+/* Pagers (made, filled with --populate, started), the loader's
+ * before_run, then the vCPU threads. */
+int machine_start(struct machine *m, struct apf_err *e);
+
+/* Waits until the run stops, timeout_ns passes (0: no bound) or, with
+ * `pages`, the pager's --snapshot-after-pages point.  True if stopped or
+ * at the point. */
+bool machine_wait(struct machine *m, uint64_t timeout_ns, bool pages);
+
+/* Ends every thread of a stopped run, each wait bounded; `why` names the
+ * stop in any failure ("timed out after ...", "--snapshot"), `timed_out`
+ * adds where the guest was. */
+void machine_halt(struct machine *m, const char *why, bool timed_out);
+
+/* After machine_halt: whether the run succeeded, with the reason if not
+ * (its statistics: run_stats.h). */
+int machine_verdict(struct machine *m, struct apf_err *e);
+
+/* Frees what exists (never what a thread left behind may touch). */
+void machine_destroy(struct machine *m);
 
 #endif

@@ -1,5 +1,8 @@
 /*
- * snapshot_vm: a machine to a snapshot and back (docs/snapshot.md).
+ * snapshot_vm: a machine to a snapshot (snapshot_save.c) and back
+ * (snapshot_load.c, the snapshot loader of loader.h); docs/snapshot.md.
+ * Neither calls into the lifecycle (machine.c): saving reads a halted
+ * machine, loading fills in the loader's steps.
  *
  * Taking one: the vCPUs are stopped (out of KVM_RUN, their threads
  * joined) and the pager thread too; then the memory file is written
@@ -41,17 +44,8 @@ struct snap_machine {
 #define SNAP_GUEST_LINUX     2
 
 
-/* Writes m's snapshot to path and path.mem; m's vCPU and pager threads
- * must be stopped. */
-int machine_take_snapshot(struct machine *m, const struct apfvm_config *c, uint64_t run_ns,
-			  struct apf_err *e);
-
-/* Builds m from the snapshot c->restore_path (in place of run.c's build). */
-int machine_build_restore(struct machine *m, const struct apfvm_config *c, struct apf_err *e);
-
-/* Once the pagers run, before the vCPU does: what writes guest memory
- * (the async-PF registration).  Host accesses to a restored guest's
- * memory wait for its pager like the guest's own. */
-int machine_restore_started(struct machine *m, const struct apfvm_config *c, struct apf_err *e);
+/* Writes m's snapshot to path and path.mem; m must be halted
+ * (machine_halt).  run_ns: the run's time when it was taken. */
+int snapshot_save(struct machine *m, const char *path, uint64_t run_ns, struct apf_err *e);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "apf_user.h"
+#include "guest_report.h"
 #include "hcall.h"
 #include "util/thread.h"
 
@@ -89,18 +90,6 @@ int vcpu_loop_setup_signal(int sig)
 	return sigaction(sig, &sa, NULL) < 0 ? -errno : 0;
 }
 
-void vcpu_kick(struct vcpu *v)
-{
-	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_lock(&v->kick_lock);
-	/* tgkill itself: pthread_kill() brackets it with two sigprocmask
-	 * calls and a getpid (four system calls per kick).  The thread id is
-	 * valid while `kickable`. */
-	if (v->kickable)
-		syscall(SYS_tgkill, v->pid, v->tid, v->vm->kick_signal);
-	pthread_mutex_unlock(&v->kick_lock);
-}
-
 /* The kick signal is blocked in the vCPU thread except inside KVM_RUN
  * (KVM_SET_SIGNAL_MASK): there a pending kick makes KVM_RUN return -EINTR;
  * outside it the kick stays pending and is taken with sigtimedwait(), so
@@ -154,50 +143,21 @@ static void fail_poisoned_access(struct machine *m, struct vcpu *v, void *addr)
 	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)m->gm.lazy;
 
 	uintptr_t rbase = (uintptr_t)m->gm.resident;
+	const struct pager *res = m->region[MACHINE_RESIDENT].pager;
 	if (m->gm.lazy && a >= base && a - base < m->gm.lazy_size)
 		machine_fail(m, "vCPU %u: the guest accessed page %llu of the lazy region, which could not be fetched",
 			     v->id, (unsigned long long)((a - base) / APF_PAGE_SIZE));
-	else if (m->res_pager_ready && a >= rbase && a - rbase < m->gm.resident_size)
+	else if (res && a >= rbase && a - rbase < m->gm.resident_size)
 		machine_fail(m, "vCPU %u: the guest accessed resident page %llu, which could not be "
 			     "restored from the snapshot (%s)", v->id,
 			     (unsigned long long)((a - rbase) / APF_PAGE_SIZE),
-			     m->res_pager.error_msg[0] ? m->res_pager.error_msg : "see the pager's error");
+			     res->error_msg[0] ? res->error_msg : "see the pager's error");
 	else
 		machine_fail(m, "vCPU %u: KVM reported poisoned host memory at %p (not the lazy region)",
 			     v->id, addr);
 }
 
-/* Exits every architecture has; the rest are the architecture's. */
-static void handle_exit(struct machine *m, struct vcpu *v)
-{
-	struct kvm_run *run = v->run;
-	char what[160];
-
-	switch (run->exit_reason) {
-	case KVM_EXIT_INTR:
-		break;
-	case KVM_EXIT_INTERNAL_ERROR:
-		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
-			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-				 ? " (instruction emulation failed: an instruction this KVM cannot emulate)"
-				 : "");
-		arch_fail_with_regs(m, v, what);
-		break;
-	case KVM_EXIT_FAIL_ENTRY:
-		snprintf(what, sizeof(what), "VM entry failed (hardware reason 0x%llx)",
-			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-		arch_fail_with_regs(m, v, what);
-		break;
-	default:
-		if (arch_handle_exit(m, v))
-			break;
-		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
-		arch_fail_with_regs(m, v, what);
-		break;
-	}
-}
-
-void vcpu_fail_unbacked_mmio(struct machine *m, struct vcpu *v)
+static void fail_unbacked_mmio(struct machine *m, struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	char what[160];
@@ -205,7 +165,64 @@ void vcpu_fail_unbacked_mmio(struct machine *m, struct vcpu *v)
 	snprintf(what, sizeof(what), "access to unbacked guest physical address 0x%llx (%s, %u bytes)",
 		 (unsigned long long)run->mmio.phys_addr, run->mmio.is_write ? "write" : "read",
 		 run->mmio.len);
-	arch_fail_with_regs(m, v, what);
+	machine_fail_vcpu(m, v, what);
+}
+
+/* Port I/O for the guest kind's devices (a Linux guest's PC), if it has
+ * any; `what` says what the access was. */
+static void port_io(struct machine *m, struct vcpu *v, const char *what)
+{
+	if (m->guest.port_io)
+		m->guest.port_io(m, v);
+	else
+		machine_fail_vcpu(m, v, what);
+}
+
+/* The exits every architecture has, then the architecture's decoded
+ * ones, each dispatched to what handles it. */
+static void handle_exit(struct machine *m, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct vcpu_exit x;
+	char what[160];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_INTR:
+		return;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+				 ? " (instruction emulation failed: an instruction this KVM cannot emulate)"
+				 : "");
+		machine_fail_vcpu(m, v, what);
+		return;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "VM entry failed (hardware reason 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		machine_fail_vcpu(m, v, what);
+		return;
+	}
+	arch_decode_exit(v, m->core, &x);
+	switch (x.kind) {
+	case VCPU_EXIT_HANDLED:
+		break;
+	case VCPU_EXIT_HYPERCALL:
+		hcall_handle(m, v, x.gpa);
+		break;
+	case VCPU_EXIT_PORT_IO:
+		port_io(m, v, x.what);
+		break;
+	case VCPU_EXIT_MMIO_UNBACKED:
+		fail_unbacked_mmio(m, v);
+		break;
+	case VCPU_EXIT_FAIL:
+		machine_fail_vcpu(m, v, x.what);
+		break;
+	case VCPU_EXIT_UNKNOWN:
+		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
+		machine_fail_vcpu(m, v, what);
+		break;
+	}
 }
 
 /* An I/O, MMIO or hypercall exit is complete (the instruction retired,
@@ -217,12 +234,7 @@ void vcpu_fail_unbacked_mmio(struct machine *m, struct vcpu *v)
  * the restored guest would execute it twice. */
 static void complete_pending_exit(struct machine *m, struct vcpu *v)
 {
-	if (!atomic_load(&m->snapshot_requested))
-		return;
-	pthread_mutex_lock(&m->report_lock);
-	bool failed = m->report.failed;
-	pthread_mutex_unlock(&m->report_lock);
-	if (failed)
+	if (!atomic_load(&m->snapshot_requested) || machine_failed(m))
 		return;
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	int r = ioctl(v->fd, KVM_RUN, 0);
@@ -253,7 +265,7 @@ static void *vcpu_thread(void *arg)
 	v->kickable = true;
 	pthread_mutex_unlock(&v->kick_lock);
 	if (m->core)
-		apf_user_vcpu_init(v);
+		arch_apf_vcpu_init(v);
 	uint64_t zero = 0;
 	atomic_compare_exchange_strong(&m->first_run_ns, &zero, monotonic_ns());
 	while (!atomic_load(&m->stop)) {
@@ -283,12 +295,15 @@ static void *vcpu_thread(void *arg)
 			}
 			char what[96];
 			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
-			arch_fail_with_regs(m, v, what);
+			machine_fail_vcpu(m, v, what);
 			break;
 		}
 		handle_exit(m, v);
+		/* A page-ready the guest's LAPIC refused waits in the core; the
+		 * pager retries it on its clock, but there may be no pager (no
+		 * lazy region) or it may sleep: every exit is a chance too. */
 		if (m->core)
-			apf_user_after_exit(m, v);
+			apf_core_retry(m->core);
 	}
 	complete_pending_exit(m, v);
 	pthread_mutex_lock(&v->kick_lock);

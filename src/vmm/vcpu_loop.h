@@ -1,9 +1,11 @@
 /*
  * vcpu_loop: the thread that runs one vCPU: KVM_RUN, then dispatch of each
- * exit (hypercall port I/O, crashes, kicks).  The loop ends when the guest
- * reports completion, fails, or machine_stop() is called.
+ * exit as the architecture decoded it (arch_decode_exit: hypercalls, a
+ * guest kind's port I/O, crashes) and of kicks (apf_user.h).  The loop
+ * ends when the guest reports completion, fails, or machine_stop() is
+ * called.
  *
- * Kicks: a vCPU is brought out of KVM_RUN by setting run->immediate_exit
+ * Kicks (vcpu_kick, kvm_vm.h): a vCPU is brought out of KVM_RUN by setting run->immediate_exit
  * and sending the VM's kick signal (struct vm.kick_signal, SIGUSR1 unless
  * the embedder chose another) to its thread.
  * In KVM_RUN the signal makes it return -EINTR; before it, immediate_exit
@@ -37,13 +39,5 @@ int vcpu_loop_setup_sigbus(void);
 /* Starts the thread of v, pinned to v->cpu if >= 0.  Returns 0 or -errno
  * (-EINVAL: v->cpu is not in this process's CPU set). */
 int vcpu_start(struct vcpu *v);
-
-/* Ends the run: the guest accessed a guest-physical address with neither
- * memory nor a device (a KVM_EXIT_MMIO no one claims). */
-void vcpu_fail_unbacked_mmio(struct machine *m, struct vcpu *v);
-
-/* Makes v leave KVM_RUN soon; safe from any thread. */
-void vcpu_kick(struct vcpu *v);
-
 
 #endif

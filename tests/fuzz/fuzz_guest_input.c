@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "apfvm/abi_x86.h"
+#include "arch/x86/apf_msr_x86.h"
 #include "fake_machine.h"
 #include "fuzz.h"
 #include "apf_fake.h"
@@ -91,11 +92,11 @@ static void fuzz_core(struct input *in)
 			x = take(in, 8);
 			if (take(in, 1) & 1) /* often a plausible area address */
 				x = (x & 0x3f) | (0x1000 + (x >> 6) % 0x10000);
-			apf_core_wrmsr(&c, v, msr, x);
+			apf_x86_wrmsr(&c, v, msr, x);
 			break;
 		}
 		case 1:
-			apf_core_rdmsr(&c, v, msrs[take(in, 1) % 4], &x);
+			apf_x86_rdmsr(&c, v, msrs[take(in, 1) % 4], &x);
 			break;
 		case 2:
 			x = take(in, 1);

@@ -1,10 +1,13 @@
 /*
  * The async-fault core (src/apf/apf_core.c) against a fake VM: every
- * host-side rule of the async page fault protocol, without KVM.
+ * host-side rule of the async page fault protocol, without KVM.  The
+ * guest registers through x86's MSRs, whose decoding is the x86 layer's
+ * (src/arch/x86/apf_msr_x86.c): those rules are tested here with it.
  */
 #include <errno.h>
 
 #include "apfvm/abi_x86.h"
+#include "arch/x86/apf_msr_x86.h"
 #include "apf_fake.h"
 #include "test.h"
 
@@ -35,8 +38,8 @@ static void guest_ack(unsigned v)
 /* The guest's driver: vector, then enable; consumes the wake-all. */
 static void enable(unsigned v)
 {
-	REQUIRE(apf_core_wrmsr(&core, v, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
-	REQUIRE(apf_core_wrmsr(&core, v, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, v, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, v, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
 	guest_ack(v);
 }
 
@@ -55,8 +58,8 @@ static uint32_t async_fault(unsigned v, uint64_t page)
 TEST(enable_sends_wake_all)
 {
 	setup(1);
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
 	CHECK_EQ_U(fvm.raises[0], 1);
 	CHECK_EQ_U(fvm.last_vector[0], VEC);
 	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), KVM_APF_WAKE_ALL_TOKEN);
@@ -67,21 +70,21 @@ TEST(enable_sends_wake_all)
 TEST(invalid_msr_writes_get_gp)
 {
 	setup(1);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 0x1ec) == -1);    /* reserved */
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE | 0x10) == -1);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE | 0x20) == -1);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN,
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 0x1ec) == -1);    /* reserved */
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE | 0x10) == -1);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE | 0x20) == -1);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN,
 			     EN_VALUE | KVM_ASYNC_PF_DELIVERY_AS_PF_VMEXIT) == -1);
 	/* Area outside guest memory (its first 8 bytes, as KVM checks). */
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x100000 | 9) == -1);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x10040 | 9) == -1);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x0 | 9) == -1);
-	CHECK(apf_core_wrmsr(&core, 0, 0x4b564d03, 1) == -1); /* not ours */
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x100000 | 9) == -1);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x10040 | 9) == -1);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x0 | 9) == -1);
+	CHECK(apf_x86_wrmsr(&core, 0, 0x4b564d03, 1) == -1); /* not ours */
 	CHECK_EQ_U(core.stats.gp_injected, 8);
 	CHECK_EQ_U(fvm.raises[0], 0);
 	CHECK(!fvm.bad_access);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
 	apf_core_destroy(&core);
 }
 
@@ -91,13 +94,13 @@ TEST(invalid_msr_writes_get_gp)
 TEST(msr_writes_kvm_accepts_are_accepted)
 {
 	setup(1);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0); /* vector 0 */
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 14) == 0);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 0) == 0);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 0xff) == 0);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x10000 | 9) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0); /* vector 0 */
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 14) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 0) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, 0xff) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0x10000 | 9) == 0);
 	/* ENABLED without DELIVERY_AS_INT: accepted, and stays disabled. */
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, FAKE_AREA | 1) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, FAKE_AREA | 1) == 0);
 	CHECK(apf_core_on_fault(&core, 0, 1, SLOW, false) == APF_SYNC_DISABLED);
 	CHECK_EQ_U(core.stats.gp_injected, 0);
 	CHECK(!fvm.bad_access);
@@ -109,10 +112,10 @@ TEST(rdmsr_returns_what_the_guest_wrote)
 	uint64_t v = 1;
 	setup(1);
 	enable(0);
-	CHECK(apf_core_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, &v) == 0 && v == EN_VALUE);
-	CHECK(apf_core_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, &v) == 0 && v == VEC);
-	CHECK(apf_core_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, &v) == 0 && v == 0);
-	CHECK(apf_core_rdmsr(&core, 0, 0x10, &v) == -1);
+	CHECK(apf_x86_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, &v) == 0 && v == EN_VALUE);
+	CHECK(apf_x86_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, &v) == 0 && v == VEC);
+	CHECK(apf_x86_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, &v) == 0 && v == 0);
+	CHECK(apf_x86_rdmsr(&core, 0, 0x10, &v) == -1);
 	apf_core_destroy(&core);
 }
 
@@ -173,10 +176,10 @@ TEST(ack_is_a_prompt_to_deliver)
 	apf_core_on_installed(&core, 7);
 	apf_core_on_installed(&core, 9);
 	CHECK_EQ_U(fvm.raises[0], r + 1);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
 	CHECK_EQ_U(fvm.raises[0], r + 1); /* token not cleared: still waits */
 	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
 	CHECK_EQ_U(fvm.raises[0], r + 2);
 	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), t2);
 	CHECK_EQ_U(core.stats.acks, 2);
@@ -221,8 +224,8 @@ TEST(wake_all_waits_while_the_lapic_refuses_it)
 {
 	setup(1);
 	fvm.raise_err = -EAGAIN;
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
 	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), 0);
 	CHECK_EQ_U(core.stats.wake_all, 0);
 	CHECK_EQ_U(core.stats.refused, 1);
@@ -251,11 +254,11 @@ TEST(ack_paced_delivery_tells_an_early_ack)
 {
 	setup(1);
 	core.ack_paced = true;
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
 	/* Linux's order for the wake-all: clear, then ACK. */
 	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
 	uint32_t a = async_fault(0, 1), b = async_fault(0, 2);
 	REQUIRE(a && b);
 	unsigned r = fvm.raises[0];
@@ -266,12 +269,12 @@ TEST(ack_paced_delivery_tells_an_early_ack)
 	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
 	CHECK(apf_core_retry(&core)); /* cleared but not ACKed: b waits */
 	CHECK_EQ_U(fvm.raises[0], r + 1);
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
 	CHECK_EQ_U(fvm.raises[0], r + 2); /* the ACK delivers b */
 	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), b);
 	CHECK_EQ_U(core.stats.acks_early, 0);
 	/* A guest that ACKs before clearing is caught. */
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
 	CHECK_EQ_U(core.stats.acks_early, 1);
 	CHECK_EQ_U(core.stats.acks, 3);
 	apf_core_destroy(&core);
@@ -311,8 +314,8 @@ TEST(send_always_allows_ring0)
 {
 	static const struct apf_guest_state ring0 = { .if_set = true, .cpl = 0 };
 	setup(1);
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
-	REQUIRE(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN,
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
+	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN,
 			       EN_VALUE | KVM_ASYNC_PF_SEND_ALWAYS) == 0);
 	guest_ack(0);
 	REQUIRE(apf_core_on_fault(&core, 0, 1, SLOW, false) == APF_ASYNC);
@@ -421,8 +424,8 @@ TEST(acks_completions_in_any_order_and_ack_floods)
 	guest_ack(0);
 	CHECK_EQ_U(fvm.raises[0], r + 3);
 	for (int i = 0; i < 1000; i++)
-		CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 2) == 0); /* bit 0 clear */
+		CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 1) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_ACK, 2) == 0); /* bit 0 clear */
 	CHECK_EQ_U(fvm.raises[0], r + 3); /* nothing queued: nothing raised */
 	CHECK_EQ_U(core.stats.acks, 1000);
 	apf_core_destroy(&core);
@@ -435,7 +438,7 @@ TEST(disable_with_faults_in_flight_drops_everything)
 	REQUIRE(async_fault(0, 1) && async_fault(0, 2));
 	apf_core_on_installed(&core, 1); /* ready raised, token not yet cleared */
 	unsigned r = fvm.raises[0];
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, 0) == 0);
 	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
 	CHECK_EQ_U(core.stats.dropped, 1);
 	apf_core_on_installed(&core, 2);
@@ -443,7 +446,7 @@ TEST(disable_with_faults_in_flight_drops_everything)
 	CHECK(apf_core_on_fault(&core, 0, 3, SLOW, false) == APF_SYNC_DISABLED);
 	/* Re-enable: a wake-all, since parked tasks may hold stale tokens. */
 	fake_set_u32(&fvm, FAKE_AREA + 4, 0);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
 	CHECK_EQ_U(fvm.raises[0], r + 1);
 	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), KVM_APF_WAKE_ALL_TOKEN);
 	apf_core_destroy(&core);
@@ -454,7 +457,7 @@ TEST(enabling_twice_resends_wake_all)
 	setup(1);
 	enable(0);
 	REQUIRE(async_fault(0, 4) != 0);
-	CHECK(apf_core_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
+	CHECK(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, EN_VALUE) == 0);
 	CHECK_EQ_U(core.stats.wake_all, 2);
 	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
 	apf_core_destroy(&core);
@@ -470,7 +473,7 @@ TEST(reset_forgets_the_guest_settings)
 	apf_core_reset_vcpu(&core, 0);
 	CHECK_EQ_U(apf_core_outstanding(&core, 0), 0);
 	CHECK(apf_core_take_injection(&core, 0, &ring3, fake_page_present, &fvm) == 0);
-	CHECK(apf_core_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, &v) == 0 && v == 0);
+	CHECK(apf_x86_rdmsr(&core, 0, MSR_KVM_ASYNC_PF_EN, &v) == 0 && v == 0);
 	CHECK(apf_core_on_fault(&core, 0, 6, SLOW, false) == APF_SYNC_DISABLED);
 	apf_core_destroy(&core);
 }

@@ -5,9 +5,9 @@
  *    (KVM_ARM_VM_SMCCC_FILTER, Linux 6.4+); the guest registers its area
  *    and interrupt through it (apf_arm64_smccc);
  *  - kick: KVM's wait for a userfaultfd page cannot be interrupted on
- *    arm64, so the pager poisons the page: the vCPU thread gets SIGBUS,
- *    KVM_RUN returns with the PC at the access (vcpu_loop ->
- *    apf_user_poison_kick);
+ *    arm64, so the pager poisons the page (ARCH_APF_KICK_POISONS): the
+ *    vCPU thread gets SIGBUS, KVM_RUN returns with the PC at the access
+ *    (vcpu_loop -> apf_user_poison_kick);
  *  - guest state: PSTATE from ONE_REG: IRQs unmasked (I clear) and EL0;
  *  - not-present: token and PC written to the area (the core wrote the
  *    reason), then the VMM takes the IRQ exception for the guest at that
@@ -28,8 +28,8 @@
 #include "apf_arm64_host.h"
 #include "arch/arch.h"
 #include "regs_arm64.h"
-#include "vmm/machine.h"
-#include "vmm/vcpu_loop.h"
+#include "snapshot/snapshot.h"
+#include "vmm/kvm_vm.h"
 
 /* Linux 6.4's uapi, for headers that predate it. */
 #ifndef KVM_ARM_VM_SMCCC_CTRL
@@ -70,27 +70,15 @@ int arch_apf_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e)
 	return 0;
 }
 
-void arch_apf_kick(struct machine *m, unsigned v, uint64_t page)
-{
-	/* The poison frees the vCPU blocked on the page (SIGBUS).  If the
-	 * page is installed before the woken vCPU retries, it simply goes
-	 * on: the signal then brings it out, so the core always hears back
-	 * (it finds the fault raced).  Without UFFDIO_POISON (before 6.6)
-	 * only the signal remains, once the page has arrived. */
-	pager_poison_for_kick(&m->pager, page);
-	vcpu_kick(&m->vm.vcpus[v]);
-}
-
 void arch_apf_vcpu_init(struct vcpu *v)
 {
 	(void)v; /* nothing to arm: the kick handler reads registers by ONE_REG */
 }
 
-void arch_apf_guest_state(struct machine *m, struct vcpu *v, struct apf_guest_state *gs)
+void arch_apf_guest_state(struct vcpu *v, struct apf_guest_state *gs)
 {
 	uint64_t pstate = PSTATE_I; /* unreadable: cannot take it */
 
-	(void)m;
 	arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pstate), &pstate);
 	v->arch.kick_pstate = pstate; /* for arch_apf_inject_not_present */
 	gs->if_set = !(pstate & PSTATE_I);
@@ -101,28 +89,28 @@ void arch_apf_guest_state(struct machine *m, struct vcpu *v, struct apf_guest_st
 /* An edge on the registered SPI: the line up then down.  The GIC latches
  * it pending (the guest configured it edge-triggered), so it is taken
  * whenever the guest unmasks IRQs, and needs no acknowledgement. */
-static int pulse(struct machine *m, unsigned v)
+static int pulse(struct vm *vm, unsigned v)
 {
 	struct kvm_irq_level l = {
 		.irq = (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) |
-		       __atomic_load_n(&m->vm.arch.apf_intid[v], __ATOMIC_ACQUIRE),
+		       __atomic_load_n(&vm->arch.apf_intid[v], __ATOMIC_ACQUIRE),
 		.level = 1,
 	};
-	pthread_mutex_lock(&m->vm.arch.line_lock);
-	int rc = ioctl(m->vm.vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+	pthread_mutex_lock(&vm->arch.line_lock);
+	int rc = ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
 	l.level = 0;
-	if (!rc && ioctl(m->vm.vm_fd, KVM_IRQ_LINE, &l) < 0)
+	if (!rc && ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
 		rc = -errno;
-	pthread_mutex_unlock(&m->vm.arch.line_lock);
+	pthread_mutex_unlock(&vm->arch.line_lock);
 	return rc;
 }
 
-int arch_apf_raise(struct machine *m, unsigned v, uint8_t vector)
+int arch_apf_raise(struct vm *vm, unsigned v, uint8_t vector)
 {
 	(void)vector; /* the SPI registered: vm.arch.apf_intid[v] */
-	if (v >= VM_MAX_VCPUS || !__atomic_load_n(&m->vm.arch.apf_intid[v], __ATOMIC_ACQUIRE))
+	if (v >= VM_MAX_VCPUS || !__atomic_load_n(&vm->arch.apf_intid[v], __ATOMIC_ACQUIRE))
 		return -EAGAIN; /* unregistered meanwhile: kept until it registers */
-	return pulse(m, v);
+	return pulse(vm, v);
 }
 
 /* Takes the IRQ exception for the guest, as the CPU would at this
@@ -153,11 +141,11 @@ static int take_irq_entry(struct vcpu *v, uint64_t pc, uint64_t pstate)
 	return 0;
 }
 
-void arch_apf_inject_not_present(struct machine *m, struct vcpu *v, uint32_t token)
+int arch_apf_inject_not_present(struct vcpu *v, const struct apf_core_vcpu *cv, uint32_t token)
 {
-	uint64_t area = m->core->vcpus[v->id].area_gpa, pc = 0;
+	uint64_t pc = 0;
 	uint64_t pstate = v->arch.kick_pstate; /* read for this kick's decision */
-	struct apf_arm64_area *a = gmem_ptr(&m->gm, area, sizeof(*a)); /* checked at REGISTER */
+	struct apf_arm64_area *a = gmem_ptr(v->vm->gm, cv->area_gpa, sizeof(*a)); /* checked at REGISTER */
 	int rc = 0;
 
 	if (arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pc), &pc))
@@ -166,8 +154,7 @@ void arch_apf_inject_not_present(struct machine *m, struct vcpu *v, uint32_t tok
 	__atomic_store_n(&a->pc, pc, __ATOMIC_RELEASE);
 	if (!rc)
 		rc = take_irq_entry(v, pc, pstate);
-	if (rc)
-		machine_fail(m, "vCPU %u: cannot deliver a not-present: %s", v->id, strerror(-rc));
+	return rc;
 }
 
 /* --- the guest's calls --------------------------------------------------- */
@@ -189,7 +176,7 @@ static void answer(struct vcpu *v, uint64_t x0, uint64_t x1, uint64_t x2)
 /* REGISTER's checks (docs/arm64-abi.md): an aligned area in resident
  * memory, an SPI the VM has and no other vCPU registered, no unknown
  * flag.  The core checks the memory. */
-static int64_t do_register(struct machine *m, struct vcpu *v)
+static int64_t do_register(struct vcpu *v, struct apf_core *core)
 {
 	uint64_t gpa = (reg(v, 1) & 0xffffffffu) | reg(v, 2) << 32;
 	uint64_t intid = reg(v, 3) & 0xffffffffu, flags = reg(v, 4) & 0xffffffffu;
@@ -197,24 +184,25 @@ static int64_t do_register(struct machine *m, struct vcpu *v)
 	if (gpa % APF_ARM64_AREA_ALIGN || intid < APF_ARM64_SPI_FIRST || intid > APF_ARM64_SPI_LAST ||
 	    (flags & ~(uint64_t)APF_ARM64_SEND_AT_EL1))
 		return APF_SMCCC_INVALID;
-	for (unsigned i = 0; i < m->vm.nvcpus; i++)
-		if (i != v->id && m->vm.arch.apf_intid[i] == intid)
+	struct vm *vm = v->vm;
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (i != v->id && vm->arch.apf_intid[i] == intid)
 			return APF_SMCCC_INVALID;
 	/* Set first: the enable sends wake-all on it. */
-	__atomic_store_n(&m->vm.arch.apf_intid[v->id], (uint32_t)intid, __ATOMIC_RELEASE);
-	if (apf_core_enable(m->core, v->id, gpa, sizeof(struct apf_arm64_area), 0,
+	__atomic_store_n(&vm->arch.apf_intid[v->id], (uint32_t)intid, __ATOMIC_RELEASE);
+	if (apf_core_enable(core, v->id, gpa, sizeof(struct apf_arm64_area), 0,
 			    flags & APF_ARM64_SEND_AT_EL1)) {
-		__atomic_store_n(&m->vm.arch.apf_intid[v->id], 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&vm->arch.apf_intid[v->id], 0, __ATOMIC_RELEASE);
 		return APF_SMCCC_INVALID;
 	}
 	return APF_SMCCC_SUCCESS;
 }
 
-void apf_arm64_smccc(struct machine *m, struct vcpu *v)
+void apf_arm64_smccc(struct vcpu *v, struct apf_core *core)
 {
 	uint32_t fn = (uint32_t)v->run->hypercall.nr;
 
-	if (!m->core) {
+	if (!core) {
 		answer(v, (uint64_t)(int64_t)APF_SMCCC_NOT_SUPPORTED, 0, 0);
 		return;
 	}
@@ -223,19 +211,24 @@ void apf_arm64_smccc(struct machine *m, struct vcpu *v)
 		answer(v, APF_ARM64_MAGIC, APF_ARM64_VERSION, 0);
 		break;
 	case APF_SMCCC_REGISTER:
-		answer(v, (uint64_t)do_register(m, v), 0, 0);
+		answer(v, (uint64_t)do_register(v, core), 0, 0);
 		break;
 	case APF_SMCCC_UNREGISTER:
-		apf_core_disable(m->core, v->id);
-		__atomic_store_n(&m->vm.arch.apf_intid[v->id], 0, __ATOMIC_RELEASE);
+		apf_core_disable(core, v->id);
+		__atomic_store_n(&v->vm->arch.apf_intid[v->id], 0, __ATOMIC_RELEASE);
 		answer(v, APF_SMCCC_SUCCESS, 0, 0);
 		break;
 	case APF_SMCCC_ACK:
-		apf_core_ack(m->core, v->id); /* a prompt: deliver what is queued */
+		apf_core_ack(core, v->id); /* a prompt: deliver what is queued */
 		answer(v, APF_SMCCC_SUCCESS, 0, 0);
 		break;
 	default:
 		answer(v, (uint64_t)(int64_t)APF_SMCCC_NOT_SUPPORTED, 0, 0);
 		break;
 	}
+}
+
+int arch_apf_restore(struct apf_core *core, unsigned v, const struct snap_apf *a)
+{
+	return apf_core_enable(core, v, a->area_gpa, 64, (uint8_t)a->vector, a->send_always);
 }

@@ -16,6 +16,10 @@
 #define ARCH_NAME        "arm64"
 #define ARCH_SNAPSHOT_ID 2 /* SNAP_ARCH_ARM64 */
 #define ARCH_ELF_MACHINE EM_AARCH64
+/* A kick frees a vCPU blocked on a lazy page by poisoning the page: KVM's
+ * wait for a userfaultfd page is only killable here (the pager poisons it
+ * when the kick is decided, pager_config.kick_by_poison). */
+#define ARCH_APF_KICK_POISONS true
 
 struct vm_options {
 	bool apf_user;   /* forward apfvm's SMCCC calls (KVM_ARM_VM_SMCCC_FILTER) */

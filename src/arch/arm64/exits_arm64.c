@@ -10,11 +10,9 @@
 #include "apf_arm64_host.h"
 #include "arch/arch.h"
 #include "regs_arm64.h"
-#include "vmm/hcall.h"
-#include "vmm/machine.h"
-#include "vmm/vcpu_loop.h"
+#include "vmm/kvm_vm.h"
 
-void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
+void arch_describe_regs(struct vcpu *v, char *buf, size_t len)
 {
 	uint64_t pc = 0, pstate = 0, sp = 0, elr = 0, esr = 0, far = 0;
 
@@ -24,48 +22,43 @@ void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
 	arm64_get_reg(v->fd, ARM64_SYSREG_ELR_EL1, &elr);
 	arm64_get_reg(v->fd, ARM64_SYSREG_ESR_EL1, &esr);
 	arm64_get_reg(v->fd, ARM64_SYSREG_FAR_EL1, &far);
-	machine_fail(m, "vCPU %u: %s: PC=0x%llx PSTATE=0x%llx SP_EL1=0x%llx ELR_EL1=0x%llx "
-		     "ESR_EL1=0x%llx FAR_EL1=0x%llx",
-		     v->id, what, (unsigned long long)pc, (unsigned long long)pstate,
-		     (unsigned long long)sp, (unsigned long long)elr, (unsigned long long)esr,
-		     (unsigned long long)far);
+	snprintf(buf, len, "PC=0x%llx PSTATE=0x%llx SP_EL1=0x%llx ELR_EL1=0x%llx "
+		 "ESR_EL1=0x%llx FAR_EL1=0x%llx",
+		 (unsigned long long)pc, (unsigned long long)pstate, (unsigned long long)sp,
+		 (unsigned long long)elr, (unsigned long long)esr, (unsigned long long)far);
 }
 
-static void mmio_exit(struct machine *m, struct vcpu *v)
+void arch_decode_exit(struct vcpu *v, struct apf_core *core, struct vcpu_exit *x)
 {
 	struct kvm_run *run = v->run;
 
-	if (run->mmio.phys_addr == APF_ARM64_HCALL_GPA && run->mmio.is_write && run->mmio.len == 8) {
-		uint64_t gpa;
-		memcpy(&gpa, run->mmio.data, 8);
-		hcall_handle(m, v, gpa);
-		return;
-	}
-	vcpu_fail_unbacked_mmio(m, v);
-}
-
-bool arch_handle_exit(struct machine *m, struct vcpu *v)
-{
-	struct kvm_run *run = v->run;
-	char what[160];
-
+	memset(x, 0, sizeof(*x));
+	x->kind = VCPU_EXIT_HANDLED;
 	switch (run->exit_reason) {
 	case KVM_EXIT_MMIO:
-		mmio_exit(m, v);
+		/* The reference guest's hypercall doorbell: an 8-byte store of
+		 * the block's address. */
+		if (run->mmio.phys_addr == APF_ARM64_HCALL_GPA && run->mmio.is_write &&
+		    run->mmio.len == 8) {
+			x->kind = VCPU_EXIT_HYPERCALL;
+			memcpy(&x->gpa, run->mmio.data, 8);
+		} else {
+			x->kind = VCPU_EXIT_MMIO_UNBACKED;
+		}
 		break;
 	case KVM_EXIT_HYPERCALL:
 		/* Only apfvm's own SMCCC range is forwarded (--apf user). */
-		apf_arm64_smccc(m, v);
+		apf_arm64_smccc(v, core);
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
-		snprintf(what, sizeof(what), "the guest powered off or reset (PSCI, event type %u)",
-			 run->system_event.type);
-		arch_fail_with_regs(m, v, what);
+		x->kind = VCPU_EXIT_FAIL;
+		snprintf(x->what, sizeof(x->what),
+			 "the guest powered off or reset (PSCI, event type %u)", run->system_event.type);
 		break;
 	default:
-		return false;
+		x->kind = VCPU_EXIT_UNKNOWN;
+		break;
 	}
-	return true;
 }
 
 static const char *vector_name(uint64_t index)

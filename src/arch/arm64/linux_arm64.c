@@ -3,17 +3,21 @@
 #include <errno.h>
 
 #include "vmm/guest_linux.h"
+#include "vmm/loader.h"
 
-int guest_linux_load(struct machine *m, const struct apfvm_config *c, struct vm_options *opt,
-		     struct arch_entry *entry, struct apf_err *e)
+static int refuse(struct machine *m, uint64_t *mem_size, uint64_t *lazy_size, struct apf_err *e)
 {
 	(void)m;
-	(void)c;
-	(void)opt;
-	(void)entry;
+	(void)mem_size;
+	(void)lazy_size;
 	return apf_fail(e, -ENOTSUP, "--kernel: apfvm boots Linux guests on x86-64 only; on arm64 "
 			"it runs the reference guest");
 }
+
+const struct machine_loader linux_loader = {
+	.name = "Linux guest",
+	.open = refuse,
+};
 
 int guest_linux_save_devices(struct machine *m, struct snap_blob *b, struct apf_err *e)
 {

@@ -14,7 +14,8 @@
 #include "arch/arch.h"
 #include "paging_arm64.h"
 #include "regs_arm64.h"
-#include "vmm/machine.h"
+#include "vmm/kvm_vm.h"
+#include "vmm/guest_layout.h"
 
 int arch_mode_options(struct vm_options *opt, enum apfvm_apf_mode mode, struct apf_err *e)
 {
@@ -109,21 +110,14 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *v, const struct vm_options *opt,
 	return 0;
 }
 
-int arch_load_reference(struct machine *m, const struct elf_image *img,
-			struct arch_entry *entry, struct apf_err *e)
+int arch_load_reference(struct guest_mem *gm, const struct elf_image *img,
+			struct guest_layout *layout, struct arch_entry *entry, struct apf_err *e)
 {
-	int rc = paging_build(&m->gm, img, &m->layout, e);
+	int rc = paging_build(gm, img, layout, e);
 	if (rc)
 		return rc;
 	entry->pc = img->entry;
-	entry->page_table = m->layout.page_table;
+	entry->page_table = layout->page_table;
 	entry->arg = APF_BOOT_INFO_GPA;
-	return 0;
-}
-
-int arch_restore_prepare(struct machine *m, struct apf_err *e)
-{
-	(void)m;
-	(void)e; /* the doorbell needs nothing */
 	return 0;
 }

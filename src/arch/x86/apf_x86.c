@@ -16,8 +16,9 @@
 
 #include "apf/apf_core.h"
 #include "arch/arch.h"
-#include "vmm/machine.h"
-#include "vmm/vcpu_loop.h"
+#include "arch/x86/apf_msr_x86.h"
+#include "snapshot/snapshot.h"
+#include "vmm/kvm_vm.h"
 
 int arch_apf_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e)
 {
@@ -53,12 +54,6 @@ int arch_apf_setup_vm(struct vm *vm, bool trap_acks, struct apf_err *e)
 	return 0;
 }
 
-void arch_apf_kick(struct machine *m, unsigned v, uint64_t page)
-{
-	(void)page; /* KVM's wait for it is interruptible (Linux 6.2+) */
-	vcpu_kick(&m->vm.vcpus[v]);
-}
-
 void arch_apf_vcpu_init(struct vcpu *v)
 {
 	/* KVM keeps this set: every exit then carries the registers,
@@ -66,23 +61,22 @@ void arch_apf_vcpu_init(struct vcpu *v)
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
 }
 
-void arch_apf_guest_state(struct machine *m, struct vcpu *v, struct apf_guest_state *gs)
+void arch_apf_guest_state(struct vcpu *v, struct apf_guest_state *gs)
 {
 	struct kvm_sync_regs *s = &v->run->s.regs;
 	struct kvm_vcpu_events *ev = &s->events;
 
-	(void)m;
 	gs->if_set = (s->regs.rflags & 0x200) != 0;
 	gs->cpl = s->sregs.cs.selector & 3;
 	gs->event_pending = ev->exception.injected || ev->exception.pending ||
 			    ev->interrupt.injected || ev->nmi.injected || ev->nmi.pending;
 }
 
-void arch_apf_inject_not_present(struct machine *m, struct vcpu *v, uint32_t token)
+int arch_apf_inject_not_present(struct vcpu *v, const struct apf_core_vcpu *cv, uint32_t token)
 {
 	struct kvm_vcpu_events *ev = &v->run->s.regs.events;
 
-	(void)m;
+	(void)cv; /* KVM carries the token: CR2 */
 	/* Not present: a pending #PF, error code 0, CR2 = token (payload). */
 	ev->exception.pending = 1;
 	ev->exception.injected = 0;
@@ -94,19 +88,28 @@ void arch_apf_inject_not_present(struct machine *m, struct vcpu *v, uint32_t tok
 	ev->flags = (ev->flags & (KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM)) |
 		    KVM_VCPUEVENT_VALID_PAYLOAD;
 	v->run->kvm_dirty_regs |= KVM_SYNC_X86_EVENTS;
+	return 0;
 }
 
-int arch_apf_raise(struct machine *m, unsigned v, uint8_t vector)
+int arch_apf_raise(struct vm *vm, unsigned v, uint8_t vector)
 {
 	struct kvm_msi msi;
 
 	memset(&msi, 0, sizeof(msi));
 	msi.address_lo = 0xfee00000u | (v << 12); /* fixed delivery to APIC id v */
 	msi.data = vector;
-	int rc = ioctl(m->vm.vm_fd, KVM_SIGNAL_MSI, &msi);
+	int rc = ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
 	if (rc < 0)
 		return -errno;
 	/* 0: the guest blocked it (its LAPIC is software-disabled, as while
 	 * Linux boots: it enables async PF before its APIC). */
 	return rc == 0 ? -EAGAIN : 0;
+}
+
+int arch_apf_restore(struct apf_core *core, unsigned v, const struct snap_apf *a)
+{
+	/* As the guest wrote them: the MSRs, checked as a guest's writes. */
+	if (a->msr_en)
+		return apf_x86_restore_msrs(core, v, a->vector, a->msr_en);
+	return apf_core_enable(core, v, a->area_gpa, 64, (uint8_t)a->vector, a->send_always);
 }

@@ -15,6 +15,9 @@
 #define ARCH_NAME        "x86-64"
 #define ARCH_SNAPSHOT_ID 1 /* SNAP_ARCH_X86_64 */
 #define ARCH_ELF_MACHINE EM_X86_64
+/* A kick frees a vCPU blocked on a lazy page by its signal: KVM's wait
+ * for a userfaultfd page is interruptible (Linux 6.2+). */
+#define ARCH_APF_KICK_POISONS false
 
 struct vm_options {
 	bool disable_hlt_exits; /* KVM_CAP_X86_DISABLE_EXITS(HLT), before vCPUs */

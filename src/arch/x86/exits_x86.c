@@ -9,10 +9,8 @@
 #include <sys/ioctl.h>
 
 #include "arch/arch.h"
-#include "arch/x86/exits_x86.h"
-#include "vmm/hcall.h"
-#include "vmm/machine.h"
-#include "vmm/vcpu_loop.h"
+#include "arch/x86/apf_msr_x86.h"
+#include "vmm/kvm_vm.h"
 
 static const char *exception_name(uint64_t v)
 {
@@ -27,8 +25,7 @@ static const char *exception_name(uint64_t v)
 	return v < 32 && names[v] ? names[v] : "interrupt";
 }
 
-/* A crash report with the registers KVM holds. */
-void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
+void arch_describe_regs(struct vcpu *v, char *buf, size_t len)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
@@ -37,77 +34,86 @@ void arch_fail_with_regs(struct machine *m, struct vcpu *v, const char *what)
 	memset(&s, 0, sizeof(s));
 	ioctl(v->fd, KVM_GET_REGS, &r);
 	ioctl(v->fd, KVM_GET_SREGS, &s);
-	machine_fail(m, "vCPU %u: %s: RIP=0x%llx RSP=0x%llx RFLAGS=0x%llx CS=0x%x CR2=0x%llx CR3=0x%llx",
-		     v->id, what, (unsigned long long)r.rip, (unsigned long long)r.rsp,
-		     (unsigned long long)r.rflags, s.cs.selector, (unsigned long long)s.cr2,
-		     (unsigned long long)s.cr3);
+	snprintf(buf, len, "RIP=0x%llx RSP=0x%llx RFLAGS=0x%llx CS=0x%x CR2=0x%llx CR3=0x%llx",
+		 (unsigned long long)r.rip, (unsigned long long)r.rsp, (unsigned long long)r.rflags,
+		 s.cs.selector, (unsigned long long)s.cr2, (unsigned long long)s.cr3);
 }
 
-void vcpu_hcall_port_io(struct machine *m, struct vcpu *v)
+/* Port I/O: apfvm's hypercall port (a 4-byte OUT of the block's address),
+ * or the guest kind's devices; a malformed access to the hypercall port
+ * is a guest bug. */
+static void decode_io(struct kvm_run *run, struct vcpu_exit *x)
 {
-	struct kvm_run *run = v->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 
-	if (run->io.port == APF_HCALL_PORT && run->io.direction == KVM_EXIT_IO_OUT &&
-	    run->io.size == 4 && run->io.count == 1) {
-		uint32_t gpa;
-		memcpy(&gpa, data, 4);
-		hcall_handle(m, v, gpa);
+	snprintf(x->what, sizeof(x->what), "unexpected port I/O (%s port 0x%x, size %u)",
+		 run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.port, run->io.size);
+	if (run->io.port != APF_HCALL_PORT) {
+		x->kind = VCPU_EXIT_PORT_IO;
 		return;
 	}
-	char what[96];
-	snprintf(what, sizeof(what), "unexpected port I/O (%s port 0x%x, size %u)",
-		 run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.port, run->io.size);
-	arch_fail_with_regs(m, v, what);
+	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4 && run->io.count == 1) {
+		uint32_t gpa;
+		memcpy(&gpa, data, 4);
+		x->kind = VCPU_EXIT_HYPERCALL;
+		x->gpa = gpa;
+		return;
+	}
+	x->kind = VCPU_EXIT_FAIL;
 }
 
 /* --apf user: the guest's async-PF MSR accesses (the filter sends the
- * enable and vector MSRs here, and the ACK with --apf-trap-acks). */
-static void apf_msr_exit(struct machine *m, struct vcpu *v)
+ * enable and vector MSRs here, and the ACK with --apf-trap-acks),
+ * decoded for the core (apf_msr_x86.c). */
+static void decode_msr(struct kvm_run *run, struct apf_core *core, unsigned v,
+		       struct vcpu_exit *x)
 {
-	struct kvm_run *run = v->run;
 	int rc;
 
+	if (!core) {
+		x->kind = VCPU_EXIT_FAIL;
+		snprintf(x->what, sizeof(x->what), "unexpected MSR exit (MSR 0x%x)", run->msr.index);
+		return;
+	}
 	if (run->exit_reason == KVM_EXIT_X86_WRMSR) {
-		rc = apf_core_wrmsr(m->core, v->id, run->msr.index, run->msr.data);
+		rc = apf_x86_wrmsr(core, v, run->msr.index, run->msr.data);
 	} else {
 		uint64_t value = 0;
-		rc = apf_core_rdmsr(m->core, v->id, run->msr.index, &value);
+		rc = apf_x86_rdmsr(core, v, run->msr.index, &value);
 		run->msr.data = value;
 	}
 	run->msr.error = rc ? 1 : 0; /* 1: KVM injects #GP */
+	x->kind = VCPU_EXIT_HANDLED;
 }
 
-bool arch_handle_exit(struct machine *m, struct vcpu *v)
+void arch_decode_exit(struct vcpu *v, struct apf_core *core, struct vcpu_exit *x)
 {
 	struct kvm_run *run = v->run;
-	char what[160];
 
+	memset(x, 0, sizeof(*x));
+	x->kind = VCPU_EXIT_HANDLED;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		m->port_io(m, v);
+		decode_io(run, x);
 		break;
 	case KVM_EXIT_X86_RDMSR:
 	case KVM_EXIT_X86_WRMSR:
-		if (m->core) {
-			apf_msr_exit(m, v);
-			break;
-		}
-		snprintf(what, sizeof(what), "unexpected MSR exit (MSR 0x%x)", run->msr.index);
-		arch_fail_with_regs(m, v, what);
+		decode_msr(run, core, v->id, x);
 		break;
 	case KVM_EXIT_HLT:
 		break; /* the in-kernel LAPIC normally keeps halts inside KVM */
 	case KVM_EXIT_SHUTDOWN:
-		arch_fail_with_regs(m, v, "triple fault (the guest took an exception it could not handle)");
+		x->kind = VCPU_EXIT_FAIL;
+		snprintf(x->what, sizeof(x->what),
+			 "triple fault (the guest took an exception it could not handle)");
 		break;
 	case KVM_EXIT_MMIO:
-		vcpu_fail_unbacked_mmio(m, v);
+		x->kind = VCPU_EXIT_MMIO_UNBACKED; /* no device is mapped */
 		break;
 	default:
-		return false;
+		x->kind = VCPU_EXIT_UNKNOWN;
+		break;
 	}
-	return true;
 }
 
 void arch_describe_fatal(const struct apf_fatal *f, char *buf, size_t len)

@@ -9,10 +9,8 @@
 #include <sys/ioctl.h>
 
 #include "arch/arch.h"
-#include "arch/x86/exits_x86.h"
 #include "paging.h"
-#include "vmm/machine.h"
-#include "vmm/vcpu_loop.h"
+#include "vmm/kvm_vm.h"
 
 #define KVM_CPUID_TIMING    0x40000010u /* EAX: TSC kHz, EBX: APIC bus kHz */
 
@@ -227,22 +225,14 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *v, const struct vm_options *opt,
 	return rc ? rc : setup_regs(v, entry, e);
 }
 
-int arch_load_reference(struct machine *m, const struct elf_image *img,
-			struct arch_entry *entry, struct apf_err *e)
+int arch_load_reference(struct guest_mem *gm, const struct elf_image *img,
+			struct guest_layout *layout, struct arch_entry *entry, struct apf_err *e)
 {
-	int rc = paging_build(&m->gm, img, &m->layout, e);
+	int rc = paging_build(gm, img, layout, e);
 	if (rc)
 		return rc;
-	m->port_io = vcpu_hcall_port_io; /* its hypercall port */
 	entry->pc = img->entry;
-	entry->page_table = m->layout.page_table;
+	entry->page_table = layout->page_table;
 	entry->arg = APF_BOOT_INFO_GPA;
-	return 0;
-}
-
-int arch_restore_prepare(struct machine *m, struct apf_err *e)
-{
-	(void)e;
-	m->port_io = vcpu_hcall_port_io; /* its hypercall port */
 	return 0;
 }
