@@ -28,7 +28,9 @@ void hcall(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2);
 
 #define KASSERT(e) ((e) ? (void)0 : kassert_fail(__FILE__, __LINE__, #e))
 
-/* Bump allocators over the boot-info heaps (main.c); never freed. */
+/* Bump allocators over the boot-info heaps (alloc.c); never freed.
+ * kalloc_init gives them the heaps, once, before the first call. */
+void kalloc_init(uint64_t kstart, uint64_t kend, uint64_t ustart, uint64_t uend);
 void *kalloc(uint64_t size);  /* kernel-only, page aligned */
 void *ualloc(uint64_t size);  /* task-accessible, page aligned */
 

@@ -11,28 +11,6 @@
 #include "sched.h"
 
 const struct apf_boot_info *boot_info;
-struct user_shared *user_shared;
-static uint64_t knext, unext;
-
-static void *bump(uint64_t *next, uint64_t end, uint64_t size)
-{
-	uint64_t p = *next;
-	size = (size + APF_PAGE_SIZE - 1) & ~(uint64_t)(APF_PAGE_SIZE - 1);
-	KASSERT(size <= end - p);
-	*next = p + size;
-	return (void *)p;
-}
-
-void *kalloc(uint64_t size)
-{
-	return bump(&knext, boot_info->kfree_end, size);
-}
-
-void *ualloc(uint64_t size)
-{
-	return bump(&unext, boot_info->ufree_end, size);
-}
-
 /* Whether `word` appears as a whole space-separated word of the command line. */
 int cmdline_has(const char *word)
 {
@@ -78,8 +56,7 @@ void kmain(const struct apf_boot_info *bi)
 	boot_info = bi;
 	if (bi->magic != APF_BOOT_MAGIC)
 		kdone(0xbad);
-	knext = bi->kfree_start;
-	unext = bi->ufree_start;
+	kalloc_init(bi->kfree_start, bi->kfree_end, bi->ufree_start, bi->ufree_end);
 	arch_init();
 	sched_init();
 	selftest_crash();

@@ -9,7 +9,7 @@ static struct task idle_task;
 static struct task tasks[APF_MAX_TASKS];
 static unsigned ntasks;
 
-extern struct user_shared *user_shared;
+struct user_shared *user_shared;
 
 void sched_switch_to(struct task *t)
 {

@@ -26,6 +26,11 @@ struct cpu {
 
 extern struct cpu cpu0;
 
+/* The page every task shares (user/uapi.h); set up by kmain before the
+ * scheduler starts, which counts the live non-compute tasks in it. */
+struct user_shared;
+extern struct user_shared *user_shared;
+
 void sched_init(void);
 
 /* Creates a user task (ring 3, EL0) that starts at entry(arg) on its own user stack. */

@@ -12,7 +12,7 @@
  *               vCPU runs: boot info, or a snapshot's CPU and VM state and
  *               the guest's async-PF registration
  *
- * A loader never starts or stops anything: the lifecycle (machine.c) does.
+ * A loader never starts or stops anything: the lifecycle (lifecycle.c) does.
  */
 #ifndef APFVM_LOADER_H
 #define APFVM_LOADER_H

@@ -1,6 +1,6 @@
 /*
  * run: apfvm_run(), the library's entry point: one run as a short script
- * of the machine's lifecycle (machine.h), with the snapshot's point or the
+ * of the machine's lifecycle (lifecycle.h), with the snapshot's point or the
  * timeout deciding when it halts.
  */
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include "apfvm/vmm.h"
 #include "config.h"
 #include "guest_report.h"
+#include "lifecycle.h"
 #include "loader.h"
 #include "run_stats.h"
 #include "snapshot_vm.h"

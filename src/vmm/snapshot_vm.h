@@ -1,7 +1,7 @@
 /*
  * snapshot_vm: a machine to a snapshot (snapshot_save.c) and back
  * (snapshot_load.c, the snapshot loader of loader.h); docs/snapshot.md.
- * Neither calls into the lifecycle (machine.c): saving reads a halted
+ * Neither calls into the lifecycle (lifecycle.c): saving reads a halted
  * machine, loading fills in the loader's steps.
  *
  * Taking one: the vCPUs are stopped (out of KVM_RUN, their threads

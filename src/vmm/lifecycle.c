@@ -1,9 +1,4 @@
-/*
- * machine: the lifecycle of one guest (machine.h): create, assemble from a
- * loader, start, wait, halt, collect, destroy.  The only file that starts
- * or stops a machine's threads.
- */
-#include "machine.h"
+#include "lifecycle.h"
 
 #include <errno.h>
 #include <stdlib.h>
