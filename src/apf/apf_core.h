@@ -145,7 +145,7 @@ struct apf_core {
 	unsigned nvcpus;
 	uint64_t threshold_ns;  /* go async only above this expected wait */
 	/* Set by the VMM (before the guest runs) when the guest's ACKs reach
-	 * apf_core_wrmsr: the next page-ready then also waits for the ACK of
+	 * apf_core_ack (x86: --apf-trap-acks): the next page-ready then also waits for the ACK of
 	 * the one before, so an ACK that finds the token still set proves the
 	 * guest ACKed before clearing it (stats.acks_early).  Off, a raise may
 	 * follow the guest's clearing at once, as under KVM. */

@@ -48,6 +48,12 @@ int boot_open(struct machine *m, uint64_t *mem_size, uint64_t *lazy_size, struct
 	return 0;
 }
 
+void boot_map_trace(struct machine *m)
+{
+	if (m->cfg->trace && m->guest.boot_info_gpa)
+		m->trace.page = gmem_ptr(&m->gm, m->guest.layout.trace_gpa, sizeof(*m->trace.page));
+}
+
 int boot_write_info(struct machine *m, struct apf_err *e)
 {
 	const struct apfvm_config *c = m->cfg;
@@ -60,10 +66,8 @@ int boot_write_info(struct machine *m, struct apf_err *e)
 	bi = gmem_ptr(&m->gm, m->guest.boot_info_gpa, sizeof(*bi));
 	if (!bi)
 		return apf_fail(e, -EINVAL, "the boot info does not fit in guest memory");
-	if (c->trace) {
+	if (c->trace)
 		bi->trace_gpa = l->trace_gpa;
-		m->trace.page = gmem_ptr(&m->gm, l->trace_gpa, sizeof(*m->trace.page));
-	}
 	bi->progress_gpa = l->progress_gpa;
 	bi->magic = APF_BOOT_MAGIC;
 	bi->mem_size = m->gm.resident_size;
@@ -105,6 +109,7 @@ static int load_reference(struct machine *m, struct vm_options *opt, struct arch
 		return rc;
 	m->guest.boot_info_gpa = APF_BOOT_INFO_GPA;
 	m->guest.expected_results = c->ntasks;
+	boot_map_trace(m);
 	return 0;
 }
 

@@ -41,8 +41,12 @@ extern const struct machine_loader snapshot_loader;
  * embedder's page source, --latency); the sizes from the config. */
 int boot_open(struct machine *m, uint64_t *mem_size, uint64_t *lazy_size, struct apf_err *e);
 
-/* Writes struct apf_boot_info at m->guest.boot_info_gpa (if any), and
- * maps the trace page for --trace.  Needs the vCPU's TSC rate. */
+/* --trace: the trace page (the layout's, for a guest with boot info),
+ * mapped at load, before any thread that stamps it starts. */
+void boot_map_trace(struct machine *m);
+
+/* Writes struct apf_boot_info at m->guest.boot_info_gpa (if any).  Needs
+ * the vCPU's TSC rate. */
 int boot_write_info(struct machine *m, struct apf_err *e);
 
 #endif

@@ -108,6 +108,7 @@ static int load_linux(struct machine *m, struct vm_options *opt, struct arch_ent
 		m->guest.boot_info_gpa = APF_LINUX_INFO_GPA;
 		m->guest.expected_results = c->ntasks;
 	}
+	boot_map_trace(m);
 	/* A PC's timer and interrupt wiring, and the TSC rate and a clock
 	 * from KVM's kvmclock (emulated hosts are too slow for Linux's PIT
 	 * calibration). */
