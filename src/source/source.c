@@ -113,18 +113,3 @@ void source_close(struct page_source *s)
 	if (s)
 		s->ops->destroy(s);
 }
-
-int source_pread_page(int fd, uint64_t offset, void *buf)
-{
-	size_t done = 0;
-
-	while (done < APF_PAGE_SIZE) {
-		ssize_t n = pread(fd, (char *)buf + done, APF_PAGE_SIZE - done, (off_t)(offset + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}

@@ -127,10 +127,6 @@ void source_complete(struct page_source *s, const struct source_completion *c);
 /* Marks the source failed (the first failure is kept). */
 void source_set_error(struct page_source *s, int err, const char *what);
 
-/* One page at byte `offset` of fd into buf: 0, or -errno (-EIO when the
- * file ends first: it shrank under us).  For the file-backed sources. */
-int source_pread_page(int fd, uint64_t offset, void *buf);
-
 /* Shared part of every source's setup. */
 void source_init(struct page_source *s, const struct page_source_ops *ops, uint64_t npages);
 
