@@ -12,7 +12,7 @@
 
 #include "apfvm/abi.h"
 #include "image/image.h"
-#include "source.h"
+#include "source/file.h"
 #include "util/file.h"
 
 struct file_source {

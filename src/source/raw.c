@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "apfvm/abi.h"
-#include "source.h"
+#include "source/raw.h"
 #include "util/file.h"
 
 struct raw_source {

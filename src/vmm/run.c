@@ -20,6 +20,8 @@
 #include "snapshot_vm.h"
 #include "machine.h"
 #include "vcpu_loop.h"
+#include "source/delay.h"
+#include "source/open.h"
 #include "util/thread.h"
 
 void apfvm_config_defaults(struct apfvm_config *c)

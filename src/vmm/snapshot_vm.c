@@ -11,6 +11,10 @@
 #include "guest_linux.h"
 #include "arch/arch.h"
 #include "snapshot/snapshot.h"
+#include "source/delay.h"
+#include "source/open.h"
+#include "source/raw.h"
+#include "source/window.h"
 #include "util/thread.h"
 
 
