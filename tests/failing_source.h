@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "apfvm/vmm.h"
+#include "source/delay.h"
 #include "source/source.h"
 #include "test.h"
 

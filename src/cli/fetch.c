@@ -10,7 +10,10 @@
 #include "apfvm/vmm.h"
 #include "options.h"
 #include "snapshot/snapshot.h"
+#include "source/open.h"
+#include "source/raw.h"
 #include "source/source.h"
+#include "source/window.h"
 #include "util/units.h"
 
 const char fetch_usage[] =

@@ -21,7 +21,6 @@
 #include "page_proto.h"
 #include "snapshot/snapshot.h"
 #include "sock_io.h"
-#include "source/source.h"
 #include "util/crc32c.h"
 #include "util/file.h"
 #include "util/thread.h"
@@ -200,7 +199,7 @@ static int answer(struct conn *c, const struct pgs_read *req, int check_rc, void
 
 	for (uint32_t i = 0; st == PGS_OK && i < req->count; i++) {
 		char *p = (char *)pages + (size_t)i * PGS_PAGE_SIZE;
-		if (source_pread_page(c->image_fd, c->s->data_offset + (req->page + i) * PGS_PAGE_SIZE, p))
+		if (file_pread_page(c->image_fd, c->s->data_offset + (req->page + i) * PGS_PAGE_SIZE, p))
 			st = PGS_IO;
 		else
 			crcs[i] = crc32c(0, p, PGS_PAGE_SIZE);

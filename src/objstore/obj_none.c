@@ -4,8 +4,8 @@
  */
 #include <errno.h>
 
+#include "objstore/obj_source.h"
 #include "objstore/obj_store.h"
-#include "source/source.h"
 
 #define NOT_BUILT "this apfvm was built without libcurl and zstd: no object storage " \
 		  "(s3://, http(s)://, apfvm pack); build it natively with them installed"

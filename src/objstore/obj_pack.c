@@ -14,7 +14,6 @@
 #include "objstore/obj_http.h"
 #include "objstore/obj_layout.h"
 #include "snapshot/snapshot.h"
-#include "source/source.h"
 #include "util/crc32c.h"
 #include "util/file.h"
 
@@ -68,7 +67,7 @@ static int pack_chunks(int img_fd, const struct image_info *info, uint32_t chunk
 		struct obj_chunk *c = &m->chunks[i];
 		size_t len = (size_t)obj_chunk_npages(&m->hdr, i) * OBJ_PAGE_SIZE;
 		for (size_t off = 0; off < len; off += OBJ_PAGE_SIZE)
-			if ((rc = source_pread_page(img_fd, info->data_offset +
+			if ((rc = file_pread_page(img_fd, info->data_offset +
 					    i * chunk_bytes + off, raw + off))) {
 				rc = apf_fail(e, rc, "cannot read the image: %s", strerror(-rc));
 				goto out;

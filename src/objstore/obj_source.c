@@ -37,8 +37,8 @@
 #include "objstore/obj_disk.h"
 #include "objstore/obj_http.h"
 #include "objstore/obj_layout.h"
+#include "objstore/obj_source.h"
 #include "objstore/obj_worker.h"
-#include "source/source.h"
 #include "util/crc32c.h"
 
 #define OBJ_FETCHES_MAX   32

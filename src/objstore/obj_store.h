@@ -2,7 +2,7 @@
  * obj_store: memory images in object storage (S3, or any HTTP server with
  * Range requests), docs/object-storage.md.  This header is the part the
  * rest of apfvm sees, free of libcurl: the store options, `apfvm pack`,
- * and (in source/source.h) the s3:// and http(s):// page sources.  Builds
+ * and (in objstore/obj_source.h) the s3:// and http(s):// page sources.  Builds
  * without libcurl and zstd (the static arm64 one) link obj_none.c
  * instead, which refuses both with a message.
  */

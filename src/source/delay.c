@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "source.h"
+#include "source/delay.h"
 
 struct pending {
 	uint64_t due_ns;

@@ -12,7 +12,7 @@
 
 #include "apfvm/abi.h"
 #include "image/image.h"
-#include "source.h"
+#include "source/file.h"
 #include "util/file.h"
 
 struct file_source {
@@ -30,7 +30,7 @@ static int file_submit(struct page_source *s, uint64_t page, void *buf, void *co
 	if (page >= s->npages)
 		return -ERANGE;
 	c.submit_ns = source_now_ns();
-	c.err = source_pread_page(f->fd, f->data_offset + page * APF_PAGE_SIZE, buf);
+	c.err = file_pread_page(f->fd, f->data_offset + page * APF_PAGE_SIZE, buf);
 	f->ewma_ns = (f->ewma_ns * 7 + (source_now_ns() - c.submit_ns)) / 8;
 	source_complete(s, &c);
 	return 0;

@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 #include "apfvm/abi.h"
-#include "source.h"
+#include "source/raw.h"
+#include "util/file.h"
 
 struct raw_source {
 	struct page_source base; /* first: the ops cast back to this */
@@ -38,7 +39,7 @@ static int raw_submit(struct page_source *s, uint64_t page, void *buf, void *coo
 	if (page >= s->npages)
 		return -ERANGE;
 	c.submit_ns = source_now_ns();
-	c.err = source_pread_page(f->fd, page * APF_PAGE_SIZE, buf);
+	c.err = file_pread_page(f->fd, page * APF_PAGE_SIZE, buf);
 	if (!c.err && is_zero(buf))
 		c.zero = true;
 	f->ewma_ns = (f->ewma_ns * 7 + (source_now_ns() - c.submit_ns)) / 8;

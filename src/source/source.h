@@ -9,6 +9,11 @@
  * caller bounds how many (it owns the page buffers).
  *
  * Threading: a source is used by one thread (the pager's) only.
+ *
+ * This header is the interface and what every kind shares; each kind's
+ * constructor is in its own header (source/zero.h, file.h, tcp.h, raw.h,
+ * delay.h, window.h, objstore/obj_source.h), and source_open
+ * (source/open.h) opens the sources a user names by spec.
  */
 #ifndef APFVM_SOURCE_H
 #define APFVM_SOURCE_H
@@ -18,7 +23,6 @@
 
 #include "objstore/obj_store.h"
 #include "util/err.h"
-#include "util/sha256.h"
 
 struct page_source;
 
@@ -87,23 +91,6 @@ struct source_net_options {
 #define SOURCE_NET_TRIES_MAX          100
 #define SOURCE_NET_BACKOFF_MAX_NS     (1000ull * 1000000ull)
 
-/* Creates a source from a user spec: "zero", "file:PATH",
- * "tcp:ADDR:PORT" (a page server, `apfvm serve`), or a memory image in
- * object storage, "s3://BUCKET/KEY" or "http(s)://HOST/PATH" (apfvm
- * pack).  `lazy_bytes` is the
- * size it must serve (checked: an image smaller than the lazy region is an
- * error).  net: for remote sources, NULL for the defaults. */
-int source_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
-		struct page_source **out, struct apf_err *e);
-
-/* Wraps `inner` so that every fetch completes no earlier than a delay drawn
- * uniformly from [min_ns, max_ns] after its submit (timers, no thread per
- * fetch).  max_ns is at most SOURCE_DELAY_MAX_NS (-EINVAL otherwise).
- * Takes ownership of inner on success. */
-#define SOURCE_DELAY_MAX_NS (60ull * 1000000000ull)
-int source_delay_wrap(struct page_source *inner, uint64_t min_ns, uint64_t max_ns,
-		      uint64_t rng_seed, struct page_source **out, struct apf_err *e);
-
 void source_close(struct page_source *s);
 
 static inline int source_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
@@ -127,39 +114,9 @@ void source_complete(struct page_source *s, const struct source_completion *c);
 /* Marks the source failed (the first failure is kept). */
 void source_set_error(struct page_source *s, int err, const char *what);
 
-/* One page at byte `offset` of fd into buf: 0, or -errno (-EIO when the
- * file ends first: it shrank under us).  For the file-backed sources. */
-int source_pread_page(int fd, uint64_t offset, void *buf);
-
 /* Shared part of every source's setup. */
 void source_init(struct page_source *s, const struct page_source_ops *ops, uint64_t npages);
 
 uint64_t source_now_ns(void);
-
-/* Constructors of the concrete sources (see source_open). */
-int source_zero_open(uint64_t npages, struct page_source **out, struct apf_err *e);
-int source_file_open(const char *path, uint64_t lazy_bytes, struct page_source **out,
-		     struct apf_err *e);
-/* A page server at "ADDR:PORT" (numeric, net/net_addr.h): connects and
- * greets it now (a server that cannot be reached or serves too few pages
- * is an error here), then fetches pipelined over one connection. */
-int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_net_options *net,
-		    struct page_source **out, struct apf_err *e);
-/* Pages [first, first + npages) of inner as pages 0.. of a new source, each
- * checked against its SHA-256, digests[page] (borrowed: must outlive the
- * source); a mismatch fails the page with -EBADMSG: nothing an inner
- * source's peer or cache could forge passes.  Takes ownership of inner on
- * success.  How a restore reads a snapshot's memory, from PATH.mem or
- * from a remote copy alike. */
-int source_window_wrap(struct page_source *inner, uint64_t first, uint64_t npages,
-		       const struct sha256 *digests, struct page_source **out, struct apf_err *e);
-/* A memory image in object storage (objstore/obj_store.h): reads its
- * manifest now, then fetches chunks with HTTP Range requests. */
-int source_object_open(const char *spec, uint64_t lazy_bytes, const struct source_net_options *net,
-		       struct page_source **out, struct apf_err *e);
-/* Pages of the raw page file fd (borrowed: must outlive the source), from
- * offset 0: a snapshot's PATH.mem, read through source_window_wrap. */
-int source_raw_open(int fd, uint64_t npages, const char *desc, struct page_source **out,
-		    struct apf_err *e);
 
 #endif

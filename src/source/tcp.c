@@ -55,7 +55,7 @@
 #include "net/net_addr.h"
 #include "net/page_proto.h"
 #include "net/sock_io.h"
-#include "source.h"
+#include "source/tcp.h"
 
 #define BACKOFF_MIN_NS  (100ull * 1000000ull)
 #define NO_SLOT         UINT32_MAX

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "apfvm/abi.h"
-#include "source.h"
+#include "source/window.h"
 #include "util/sha256.h"
 
 struct window_source {

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "apfvm/abi.h"
-#include "source.h"
+#include "source/zero.h"
 
 static int zero_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
 {

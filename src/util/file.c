@@ -9,6 +9,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "apfvm/abi.h"
+
 int file_open_regular(const char *path, struct stat *st)
 {
 	/* O_NONBLOCK: open() of a FIFO returns at once instead of waiting
@@ -34,6 +36,21 @@ int file_open_regular(const char *path, struct stat *st)
 		return rc;
 	}
 	return fd;
+}
+
+int file_pread_page(int fd, uint64_t offset, void *buf)
+{
+	size_t done = 0;
+
+	while (done < APF_PAGE_SIZE) {
+		ssize_t n = pread(fd, (char *)buf + done, APF_PAGE_SIZE - done, (off_t)(offset + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
 }
 
 int file_read_all(const char *path, void **out, size_t *len)

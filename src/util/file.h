@@ -12,12 +12,18 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 /* Opens path read-only (close-on-exec, blocking reads) if it is a regular
  * file, filling *st.  Returns the fd, or -errno; -EINVAL when the path is
  * not a regular file (a FIFO, device, directory or socket). */
 int file_open_regular(const char *path, struct stat *st);
+
+/* One page (APF_PAGE_SIZE bytes) at byte `offset` of fd into buf: 0, or
+ * -errno (-EIO when the file ends first: it shrank under us).  For the
+ * readers of page files: the file sources, the page server, apfvm pack. */
+int file_pread_page(int fd, uint64_t offset, void *buf);
 
 /* Reads a whole regular file of at most FILE_READ_MAX bytes (a guest
  * kernel, an initrd) into a malloc'ed buffer.  -EFBIG when it is larger

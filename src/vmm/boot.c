@@ -9,7 +9,8 @@
 #include "config.h"
 #include "elf_loader.h"
 #include "loader.h"
-#include "source/source.h"
+#include "source/delay.h"
+#include "source/open.h"
 
 int boot_open(struct machine *m, uint64_t *mem_size, uint64_t *lazy_size, struct apf_err *e)
 {

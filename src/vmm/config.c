@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "arch/arch.h"
+#include "source/delay.h"
 
 void apfvm_config_defaults(struct apfvm_config *c)
 {

@@ -15,10 +15,6 @@
 #include "snapshot_vm.h"
 #include "util/thread.h"
 
-/* The command line's bound is the delay source's: one number, checked
- * before anything is built. */
-_Static_assert(APFVM_MAX_LATENCY_NS == SOURCE_DELAY_MAX_NS, "latency bounds differ");
-
 static const struct machine_loader *loader_for(const struct apfvm_config *c)
 {
 	if (c->restore_path)

@@ -16,6 +16,10 @@
 #include "snapshot_vm.h"
 #include "arch/arch.h"
 #include "snapshot/snapshot.h"
+#include "source/delay.h"
+#include "source/open.h"
+#include "source/raw.h"
+#include "source/window.h"
 #include "util/thread.h"
 
 static int need(const struct snap_image *s, uint32_t type, const struct snap_section **out,

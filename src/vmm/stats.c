@@ -30,7 +30,8 @@ static const char *us_or_dash(double v, int slot)
 	return buf[slot];
 }
 
-void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
+/* The first lines: what ran, and for how long. */
+static void print_setup(FILE *f, const struct apfvm_stats *st)
 {
 	fprintf(f, "apfvm: mode %s, source %s, latency ", apfvm_mode_name(st->mode), st->source);
 	if (st->latency_min_ns == st->latency_max_ns)
@@ -41,6 +42,12 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 	if (st->platform[0])
 		fprintf(f, "  platform: %s\n", st->platform);
 	fprintf(f, "  wall time     %.3f s\n", st->wall_s);
+}
+
+/* Faults by how they were served, and (APFVM_APF_USER) the host's side
+ * of async PF. */
+static void print_faults(FILE *f, const struct apfvm_stats *st)
+{
 	fprintf(f, "  faults        %" PRIu64 " (sync %" PRIu64 ", async %" PRIu64 ", joined %" PRIu64
 		   ")\n",
 		st->faults_total, st->faults_sync, st->faults_async, st->faults_joined);
@@ -59,6 +66,11 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 				st->host_acks, st->host_acks_early);
 		fprintf(f, "\n");
 	}
+}
+
+/* The pages: fetched, tried again, fetched for a restore, failed. */
+static void print_pages(FILE *f, const struct apfvm_stats *st)
+{
 	fprintf(f, "  pages fetched %" PRIu64 " of %" PRIu64 " (%.1f MiB); fault service mean %.1f us, "
 		   "p50 %" PRIu64 " us, p99 %" PRIu64 " us\n",
 		st->pages_fetched, st->lazy_pages, (double)st->bytes_fetched / (1 << 20),
@@ -81,6 +93,12 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 		fprintf(f, "  pages failed  %" PRIu64 " (could not be fetched; %" PRIu64
 			   " faults on them failed)\n",
 			st->pages_failed, st->faults_failed);
+}
+
+/* What the guest reported (our kernel's async PF, or Linux's), then KVM's
+ * own counters. */
+static void print_guest(FILE *f, const struct apfvm_stats *st)
+{
 	if (st->apf_reported && st->apf.enabled) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f, "  guest apf     not-present %" PRIu64 ", ready %" PRIu64 ", wake-all %" PRIu64
@@ -111,24 +129,31 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 	else if (st->kvm_exits)
 		fprintf(f, "  kvm           %" PRIu64 " exits, %" PRIu64 " for signals\n", st->kvm_exits,
 			st->kvm_signal_exits);
-	if (st->traced) {
-		const struct apfvm_fault_path *p = &st->path;
-		fprintf(f, "  fault path (mean us per async fault, %" PRIu64 " faults; -: not observable in this mode)\n",
-			p->faults);
-		fprintf(f, "    access -> pager reads fault   %7s   kick -> vCPU exits      %7s\n",
-			us_or_dash(p->access_to_read, 0), us_or_dash(p->kick_to_exit, 1));
-		fprintf(f, "    read -> kick                  %7s   exit -> #PF injected    %7s\n",
-			us_or_dash(p->read_to_kick, 2), us_or_dash(p->exit_to_inject, 3));
-		fprintf(f, "    injection -> guest handler    %7s   guest not-present path  %7s\n",
-			us_or_dash(p->np_delivery, 4), us_or_dash(p->np_handler, 5));
-		fprintf(f, "    switch -> other task runs     %7s\n", us_or_dash(p->np_resume, 12));
-		fprintf(f, "    installed -> ready raised     %7s   raise -> guest handler  %7s\n",
-			us_or_dash(p->install_to_raise, 6), us_or_dash(p->rdy_delivery, 7));
-		fprintf(f, "    guest page-ready path         %7s   (of which ACK write     %7s)\n",
-			us_or_dash(p->rdy_handler, 8), us_or_dash(p->rdy_ack, 9));
-		fprintf(f, "    woken task's switch -> access %7s   scan's wait per page    %7s\n",
-			us_or_dash(p->resume, 10), us_or_dash(p->stall_per_page, 11));
-	}
+}
+
+/* With --trace: one async fault's path, step by step (two columns). */
+static void print_fault_path(FILE *f, const struct apfvm_fault_path *p)
+{
+	fprintf(f, "  fault path (mean us per async fault, %" PRIu64 " faults; -: not observable in this mode)\n",
+		p->faults);
+	fprintf(f, "    access -> pager reads fault   %7s   kick -> vCPU exits      %7s\n",
+		us_or_dash(p->access_to_read, 0), us_or_dash(p->kick_to_exit, 1));
+	fprintf(f, "    read -> kick                  %7s   exit -> #PF injected    %7s\n",
+		us_or_dash(p->read_to_kick, 2), us_or_dash(p->exit_to_inject, 3));
+	fprintf(f, "    injection -> guest handler    %7s   guest not-present path  %7s\n",
+		us_or_dash(p->np_delivery, 4), us_or_dash(p->np_handler, 5));
+	fprintf(f, "    switch -> other task runs     %7s\n", us_or_dash(p->np_resume, 12));
+	fprintf(f, "    installed -> ready raised     %7s   raise -> guest handler  %7s\n",
+		us_or_dash(p->install_to_raise, 6), us_or_dash(p->rdy_delivery, 7));
+	fprintf(f, "    guest page-ready path         %7s   (of which ACK write     %7s)\n",
+		us_or_dash(p->rdy_handler, 8), us_or_dash(p->rdy_ack, 9));
+	fprintf(f, "    woken task's switch -> access %7s   scan's wait per page    %7s\n",
+		us_or_dash(p->resume, 10), us_or_dash(p->stall_per_page, 11));
+}
+
+/* One line per guest task. */
+static void print_tasks(FILE *f, const struct apfvm_stats *st)
+{
 	for (unsigned i = 0; i < st->ntasks; i++) {
 		const struct apfvm_task_stats *t = &st->tasks[i];
 		fprintf(f, "  task %-2u %-7s runtime %.3f s", t->id, kind_name(t->kind), t->runtime_s);
@@ -141,9 +166,22 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 	}
 }
 
-int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
+void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 {
-	fprintf(f, "{\n");
+	print_setup(f, st);
+	print_faults(f, st);
+	print_pages(f, st);
+	print_guest(f, st);
+	if (st->traced)
+		print_fault_path(f, &st->path);
+	print_tasks(f, st);
+}
+
+/* The JSON document's members, in order; each ends its member with ",\n"
+ * (only the last, "tasks", closes the document). */
+
+static void json_setup(FILE *f, const struct apfvm_stats *st)
+{
 	fprintf(f, "  \"mode\": \"%s\",\n", apfvm_mode_name(st->mode));
 	fprintf(f, "  \"platform\": \"%s\",\n", st->platform);
 	fprintf(f, "  \"latency_us\": %.3f,\n", latency_us(st));
@@ -161,6 +199,10 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	}
 	if (st->snapshot_taken)
 		fprintf(f, "  \"snapshot_at_s\": %.6f,\n", st->snapshot_at_s);
+}
+
+static void json_pages(FILE *f, const struct apfvm_stats *st)
+{
 	fprintf(f, "  \"lazy_pages\": %" PRIu64 ",\n", st->lazy_pages);
 	fprintf(f, "  \"pages_fetched\": %" PRIu64 ",\n", st->pages_fetched);
 	fprintf(f, "  \"bytes_fetched\": %" PRIu64 ",\n", st->bytes_fetched);
@@ -174,6 +216,11 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  \"fault_us_p50\": %" PRIu64 ",\n", st->fault_us_p50);
 	fprintf(f, "  \"fault_us_p99\": %" PRIu64 ",\n", st->fault_us_p99);
 	fprintf(f, "  \"tsc_khz\": %" PRIu64 ",\n", st->tsc_khz);
+}
+
+/* "kvm", "faults" and (APFVM_APF_USER) "host_apf". */
+static void json_faults(FILE *f, const struct apfvm_stats *st)
+{
 	fprintf(f,
 		"  \"kvm\": {\"exits\": %" PRIu64 ", \"pf_taken\": %" PRIu64
 		", \"insn_emulation\": %" PRIu64 ", \"signal_exits\": %" PRIu64
@@ -205,6 +252,11 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			st->host_wake_all, st->host_gp, st->host_dropped, st->host_outstanding_max,
 			st->host_ready_retries, st->host_ready_refused, st->host_acks,
 			st->host_acks_early, st->host_area_gpa);
+}
+
+/* "apf" and "linux", when the guest reported them. */
+static void json_guest(FILE *f, const struct apfvm_stats *st)
+{
 	if (st->apf_reported) {
 		const struct apf_guest_stats *a = &st->apf;
 		fprintf(f,
@@ -226,18 +278,25 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 			l->task_waits, l->task_wakes, l->task_switches, l->kernel_reads,
 			l->kernel_read_mismatches);
 	}
-	if (st->traced) {
-		const struct apfvm_fault_path *p = &st->path;
-		fprintf(f,
-			"  \"fault_path_us\": {\"faults\": %" PRIu64 ", \"access_to_read\": %.2f, "
-			"\"read_to_kick\": %.2f, \"kick_to_exit\": %.2f, \"exit_to_inject\": %.2f, "
-			"\"np_delivery\": %.2f, \"np_handler\": %.2f, \"install_to_raise\": %.2f, "
-			"\"rdy_delivery\": %.2f, \"rdy_handler\": %.2f, \"rdy_ack\": %.2f, "
-			"\"np_resume\": %.2f, \"resume\": %.2f, \"stall_per_page\": %.2f, \"readies_after_ack\": %" PRIu64 "},\n",
-			p->faults, p->access_to_read, p->read_to_kick, p->kick_to_exit, p->exit_to_inject,
-			p->np_delivery, p->np_handler, p->install_to_raise, p->rdy_delivery,
-			p->rdy_handler, p->rdy_ack, p->np_resume, p->resume, p->stall_per_page, p->readies_after_ack);
-	}
+}
+
+/* With --trace: "fault_path_us". */
+static void json_fault_path(FILE *f, const struct apfvm_fault_path *p)
+{
+	fprintf(f,
+		"  \"fault_path_us\": {\"faults\": %" PRIu64 ", \"access_to_read\": %.2f, "
+		"\"read_to_kick\": %.2f, \"kick_to_exit\": %.2f, \"exit_to_inject\": %.2f, "
+		"\"np_delivery\": %.2f, \"np_handler\": %.2f, \"install_to_raise\": %.2f, "
+		"\"rdy_delivery\": %.2f, \"rdy_handler\": %.2f, \"rdy_ack\": %.2f, "
+		"\"np_resume\": %.2f, \"resume\": %.2f, \"stall_per_page\": %.2f, \"readies_after_ack\": %" PRIu64 "},\n",
+		p->faults, p->access_to_read, p->read_to_kick, p->kick_to_exit, p->exit_to_inject,
+		p->np_delivery, p->np_handler, p->install_to_raise, p->rdy_delivery,
+		p->rdy_handler, p->rdy_ack, p->np_resume, p->resume, p->stall_per_page, p->readies_after_ack);
+}
+
+/* "tasks", the last member: it closes the document. */
+static void json_tasks(FILE *f, const struct apfvm_stats *st)
+{
 	fprintf(f, "  \"tasks\": [");
 	for (unsigned i = 0; i < st->ntasks; i++) {
 		const struct apfvm_task_stats *t = &st->tasks[i];
@@ -251,5 +310,17 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 				t->pages, t->mismatches, t->stall_s);
 	}
 	fprintf(f, "%s]\n}\n", st->ntasks ? "\n  " : "");
+}
+
+int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
+{
+	fprintf(f, "{\n");
+	json_setup(f, st);
+	json_pages(f, st);
+	json_faults(f, st);
+	json_guest(f, st);
+	if (st->traced)
+		json_fault_path(f, &st->path);
+	json_tasks(f, st);
 	return ferror(f) ? -1 : 0;
 }

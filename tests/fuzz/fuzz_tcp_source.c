@@ -20,6 +20,7 @@
 #include "fuzz.h"
 #include "image/image.h"
 #include "net/page_proto.h"
+#include "source/open.h"
 #include "source/source.h"
 #include "util/crc32c.h"
 

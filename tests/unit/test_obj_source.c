@@ -27,6 +27,7 @@
 #include "image/image.h"
 #include "objstore/obj_layout.h"
 #include "objstore/obj_store.h"
+#include "source/open.h"
 #include "source/source.h"
 #include "crc_forge.h"
 #include "test.h"

@@ -29,6 +29,7 @@
 #include "net/page_proto.h"
 #include "net/page_server.h"
 #include "page_server_fixture.h"
+#include "source/open.h"
 #include "source/source.h"
 #include "test.h"
 #include "util/crc32c.h"

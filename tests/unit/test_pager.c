@@ -17,6 +17,7 @@
 #include "apfvm/abi.h"
 #include "image/image.h"
 #include "pager/pager.h"
+#include "source/open.h"
 #include "../failing_source.h"
 #include "test.h"
 

@@ -26,6 +26,7 @@
 #include "image/image.h"
 #include "net/page_proto.h"
 #include "net/page_server.h"
+#include "source/open.h"
 #include "source/source.h"
 #include "page_server_fixture.h"
 #include "test.h"
