@@ -214,7 +214,7 @@ uint32_t apf_core_take_injection(struct apf_core *c, unsigned v,
 		free_fault(cv, f);
 		goto out;
 	}
-	if (!cv->enabled || !gs->if_set || (gs->cpl != 3 && !cv->send_always) ||
+	if (!cv->enabled || !gs->irqs_enabled || (!gs->user_mode && !cv->send_always) ||
 	    gs->event_pending || c->ops->read_u32(c->ctx, cv->area_gpa, &flags) || flags != 0) {
 		/* The vCPU retries the access and waits for the page. */
 		c->stats.decisions[APF_SYNC_CANNOT_DELIVER]++;

@@ -20,8 +20,9 @@
  *  3. tokens unique among those outstanding, never 0 or the wake-all token
  *     (Linux's form: id << 12 | vcpu);
  *  4. a fault on a frame already in flight waits (stays synchronous);
- *  5. not-present only when the guest can take it (enabled, IF=1, ring 3
- *     unless SEND_ALWAYS, no event pending), synchronous otherwise;
+ *  5. not-present only when the guest can take it (enabled, interrupts
+ *     enabled, in user mode unless registered with send_always, no event
+ *     pending), synchronous otherwise;
  *  6. one not-present at a time (the area's flags must be clear);
  *  7. one page-ready in flight: the next only once the guest has cleared
  *     the area's token (KVM's rule: kvm_arch_can_dequeue_async_page_present
@@ -56,8 +57,8 @@
 
 struct apf_core_ops {
 	/* Brings vCPU v out of KVM_RUN and out of its blocked fault on lazy
-	 * page `page` (the architecture's way: a signal on x86, poisoning
-	 * the page on arm64).  Called from the pager thread. */
+	 * page `page` (where a signal cannot, the pager then poisons the
+	 * page: pager_config.kick_by_poison).  Called from the pager thread. */
 	void (*kick)(void *ctx, unsigned v, uint64_t page);
 	/* 32-bit access to the guest's area at `gpa` (validated resident
 	 * memory); return 0 or -errno. */
@@ -102,11 +103,11 @@ struct apf_core_stats {
 	uint64_t outstanding_max;
 };
 
-/* What the vCPU loop hands over after a kick: guest state from KVM, in
- * x86 terms (arm64: if_set = PSTATE.I clear, cpl 3 = EL0, 0 = EL1). */
+/* What the vCPU loop hands over after a kick: the guest's state as the
+ * architecture read it from KVM (arch_apf_guest_state). */
 struct apf_guest_state {
-	bool if_set;            /* RFLAGS.IF */
-	unsigned cpl;
+	bool irqs_enabled;      /* x86: RFLAGS.IF; arm64: PSTATE.I clear */
+	bool user_mode;         /* x86: ring 3; arm64: EL0 */
 	bool event_pending;     /* an exception, interrupt or NMI pending/injected */
 };
 

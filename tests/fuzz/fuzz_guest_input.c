@@ -106,7 +106,7 @@ static void fuzz_core(struct input *in)
 			break;
 		case 3: {
 			x = take(in, 1);
-			struct apf_guest_state gs = { .if_set = x & 1, .cpl = (x >> 1) & 3,
+			struct apf_guest_state gs = { .irqs_enabled = x & 1, .user_mode = ((x >> 1) & 3) == 3,
 						      .event_pending = (x >> 3) & 1 };
 			apf_core_take_injection(&c, v, &gs, fake_page_present, &fvm);
 			break;

@@ -18,7 +18,7 @@
 
 static struct fake_vm fvm;
 static struct apf_core core;
-static const struct apf_guest_state ring3 = { .if_set = true, .cpl = 3 };
+static const struct apf_guest_state ring3 = { .irqs_enabled = true, .user_mode = true };
 
 static void setup(unsigned nvcpus)
 {
@@ -282,9 +282,9 @@ TEST(ack_paced_delivery_tells_an_early_ack)
 
 TEST(not_present_needs_a_guest_that_can_take_it)
 {
-	static const struct apf_guest_state no_if = { .if_set = false, .cpl = 3 };
-	static const struct apf_guest_state ring0 = { .if_set = true, .cpl = 0 };
-	static const struct apf_guest_state busy = { .if_set = true, .cpl = 3,
+	static const struct apf_guest_state no_if = { .irqs_enabled = false, .user_mode = true };
+	static const struct apf_guest_state ring0 = { .irqs_enabled = true, .user_mode = false };
+	static const struct apf_guest_state busy = { .irqs_enabled = true, .user_mode = true,
 						     .event_pending = true };
 	const struct apf_guest_state *cases[] = { &no_if, &ring0, &busy };
 
@@ -312,7 +312,7 @@ TEST(not_present_needs_a_guest_that_can_take_it)
 
 TEST(send_always_allows_ring0)
 {
-	static const struct apf_guest_state ring0 = { .if_set = true, .cpl = 0 };
+	static const struct apf_guest_state ring0 = { .irqs_enabled = true, .user_mode = false };
 	setup(1);
 	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_INT, VEC) == 0);
 	REQUIRE(apf_x86_wrmsr(&core, 0, MSR_KVM_ASYNC_PF_EN,
@@ -527,8 +527,8 @@ TEST(enable_entry_point_checks_the_whole_area_and_disable_drops_everything)
 	CHECK_EQ_U(fvm.last_vector[0], 48);
 	CHECK_EQ_U(fake_u32(&fvm, FAKE_AREA + 4), APF_WAKE_ALL_TOKEN);
 	guest_ack(0);
-	/* EL1 (cpl 0) without SEND_AT_EL1: synchronous. */
-	static const struct apf_guest_state el1 = { .if_set = true, .cpl = 0 };
+	/* EL1 (not user mode) without SEND_AT_EL1: synchronous. */
+	static const struct apf_guest_state el1 = { .irqs_enabled = true, .user_mode = false };
 	REQUIRE(apf_core_on_fault(&core, 0, 3, SLOW, false) == APF_ASYNC);
 	CHECK_EQ_U(apf_core_take_injection(&core, 0, &el1, fake_page_present, &fvm), 0);
 	uint32_t t = async_fault(0, 4);

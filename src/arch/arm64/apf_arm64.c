@@ -81,8 +81,8 @@ void arch_apf_guest_state(struct vcpu *v, struct apf_guest_state *gs)
 
 	arm64_get_reg(v->fd, ARM64_CORE_REG(regs.pstate), &pstate);
 	v->arch.kick_pstate = pstate; /* for arch_apf_inject_not_present */
-	gs->if_set = !(pstate & PSTATE_I);
-	gs->cpl = (pstate & PSTATE_MODE) == 0 ? 3 : 0; /* EL0 is the x86 ring 3 */
+	gs->irqs_enabled = !(pstate & PSTATE_I);
+	gs->user_mode = (pstate & PSTATE_MODE) == 0; /* EL0 */
 	gs->event_pending = false; /* an IRQ already pending is taken first */
 }
 

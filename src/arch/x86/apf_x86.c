@@ -66,8 +66,8 @@ void arch_apf_guest_state(struct vcpu *v, struct apf_guest_state *gs)
 	struct kvm_sync_regs *s = &v->run->s.regs;
 	struct kvm_vcpu_events *ev = &s->events;
 
-	gs->if_set = (s->regs.rflags & 0x200) != 0;
-	gs->cpl = s->sregs.cs.selector & 3;
+	gs->irqs_enabled = (s->regs.rflags & 0x200) != 0; /* IF */
+	gs->user_mode = (s->sregs.cs.selector & 3) == 3;   /* CPL 3 */
 	gs->event_pending = ev->exception.injected || ev->exception.pending ||
 			    ev->interrupt.injected || ev->nmi.injected || ev->nmi.pending;
 }
