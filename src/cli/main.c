@@ -20,6 +20,7 @@
 #include "util/file.h"
 #include "bench.h"
 #include "fetch.h"
+#include "kvm_hint.h"
 #include "objstore/obj_store.h"
 #include "options.h"
 #include "util/units.h"
@@ -43,6 +44,9 @@ static const char main_usage[] =
 	"  --version       print the version\n";
 
 #define APFVM_VERSION "0.1.0"
+
+/* This program as it was typed (main's argv[0]), for the hint. */
+static const char *self = "apfvm";
 
 /* Debian's busybox-static: the shell of apfvm's initramfs, when present. */
 #define LINUX_BUSYBOX "/bin/busybox"
@@ -187,6 +191,24 @@ static int run_stats_json(const char *cmd, const char *path, const struct apfvm_
 	return 0;
 }
 
+/* After a failed run: on a machine whose /dev/kvm is missing or not
+ * usable, the same command line inside the emulated KVM host (x86-64: the
+ * emulated host of arm64 runs only static arm64 programs). */
+static void run_kvm_hint(int argc, char **argv)
+{
+#if defined(__x86_64__)
+	char emuhost[4200];
+	int err = kvm_hint_probe();
+
+	if (err && !getenv("EMUHOST_INSIDE"))
+		kvm_hint_print(stderr, err, kvm_hint_emuhost(emuhost, sizeof(emuhost)), self, argc,
+			       argv);
+#else
+	(void)argc;
+	(void)argv;
+#endif
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct run_options o;
@@ -228,6 +250,7 @@ static int cmd_run(int argc, char **argv)
 	run_summary(&o, rc, &st);
 	if (rc) {
 		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
+		run_kvm_hint(argc, argv);
 		return 1;
 	}
 	return o.stats_json ? run_stats_json(argv[0], o.stats_json, &st) : 0;
@@ -329,6 +352,7 @@ static int cmd_pack(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	self = argv[0];
 	if (argc < 2) {
 		fputs(main_usage, stderr);
 		return 2;
