@@ -397,7 +397,8 @@ static int summarize_cell(struct bench *b, unsigned li, unsigned mi, const struc
 	return 0;
 }
 
-static void print_cell(const struct bench *b, unsigned li, unsigned mi, const struct cell_summary *s)
+static void print_cell(const struct bench *b, unsigned li, unsigned mi,
+		       const struct cell_summary *s)
 {
 	char c1[32], c2[32], c3[32];
 

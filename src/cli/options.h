@@ -75,6 +75,9 @@ int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu
  * message. */
 int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e);
 int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e);
+int options_parse_serve(int argc, char **argv, struct serve_options *o, struct apf_err *e);
+int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e);
+
 /*
  * The option tables every parser here is made of (fetch.c's too).  A
  * table lists, per option, its names, the kind of its value and the field
@@ -128,15 +131,11 @@ extern const struct options_spec options_remote[];
 /* Reads the options of argv[1..] (argv[0] is the command; cmd names it in
  * messages) against the ntables tables, each value checked and stored,
  * until the end or an OPTK_HELP option.  getopt_long moves the operands
- * last: optind is then the first of them.  0, or -EINVAL with a message naming the option:
- * the usage errors (unknown, a value missing or given to a flag) as
- * options_unknown() and "option '...' needs a value", a bad value as the
- * spec's want says. */
+ * last: optind is then the first of them.  0, or -EINVAL with a message
+ * naming the option: a usage error as options_unknown() or "option '...'
+ * needs a value", a bad value as the spec's want says. */
 int options_parse(int argc, char **argv, const char *cmd, const struct options_table *tables,
 		  size_t ntables, struct apf_err *e);
-
-int options_parse_serve(int argc, char **argv, struct serve_options *o, struct apf_err *e);
-int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e);
 
 /* The usage error for the option getopt_long just rejected (opt '?'):
  * names an unknown option, or a flag given a value ("--populate=1"). */
