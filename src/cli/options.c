@@ -366,7 +366,7 @@ enum { CODE_BASE = 256, MAX_OPTIONS = 64 };
 
 struct option_set {
 	struct option longopts[MAX_OPTIONS + 1];
-	char shorts[MAX_OPTIONS + 2]; /* ':' first: a missing value is ':' */
+	char shorts[2 * MAX_OPTIONS + 2]; /* ':' first: a missing value is ':' */
 	const struct options_spec *spec[MAX_OPTIONS];
 	void *base[MAX_OPTIONS];
 	size_t n;
@@ -407,8 +407,11 @@ static int option_set_build(struct option_set *set, const struct options_table *
 			bool flag = s->kind == OPTK_FLAG || s->kind == OPTK_HELP;
 			set->longopts[i] = (struct option){ s->name, flag ? no_argument : required_argument,
 							    NULL, code };
-			if (s->short_name)
+			if (s->short_name) {
 				set->shorts[ns++] = s->short_name;
+				if (!flag)
+					set->shorts[ns++] = ':';
+			}
 			set->spec[i] = s;
 			set->base[i] = tables[t].base;
 		}

@@ -740,7 +740,7 @@ static const struct options_spec tt_spec[] = {
 	{ "count", .kind = OPTK_UINT, TT(count), .min = 1, .max = 9, .want = "1..9",
 	  OPTIONS_GIVEN(struct table_test, count_given) },
 	{ "mode", .kind = OPTK_ENUM, TT(mode), .names = tt_modes, .want = "a or b" },
-	{ "name", .kind = OPTK_STRING, TT(name) },
+	{ "name", 'n', OPTK_STRING, TT(name) },
 	{ "flag", 'f', OPTK_FLAG, TT(flag) },
 	{ "help", 'h', OPTK_HELP, TT(help) },
 	{ 0 },
@@ -760,6 +760,8 @@ TEST(options_table_kinds_fields_and_messages)
 {
 	char *ok[] = { "test", "--size", "8K", "--ns=1ms", "--count", "9", "--mode", "b",
 		       "--name", "x", "-f", "rest" };
+	char *shorts[] = { "test", "-fny" };
+	char *no_value[] = { "test", "-n" };
 	char *bad_size[] = { "test", "--size", "6K" };
 	char *bad_ns[] = { "test", "--ns", "2ms" };
 	char *bad_mode[] = { "test", "--mode", "c" };
@@ -776,6 +778,10 @@ TEST(options_table_kinds_fields_and_messages)
 	CHECK(t.name && !strcmp(t.name, "x"));
 	CHECK(t.flag && !t.help);
 	CHECK(optind == ARGC(ok) - 1 && !strcmp(ok[optind], "rest"));
+	REQUIRE(parse_table(ARGC(shorts), shorts, tt_spec, &t, &e) == 0);
+	CHECK(t.flag && t.name && !strcmp(t.name, "y"));
+	CHECK(parse_table(ARGC(no_value), no_value, tt_spec, &t, &e) == -EINVAL &&
+	      !strcmp(e.msg, "option '-n' needs a value"));
 	CHECK(parse_table(ARGC(bad_size), bad_size, tt_spec, &t, &e) == -EINVAL &&
 	      !strcmp(e.msg, "--size: invalid value '6K' (4K..1G)"));
 	CHECK(parse_table(ARGC(bad_ns), bad_ns, tt_spec, &t, &e) == -EINVAL &&
