@@ -59,6 +59,8 @@ struct bench {
 	const char *kernel_path; /* --kernel, or NULL */
 	bool mem_given;
 	void *kernel;            /* its contents */
+	double boots[MAX_LAT * MAX_RUNS * (MAX_MODE + 1)]; /* Linux boot times */
+	unsigned nboots;
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -317,46 +319,36 @@ static double pick(const struct cell_run *r, unsigned n, size_t off, double out[
 	return out[0];
 }
 
-int bench_main(int argc, char **argv)
+/* The image the lazy region is served from (b->image, b->spec). */
+static int make_image(struct bench *b, struct apf_err *e)
 {
-	static struct bench b;
-	static double boots[MAX_LAT * MAX_RUNS * (MAX_MODE + 1)]; /* Linux boot times */
-	unsigned nboots = 0;
-	struct apf_err e = { "" };
-	const char *csv_path = NULL;
-	FILE *csv = NULL;
-	int status = 1;
-
-	if (parse(argc, argv, &b, &csv_path, &e)) {
-		fprintf(stderr, "apfvm bench: %s\n", e.msg);
-		return 2;
-	}
-	strcpy(b.image, "/tmp/apfvm-bench-XXXXXX");
-	int fd = mkstemp(b.image);
-	if (fd < 0 || image_create(b.image, b.base.lazy_size, 42, &e)) {
-		fprintf(stderr, "apfvm bench: cannot create the image: %s\n", fd < 0 ? strerror(errno) : e.msg);
-		return 1;
+	strcpy(b->image, "/tmp/apfvm-bench-XXXXXX");
+	int fd = mkstemp(b->image);
+	if (fd < 0 || image_create(b->image, b->base.lazy_size, 42, e)) {
+		fprintf(stderr, "apfvm bench: cannot create the image: %s\n",
+			fd < 0 ? strerror(errno) : e->msg);
+		return -1;
 	}
 	close(fd);
-	snprintf(b.spec, sizeof(b.spec), "file:%s", b.image);
-	if (csv_path && !(csv = fopen(csv_path, "w"))) {
-		fprintf(stderr, "apfvm bench: cannot write '%s': %s\n", csv_path, strerror(errno));
-		goto out;
-	}
+	snprintf(b->spec, sizeof(b->spec), "file:%s", b->image);
+	return 0;
+}
+
+/* What the runs are, then the heads of the table and of the CSV. */
+static void print_header(const struct bench *b, const char *platform, FILE *csv)
+{
 	char lazy[32];
-	units_format_size(b.base.lazy_size, lazy, sizeof(lazy));
-	char platform[96];
-	platform_describe(platform, sizeof(platform));
+	units_format_size(b->base.lazy_size, lazy, sizeof(lazy));
 	printf("apfvm bench: %s lazy region from a file: image, %u task(s), %u run(s) per cell;\n"
 	       "compute/alone pairs each run with a compute-alone run made just before it\n"
 	       "Guest: %s\n"
 	       "Platform: %s\n\n",
-	       lazy, b.base.ntasks, b.runs,
-	       b.kernel_path ? "Linux (--kernel), the tasks are its processes" : "the reference guest",
+	       lazy, b->base.ntasks, b->runs,
+	       b->kernel_path ? "Linux (--kernel), the tasks are its processes" : "the reference guest",
 	       platform);
 	const char *caveat = platform_apf_user_caveat();
-	for (unsigned mi = 0; mi < b.nmode; mi++)
-		if (b.modes[mi] == APFVM_APF_USER && caveat)
+	for (unsigned mi = 0; mi < b->nmode; mi++)
+		if (b->modes[mi] == APFVM_APF_USER && caveat)
 			printf("warning: %s\n\n", caveat);
 	if (csv)
 		fprintf(csv, "latency,latency_us,mode,runs,compute_frac_median,compute_frac_min,"
@@ -372,67 +364,129 @@ int bench_main(int argc, char **argv)
 	       "pages/s");
 	printf("%-9s %-7s %-22s %-24s %-16s %6s %6s %8s %8s %9s\n", "", "", "median (min-max)",
 	       "median (min-max)", "median (min-max)", "", "", "us", "fault", "(pager)");
-	for (unsigned li = 0; li < b.nlat; li++) {
-		static struct cell_run runs[MAX_MODE][MAX_RUNS];
-		double alone[MAX_RUNS], al[3];
-		/* Run i of every mode follows compute-alone run i. */
-		for (unsigned i = 0; i < b.runs; i++) {
-			if (alone_once(&b, &alone[i], &boots[nboots++]))
-				goto out;
-			for (unsigned mi = 0; mi < b.nmode; mi++) {
-				if (run_cell(&b, li, mi, alone[i], &runs[mi][i]))
-					goto out;
-				boots[nboots++] = runs[mi][i].boot_s;
-			}
-		}
-		stats3(alone, b.runs, al);
-		for (unsigned mi = 0; mi < b.nmode; mi++) {
-			struct cell_run *r = runs[mi];
-			double cf[3], sc[3], pps[3], wall[3], ipf[3], lost[3];
-			struct apfvm_fault_path p;
-			pick(r, b.runs, offsetof(struct cell_run, compute_rate), cf);
-			pick(r, b.runs, offsetof(struct cell_run, scan_s), sc);
-			pick(r, b.runs, offsetof(struct cell_run, pages_per_s), pps);
-			pick(r, b.runs, offsetof(struct cell_run, wall_s), wall);
-			pick(r, b.runs, offsetof(struct cell_run, insn_per_fault), ipf);
-			pick(r, b.runs, offsetof(struct cell_run, lost_us), lost);
-			double tmp[3];
-			double async = pick(r, b.runs, offsetof(struct cell_run, async), tmp);
-			double sync = pick(r, b.runs, offsetof(struct cell_run, sync), tmp);
-			double faults = pick(r, b.runs, offsetof(struct cell_run, faults), tmp);
-			memset(&p, 0, sizeof(p));
-			/* --trace needs the reference guest's stamps. */
-			if (async > 0 && !b.kernel_path && trace_cell(&b, li, mi, &p))
-				goto out;
-			double rt = p.np_handler + p.rdy_handler;
-			char c1[32], c2[32], c3[32];
-			snprintf(c1, sizeof(c1), "%.3f (%.3f-%.3f)", cf[0], cf[1], cf[2]);
-			snprintf(c2, sizeof(c2), "%.3f (%.3f-%.3f)", sc[0], sc[1], sc[2]);
-			snprintf(c3, sizeof(c3), "%.0f (%.0f-%.0f)", lost[0], lost[1], lost[2]);
-			printf("%-9s %-7s %-22s %-24s %-16s %6.0f %6.0f %8.0f %8.0f %9.0f\n",
-			       b.lat_label[li], apfvm_mode_name(b.modes[mi]), c1, c2, c3, async, sync, rt,
-			       ipf[0], pps[0]);
-			fflush(stdout);
-			if (csv)
-				fprintf(csv, "%s,%.3f,%s,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.0f,%.1f,%.0f,%.4f,%.0f,"
-					     "%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,"
-					     "%.1f,%.1f,%.1f,\"%s\"\n",
-					b.lat_label[li],
-					b.lat_ns[li] == UINT64_MAX ? 0 : (double)b.lat_ns[li] / 1e3,
-					apfvm_mode_name(b.modes[mi]), b.runs, cf[0], cf[1], cf[2], sc[0], sc[1],
-					sc[2], faults, async, sync, rt, pps[0], wall[0], al[0], ipf[0],
-					p.access_to_read, p.read_to_kick, p.kick_to_exit, p.exit_to_inject,
-					p.np_delivery, p.np_handler, p.np_resume, p.install_to_raise,
-					p.rdy_delivery, p.rdy_handler, p.rdy_ack, p.resume, p.stall_per_page,
-					lost[0], lost[1], lost[2], platform);
+}
+
+/* A cell's runs summed up: median, min, max of each figure (medians
+ * alone for the fault counts), and one traced fault path. */
+struct cell_summary {
+	double cf[3], sc[3], pps[3], wall[3], ipf[3], lost[3];
+	double async, sync, faults;
+	double rt; /* the guest's round trip: its two handlers, us */
+	struct apfvm_fault_path p;
+};
+
+static int summarize_cell(struct bench *b, unsigned li, unsigned mi, const struct cell_run *r,
+			  struct cell_summary *s)
+{
+	double tmp[3];
+
+	pick(r, b->runs, offsetof(struct cell_run, compute_rate), s->cf);
+	pick(r, b->runs, offsetof(struct cell_run, scan_s), s->sc);
+	pick(r, b->runs, offsetof(struct cell_run, pages_per_s), s->pps);
+	pick(r, b->runs, offsetof(struct cell_run, wall_s), s->wall);
+	pick(r, b->runs, offsetof(struct cell_run, insn_per_fault), s->ipf);
+	pick(r, b->runs, offsetof(struct cell_run, lost_us), s->lost);
+	s->async = pick(r, b->runs, offsetof(struct cell_run, async), tmp);
+	s->sync = pick(r, b->runs, offsetof(struct cell_run, sync), tmp);
+	s->faults = pick(r, b->runs, offsetof(struct cell_run, faults), tmp);
+	memset(&s->p, 0, sizeof(s->p));
+	/* --trace needs the reference guest's stamps. */
+	if (s->async > 0 && !b->kernel_path && trace_cell(b, li, mi, &s->p))
+		return -1;
+	s->rt = s->p.np_handler + s->p.rdy_handler;
+	return 0;
+}
+
+static void print_cell(const struct bench *b, unsigned li, unsigned mi,
+		       const struct cell_summary *s)
+{
+	char c1[32], c2[32], c3[32];
+
+	snprintf(c1, sizeof(c1), "%.3f (%.3f-%.3f)", s->cf[0], s->cf[1], s->cf[2]);
+	snprintf(c2, sizeof(c2), "%.3f (%.3f-%.3f)", s->sc[0], s->sc[1], s->sc[2]);
+	snprintf(c3, sizeof(c3), "%.0f (%.0f-%.0f)", s->lost[0], s->lost[1], s->lost[2]);
+	printf("%-9s %-7s %-22s %-24s %-16s %6.0f %6.0f %8.0f %8.0f %9.0f\n",
+	       b->lat_label[li], apfvm_mode_name(b->modes[mi]), c1, c2, c3, s->async, s->sync, s->rt,
+	       s->ipf[0], s->pps[0]);
+	fflush(stdout);
+}
+
+static void csv_cell(FILE *csv, const struct bench *b, unsigned li, unsigned mi,
+		     const struct cell_summary *s, double alone, const char *platform)
+{
+	const struct apfvm_fault_path *p = &s->p;
+
+	fprintf(csv, "%s,%.3f,%s,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.0f,%.1f,%.0f,%.4f,%.0f,"
+		     "%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,"
+		     "%.1f,%.1f,%.1f,\"%s\"\n",
+		b->lat_label[li], b->lat_ns[li] == UINT64_MAX ? 0 : (double)b->lat_ns[li] / 1e3,
+		apfvm_mode_name(b->modes[mi]), b->runs, s->cf[0], s->cf[1], s->cf[2], s->sc[0],
+		s->sc[1], s->sc[2], s->faults, s->async, s->sync, s->rt, s->pps[0], s->wall[0], alone,
+		s->ipf[0], p->access_to_read, p->read_to_kick, p->kick_to_exit, p->exit_to_inject,
+		p->np_delivery, p->np_handler, p->np_resume, p->install_to_raise, p->rdy_delivery,
+		p->rdy_handler, p->rdy_ack, p->resume, p->stall_per_page, s->lost[0], s->lost[1],
+		s->lost[2], platform);
+}
+
+/* Every mode at latency li, b->runs times: a table row (and a CSV line)
+ * per mode. */
+static int bench_latency(struct bench *b, unsigned li, FILE *csv, const char *platform)
+{
+	static struct cell_run runs[MAX_MODE][MAX_RUNS];
+	double alone[MAX_RUNS], al[3];
+
+	/* Run i of every mode follows compute-alone run i. */
+	for (unsigned i = 0; i < b->runs; i++) {
+		if (alone_once(b, &alone[i], &b->boots[b->nboots++]))
+			return -1;
+		for (unsigned mi = 0; mi < b->nmode; mi++) {
+			if (run_cell(b, li, mi, alone[i], &runs[mi][i]))
+				return -1;
+			b->boots[b->nboots++] = runs[mi][i].boot_s;
 		}
 	}
+	stats3(alone, b->runs, al);
+	for (unsigned mi = 0; mi < b->nmode; mi++) {
+		struct cell_summary s;
+		if (summarize_cell(b, li, mi, runs[mi], &s))
+			return -1;
+		print_cell(b, li, mi, &s);
+		if (csv)
+			csv_cell(csv, b, li, mi, &s, al[0], platform);
+	}
+	return 0;
+}
+
+int bench_main(int argc, char **argv)
+{
+	static struct bench b;
+	struct apf_err e = { "" };
+	const char *csv_path = NULL;
+	FILE *csv = NULL;
+	char platform[96];
+	int status = 1;
+
+	if (parse(argc, argv, &b, &csv_path, &e)) {
+		fprintf(stderr, "apfvm bench: %s\n", e.msg);
+		return 2;
+	}
+	if (make_image(&b, &e))
+		return 1;
+	if (csv_path && !(csv = fopen(csv_path, "w"))) {
+		fprintf(stderr, "apfvm bench: cannot write '%s': %s\n", csv_path, strerror(errno));
+		goto out;
+	}
+	platform_describe(platform, sizeof(platform));
+	print_header(&b, platform, csv);
+	for (unsigned li = 0; li < b.nlat; li++)
+		if (bench_latency(&b, li, csv, platform))
+			goto out;
 	status = 0;
 	if (b.kernel_path) {
 		double bt[3];
-		stats3(boots, nboots, bt);
+		stats3(b.boots, b.nboots, bt);
 		printf("\nLinux boot (kernel start to /init, guest clock): median %.2f s (%.2f-%.2f), "
-		       "%u boots\n", bt[0], bt[1], bt[2], nboots);
+		       "%u boots\n", bt[0], bt[1], bt[2], b.nboots);
 	}
 	if (csv_path)
 		printf("\nCSV: %s\n", csv_path);

@@ -50,76 +50,44 @@ struct fetch_opts {
 	const char *snapshot;
 	uint64_t size;
 	unsigned inflight;
+	struct apfvm_config remote; /* the remote options' fields only */
 	struct source_net_options net;
 	bool csv;
+	bool help;
+};
+
+#define FETCH(field) OPTIONS_FIELD(struct fetch_opts, field)
+
+static const struct options_spec fetch_spec[] = {
+	{ "source", .kind = OPTK_STRING, FETCH(source) },
+	{ "snapshot", .kind = OPTK_STRING, FETCH(snapshot) },
+	{ "size", .kind = OPTK_SIZE, FETCH(size), .min = 1, .max = 64ull << 30, .align = APF_PAGE_SIZE,
+	  .want = "a multiple of 4K up to 64G, such as 8M" },
+	{ "inflight", .kind = OPTK_UINT, FETCH(inflight), .min = 1, .max = SOURCE_QUEUE_MAX,
+	  .want = "1..1024" },
+	{ "csv", .kind = OPTK_FLAG, FETCH(csv) },
+	{ "help", 'h', OPTK_HELP, FETCH(help) },
+	{ 0 },
 };
 
 static int parse(int argc, char **argv, struct fetch_opts *o, struct apf_err *e)
 {
-	static const struct option longopts[] = {
-		{ "source", required_argument, NULL, 's' },
-		{ "snapshot", required_argument, NULL, 'S' },
-		{ "size", required_argument, NULL, 'z' },
-		{ "inflight", required_argument, NULL, 'i' },
-		{ "csv", no_argument, NULL, 'c' },
-		OPTIONS_REMOTE_LONGOPTS,
-		{ "help", no_argument, NULL, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	struct apfvm_config remote = { 0 }; /* the remote options' fields only */
-	uint64_t v;
-	int opt, rc;
+	const struct options_table tables[] = { { fetch_spec, o }, { options_remote, &o->remote } };
+	int rc;
 
 	o->size = 8ull << 20;
 	o->inflight = 64;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			o->source = optarg;
-			break;
-		case 'S':
-			o->snapshot = optarg;
-			break;
-		case 'z':
-			if (units_parse_size(optarg, &o->size) || !o->size ||
-			    o->size % APF_PAGE_SIZE || o->size > (64ull << 30))
-				return apf_fail(e, -EINVAL, "--size: invalid value '%s' (a multiple "
-						"of 4K up to 64G, such as 8M)", optarg);
-			break;
-		case 'i':
-			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_QUEUE_MAX)
-				return apf_fail(e, -EINVAL, "--inflight: invalid value '%s' (1..1024)",
-						optarg);
-			o->inflight = (unsigned)v;
-			break;
-		case 'c':
-			o->csv = true;
-			break;
-		case OPT_FETCH_TIMEOUT:
-		case OPT_FETCH_TRIES:
-		case OPT_S3_ENDPOINT:
-		case OPT_S3_REGION:
-		case OPT_CACHE_SIZE:
-		case OPT_CACHE_DIR:
-		case OPT_CACHE_DIR_SIZE:
-			if ((rc = options_parse_remote(opt, optarg, &remote, e)))
-				return rc;
-			break;
-		case 'h':
-			fputs(fetch_usage, stdout);
-			exit(0);
-		case ':':
-			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return options_unknown(e, argc, argv, "fetch", longopts);
-		}
+	rc = options_parse(argc, argv, "fetch", tables, 2, e);
+	if (rc)
+		return rc;
+	if (o->help) {
+		fputs(fetch_usage, stdout);
+		exit(0);
 	}
 	if (!o->source && !o->snapshot)
 		return apf_fail(e, -EINVAL, "--source or --snapshot is required (see 'apfvm fetch "
 				"--help')");
-	apfvm_net_options(&remote, &o->net);
+	apfvm_net_options(&o->remote, &o->net);
 	if (optind != argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm fetch --help')",
 				argv[optind]);

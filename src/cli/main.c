@@ -20,6 +20,7 @@
 #include "util/file.h"
 #include "bench.h"
 #include "fetch.h"
+#include "kvm_hint.h"
 #include "objstore/obj_store.h"
 #include "options.h"
 #include "util/units.h"
@@ -43,6 +44,9 @@ static const char main_usage[] =
 	"  --version       print the version\n";
 
 #define APFVM_VERSION "0.1.0"
+
+/* This program as it was typed (main's argv[0]), for the hint. */
+static const char *self = "apfvm";
 
 /* Debian's busybox-static: the shell of apfvm's initramfs, when present. */
 #define LINUX_BUSYBOX "/bin/busybox"
@@ -74,74 +78,160 @@ static int outputs_over_inputs(const struct run_options *o, struct apf_err *e)
 	return 0;
 }
 
-static int cmd_run(int argc, char **argv)
+/* The options of run or restore, checked against the snapshot and the
+ * files they name: -1 to go on, else the exit status (0: help printed). */
+static int run_options_get(int argc, char **argv, struct run_options *o)
 {
-	struct run_options o;
-	struct apfvm_stats st;
 	struct apf_err e = { "" };
-	void *elf = NULL, *kernel = NULL, *initrd = NULL, *busybox = NULL;
-	int rc;
 
-	if (options_parse_run(argc, argv, &o, &e)) {
+	if (options_parse_run(argc, argv, o, &e)) {
 		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
 		return 2;
 	}
-	if (o.help) {
+	if (o->help) {
 		fputs(strcmp(argv[0], "restore") ? options_run_usage : options_restore_usage, stdout);
 		return 0;
 	}
-	if (o.cfg.restore_path && !o.apf_given &&
-	    apfvm_snapshot_mode(o.cfg.restore_path, &o.cfg.apf, &e)) {
+	if (o->cfg.restore_path && !o->apf_given &&
+	    apfvm_snapshot_mode(o->cfg.restore_path, &o->cfg.apf, &e)) {
 		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
 		return 1;
 	}
-	if (outputs_over_inputs(&o, &e)) {
+	if (outputs_over_inputs(o, &e)) {
 		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
 		return 2;
 	}
-	if (o.guest_path) {
-		rc = file_read_all(o.guest_path, &elf, &o.cfg.guest_elf_len);
+	return -1;
+}
+
+/* What a run reads into memory before it starts, freed after it. */
+struct run_inputs {
+	void *elf, *kernel, *initrd, *busybox;
+};
+
+static void run_inputs_free(struct run_inputs *in)
+{
+	free(in->elf);
+	free(in->kernel);
+	free(in->initrd);
+	free(in->busybox);
+}
+
+static const char *read_error(int rc)
+{
+	return rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc);
+}
+
+/* --guest, or --kernel (with --initrd, or busybox for apfvm's initramfs),
+ * read into in and handed to o->cfg.  0, or -1 with the error printed. */
+static int run_inputs_read(const char *cmd, struct run_options *o, struct run_inputs *in)
+{
+	int rc;
+
+	if (o->guest_path) {
+		rc = file_read_all(o->guest_path, &in->elf, &o->cfg.guest_elf_len);
 		if (rc) {
-			fprintf(stderr, "apfvm %s: cannot read guest '%s': %s\n", argv[0], o.guest_path,
-				rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc));
-			return 2;
+			fprintf(stderr, "apfvm %s: cannot read guest '%s': %s\n", cmd, o->guest_path,
+				read_error(rc));
+			return -1;
 		}
-		o.cfg.guest_elf = elf;
-		o.cfg.guest_name = o.guest_path;
+		o->cfg.guest_elf = in->elf;
+		o->cfg.guest_name = o->guest_path;
 	}
-	if (o.kernel_path) {
-		rc = file_read_all(o.kernel_path, &kernel, &o.cfg.linux_kernel_len);
-		if (!rc && o.initrd_path)
-			rc = file_read_all(o.initrd_path, &initrd, &o.cfg.linux_initrd_len);
-		if (rc) {
-			const char *path = kernel && o.initrd_path ? o.initrd_path : o.kernel_path;
-			fprintf(stderr, "apfvm %s: cannot read '%s': %s\n", argv[0], path,
-				rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc));
-			free(kernel);
-			return 2;
-		}
-		o.cfg.linux_kernel = kernel;
-		o.cfg.linux_initrd = initrd;
-		/* Debian's busybox-static, if installed, gives apfvm's
-		 * initramfs a shell (apfvm.sh=...); without it, no shell. */
-		if (!initrd && file_read_all(LINUX_BUSYBOX, &busybox, &o.cfg.linux_busybox_len) == 0) {
-			if (initramfs_static_elf(busybox, o.cfg.linux_busybox_len))
-				o.cfg.linux_busybox = busybox;
-		}
-		o.cfg.console = stdout; /* the Linux console is the run's output */
+	if (!o->kernel_path)
+		return 0;
+	rc = file_read_all(o->kernel_path, &in->kernel, &o->cfg.linux_kernel_len);
+	if (!rc && o->initrd_path)
+		rc = file_read_all(o->initrd_path, &in->initrd, &o->cfg.linux_initrd_len);
+	if (rc) {
+		const char *path = in->kernel && o->initrd_path ? o->initrd_path : o->kernel_path;
+		fprintf(stderr, "apfvm %s: cannot read '%s': %s\n", cmd, path, read_error(rc));
+		return -1;
+	}
+	o->cfg.linux_kernel = in->kernel;
+	o->cfg.linux_initrd = in->initrd;
+	/* Debian's busybox-static, if installed, gives apfvm's initramfs a
+	 * shell (apfvm.sh=...); without it, no shell. */
+	if (!in->initrd && file_read_all(LINUX_BUSYBOX, &in->busybox, &o->cfg.linux_busybox_len) == 0) {
+		if (initramfs_static_elf(in->busybox, o->cfg.linux_busybox_len))
+			o->cfg.linux_busybox = in->busybox;
+	}
+	o->cfg.console = stdout; /* the Linux console is the run's output */
+	return 0;
+}
+
+/* The summary on stdout: the snapshot written, or the statistics (also
+ * those of a run that failed once its tasks had started). */
+static void run_summary(const struct run_options *o, int rc, const struct apfvm_stats *st)
+{
+	if (o->quiet)
+		return;
+	if (!rc && st->snapshot_taken)
+		printf("apfvm: snapshot of the guest at %.3f s written to %s and %s.mem\n",
+		       st->snapshot_at_s, o->cfg.snapshot_path, o->cfg.snapshot_path);
+	else if (rc == 0 || st->ntasks)
+		apfvm_stats_print(stdout, st);
+}
+
+/* --stats-json: the exit status, 0 or 1. */
+static int run_stats_json(const char *cmd, const char *path, const struct apfvm_stats *st)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+	if (!f) {
+		fprintf(stderr, "apfvm %s: cannot write '%s': %s\n", cmd, path, strerror(errno));
+		return 1;
+	}
+	int rc = apfvm_stats_write_json(f, st);
+	if (f != stdout && fclose(f))
+		rc = -1;
+	if (rc) {
+		fprintf(stderr, "apfvm %s: error writing '%s'\n", cmd, path);
+		return 1;
+	}
+	return 0;
+}
+
+/* After a failed run: on a machine whose /dev/kvm is missing or not
+ * usable, the same command line inside the emulated KVM host (x86-64: the
+ * emulated host of arm64 runs only static arm64 programs). */
+static void run_kvm_hint(int argc, char **argv)
+{
+#if defined(__x86_64__)
+	char emuhost[4200];
+	int err = kvm_hint_probe();
+
+	if (err && !getenv("EMUHOST_INSIDE"))
+		kvm_hint_print(stderr, err, kvm_hint_emuhost(emuhost, sizeof(emuhost)), self, argc,
+			       argv);
+#else
+	(void)argc;
+	(void)argv;
+#endif
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_options o;
+	struct run_inputs in = { 0 };
+	struct apfvm_stats st;
+	struct apf_err e = { "" };
+	FILE *console = NULL;
+
+	int status = run_options_get(argc, argv, &o);
+	if (status >= 0)
+		return status;
+	if (run_inputs_read(argv[0], &o, &in)) {
+		run_inputs_free(&in);
+		return 2;
 	}
 	if (o.verbose)
 		o.cfg.console = stderr;
-	FILE *console = NULL;
 	if (o.console_path) {
 		console = fopen(o.console_path, "w");
 		if (!console) {
 			fprintf(stderr, "apfvm %s: cannot write '%s': %s\n", argv[0], o.console_path,
 				strerror(errno));
-			free(elf);
-			free(kernel);
-			free(initrd);
-			free(busybox);
+			run_inputs_free(&in);
 			return 2;
 		}
 		o.cfg.console = console;
@@ -149,44 +239,21 @@ static int cmd_run(int argc, char **argv)
 	const char *caveat = o.cfg.apf == APFVM_APF_USER ? platform_apf_user_caveat() : NULL;
 	if (caveat)
 		fprintf(stderr, "apfvm %s: warning: %s\n", argv[0], caveat);
-	rc = apfvm_run(&o.cfg, &st, &e);
+	int rc = apfvm_run(&o.cfg, &st, &e);
 	bool console_lost = console && fclose(console);
-	free(elf);
-	free(kernel);
-	free(initrd);
-	free(busybox);
+	run_inputs_free(&in);
 	if (console_lost) {
 		fprintf(stderr, "apfvm %s: error writing '%s'\n", argv[0], o.console_path);
 		if (!rc)
 			return 1;
 	}
-	if (!rc && st.snapshot_taken) {
-		if (!o.quiet)
-			printf("apfvm: snapshot of the guest at %.3f s written to %s and %s.mem\n",
-			       st.snapshot_at_s, o.cfg.snapshot_path,
-			       o.cfg.snapshot_path);
-	} else if (!o.quiet && (rc == 0 || st.ntasks))
-		apfvm_stats_print(stdout, &st);
+	run_summary(&o, rc, &st);
 	if (rc) {
 		fprintf(stderr, "apfvm %s: %s\n", argv[0], e.msg);
+		run_kvm_hint(argc, argv);
 		return 1;
 	}
-	if (o.stats_json) {
-		FILE *f = strcmp(o.stats_json, "-") ? fopen(o.stats_json, "w") : stdout;
-		if (!f) {
-			fprintf(stderr, "apfvm %s: cannot write '%s': %s\n", argv[0], o.stats_json,
-				strerror(errno));
-			return 1;
-		}
-		rc = apfvm_stats_write_json(f, &st);
-		if (f != stdout && fclose(f))
-			rc = -1;
-		if (rc) {
-			fprintf(stderr, "apfvm %s: error writing '%s'\n", argv[0], o.stats_json);
-			return 1;
-		}
-	}
-	return 0;
+	return o.stats_json ? run_stats_json(argv[0], o.stats_json, &st) : 0;
 }
 
 static int cmd_mkimage(int argc, char **argv)
@@ -285,6 +352,7 @@ static int cmd_pack(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	self = argv[0];
 	if (argc < 2) {
 		fputs(main_usage, stderr);
 		return 2;

@@ -271,16 +271,6 @@ bad:
 			spec, ncpus);
 }
 
-enum {
-	OPT_GUEST = 256, OPT_KERNEL, OPT_INITRD, OPT_MEM, OPT_LAZY, OPT_SOURCE, OPT_LATENCY, OPT_INFLIGHT, OPT_APF,
-	OPT_WORKLOAD, OPT_DURATION, OPT_SCAN_ORDER, OPT_SEED, OPT_HZ, OPT_CMDLINE, OPT_PIN,
-	OPT_TIMEOUT, OPT_STATS_JSON, OPT_SIZE, OPT_APF_THRESHOLD, OPT_POPULATE, OPT_TRACE,
-	OPT_CONSOLE, OPT_APF_TRAP_ACKS, OPT_SNAPSHOT, OPT_SNAPSHOT_AT, OPT_SNAPSHOT_AFTER_PAGES, OPT_IMAGE, OPT_LISTEN,
-	OPT_MAX_COUNT, OPT_CHUNK, OPT_LEVEL, OPT_MAX_CLIENTS, OPT_MAX_PER_PEER, OPT_IO_TIMEOUT,
-	OPT_IDLE_TIMEOUT,
-};
-_Static_assert((int)OPT_IDLE_TIMEOUT < (int)OPT_FETCH_TIMEOUT, "option codes overlap");
-
 /* getopt returned '?': name the offending option.  For a short option
  * getopt sets optopt (and optind may still point inside a bundle). */
 int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
@@ -307,235 +297,320 @@ int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
 	return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm %s --help')", arg, cmd);
 }
 
-static int bad_value(struct apf_err *e, const char *opt, const char *val, const char *want)
+static int bad_value(const struct options_spec *s, const char *val, struct apf_err *e)
 {
-	return apf_fail(e, -EINVAL, "%s: invalid value '%s' (%s)", opt, val, want);
+	return apf_fail(e, -EINVAL, "--%s: invalid value '%s' (%s)", s->name, val, s->want);
 }
 
-int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e)
+/* A number into its field (4 or 8 bytes; the spec's max makes it fit). */
+static void store_uint(void *field, size_t size, uint64_t v)
 {
-	static const struct option longopts[] = {
-		{ "guest", required_argument, NULL, OPT_GUEST },
-		{ "kernel", required_argument, NULL, OPT_KERNEL },
-		{ "initrd", required_argument, NULL, OPT_INITRD },
-		{ "console", required_argument, NULL, OPT_CONSOLE },
-		{ "mem", required_argument, NULL, OPT_MEM },
-		{ "lazy", required_argument, NULL, OPT_LAZY },
-		{ "source", required_argument, NULL, OPT_SOURCE },
-		{ "latency", required_argument, NULL, OPT_LATENCY },
-		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
-		OPTIONS_REMOTE_LONGOPTS,
-		{ "populate", no_argument, NULL, OPT_POPULATE },
-		{ "trace", no_argument, NULL, OPT_TRACE },
-		{ "apf", required_argument, NULL, OPT_APF },
-		{ "apf-threshold", required_argument, NULL, OPT_APF_THRESHOLD },
-		{ "apf-trap-acks", no_argument, NULL, OPT_APF_TRAP_ACKS },
-		{ "workload", required_argument, NULL, OPT_WORKLOAD },
-		{ "duration", required_argument, NULL, OPT_DURATION },
-		{ "scan-order", required_argument, NULL, OPT_SCAN_ORDER },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "hz", required_argument, NULL, OPT_HZ },
-		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
-		{ "pin", required_argument, NULL, OPT_PIN },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
-		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
-		{ "snapshot-at", required_argument, NULL, OPT_SNAPSHOT_AT },
-		{ "snapshot-after-pages", required_argument, NULL, OPT_SNAPSHOT_AFTER_PAGES },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	struct apfvm_config *c = &o->cfg;
-	int ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (size == sizeof(uint64_t)) {
+		memcpy(field, &v, sizeof(v));
+	} else {
+		uint32_t w = (uint32_t)v;
+		memcpy(field, &w, sizeof(w));
+	}
+}
+
+static int take_enum(const struct options_spec *s, const char *arg, void *field, struct apf_err *e)
+{
+	for (const struct options_name *n = s->names; n->name; n++)
+		if (!strcmp(arg, n->name)) {
+			store_uint(field, s->size, (uint64_t)n->value);
+			return 0;
+		}
+	return bad_value(s, arg, e);
+}
+
+/* One option of spec s with value arg (NULL for a flag). */
+static int take(const struct options_spec *s, const char *arg, void *base, struct apf_err *e)
+{
+	void *field = (char *)base + s->off;
 	uint64_t v;
+	int bad;
+
+	if (s->given)
+		*(bool *)((char *)base + s->given - 1) = true;
+	switch (s->kind) {
+	case OPTK_FLAG:
+	case OPTK_HELP:
+		*(bool *)field = true;
+		return 0;
+	case OPTK_STRING:
+		*(const char **)field = arg;
+		return 0;
+	case OPTK_ENUM:
+		return take_enum(s, arg, field, e);
+	case OPTK_CUSTOM:
+		return s->parse(s, arg, base, e);
+	case OPTK_SIZE:
+		bad = units_parse_size(arg, &v) || (s->align && v % s->align);
+		break;
+	case OPTK_DURATION:
+		bad = units_parse_duration(arg, &v);
+		break;
+	default:
+		bad = units_parse_u64(arg, &v);
+		break;
+	}
+	if (bad || v < s->min || v > s->max)
+		return bad_value(s, arg, e);
+	store_uint(field, s->size, v);
+	return 0;
+}
+
+/* getopt_long's codes: an option's short name if it has one, else
+ * CODE_BASE + its position across the tables. */
+enum { CODE_BASE = 256, MAX_OPTIONS = 64 };
+
+struct option_set {
+	struct option longopts[MAX_OPTIONS + 1];
+	char shorts[2 * MAX_OPTIONS + 2]; /* ':' first: a missing value is ':' */
+	const struct options_spec *spec[MAX_OPTIONS];
+	void *base[MAX_OPTIONS];
+	size_t n;
+};
+
+/* Whether a number spec s accepts fits its field (store_uint). */
+static bool spec_fits(const struct options_spec *s)
+{
+	switch (s->kind) {
+	case OPTK_SIZE:
+	case OPTK_DURATION:
+	case OPTK_UINT:
+		return s->size == 8 || (s->size == 4 && s->max <= UINT32_MAX);
+	case OPTK_ENUM:
+		return s->size == 4 || s->size == 8;
+	default:
+		return true;
+	}
+}
+
+/* The getopt_long tables of the option tables; -EINVAL with the table's
+ * fault in e (more than MAX_OPTIONS, a field a value does not fit). */
+static int option_set_build(struct option_set *set, const struct options_table *tables,
+			    size_t ntables, struct apf_err *e)
+{
+	size_t ns = 0;
+
+	memset(set, 0, sizeof(*set));
+	set->shorts[ns++] = ':';
+	for (size_t t = 0; t < ntables; t++)
+		for (const struct options_spec *s = tables[t].spec; s->name; s++) {
+			size_t i = set->n++;
+			if (i == MAX_OPTIONS)
+				return apf_fail(e, -EINVAL, "more than %d options", MAX_OPTIONS);
+			if (!spec_fits(s))
+				return apf_fail(e, -EINVAL, "--%s: its values do not fit its field", s->name);
+			int code = s->short_name ? s->short_name : CODE_BASE + (int)i;
+			bool flag = s->kind == OPTK_FLAG || s->kind == OPTK_HELP;
+			set->longopts[i] = (struct option){ s->name, flag ? no_argument : required_argument,
+							    NULL, code };
+			if (s->short_name) {
+				set->shorts[ns++] = s->short_name;
+				if (!flag)
+					set->shorts[ns++] = ':';
+			}
+			set->spec[i] = s;
+			set->base[i] = tables[t].base;
+		}
+	return 0;
+}
+
+/* The option getopt_long returned as code, or -1. */
+static int option_set_find(const struct option_set *set, int code)
+{
+	if (code >= CODE_BASE)
+		return code - CODE_BASE < (int)set->n ? code - CODE_BASE : -1;
+	for (size_t i = 0; i < set->n; i++)
+		if (set->spec[i]->short_name && set->spec[i]->short_name == code)
+			return (int)i;
+	return -1;
+}
+
+int options_parse(int argc, char **argv, const char *cmd, const struct options_table *tables,
+		  size_t ntables, struct apf_err *e)
+{
+	struct option_set set;
 	int opt, rc;
 
-	memset(o, 0, sizeof(*o));
-	apfvm_config_defaults(c);
-	c->order_seed = c->latency_seed = 1;
-	/* Same CPU (docs/architecture.md): the first this process may use. */
-	c->vcpu_cpu = c->pager_cpu = options_default_cpu();
+	rc = option_set_build(&set, tables, ntables, e);
+	if (rc)
+		return rc;
 	optind = 0; /* full getopt reset (GNU) */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_KERNEL:
-			o->kernel_path = optarg;
-			break;
-		case OPT_CONSOLE:
-			o->console_path = optarg;
-			break;
-		case OPT_INITRD:
-			o->initrd_path = optarg;
-			break;
-		case OPT_GUEST:
-			o->guest_path = optarg;
-			break;
-		case OPT_MEM:
-			if (units_parse_size(optarg, &c->mem_size) || c->mem_size < (16ull << 20) ||
-			    c->mem_size > (2ull << 30) || c->mem_size % APF_PAGE_SIZE)
-				return bad_value(e, "--mem", optarg, "a size from 16M to 2G");
-			break;
-		case OPT_LAZY:
-			if (units_parse_size(optarg, &c->lazy_size) || c->lazy_size % APF_LAZY_ALIGN ||
-			    c->lazy_size > (64ull << 30))
-				return bad_value(e, "--lazy", optarg, "a multiple of 2M up to 64G, such as 64M");
-			break;
-		case OPT_SOURCE:
-			c->source = optarg;
-			o->source_given = true;
-			break;
-		case OPT_LATENCY:
-			if (units_parse_duration_range(optarg, &c->latency_min_ns, &c->latency_max_ns) ||
-			    c->latency_max_ns > APFVM_MAX_LATENCY_NS)
-				return bad_value(e, "--latency", optarg,
-						 "a duration up to 60s such as 1ms, or a range such as 200us-5ms");
-			break;
-		case OPT_TRACE:
-			c->trace = true;
-			break;
-		case OPT_POPULATE:
-			c->populate = true;
-			break;
-		case OPT_FETCH_TIMEOUT:
-		case OPT_FETCH_TRIES:
-		case OPT_S3_ENDPOINT:
-		case OPT_S3_REGION:
-		case OPT_CACHE_SIZE:
-		case OPT_CACHE_DIR:
-		case OPT_CACHE_DIR_SIZE:
-			if ((rc = options_parse_remote(opt, optarg, c, e)))
-				return rc;
-			break;
-		case OPT_INFLIGHT:
-			if (units_parse_u64(optarg, &v) || v < 1 || v > SOURCE_QUEUE_MAX)
-				return bad_value(e, "--inflight", optarg, "1..1024");
-			c->max_inflight = (unsigned)v;
-			break;
-		case OPT_APF:
-			o->apf_given = true;
-			if (!strcmp(optarg, "off"))
-				c->apf = APFVM_APF_OFF;
-			else if (!strcmp(optarg, "kernel"))
-				c->apf = APFVM_APF_KERNEL;
-			else if (!strcmp(optarg, "user"))
-				c->apf = APFVM_APF_USER;
-			else
-				return bad_value(e, "--apf", optarg, "off, kernel or user");
-			break;
-		case OPT_APF_TRAP_ACKS:
-			c->apf_trap_acks = true;
-			break;
-		case OPT_APF_THRESHOLD:
-			if (units_parse_duration(optarg, &c->apf_threshold_ns) || !c->apf_threshold_ns ||
-			    c->apf_threshold_ns > APFVM_MAX_THRESHOLD_NS)
-				return bad_value(e, "--apf-threshold", optarg,
-						 "a positive duration up to 60s such as 300us");
-			break;
-		case OPT_WORKLOAD:
-			o->workload_given = true;
-			rc = options_parse_workload(optarg, c, e);
-			if (rc)
-				return rc;
-			break;
-		case OPT_DURATION:
-			if (units_parse_duration(optarg, &c->duration_ns) || !c->duration_ns ||
-			    c->duration_ns > APFVM_MAX_DURATION_NS)
-				return bad_value(e, "--duration", optarg,
-						 "a positive duration up to 7 days such as 2s");
-			break;
-		case OPT_SCAN_ORDER:
-			if (!strcmp(optarg, "sequential"))
-				c->scan_order = APF_SCAN_SEQUENTIAL;
-			else if (!strcmp(optarg, "random"))
-				c->scan_order = APF_SCAN_RANDOM;
-			else
-				return bad_value(e, "--scan-order", optarg, "sequential or random");
-			break;
-		case OPT_SEED:
-			if (units_parse_u64(optarg, &v))
-				return bad_value(e, "--seed", optarg, "an unsigned integer");
-			c->order_seed = c->latency_seed = v;
-			break;
-		case OPT_HZ:
-			if (units_parse_u64(optarg, &v) || v < 10 || v > 1000)
-				return bad_value(e, "--hz", optarg, "10..1000");
-			c->timer_hz = (unsigned)v;
-			break;
-		case OPT_CMDLINE:
-			if (strlen(optarg) >= APF_CMDLINE_MAX)
-				return bad_value(e, "--cmdline", optarg, "at most 255 bytes");
-			strcpy(c->cmdline, optarg);
-			break;
-		case OPT_PIN:
-			rc = options_parse_pin(optarg, ncpus, &c->vcpu_cpu, &c->pager_cpu, e);
-			if (rc)
-				return rc;
-			break;
-		case OPT_TIMEOUT:
-			if (units_parse_duration(optarg, &c->timeout_ns) ||
-			    c->timeout_ns > APFVM_MAX_DURATION_NS)
-				return bad_value(e, "--timeout", optarg, "a duration up to 7 days such as 60s");
-			break;
-		case OPT_STATS_JSON:
-			o->stats_json = optarg;
-			break;
-		case OPT_SNAPSHOT:
-			c->snapshot_path = optarg;
-			break;
-		case OPT_SNAPSHOT_AT:
-			if (units_parse_duration(optarg, &c->snapshot_at_ns) || !c->snapshot_at_ns ||
-			    c->snapshot_at_ns > APFVM_MAX_DURATION_NS)
-				return bad_value(e, "--snapshot-at", optarg,
-						 "a positive duration up to 7 days such as 1500ms");
-			break;
-		case OPT_SNAPSHOT_AFTER_PAGES:
-			if (units_parse_u64(optarg, &c->snapshot_after_pages) || !c->snapshot_after_pages)
-				return bad_value(e, "--snapshot-after-pages", optarg,
-						 "a positive page count such as 1024");
-			break;
-		case 'v':
-			o->verbose = true;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'h':
-			o->help = true;
-			return 0;
-		case ':':
+	while ((opt = getopt_long(argc, argv, set.shorts, set.longopts, NULL)) != -1) {
+		if (opt == ':')
 			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return options_unknown(e, argc, argv, "run", longopts);
-		}
+		int i = option_set_find(&set, opt);
+		if (i < 0)
+			return options_unknown(e, argc, argv, cmd, set.longopts);
+		rc = take(set.spec[i], optarg, set.base[i], e);
+		if (rc || set.spec[i]->kind == OPTK_HELP)
+			return rc;
 	}
-	if (!strcmp(argv[0], "restore")) {
-		/* apfvm restore PATH: the snapshot fixes the guest, its memory
-		 * and its workload; the rest of run's options apply. */
-		if (optind != argc - 1)
-			return apf_fail(e, -EINVAL, "restore needs one snapshot path (see 'apfvm restore --help')");
-		c->restore_path = argv[optind];
-		static const char *const fixed[] = { "--guest", "--kernel", "--initrd", "--mem", "--lazy",
-						     "--workload", "--duration",
-						     "--scan-order", "--hz", "--cmdline", "--trace",
-						     "--seed" };
-		/* --source: the snapshot's memory from a page server or object
-		 * storage instead of PATH.mem. */
-		if (o->source_given)
-			c->restore_memory = c->source;
-		for (int i = 1; i < argc - 1; i++)
-			for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
-				if (!strncmp(argv[i], fixed[k], strlen(fixed[k])) &&
-				    (argv[i][strlen(fixed[k])] == '\0' || argv[i][strlen(fixed[k])] == '='))
-					return apf_fail(e, -EINVAL, "%s does not apply to restore: the snapshot "
-							"fixes it", fixed[k]);
-		if (c->snapshot_path || c->snapshot_at_ns || c->snapshot_after_pages)
-			return apf_fail(e, -EINVAL, "--snapshot with restore: not yet (a restored run "
-					"cannot be snapshotted again)");
-		return 0;
-	}
+	return 0;
+}
+
+const struct options_spec options_remote[] = {
+	{ "fetch-timeout", .kind = OPTK_DURATION, OPTIONS_FIELD(struct apfvm_config, fetch_timeout_ns),
+	  .min = 1000000, .max = SOURCE_NET_TIMEOUT_MAX_NS,
+	  .want = "a duration from 1ms to 600s such as 5s" },
+	{ "fetch-tries", .kind = OPTK_UINT, OPTIONS_FIELD(struct apfvm_config, fetch_tries),
+	  .min = 1, .max = SOURCE_NET_TRIES_MAX, .want = "1..100" },
+	{ "s3-endpoint", .kind = OPTK_STRING, OPTIONS_FIELD(struct apfvm_config, s3_endpoint) },
+	{ "s3-region", .kind = OPTK_STRING, OPTIONS_FIELD(struct apfvm_config, s3_region) },
+	{ "cache-size", .kind = OPTK_SIZE, OPTIONS_FIELD(struct apfvm_config, object_cache_bytes),
+	  .min = 1ull << 20, .max = 64ull << 30, .want = "a size from 1M to 64G" },
+	{ "cache-dir", .kind = OPTK_STRING, OPTIONS_FIELD(struct apfvm_config, object_cache_dir) },
+	{ "cache-dir-size", .kind = OPTK_SIZE,
+	  OPTIONS_FIELD(struct apfvm_config, object_cache_dir_bytes), .min = 1ull << 20,
+	  .max = 1ull << 50, .want = "a size from 1M, such as 4G" },
+	{ 0 },
+};
+
+/* run and restore: the values that are not a plain kind. */
+
+static int run_latency(const struct options_spec *s, const char *arg, void *base, struct apf_err *e)
+{
+	struct apfvm_config *c = &((struct run_options *)base)->cfg;
+
+	if (units_parse_duration_range(arg, &c->latency_min_ns, &c->latency_max_ns) ||
+	    c->latency_max_ns > APFVM_MAX_LATENCY_NS)
+		return bad_value(s, arg, e);
+	return 0;
+}
+
+static int run_workload(const struct options_spec *s, const char *arg, void *base,
+			struct apf_err *e)
+{
+	(void)s;
+	return options_parse_workload(arg, &((struct run_options *)base)->cfg, e);
+}
+
+/* One seed, of the scan order and of the latencies both. */
+static int run_seed(const struct options_spec *s, const char *arg, void *base, struct apf_err *e)
+{
+	struct apfvm_config *c = &((struct run_options *)base)->cfg;
+	uint64_t v;
+
+	if (units_parse_u64(arg, &v))
+		return bad_value(s, arg, e);
+	c->order_seed = c->latency_seed = v;
+	return 0;
+}
+
+static int run_cmdline(const struct options_spec *s, const char *arg, void *base, struct apf_err *e)
+{
+	struct apfvm_config *c = &((struct run_options *)base)->cfg;
+
+	if (strlen(arg) >= sizeof(c->cmdline))
+		return bad_value(s, arg, e);
+	strcpy(c->cmdline, arg);
+	return 0;
+}
+
+static int run_pin(const struct options_spec *s, const char *arg, void *base, struct apf_err *e)
+{
+	struct apfvm_config *c = &((struct run_options *)base)->cfg;
+
+	(void)s;
+	return options_parse_pin(arg, (int)sysconf(_SC_NPROCESSORS_ONLN), &c->vcpu_cpu,
+				 &c->pager_cpu, e);
+}
+
+static const struct options_name apf_modes[] = {
+	{ "off", APFVM_APF_OFF }, { "kernel", APFVM_APF_KERNEL }, { "user", APFVM_APF_USER }, { 0 },
+};
+static const struct options_name scan_orders[] = {
+	{ "sequential", APF_SCAN_SEQUENTIAL }, { "random", APF_SCAN_RANDOM }, { 0 },
+};
+
+#define RUN(field) OPTIONS_FIELD(struct run_options, field)
+#define CFG(field) OPTIONS_FIELD(struct run_options, cfg.field)
+
+/* In --help's order but for the remote options (options_remote, listed
+ * after these). */
+static const struct options_spec run_spec[] = {
+	{ "guest", .kind = OPTK_STRING, RUN(guest_path) },
+	{ "kernel", .kind = OPTK_STRING, RUN(kernel_path) },
+	{ "initrd", .kind = OPTK_STRING, RUN(initrd_path) },
+	{ "console", .kind = OPTK_STRING, RUN(console_path) },
+	{ "mem", .kind = OPTK_SIZE, CFG(mem_size), .min = 16ull << 20, .max = 2ull << 30,
+	  .align = APF_PAGE_SIZE, .want = "a size from 16M to 2G" },
+	{ "lazy", .kind = OPTK_SIZE, CFG(lazy_size), .max = 64ull << 30, .align = APF_LAZY_ALIGN,
+	  .want = "a multiple of 2M up to 64G, such as 64M" },
+	{ "source", .kind = OPTK_STRING, CFG(source), OPTIONS_GIVEN(struct run_options, source_given) },
+	{ "latency", .kind = OPTK_CUSTOM, .parse = run_latency,
+	  .want = "a duration up to 60s such as 1ms, or a range such as 200us-5ms" },
+	{ "inflight", .kind = OPTK_UINT, CFG(max_inflight), .min = 1, .max = SOURCE_QUEUE_MAX,
+	  .want = "1..1024" },
+	{ "populate", .kind = OPTK_FLAG, CFG(populate) },
+	{ "trace", .kind = OPTK_FLAG, CFG(trace) },
+	{ "apf", .kind = OPTK_ENUM, CFG(apf), OPTIONS_GIVEN(struct run_options, apf_given),
+	  .names = apf_modes, .want = "off, kernel or user" },
+	{ "apf-threshold", .kind = OPTK_DURATION, CFG(apf_threshold_ns), .min = 1,
+	  .max = APFVM_MAX_THRESHOLD_NS, .want = "a positive duration up to 60s such as 300us" },
+	{ "apf-trap-acks", .kind = OPTK_FLAG, CFG(apf_trap_acks) },
+	{ "workload", .kind = OPTK_CUSTOM, .parse = run_workload,
+	  OPTIONS_GIVEN(struct run_options, workload_given) },
+	{ "duration", .kind = OPTK_DURATION, CFG(duration_ns), .min = 1, .max = APFVM_MAX_DURATION_NS,
+	  .want = "a positive duration up to 7 days such as 2s" },
+	{ "scan-order", .kind = OPTK_ENUM, CFG(scan_order), .names = scan_orders,
+	  .want = "sequential or random" },
+	{ "seed", .kind = OPTK_CUSTOM, .parse = run_seed, .want = "an unsigned integer" },
+	{ "hz", .kind = OPTK_UINT, CFG(timer_hz), .min = 10, .max = 1000, .want = "10..1000" },
+	{ "cmdline", .kind = OPTK_CUSTOM, .parse = run_cmdline, .want = "at most 255 bytes" },
+	{ "pin", .kind = OPTK_CUSTOM, .parse = run_pin },
+	{ "timeout", .kind = OPTK_DURATION, CFG(timeout_ns), .max = APFVM_MAX_DURATION_NS,
+	  .want = "a duration up to 7 days such as 60s" },
+	{ "stats-json", .kind = OPTK_STRING, RUN(stats_json) },
+	{ "snapshot", .kind = OPTK_STRING, CFG(snapshot_path) },
+	{ "snapshot-at", .kind = OPTK_DURATION, CFG(snapshot_at_ns), .min = 1,
+	  .max = APFVM_MAX_DURATION_NS, .want = "a positive duration up to 7 days such as 1500ms" },
+	{ "snapshot-after-pages", .kind = OPTK_UINT, CFG(snapshot_after_pages), .min = 1,
+	  .max = UINT64_MAX, .want = "a positive page count such as 1024" },
+	{ "verbose", 'v', OPTK_FLAG, RUN(verbose) },
+	{ "quiet", 'q', OPTK_FLAG, RUN(quiet) },
+	{ "help", 'h', OPTK_HELP, RUN(help) },
+	{ 0 },
+};
+_Static_assert(APF_CMDLINE_MAX == 256, "--cmdline's message says at most 255 bytes");
+
+/* apfvm restore PATH: the snapshot fixes the guest, its memory and its
+ * workload; the rest of run's options apply. */
+static int restore_operands(int argc, char **argv, struct run_options *o, struct apf_err *e)
+{
+	static const char *const fixed[] = { "--guest", "--kernel", "--initrd", "--mem", "--lazy",
+					     "--workload", "--duration", "--scan-order", "--hz",
+					     "--cmdline", "--trace", "--seed" };
+	struct apfvm_config *c = &o->cfg;
+
+	if (optind != argc - 1)
+		return apf_fail(e, -EINVAL, "restore needs one snapshot path (see 'apfvm restore --help')");
+	c->restore_path = argv[optind];
+	/* --source: the snapshot's memory from a page server or object
+	 * storage instead of PATH.mem. */
+	if (o->source_given)
+		c->restore_memory = c->source;
+	for (int i = 1; i < argc - 1; i++)
+		for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
+			if (!strncmp(argv[i], fixed[k], strlen(fixed[k])) &&
+			    (argv[i][strlen(fixed[k])] == '\0' || argv[i][strlen(fixed[k])] == '='))
+				return apf_fail(e, -EINVAL, "%s does not apply to restore: the snapshot "
+						"fixes it", fixed[k]);
+	if (c->snapshot_path || c->snapshot_at_ns || c->snapshot_after_pages)
+		return apf_fail(e, -EINVAL, "--snapshot with restore: not yet (a restored run "
+				"cannot be snapshotted again)");
+	return 0;
+}
+
+/* apfvm run: no operand, and options that go together. */
+static int run_combination(int argc, char **argv, const struct run_options *o, struct apf_err *e)
+{
+	const struct apfvm_config *c = &o->cfg;
+
 	if (optind < argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm run --help')",
 				argv[optind]);
@@ -562,39 +637,44 @@ int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_e
 	return 0;
 }
 
+int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e)
+{
+	const struct options_table tables[] = { { run_spec, o }, { options_remote, &o->cfg } };
+	struct apfvm_config *c = &o->cfg;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	apfvm_config_defaults(c);
+	c->order_seed = c->latency_seed = 1;
+	/* Same CPU (docs/architecture.md): the first this process may use. */
+	c->vcpu_cpu = c->pager_cpu = options_default_cpu();
+	rc = options_parse(argc, argv, "run", tables, 2, e);
+	if (rc || o->help)
+		return rc;
+	if (!strcmp(argv[0], "restore"))
+		return restore_operands(argc, argv, o, e);
+	return run_combination(argc, argv, o, e);
+}
+
+static const struct options_spec mkimage_spec[] = {
+	{ "size", .kind = OPTK_SIZE, OPTIONS_FIELD(struct mkimage_options, size), .min = 1,
+	  .max = UINT64_MAX, .align = APF_PAGE_SIZE, .want = "a positive multiple of 4K such as 64M" },
+	{ "seed", .kind = OPTK_UINT, OPTIONS_FIELD(struct mkimage_options, seed), .max = UINT64_MAX,
+	  .want = "an unsigned integer" },
+	{ "help", 'h', OPTK_HELP, OPTIONS_FIELD(struct mkimage_options, help) },
+	{ 0 },
+};
+
 int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e)
 {
-	static const struct option longopts[] = {
-		{ "size", required_argument, NULL, OPT_SIZE },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	int opt;
+	const struct options_table table = { mkimage_spec, o };
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->seed = 1;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_SIZE:
-			if (units_parse_size(optarg, &o->size) || !o->size || o->size % APF_PAGE_SIZE)
-				return bad_value(e, "--size", optarg, "a positive multiple of 4K such as 64M");
-			break;
-		case OPT_SEED:
-			if (units_parse_u64(optarg, &o->seed))
-				return bad_value(e, "--seed", optarg, "an unsigned integer");
-			break;
-		case 'h':
-			o->help = true;
-			return 0;
-		case ':':
-			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return options_unknown(e, argc, argv, "mkimage", longopts);
-		}
-	}
+	rc = options_parse(argc, argv, "mkimage", &table, 1, e);
+	if (rc || o->help)
+		return rc;
 	if (!o->size)
 		return apf_fail(e, -EINVAL, "--size is required");
 	if (optind != argc - 1)
@@ -603,176 +683,84 @@ int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, stru
 	return 0;
 }
 
+#define SERVE(field) OPTIONS_FIELD(struct serve_options, field)
+
+static const struct options_spec serve_spec[] = {
+	{ "image", .kind = OPTK_STRING, SERVE(image) },
+	{ "snapshot", .kind = OPTK_STRING, SERVE(snapshot) },
+	{ "listen", .kind = OPTK_STRING, SERVE(listen) },
+	{ "max-count", .kind = OPTK_UINT, SERVE(cfg.max_count), .min = 1, .max = PGS_MAX_COUNT,
+	  .want = "an integer in 1..64" },
+	{ "max-clients", .kind = OPTK_UINT, SERVE(cfg.max_clients), .min = 1, .max = 4096,
+	  .want = "an integer in 1..4096" },
+	{ "max-per-peer", .kind = OPTK_UINT, SERVE(cfg.max_per_peer), .min = 1, .max = 4096,
+	  OPTIONS_GIVEN(struct serve_options, per_peer_given), .want = "an integer in 1..4096" },
+	{ "io-timeout", .kind = OPTK_DURATION, SERVE(cfg.io_timeout_ns), .min = 1000000ull,
+	  .max = 3600000000000ull, .want = "a duration in 1ms..1h" },
+	{ "idle-timeout", .kind = OPTK_DURATION, SERVE(cfg.idle_timeout_ns), .min = 1000000ull,
+	  .max = 86400000000000ull, .want = "a duration in 1ms..24h" },
+	{ "help", 'h', OPTK_HELP, SERVE(help) },
+	{ 0 },
+};
+
 int options_parse_serve(int argc, char **argv, struct serve_options *o, struct apf_err *e)
 {
-	static const struct option longopts[] = {
-		{ "image", required_argument, NULL, OPT_IMAGE },
-		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "max-count", required_argument, NULL, OPT_MAX_COUNT },
-		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
-		{ "max-per-peer", required_argument, NULL, OPT_MAX_PER_PEER },
-		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
-		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	uint64_t v;
-	int opt;
-	bool per_peer_given = false;
+	const struct options_table table = { serve_spec, o };
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	page_server_config_default(&o->cfg);
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_IMAGE:
-			o->image = optarg;
-			break;
-		case OPT_SNAPSHOT:
-			o->snapshot = optarg;
-			break;
-		case OPT_LISTEN:
-			o->listen = optarg;
-			break;
-		case OPT_MAX_COUNT:
-			if (units_parse_u64(optarg, &v) || v < 1 || v > PGS_MAX_COUNT)
-				return bad_value(e, "--max-count", optarg, "an integer in 1..64");
-			o->cfg.max_count = (uint32_t)v;
-			break;
-		case OPT_MAX_CLIENTS:
-			if (units_parse_u64(optarg, &v) || v < 1 || v > 4096)
-				return bad_value(e, "--max-clients", optarg, "an integer in 1..4096");
-			o->cfg.max_clients = (unsigned)v;
-			break;
-		case OPT_MAX_PER_PEER:
-			if (units_parse_u64(optarg, &v) || v < 1 || v > 4096)
-				return bad_value(e, "--max-per-peer", optarg, "an integer in 1..4096");
-			o->cfg.max_per_peer = (unsigned)v;
-			per_peer_given = true;
-			break;
-		case OPT_IO_TIMEOUT:
-			if (units_parse_duration(optarg, &o->cfg.io_timeout_ns) ||
-			    o->cfg.io_timeout_ns < 1000000ull || o->cfg.io_timeout_ns > 3600000000000ull)
-				return bad_value(e, "--io-timeout", optarg, "a duration in 1ms..1h");
-			break;
-		case OPT_IDLE_TIMEOUT:
-			if (units_parse_duration(optarg, &o->cfg.idle_timeout_ns) ||
-			    o->cfg.idle_timeout_ns < 1000000ull ||
-			    o->cfg.idle_timeout_ns > 86400000000000ull)
-				return bad_value(e, "--idle-timeout", optarg, "a duration in 1ms..24h");
-			break;
-		case 'h':
-			o->help = true;
-			return 0;
-		case ':':
-			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return options_unknown(e, argc, argv, "serve", longopts);
-		}
-	}
+	rc = options_parse(argc, argv, "serve", &table, 1, e);
+	if (rc || o->help)
+		return rc;
 	if (!!o->image == !!o->snapshot || !o->listen)
 		return apf_fail(e, -EINVAL, "--image or --snapshot, and --listen, are required (see "
 				"'apfvm serve --help')");
 	if (optind != argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s' (see 'apfvm serve --help')",
 				argv[optind]);
-	if (!per_peer_given && o->cfg.max_per_peer > o->cfg.max_clients)
+	if (!o->per_peer_given && o->cfg.max_per_peer > o->cfg.max_clients)
 		o->cfg.max_per_peer = o->cfg.max_clients;
 	return page_server_config_check(&o->cfg, e);
 }
 
+/* --chunk: bytes on the command line, pages in pack_options. */
+static int pack_chunk(const struct options_spec *s, const char *arg, void *base, struct apf_err *e)
+{
+	uint64_t v;
+
+	if (units_parse_size(arg, &v) || !v || v % APF_PAGE_SIZE || v > (4ull << 20))
+		return bad_value(s, arg, e);
+	((struct pack_options *)base)->chunk_pages = (uint32_t)(v / APF_PAGE_SIZE);
+	return 0;
+}
+
+#define PACK(field) OPTIONS_FIELD(struct pack_options, field)
+
+static const struct options_spec pack_spec[] = {
+	{ "chunk", .kind = OPTK_CUSTOM, .parse = pack_chunk, .want = "a multiple of 4K up to 4M" },
+	{ "snapshot", .kind = OPTK_FLAG, PACK(snapshot) },
+	{ "level", .kind = OPTK_UINT, PACK(level), .min = 1, .max = 19, .want = "1..19" },
+	{ "s3-endpoint", .kind = OPTK_STRING, PACK(store.s3_endpoint) },
+	{ "s3-region", .kind = OPTK_STRING, PACK(store.s3_region) },
+	{ "help", 'h', OPTK_HELP, PACK(help) },
+	{ 0 },
+};
+
 int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e)
 {
-	static const struct option longopts[] = {
-		{ "chunk", required_argument, NULL, OPT_CHUNK },
-		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
-		{ "level", required_argument, NULL, OPT_LEVEL },
-		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
-		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	uint64_t v;
-	int opt;
+	const struct options_table table = { pack_spec, o };
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->chunk_pages = 64;
 	o->level = 3;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_CHUNK:
-			if (units_parse_size(optarg, &v) || !v || v % APF_PAGE_SIZE || v > (4ull << 20))
-				return bad_value(e, "--chunk", optarg, "a multiple of 4K up to 4M");
-			o->chunk_pages = (uint32_t)(v / APF_PAGE_SIZE);
-			break;
-		case OPT_LEVEL:
-			if (units_parse_u64(optarg, &v) || v < 1 || v > 19)
-				return bad_value(e, "--level", optarg, "1..19");
-			o->level = (int)v;
-			break;
-		case OPT_S3_ENDPOINT:
-			o->store.s3_endpoint = optarg;
-			break;
-		case OPT_S3_REGION:
-			o->store.s3_region = optarg;
-			break;
-		case OPT_SNAPSHOT:
-			o->snapshot = true;
-			break;
-		case 'h':
-			o->help = true;
-			return 0;
-		case ':':
-			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return options_unknown(e, argc, argv, "pack", longopts);
-		}
-	}
+	rc = options_parse(argc, argv, "pack", &table, 1, e);
+	if (rc || o->help)
+		return rc;
 	if (argc - optind != 2)
 		return apf_fail(e, -EINVAL, "expected IMAGE and DEST (see 'apfvm pack --help')");
 	o->image = argv[optind];
 	o->dest = argv[optind + 1];
 	return 0;
-}
-
-int options_parse_remote(int opt, const char *arg, struct apfvm_config *c, struct apf_err *e)
-{
-	uint64_t v;
-
-	switch (opt) {
-	case OPT_FETCH_TIMEOUT:
-		if (units_parse_duration(arg, &c->fetch_timeout_ns) || c->fetch_timeout_ns < 1000000 ||
-		    c->fetch_timeout_ns > SOURCE_NET_TIMEOUT_MAX_NS)
-			return bad_value(e, "--fetch-timeout", arg, "a duration from 1ms to 600s such as 5s");
-		return 0;
-	case OPT_FETCH_TRIES:
-		if (units_parse_u64(arg, &v) || v < 1 || v > SOURCE_NET_TRIES_MAX)
-			return bad_value(e, "--fetch-tries", arg, "1..100");
-		c->fetch_tries = (unsigned)v;
-		return 0;
-	case OPT_S3_ENDPOINT:
-		c->s3_endpoint = arg;
-		return 0;
-	case OPT_S3_REGION:
-		c->s3_region = arg;
-		return 0;
-	case OPT_CACHE_SIZE:
-		if (units_parse_size(arg, &c->object_cache_bytes) ||
-		    c->object_cache_bytes < (1ull << 20) || c->object_cache_bytes > (64ull << 30))
-			return bad_value(e, "--cache-size", arg, "a size from 1M to 64G");
-		return 0;
-	case OPT_CACHE_DIR:
-		c->object_cache_dir = arg;
-		return 0;
-	case OPT_CACHE_DIR_SIZE:
-		if (units_parse_size(arg, &c->object_cache_dir_bytes) ||
-		    c->object_cache_dir_bytes < (1ull << 20) || c->object_cache_dir_bytes > (1ull << 50))
-			return bad_value(e, "--cache-dir-size", arg, "a size from 1M, such as 4G");
-		return 0;
-	}
-	return 1;
 }

@@ -1,12 +1,14 @@
 /*
- * options: the command line of `apfvm run` and `apfvm mkimage`, parsed
- * into plain structures without side effects (unit-tested on their own).
+ * options: the command lines of `apfvm run`, `restore`, `mkimage`, `serve`
+ * and `pack` (and fetch.c's), parsed into plain structures without side
+ * effects (unit-tested on their own).
  * Every value is validated here, with a message that names the option.
  */
 #ifndef APFVM_OPTIONS_H
 #define APFVM_OPTIONS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "apfvm/vmm.h"
@@ -41,6 +43,7 @@ struct serve_options {
 	const char *snapshot;
 	const char *listen;
 	struct page_server_config cfg;
+	bool per_peer_given;     /* --max-per-peer appeared (else at most --max-clients) */
 	bool help;
 };
 
@@ -72,26 +75,67 @@ int options_parse_pin(const char *spec, int ncpus, int *vcpu_cpu, int *pager_cpu
  * message. */
 int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e);
 int options_parse_mkimage(int argc, char **argv, struct mkimage_options *o, struct apf_err *e);
-/* The remote sources' options, shared by run, restore and fetch: their
- * getopt_long codes, table entries and parser (into c's fetch_timeout_ns
- * ... object_cache_dir). */
-enum {
-	OPT_FETCH_TIMEOUT = 1000, OPT_FETCH_TRIES, OPT_S3_ENDPOINT, OPT_S3_REGION, OPT_CACHE_SIZE,
-	OPT_CACHE_DIR, OPT_CACHE_DIR_SIZE,
-};
-#define OPTIONS_REMOTE_LONGOPTS                                                  \
-	{ "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },          \
-	{ "fetch-tries", required_argument, NULL, OPT_FETCH_TRIES },              \
-	{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },              \
-	{ "s3-region", required_argument, NULL, OPT_S3_REGION },                  \
-	{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },                \
-	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },                  \
-	{ "cache-dir-size", required_argument, NULL, OPT_CACHE_DIR_SIZE }
-/* 0, 1 when opt is not one of them, or -EINVAL with a message. */
-int options_parse_remote(int opt, const char *arg, struct apfvm_config *c, struct apf_err *e);
-
 int options_parse_serve(int argc, char **argv, struct serve_options *o, struct apf_err *e);
 int options_parse_pack(int argc, char **argv, struct pack_options *o, struct apf_err *e);
+
+/*
+ * The option tables every parser here is made of (fetch.c's too).  A
+ * table lists, per option, its names, the kind of its value and the field
+ * of the table's base structure it goes to; options_parse() reads argv
+ * with getopt_long against one or more tables, in the order they list.
+ */
+enum options_kind {
+	OPTK_FLAG,     /* no value: the bool field becomes true */
+	OPTK_HELP,     /* no value: the bool field becomes true, and parsing stops */
+	OPTK_STRING,   /* a const char * field: the value itself (argv's) */
+	OPTK_SIZE,     /* bytes (units_parse_size: K, M, G), in [min, max] */
+	OPTK_DURATION, /* ns (units_parse_duration: ns, us, ms, s), in [min, max] */
+	OPTK_UINT,     /* an unsigned integer, in [min, max] */
+	OPTK_ENUM,     /* one of names: an int or enum field becomes its value */
+	OPTK_CUSTOM,   /* parse() reads it */
+};
+
+struct options_name {
+	const char *name;
+	int value;
+};
+
+struct options_spec {
+	const char *name;  /* the long name, without "--"; NULL ends a table */
+	char short_name;   /* also -X, or 0 */
+	enum options_kind kind;
+	size_t off, size;  /* the field: offset in the base, size (numbers: 4 or 8 bytes) */
+	size_t given;      /* 1 + the offset of a bool set when the option appears; 0: none */
+	uint64_t min, max; /* SIZE, DURATION, UINT: the accepted range, bounds included */
+	uint64_t align;    /* SIZE: the value is a multiple of it (0: any) */
+	const struct options_name *names; /* ENUM: the values, ended by a NULL name */
+	/* CUSTOM: 0 or -EINVAL with a message (which may use want). */
+	int (*parse)(const struct options_spec *s, const char *arg, void *base, struct apf_err *e);
+	const char *want;  /* a bad value's message: "--NAME: invalid value 'ARG' (WANT)" */
+};
+
+#define OPTIONS_FIELD(type, field) .off = offsetof(type, field), .size = sizeof(((type *)0)->field)
+#define OPTIONS_GIVEN(type, field) .given = offsetof(type, field) + 1
+
+struct options_table {
+	const struct options_spec *spec;
+	void *base;        /* where the spec's fields are */
+};
+
+/* The remote sources' options (--fetch-timeout, --fetch-tries,
+ * --s3-endpoint, --s3-region, --cache-size, --cache-dir,
+ * --cache-dir-size), shared by run, restore and fetch: a table whose base
+ * is a struct apfvm_config (its fetch_timeout_ns ... object_cache_dir). */
+extern const struct options_spec options_remote[];
+
+/* Reads the options of argv[1..] (argv[0] is the command; cmd names it in
+ * messages) against the ntables tables, each value checked and stored,
+ * until the end or an OPTK_HELP option.  getopt_long moves the operands
+ * last: optind is then the first of them.  0, or -EINVAL with a message
+ * naming the option: a usage error as options_unknown() or "option '...'
+ * needs a value", a bad value as the spec's want says. */
+int options_parse(int argc, char **argv, const char *cmd, const struct options_table *tables,
+		  size_t ntables, struct apf_err *e);
 
 /* The usage error for the option getopt_long just rejected (opt '?'):
  * names an unknown option, or a flag given a value ("--populate=1"). */

@@ -719,6 +719,93 @@ TEST(pack_takes_an_image_or_snapshot_and_a_destination)
 	CHECK(options_parse_pack(ARGC(level), level, &o, &e) == -EINVAL && strstr(e.msg, "--level"));
 }
 
+/* ------------------------------------------------------------------ */
+/* options_parse: the tables the parsers above are made of              */
+
+struct table_test {
+	uint64_t size, ns;
+	unsigned count;
+	int mode;
+	const char *name;
+	bool flag, count_given, help;
+};
+
+#define TT(field) OPTIONS_FIELD(struct table_test, field)
+
+static const struct options_name tt_modes[] = { { "a", 1 }, { "b", 2 }, { 0 } };
+static const struct options_spec tt_spec[] = {
+	{ "size", .kind = OPTK_SIZE, TT(size), .min = 4096, .max = 1ull << 30, .align = 4096,
+	  .want = "4K..1G" },
+	{ "ns", .kind = OPTK_DURATION, TT(ns), .max = 1000000, .want = "up to 1ms" },
+	{ "count", .kind = OPTK_UINT, TT(count), .min = 1, .max = 9, .want = "1..9",
+	  OPTIONS_GIVEN(struct table_test, count_given) },
+	{ "mode", .kind = OPTK_ENUM, TT(mode), .names = tt_modes, .want = "a or b" },
+	{ "name", 'n', OPTK_STRING, TT(name) },
+	{ "flag", 'f', OPTK_FLAG, TT(flag) },
+	{ "help", 'h', OPTK_HELP, TT(help) },
+	{ 0 },
+};
+
+static int parse_table(int argc, char **argv, const struct options_spec *spec,
+		       struct table_test *t, struct apf_err *e)
+{
+	const struct options_table table = { spec, t };
+
+	memset(t, 0, sizeof(*t));
+	memset(e, 0, sizeof(*e));
+	return options_parse(argc, argv, "test", &table, 1, e);
+}
+
+TEST(options_table_kinds_fields_and_messages)
+{
+	char *ok[] = { "test", "--size", "8K", "--ns=1ms", "--count", "9", "--mode", "b",
+		       "--name", "x", "-f", "rest" };
+	char *shorts[] = { "test", "-fny" };
+	char *no_value[] = { "test", "-n" };
+	char *bad_size[] = { "test", "--size", "6K" };
+	char *bad_ns[] = { "test", "--ns", "2ms" };
+	char *bad_mode[] = { "test", "--mode", "c" };
+	char *help[] = { "test", "-h", "--count", "0" };
+	struct table_test t;
+	struct apf_err e;
+
+	REQUIRE(parse_table(ARGC(ok), ok, tt_spec, &t, &e) == 0);
+	CHECK_EQ_U(t.size, 8192);
+	CHECK_EQ_U(t.ns, 1000000);
+	CHECK_EQ_U(t.count, 9);
+	CHECK(t.count_given);
+	CHECK_EQ_U(t.mode, 2);
+	CHECK(t.name && !strcmp(t.name, "x"));
+	CHECK(t.flag && !t.help);
+	CHECK(optind == ARGC(ok) - 1 && !strcmp(ok[optind], "rest"));
+	REQUIRE(parse_table(ARGC(shorts), shorts, tt_spec, &t, &e) == 0);
+	CHECK(t.flag && t.name && !strcmp(t.name, "y"));
+	CHECK(parse_table(ARGC(no_value), no_value, tt_spec, &t, &e) == -EINVAL &&
+	      !strcmp(e.msg, "option '-n' needs a value"));
+	CHECK(parse_table(ARGC(bad_size), bad_size, tt_spec, &t, &e) == -EINVAL &&
+	      !strcmp(e.msg, "--size: invalid value '6K' (4K..1G)"));
+	CHECK(parse_table(ARGC(bad_ns), bad_ns, tt_spec, &t, &e) == -EINVAL &&
+	      !strcmp(e.msg, "--ns: invalid value '2ms' (up to 1ms)"));
+	CHECK(parse_table(ARGC(bad_mode), bad_mode, tt_spec, &t, &e) == -EINVAL &&
+	      !strcmp(e.msg, "--mode: invalid value 'c' (a or b)"));
+	/* Help stops the parse: what follows is not read. */
+	CHECK(parse_table(ARGC(help), help, tt_spec, &t, &e) == 0 && t.help && !t.count_given);
+}
+
+TEST(options_table_refuses_a_field_its_values_do_not_fit)
+{
+	static const struct options_spec narrow[] = {
+		{ "count", .kind = OPTK_UINT, TT(count), .max = UINT64_MAX, .want = "any" },
+		{ 0 },
+	};
+	char *argv[] = { "test", "--count", "1" };
+	struct table_test t;
+	struct apf_err e;
+
+	CHECK(parse_table(ARGC(argv), argv, narrow, &t, &e) == -EINVAL &&
+	      strstr(e.msg, "--count: its values do not fit its field"));
+}
+
 TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_default_count_is_one),
 	  T(workload_sixteen_tasks_fit), T(workload_rejections_leave_config_alone),
 	  T(workload_messages_name_the_culprit), T(pin_accepted_forms),
@@ -734,5 +821,7 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(restore_refuses_what_the_snapshot_fixes), T(snapshot_takes_one_point), T(fetch_timeout_and_tries_for_remote_sources),
 	  T(serve_needs_an_image_and_where_to_listen),
 	  T(serve_limits_are_options_checked_against_each_other),
-	  T(pack_takes_an_image_or_snapshot_and_a_destination))
+	  T(pack_takes_an_image_or_snapshot_and_a_destination),
+	  T(options_table_kinds_fields_and_messages),
+	  T(options_table_refuses_a_field_its_values_do_not_fit))
 
