@@ -15,7 +15,6 @@
 #include "arch/arch.h"
 #include "arch/x86/platform_x86.h"
 #include "snapshot/snapshot.h"
-#include "vmm/snapshot_vm.h"
 #include "vmm/kvm_vm.h"
 
 enum {
