@@ -93,5 +93,6 @@ tier "vm tests" "arm64, emulated host" tests/arm64/run_arm64.sh
 # guests in it (its own limit: 1500 s); the default 900 s per program is
 # too short for them on a slow day.
 TEST_TIMEOUT=${TEST_TIMEOUT:-1800} tier "host tests" "$host" $HOST_TESTS
+echo "(every tier: $SECONDS s)"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

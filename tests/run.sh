@@ -31,8 +31,10 @@ for t in "$@"; do
 	name=$(basename "$t")
 	case $t in */tsan-tests/*) name="tsan/$name" ;; esac
 	echo "-- $name"
+	started=$SECONDS
 	out=$("$step" "$name" "$timeout_s" "$t" 2>&1)
 	rc=$?
+	took=$((SECONDS - started))
 	echo "$out" | grep -E '^(ok|FAIL|SKIP) ' | sed 's/^/   /'
 	p=$(echo "$out" | grep -c '^ok ')
 	f=$(echo "$out" | grep -c '^FAIL ')
@@ -49,10 +51,11 @@ for t in "$@"; do
 	if [ "$rc" -ne 124 ] && { [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; }; then
 		echo "$out" | grep -vE '^(ok|FAIL|SKIP) ' | tail -20 | sed 's/^/     | /'
 	fi
+	echo "   ($took s)"
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 done
 if [ -n "$tier" ]; then
-	echo "   $pass passed, $fail failed, $skip skipped in $tier"
+	echo "   $pass passed, $fail failed, $skip skipped in $tier ($SECONDS s)"
 else
 	echo "$pass passed, $fail failed, $skip skipped"
 fi
