@@ -82,8 +82,7 @@ enum vcpu_exit_kind {
 struct vcpu_exit {
 	enum vcpu_exit_kind kind;
 	uint64_t gpa;
-	/* FAIL: why; PORT_IO: what to say if no device takes it. */
-	char what[160];
+	char what[160];      /* FAIL: why */
 };
 
 /* Decodes vCPU v's exit (its kvm_run).  The async-PF registration calls
@@ -91,6 +90,11 @@ struct vcpu_exit {
  * Exits every architecture shares (KVM_EXIT_INTR, internal errors) are
  * the generic loop's. */
 void arch_decode_exit(struct vcpu *v, struct apf_core *core, struct vcpu_exit *x);
+
+/* A port I/O exit no device takes, for the failure ("unexpected port
+ * I/O (out port 0x80, size 1)"); formatted only then. */
+struct kvm_run;
+void arch_describe_port_io(const struct kvm_run *run, char *buf, size_t len);
 
 /* The registers KVM holds for v, for a crash report ("RIP=0x... ..."). */
 void arch_describe_regs(struct vcpu *v, char *buf, size_t len);

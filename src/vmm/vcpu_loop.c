@@ -169,13 +169,17 @@ static void fail_unbacked_mmio(struct machine *m, struct vcpu *v)
 }
 
 /* Port I/O for the guest kind's devices (a Linux guest's PC), if it has
- * any; `what` says what the access was. */
-static void port_io(struct machine *m, struct vcpu *v, const char *what)
+ * any; else a guest bug that ends the run. */
+static void port_io(struct machine *m, struct vcpu *v)
 {
-	if (m->guest.port_io)
+	char what[160];
+
+	if (m->guest.port_io) {
 		m->guest.port_io(m, v);
-	else
-		machine_fail_vcpu(m, v, what);
+		return;
+	}
+	arch_describe_port_io(v->run, what, sizeof(what));
+	machine_fail_vcpu(m, v, what);
 }
 
 /* The exits every architecture has, then the architecture's decoded
@@ -210,7 +214,7 @@ static void handle_exit(struct machine *m, struct vcpu *v)
 		hcall_handle(m, v, x.gpa);
 		break;
 	case VCPU_EXIT_PORT_IO:
-		port_io(m, v, x.what);
+		port_io(m, v);
 		break;
 	case VCPU_EXIT_MMIO_UNBACKED:
 		fail_unbacked_mmio(m, v);

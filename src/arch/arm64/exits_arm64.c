@@ -32,7 +32,7 @@ void arch_decode_exit(struct vcpu *v, struct apf_core *core, struct vcpu_exit *x
 {
 	struct kvm_run *run = v->run;
 
-	memset(x, 0, sizeof(*x));
+	/* Every exit passes here: only what the kind needs is written. */
 	x->kind = VCPU_EXIT_HANDLED;
 	switch (run->exit_reason) {
 	case KVM_EXIT_MMIO:
@@ -99,4 +99,10 @@ void arch_describe_fatal(const struct apf_fatal *f, char *buf, size_t len)
 		 (f->mode & 0xf) == 0 ? "EL0" : "EL1", (unsigned long long)f->pc,
 		 (unsigned long long)f->mode, (unsigned long long)f->error_code,
 		 (unsigned long long)f->fault_addr, (unsigned long long)f->sp);
+}
+
+void arch_describe_port_io(const struct kvm_run *run, char *buf, size_t len)
+{
+	(void)run; /* arm64 has no port I/O exits */
+	snprintf(buf, len, "unexpected port I/O");
 }

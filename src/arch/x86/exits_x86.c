@@ -46,10 +46,8 @@ static void decode_io(struct kvm_run *run, struct vcpu_exit *x)
 {
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 
-	snprintf(x->what, sizeof(x->what), "unexpected port I/O (%s port 0x%x, size %u)",
-		 run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.port, run->io.size);
 	if (run->io.port != APF_HCALL_PORT) {
-		x->kind = VCPU_EXIT_PORT_IO;
+		x->kind = VCPU_EXIT_PORT_IO; /* described by the loop if no device takes it */
 		return;
 	}
 	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4 && run->io.count == 1) {
@@ -60,6 +58,7 @@ static void decode_io(struct kvm_run *run, struct vcpu_exit *x)
 		return;
 	}
 	x->kind = VCPU_EXIT_FAIL;
+	arch_describe_port_io(run, x->what, sizeof(x->what));
 }
 
 /* --apf user: the guest's async-PF MSR accesses (the filter sends the
@@ -86,11 +85,17 @@ static void decode_msr(struct kvm_run *run, struct apf_core *core, unsigned v,
 	x->kind = VCPU_EXIT_HANDLED;
 }
 
+void arch_describe_port_io(const struct kvm_run *run, char *buf, size_t len)
+{
+	snprintf(buf, len, "unexpected port I/O (%s port 0x%x, size %u)",
+		 run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.port, run->io.size);
+}
+
 void arch_decode_exit(struct vcpu *v, struct apf_core *core, struct vcpu_exit *x)
 {
 	struct kvm_run *run = v->run;
 
-	memset(x, 0, sizeof(*x));
+	/* Every exit passes here: only what the kind needs is written. */
 	x->kind = VCPU_EXIT_HANDLED;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
