@@ -53,6 +53,28 @@ bool source_reap(struct page_source *s, struct source_completion *out)
 	return true;
 }
 
+int source_submit_run(struct page_source *s, uint64_t page, unsigned n, void *const *bufs,
+		      void *const *cookies, enum source_prio prio, unsigned *started)
+{
+	int rc;
+
+	*started = 0;
+	if (!n || n > SOURCE_RUN_MAX || page >= s->npages || n > s->npages - page)
+		return -EINVAL;
+	if (s->ops->submit_run) {
+		rc = s->ops->submit_run(s, page, n, bufs, cookies, prio);
+		if (!rc)
+			*started = n;
+		return rc;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if ((rc = s->ops->submit(s, page + i, bufs[i], cookies[i])))
+			return rc;
+		(*started)++;
+	}
+	return 0;
+}
+
 int source_wait(struct page_source *s, int timeout_ms)
 {
 	struct pollfd p = { .fd = s->event_fd, .events = POLLIN };

@@ -38,10 +38,30 @@ struct source_completion {
 	uint64_t submit_ns; /* CLOCK_MONOTONIC at submit */
 };
 
+/* Who waits for a fetch.  A demand fetch (a fault waits on it) never
+ * queues behind bulk ones: a source with a shared channel gives it its own
+ * (tcp: a second connection; objects: a reserved request slot). */
+enum source_prio {
+	SOURCE_DEMAND = 0, /* a vCPU is blocked on the page */
+	SOURCE_BULK = 1,   /* prefetch, background population: nobody waits yet */
+};
+
+#define SOURCE_RUN_MAX 64 /* pages per submit_run */
+
 struct page_source_ops {
 	const char *name;
-	/* Starts fetching page `page` (< npages) into buf (4096 bytes). */
+	/* Starts fetching page `page` (< npages) into buf (4096 bytes), at
+	 * demand priority. */
 	int (*submit)(struct page_source *s, uint64_t page, void *buf, void *cookie);
+	/* Optional: starts fetching the contiguous pages [page, page + n)
+	 * (1 <= n <= SOURCE_RUN_MAX, all < npages) into bufs[i] with
+	 * cookies[i], at priority prio, in as few requests as the kind
+	 * allows (one multi-page READ on tcp:, one preadv on a file, one
+	 * chunk range on objects).  Completions still come one per page,
+	 * as from submit().  0; or -errno, and then none of the n started.
+	 * NULL: source_submit_run falls back to n submit() calls. */
+	int (*submit_run)(struct page_source *s, uint64_t page, unsigned n, void *const *bufs,
+			  void *const *cookies, enum source_prio prio);
 	/* Called when event_fd is readable: moves finished fetches to the
 	 * completion queue.  May be NULL for sources without an fd. */
 	void (*on_event)(struct page_source *s);
@@ -97,6 +117,12 @@ static inline int source_submit(struct page_source *s, uint64_t page, void *buf,
 {
 	return s->ops->submit(s, page, buf, cookie);
 }
+
+/* ops->submit_run, or n submit() calls where the kind has none (on an
+ * error there, the pages already started stay started: their number is
+ * returned in *started; with submit_run it is 0 or n). */
+int source_submit_run(struct page_source *s, uint64_t page, unsigned n, void *const *bufs,
+		      void *const *cookies, enum source_prio prio, unsigned *started);
 
 /* For users other than the pager (which waits on event_fd among its own
  * fds): waits up to timeout_ms (-1: no bound but the source's own
