@@ -160,7 +160,7 @@ GUEST_HOST_INC := -iquote guest/core -iquote guest/user -iquote guest/workloads 
 # and the async-fault core.  (test_hcall races on guest memory on purpose,
 # as a second vCPU would; it stays out.)
 TSAN_LIB_OBJS := $(call tobj,$(LIB_SRCS) $(CLI_SRCS)) $(BUILD)/tsan/guest_blob.o
-TSAN_UNIT_TESTS := $(BUILD)/tsan-tests/test_pager $(BUILD)/tsan-tests/test_page_server \
+TSAN_UNIT_TESTS := $(BUILD)/tsan-tests/test_pager $(BUILD)/tsan-tests/test_pager_bulk $(BUILD)/tsan-tests/test_page_server \
 	$(BUILD)/tsan-tests/test_tcp_source $(BUILD)/tsan-tests/test_obj_source
 TSAN_VM_TESTS := $(BUILD)/tsan-tests/test_vm $(BUILD)/tsan-tests/test_apf_user $(BUILD)/tsan-tests/test_apf_kernel
 $(BUILD)/tsan-tests/%: tests/unit/%.c $(TSAN_LIB_OBJS) tests/test.h

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "apfvm/abi.h"
+#include "pager/pager_bulk.h"
 #include "util/thread.h"
 
 /* UFFDIO_POISON (Linux 6.6), for kernel headers that predate it. */
@@ -71,10 +72,17 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 	p->fault_ns = calloc(p->npages, sizeof(*p->fault_ns));
 	p->waitq = calloc(p->npages, sizeof(*p->waitq));
 	p->service_us = calloc(p->npages, sizeof(*p->service_us));
+	p->flags = calloc(p->npages, 1);
+	p->bulk_ns = calloc(p->npages, sizeof(*p->bulk_ns));
+	p->touches = cfg->record_touches ? calloc(p->npages, sizeof(*p->touches)) : NULL;
 	p->free_bufs = calloc(cfg->max_inflight, sizeof(*p->free_bufs));
 	p->bufs = aligned_alloc(APF_PAGE_SIZE, (size_t)cfg->max_inflight * APF_PAGE_SIZE);
-	if (!p->state || !p->kick_poisoned || !p->fault_ns || !p->waitq || !p->service_us || !p->free_bufs || !p->bufs)
+	if (!p->state || !p->kick_poisoned || !p->fault_ns || !p->waitq || !p->service_us ||
+	    !p->flags || !p->bulk_ns || (cfg->record_touches && !p->touches) || !p->free_bufs || !p->bufs)
 		return apf_fail(e, -ENOMEM, "pager: out of memory");
+	int rc = pager_bulk_init(p, e);
+	if (rc)
+		return rc;
 	for (unsigned i = 0; i < cfg->max_inflight; i++)
 		p->free_bufs[p->nfree++] = cfg->max_inflight - 1 - i;
 
@@ -201,7 +209,7 @@ static void check_source(struct pager *p)
 	struct page_source *s = p->cfg.source;
 	char what[160];
 
-	if (!s->error || p->source_failed)
+	if (p->source_released || !s->error || p->source_failed)
 		return;
 	p->source_failed = true;
 	snprintf(what, sizeof(what), "the page source failed: %s",
@@ -255,16 +263,21 @@ static void wake_range(struct pager *p, uint64_t page)
 static int install(struct pager *p, const struct source_completion *c)
 {
 	uint64_t dst = (uintptr_t)p->cfg.host_base + c->page * APF_PAGE_SIZE;
+	/* No fault read on it: nobody to wake (a thread that faulted since
+	 * is woken when its fault is read: a spurious fault). */
+	bool dontwake = !(p->flags[c->page] & PAGE_F_FAULTED);
 
 	/* UFFDIO_ZEROPAGE does not replace a kick's poison marker (its
 	 * target must be empty); UFFDIO_COPY does. */
 	if (c->zero && !__atomic_load_n(&p->kick_poisoned[c->page], __ATOMIC_RELAXED)) {
-		struct uffdio_zeropage z = { .range = { .start = dst, .len = APF_PAGE_SIZE } };
+		struct uffdio_zeropage z = { .range = { .start = dst, .len = APF_PAGE_SIZE },
+					     .mode = dontwake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0 };
 		return uffd_ioctl(p, UFFDIO_ZEROPAGE, &z);
 	}
 	static const unsigned char zeros[APF_PAGE_SIZE] __attribute__((aligned(APF_PAGE_SIZE)));
 	struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)(c->zero ? zeros : c->buf),
-				  .len = APF_PAGE_SIZE };
+				  .len = APF_PAGE_SIZE,
+				  .mode = dontwake ? UFFDIO_COPY_MODE_DONTWAKE : 0 };
 	return uffd_ioctl(p, UFFDIO_COPY, &cp);
 }
 
@@ -290,37 +303,124 @@ bool pager_page_kick_poisoned(const struct pager *p, uint64_t page)
 	       __atomic_load_n(&p->state[page], __ATOMIC_ACQUIRE) != PAGE_FAILED;
 }
 
+/* Every page is present: the source is not used again (its owner may
+ * close it in on_populated). */
+static void release_source(struct pager *p)
+{
+	struct page_source *s = p->cfg.source;
+
+	p->source_released = true;
+	p->stats.populated_ns = source_now_ns();
+	if (s->event_fd >= 0)
+		epoll_ctl(p->epoll_fd, EPOLL_CTL_DEL, s->event_fd, NULL);
+	if (p->cfg.on_populated)
+		p->cfg.on_populated(p->cfg.ctx);
+}
+
+/* The counts of a page just made present by a fetch; f: its flags when
+ * the fetch completed. */
+static void account_installed(struct pager *p, uint64_t page, uint8_t f)
+{
+	uint64_t now = source_now_ns();
+
+	p->stats.pages_fetched++;
+	p->stats.bytes_fetched += APF_PAGE_SIZE;
+	if (f & PAGE_F_BULK) {
+		p->stats.pages_prefetched++;
+		p->stats.pages_background += !!(f & PAGE_F_BACKGROUND);
+	}
+	if (f & PAGE_F_FAULTED) {
+		uint64_t ns = now - p->fault_ns[page];
+		p->service_us[p->nservice++] = (uint32_t)(ns / 1000);
+		p->stats.fault_ns_sum += ns;
+		log_histo_add(&p->stats.demand_us, ns / 1000);
+	}
+	if ((f & PAGE_F_LISTED) && ++p->stats.prefetch_loaded == p->stats.prefetch_listed)
+		p->stats.ws_loaded_ns = now;
+	p->npresent++;
+}
+
+/* A bulk fetch nobody waits for failed (f: the page's flags): the page is
+ * absent again (a fault fetches it anew), unless the source itself
+ * failed.  Whether it was dealt with so. */
+static bool bulk_failed_quietly(struct pager *p, uint64_t page, uint8_t f)
+{
+	if (!(f & PAGE_F_BULK) || (f & PAGE_F_FAULTED) || p->cfg.source->error)
+		return false;
+	p->stats.bulk_errors++;
+	__atomic_store_n(&p->state[page], PAGE_ABSENT, __ATOMIC_RELAXED);
+	return true;
+}
+
 static void complete_fetches(struct pager *p)
 {
 	struct source_completion c;
 
+	if (p->source_released)
+		return;
 	while (source_reap(p->cfg.source, &c)) {
 		unsigned b = (unsigned)(uintptr_t)c.cookie;
+		uint8_t f = p->flags[c.page];
 		int rc;
 
 		p->free_bufs[p->nfree++] = b;
 		p->inflight--;
+		if (f & PAGE_F_BULK) {
+			p->bulk_inflight--;
+			p->flags[c.page] = f & (uint8_t)~(PAGE_F_BULK | PAGE_F_BACKGROUND);
+		}
 		if (p->state[c.page] == PAGE_FAILED)
 			continue; /* failed with its source: never install it now */
 		rc = c.err ? c.err : install(p, &c);
 		if (rc) {
+			if (c.err && bulk_failed_quietly(p, c.page, f))
+				continue;
 			fetch_failed(p, c.page, rc, c.err ? "cannot fetch" : "cannot install",
 				     c.err ? c.why : NULL);
 			continue;
 		}
 		/* Release: a vCPU thread may check presence (pager_page_present). */
 		__atomic_store_n(&p->state[c.page], PAGE_PRESENT, __ATOMIC_RELEASE);
-		uint64_t ns = source_now_ns() - p->fault_ns[c.page];
-		p->service_us[p->stats.pages_fetched] = (uint32_t)(ns / 1000);
-		p->stats.pages_fetched++;
-		p->stats.bytes_fetched += APF_PAGE_SIZE;
-		p->stats.fault_ns_sum += ns;
+		account_installed(p, c.page, f);
 		if (p->cfg.hooks)
 			p->cfg.hooks->on_installed(p->cfg.hooks->ctx, c.page);
 		if (p->stats.pages_fetched == p->cfg.notify_pages && p->cfg.on_pages_fetched)
 			p->cfg.on_pages_fetched(p->cfg.ctx);
 	}
 	pump_waitq(p);
+	pager_bulk_pump(p);
+	if (p->npresent == p->npages && !p->inflight)
+		release_source(p);
+}
+
+/* The first fault read on an absent or fetching page: a page the guest
+ * waits for. */
+static void first_fault(struct pager *p, uint64_t page)
+{
+	p->flags[page] |= PAGE_F_FAULTED;
+	p->fault_ns[page] = source_now_ns();
+	p->stats.demand_faults++;
+	if (p->touches)
+		p->touches[p->ntouches++] = (uint32_t)page;
+}
+
+/* The first fault on a page a bulk fetch is bringing: it waits for that
+ * fetch, whose remaining time (by the source's estimate) is what the
+ * host side's policy weighs: a page about to arrive stays synchronous. */
+static void join_bulk(struct pager *p, uint64_t page, uint32_t tid)
+{
+	struct page_source *s = p->cfg.source;
+	uint64_t due, now;
+
+	first_fault(p, page);
+	p->stats.prefetch_joined++;
+	if (!p->cfg.hooks)
+		return;
+	now = p->fault_ns[page];
+	due = p->bulk_ns[page] + s->ops->expected_ns(s, page);
+	if (p->cfg.hooks->on_fault(p->cfg.hooks->ctx, tid, page, due > now ? due - now : 0, false) &&
+	    p->cfg.kick_by_poison)
+		pager_poison_for_kick(p, page);
 }
 
 static void handle_fault(struct pager *p, const struct uffd_msg *m)
@@ -346,6 +446,10 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 		return;
 	case PAGE_FETCHING:
 		p->stats.faults_joined++;
+		if (!(p->flags[page] & PAGE_F_FAULTED)) {
+			join_bulk(p, page, m->arg.pagefault.feat.ptid);
+			return;
+		}
 		if (p->cfg.hooks && p->cfg.hooks->on_fault(p->cfg.hooks->ctx,
 							   m->arg.pagefault.feat.ptid, page, 0, true) &&
 		    p->cfg.kick_by_poison)
@@ -354,6 +458,7 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 	case PAGE_ABSENT:
 		break;
 	}
+	first_fault(p, page);
 	if (p->source_failed) {
 		p->stats.faults_failed++;
 		fail_page(p, page);
@@ -361,7 +466,6 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 	}
 	/* Atomic: vCPU threads read the state (pager_page_present). */
 	__atomic_store_n(&p->state[page], PAGE_FETCHING, __ATOMIC_RELAXED);
-	p->fault_ns[page] = source_now_ns();
 	if (p->nfree && !p->wq_count)
 		submit_fetch(p, page);
 	else
@@ -429,8 +533,12 @@ static void *pager_thread(void *arg)
 	/* Timer slack would add ~50 us to every delayed completion. */
 	prctl(PR_SET_TIMERSLACK, 1UL);
 	uint64_t poll_ns = 0;
+	complete_fetches(p); /* the first bulk fetches */
 	while (!p->broken) {
-		int n = wait_events(p, evs, 4, poll_ns);
+		/* Completions already queued (a source that completes inside
+		 * submit, after bulk fetches): only look for faults first. */
+		bool queued = !p->source_released && p->cfg.source->count;
+		int n = queued ? epoll_wait(p->epoll_fd, evs, 4, 0) : wait_events(p, evs, 4, poll_ns);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -443,7 +551,8 @@ static void *pager_thread(void *arg)
 				return NULL;
 			if (fd == p->uffd)
 				read_faults(p);
-			else if (fd == p->cfg.source->event_fd && p->cfg.source->ops->on_event)
+			else if (!p->source_released && fd == p->cfg.source->event_fd &&
+				 p->cfg.source->ops->on_event)
 				p->cfg.source->ops->on_event(p->cfg.source);
 		}
 		complete_fetches(p);
@@ -465,7 +574,7 @@ static int cmp_u32(const void *a, const void *b)
 /* Fills the latency percentiles from the per-page service times. */
 static void compute_percentiles(struct pager *p)
 {
-	uint64_t n = p->stats.pages_fetched;
+	uint64_t n = p->nservice;
 	if (!n)
 		return;
 	qsort(p->service_us, n, sizeof(*p->service_us), cmp_u32);
@@ -482,6 +591,7 @@ static int populate_one(struct pager *p, const struct source_completion *c, stru
 		return apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)c->page,
 				c->err && c->why ? c->why : strerror(-rc));
 	p->state[c->page] = PAGE_PRESENT;
+	p->npresent++;
 	return 0;
 }
 
@@ -532,6 +642,17 @@ drain:
 	while (source_reap(src, &c))
 		p->free_bufs[p->nfree++] = (unsigned)(uintptr_t)c.cookie;
 	return rc;
+}
+
+const uint32_t *pager_touches(const struct pager *p, uint64_t *n)
+{
+	*n = p->ntouches;
+	return p->touches;
+}
+
+uint64_t pager_fault_ns(const struct pager *p, uint64_t page)
+{
+	return page < p->npages ? p->fault_ns[page] : 0;
 }
 
 int pager_start(struct pager *p, struct apf_err *e)
@@ -621,6 +742,9 @@ void pager_destroy(struct pager *p)
 	free(p->fault_ns);
 	free(p->waitq);
 	free(p->service_us);
+	free(p->flags);
+	free(p->bulk_ns);
+	free(p->touches);
 	free(p->free_bufs);
 	free(p->bufs);
 	memset(p, 0, sizeof(*p));

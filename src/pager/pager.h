@@ -25,6 +25,18 @@
  * on its own: only pager_release() and pager_destroy() do, and after them
  * an unfetched page reads as zeros (plain anonymous memory).
  *
+ * Bulk fetches (pager_bulk.c): besides the faults, the pager can fetch
+ * pages nobody waits for yet, at the source's BULK priority: a working
+ * set's pages in the order it lists them (prefetch), then, with
+ * populate_background, every page still absent, lowest first.  They hold
+ * at most `bulk_inflight` of the buffers, so a fault always finds one
+ * soon; a fault waiting for a buffer goes before every bulk fetch; a fault
+ * on a page being bulk-fetched joins that fetch.  Bulk fetches go out as
+ * runs of contiguous pages (source_submit_run).  A bulk fetch that fails
+ * leaves its page absent (a fault fetches it again), unless the source
+ * itself failed.  Once every page is present, the pager stops using the
+ * source (on_populated: its owner may close it).
+ *
  * Threading: pager_start() spawns one thread that owns the page state, the
  * source and the uffd.  Other threads only call pager_stop() and read
  * struct pager_stats after it returns.
@@ -38,6 +50,7 @@
 
 #include "source/source.h"
 #include "util/err.h"
+#include "util/log_histo.h"
 
 enum page_state { PAGE_ABSENT = 0, PAGE_FETCHING = 1, PAGE_PRESENT = 2, PAGE_FAILED = 3 };
 
@@ -54,6 +67,21 @@ struct pager_stats {
 	uint64_t fault_ns_sum;    /* sum over faults of read -> page installed */
 	uint64_t fault_us_p50;    /* per fetched page: first fault read -> installed */
 	uint64_t fault_us_p99;
+	/* Pages the guest waited for: the first fault on each absent or
+	 * fetching page (repeat and spurious faults not counted). */
+	uint64_t demand_faults;
+	struct log_histo demand_us; /* their wait: first fault read -> installed */
+	/* Bulk fetches (prefetch, background population). */
+	uint64_t pages_prefetched;  /* installed by a bulk fetch */
+	uint64_t pages_background;  /* of which fetched by background population */
+	uint64_t prefetch_joined;   /* demand faults on a page being bulk-fetched */
+	uint64_t bulk_requests;     /* submit_run calls */
+	uint64_t bulk_errors;       /* bulk fetches that failed (page left absent) */
+	uint64_t prefetch_listed;   /* pages of the prefetch list */
+	uint64_t prefetch_loaded;   /* of them present (by any fetch) */
+	/* CLOCK_MONOTONIC ns (0: not reached): every listed page present;
+	 * every page present (after which the source was released). */
+	uint64_t ws_loaded_ns, populated_ns;
 };
 
 /* Called from the pager thread (see apf_core.h for the user-mode host
@@ -105,6 +133,22 @@ struct pager_config {
 	/* What the region is, for messages ("page 7 of the lazy region");
 	 * NULL: "lazy region". */
 	const char *region;
+	/* Bulk fetches (see above).  prefetch: page indices of this region,
+	 * each < size/4096 and listed once, fetched in this order from the
+	 * start (borrowed until pager_stop).  bulk_inflight: buffers bulk
+	 * fetches may hold, 1..max_inflight (0: half of max_inflight, at
+	 * least 1). */
+	const uint32_t *prefetch;
+	uint64_t nprefetch;
+	bool populate_background;
+	unsigned bulk_inflight;
+	/* Called once from the pager thread when every page is present: the
+	 * pager never touches the source again, so its owner may close it
+	 * there.  Optional. */
+	void (*on_populated)(void *ctx);
+	/* Keep the order of first faults (pager_touches): a working-set
+	 * recording. */
+	bool record_touches;
 };
 
 struct pager {
@@ -121,7 +165,16 @@ struct pager {
 	uint8_t *state;      /* enum page_state per page */
 	uint8_t *kick_poisoned; /* per page: poisoned to kick a vCPU (atomic) */
 	uint64_t *fault_ns;  /* per page: when its first fault was read */
-	uint32_t *service_us; /* per installed page, in install order */
+	uint32_t *service_us; /* per demand-fetched page, in install order */
+	uint64_t nservice;
+	uint8_t *flags;      /* PAGE_F_* per page (pager thread only) */
+	uint64_t *bulk_ns;   /* per page being bulk-fetched: when it started */
+	uint32_t *touches;   /* record_touches: pages in first-fault order */
+	uint64_t ntouches;
+	unsigned bulk_budget, bulk_inflight;
+	uint64_t pf_next, bg_next; /* next prefetch list index, background page */
+	uint64_t npresent;   /* pages present */
+	bool source_released; /* populated: the source is no longer used */
 	uint64_t npages;
 	/* Buffers: max_inflight pages; free list of indices. */
 	unsigned char *bufs;
@@ -149,6 +202,11 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
  * guest runs, so nothing faults: the "resident" baseline.  Call before
  * pager_start(). */
 int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e);
+
+/* record_touches: the region's pages in first-fault order (n of them);
+ * each page's fault time is pager_fault_ns().  After pager_stop. */
+const uint32_t *pager_touches(const struct pager *p, uint64_t *n);
+uint64_t pager_fault_ns(const struct pager *p, uint64_t page);
 
 /* Starts the pager thread. */
 int pager_start(struct pager *p, struct apf_err *e);

@@ -1,0 +1,124 @@
+#include "pager_bulk.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "apfvm/abi.h"
+
+int pager_bulk_init(struct pager *p, struct apf_err *e)
+{
+	const struct pager_config *c = &p->cfg;
+
+	if (c->bulk_inflight > c->max_inflight)
+		return apf_fail(e, -EINVAL, "bulk fetches in flight (%u) above the in-flight limit (%u)",
+				c->bulk_inflight, c->max_inflight);
+	p->bulk_budget = c->bulk_inflight ? c->bulk_inflight : c->max_inflight / 2;
+	if (!p->bulk_budget)
+		p->bulk_budget = 1;
+	for (uint64_t i = 0; i < c->nprefetch; i++) {
+		uint32_t page = c->prefetch[i];
+		if (page >= p->npages)
+			return apf_fail(e, -EINVAL, "prefetch list: page %u is outside the %s (%llu pages)",
+					page, c->region, (unsigned long long)p->npages);
+		if (p->flags[page] & PAGE_F_LISTED)
+			return apf_fail(e, -EINVAL, "prefetch list: page %u of the %s listed twice",
+					page, c->region);
+		p->flags[page] |= PAGE_F_LISTED;
+	}
+	p->stats.prefetch_listed = c->nprefetch;
+	return 0;
+}
+
+static bool absent(const struct pager *p, uint64_t page)
+{
+	return p->state[page] == PAGE_ABSENT;
+}
+
+/* The next run to fetch, at most `limit` pages: contiguous absent pages
+ * taken from the prefetch list in its order, then from the background
+ * cursor.  false when there is none. */
+static bool next_run(struct pager *p, unsigned limit, uint64_t *first, unsigned *n, bool *bg)
+{
+	const uint32_t *list = p->cfg.prefetch;
+
+	while (p->pf_next < p->cfg.nprefetch) {
+		uint64_t page = list[p->pf_next++];
+		if (!absent(p, page))
+			continue;
+		*first = page;
+		*n = 1;
+		*bg = false;
+		while (*n < limit && p->pf_next < p->cfg.nprefetch &&
+		       list[p->pf_next] == page + *n && absent(p, page + *n)) {
+			(*n)++;
+			p->pf_next++;
+		}
+		return true;
+	}
+	if (!p->cfg.populate_background)
+		return false;
+	while (p->bg_next < p->npages && !absent(p, p->bg_next))
+		p->bg_next++;
+	if (p->bg_next == p->npages)
+		return false;
+	*first = p->bg_next;
+	*n = 0;
+	*bg = true;
+	while (*n < limit && p->bg_next < p->npages && absent(p, p->bg_next)) {
+		(*n)++;
+		p->bg_next++;
+	}
+	return true;
+}
+
+/* Starts one run; false if the source refused it (the pages stay absent:
+ * a fault fetches them). */
+static bool submit_run(struct pager *p, uint64_t first, unsigned n, bool bg)
+{
+	void *bufs[SOURCE_RUN_MAX], *cookies[SOURCE_RUN_MAX];
+	uint64_t now = source_now_ns();
+	unsigned started = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		cookies[i] = (void *)(uintptr_t)pager_take_buf(p, &bufs[i]);
+		/* Atomic: vCPU threads read the state (pager_page_present). */
+		__atomic_store_n(&p->state[first + i], PAGE_FETCHING, __ATOMIC_RELAXED);
+		p->flags[first + i] |= PAGE_F_BULK | (bg ? PAGE_F_BACKGROUND : 0);
+		p->bulk_ns[first + i] = now;
+	}
+	int rc = source_submit_run(p->cfg.source, first, n, bufs, cookies, SOURCE_BULK, &started);
+	for (unsigned i = started; i < n; i++) {
+		p->free_bufs[p->nfree++] = (unsigned)(uintptr_t)cookies[i];
+		p->flags[first + i] &= (uint8_t)~(PAGE_F_BULK | PAGE_F_BACKGROUND);
+		__atomic_store_n(&p->state[first + i], PAGE_ABSENT, __ATOMIC_RELAXED);
+	}
+	p->stats.bulk_requests++;
+	p->stats.bulk_errors += n - started;
+	p->inflight += started;
+	p->bulk_inflight += started;
+	if (p->inflight > p->stats.inflight_max)
+		p->stats.inflight_max = p->inflight;
+	return rc == 0;
+}
+
+bool pager_bulk_pump(struct pager *p)
+{
+	bool any = false;
+
+	if (p->source_failed || p->source_released || p->wq_count)
+		return false;
+	while (p->bulk_inflight < p->bulk_budget && p->nfree) {
+		unsigned limit = p->bulk_budget - p->bulk_inflight, n;
+		uint64_t first;
+		bool bg;
+
+		if (limit > p->nfree)
+			limit = p->nfree;
+		if (limit > SOURCE_RUN_MAX)
+			limit = SOURCE_RUN_MAX;
+		if (!next_run(p, limit, &first, &n, &bg) || !submit_run(p, first, n, bg))
+			break;
+		any = true;
+	}
+	return any;
+}
