@@ -16,6 +16,7 @@
 
 #include "apfvm/abi.h"
 #include "util/err.h"
+#include "util/log_histo.h"
 
 enum apfvm_apf_mode {
 	APFVM_APF_OFF = 0,    /* synchronous baseline: the vCPU blocks per fault */
@@ -73,6 +74,18 @@ struct apfvm_config {
 	bool trace;                 /* stamp the fault path (struct apf_trace) */
 	bool populate;              /* install every lazy page before the guest
 				     * starts: the resident baseline */
+	/* Fewer faults (docs/working-set.md).  record_ws_path: write the
+	 * pages the guest faulted on (both regions of a restore, the lazy
+	 * region of a boot), in first-touch order, to this file when the
+	 * run ends well.  prefetch_ws_path: fetch that file's pages in its
+	 * order from the start, ahead of the guest.  populate_background:
+	 * then every page still absent, until all memory is local and the
+	 * source is closed.  bulk_inflight: fetches those may hold at once
+	 * (0: half of max_inflight); the rest are kept for faults. */
+	const char *record_ws_path;
+	const char *prefetch_ws_path;
+	bool populate_background;
+	unsigned bulk_inflight;
 	enum apfvm_apf_mode apf;
 	uint64_t apf_threshold_ns;  /* user mode: go async above this expected
 				     * wait; 0 = the measured default */
@@ -184,6 +197,23 @@ struct apfvm_stats {
 	double fault_us_mean;       /* fault read -> page installed */
 	uint64_t tsc_khz;
 	uint64_t lazy_pages;
+	/* Fewer faults, over both regions of a restore (the lazy region of a
+	 * boot): pages the guest waited for (its first fault on each, sync or
+	 * async) and the histogram of those waits; pages fetched ahead of it
+	 * (prefetch list and background population), of which background
+	 * population's, and those a fault then waited for (it came before
+	 * their fetch ended); the prefetch list's pages and how many of them
+	 * arrived; bulk fetches' requests and failures (a failure leaves the
+	 * page to a fault).  Times from apfvm_run()'s start (0: not reached):
+	 * the guest's first instruction, the prefetch list all present, all
+	 * memory present (its sources then closed). */
+	uint64_t demand_faults;
+	struct log_histo demand_us;
+	uint64_t pages_prefetched, pages_background, prefetch_joined;
+	uint64_t prefetch_listed, prefetch_loaded, bulk_requests, bulk_errors;
+	double first_instruction_ms, ws_loaded_ms, populated_ms;
+	bool ws_recorded;           /* --record-ws written */
+	uint64_t ws_recorded_pages;
 	/* KVM's own counters for vCPU 0 (0 where KVM does not provide them). */
 	uint64_t kvm_exits, kvm_pf_taken, kvm_insn_emulation, kvm_signal_exits, kvm_halt_exits;
 	bool kvm_has_pf_and_emulation; /* the two counters exist (x86 KVM) */

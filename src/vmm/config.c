@@ -75,8 +75,31 @@ static int check_snapshot_config(const struct apfvm_config *c, struct apf_err *e
 	return 0;
 }
 
+/* Working sets and bulk fetches: what can go with what. */
+static int check_fewer_faults_config(const struct apfvm_config *c, struct apf_err *e)
+{
+	bool ws = c->record_ws_path || c->prefetch_ws_path;
+
+	if (ws && !c->restore_path && !c->lazy_size)
+		return apf_fail(e, -EINVAL, "a working set (--record-ws, --prefetch) is a lazy region's "
+				"pages: it needs --lazy, or a restore");
+	if (c->record_ws_path && (c->prefetch_ws_path || c->populate || c->populate_background))
+		return apf_fail(e, -EINVAL, "--record-ws records the pages the guest faults on: with %s "
+				"they are fetched before it touches them, and the recording would "
+				"miss them", c->prefetch_ws_path ? "--prefetch" : "--populate");
+	if (c->populate && (c->prefetch_ws_path || c->populate_background))
+		return apf_fail(e, -EINVAL, "--populate installs all memory before the guest starts: "
+				"nothing is left to %s", c->prefetch_ws_path ? "prefetch" : "populate in the background");
+	if (c->bulk_inflight && c->bulk_inflight >= c->max_inflight)
+		return apf_fail(e, -EINVAL, "--bulk-inflight %u: below --inflight (%u), so that faults "
+				"keep some", c->bulk_inflight, c->max_inflight);
+	return 0;
+}
+
 int config_check(const struct apfvm_config *c, struct apf_err *e)
 {
+	int rc;
+
 	if (c->mem_size < (16ull << 20) || c->mem_size > (2ull << 30) || c->mem_size % APF_PAGE_SIZE)
 		return apf_fail(e, -EINVAL, "--mem must be a multiple of 4K between 16M and 2G");
 	if (c->lazy_size % APF_LAZY_ALIGN || c->lazy_size > (64ull << 30))
@@ -98,6 +121,8 @@ int config_check(const struct apfvm_config *c, struct apf_err *e)
 	for (unsigned i = 0; i < c->ntasks; i++)
 		if (c->tasks[i].kind == APF_TASK_SCAN && !c->lazy_size)
 			return apf_fail(e, -EINVAL, "a scan task needs a lazy region (--lazy)");
+	if ((rc = check_fewer_faults_config(c, e)))
+		return rc;
 	return check_snapshot_config(c, e);
 }
 

@@ -1,12 +1,14 @@
 #include "lifecycle.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apf_user.h"
 #include "guest_report.h"
 #include "loader.h"
+#include "machine_ws.h"
 #include "vcpu_loop.h"
 #include "source/source.h"
 #include "util/thread.h"
@@ -99,6 +101,34 @@ static void resident_pager_error(void *ctx, bool blocking)
 	pager_failed(m, m->region[MACHINE_RESIDENT].pager, blocking);
 }
 
+/* Every page of region r is present (pager thread): its source is let
+ * go at once, a remote one's connections with it, unless a snapshot may
+ * still read through it.  Its counters are kept for the statistics. */
+static void region_populated(struct machine *m, int which)
+{
+	struct machine_region *r = &m->region[which];
+
+	r->released_ns = monotonic_ns();
+	if (m->cfg->snapshot_path || r->borrowed)
+		return;
+	r->retries = r->raw->retries;
+	r->corrupt = r->raw->corrupt;
+	r->reconnects = r->raw->reconnects;
+	snprintf(r->source_desc, sizeof(r->source_desc), "%s", r->source->desc);
+	source_close(r->source);
+	r->source = r->raw = NULL;
+}
+
+static void lazy_populated(void *ctx)
+{
+	region_populated(ctx, MACHINE_LAZY);
+}
+
+static void resident_populated(void *ctx)
+{
+	region_populated(ctx, MACHINE_RESIDENT);
+}
+
 /* Region r's pager, made (and kept even half made: machine_destroy frees
  * it) and, with --populate, filled. */
 static int make_pager(struct machine *m, int which, struct apf_err *e)
@@ -119,6 +149,12 @@ static int make_pager(struct machine *m, int which, struct apf_err *e)
 		.notify_pages = lazy && c->snapshot_path ? c->snapshot_after_pages : 0,
 		.on_pages_fetched = report_pages_point,
 		.region = r->name,
+		.prefetch = m->ws.list[which],
+		.nprefetch = m->ws.n[which],
+		.populate_background = c->populate_background,
+		.bulk_inflight = c->bulk_inflight,
+		.on_populated = lazy ? lazy_populated : resident_populated,
+		.record_touches = c->record_ws_path != NULL,
 	};
 
 	r->pager = calloc(1, sizeof(*r->pager));
@@ -137,6 +173,9 @@ static int start_pagers(struct machine *m, struct apf_err *e)
 	static const int order[] = { MACHINE_RESIDENT, MACHINE_LAZY };
 	int rc;
 
+	if ((rc = machine_ws_load(m, e)))
+		return rc;
+	m->ws.base_ns = monotonic_ns();
 	for (unsigned i = 0; i < 2; i++)
 		if (m->region[order[i]].source && m->region[order[i]].size &&
 		    (rc = make_pager(m, order[i], e)))
@@ -323,6 +362,7 @@ void machine_destroy(struct machine *m)
 		if (!m->region[i].borrowed)
 			source_close(m->region[i].source);
 	free(m->snapshot_bufs);
+	machine_ws_free(m);
 	if (m->restore.snap) {
 		snap_close(m->restore.snap);
 		free(m->restore.snap);

@@ -55,6 +55,12 @@ struct machine_region {
 				      * by `source` when that is a wrapper) */
 	bool borrowed;               /* the embedder's source: not closed */
 	struct pager *pager;         /* made by machine_start */
+	/* Set by the pager thread once every page is present (lifecycle.c):
+	 * the source was closed then (source and raw NULL), its remote
+	 * counters kept here. */
+	uint64_t released_ns;
+	uint64_t retries, corrupt, reconnects;
+	char source_desc[128];
 };
 
 enum { MACHINE_LAZY, MACHINE_RESIDENT, MACHINE_REGIONS };
@@ -67,6 +73,18 @@ struct guest_kind {
 	/* x86 Linux: the PC devices, and their port I/O (NULL otherwise). */
 	struct pc_devices *pc;
 	void (*port_io)(struct machine *m, struct vcpu *v);
+};
+
+/* The working set being replayed (machine_ws.h): each region's prefetch
+ * list, and when the pagers started (t = 0 of a recording). */
+struct machine_ws {
+	uint32_t *list[MACHINE_REGIONS];
+	uint64_t n[MACHINE_REGIONS];
+	uint64_t base_ns;
+	/* The memory its files describe (taken before any source can be
+	 * let go): identity, pages, resident pages first. */
+	struct sha256 identity;
+	uint64_t mem_pages, resident_pages;
 };
 
 /* A restore's own state (snapshot_load.c). */
@@ -107,6 +125,7 @@ struct machine {
 	uint64_t ready_retry_ns;           /* pager thread: next page-ready retry */
 	struct guest_kind guest;
 	struct restore_state restore;
+	struct machine_ws ws;
 	struct machine_trace trace;
 	void *snapshot_bufs;               /* a failed snapshot's fetch buffers,
 					    * freed after the sources close */

@@ -11,6 +11,7 @@
 #include "guest_report.h"
 #include "lifecycle.h"
 #include "loader.h"
+#include "machine_ws.h"
 #include "run_stats.h"
 #include "snapshot_vm.h"
 #include "util/thread.h"
@@ -46,7 +47,15 @@ static int run_to_end(struct machine *m, struct apfvm_stats *st, struct apf_err 
 		machine_halt(m, why, true);
 	}
 	run_collect_stats(m, st);
-	return machine_verdict(m, e);
+	int rc = machine_verdict(m, e);
+	if (!rc && m->cfg->record_ws_path) {
+		/* Only a run that ended well: a partial recording would mislead. */
+		if ((rc = machine_ws_record(m, e)))
+			return rc;
+		st->ws_recorded = true;
+		st->ws_recorded_pages = st->demand_faults;
+	}
+	return rc;
 }
 
 /* Waits for the snapshot's point: snapshot_at_ns from the start, or the

@@ -90,14 +90,15 @@ static void collect_core(const struct apf_core *core, struct apfvm_stats *st)
 static void collect_lazy(const struct machine *m, const struct pager *p, struct apfvm_stats *st)
 {
 	const struct pager_stats *ps = &p->stats;
-	const struct page_source *raw = m->region[MACHINE_LAZY].raw;
+	const struct machine_region *r = &m->region[MACHINE_LAZY];
 
 	st->pages_fetched = ps->pages_fetched;
 	st->bytes_fetched = ps->bytes_fetched;
 	st->pages_failed = ps->pages_failed;
-	st->source_retries = raw->retries;
-	st->source_corrupt = raw->corrupt;
-	st->source_reconnects = raw->reconnects;
+	/* A source let go once all memory was present kept its counters. */
+	st->source_retries = r->raw ? r->raw->retries : r->retries;
+	st->source_corrupt = r->raw ? r->raw->corrupt : r->corrupt;
+	st->source_reconnects = r->raw ? r->raw->reconnects : r->reconnects;
 	st->faults_failed = ps->faults_failed;
 	st->faults_total = ps->faults_total;
 	/* In kernel mode only the guest sees which faults went async (Linux:
@@ -111,9 +112,53 @@ static void collect_lazy(const struct machine *m, const struct pager *p, struct 
 	st->faults_sync = ps->faults_total > st->faults_async ? ps->faults_total - st->faults_async : 0;
 	st->faults_joined = ps->faults_joined;
 	st->inflight_max = ps->inflight_max;
-	st->fault_us_mean = ps->pages_fetched
-				    ? (double)ps->fault_ns_sum / (double)ps->pages_fetched / 1e3
-				    : 0;
+	uint64_t waited = 0;
+	for (unsigned b = 0; b < LOG_HISTO_BUCKETS; b++)
+		waited += ps->demand_us.count[b];
+	st->fault_us_mean = waited ? (double)ps->fault_ns_sum / (double)waited / 1e3 : 0;
+}
+
+static double ms_since_start(const struct machine *m, uint64_t ns)
+{
+	return ns > m->start_ns ? (double)(ns - m->start_ns) / 1e6 : 0;
+}
+
+/* Fewer faults: both regions' pagers summed; the later region's times. */
+static void collect_fewer_faults(const struct machine *m, struct apfvm_stats *st)
+{
+	uint64_t loaded = 0, populated = 0;
+	unsigned listed = 0, regions = 0, full = 0;
+
+	for (int i = 0; i < MACHINE_REGIONS; i++) {
+		const struct pager *p = m->region[i].pager;
+		if (!p || p->abandoned)
+			continue;
+		const struct pager_stats *ps = &p->stats;
+		regions++;
+		st->demand_faults += ps->demand_faults;
+		for (unsigned b = 0; b < LOG_HISTO_BUCKETS; b++)
+			st->demand_us.count[b] += ps->demand_us.count[b];
+		st->pages_prefetched += ps->pages_prefetched;
+		st->pages_background += ps->pages_background;
+		st->prefetch_joined += ps->prefetch_joined;
+		st->prefetch_listed += ps->prefetch_listed;
+		st->prefetch_loaded += ps->prefetch_loaded;
+		st->bulk_requests += ps->bulk_requests;
+		st->bulk_errors += ps->bulk_errors;
+		if (ps->prefetch_listed) {
+			listed++;
+			if (ps->ws_loaded_ns > loaded)
+				loaded = ps->ws_loaded_ns;
+		}
+		if (ps->populated_ns) {
+			full++;
+			populated = ps->populated_ns > populated ? ps->populated_ns : populated;
+		}
+	}
+	st->first_instruction_ms = ms_since_start(m, atomic_load(&m->first_run_ns));
+	/* Reached only once every region with a list (with memory) got there. */
+	st->ws_loaded_ms = listed && st->prefetch_loaded == st->prefetch_listed ? ms_since_start(m, loaded) : 0;
+	st->populated_ms = regions && full == regions ? ms_since_start(m, populated) : 0;
 }
 
 /* What the guest reported: its counters and each task's result. */
@@ -158,7 +203,7 @@ void run_collect_stats(struct machine *m, struct apfvm_stats *st)
 {
 	const struct apfvm_config *c = m->cfg;
 	const struct pager *lazy = machine_lazy_pager(m);
-	const struct page_source *src = m->region[MACHINE_LAZY].source;
+	const struct machine_region *lr = &m->region[MACHINE_LAZY];
 
 	st->wall_s = (double)(monotonic_ns() - m->run_ns) / 1e9;
 	collect_kvm(m, st);
@@ -166,7 +211,8 @@ void run_collect_stats(struct machine *m, struct apfvm_stats *st)
 		collect_restore(m, st);
 	st->mode = c->apf;
 	platform_describe(st->platform, sizeof(st->platform));
-	snprintf(st->source, sizeof(st->source), "%s", src ? src->desc : "none");
+	snprintf(st->source, sizeof(st->source), "%s",
+		 lr->source ? lr->source->desc : lr->source_desc[0] ? lr->source_desc : "none");
 	st->latency_min_ns = c->latency_min_ns;
 	st->latency_max_ns = c->latency_max_ns;
 	st->tsc_khz = m->vm.tsc_khz;
@@ -178,6 +224,7 @@ void run_collect_stats(struct machine *m, struct apfvm_stats *st)
 		collect_core(m->core, st);
 	if (lazy && !lazy->abandoned) /* else its thread may still write them */
 		collect_lazy(m, lazy, st);
+	collect_fewer_faults(m, st);
 	collect_report(m, st);
 	if (m->trace.page)
 		collect_trace(m, st);
