@@ -61,7 +61,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 
 # ---- sources -----------------------------------------------------------
 # The architecture layer: src/arch/$(ARCH) (and its subfolders).
-LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/net/*.c src/pager/*.c src/apf/*.c src/snapshot/*.c src/vmm/*.c) \
+LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/net/*.c src/pager/*.c src/apf/*.c src/snapshot/*.c src/workset/*.c src/vmm/*.c) \
 	$(OBJSTORE_SRCS.$(OBJSTORE)) $(SHA256_SRC.$(OBJSTORE)) \
 	$(wildcard src/arch/$(ARCH)/*.c src/arch/$(ARCH)/*/*.c)
 CLI_SRCS := src/cli/options.c src/cli/bench.c src/cli/fetch.c src/cli/kvm_hint.c

@@ -188,19 +188,25 @@ static int fail_close(struct snap_image *s, struct apf_err *e, int rc, const cha
 
 static int open_memory(struct snap_image *s, const char *path, struct apf_err *e);
 
-uint64_t snap_identity(const struct snap_image *s)
+void snap_identity_full(const struct snap_image *s, struct sha256 *out)
 {
 	size_t len = sizeof(uint64_t) + s->mem_pages * sizeof(struct sha256);
 	unsigned char *buf = malloc(len);
-	struct sha256 d;
-	uint64_t id;
 
 	if (!buf)
 		abort(); /* a few MiB at most; nothing sensible to return */
 	memcpy(buf, &s->mem_pages, sizeof(uint64_t));
 	memcpy(buf + sizeof(uint64_t), s->page_digests, s->mem_pages * sizeof(struct sha256));
-	sha256(buf, len, &d);
+	sha256(buf, len, out);
 	free(buf);
+}
+
+uint64_t snap_identity(const struct snap_image *s)
+{
+	struct sha256 d;
+	uint64_t id;
+
+	snap_identity_full(s, &d);
 	memcpy(&id, d.b, sizeof(id));
 	return id;
 }

@@ -135,10 +135,14 @@ int snap_open(struct snap_image *s, const char *path, struct apf_err *e);
  * page_digests all the same. */
 int snap_open_state(struct snap_image *s, const char *path, struct apf_err *e);
 
-/* What identifies a snapshot's memory to whoever serves it: the first 8
- * bytes of the SHA-256 of its page count and page digests (the seed a
- * server announces with APF_PATTERN_SNAPSHOT).  A label to catch the wrong
- * snapshot early, not a proof: each page is checked against its digest. */
+/* What identifies a snapshot's memory: the SHA-256 of its page count (a
+ * u64, little-endian) followed by its page digests.  A working-set file
+ * (workset/workset.h) is bound to it whole. */
+void snap_identity_full(const struct snap_image *s, struct sha256 *out);
+/* The same to whoever serves the memory: snap_identity_full's first 8
+ * bytes (the seed a server announces with APF_PATTERN_SNAPSHOT).  A label
+ * to catch the wrong snapshot early, not a proof: each page is checked
+ * against its digest. */
 uint64_t snap_identity(const struct snap_image *s);
 void snap_close(struct snap_image *s);
 

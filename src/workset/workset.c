@@ -1,0 +1,371 @@
+#include "workset.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apfvm/abi.h"
+#include "util/file.h"
+
+#define WS_LABEL_LAZY "apfvm lazy region" /* and its NUL */
+
+/* Bytes of a file of `count` entries: header, entries, checksum. */
+static uint64_t file_bytes(uint64_t count)
+{
+	return sizeof(struct ws_header) + count * sizeof(struct ws_entry) + SHA256_LEN;
+}
+
+/* --- the invariants ----------------------------------------------------- */
+
+static int by_page_then_index(const void *pa, const void *pb)
+{
+	const struct ws_entry *a = pa, *b = pb;
+	if (a->page != b->page)
+		return a->page < b->page ? -1 : 1;
+	return a->t_us < b->t_us ? -1 : a->t_us > b->t_us;
+}
+
+/* A page listed twice: found in a copy sorted by page, each entry's
+ * t_us replaced by its index, so that the message names both entries. */
+static int check_repeats(const struct workset *ws, const char *who, struct apf_err *e)
+{
+	struct ws_entry *c;
+	int rc = 0;
+
+	if (ws->count < 2)
+		return 0;
+	c = malloc(ws->count * sizeof(*c));
+	if (!c)
+		return apf_fail(e, -ENOMEM, "%s: out of memory", who);
+	for (uint64_t i = 0; i < ws->count; i++)
+		c[i] = (struct ws_entry){ .page = ws->entries[i].page, .t_us = (uint32_t)i };
+	qsort(c, ws->count, sizeof(*c), by_page_then_index);
+	for (uint64_t i = 1; i < ws->count && !rc; i++)
+		if (c[i].page == c[i - 1].page)
+			rc = apf_fail(e, -EINVAL, "%s lists page %llu twice (entries %llu and %llu)", who,
+				      (unsigned long long)c[i].page, (unsigned long long)c[i - 1].t_us,
+				      (unsigned long long)c[i].t_us);
+	free(c);
+	return rc;
+}
+
+/* Every invariant of workset.h; who begins each message ("working-set
+ * file 'x'"). */
+static int check_workset(const struct workset *ws, const char *who, struct apf_err *e)
+{
+	if (ws->mem_pages > WS_MAX_PAGES)
+		return apf_fail(e, -EINVAL, "%s is for a guest of %llu pages; at most %llu can be named",
+				who, (unsigned long long)ws->mem_pages, WS_MAX_PAGES);
+	if (ws->resident_pages > ws->mem_pages || ws->count > ws->mem_pages)
+		return apf_fail(e, -EINVAL,
+				"%s has impossible sizes: %llu entries, %llu resident pages, %llu pages",
+				who, (unsigned long long)ws->count, (unsigned long long)ws->resident_pages,
+				(unsigned long long)ws->mem_pages);
+	if (ws->count && !ws->entries)
+		return apf_fail(e, -EINVAL, "%s has %llu entries and no array", who,
+				(unsigned long long)ws->count);
+	for (uint64_t i = 0; i < ws->count; i++)
+		if (ws->entries[i].page >= ws->mem_pages)
+			return apf_fail(e, -EINVAL, "%s names page %llu, outside the guest's %llu pages",
+					who, (unsigned long long)ws->entries[i].page,
+					(unsigned long long)ws->mem_pages);
+	int rc = check_repeats(ws, who, e);
+	if (rc)
+		return rc;
+	for (uint64_t i = 1; i < ws->count; i++)
+		if (ws->entries[i].t_us < ws->entries[i - 1].t_us)
+			return apf_fail(e, -EINVAL,
+					"%s goes back in time: entry %llu (page %llu) at %llu us, after "
+					"entry %llu at %llu us",
+					who, (unsigned long long)i, (unsigned long long)ws->entries[i].page,
+					(unsigned long long)ws->entries[i].t_us, (unsigned long long)i - 1,
+					(unsigned long long)ws->entries[i - 1].t_us);
+	return 0;
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+static int write_full(int fd, const unsigned char *p, uint64_t len)
+{
+	for (uint64_t done = 0; done < len;) {
+		ssize_t n = write(fd, p + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* The whole file in one buffer: header, entries, checksum. */
+static unsigned char *encode(const struct workset *ws, uint64_t *len)
+{
+	struct ws_header h = { .version = WS_VERSION, .mem_pages = ws->mem_pages,
+			       .resident_pages = ws->resident_pages, .count = ws->count,
+			       .identity = ws->identity };
+	uint64_t body = file_bytes(ws->count) - SHA256_LEN;
+	unsigned char *buf = malloc(file_bytes(ws->count));
+
+	if (!buf)
+		return NULL;
+	memcpy(h.magic, WS_MAGIC, sizeof(h.magic));
+	memcpy(buf, &h, sizeof(h));
+	if (ws->count)
+		memcpy(buf + sizeof(h), ws->entries, ws->count * sizeof(struct ws_entry));
+	struct sha256 d;
+	sha256(buf, body, &d);
+	memcpy(buf + body, d.b, SHA256_LEN);
+	*len = file_bytes(ws->count);
+	return buf;
+}
+
+int ws_write(const char *path, const struct workset *ws, struct apf_err *e)
+{
+	char who[600];
+	struct file_out o;
+	uint64_t len;
+	int rc;
+
+	snprintf(who, sizeof(who), "cannot write working-set file '%s': its working set", path);
+	if ((rc = check_workset(ws, who, e)))
+		return rc;
+	unsigned char *buf = encode(ws, &len);
+	if (!buf)
+		return apf_fail(e, -ENOMEM, "cannot write working-set file '%s': out of memory", path);
+	if ((rc = file_out_open(&o, path, 0600))) {
+		free(buf);
+		return apf_fail(e, rc, "cannot create working-set file '%s': %s", path, strerror(-rc));
+	}
+	rc = write_full(o.fd, buf, len);
+	free(buf);
+	if (rc)
+		file_out_abort(&o);
+	else
+		rc = file_out_commit(&o);
+	if (rc)
+		return apf_fail(e, rc, "cannot write working-set file '%s': %s", path, strerror(-rc));
+	return 0;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+/* Up to len bytes at off: how many (fewer at the end of the file), or -errno. */
+static int64_t pread_full(int fd, void *buf, uint64_t len, uint64_t off)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		done += (uint64_t)n;
+	}
+	return (int64_t)done;
+}
+
+/* The header, and what it says of the file's size, checked before the
+ * rest is read: size must be exactly that of its count entries, and the
+ * count at most the guest's pages. */
+static int read_header(int fd, const char *path, uint64_t size, uint64_t mem_pages,
+		       struct ws_header *h, struct apf_err *e)
+{
+	int64_t n = pread_full(fd, h, sizeof(*h), 0);
+
+	if (n < 0)
+		return apf_fail(e, (int)n, "cannot read working-set file '%s': %s", path,
+				strerror((int)-n));
+	if (n < (int64_t)sizeof(h->magic) || memcmp(h->magic, WS_MAGIC, sizeof(h->magic)))
+		return apf_fail(e, -EINVAL, "'%s' is not a working-set file", path);
+	if (n < (int64_t)sizeof(*h))
+		return apf_fail(e, -EINVAL, "working-set file '%s' is truncated: %llu bytes, "
+				"shorter than its header", path, (unsigned long long)n);
+	if (h->version != WS_VERSION)
+		return apf_fail(e, -EINVAL, "working-set file '%s' has format version %llu; this apfvm "
+				"reads version %d", path, (unsigned long long)h->version, WS_VERSION);
+	if (h->flags)
+		return apf_fail(e, -EINVAL, "working-set file '%s' has flags %#llx, which this apfvm "
+				"does not know", path, (unsigned long long)h->flags);
+	if (h->count > mem_pages)
+		return apf_fail(e, -EINVAL, "working-set file '%s' lists %llu pages, more than the "
+				"guest's %llu", path, (unsigned long long)h->count,
+				(unsigned long long)mem_pages);
+	if (size < file_bytes(h->count))
+		return apf_fail(e, -EINVAL, "working-set file '%s' is truncated: %llu bytes, where "
+				"its %llu entries take %llu", path, (unsigned long long)size,
+				(unsigned long long)h->count, (unsigned long long)file_bytes(h->count));
+	if (size > file_bytes(h->count))
+		return apf_fail(e, -EINVAL, "working-set file '%s' has %llu stray byte%s after its "
+				"%llu entries and checksum", path,
+				(unsigned long long)(size - file_bytes(h->count)),
+				size - file_bytes(h->count) == 1 ? "" : "s", (unsigned long long)h->count);
+	return 0;
+}
+
+/* What binds the file to this guest: its identity and its sizes. */
+static int check_binding(const struct ws_header *h, const char *path, const struct sha256 *identity,
+			 uint64_t mem_pages, uint64_t resident_pages, struct apf_err *e)
+{
+	if (memcmp(&h->identity, identity, sizeof(*identity))) {
+		char theirs[2 * SHA256_LEN + 1], ours[2 * SHA256_LEN + 1];
+		sha256_hex(&h->identity, theirs);
+		sha256_hex(identity, ours);
+		return apf_fail(e, -ESTALE, "working-set file '%s' was recorded for another snapshot "
+				"or another memory (identity %.16s..., this guest's %.16s...)",
+				path, theirs, ours);
+	}
+	if (h->mem_pages != mem_pages || h->resident_pages != resident_pages)
+		return apf_fail(e, -ESTALE, "working-set file '%s' was recorded for a guest of %llu "
+				"pages (%llu resident); this guest has %llu pages (%llu resident)",
+				path, (unsigned long long)h->mem_pages,
+				(unsigned long long)h->resident_pages, (unsigned long long)mem_pages,
+				(unsigned long long)resident_pages);
+	return 0;
+}
+
+/* The rest of an open file whose header read_header accepted: checksum,
+ * binding, entries into *ws. */
+static int read_body(int fd, const char *path, const struct ws_header *h,
+		     const struct sha256 *identity, uint64_t mem_pages, uint64_t resident_pages,
+		     struct workset *ws, struct apf_err *e)
+{
+	uint64_t size = file_bytes(h->count), body = size - SHA256_LEN;
+	unsigned char *buf = malloc(size);
+	int rc = 0;
+
+	if (!buf)
+		return apf_fail(e, -ENOMEM, "cannot read working-set file '%s': out of memory", path);
+	int64_t n = pread_full(fd, buf, size, 0);
+	if (n < 0)
+		rc = apf_fail(e, (int)n, "cannot read working-set file '%s': %s", path,
+			      strerror((int)-n));
+	else if ((uint64_t)n != size)
+		rc = apf_fail(e, -EIO, "working-set file '%s' shrank while being read", path);
+	else if (!sha256_matches(buf, body, (const struct sha256 *)(buf + body)))
+		rc = apf_fail(e, -EBADMSG, "working-set file '%s' is damaged: its checksum does not "
+			      "match its contents", path);
+	else if (!(rc = check_binding(h, path, identity, mem_pages, resident_pages, e))) {
+		ws->entries = malloc(h->count ? h->count * sizeof(struct ws_entry) : 1);
+		if (!ws->entries)
+			rc = apf_fail(e, -ENOMEM, "cannot read working-set file '%s': out of memory",
+				      path);
+		else
+			memcpy(ws->entries, buf + sizeof(*h), h->count * sizeof(struct ws_entry));
+	}
+	free(buf);
+	return rc;
+}
+
+int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
+	    uint64_t resident_pages, struct workset *ws, struct apf_err *e)
+{
+	struct ws_header h;
+	struct stat st;
+	char who[600];
+	int rc, fd;
+
+	memset(ws, 0, sizeof(*ws));
+	if (mem_pages > WS_MAX_PAGES)
+		return apf_fail(e, -EINVAL, "working-set file '%s': a guest of %llu pages is more than "
+				"a working set can name (%llu)", path, (unsigned long long)mem_pages,
+				WS_MAX_PAGES);
+	fd = file_open_regular(path, &st);
+	if (fd == -EINVAL)
+		return apf_fail(e, fd, "working-set file '%s' is not a regular file", path);
+	if (fd < 0)
+		return apf_fail(e, fd, "cannot open working-set file '%s': %s", path, strerror(-fd));
+	rc = read_header(fd, path, (uint64_t)st.st_size, mem_pages, &h, e);
+	if (!rc)
+		rc = read_body(fd, path, &h, identity, mem_pages, resident_pages, ws, e);
+	close(fd);
+	if (rc)
+		return rc;
+	ws->identity = h.identity;
+	ws->mem_pages = h.mem_pages;
+	ws->resident_pages = h.resident_pages;
+	ws->count = h.count;
+	snprintf(who, sizeof(who), "working-set file '%s'", path);
+	if ((rc = check_workset(ws, who, e)))
+		ws_free(ws);
+	return rc;
+}
+
+void ws_free(struct workset *ws)
+{
+	free(ws->entries);
+	memset(ws, 0, sizeof(*ws));
+}
+
+/* --- building and naming ------------------------------------------------ */
+
+static int by_time_then_page(const void *pa, const void *pb)
+{
+	const struct ws_entry *a = pa, *b = pb;
+	if (a->t_us != b->t_us)
+		return a->t_us < b->t_us ? -1 : 1;
+	return a->page < b->page ? -1 : a->page > b->page;
+}
+
+int ws_sort_by_time(struct workset *ws)
+{
+	if (ws->count > 1)
+		qsort(ws->entries, ws->count, sizeof(*ws->entries), by_time_then_page);
+	return 0;
+}
+
+void ws_identity_snapshot(const struct snap_image *s, struct sha256 *out)
+{
+	snap_identity_full(s, out);
+}
+
+void ws_identity_lazy(uint64_t lazy_pages, uint32_t pattern, uint64_t seed, struct sha256 *out)
+{
+	unsigned char buf[sizeof(WS_LABEL_LAZY) + 8 + 4 + 8];
+	uint64_t s = pattern == APF_PATTERN_SEEDED ? seed : 0;
+
+	memcpy(buf, WS_LABEL_LAZY, sizeof(WS_LABEL_LAZY));
+	memcpy(buf + sizeof(WS_LABEL_LAZY), &lazy_pages, 8);
+	memcpy(buf + sizeof(WS_LABEL_LAZY) + 8, &pattern, 4);
+	memcpy(buf + sizeof(WS_LABEL_LAZY) + 12, &s, 8);
+	sha256(buf, sizeof(buf), out);
+}
+
+static void print_ms(FILE *f, uint32_t t_us)
+{
+	fprintf(f, "%u.%03u ms%s", t_us / 1000, t_us % 1000, t_us == UINT32_MAX ? " or later" : "");
+}
+
+int ws_describe(const struct workset *ws, FILE *f)
+{
+	uint64_t resident = 0;
+	char hex[2 * SHA256_LEN + 1];
+
+	for (uint64_t i = 0; i < ws->count; i++)
+		resident += ws->entries[i].page < ws->resident_pages;
+	fprintf(f, "working set: %llu of %llu pages (%llu of %llu resident, %llu of %llu lazy)\n",
+		(unsigned long long)ws->count, (unsigned long long)ws->mem_pages,
+		(unsigned long long)resident, (unsigned long long)ws->resident_pages,
+		(unsigned long long)(ws->count - resident),
+		(unsigned long long)(ws->mem_pages - ws->resident_pages));
+	if (ws->count) {
+		const struct ws_entry *w = ws->entries;
+		fputs("first touches: from ", f);
+		print_ms(f, w[0].t_us);
+		fputs(" to ", f);
+		print_ms(f, w[ws->count - 1].t_us);
+		fputs("; half of the pages by ", f);
+		print_ms(f, w[(ws->count + 1) / 2 - 1].t_us);
+		fputs(", nine tenths by ", f);
+		print_ms(f, w[(ws->count * 9 + 9) / 10 - 1].t_us);
+		fputc('\n', f);
+	}
+	sha256_hex(&ws->identity, hex);
+	fprintf(f, "identity: %s\n", hex);
+	return ferror(f) ? -EIO : 0;
+}
