@@ -51,8 +51,17 @@ const char options_run_usage[] =
 	"  --cache-dir-size SIZE the bound of DIR, all images together: past it the least\n"
 	"                        recently used chunks go (default 1G)\n"
 	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
-	"  --populate            install the whole lazy region before the guest starts\n"
-	"                        (the resident baseline: no fault is ever taken)\n"
+	"  --populate [background]\n"
+	"                        install the whole lazy region before the guest starts\n"
+	"                        (the resident baseline: no fault is ever taken); with\n"
+	"                        background: while it runs, after --prefetch's pages, at the\n"
+	"                        lowest priority, then close the source\n"
+	"  --record-ws FILE      write the lazy pages the guest faulted on, in first-touch\n"
+	"                        order with their times, to FILE when the run ends well\n"
+	"  --prefetch FILE       fetch FILE's pages (a --record-ws file) in its order from the\n"
+	"                        start, ahead of the guest; faults still come first\n"
+	"  --bulk-inflight N     fetches --prefetch and --populate background may hold at\n"
+	"                        once (default: half of --inflight; the rest wait for faults)\n"
 	"  --apf MODE            async page faults: off (default; the vCPU blocks per fault),\n"
 	"                        kernel (the host kernel's KVM sends not-present/page-ready),\n"
 	"                        user (apfvm itself is the host side, deciding per fault)\n"
@@ -110,8 +119,16 @@ const char options_restore_usage[] =
 	"                        one mode restores in another, but not in off if its guest had\n"
 	"                        enabled async page faults (a parked task would never wake)\n"
 	"  --apf-threshold DUR   user mode: go async only above this expected fetch time\n"
-	"  --populate            install all of the memory before the guest goes on (an eager\n"
-	"                        restore: the baseline the lazy one is measured against)\n"
+	"  --populate [background]\n"
+	"                        install all of the memory before the guest goes on (an eager\n"
+	"                        restore: the baseline the lazy one is measured against); with\n"
+	"                        background: while it runs, after --prefetch's pages, at the\n"
+	"                        lowest priority, then close the sources\n"
+	"  --record-ws FILE      write the pages the restored guest faulted on (resident and\n"
+	"                        lazy), in first-touch order with their times, to FILE\n"
+	"  --prefetch FILE       fetch FILE's pages (a --record-ws file of this snapshot) in\n"
+	"                        its order from the start, ahead of the guest\n"
+	"  --bulk-inflight N     as for 'apfvm run'\n"
 	"  --pin, --timeout, --stats-json, --console, -v, -q: as for 'apfvm run'\n"
 	"  -h, --help            this help\n"
 	"\n"
@@ -343,6 +360,7 @@ static int take(const struct options_spec *s, const char *arg, void *base, struc
 	case OPTK_ENUM:
 		return take_enum(s, arg, field, e);
 	case OPTK_CUSTOM:
+	case OPTK_FLAG_WORD:
 		return s->parse(s, arg, base, e);
 	case OPTK_SIZE:
 		bad = units_parse_size(arg, &v) || (s->align && v % s->align);
@@ -404,7 +422,7 @@ static int option_set_build(struct option_set *set, const struct options_table *
 			if (!spec_fits(s))
 				return apf_fail(e, -EINVAL, "--%s: its values do not fit its field", s->name);
 			int code = s->short_name ? s->short_name : CODE_BASE + (int)i;
-			bool flag = s->kind == OPTK_FLAG || s->kind == OPTK_HELP;
+			bool flag = s->kind == OPTK_FLAG || s->kind == OPTK_HELP || s->kind == OPTK_FLAG_WORD;
 			set->longopts[i] = (struct option){ s->name, flag ? no_argument : required_argument,
 							    NULL, code };
 			if (s->short_name) {
@@ -429,6 +447,20 @@ static int option_set_find(const struct option_set *set, int code)
 	return -1;
 }
 
+/* The value getopt_long found for s (optarg); for FLAG_WORD, the next
+ * argument if it is one of s's words (then consumed, as getopt consumes
+ * an option's separate value), else NULL. */
+static const char *flag_word(const struct options_spec *s, int argc, char **argv)
+{
+	if (s->kind != OPTK_FLAG_WORD)
+		return optarg;
+	if (optind < argc)
+		for (const struct options_name *n = s->names; n->name; n++)
+			if (!strcmp(argv[optind], n->name))
+				return argv[optind++];
+	return NULL;
+}
+
 int options_parse(int argc, char **argv, const char *cmd, const struct options_table *tables,
 		  size_t ntables, struct apf_err *e)
 {
@@ -446,7 +478,7 @@ int options_parse(int argc, char **argv, const char *cmd, const struct options_t
 		int i = option_set_find(&set, opt);
 		if (i < 0)
 			return options_unknown(e, argc, argv, cmd, set.longopts);
-		rc = take(set.spec[i], optarg, set.base[i], e);
+		rc = take(set.spec[i], flag_word(set.spec[i], argc, argv), set.base[i], e);
 		if (rc || set.spec[i]->kind == OPTK_HELP)
 			return rc;
 	}
@@ -520,6 +552,23 @@ static int run_pin(const struct options_spec *s, const char *arg, void *base, st
 				 &c->pager_cpu, e);
 }
 
+/* --populate [eager|background]. */
+static const struct options_name populate_modes[] = {
+	{ "eager", 0 }, { "background", 1 }, { 0 },
+};
+
+static int run_populate(const struct options_spec *s, const char *arg, void *base,
+			struct apf_err *e)
+{
+	struct apfvm_config *c = &((struct run_options *)base)->cfg;
+
+	(void)s;
+	(void)e;
+	c->populate = !arg || !strcmp(arg, "eager");
+	c->populate_background = !c->populate;
+	return 0;
+}
+
 static const struct options_name apf_modes[] = {
 	{ "off", APFVM_APF_OFF }, { "kernel", APFVM_APF_KERNEL }, { "user", APFVM_APF_USER }, { 0 },
 };
@@ -546,7 +595,11 @@ static const struct options_spec run_spec[] = {
 	  .want = "a duration up to 60s such as 1ms, or a range such as 200us-5ms" },
 	{ "inflight", .kind = OPTK_UINT, CFG(max_inflight), .min = 1, .max = SOURCE_QUEUE_MAX,
 	  .want = "1..1024" },
-	{ "populate", .kind = OPTK_FLAG, CFG(populate) },
+	{ "populate", .kind = OPTK_FLAG_WORD, .parse = run_populate, .names = populate_modes },
+	{ "bulk-inflight", .kind = OPTK_UINT, CFG(bulk_inflight), .min = 1, .max = SOURCE_QUEUE_MAX - 1,
+	  .want = "1..1023, below --inflight" },
+	{ "record-ws", .kind = OPTK_STRING, CFG(record_ws_path) },
+	{ "prefetch", .kind = OPTK_STRING, CFG(prefetch_ws_path) },
 	{ "trace", .kind = OPTK_FLAG, CFG(trace) },
 	{ "apf", .kind = OPTK_ENUM, CFG(apf), OPTIONS_GIVEN(struct run_options, apf_given),
 	  .names = apf_modes, .want = "off, kernel or user" },

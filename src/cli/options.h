@@ -93,6 +93,8 @@ enum options_kind {
 	OPTK_UINT,     /* an unsigned integer, in [min, max] */
 	OPTK_ENUM,     /* one of names: an int or enum field becomes its value */
 	OPTK_CUSTOM,   /* parse() reads it */
+	OPTK_FLAG_WORD, /* no value, or one of names as the next argument
+			 * ("--populate background"): parse() gets it or NULL */
 };
 
 struct options_name {
@@ -108,7 +110,7 @@ struct options_spec {
 	size_t given;      /* 1 + the offset of a bool set when the option appears; 0: none */
 	uint64_t min, max; /* SIZE, DURATION, UINT: the accepted range, bounds included */
 	uint64_t align;    /* SIZE: the value is a multiple of it (0: any) */
-	const struct options_name *names; /* ENUM: the values, ended by a NULL name */
+	const struct options_name *names; /* ENUM, FLAG_WORD: the values, ended by a NULL name */
 	/* CUSTOM: 0 or -EINVAL with a message (which may use want). */
 	int (*parse)(const struct options_spec *s, const char *arg, void *base, struct apf_err *e);
 	const char *want;  /* a bad value's message: "--NAME: invalid value 'ARG' (WANT)" */

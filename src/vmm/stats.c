@@ -95,6 +95,43 @@ static void print_pages(FILE *f, const struct apfvm_stats *st)
 			st->pages_failed, st->faults_failed);
 }
 
+/* The demand-fault waits' histogram, in one line: "bucket:count" for the
+ * non-empty buckets, each named by its lower bound in us. */
+static void print_histo(FILE *f, const struct log_histo *h)
+{
+	for (unsigned b = 0; b < log_histo_used(h); b++)
+		if (h->count[b])
+			fprintf(f, " %llu:%" PRIu64, 1ull << b, h->count[b]);
+}
+
+/* Fewer faults: the faults the guest waited for, what came ahead of it,
+ * and when. */
+static void print_fewer_faults(FILE *f, const struct apfvm_stats *st)
+{
+	fprintf(f, "  demand        %" PRIu64 " pages waited for", st->demand_faults);
+	if (st->demand_faults)
+		fprintf(f, "; wait in us (from:count)");
+	print_histo(f, &st->demand_us);
+	fprintf(f, "\n");
+	if (st->prefetch_listed || st->pages_prefetched)
+		fprintf(f, "  ahead         %" PRIu64 " pages fetched before a fault (%" PRIu64
+			   " by background population) in %" PRIu64 " requests, %" PRIu64
+			   " of them waited on in flight, %" PRIu64 " failed; working set %" PRIu64
+			   " of %" PRIu64 " pages loaded\n",
+			st->pages_prefetched, st->pages_background, st->bulk_requests, st->prefetch_joined,
+			st->bulk_errors, st->prefetch_loaded, st->prefetch_listed);
+	fprintf(f, "  times         first instruction %.2f ms", st->first_instruction_ms);
+	if (st->prefetch_listed)
+		fprintf(f, ", working set loaded %s", st->ws_loaded_ms ? "" : "never");
+	if (st->ws_loaded_ms)
+		fprintf(f, "%.2f ms", st->ws_loaded_ms);
+	if (st->populated_ms)
+		fprintf(f, ", all memory local %.2f ms (source closed)", st->populated_ms);
+	fprintf(f, " (from the start)\n");
+	if (st->ws_recorded)
+		fprintf(f, "  working set   %" PRIu64 " pages recorded\n", st->ws_recorded_pages);
+}
+
 /* What the guest reported (our kernel's async PF, or Linux's), then KVM's
  * own counters. */
 static void print_guest(FILE *f, const struct apfvm_stats *st)
@@ -171,6 +208,7 @@ void apfvm_stats_print(FILE *f, const struct apfvm_stats *st)
 	print_setup(f, st);
 	print_faults(f, st);
 	print_pages(f, st);
+	print_fewer_faults(f, st);
 	print_guest(f, st);
 	if (st->traced)
 		print_fault_path(f, &st->path);
@@ -216,6 +254,27 @@ static void json_pages(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "  \"fault_us_p50\": %" PRIu64 ",\n", st->fault_us_p50);
 	fprintf(f, "  \"fault_us_p99\": %" PRIu64 ",\n", st->fault_us_p99);
 	fprintf(f, "  \"tsc_khz\": %" PRIu64 ",\n", st->tsc_khz);
+}
+
+/* "demand", "ahead", "times_ms": fewer faults. */
+static void json_fewer_faults(FILE *f, const struct apfvm_stats *st)
+{
+	fprintf(f, "  \"demand\": {\"faults\": %" PRIu64 ", \"sync\": %" PRIu64 ", \"async\": %" PRIu64
+		   ", \"latency_us_log2\": [",
+		st->demand_faults, st->faults_sync, st->faults_async);
+	for (unsigned b = 0; b < log_histo_used(&st->demand_us); b++)
+		fprintf(f, "%s%" PRIu64, b ? ", " : "", st->demand_us.count[b]);
+	fprintf(f, "]},\n");
+	fprintf(f, "  \"ahead\": {\"listed\": %" PRIu64 ", \"loaded\": %" PRIu64 ", \"fetched\": %" PRIu64
+		   ", \"background\": %" PRIu64 ", \"waited_on\": %" PRIu64 ", \"requests\": %" PRIu64
+		   ", \"failed\": %" PRIu64 "},\n",
+		st->prefetch_listed, st->prefetch_loaded, st->pages_prefetched, st->pages_background,
+		st->prefetch_joined, st->bulk_requests, st->bulk_errors);
+	fprintf(f, "  \"times_ms\": {\"first_instruction\": %.3f, \"ws_loaded\": %.3f, "
+		   "\"populated\": %.3f},\n",
+		st->first_instruction_ms, st->ws_loaded_ms, st->populated_ms);
+	if (st->ws_recorded)
+		fprintf(f, "  \"ws_recorded_pages\": %" PRIu64 ",\n", st->ws_recorded_pages);
 }
 
 /* "kvm", "faults" and (APFVM_APF_USER) "host_apf". */
@@ -317,6 +376,7 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "{\n");
 	json_setup(f, st);
 	json_pages(f, st);
+	json_fewer_faults(f, st);
 	json_faults(f, st);
 	json_guest(f, st);
 	if (st->traced)
