@@ -189,7 +189,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRCS) $(CLI_SRCS))
 FUZZ_LIB_OBJS := $(FUZZ_OBJS) $(BUILD)/host/guest_blob.o
 FUZZ_TARGETS := $(BUILD)/fuzz_guest_input $(BUILD)/fuzz_options $(BUILD)/fuzz_image_header $(BUILD)/fuzz_bzimage $(BUILD)/fuzz_snapshot \
-	$(BUILD)/fuzz_obj_manifest $(BUILD)/fuzz_page_proto $(BUILD)/fuzz_tcp_source
+	$(BUILD)/fuzz_obj_manifest $(BUILD)/fuzz_page_proto $(BUILD)/fuzz_tcp_source $(BUILD)/fuzz_workset
 
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
