@@ -71,6 +71,7 @@ void kmain(const struct apf_boot_info *bi)
 	user_shared->tsc_khz = bi->tsc_khz;
 	args = ualloc(sizeof(*args) * APF_MAX_TASKS);
 	KASSERT(bi->ntasks >= 1 && bi->ntasks <= APF_MAX_TASKS);
+	KASSERT(apf_scan_params_ok(bi->scan_fraction_ppm, bi->scan_drift_ppm));
 	for (uint32_t i = 0; i < bi->ntasks; i++) {
 		struct task_args *a = &args[i];
 		const struct apf_task_spec *ts = &bi->tasks[i];
@@ -84,6 +85,8 @@ void kmain(const struct apf_boot_info *bi)
 		a->scan_order = bi->scan_order;
 		a->seed = bi->seed;
 		a->order_seed = bi->order_seed;
+		a->scan_fraction_ppm = bi->scan_fraction_ppm;
+		a->scan_drift_ppm = bi->scan_drift_ppm;
 		a->duration_tsc = bi->duration_us * bi->tsc_khz / 1000;
 		a->shared = user_shared;
 		a->trace = (struct apf_trace *)bi->trace_gpa;

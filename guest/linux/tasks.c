@@ -32,6 +32,8 @@ static void fill_args(struct task_table *t, const struct apf_boot_info *bi, cons
 		a->scan_order = bi->scan_order;
 		a->seed = bi->seed;
 		a->order_seed = bi->order_seed;
+		a->scan_fraction_ppm = bi->scan_fraction_ppm;
+		a->scan_drift_ppm = bi->scan_drift_ppm;
 		a->duration_tsc = bi->duration_us * bi->tsc_khz / 1000;
 		a->shared = &t->shared;
 		a->trace = NULL;
@@ -63,6 +65,11 @@ struct task_table *tasks_run(const struct apf_boot_info *bi, const void *lazy)
 	}
 	if (bi->ntasks > APF_MAX_TASKS) {
 		fprintf(stderr, "apfvm-init: %u tasks, at most %d\n", bi->ntasks, APF_MAX_TASKS);
+		return NULL;
+	}
+	if (!apf_scan_params_ok(bi->scan_fraction_ppm, bi->scan_drift_ppm)) {
+		fprintf(stderr, "apfvm-init: scan fraction %u and drift %u (millionths) name no "
+			"working set\n", bi->scan_fraction_ppm, bi->scan_drift_ppm);
 		return NULL;
 	}
 	fill_args(t, bi, lazy);

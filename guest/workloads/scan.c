@@ -7,17 +7,22 @@
 
 void scan_main(const struct task_args *a)
 {
-	uint64_t npages = a->lazy_size / APF_PAGE_SIZE;
-	/* This task's share: pages [first, first + mine). */
-	uint64_t first = npages * a->index / a->count;
-	uint64_t mine = npages * (a->index + 1) / a->count - first;
+	uint64_t npages = a->lazy_size / APF_PAGE_SIZE, first, mine, pages = 0;
 	uint64_t start = task_cycles(), mismatches = 0, first_bad = ~0ull, stall = 0;
 	struct apf_trace *trace = a->trace;
+	struct apf_scan_set set = apf_scan_set(a->order_seed, a->scan_fraction_ppm,
+					       a->scan_drift_ppm);
 	struct perm perm;
 
+	/* This task's share: pages [first, first + mine), of which it reads
+	 * the working set's (all of them at fraction 1). */
+	apf_scan_share(npages, a->index, a->count, &first, &mine);
 	perm_init(&perm, mine, a->order_seed * 0x100000001b3ull + a->index);
 	for (uint64_t i = 0; i < mine; i++) {
 		uint64_t page = first + (a->scan_order == APF_SCAN_RANDOM ? perm_at(&perm, i) : i);
+		if (!apf_scan_select(&set, page))
+			continue;
+		pages++;
 		const volatile uint64_t *w =
 			(const volatile uint64_t *)(a->lazy_base + page * APF_PAGE_SIZE);
 		uint64_t base = page * WORDS_PER_PAGE;
@@ -44,7 +49,7 @@ void scan_main(const struct task_args *a)
 	}
 	struct apf_task_result r = {
 		.kind = APF_TASK_SCAN, .id = a->id, .runtime_tsc = task_cycles() - start,
-		.pages = mine, .mismatches = mismatches, .first_bad = first_bad, .stall_tsc = stall,
+		.pages = pages, .mismatches = mismatches, .first_bad = first_bad, .stall_tsc = stall,
 	};
 	task_finish(a, &r);
 }

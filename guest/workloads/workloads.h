@@ -31,6 +31,7 @@ struct task_args {
 	uint64_t lazy_base, lazy_size;  /* where the task sees the lazy region */
 	uint32_t pattern, scan_order;
 	uint64_t seed, order_seed;
+	uint32_t scan_fraction_ppm, scan_drift_ppm; /* checked: apf_scan_params_ok() */
 	uint64_t duration_tsc;
 	const struct user_shared *shared;
 	struct apf_trace *trace;        /* fault-path stamps, or 0 */
@@ -41,8 +42,10 @@ struct task_args {
  * (or, alone, for the configured duration). */
 void compute_main(const struct task_args *a) __attribute__((noreturn));
 
-/* Touches every page of its share of the lazy region (sequential or
- * random order) and verifies every word against the expected pattern. */
+/* Touches the pages of its share of the lazy region that the working set
+ * selects (apf_scan_select: all of them at fraction 1), in ascending or
+ * random order, and verifies every word against the expected pattern;
+ * reports how many pages it read. */
 void scan_main(const struct task_args *a) __attribute__((noreturn));
 
 /* Provided by the guest: hands the task's result to the host and ends the

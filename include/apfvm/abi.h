@@ -221,7 +221,13 @@ struct apf_boot_info {
 	uint64_t progress_gpa; /* struct apf_progress page, or 0 */
 	struct apf_task_spec tasks[APF_MAX_TASKS];
 	char cmdline[APF_CMDLINE_MAX]; /* NUL-terminated */
+	/* The scan's working set (apf_scan_select below), in millionths:
+	 * fraction 1..APF_SCAN_PPM, drift 0..APF_SCAN_PPM with
+	 * apf_scan_params_ok(); the guest refuses anything else. */
+	uint32_t scan_fraction_ppm;
+	uint32_t scan_drift_ppm;
 };
+_Static_assert(sizeof(struct apf_boot_info) == 648, "apf_boot_info layout (fields appended)");
 _Static_assert(sizeof(struct apf_boot_info) <= APF_PAGE_SIZE, "boot info fits a page");
 
 /* ------------------------------------------------------------------ */
@@ -242,6 +248,94 @@ static inline uint64_t apf_image_word(uint64_t seed, uint64_t index)
 static inline uint64_t apf_expected_word(uint32_t pattern, uint64_t seed, uint64_t index)
 {
 	return pattern == APF_PATTERN_SEEDED ? apf_image_word(seed, index) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The scan's working set: each page of the lazy region gets a hash value
+ * u, uniform in [0, APF_SCAN_PPM), a pure function of (seed, page index)
+ * (the seed is order_seed, the page index counts from the region's
+ * start), so the host and the tests know which pages a scan reads.
+ *
+ * With fraction F and drift D (millionths of APF_SCAN_PPM), a page is
+ * selected iff u < F - F*D or u >= 1 - F*D (F*D rounded to a millionth):
+ * about F of the pages, of which the share 1 - D is the D = 0 set's (u <
+ * F) and the share D comes from [1 - F*D, 1), outside it.  Same size
+ * whatever D; the overlap with the D = 0 set is exactly the kept part
+ * (1 - D of it) as long as F * (1 + D) <= 1, which apf_scan_params_ok()
+ * requires: beyond it the replacements would partly come from the D = 0
+ * set itself.  So a run at D = 0 and one at D = 0.3 read sets that differ
+ * by 30% of their pages.                                              */
+
+#define APF_SCAN_PPM 1000000u /* the whole: fractions are in millionths */
+
+struct apf_scan_set {
+	uint64_t seed;
+	uint32_t keep; /* selected: u < keep ... */
+	uint32_t from; /* ... or u >= from (keep <= from) */
+};
+
+/* The page's hash value u in [0, APF_SCAN_PPM): splitmix64 of the page
+ * index under a seed kept apart from the image's. */
+static inline uint32_t apf_scan_hash(uint64_t seed, uint64_t page)
+{
+	uint64_t z = apf_image_word(seed ^ 0x5ca7f4ac7105e7ull, page);
+	return (uint32_t)(((z >> 32) * APF_SCAN_PPM) >> 32);
+}
+
+/* The millionths of the set that drift replaces: F*D, rounded. */
+static inline uint32_t apf_scan_moved(uint32_t fraction_ppm, uint32_t drift_ppm)
+{
+	return (uint32_t)(((uint64_t)fraction_ppm * drift_ppm + APF_SCAN_PPM / 2) / APF_SCAN_PPM);
+}
+
+/* Whether (fraction, drift) names a set: 0 < F <= 1, 0 <= D <= 1 and
+ * enough pages outside the D = 0 set to replace the drifted ones
+ * (F + F*D <= 1). */
+static inline int apf_scan_params_ok(uint32_t fraction_ppm, uint32_t drift_ppm)
+{
+	return fraction_ppm >= 1 && fraction_ppm <= APF_SCAN_PPM && drift_ppm <= APF_SCAN_PPM &&
+	       (uint64_t)fraction_ppm + apf_scan_moved(fraction_ppm, drift_ppm) <= APF_SCAN_PPM;
+}
+
+/* The set for (seed, fraction, drift); the parameters must pass
+ * apf_scan_params_ok(). */
+static inline struct apf_scan_set apf_scan_set(uint64_t seed, uint32_t fraction_ppm,
+					       uint32_t drift_ppm)
+{
+	uint32_t moved = apf_scan_moved(fraction_ppm, drift_ppm);
+	struct apf_scan_set s = { seed, fraction_ppm - moved, APF_SCAN_PPM - moved };
+	return s;
+}
+
+/* Whether the scan reads page (an index into the lazy region). */
+static inline int apf_scan_select(const struct apf_scan_set *s, uint64_t page)
+{
+	if (s->keep == APF_SCAN_PPM)
+		return 1; /* the whole region: no hash needed */
+	uint32_t u = apf_scan_hash(s->seed, page);
+	return u < s->keep || u >= s->from;
+}
+
+/* How many of the pages [first, first + n) the set selects: what a scan
+ * of that share reports (struct apf_task_result.pages). */
+static inline uint64_t apf_scan_count(const struct apf_scan_set *s, uint64_t first, uint64_t n)
+{
+	uint64_t count = 0;
+
+	if (s->keep == APF_SCAN_PPM)
+		return n;
+	for (uint64_t i = 0; i < n; i++)
+		count += (uint64_t)apf_scan_select(s, first + i);
+	return count;
+}
+
+/* A scan task's share of the lazy region's npages pages: task index of
+ * count takes [*first, *first + *n). */
+static inline void apf_scan_share(uint64_t npages, uint32_t index, uint32_t count,
+				  uint64_t *first, uint64_t *n)
+{
+	*first = npages * index / count;
+	*n = npages * (index + 1) / count - *first;
 }
 
 #endif /* APFVM_ABI_H */

@@ -96,7 +96,14 @@ struct apfvm_config {
 	struct apf_task_spec tasks[APF_MAX_TASKS];
 	uint64_t duration_ns;       /* compute alone: run time */
 	uint32_t scan_order;        /* enum apf_scan_order */
-	uint64_t order_seed;
+	uint64_t order_seed;        /* also the seed of the scan's working set */
+	/* The scan's working set (apfvm/abi.h, apf_scan_select), in
+	 * millionths: each scan task reads the pages of its share that a hash
+	 * of (order_seed, page) selects, about scan_fraction_ppm of them
+	 * (default APF_SCAN_PPM: all), of which scan_drift_ppm are replaced
+	 * by pages outside the drift-0 set; apf_scan_params_ok() must hold. */
+	uint32_t scan_fraction_ppm;
+	uint32_t scan_drift_ppm;
 	unsigned timer_hz;
 	unsigned max_inflight;      /* fetches in flight at once */
 	int vcpu_cpu, pager_cpu;    /* pinning, -1 = let the scheduler place */

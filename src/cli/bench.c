@@ -26,6 +26,9 @@ const char bench_usage[] =
 	"  --runs N           runs per cell (default 3)\n"
 	"  --lazy SIZE        lazy region, served from a generated image (default 8M)\n"
 	"  --workload SPEC    as for 'apfvm run' (default compute:1,scan:1)\n"
+	"  --scan-fraction F  as for 'apfvm run': each scan reads about F of its pages\n"
+	"                     (default 1)\n"
+	"  --scan-drift D     as for 'apfvm run': D of them replaced (default 0)\n"
 	"  --pin MODE         as for 'apfvm run' (default same:0)\n"
 	"  --kernel BZIMAGE   run the workload in an unmodified Linux guest (apfvm's\n"
 	"                     initramfs; every run boots it) instead of the reference guest\n"
@@ -155,6 +158,8 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 		{ "workload", required_argument, NULL, 'w' },  { "pin", required_argument, NULL, 'p' },
 		{ "csv", required_argument, NULL, 'c' },       { "help", no_argument, NULL, 'h' },
 		{ "kernel", required_argument, NULL, 'k' },    { "mem", required_argument, NULL, 'M' },
+		{ "scan-fraction", required_argument, NULL, 'f' },
+		{ "scan-drift", required_argument, NULL, 'd' },
 		{ 0, 0, 0, 0 },
 	};
 	char lat[128] = "resident,100us,1ms,10ms", modes[64];
@@ -203,6 +208,18 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 			if (rc)
 				return rc;
 			break;
+		case 'f':
+			if (options_parse_fraction(optarg, &v) || !v || v > APF_SCAN_PPM)
+				return apf_fail(e, -EINVAL, "--scan-fraction: invalid value '%s' (%s)",
+						optarg, OPTIONS_SCAN_FRACTION_WANT);
+			b->base.scan_fraction_ppm = (uint32_t)v;
+			break;
+		case 'd':
+			if (options_parse_fraction(optarg, &v) || v > APF_SCAN_PPM)
+				return apf_fail(e, -EINVAL, "--scan-drift: invalid value '%s' (%s)",
+						optarg, OPTIONS_SCAN_DRIFT_WANT);
+			b->base.scan_drift_ppm = (uint32_t)v;
+			break;
 		case 'c':
 			*csv = optarg;
 			break;
@@ -227,7 +244,9 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 	}
 	if (optind < argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s'", argv[optind]);
-	rc = parse_list(lat, add_latency, b, e, "--latencies");
+	rc = options_check_scan(&b->base, e);
+	if (!rc)
+		rc = parse_list(lat, add_latency, b, e, "--latencies");
 	if (!rc)
 		rc = parse_list(modes, add_mode, b, e, "--modes");
 	if (!rc && (!b->nlat || !b->nmode))
@@ -337,13 +356,16 @@ static int make_image(struct bench *b, struct apf_err *e)
 /* What the runs are, then the heads of the table and of the CSV. */
 static void print_header(const struct bench *b, const char *platform, FILE *csv)
 {
-	char lazy[32];
+	char lazy[32], subset[96] = "";
 	units_format_size(b->base.lazy_size, lazy, sizeof(lazy));
-	printf("apfvm bench: %s lazy region from a file: image, %u task(s), %u run(s) per cell;\n"
+	if (b->base.scan_fraction_ppm != APF_SCAN_PPM)
+		snprintf(subset, sizeof(subset), " (scans read %g of their pages, drift %g)",
+			 b->base.scan_fraction_ppm / 1e6, b->base.scan_drift_ppm / 1e6);
+	printf("apfvm bench: %s lazy region from a file: image, %u task(s)%s, %u run(s) per cell;\n"
 	       "compute/alone pairs each run with a compute-alone run made just before it\n"
 	       "Guest: %s\n"
 	       "Platform: %s\n\n",
-	       lazy, b->base.ntasks, b->runs,
+	       lazy, b->base.ntasks, subset, b->runs,
 	       b->kernel_path ? "Linux (--kernel), the tasks are its processes" : "the reference guest",
 	       platform);
 	const char *caveat = platform_apf_user_caveat();

@@ -74,7 +74,14 @@ const char options_run_usage[] =
 	"  --workload SPEC       tasks, KIND[:COUNT],...; kinds: compute, scan (default compute:1)\n"
 	"  --duration DUR        how long compute runs when it is alone (default 2s)\n"
 	"  --scan-order ORDER    sequential (default) | random\n"
-	"  --seed N              seed of the random scan order and latencies (default 1)\n"
+	"  --scan-fraction F     each scan reads about F of its pages: those a hash of\n"
+	"                        (--seed, page) selects, in the scan order; 0 < F <= 1 or a\n"
+	"                        percentage such as 25% (default 1: every page)\n"
+	"  --scan-drift D        replace D of those pages by as many outside them: the same\n"
+	"                        size, sharing 1 - D with the D = 0 set (0..1 or a\n"
+	"                        percentage, default 0; F x (1 + D) at most 1)\n"
+	"  --seed N              seed of the random scan order, its pages and latencies\n"
+	"                        (default 1)\n"
 	"  --hz N                reference guest's scheduler tick, 10..1000 (default 100)\n"
 	"  --cmdline STRING      guest kernel command line (Linux: after apfvm's; its\n"
 	"                        initramfs reads apfvm.sh=\"CMD\" and apfvm.kernel-reads=N)\n"
@@ -314,6 +321,52 @@ int options_unknown(struct apf_err *e, int argc, char **argv, const char *cmd,
 	return apf_fail(e, -EINVAL, "unknown option '%s' (see 'apfvm %s --help')", arg, cmd);
 }
 
+int options_parse_fraction(const char *s, uint64_t *ppm)
+{
+	uint64_t v = 0, scale = APF_SCAN_PPM; /* millionths per unit of the next digit */
+	size_t len = strlen(s), digits = 0;
+	bool percent = len > 0 && s[len - 1] == '%', point = false;
+
+	if (percent) {
+		len--;
+		scale /= 100;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.' && !point) {
+			point = true;
+			continue;
+		}
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		unsigned d = (unsigned)(s[i] - '0');
+		digits++;
+		if (!point) {
+			if (v > 1000ull * APF_SCAN_PPM) /* far beyond any fraction */
+				return -EINVAL;
+			v = v * 10 + d * scale;
+		} else if (scale >= 10) {
+			scale /= 10;
+			v += d * scale;
+		} else if (d) {
+			return -EINVAL; /* finer than a millionth */
+		}
+	}
+	if (!digits)
+		return -EINVAL;
+	*ppm = v;
+	return 0;
+}
+
+int options_check_scan(const struct apfvm_config *c, struct apf_err *e)
+{
+	if (apf_scan_params_ok(c->scan_fraction_ppm, c->scan_drift_ppm))
+		return 0;
+	return apf_fail(e, -EINVAL, "--scan-drift %g with --scan-fraction %g: the replaced pages "
+			"come from outside the undrifted set, so fraction x (1 + drift) must be at "
+			"most 1 (here %g)", c->scan_drift_ppm / 1e6, c->scan_fraction_ppm / 1e6,
+			c->scan_fraction_ppm / 1e6 * (1 + c->scan_drift_ppm / 1e6));
+}
+
 static int bad_value(const struct options_spec *s, const char *val, struct apf_err *e)
 {
 	return apf_fail(e, -EINVAL, "--%s: invalid value '%s' (%s)", s->name, val, s->want);
@@ -368,6 +421,9 @@ static int take(const struct options_spec *s, const char *arg, void *base, struc
 	case OPTK_DURATION:
 		bad = units_parse_duration(arg, &v);
 		break;
+	case OPTK_FRACTION:
+		bad = options_parse_fraction(arg, &v);
+		break;
 	default:
 		bad = units_parse_u64(arg, &v);
 		break;
@@ -397,6 +453,7 @@ static bool spec_fits(const struct options_spec *s)
 	case OPTK_SIZE:
 	case OPTK_DURATION:
 	case OPTK_UINT:
+	case OPTK_FRACTION:
 		return s->size == 8 || (s->size == 4 && s->max <= UINT32_MAX);
 	case OPTK_ENUM:
 		return s->size == 4 || s->size == 8;
@@ -612,6 +669,10 @@ static const struct options_spec run_spec[] = {
 	  .want = "a positive duration up to 7 days such as 2s" },
 	{ "scan-order", .kind = OPTK_ENUM, CFG(scan_order), .names = scan_orders,
 	  .want = "sequential or random" },
+	{ "scan-fraction", .kind = OPTK_FRACTION, CFG(scan_fraction_ppm), .min = 1,
+	  .max = APF_SCAN_PPM, .want = OPTIONS_SCAN_FRACTION_WANT },
+	{ "scan-drift", .kind = OPTK_FRACTION, CFG(scan_drift_ppm), .max = APF_SCAN_PPM,
+	  .want = OPTIONS_SCAN_DRIFT_WANT },
 	{ "seed", .kind = OPTK_CUSTOM, .parse = run_seed, .want = "an unsigned integer" },
 	{ "hz", .kind = OPTK_UINT, CFG(timer_hz), .min = 10, .max = 1000, .want = "10..1000" },
 	{ "cmdline", .kind = OPTK_CUSTOM, .parse = run_cmdline, .want = "at most 255 bytes" },
@@ -636,7 +697,8 @@ _Static_assert(APF_CMDLINE_MAX == 256, "--cmdline's message says at most 255 byt
 static int restore_operands(int argc, char **argv, struct run_options *o, struct apf_err *e)
 {
 	static const char *const fixed[] = { "--guest", "--kernel", "--initrd", "--mem", "--lazy",
-					     "--workload", "--duration", "--scan-order", "--hz",
+					     "--workload", "--duration", "--scan-order",
+					     "--scan-fraction", "--scan-drift", "--hz",
 					     "--cmdline", "--trace", "--seed" };
 	struct apfvm_config *c = &o->cfg;
 
@@ -687,7 +749,7 @@ static int run_combination(int argc, char **argv, const struct run_options *o, s
 	if (o->initrd_path && o->workload_given)
 		return apf_fail(e, -EINVAL, "--workload with --initrd: the workloads run from "
 				"apfvm's own initramfs (leave out --initrd)");
-	return 0;
+	return options_check_scan(c, e);
 }
 
 int options_parse_run(int argc, char **argv, struct run_options *o, struct apf_err *e)

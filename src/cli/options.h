@@ -60,6 +60,19 @@ struct pack_options {
  * cfg->tasks / cfg->ntasks. */
 int options_parse_workload(const char *spec, struct apfvm_config *cfg, struct apf_err *e);
 
+/* A fraction ("0.25", "1", ".5") or a percentage ("25%", "12.5%") into
+ * millionths (*ppm; 1 is 1000000).  Digits and at most one point, nothing
+ * else (no sign, exponent or space), no finer than a millionth.  0, or
+ * -EINVAL; the caller checks the range. */
+int options_parse_fraction(const char *s, uint64_t *ppm);
+
+/* --scan-fraction and --scan-drift together (apf_scan_params_ok: the
+ * replaced pages must fit outside the undrifted set); each alone is
+ * checked when parsed.  0, or -EINVAL with a message naming both. */
+int options_check_scan(const struct apfvm_config *c, struct apf_err *e);
+#define OPTIONS_SCAN_FRACTION_WANT "a fraction in (0, 1] such as 0.25, or a percentage such as 25%"
+#define OPTIONS_SCAN_DRIFT_WANT "a fraction in [0, 1] such as 0.3, or a percentage such as 30%"
+
 /* The first CPU this process may run on (its affinity mask): where "same"
  * pins both threads, and the default.  0 if the mask cannot be read. */
 int options_default_cpu(void);
@@ -92,6 +105,7 @@ enum options_kind {
 	OPTK_DURATION, /* ns (units_parse_duration: ns, us, ms, s), in [min, max] */
 	OPTK_UINT,     /* an unsigned integer, in [min, max] */
 	OPTK_ENUM,     /* one of names: an int or enum field becomes its value */
+	OPTK_FRACTION, /* millionths (options_parse_fraction: 0.25, 25%), in [min, max] */
 	OPTK_CUSTOM,   /* parse() reads it */
 	OPTK_FLAG_WORD, /* no value, or one of names as the next argument
 			 * ("--populate background"): parse() gets it or NULL */

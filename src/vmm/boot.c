@@ -84,6 +84,8 @@ int boot_write_info(struct machine *m, struct apf_err *e)
 	bi->order_seed = c->order_seed;
 	bi->duration_us = c->duration_ns / 1000;
 	bi->scan_order = c->scan_order;
+	bi->scan_fraction_ppm = c->scan_fraction_ppm;
+	bi->scan_drift_ppm = c->scan_drift_ppm;
 	bi->timer_hz = c->timer_hz;
 	bi->ntasks = c->ntasks;
 	memcpy(bi->tasks, c->tasks, sizeof(bi->tasks));

@@ -18,6 +18,7 @@ void apfvm_config_defaults(struct apfvm_config *c)
 	c->ntasks = 1;
 	c->tasks[0] = (struct apf_task_spec){ .kind = APF_TASK_COMPUTE, .index = 0, .count = 1 };
 	c->duration_ns = 2000000000ull;
+	c->scan_fraction_ppm = APF_SCAN_PPM;
 	c->timer_hz = 100;
 	c->max_inflight = 64;
 	c->vcpu_cpu = c->pager_cpu = -1;
@@ -96,6 +97,22 @@ static int check_fewer_faults_config(const struct apfvm_config *c, struct apf_er
 	return 0;
 }
 
+/* The scan's working set (apf_scan_params_ok). */
+static int check_scan_config(const struct apfvm_config *c, struct apf_err *e)
+{
+	if (!c->scan_fraction_ppm || c->scan_fraction_ppm > APF_SCAN_PPM ||
+	    c->scan_drift_ppm > APF_SCAN_PPM)
+		return apf_fail(e, -EINVAL, "the scan fraction must be in (0, 1] and its drift in "
+				"[0, 1] (here %u and %u millionths)", c->scan_fraction_ppm,
+				c->scan_drift_ppm);
+	if (!apf_scan_params_ok(c->scan_fraction_ppm, c->scan_drift_ppm))
+		return apf_fail(e, -EINVAL, "scan fraction %u with drift %u (millionths): the "
+				"replaced pages must come from outside the undrifted set, so fraction "
+				"x (1 + drift) must be at most 1", c->scan_fraction_ppm,
+				c->scan_drift_ppm);
+	return 0;
+}
+
 int config_check(const struct apfvm_config *c, struct apf_err *e)
 {
 	int rc;
@@ -121,7 +138,7 @@ int config_check(const struct apfvm_config *c, struct apf_err *e)
 	for (unsigned i = 0; i < c->ntasks; i++)
 		if (c->tasks[i].kind == APF_TASK_SCAN && !c->lazy_size)
 			return apf_fail(e, -EINVAL, "a scan task needs a lazy region (--lazy)");
-	if ((rc = check_fewer_faults_config(c, e)))
+	if ((rc = check_fewer_faults_config(c, e)) || (rc = check_scan_config(c, e)))
 		return rc;
 	return check_snapshot_config(c, e);
 }

@@ -46,11 +46,39 @@ bool machine_failed(struct machine *m)
 	return failed;
 }
 
+/* A scan reads its share's pages of the working set (apf_scan_select):
+ * their number is known here, by the same function.  Only for a booted
+ * guest whose workload this configuration describes (a restored one's
+ * comes from its snapshot). */
+static int check_scan_pages(struct machine *m, const struct apf_task_result *r)
+{
+	const struct apfvm_config *c = m->cfg;
+	uint64_t first, n;
+
+	if (!c || c->restore_path || !m->guest.boot_info_gpa || r->kind != APF_TASK_SCAN ||
+	    r->id == 0 || r->id > c->ntasks || c->tasks[r->id - 1].kind != APF_TASK_SCAN)
+		return 0;
+	const struct apf_task_spec *ts = &c->tasks[r->id - 1];
+	struct apf_scan_set set = apf_scan_set(c->order_seed, c->scan_fraction_ppm,
+					       c->scan_drift_ppm);
+	apf_scan_share(c->lazy_size / APF_PAGE_SIZE, ts->index, ts->count, &first, &n);
+	uint64_t want = apf_scan_count(&set, first, n);
+	if (r->pages == want)
+		return 0;
+	machine_fail(m, "scan task %u read %llu pages; its share (pages %llu..%llu of the lazy "
+		     "region) has %llu in the working set", r->id, (unsigned long long)r->pages,
+		     (unsigned long long)first, (unsigned long long)(first + n - 1),
+		     (unsigned long long)want);
+	return -EINVAL;
+}
+
 int report_result(struct machine *m, const struct apf_task_result *r)
 {
 	struct guest_report *rep = &m->report;
-	int rc = 0;
+	int rc = check_scan_pages(m, r);
 
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&m->report_lock);
 	for (unsigned i = 0; i < rep->nresults; i++)
 		if (rep->results[i].id == r->id)

@@ -20,7 +20,9 @@ void machine_stop(struct machine *m);
 /* Whether the run has failed (so far). */
 bool machine_failed(struct machine *m);
 
-/* A task's result.  -EEXIST: that task reported already; -ENOSPC: full. */
+/* A task's result.  -EEXIST: that task reported already; -ENOSPC: full;
+ * -EINVAL: a scan that read another number of pages than its share of the
+ * working set holds (the run fails). */
 int report_result(struct machine *m, const struct apf_task_result *r);
 
 /* A counters block (struct apf_guest_stats or apf_linux_stats), copied

@@ -12,7 +12,10 @@
 #   - async page faults work across the restore: kernel mode's faults go
 #     async again (KVM's registration travelled in its MSRs), user mode's
 #     not-presents are Linux task waits, after the wake-all; the kernel
-#     snapshot restored in user mode goes async with apfvm's host side.
+#     snapshot restored in user mode goes async with apfvm's host side;
+#   - the pages the off restore faulted on (resident and lazy), recorded
+#     and replayed by one more restore, leave it at most 3% of the demand
+#     faults, every page still verified.
 # Prints "ok NAME" / "FAIL NAME: why" lines.
 set -u
 cd "$(dirname "$0")/../.."
@@ -24,7 +27,7 @@ pages=4096
 tests=(linux_snapshot_and_restore_in_each_mode linux_restore_goes_on_where_it_was
 	linux_restore_verifies_every_page linux_restore_serves_memory_lazily
 	linux_kernel_mode_async_after_restore linux_user_mode_async_after_restore
-	linux_kernel_snapshot_restored_in_user_mode)
+	linux_kernel_snapshot_restored_in_user_mode linux_replayed_working_set_takes_few_faults)
 
 . tests/linux/lib.sh
 
@@ -114,4 +117,18 @@ else
 		"$np" -gt 0 \
 		"$(num $c linux task_waits)" -ge "$np" \
 		"$(num $c host_apf ready)" -eq "$np"
+fi
+
+c=off-replay
+rec=$(grep -o '"demand": {"faults": *[0-9]*' "$out/off-restore.json" 2>/dev/null | sed 's/.*: *//')
+rep=$(grep -o '"demand": {"faults": *[0-9]*' "$out/$c.json" 2>/dev/null | sed 's/.*: *//')
+if [ "$(cat "$out/$c.status" 2>/dev/null)" != 0 ]; then
+	fail linux_replayed_working_set_takes_few_faults "status $(cat "$out/$c.status" 2>/dev/null): $(tail -n 2 "$out/$c.err" 2>/dev/null | tr '\n' ' ')"
+elif [ "$(task $c scan pages)" != $pages ] || [ "$(task $c scan mismatches)" != 0 ]; then
+	fail linux_replayed_working_set_takes_few_faults "scan: $(task $c scan pages) pages, $(task $c scan mismatches) mismatches"
+else
+	expect linux_replayed_working_set_takes_few_faults \
+		"the recording's demand faults ($rec), at most 3% of them when replayed ($rep)" \
+		"${rec:-0}" -gt 1000 \
+		"$((${rep:-999999} * 100))" -le "$((${rec:-0} * 3))"
 fi

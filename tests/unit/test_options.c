@@ -237,6 +237,8 @@ TEST(run_defaults)
 	CHECK_EQ_U(o.cfg.tasks[0].kind, APF_TASK_COMPUTE);
 	CHECK_EQ_U(o.cfg.tasks[0].count, 1);
 	CHECK_EQ_U(o.cfg.scan_order, APF_SCAN_SEQUENTIAL);
+	CHECK_EQ_U(o.cfg.scan_fraction_ppm, APF_SCAN_PPM);
+	CHECK_EQ_U(o.cfg.scan_drift_ppm, 0);
 	CHECK_EQ_U(o.cfg.order_seed, 1);
 	CHECK_EQ_U(o.cfg.latency_seed, 1);
 	CHECK_EQ_U(o.cfg.timeout_ns, 0);
@@ -383,6 +385,101 @@ TEST(run_rejects_bad_values_naming_the_option)
 	CHECK_RUN_REJECTS(seed, "--seed");
 	CHECK_RUN_REJECTS(timeout, "--timeout");
 	CHECK_RUN_REJECTS(workload, "--workload");
+}
+
+/* ------------------------------------------------------------------ */
+/* --scan-fraction, --scan-drift                                       */
+
+TEST(fraction_forms)
+{
+	static const struct {
+		const char *s;
+		uint64_t ppm;
+	} ok[] = {
+		{ "0.25", 250000 }, { "25%", 250000 },	 { "12.5%", 125000 }, { "1", 1000000 },
+		{ "1.0", 1000000 }, { ".5", 500000 },	 { "100%", 1000000 }, { "0.000001", 1 },
+		{ "0.0001%", 1 },   { "0", 0 },		 { "0.25000000", 250000 }, { "7", 7000000 },
+		{ "3.", 3000000 },  { "0.333333", 333333 },
+	};
+	static const char *const bad[] = { "", "%", ".", "-0.25", "+0.5", "0.25x", " 0.5", "0.5 ",
+					   "1e-2", "nan", "inf", "0x1", "50%%", "1.2.3", "0.0000001",
+					   "0.00001%", "%5", "99999999999999999999" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		uint64_t v = 12345;
+		if (options_parse_fraction(ok[i].s, &v) || v != ok[i].ppm)
+			TEST_FAIL_("'%s' gave %llu ppm, expected %llu", ok[i].s, (unsigned long long)v,
+				   (unsigned long long)ok[i].ppm);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t v = 12345;
+		if (options_parse_fraction(bad[i], &v) != -EINVAL || v != 12345)
+			TEST_FAIL_("'%s' was accepted (%llu ppm)", bad[i], (unsigned long long)v);
+	}
+}
+
+TEST(scan_fraction_and_drift)
+{
+	char *frac[] = { "run", "--lazy", "8M", "--workload", "scan:2", "--scan-fraction", "0.25",
+			 "--scan-drift", "30%", "--scan-order", "random" };
+	char *pct[] = { "run", "--scan-fraction=12.5%", "--scan-drift=0" };
+	char *edge[] = { "run", "--scan-fraction", "50%", "--scan-drift", "1" };
+	struct run_options o;
+	struct apf_err e;
+
+	int rc = parse_run(ARGC(frac), frac, &o, &e);
+	if (rc) {
+		TEST_FAIL_("rc %d: %s", rc, e.msg);
+		return;
+	}
+	CHECK_EQ_U(o.cfg.scan_fraction_ppm, 250000);
+	CHECK_EQ_U(o.cfg.scan_drift_ppm, 300000);
+	CHECK_EQ_U(o.cfg.scan_order, APF_SCAN_RANDOM);
+	REQUIRE(parse_run(ARGC(pct), pct, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.scan_fraction_ppm, 125000);
+	CHECK_EQ_U(o.cfg.scan_drift_ppm, 0);
+	/* F x (1 + D) = 1: the whole rest of the region replaces the set. */
+	REQUIRE(parse_run(ARGC(edge), edge, &o, &e) == 0);
+	CHECK_EQ_U(o.cfg.scan_fraction_ppm, 500000);
+	CHECK_EQ_U(o.cfg.scan_drift_ppm, APF_SCAN_PPM);
+}
+
+TEST(scan_fraction_and_drift_rejections)
+{
+	char *zero[] = { "run", "--scan-fraction", "0" };
+	char *zero_pct[] = { "run", "--scan-fraction", "0%" };
+	char *above[] = { "run", "--scan-fraction", "1.5" };
+	char *above_pct[] = { "run", "--scan-fraction", "101%" };
+	char *negative[] = { "run", "--scan-fraction", "-0.25" };
+	char *junk[] = { "run", "--scan-fraction", "quarter" };
+	char *empty[] = { "run", "--scan-fraction", "" };
+	char *fine[] = { "run", "--scan-fraction", "0.0000001" };
+	char *missing[] = { "run", "--scan-fraction" };
+	char *drift_above[] = { "run", "--scan-drift", "1.01" };
+	char *drift_neg[] = { "run", "--scan-drift", "-0.1" };
+	char *drift_junk[] = { "run", "--scan-drift", "0.3x" };
+	char *too_far[] = { "run", "--scan-fraction", "0.8", "--scan-drift", "0.3" };
+	char *whole[] = { "run", "--scan-drift", "0.1" }; /* F = 1: nowhere to drift to */
+	char *restore[] = { "restore", "--scan-fraction", "0.5", "snap" };
+	char *restore_drift[] = { "restore", "--scan-drift=0.5", "snap" };
+
+	CHECK_RUN_REJECTS(zero, "--scan-fraction: invalid value '0' (a fraction in (0, 1]");
+	CHECK_RUN_REJECTS(zero_pct, "--scan-fraction");
+	CHECK_RUN_REJECTS(above, "--scan-fraction: invalid value '1.5'");
+	CHECK_RUN_REJECTS(above_pct, "such as 25%");
+	CHECK_RUN_REJECTS(negative, "--scan-fraction");
+	CHECK_RUN_REJECTS(junk, "'quarter'");
+	CHECK_RUN_REJECTS(empty, "--scan-fraction");
+	CHECK_RUN_REJECTS(fine, "--scan-fraction");
+	CHECK_RUN_REJECTS(missing, "needs a value");
+	CHECK_RUN_REJECTS(drift_above, "--scan-drift: invalid value '1.01' (a fraction in [0, 1]");
+	CHECK_RUN_REJECTS(drift_neg, "--scan-drift");
+	CHECK_RUN_REJECTS(drift_junk, "--scan-drift");
+	CHECK_RUN_REJECTS(too_far, "--scan-drift 0.3 with --scan-fraction 0.8");
+	CHECK_RUN_REJECTS(too_far, "fraction x (1 + drift) must be at most 1 (here 1.04)");
+	CHECK_RUN_REJECTS(whole, "--scan-drift 0.1 with --scan-fraction 1");
+	CHECK_RUN_REJECTS(restore, "--scan-fraction does not apply to restore");
+	CHECK_RUN_REJECTS(restore_drift, "--scan-drift does not apply to restore");
 }
 
 /* A snapshot's point: a time or a page count, exactly one, with a path. */
@@ -816,6 +913,7 @@ TEST_MAIN(T(workload_two_kinds), T(workload_count_gives_indices), T(workload_def
 	  T(run_flag_given_a_value_is_named),
 	  T(run_rejects_unknown_option_missing_value_and_stray_argument),
 	  T(run_unknown_short_flag_in_a_bundle_is_named), T(run_parses_twice_in_a_row),
+	  T(fraction_forms), T(scan_fraction_and_drift), T(scan_fraction_and_drift_rejections),
 	  T(mkimage_ok), T(mkimage_rejections),
 	  T(restore_takes_one_path_and_says_whether_apf_was_given),
 	  T(restore_refuses_what_the_snapshot_fixes), T(snapshot_takes_one_point), T(fetch_timeout_and_tries_for_remote_sources),
