@@ -95,6 +95,13 @@ static void print_pages(FILE *f, const struct apfvm_stats *st)
 			st->pages_failed, st->faults_failed);
 }
 
+/* Demand faults that blocked their vCPU (async ones are the lazy region's:
+ * the host side goes async there only). */
+static uint64_t demand_sync(const struct apfvm_stats *st)
+{
+	return st->demand_faults > st->faults_async ? st->demand_faults - st->faults_async : 0;
+}
+
 /* The demand-fault waits' histogram, in one line: "bucket:count" for the
  * non-empty buckets, each named by its lower bound in us. */
 static void print_histo(FILE *f, const struct log_histo *h)
@@ -108,7 +115,8 @@ static void print_histo(FILE *f, const struct log_histo *h)
  * and when. */
 static void print_fewer_faults(FILE *f, const struct apfvm_stats *st)
 {
-	fprintf(f, "  demand        %" PRIu64 " pages waited for", st->demand_faults);
+	fprintf(f, "  demand        %" PRIu64 " pages waited for (sync %" PRIu64 ", async %" PRIu64 ")",
+		st->demand_faults, demand_sync(st), st->faults_async);
 	if (st->demand_faults)
 		fprintf(f, "; wait in us (from:count)");
 	print_histo(f, &st->demand_us);
@@ -261,7 +269,7 @@ static void json_fewer_faults(FILE *f, const struct apfvm_stats *st)
 {
 	fprintf(f, "  \"demand\": {\"faults\": %" PRIu64 ", \"sync\": %" PRIu64 ", \"async\": %" PRIu64
 		   ", \"latency_us_log2\": [",
-		st->demand_faults, st->faults_sync, st->faults_async);
+		st->demand_faults, demand_sync(st), st->faults_async);
 	for (unsigned b = 0; b < log_histo_used(&st->demand_us); b++)
 		fprintf(f, "%s%" PRIu64, b ? ", " : "", st->demand_us.count[b]);
 	fprintf(f, "]},\n");
