@@ -478,6 +478,37 @@ TEST(a_flood_of_connections_is_a_few_lines_on_stderr)
 	CHECK(lines >= 1 && lines <= 2 * PAGE_SERVER_LOG_PER_S + 1);
 }
 
+/* A READ of 8 pages is one request, read with one pread: the server's
+ * counters say so (what tests elsewhere use to prove pages were never
+ * fetched). */
+TEST(reads_and_pages_served_are_counted)
+{
+	struct page_server_stats st;
+	struct pgs_read r[3];
+	struct pgs_reply rep;
+	struct apf_err e;
+
+	start();
+	page_server_stats(&server, &st);
+	CHECK_EQ_U(st.reads, 0);
+	CHECK_EQ_U(st.pages, 0);
+	int fd = hello();
+	pgs_read_init(&r[0], 1, 8, 8);
+	pgs_read_init(&r[1], 2, 63, 1);
+	pgs_read_init(&r[2], 3, 60, 8); /* beyond the image: answered, no pages */
+	send_all(fd, r, sizeof(r));
+	expect_pages(fd, &r[0]);
+	expect_pages(fd, &r[1]);
+	REQUIRE(recv_full(fd, &rep, sizeof(rep)) == 0);
+	CHECK(pgs_reply_check(&rep, &r[2], &e) == 0 && rep.status == PGS_RANGE);
+	page_server_stats(&server, &st);
+	CHECK_EQ_U(st.reads, 3);
+	CHECK_EQ_U(st.pages, 9);
+	CHECK_EQ_U(st.clients, 1);
+	close(fd);
+	finish();
+}
+
 TEST_MAIN(T(pipelined_reads_come_back_with_the_images_pages),
 	  T(a_read_beyond_the_image_is_answered_out_of_range),
 	  T(a_malformed_message_closes_only_its_connection), T(another_protocol_is_closed),
@@ -486,4 +517,5 @@ TEST_MAIN(T(pipelined_reads_come_back_with_the_images_pages),
 	  T(slow_idle_or_deaf_clients_are_closed_within_their_timeouts),
 	  T(an_idle_close_costs_the_tcp_source_nothing),
 	  T(clients_beyond_the_limits_are_answered_busy_and_served_once_a_slot_frees),
-	  T(a_flood_of_connections_is_a_few_lines_on_stderr))
+	  T(a_flood_of_connections_is_a_few_lines_on_stderr),
+	  T(reads_and_pages_served_are_counted))

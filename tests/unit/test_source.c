@@ -17,6 +17,7 @@
 #include "source/delay.h"
 #include "source/file.h"
 #include "source/open.h"
+#include "source/raw.h"
 #include "source/source.h"
 #include "source/window.h"
 #include "source/zero.h"
@@ -487,6 +488,185 @@ TEST(zero_delay_range_completes_at_once)
 }
 
 /* ------------------------------------------------------------------ */
+/* runs (submit_run)                                                   */
+
+static uint64_t run_pages[SOURCE_RUN_MAX][APF_PAGE_SIZE / 8];
+
+/* Submits the run [page, page + n) into run_pages (cookie i: &run_pages[i])
+ * and reaps one completion per page, in order, each checked: its buffer
+ * and cookie, one submit time for all, and (if seed) the image's words. */
+static void check_run(struct page_source *s, uint64_t page, unsigned n, enum source_prio prio,
+		      const uint64_t *seed, int want_err_from, int want_err)
+{
+	void *bufs[SOURCE_RUN_MAX], *cookies[SOURCE_RUN_MAX];
+	struct source_completion c, first = { 0 };
+	unsigned started;
+
+	memset(run_pages, 0x5a, sizeof(run_pages));
+	for (unsigned i = 0; i < n; i++) {
+		bufs[i] = run_pages[i];
+		cookies[i] = &run_pages[i][1];
+	}
+	REQUIRE(source_submit_run(s, page, n, bufs, cookies, prio, &started) == 0);
+	CHECK_EQ_U(started, n);
+	for (unsigned i = 0; i < n; i++) {
+		REQUIRE(source_reap(s, &c));
+		if (!i)
+			first = c;
+		CHECK_EQ_U(c.page, page + i);
+		CHECK(c.buf == run_pages[i] && c.cookie == &run_pages[i][1]);
+		CHECK_EQ_U(c.submit_ns, first.submit_ns);
+		if (want_err_from >= 0 && i >= (unsigned)want_err_from) {
+			CHECK_EQ_U(c.err, want_err);
+			continue;
+		}
+		CHECK_EQ_U(c.err, 0);
+		for (unsigned w = 0; seed && w < APF_PAGE_SIZE / 8; w++)
+			if (run_pages[i][w] != apf_image_word(*seed, (page + i) * 512 + w)) {
+				TEST_FAIL_("run at %llu: page %llu differs from the image at word %u",
+					   (unsigned long long)page,
+					   (unsigned long long)(page + i), w);
+				break;
+			}
+	}
+	CHECK(!source_reap(s, &c));
+}
+
+TEST(file_runs_read_every_page_and_complete_each_on_its_own)
+{
+	char path[64], spec[80];
+	struct page_source *s;
+	struct source_completion c;
+	struct apf_err e;
+	const uint64_t seed = 31;
+	void *bufs[2] = { run_pages[0], run_pages[1] }, *cookies[2] = { NULL, NULL };
+	unsigned started;
+
+	REQUIRE(make_image(path, 100 * APF_PAGE_SIZE, seed) == 0);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	REQUIRE(open_source(spec, 100 * APF_PAGE_SIZE, &s, &e) == 0);
+	REQUIRE(s->ops->submit_run != NULL);
+	check_run(s, 0, SOURCE_RUN_MAX, SOURCE_DEMAND, &seed, -1, 0);
+	check_run(s, 36, SOURCE_RUN_MAX, SOURCE_BULK, &seed, -1, 0); /* to the last page */
+	check_run(s, 99, 1, SOURCE_BULK, &seed, -1, 0);
+	check_run(s, 7, 13, SOURCE_DEMAND, &seed, -1, 0);
+	CHECK_EQ_U(s->fetched, 64 + 64 + 1 + 13);
+	/* Past the end, or too long: nothing started. */
+	CHECK_EQ_U(source_submit_run(s, 99, 2, bufs, cookies, SOURCE_BULK, &started), -EINVAL);
+	CHECK_EQ_U(started, 0);
+	CHECK_EQ_U(source_submit_run(s, 0, SOURCE_RUN_MAX + 1, bufs, cookies, SOURCE_BULK, &started),
+		   -EINVAL);
+	CHECK_EQ_U(source_submit_run(s, 0, 0, bufs, cookies, SOURCE_BULK, &started), -EINVAL);
+	CHECK_EQ_U(s->ops->submit_run(s, 100, 1, bufs, cookies, SOURCE_DEMAND), -ERANGE);
+	CHECK_EQ_U(s->ops->submit_run(s, UINT64_MAX, 2, bufs, cookies, SOURCE_DEMAND), -ERANGE);
+	CHECK(!source_reap(s, &c));
+	/* The file shrinks under the source: a run over its new end has the
+	 * pages before it, then fails from the page cut short on. */
+	REQUIRE(truncate(path, IMAGE_HEADER_SIZE + 20 * APF_PAGE_SIZE + 100) == 0);
+	check_run(s, 10, 16, SOURCE_DEMAND, &seed, 10, -EIO);
+	check_run(s, 30, 8, SOURCE_BULK, NULL, 0, -EIO);
+	source_close(s);
+	unlink(path);
+}
+
+TEST(raw_runs_read_every_page_and_report_zero_pages)
+{
+	char path[] = "/tmp/apfvm-raw-run.XXXXXX";
+	struct page_source *s;
+	struct source_completion c;
+	struct apf_err e;
+	static uint64_t page[512];
+	void *bufs[SOURCE_RUN_MAX], *cookies[SOURCE_RUN_MAX];
+	unsigned started;
+	int fd = mkstemp(path);
+
+	REQUIRE(fd >= 0);
+	/* 40 pages: every third all zeros, the others the image's words. */
+	for (uint64_t p = 0; p < 40; p++) {
+		if (p % 3)
+			image_fill(4, p * 512, page, 512);
+		else
+			memset(page, 0, sizeof(page));
+		REQUIRE(pwrite(fd, page, sizeof(page), (off_t)(p * APF_PAGE_SIZE)) == APF_PAGE_SIZE);
+	}
+	REQUIRE(source_raw_open(fd, 40, "raw test", &s, &e) == 0);
+	for (unsigned i = 0; i < 40; i++) {
+		bufs[i] = run_pages[i];
+		cookies[i] = (void *)(uintptr_t)i;
+	}
+	REQUIRE(source_submit_run(s, 0, 40, bufs, cookies, SOURCE_BULK, &started) == 0);
+	for (unsigned i = 0; i < 40; i++) {
+		REQUIRE(source_reap(s, &c));
+		CHECK_EQ_U(c.page, i);
+		CHECK(c.cookie == (void *)(uintptr_t)i);
+		CHECK_EQ_U(c.err, 0);
+		CHECK_EQ_U(c.zero, i % 3 == 0);
+		image_fill(4, i * 512ull, page, 512);
+		if (i % 3 && memcmp(run_pages[i], page, sizeof(page)))
+			TEST_FAIL_("raw page %u differs", i);
+	}
+	CHECK_EQ_U(source_submit_run(s, 39, 2, bufs, cookies, SOURCE_BULK, &started), -EINVAL);
+	CHECK(!source_reap(s, &c));
+	source_close(s);
+	close(fd);
+	unlink(path);
+}
+
+/* A run through the delay wrapper is one request: the inner source reads
+ * it as a run, and all its pages come back together, one delay after the
+ * submit; runs with different delays do not interleave. */
+TEST(delay_wrapper_delays_a_run_as_one_request)
+{
+	enum { RUNS = 4, PER = 16 };
+	char path[64], spec[80];
+	struct page_source *inner, *s;
+	struct apf_err e;
+	static uint64_t bufs_mem[RUNS * PER][512];
+	void *bufs[RUNS * PER], *cookies[RUNS * PER];
+	struct arrival got[RUNS * PER];
+	const uint64_t seed = 8, lo = 1 * MS, hi = 30 * MS;
+	unsigned started;
+
+	REQUIRE(make_image(path, 128 * APF_PAGE_SIZE, seed) == 0);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	REQUIRE(open_source(spec, 128 * APF_PAGE_SIZE, &inner, &e) == 0);
+	REQUIRE(source_delay_wrap(inner, lo, hi, 99, &s, &e) == 0);
+	for (unsigned i = 0; i < RUNS * PER; i++) {
+		bufs[i] = bufs_mem[i];
+		cookies[i] = (void *)(uintptr_t)i;
+	}
+	for (unsigned r = 0; r < RUNS; r++)
+		REQUIRE(source_submit_run(s, r * 32, PER, bufs + r * PER, cookies + r * PER,
+					  r % 2 ? SOURCE_BULK : SOURCE_DEMAND, &started) == 0);
+	unsigned n = reap_all(s, got, RUNS * PER, 5000);
+	CHECK_EQ_U(n, RUNS * PER);
+	for (unsigned i = 0; i < n; i++) {
+		const struct source_completion *c = &got[i].c;
+		unsigned k = (unsigned)(uintptr_t)c->cookie;
+		REQUIRE(k < RUNS * PER);
+		CHECK_EQ_U(c->page, (k / PER) * 32 + k % PER);
+		CHECK(c->buf == bufs_mem[k]);
+		CHECK_EQ_U(c->err, 0);
+		CHECK(got[i].at_ns >= c->submit_ns + lo);
+		CHECK(c->buf && bufs_mem[k][5] == apf_image_word(seed, c->page * 512 + 5));
+		/* The pages of a run leave together, in a row. */
+		if (i % PER)
+			CHECK_EQ_U((uintptr_t)got[i - 1].c.cookie / PER, k / PER);
+	}
+	/* A run that does not fit beside the fetches held is refused whole. */
+	struct page_source *full;
+	REQUIRE(open_delayed(SOURCE_QUEUE_MAX + 64, 10000 * MS, 10000 * MS, 1, &full) == 0);
+	for (unsigned i = 0; i < SOURCE_QUEUE_MAX - 8; i++)
+		REQUIRE(source_submit(full, i, bufs_mem[0], NULL) == 0);
+	CHECK_EQ_U(source_submit_run(full, 0, 16, bufs, cookies, SOURCE_BULK, &started), -EAGAIN);
+	CHECK_EQ_U(started, 0);
+	CHECK_EQ_U(source_submit_run(full, 0, 8, bufs, cookies, SOURCE_BULK, &started), 0);
+	source_close(full);
+	source_close(s);
+	unlink(path);
+}
+
+/* ------------------------------------------------------------------ */
 /* the checked window (a snapshot's memory from a remote source)        */
 
 TEST(window_shifts_pages_and_fails_those_whose_digest_differs_even_with_a_forged_crc)
@@ -546,4 +726,7 @@ TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_o
 	  T(completion_queue_overflow_marks_the_source_failed),
 	  T(fixed_delay_overlaps_fetches), T(random_delay_reorders_and_respects_minimum),
 	  T(delay_refuses_past_queue_bound_and_bad_pages), T(zero_delay_range_completes_at_once),
-	  T(window_shifts_pages_and_fails_those_whose_digest_differs_even_with_a_forged_crc))
+	  T(window_shifts_pages_and_fails_those_whose_digest_differs_even_with_a_forged_crc),
+	  T(file_runs_read_every_page_and_complete_each_on_its_own),
+	  T(raw_runs_read_every_page_and_report_zero_pages),
+	  T(delay_wrapper_delays_a_run_as_one_request))
