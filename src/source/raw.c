@@ -2,8 +2,8 @@
  * The raw source: pages of a file of raw pages (a snapshot's PATH.mem),
  * from offset 0, read with pread inside submit().  It checks nothing: a
  * snapshot's pages reach the pager through a checked window
- * (source_window_wrap) that holds them against the snapshot's CRCs, the
- * same for this file as for a remote copy of it.  A page of zeros is
+ * (source_window_wrap) that holds them against the snapshot's SHA-256s,
+ * the same for this file as for a remote copy of it.  A page of zeros is
  * reported as such (installed without a copy).
  */
 #include <errno.h>
