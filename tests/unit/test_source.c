@@ -11,12 +11,14 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
 #include "image/image.h"
 #include "net/page_proto.h"
+#include "pager/pager.h"
 #include "source/delay.h"
 #include "source/file.h"
 #include "source/open.h"
@@ -822,6 +824,62 @@ TEST(window_submit_run_over_a_source_without_runs_and_when_its_source_refuses)
 	source_close(w);
 }
 
+/* Under the pager (real userfaultfd, this thread standing in for a vCPU):
+ * the pages the snapshot lists as zero read as zeros, installed from zero
+ * completions; the file below holds data there, which would fail their
+ * digest if it were ever fetched; only the other pages are fetched. */
+static bool zero_odd(unsigned p) { return p % 2; }
+
+TEST(window_under_a_pager_maps_the_zero_pages_without_fetching_them)
+{
+	enum { N = 64 };
+	char path[64], spec[80];
+	static uint64_t page[512];
+	static struct sha256 digests[N];
+	static uint8_t bits[N / 8];
+	struct snap_image snap = { .mem_fd = -1, .mem_pages = N, .page_digests = digests,
+				   .zero_bits = bits };
+	struct page_source *inner, *w;
+	struct apf_err e;
+	struct pager p;
+
+	REQUIRE(make_image(path, N * APF_PAGE_SIZE, 11) == 0);
+	for (unsigned i = 0; i < N; i++) {
+		image_fill(11, i * 512ull, page, 512);
+		sha256(page, sizeof(page), &digests[i]);
+		if (zero_odd(i)) {
+			bits[i / 8] |= (uint8_t)(1u << (i % 8));
+			digests[i] = *snap_zero_page_digest();
+		}
+	}
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	REQUIRE(open_source(spec, N * APF_PAGE_SIZE, &inner, &e) == 0);
+	REQUIRE(source_window_wrap(inner, &snap, 0, N, &w, &e) == 0);
+	volatile uint64_t *mem = mmap(NULL, N * APF_PAGE_SIZE, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(mem != MAP_FAILED);
+	madvise((void *)mem, N * APF_PAGE_SIZE, MADV_NOHUGEPAGE);
+	struct pager_config cfg = { .host_base = (void *)mem, .size = N * APF_PAGE_SIZE,
+				    .source = w, .max_inflight = 16, .cpu = -1 };
+	REQUIRE(pager_init(&p, &cfg, &e) == 0);
+	REQUIRE(pager_start(&p, &e) == 0);
+	unsigned bad = 0;
+	for (unsigned i = 0; i < N; i++) {
+		image_fill(11, i * 512ull, page, 512);
+		for (unsigned k = 0; k < 512; k += 37)
+			bad += mem[i * 512 + k] != (zero_odd(i) ? 0 : page[k]);
+	}
+	pager_stop(&p);
+	CHECK_EQ_U(bad, 0);
+	CHECK_EQ_U(p.stats.pages_fetched, N);
+	CHECK_EQ_U(pager_count_state(&p, PAGE_PRESENT), N);
+	CHECK_EQ_U(inner->fetched, N / 2); /* the file: only the pages with data */
+	pager_destroy(&p);
+	munmap((void *)mem, N * APF_PAGE_SIZE);
+	source_close(w);
+	unlink(path);
+}
+
 TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_order),
 	  T(file_source_serves_image_words), T(file_source_reports_a_file_that_shrank),
 	  T(file_source_image_smaller_than_lazy_region), T(source_open_rejects_bad_specs),
@@ -834,4 +892,5 @@ TEST_MAIN(T(zero_source_completes_through_reap), T(zero_source_reaps_in_submit_o
 	  T(window_shifts_pages_and_fails_those_whose_digest_differs_even_with_a_forged_crc),
 	  T(window_completes_the_snapshots_zero_pages_without_asking_its_source),
 	  T(window_submit_run_splits_runs_around_zero_pages_and_checks_every_page),
-	  T(window_submit_run_over_a_source_without_runs_and_when_its_source_refuses))
+	  T(window_submit_run_over_a_source_without_runs_and_when_its_source_refuses),
+	  T(window_under_a_pager_maps_the_zero_pages_without_fetching_them))
