@@ -106,9 +106,12 @@ static double host_rate(const char *spec, uint64_t size, int fault_cpu, int page
 	struct toucher t = { .npages = size / APF_PAGE_SIZE, .cpu = fault_cpu };
 	pthread_t th;
 	void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* A snapshot's state as far as the window reads it: no zero pages. */
+	struct snap_image snap = { .mem_fd = -1, .mem_pages = size / APF_PAGE_SIZE,
+				   .page_digests = digests };
 
 	if (mem == MAP_FAILED || source_open(spec, size, NULL, &inner, &e) ||
-	    (digests && source_window_wrap(inner, 0, size / APF_PAGE_SIZE, digests, &src, &e))) {
+	    (digests && source_window_wrap(inner, &snap, 0, size / APF_PAGE_SIZE, &src, &e))) {
 		fprintf(stderr, "bench_pager: %s\n", e.msg);
 		exit(1);
 	}

@@ -4,8 +4,8 @@
  * page or a run, one preadv: source_read_pages, file.c, which says how a
  * run that fails part way completes).  It checks nothing: a
  * snapshot's pages reach the pager through a checked window
- * (source_window_wrap) that holds them against the snapshot's CRCs, the
- * same for this file as for a remote copy of it.  A page of zeros is
+ * (source_window_wrap) that holds them against the snapshot's SHA-256s,
+ * the same for this file as for a remote copy of it.  A page of zeros is
  * reported as such (installed without a copy).
  */
 #include <errno.h>

@@ -32,9 +32,9 @@ static int need(const struct snap_image *s, uint32_t type, const struct snap_sec
 }
 
 /* Pages [first, first + n) of the snapshot's memory, each checked against
- * its SHA-256: from PATH.mem, or from the remote source c->restore_memory
- * (one connection per call: a source has one user), which must serve this
- * very snapshot. */
+ * its SHA-256, those it lists as zero never fetched: from PATH.mem, or
+ * from the remote source c->restore_memory (one connection per call: a
+ * source has one user), which must serve this very snapshot. */
 static int memory_window(const struct apfvm_config *c, const struct snap_image *s, uint64_t first,
 			 uint64_t n, struct page_source **out, struct apf_err *e)
 {
@@ -63,7 +63,7 @@ static int memory_window(const struct apfvm_config *c, const struct snap_image *
 		source_close(inner);
 		return rc;
 	}
-	if ((rc = source_window_wrap(inner, first, n, s->page_digests + first, out, e)))
+	if ((rc = source_window_wrap(inner, s, first, n, out, e)))
 		source_close(inner);
 	return rc;
 }

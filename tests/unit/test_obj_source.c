@@ -5,7 +5,9 @@
  * purpose: the chunks come back zero, compressed or raw with the image's
  * content; a damaged chunk is fetched again and never delivered; 503 and
  * 429 answers are retried, 404 fails at once; a server ignoring Range is
- * refused; every failure names the chunk, its pages and the cause.  The
+ * refused; every failure names the chunk, its pages and the cause.  A
+ * snapshot's zero pages: a chunk of them is not stored, and none is ever
+ * fetched through the checked window.  The
  * real servers (nginx, s3rver) are tests/e2e/test_objstore.sh's.
  */
 #include <arpa/inet.h>
@@ -27,8 +29,10 @@
 #include "image/image.h"
 #include "objstore/obj_layout.h"
 #include "objstore/obj_store.h"
+#include "snapshot/snapshot.h"
 #include "source/open.h"
 #include "source/source.h"
+#include "source/window.h"
 #include "crc_forge.h"
 #include "test.h"
 #include "util/crc32c.h"
@@ -701,8 +705,9 @@ TEST(the_disk_tier_is_private_bounded_and_keyed_by_the_manifest)
 
 /* Fetches pages [from, to) of s, all submitted before any is reaped (the
  * first OBJ_FETCHES_MAX chunks take the transfers, the rest queue), and
- * checks each against the image.  false if they did not all come. */
-static bool fetch_range(struct page_source *s, unsigned from, unsigned to, struct result *r)
+ * checks each against expect.  false if they did not all come. */
+static bool fetch_pages(struct page_source *s, unsigned from, unsigned to,
+			const uint64_t (*expect)[512], struct result *r)
 {
 	static uint64_t pages[NPAGES][512];
 	uint64_t deadline = source_now_ns() + WAIT_LIMIT_NS;
@@ -721,8 +726,8 @@ static bool fetch_range(struct page_source *s, unsigned from, unsigned to, struc
 				snprintf(r->why[c.page], sizeof(r->why[c.page]), "%s", c.why ? c.why : "");
 			if (c.err && r->done == 1)
 				printf("# page %llu: %s\n", (unsigned long long)c.page, r->why[c.page]);
-			if (!c.err && (c.zero ? memcmp(want[c.page], (uint64_t[512]){ 0 }, 4096)
-					      : memcmp(pages[c.page], want[c.page], 4096)))
+			if (!c.err && (c.zero ? memcmp(expect[c.page], (uint64_t[512]){ 0 }, 4096)
+					      : memcmp(pages[c.page], expect[c.page], 4096)))
 				r->bad_content++;
 		}
 		uint64_t now = source_now_ns();
@@ -731,6 +736,12 @@ static bool fetch_range(struct page_source *s, unsigned from, unsigned to, struc
 		source_wait(s, (int)((deadline - now) / 1000000) + 1);
 	}
 	return r->done == n && !s->error;
+}
+
+/* The same, checked against the image. */
+static bool fetch_range(struct page_source *s, unsigned from, unsigned to, struct result *r)
+{
+	return fetch_pages(s, from, to, (const uint64_t (*)[512])want, r);
 }
 
 static int open_small_chunks(struct page_source **s, const char *cdir, struct apf_err *e)
@@ -775,6 +786,103 @@ TEST(queued_disk_hits_beyond_the_memory_cache_are_all_delivered)
 	http_stop();
 }
 
+/* ---- a snapshot's memory: its zero pages neither stored nor fetched ------ */
+
+static uint64_t snap_want[NPAGES][512];
+
+/* The snapshot's pages: zeros but for chunk 1 (pages 64-127) and page
+ * 150 (in chunk 2); chunks 0 and 3 all zero. */
+static bool snap_has_data(unsigned p)
+{
+	return (p >= 64 && p < 128) || p == 150;
+}
+
+static bool write_snapshot(const char *path)
+{
+	static struct sha256 digests[NPAGES];
+	struct snap_writer w;
+	struct apf_err e;
+	uint64_t next = 0;
+
+	for (unsigned p = 0; p < NPAGES; p++)
+		for (unsigned i = 0; i < 512; i++)
+			snap_want[p][i] = snap_has_data(p) ? (p + 1) * 0x9e3779b97f4a7c15ull ^ i : 0;
+	if (snap_write_begin(&w, path, SNAP_ARCH_X86_64, 128 * 4096, (NPAGES - 128) * 4096, &e))
+		return false;
+	if (snap_write_memory(&w, snap_want, sizeof(snap_want), digests, &next, &e) ||
+	    snap_write_section(&w, SNAP_SEC_PAGE_DIGESTS, 0, digests, sizeof(digests), &e)) {
+		snap_write_abort(&w);
+		return false;
+	}
+	return snap_write_end(&w, &e) == 0;
+}
+
+TEST(a_snapshots_zero_pages_are_neither_stored_nor_fetched)
+{
+	static struct result r;
+	char spath[128], mpath[140], dest[128];
+	struct obj_pack_stats st;
+	struct snap_image snap;
+	struct page_source *inner, *w;
+	struct apf_err e;
+
+	REQUIRE(dir[0]);
+	snprintf(spath, sizeof(spath), "%s/snap", dir);
+	snprintf(mpath, sizeof(mpath), "%s/snap.mem", dir);
+	snprintf(dest, sizeof(dest), "%s/snapmem", dir);
+	REQUIRE(write_snapshot(spath));
+	/* Pages the state lists as zero are not even read: garbage planted
+	 * in their holes (page 10 of chunk 0, page 140 of chunk 2) is never
+	 * packed. */
+	int fd = open(mpath, O_WRONLY);
+	REQUIRE(fd >= 0);
+	REQUIRE(pwrite(fd, "garbage", 7, 10 * 4096 + 100) == 7);
+	REQUIRE(pwrite(fd, "garbage", 7, 140 * 4096 + 100) == 7);
+	close(fd);
+	REQUIRE(obj_pack(spath, true, dest, 64, 3, NULL, &st, &e) == 0);
+	CHECK_EQ_U(st.nchunks, 4);
+	CHECK_EQ_U(st.zero_chunks, 2); /* chunks 0 and 3: not stored */
+	/* The manifest says so: no bytes in the data object for them. */
+	static unsigned char wire[1 << 16];
+	fd = open(dest, O_RDONLY);
+	REQUIRE(fd >= 0);
+	ssize_t wl = read(fd, wire, sizeof(wire));
+	close(fd);
+	struct obj_manifest m;
+	REQUIRE(wl > 0 && obj_manifest_parse(wire, (size_t)wl, "snapmem", &m, &e) == 0);
+	CHECK_EQ_U(m.hdr.pattern, APF_PATTERN_SNAPSHOT);
+	CHECK(m.chunks[0].flags == OBJ_CHUNK_ZERO && m.chunks[0].stored_len == 0);
+	CHECK(m.chunks[3].flags == OBJ_CHUNK_ZERO && m.chunks[3].stored_len == 0);
+	CHECK(m.chunks[1].stored_len > 0 && m.chunks[2].stored_len > 0);
+	CHECK_EQ_U(m.hdr.data_size, m.chunks[1].stored_len + m.chunks[2].stored_len);
+	obj_manifest_free(&m);
+
+	/* Restored through the checked window, as apfvm restore --source
+	 * reads it: the zero pages of chunk 2 ask nothing of the store... */
+	char spec[96];
+	struct source_net_options net = { .timeout_ns = 2000000000ull, .tries = 3 };
+	REQUIRE(http_start(NORMAL));
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/snapmem", http.port);
+	REQUIRE(snap_open_state(&snap, spath, &e) == 0);
+	REQUIRE(source_open(spec, 0, &net, &inner, &e) == 0);
+	CHECK_EQ_U(inner->seed, snap_identity(&snap));
+	REQUIRE(source_window_wrap(inner, &snap, 0, NPAGES, &w, &e) == 0);
+	CHECK(fetch_pages(w, 128, 150, (const uint64_t (*)[512])snap_want, &r));
+	CHECK(fetch_pages(w, 151, 192, (const uint64_t (*)[512])snap_want, &r));
+	CHECK_EQ_U(atomic_load(&http.data_gets), 0);
+	/* ... and every page comes right, with one GET per chunk that has
+	 * data (1 and 2), none for the zero chunks. */
+	CHECK(fetch_pages(w, 0, NPAGES, (const uint64_t (*)[512])snap_want, &r));
+	CHECK_EQ_U(r.done, NPAGES);
+	CHECK_EQ_U(r.bad_content, 0);
+	for (unsigned p = 0; p < NPAGES; p++)
+		CHECK_EQ_U(r.err[p], 0);
+	CHECK_EQ_U(atomic_load(&http.data_gets), 2);
+	source_close(w);
+	snap_close(&snap);
+	http_stop();
+}
+
 static void cleanup(void)
 {
 	char cmd[160];
@@ -796,4 +904,5 @@ TEST_MAIN(T(pack_then_every_page_arrives_zero_compressed_or_raw),
 	  T(the_manifest_check_refuses_every_damage),
 	  T(the_disk_tier_serves_a_later_run_and_a_damaged_file_is_fetched_again),
 	  T(the_disk_tier_is_private_bounded_and_keyed_by_the_manifest),
-	  T(queued_disk_hits_beyond_the_memory_cache_are_all_delivered), T(cleanup_files))
+	  T(queued_disk_hits_beyond_the_memory_cache_are_all_delivered),
+	  T(a_snapshots_zero_pages_are_neither_stored_nor_fetched), T(cleanup_files))
