@@ -315,7 +315,12 @@ static int cmd_serve(int argc, char **argv)
 	       (unsigned long long)s.npages, s.port);
 	fflush(stdout);
 	int rc = page_server_run(&s, &serve_stop, &e);
+	struct page_server_stats ss;
+	page_server_stats(&s, &ss);
 	page_server_close(&s);
+	printf("apfvm serve: stopped; %llu READs answered, %llu pages sent, %llu connections "
+	       "answered busy\n", (unsigned long long)ss.reads, (unsigned long long)ss.pages,
+	       (unsigned long long)ss.refusals);
 	if (rc) {
 		fprintf(stderr, "apfvm serve: %s\n", e.msg);
 		return 1;
