@@ -246,9 +246,9 @@ test: $(APFVM) $(BENCH_PAGER) $(SERVE_ATTACK) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_U
 demo: $(APFVM)
 	$(Q)scripts/demo.sh
 
-$(BENCH_PAGER): bench/bench_pager.c $(LIBAPF)
+$(BENCH_PAGER): bench/bench_pager.c bench/bench_bulk.c bench/bench_bulk.h $(LIBAPF)
 	@echo "  CC [bench] $<"
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(LIBAPF) $(HOST_LDFLAGS)
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ bench/bench_pager.c bench/bench_bulk.c $(LIBAPF) $(HOST_LDFLAGS)
 
 # The side-by-side comparison (table, CSV, PNG), then the pager's service
 # rate.  BENCH_ARGS passes options to `apfvm bench` (see its --help).

@@ -20,6 +20,9 @@
  * file: source with 1 ms added latency, at in-flight limits 1, 4, 16, 64.
  * Fetches overlap, so the rate grows with the limit (ideal: limit/1 ms).
  *
+ * Then the bulk section (bench_bulk.c): what one install costs, and how
+ * fast the pager replays a working set of the whole region.
+ *
  * Usage: bench_pager [--size SIZE] [--reps N] [--csv FILE]
  */
 #include <errno.h>
@@ -33,6 +36,7 @@
 #include <unistd.h>
 
 #include "apfvm/vmm.h"
+#include "bench_bulk.h"
 #include "image/image.h"
 #include "pager/pager.h"
 #include "source/delay.h"
@@ -343,6 +347,7 @@ int main(int argc, char **argv)
 		fprintf(csv, "overlap_1ms,inflight_%u,4096,1,%.0f,%.0f,%.0f,%.2f\n", limit, r, r, r,
 			1e6 / r);
 	}
+	bench_bulk(spec, size, reps, csv);
 	fclose(csv);
 	unlink(img);
 	printf("CSV: %s\n", csv_path);
