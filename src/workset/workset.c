@@ -152,6 +152,12 @@ int ws_write(const char *path, const struct workset *ws, struct apf_err *e)
 
 /* --- reading ------------------------------------------------------------ */
 
+/* What ws_read binds a file to: the guest's identity and sizes. */
+struct binding {
+	const struct sha256 *identity;
+	uint64_t mem_pages, resident_pages;
+};
+
 /* Up to len bytes at off: how many (fewer at the end of the file), or -errno. */
 static int64_t pread_full(int fd, void *buf, uint64_t len, uint64_t off)
 {
@@ -170,13 +176,33 @@ static int64_t pread_full(int fd, void *buf, uint64_t len, uint64_t off)
 	return (int64_t)done;
 }
 
+/* The pages a file's count may not exceed: the bound guest's, or with no
+ * binding (ws_load) the file's own, once they are known to be nameable
+ * (so that no count can overflow file_bytes). */
+static int count_limit(const struct ws_header *h, const char *path, const struct binding *b,
+		       uint64_t *limit, struct apf_err *e)
+{
+	if (b) {
+		*limit = b->mem_pages;
+		return 0;
+	}
+	if (h->mem_pages > WS_MAX_PAGES)
+		return apf_fail(e, -EINVAL, "working-set file '%s' is for a guest of %llu pages; at "
+				"most %llu can be named", path, (unsigned long long)h->mem_pages,
+				WS_MAX_PAGES);
+	*limit = h->mem_pages;
+	return 0;
+}
+
 /* The header, and what it says of the file's size, checked before the
  * rest is read: size must be exactly that of its count entries, and the
  * count at most the guest's pages. */
-static int read_header(int fd, const char *path, uint64_t size, uint64_t mem_pages,
+static int read_header(int fd, const char *path, uint64_t size, const struct binding *b,
 		       struct ws_header *h, struct apf_err *e)
 {
 	int64_t n = pread_full(fd, h, sizeof(*h), 0);
+	uint64_t limit = 0;
+	int rc;
 
 	if (n < 0)
 		return apf_fail(e, (int)n, "cannot read working-set file '%s': %s", path,
@@ -192,10 +218,12 @@ static int read_header(int fd, const char *path, uint64_t size, uint64_t mem_pag
 	if (h->flags)
 		return apf_fail(e, -EINVAL, "working-set file '%s' has flags %#llx, which this apfvm "
 				"does not know", path, (unsigned long long)h->flags);
-	if (h->count > mem_pages)
+	if ((rc = count_limit(h, path, b, &limit, e)))
+		return rc;
+	if (h->count > limit)
 		return apf_fail(e, -EINVAL, "working-set file '%s' lists %llu pages, more than the "
 				"guest's %llu", path, (unsigned long long)h->count,
-				(unsigned long long)mem_pages);
+				(unsigned long long)limit);
 	if (size < file_bytes(h->count))
 		return apf_fail(e, -EINVAL, "working-set file '%s' is truncated: %llu bytes, where "
 				"its %llu entries take %llu", path, (unsigned long long)size,
@@ -209,30 +237,29 @@ static int read_header(int fd, const char *path, uint64_t size, uint64_t mem_pag
 }
 
 /* What binds the file to this guest: its identity and its sizes. */
-static int check_binding(const struct ws_header *h, const char *path, const struct sha256 *identity,
-			 uint64_t mem_pages, uint64_t resident_pages, struct apf_err *e)
+static int check_binding(const struct ws_header *h, const char *path, const struct binding *b,
+			 struct apf_err *e)
 {
-	if (memcmp(&h->identity, identity, sizeof(*identity))) {
+	if (memcmp(&h->identity, b->identity, sizeof(*b->identity))) {
 		char theirs[2 * SHA256_LEN + 1], ours[2 * SHA256_LEN + 1];
 		sha256_hex(&h->identity, theirs);
-		sha256_hex(identity, ours);
+		sha256_hex(b->identity, ours);
 		return apf_fail(e, -ESTALE, "working-set file '%s' was recorded for another snapshot "
 				"or another memory (identity %.16s..., this guest's %.16s...)",
 				path, theirs, ours);
 	}
-	if (h->mem_pages != mem_pages || h->resident_pages != resident_pages)
+	if (h->mem_pages != b->mem_pages || h->resident_pages != b->resident_pages)
 		return apf_fail(e, -ESTALE, "working-set file '%s' was recorded for a guest of %llu "
 				"pages (%llu resident); this guest has %llu pages (%llu resident)",
 				path, (unsigned long long)h->mem_pages,
-				(unsigned long long)h->resident_pages, (unsigned long long)mem_pages,
-				(unsigned long long)resident_pages);
+				(unsigned long long)h->resident_pages, (unsigned long long)b->mem_pages,
+				(unsigned long long)b->resident_pages);
 	return 0;
 }
 
 /* The rest of an open file whose header read_header accepted: checksum,
- * binding, entries into *ws. */
-static int read_body(int fd, const char *path, const struct ws_header *h,
-		     const struct sha256 *identity, uint64_t mem_pages, uint64_t resident_pages,
+ * binding (if any), entries into *ws. */
+static int read_body(int fd, const char *path, const struct ws_header *h, const struct binding *b,
 		     struct workset *ws, struct apf_err *e)
 {
 	uint64_t size = file_bytes(h->count), body = size - SHA256_LEN;
@@ -250,7 +277,7 @@ static int read_body(int fd, const char *path, const struct ws_header *h,
 	else if (!sha256_matches(buf, body, (const struct sha256 *)(buf + body)))
 		rc = apf_fail(e, -EBADMSG, "working-set file '%s' is damaged: its checksum does not "
 			      "match its contents", path);
-	else if (!(rc = check_binding(h, path, identity, mem_pages, resident_pages, e))) {
+	else if (!b || !(rc = check_binding(h, path, b, e))) {
 		ws->entries = malloc(h->count ? h->count * sizeof(struct ws_entry) : 1);
 		if (!ws->entries)
 			rc = apf_fail(e, -ENOMEM, "cannot read working-set file '%s': out of memory",
@@ -262,27 +289,23 @@ static int read_body(int fd, const char *path, const struct ws_header *h,
 	return rc;
 }
 
-int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
-	    uint64_t resident_pages, struct workset *ws, struct apf_err *e)
+/* ws_read with binding b, ws_load with none: every check but the binding
+ * is the same. */
+static int load(const char *path, const struct binding *b, struct workset *ws, struct apf_err *e)
 {
 	struct ws_header h;
 	struct stat st;
 	char who[600];
 	int rc, fd;
 
-	memset(ws, 0, sizeof(*ws));
-	if (mem_pages > WS_MAX_PAGES)
-		return apf_fail(e, -EINVAL, "working-set file '%s': a guest of %llu pages is more than "
-				"a working set can name (%llu)", path, (unsigned long long)mem_pages,
-				WS_MAX_PAGES);
 	fd = file_open_regular(path, &st);
 	if (fd == -EINVAL)
 		return apf_fail(e, fd, "working-set file '%s' is not a regular file", path);
 	if (fd < 0)
 		return apf_fail(e, fd, "cannot open working-set file '%s': %s", path, strerror(-fd));
-	rc = read_header(fd, path, (uint64_t)st.st_size, mem_pages, &h, e);
+	rc = read_header(fd, path, (uint64_t)st.st_size, b, &h, e);
 	if (!rc)
-		rc = read_body(fd, path, &h, identity, mem_pages, resident_pages, ws, e);
+		rc = read_body(fd, path, &h, b, ws, e);
 	close(fd);
 	if (rc)
 		return rc;
@@ -294,6 +317,25 @@ int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
 	if ((rc = check_workset(ws, who, e)))
 		ws_free(ws);
 	return rc;
+}
+
+int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
+	    uint64_t resident_pages, struct workset *ws, struct apf_err *e)
+{
+	const struct binding b = { identity, mem_pages, resident_pages };
+
+	memset(ws, 0, sizeof(*ws));
+	if (mem_pages > WS_MAX_PAGES)
+		return apf_fail(e, -EINVAL, "working-set file '%s': a guest of %llu pages is more than "
+				"a working set can name (%llu)", path, (unsigned long long)mem_pages,
+				WS_MAX_PAGES);
+	return load(path, &b, ws, e);
+}
+
+int ws_load(const char *path, struct workset *ws, struct apf_err *e)
+{
+	memset(ws, 0, sizeof(*ws));
+	return load(path, NULL, ws, e);
 }
 
 void ws_free(struct workset *ws)

@@ -16,7 +16,8 @@
  * A file is bound to the memory it was recorded against by an identity
  * (ws_identity_snapshot, ws_identity_lazy) and the two sizes; one recorded
  * for anything else is refused before it is used.  Everything in a file
- * is untrusted: checked whole, checksum first, before ws_read returns.
+ * is untrusted: checked whole, checksum first, before ws_read (or
+ * ws_load, which returns a file's binding instead of checking it) returns.
  */
 #ifndef APFVM_WORKSET_H
 #define APFVM_WORKSET_H
@@ -88,6 +89,15 @@ int ws_write(const char *path, const struct workset *ws, struct apf_err *e);
  * breaking an invariant above (-EINVAL).  On error *ws is empty. */
 int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
 	    uint64_t resident_pages, struct workset *ws, struct apf_err *e);
+
+/* Reads path into *ws as ws_read does, with every check of ws_read but
+ * the binding: whatever memory the file was recorded against, its identity
+ * and sizes are returned in *ws (for looking at a file, or comparing two:
+ * `apfvm ws`).  The file's own mem_pages bounds what is read: refused if
+ * above WS_MAX_PAGES, or if the count exceeds it, before the entries are
+ * read.  0 or -errno, with the same messages as ws_read's; on error *ws is
+ * empty. */
+int ws_load(const char *path, struct workset *ws, struct apf_err *e);
 
 /* Frees the entries; *ws is left empty (ws_free of an empty one is a no-op). */
 void ws_free(struct workset *ws);
