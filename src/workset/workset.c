@@ -411,3 +411,127 @@ int ws_describe(const struct workset *ws, FILE *f)
 	fprintf(f, "identity: %s\n", hex);
 	return ferror(f) ? -EIO : 0;
 }
+
+/* --- comparing ---------------------------------------------------------- */
+
+static int by_u32(const void *pa, const void *pb)
+{
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+	return (a > b) - (a < b);
+}
+
+/* ws's pages, sorted (malloc'ed), or NULL when out of memory. */
+static uint32_t *sorted_pages(const struct workset *ws)
+{
+	uint32_t *p = malloc(ws->count ? ws->count * sizeof(*p) : 1);
+
+	if (!p)
+		return NULL;
+	for (uint64_t i = 0; i < ws->count; i++)
+		p[i] = ws->entries[i].page;
+	qsort(p, ws->count, sizeof(*p), by_u32);
+	return p;
+}
+
+/* Pages in both sorted lists (each without repeats). */
+static uint64_t common_pages(const uint32_t *a, uint64_t na, const uint32_t *b, uint64_t nb)
+{
+	uint64_t i = 0, k = 0, both = 0;
+
+	while (i < na && k < nb) {
+		if (a[i] == b[k])
+			both++, i++, k++;
+		else if (a[i] < b[k])
+			i++;
+		else
+			k++;
+	}
+	return both;
+}
+
+/* Refuses two working sets of different memory. */
+static int same_memory(const struct workset *a, const struct workset *b, struct apf_err *e)
+{
+	if (memcmp(&a->identity, &b->identity, sizeof(a->identity))) {
+		char ha[2 * SHA256_LEN + 1], hb[2 * SHA256_LEN + 1];
+		sha256_hex(&a->identity, ha);
+		sha256_hex(&b->identity, hb);
+		return apf_fail(e, -ESTALE, "the two working sets are for different memory: "
+				"identities %.16s... and %.16s...", ha, hb);
+	}
+	if (a->mem_pages != b->mem_pages || a->resident_pages != b->resident_pages)
+		return apf_fail(e, -ESTALE, "the two working sets are for different memory: a guest "
+				"of %llu pages (%llu resident) and one of %llu pages (%llu resident)",
+				(unsigned long long)a->mem_pages, (unsigned long long)a->resident_pages,
+				(unsigned long long)b->mem_pages, (unsigned long long)b->resident_pages);
+	return 0;
+}
+
+int ws_compare(const struct workset *replayed, const struct workset *actual,
+	       struct ws_comparison *out, struct apf_err *e)
+{
+	int rc = same_memory(replayed, actual, e);
+
+	memset(out, 0, sizeof(*out));
+	if (rc)
+		return rc;
+	uint32_t *a = sorted_pages(replayed), *b = sorted_pages(actual);
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return apf_fail(e, -ENOMEM, "cannot compare working sets: out of memory");
+	}
+	out->replayed = replayed->count;
+	out->actual = actual->count;
+	out->both = common_pages(a, replayed->count, b, actual->count);
+	out->unused = out->replayed - out->both;
+	out->missed = out->actual - out->both;
+	uint64_t either = out->replayed + out->missed;
+	out->coverage = out->actual ? (double)out->both / (double)out->actual : 1;
+	out->jaccard = either ? (double)out->both / (double)either : 1;
+	free(a);
+	free(b);
+	return 0;
+}
+
+/* part of whole (part <= whole) in tenths of a percent, rounded, but
+ * never to 0 or 100% unless exactly so; 0 for an empty whole. */
+static unsigned permille(uint64_t part, uint64_t whole)
+{
+	if (!whole)
+		return 0;
+	unsigned p = (unsigned)(((double)part * 1000 + (double)whole / 2) / (double)whole);
+	if (p == 1000 && part < whole)
+		return 999;
+	return p == 0 && part ? 1 : p;
+}
+
+int ws_comparison_print(const struct ws_comparison *c, FILE *f)
+{
+	unsigned unused = permille(c->unused, c->replayed), used = permille(c->both, c->actual);
+
+	fprintf(f, "replayed: %llu pages (prefetched)\n"
+		"actual:   %llu pages (touched by the guest)\n"
+		"both:     %llu pages: prefetched, then used\n"
+		"unused:   %llu pages: prefetched, never used (%u.%u%% of replayed)\n"
+		"missed:   %llu pages: touched, not prefetched (demand faults in a replay)\n",
+		(unsigned long long)c->replayed, (unsigned long long)c->actual,
+		(unsigned long long)c->both, (unsigned long long)c->unused, unused / 10, unused % 10,
+		(unsigned long long)c->missed);
+	if (c->actual)
+		fprintf(f, "overlap:  %u.%u%% of actual; Jaccard index %.4f\n", used / 10, used % 10,
+			c->jaccard);
+	else
+		fprintf(f, "overlap:  none (actual is empty); Jaccard index %.4f\n", c->jaccard);
+	return ferror(f) ? -EIO : 0;
+}
+
+int ws_comparison_csv(const struct ws_comparison *c, bool header, FILE *f)
+{
+	if (header)
+		fputs("replayed,actual,both,unused,missed,jaccard\n", f);
+	fprintf(f, "%llu,%llu,%llu,%llu,%llu,%.4f\n", (unsigned long long)c->replayed,
+		(unsigned long long)c->actual, (unsigned long long)c->both,
+		(unsigned long long)c->unused, (unsigned long long)c->missed, c->jaccard);
+	return ferror(f) ? -EIO : 0;
+}
