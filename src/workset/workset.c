@@ -196,7 +196,7 @@ static int count_limit(const struct ws_header *h, const char *path, const struct
 
 /* The header, and what it says of the file's size, checked before the
  * rest is read: size must be exactly that of its count entries, and the
- * count at most the guest's pages. */
+ * count at most the guest's pages (count_limit). */
 static int read_header(int fd, const char *path, uint64_t size, const struct binding *b,
 		       struct ws_header *h, struct apf_err *e)
 {
