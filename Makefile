@@ -64,7 +64,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/net/*.c src/pager/*.c src/apf/*.c src/snapshot/*.c src/workset/*.c src/vmm/*.c) \
 	$(OBJSTORE_SRCS.$(OBJSTORE)) $(SHA256_SRC.$(OBJSTORE)) \
 	$(wildcard src/arch/$(ARCH)/*.c src/arch/$(ARCH)/*/*.c)
-CLI_SRCS := src/cli/options.c src/cli/bench.c src/cli/fetch.c src/cli/kvm_hint.c
+CLI_SRCS := src/cli/options.c src/cli/bench.c src/cli/fetch.c src/cli/kvm_hint.c src/cli/ws.c
 MAIN_SRC := src/cli/main.c
 GUEST_KSRCS := $(wildcard guest/core/*.c guest/arch/$(ARCH)/*.c guest/arch/$(ARCH)/*.S)
 GUEST_USRCS := $(wildcard guest/user/*.c guest/user/*.S guest/workloads/*.c)
