@@ -92,6 +92,20 @@ else
 	fail stale_working_set_runs_right_its_misses_demand_faults "$(head -c 400 "$tmp/err")"
 fi
 
+# What the stale replay wasted: the drifted workload's own recording
+# against the replayed one (apfvm ws compare): about 70% of its pages
+# were prefetched and used, about 30% of the replayed ones never used.
+if $APFVM $RUN --scan-fraction 0.5 --scan-drift 0.3 --record-ws "$tmp/drift.ws" >/dev/null 2>"$tmp/err" &&
+	$APFVM ws compare --csv "$tmp/half.ws" "$tmp/drift.ws" >"$tmp/cmp.csv" 2>>"$tmp/err" &&
+	IFS=, read -r rep act both unused missed jac <"$tmp/cmp.csv" &&
+	[ "$rep" = "$(demand "$tmp/h.json")" ] && [ $((both * 100)) -ge $((act * 60)) ] &&
+	[ $((both * 100)) -le $((act * 80)) ] && [ $((unused + both)) = "$rep" ] &&
+	[ $((missed + both)) = "$act" ]; then
+	ok stale_replay_waste_shows_when_the_working_sets_are_compared
+else
+	fail stale_replay_waste_shows_when_the_working_sets_are_compared "$(head -c 300 "$tmp/err"; cat "$tmp/cmp.csv" 2>/dev/null)"
+fi
+
 # A restore: both regions' first touches (resident memory's too).
 if $APFVM $RUN --snapshot-after-pages 256 --snapshot "$tmp/snap" >/dev/null 2>"$tmp/err" &&
 	$APFVM restore --record-ws "$tmp/snap.ws" --stats-json "$tmp/rrec.json" "$tmp/snap" \
