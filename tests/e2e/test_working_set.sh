@@ -155,11 +155,11 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 connections() { ss -Htn state established "( sport = :$port )" | wc -l; }
-$APFVM run --workload compute --duration 8s --lazy 4M --source tcp:127.0.0.1:$port \
+$APFVM run --workload compute --duration 4s --lazy 4M --source tcp:127.0.0.1:$port \
 	--populate background --stats-json "$tmp/bg.json" >/dev/null 2>"$tmp/err" &
 run_pid=$!
 seen= closed_while_running=
-for _ in $(seq 1200); do # polled: the connections come, then go before the 8 s end
+for _ in $(seq 1200); do # polled: the connections come, then go before the 4 s end
 	n=$(connections)
 	[ "$n" -gt 0 ] && seen=1
 	if [ -n "$seen" ] && [ "$n" = 0 ]; then
