@@ -599,7 +599,9 @@ TEST(a_snapshots_zero_pages_are_served_as_zeros_from_its_holes)
 	CHECK(memcmp(got, mem, sizeof(mem)) == 0);
 	source_close(tcp);
 	/* Through the checked window (a restore): the same, each page checked,
-	 * the zero ones never asked for. */
+	 * the zero ones never asked for: the server sends only the 4 others. */
+	struct page_server_stats before, after;
+	page_server_stats(&fixture_server, &before);
 	REQUIRE(source_open(spec, 0, NULL, &tcp, &e) == 0);
 	REQUIRE(source_window_wrap(tcp, &snap, 0, SNAP_PAGES, &win, &e) == 0);
 	memset(got, 0xff, sizeof(got));
@@ -609,6 +611,8 @@ TEST(a_snapshots_zero_pages_are_served_as_zeros_from_its_holes)
 	for (unsigned p = 0; p < SNAP_PAGES; p++)
 		CHECK_EQ_U(zero[p], snap_page_is_zero(&snap, p));
 	CHECK_EQ_U(tcp->fetched, 4); /* pages 3, 40, 41, 90 */
+	page_server_stats(&fixture_server, &after);
+	CHECK_EQ_U(after.pages - before.pages, 4);
 	source_close(win);
 	snap_close(&snap);
 	fixture_stop = 1;
