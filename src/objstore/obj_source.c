@@ -890,6 +890,9 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 	curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
 	curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o);
 	curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)OBJ_FETCHES_MAX);
+	/* Keep a connection per slot between requests: curl sizes its cache
+	 * by the handles added at the moment, which here come and go. */
+	curl_multi_setopt(o->multi, CURLMOPT_MAXCONNECTS, (long)OBJ_FETCHES_MAX);
 	free(wire);
 	source_init(&o->base, &obj_ops, o->m.hdr.npages);
 	o->base.event_fd = o->ep;
