@@ -1109,6 +1109,41 @@ TEST(a_damaged_chunk_in_a_range_is_fetched_again_alone_never_delivered)
 	http_stop();
 }
 
+/* With the disk tier holding chunks 128 and 131, a run over 128..135
+ * reads them from the disk and asks for the rest in one request:
+ * 129..135's bytes, 131's among them skipped. */
+TEST(a_run_takes_the_disk_tiers_chunks_and_one_request_for_the_rest)
+{
+	static struct tally t;
+	char spec[96], cdir[128];
+	struct page_source *s;
+	struct apf_err e;
+
+	REQUIRE(pack_runs());
+	snprintf(cdir, sizeof(cdir), "%s/cache-runs", dir);
+	struct source_net_options net = { .timeout_ns = 20000000000ull, .tries = 3,
+					   .store = { .cache_dir = cdir } };
+	REQUIRE(http_start(NORMAL));
+	snprintf(spec, sizeof(spec), "http://127.0.0.1:%u/runs", http.port);
+	REQUIRE(source_open(spec, NPAGES * 4096ull, &net, &s, &e) == 0);
+	memset(&t, 0, sizeof(t));
+	REQUIRE(submit_runs(s, 128, 129, 1, SOURCE_BULK));
+	REQUIRE(submit_runs(s, 131, 132, 1, SOURCE_BULK));
+	REQUIRE(drive(s, &t, 0, 2, "chunks 128 and 131"));
+	source_close(s); /* their disk writes done */
+	http_recount();
+	REQUIRE(source_open(spec, NPAGES * 4096ull, &net, &s, &e) == 0);
+	memset(&t, 0, sizeof(t));
+	REQUIRE(submit_runs(s, 128, 136, 8, SOURCE_BULK));
+	REQUIRE(drive(s, &t, 0, 8, "a run, two chunks of it on the disk"));
+	CHECK_EQ_U(t.bad_content, 0);
+	CHECK_EQ_U(t.failed, 0);
+	CHECK_EQ_U(atomic_load(&http.data_gets), 1);
+	CHECK_EQ_U(requests_for(chunk_at(&runs_m, 129), chunk_last(&runs_m, 135)), 1);
+	source_close(s);
+	http_stop();
+}
+
 /* 128 bulk runs of one page (64..191) against a server that holds their
  * answers: 24 start, the rest queue.  Then demand pages: 195 (asked for
  * by no one) and 150 (queued as bulk: promoted) start in the slots bulk
@@ -1319,6 +1354,7 @@ TEST_MAIN(T(pack_then_every_page_arrives_zero_compressed_or_raw),
 	  T(queued_disk_hits_beyond_the_memory_cache_are_all_delivered),
 	  T(a_run_of_adjacent_chunks_is_one_range_request),
 	  T(a_damaged_chunk_in_a_range_is_fetched_again_alone_never_delivered),
+	  T(a_run_takes_the_disk_tiers_chunks_and_one_request_for_the_rest),
 	  T(a_demand_page_overtakes_every_bulk_fetch),
 	  T(a_queued_demand_chunk_starts_before_every_queued_bulk_one),
 	  T(four_thousand_pages_single_submits_and_runs_side_by_side), T(cleanup_files))
