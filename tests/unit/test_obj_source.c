@@ -311,14 +311,25 @@ static void http_stop(void)
 
 static uint64_t want[NPAGES][512];
 
+/* The test's folder, made once (by the first test that needs it). */
+static bool make_dir(void)
+{
+	if (dir[0])
+		return true;
+	snprintf(dir, sizeof(dir), "/tmp/apfvm-obj-test.XXXXXX");
+	if (mkdtemp(dir))
+		return true;
+	dir[0] = '\0';
+	return false;
+}
+
 static bool make_packed(void)
 {
 	char img[128], dest[128];
 	struct apf_err e;
 	struct obj_pack_stats st;
 
-	snprintf(dir, sizeof(dir), "/tmp/apfvm-obj-test.XXXXXX");
-	if (!mkdtemp(dir))
+	if (!make_dir())
 		return false;
 	snprintf(img, sizeof(img), "%s/img", dir);
 	snprintf(dest, sizeof(dest), "%s/mem", dir);
@@ -1289,6 +1300,7 @@ TEST(four_thousand_pages_single_submits_and_runs_side_by_side)
 	struct apf_err e;
 	unsigned bad;
 
+	REQUIRE(make_dir());
 	snprintf(img, sizeof(img), "%s/big", dir);
 	REQUIRE(image_create(img, BIG_PAGES * 4096ull, SEED + 2, &e) == 0);
 	for (unsigned k = 0; k < 2; k++) {
@@ -1326,7 +1338,11 @@ TEST(four_thousand_pages_single_submits_and_runs_side_by_side)
 		CHECK(max_len <= (1u << 20));
 		if (chunk_pages[k] == 1)
 			CHECK_EQ_U(gets[1], BIG_PAGES / 8); /* 8 chunks a request */
+		unlink(dest);
+		snprintf(dest, sizeof(dest), "%s/%s.data", dir, name);
+		unlink(dest);
 	}
+	unlink(img);
 }
 
 static void cleanup(void)
