@@ -382,7 +382,9 @@ static void complete_fetches(struct pager *p)
 		/* Release: a vCPU thread may check presence (pager_page_present). */
 		__atomic_store_n(&p->state[c.page], PAGE_PRESENT, __ATOMIC_RELEASE);
 		account_installed(p, c.page, f);
-		if (p->cfg.hooks)
+		/* Only a page a fault was read on can have an async fault (or a
+		 * thread) waiting for it: bulk pages nobody touched skip it. */
+		if (p->cfg.hooks && (f & PAGE_F_FAULTED))
 			p->cfg.hooks->on_installed(p->cfg.hooks->ctx, c.page);
 		if (p->stats.pages_fetched == p->cfg.notify_pages && p->cfg.on_pages_fetched)
 			p->cfg.on_pages_fetched(p->cfg.ctx);
