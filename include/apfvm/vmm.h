@@ -80,8 +80,8 @@ struct apfvm_config {
 	 * run ends well.  prefetch_ws_path: fetch that file's pages in its
 	 * order from the start, ahead of the guest.  populate_background:
 	 * then every page still absent, until all memory is local and the
-	 * source is closed.  bulk_inflight: fetches those may hold at once
-	 * (0: half of max_inflight); the rest are kept for faults. */
+	 * source is closed.  bulk_inflight: fetches those keep in flight,
+	 * beside max_inflight's for faults (0: 128; the two at most 1024). */
 	const char *record_ws_path;
 	const char *prefetch_ws_path;
 	bool populate_background;

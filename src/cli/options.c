@@ -50,7 +50,7 @@ const char options_run_usage[] =
 	"                        DIR is made 0700 and must be yours alone\n"
 	"  --cache-dir-size SIZE the bound of DIR, all images together: past it the least\n"
 	"                        recently used chunks go (default 1G)\n"
-	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
+	"  --inflight N          faults' fetches in flight at once, 1..1024 (default 64)\n"
 	"  --populate [background]\n"
 	"                        install the whole lazy region before the guest starts\n"
 	"                        (the resident baseline: no fault is ever taken); with\n"
@@ -60,8 +60,8 @@ const char options_run_usage[] =
 	"                        order with their times, to FILE when the run ends well\n"
 	"  --prefetch FILE       fetch FILE's pages (a --record-ws file) in its order from the\n"
 	"                        start, ahead of the guest; faults still come first\n"
-	"  --bulk-inflight N     fetches --prefetch and --populate background may hold at\n"
-	"                        once (default: half of --inflight; the rest wait for faults)\n"
+	"  --bulk-inflight N     fetches --prefetch and --populate background keep in flight,\n"
+	"                        beside --inflight's for faults (default 128; 1024 in all)\n"
 	"  --apf MODE            async page faults: off (default; the vCPU blocks per fault),\n"
 	"                        kernel (the host kernel's KVM sends not-present/page-ready),\n"
 	"                        user (apfvm itself is the host side, deciding per fault)\n"
@@ -120,7 +120,7 @@ const char options_restore_usage[] =
 	"                        for --source, as for 'apfvm run'\n"
 	"  --latency DUR[-DUR]   added fetch latency per page, fixed or a range (default 0;\n"
 	"                        not with --source)\n"
-	"  --inflight N          fetches in flight at once, 1..1024 (default 64)\n"
+	"  --inflight N          faults' fetches in flight at once, 1..1024 (default 64)\n"
 	"  --apf MODE            off | kernel | user: the host side of async page faults, as\n"
 	"                        for 'apfvm run' (default: the snapshot's); a snapshot taken in\n"
 	"                        one mode restores in another, but not in off if its guest had\n"
@@ -655,7 +655,7 @@ static const struct options_spec run_spec[] = {
 	  .want = "1..1024" },
 	{ "populate", .kind = OPTK_FLAG_WORD, .parse = run_populate, .names = populate_modes },
 	{ "bulk-inflight", .kind = OPTK_UINT, CFG(bulk_inflight), .min = 1, .max = SOURCE_QUEUE_MAX - 1,
-	  .want = "1..1023, below --inflight" },
+	  .want = "1..1023" },
 	{ "record-ws", .kind = OPTK_STRING, CFG(record_ws_path) },
 	{ "prefetch", .kind = OPTK_STRING, CFG(prefetch_ws_path) },
 	{ "trace", .kind = OPTK_FLAG, CFG(trace) },

@@ -41,16 +41,20 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 	p->flags = calloc(p->npages, 1);
 	p->bulk_ns = calloc(p->npages, sizeof(*p->bulk_ns));
 	p->touches = cfg->record_touches ? calloc(p->npages, sizeof(*p->touches)) : NULL;
-	p->free_bufs = calloc(cfg->max_inflight, sizeof(*p->free_bufs));
-	p->bufs = aligned_alloc(APF_PAGE_SIZE, (size_t)cfg->max_inflight * APF_PAGE_SIZE);
 	if (!p->state || !p->kick_poisoned || !p->fault_ns || !p->waitq || !p->service_us ||
-	    !p->flags || !p->bulk_ns || (cfg->record_touches && !p->touches) || !p->free_bufs || !p->bufs)
+	    !p->flags || !p->bulk_ns || (cfg->record_touches && !p->touches))
 		return apf_fail(e, -ENOMEM, "pager: out of memory");
 	int rc = pager_bulk_init(p, e);
 	if (rc)
 		return rc;
-	for (unsigned i = 0; i < cfg->max_inflight; i++)
-		p->free_bufs[p->nfree++] = cfg->max_inflight - 1 - i;
+	/* Buffers: max_inflight for faults, bulk_budget more for bulk. */
+	unsigned nbufs = cfg->max_inflight + p->bulk_budget;
+	p->free_bufs = calloc(nbufs, sizeof(*p->free_bufs));
+	p->bufs = aligned_alloc(APF_PAGE_SIZE, (size_t)nbufs * APF_PAGE_SIZE);
+	if (!p->free_bufs || !p->bufs)
+		return apf_fail(e, -ENOMEM, "pager: out of memory");
+	for (unsigned i = 0; i < nbufs; i++)
+		p->free_bufs[p->nfree++] = nbufs - 1 - i;
 
 	if ((rc = pager_uffd_register(p, e)))
 		return rc;
@@ -170,10 +174,17 @@ static void submit_fetch(struct pager *p, uint64_t page)
 		p->stats.inflight_max = p->inflight;
 }
 
+/* Whether a fault's fetch may start now: fewer than max_inflight of them
+ * in flight (bulk fetches have buffers of their own). */
+static bool demand_can_start(const struct pager *p)
+{
+	return p->nfree && p->inflight - p->bulk_inflight < p->cfg.max_inflight;
+}
+
 /* Starts fetches for waiting pages while buffers are free. */
 static void pump_waitq(struct pager *p)
 {
-	while (p->wq_count && p->nfree) {
+	while (p->wq_count && demand_can_start(p)) {
 		uint64_t page = p->waitq[p->wq_head];
 		p->wq_head = (p->wq_head + 1) % p->npages;
 		p->wq_count--;
@@ -346,7 +357,7 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 	}
 	/* Atomic: vCPU threads read the state (pager_page_present). */
 	__atomic_store_n(&p->state[page], PAGE_FETCHING, __ATOMIC_RELAXED);
-	if (p->nfree && !p->wq_count)
+	if (demand_can_start(p) && !p->wq_count)
 		submit_fetch(p, page);
 	else
 		p->waitq[(p->wq_head + p->wq_count++) % p->npages] = (uint32_t)page;

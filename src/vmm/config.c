@@ -91,9 +91,9 @@ static int check_fewer_faults_config(const struct apfvm_config *c, struct apf_er
 	if (c->populate && (c->prefetch_ws_path || c->populate_background))
 		return apf_fail(e, -EINVAL, "--populate installs all memory before the guest starts: "
 				"nothing is left to %s", c->prefetch_ws_path ? "prefetch" : "populate in the background");
-	if (c->bulk_inflight && c->bulk_inflight >= c->max_inflight)
-		return apf_fail(e, -EINVAL, "--bulk-inflight %u: below --inflight (%u), so that faults "
-				"keep some", c->bulk_inflight, c->max_inflight);
+	if (c->max_inflight + c->bulk_inflight > SOURCE_QUEUE_MAX)
+		return apf_fail(e, -EINVAL, "--bulk-inflight %u with --inflight %u: at most %d fetches "
+				"in flight in all", c->bulk_inflight, c->max_inflight, SOURCE_QUEUE_MAX);
 	return 0;
 }
 
