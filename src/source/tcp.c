@@ -82,9 +82,9 @@
 #include "net/page_proto.h"
 #include "net/sock_io.h"
 #include "source/tcp.h"
+#include "source/tcp_req.h"
 
 #define BACKOFF_MIN_NS  (100ull * 1000000ull)
-#define NO_SLOT         UINT32_MAX
 #define NCONN           2 /* indexed by enum source_prio */
 /* The largest reply, and the receive buffer: room for it whole, and more. */
 #define REPLY_MAX       (sizeof(struct pgs_reply) + PGS_MAX_COUNT * (4 + APF_PAGE_SIZE))
@@ -95,37 +95,9 @@
 #define EV_TIMER        0u
 #define EV_CONN         1u
 
-_Static_assert(PGS_MAX_COUNT <= 64, "a request's pending pages are the bits of a uint64_t");
-_Static_assert(SOURCE_QUEUE_MAX <= 0x10000, "a READ's id carries its slot in 16 bits");
 _Static_assert(SOURCE_DEMAND == 0 && SOURCE_BULK == 1, "connections are indexed by priority");
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_HELLO, CONN_READY };
-
-/* One request, from submit until its last page completed: up to
- * PGS_MAX_COUNT contiguous pages on one connection.  It is on one of that
- * connection's two lists: `unsent` (waiting to be sent, FIFO) or `wire`
- * (its READ sent on the current connection, in send order, so the head is
- * the oldest and times out first). */
-struct tcp_req {
-	bool used;
-	bool on_wire;
-	uint8_t conn;               /* enum source_prio: the connection it travels on */
-	uint8_t count;              /* pages [page, page + count) */
-	uint8_t rd_first, rd_count; /* on the wire: its READ, pages rd_first.. of these */
-	uint64_t pending;           /* bit k: page + k not completed yet (never 0) */
-	uint64_t page;
-	uint64_t submit_ns, sent_ns;
-	uint64_t due_ns;            /* the current attempt is spent then */
-	uint64_t id;                /* of the READ on the wire: slot | sequence << 16 */
-	unsigned attempts;          /* attempts spent */
-	uint32_t prev, next;        /* list links (slot indices) */
-	void *buf[PGS_MAX_COUNT], *cookie[PGS_MAX_COUNT];
-	char why[160];              /* the completions' cause, when it fails */
-};
-
-struct req_list {
-	uint32_t head, tail;
-};
 
 /* One connection to the server and the requests it carries. */
 struct tcp_conn {
@@ -136,7 +108,7 @@ struct tcp_conn {
 	uint64_t backoff_ns;
 	uint32_t max_count;      /* pages per READ, from its last WELCOME */
 	unsigned made;           /* connections started */
-	struct req_list unsent, wire;
+	struct tcp_queue queue;  /* the requests it carries */
 	const char *last_cause;  /* why its last connection failed (static text) */
 	int last_err;
 	unsigned char tx[TX_SIZE]; /* READs not yet accepted by the socket */
@@ -153,119 +125,15 @@ struct tcp_source {
 	char peer[64];
 	int ep, timer;
 	uint64_t armed_ns;
-	uint64_t seq;
 	struct pgs_welcome first;     /* what the server served at open */
 	struct tcp_conn conn[NCONN];  /* [SOURCE_DEMAND]: made at open; [SOURCE_BULK] */
-	struct tcp_req req[SOURCE_QUEUE_MAX];
-	uint32_t free_slots[SOURCE_QUEUE_MAX];
-	unsigned nfree;
+	struct tcp_reqs reqs;
 	uint64_t rtt_ns;              /* EWMA of answered demand fetches */
 };
-
-/* ---- request lists ------------------------------------------------------ */
-
-static void list_init(struct req_list *l)
-{
-	l->head = l->tail = NO_SLOT;
-}
-
-static void list_push(struct tcp_source *t, struct req_list *l, uint32_t i)
-{
-	t->req[i].prev = l->tail;
-	t->req[i].next = NO_SLOT;
-	if (l->tail != NO_SLOT)
-		t->req[l->tail].next = i;
-	else
-		l->head = i;
-	l->tail = i;
-}
-
-static void list_remove(struct tcp_source *t, struct req_list *l, uint32_t i)
-{
-	struct tcp_req *r = &t->req[i];
-
-	if (r->prev != NO_SLOT)
-		t->req[r->prev].next = r->next;
-	else
-		l->head = r->next;
-	if (r->next != NO_SLOT)
-		t->req[r->next].prev = r->prev;
-	else
-		l->tail = r->prev;
-}
 
 static unsigned conn_index(const struct tcp_source *t, const struct tcp_conn *c)
 {
 	return (unsigned)(c - t->conn);
-}
-
-/* Moves request i from its connection's wire list to the end of unsent. */
-static void unsend(struct tcp_source *t, uint32_t i)
-{
-	struct tcp_conn *c = &t->conn[t->req[i].conn];
-
-	list_remove(t, &c->wire, i);
-	t->req[i].on_wire = false;
-	list_push(t, &c->unsent, i);
-}
-
-/* ---- completing ------------------------------------------------------- */
-
-static void complete_page(struct tcp_source *t, struct tcp_req *r, unsigned k, int err)
-{
-	struct source_completion c = {
-		.page = r->page + k, .buf = r->buf[k], .cookie = r->cookie[k], .err = err,
-		.why = err ? r->why : NULL, .submit_ns = r->submit_ns,
-	};
-
-	r->pending &= ~(1ull << k);
-	source_complete(&t->base, &c);
-}
-
-static void release(struct tcp_source *t, uint32_t i)
-{
-	struct tcp_req *r = &t->req[i];
-	struct tcp_conn *c = &t->conn[r->conn];
-
-	list_remove(t, r->on_wire ? &c->wire : &c->unsent, i);
-	r->used = false;
-	t->free_slots[t->nfree++] = i;
-}
-
-/* Request i ends: its pages still pending complete with err (the cause in
- * its why). */
-static void finish(struct tcp_source *t, uint32_t i, int err)
-{
-	struct tcp_req *r = &t->req[i];
-
-	for (unsigned k = 0; k < r->count; k++)
-		if (r->pending & (1ull << k))
-			complete_page(t, r, k, err);
-	release(t, i);
-}
-
-/* The request's attempt ended without (all) its pages (cause: static
- * text).  It is queued again while attempts remain, its next attempt
- * starting at resume_ns (the next connection's time), else fails with
- * err. */
-static void attempt_failed(struct tcp_source *t, uint32_t i, int err, const char *cause,
-			   uint64_t resume_ns)
-{
-	struct tcp_req *r = &t->req[i];
-
-	r->attempts++;
-	if (r->attempts < t->net.tries) {
-		t->base.retries++;
-		r->due_ns = resume_ns + t->net.timeout_ns;
-		/* Sent: back to the unsent queue's end.  Unsent: stays put
-		 * (connect_failed walks that queue). */
-		if (r->on_wire)
-			unsend(t, i);
-		return;
-	}
-	snprintf(r->why, sizeof(r->why), "page server %s: %s (%u %s)", t->peer, cause,
-		 r->attempts, r->attempts == 1 ? "try" : "tries");
-	finish(t, i, err);
 }
 
 /* ---- a connection ---------------------------------------------------------- */
@@ -292,8 +160,7 @@ static void drop(struct tcp_source *t, struct tcp_conn *c, int err, const char *
 	/* A connection closed with nothing on it or waiting (the server's
 	 * idle timeout) costs nothing: the next fetch connects at once.  Not
 	 * so a connection that failed to be made (refused, BUSY). */
-	bool idle = c->wire.head == NO_SLOT && c->unsent.head == NO_SLOT &&
-		    c->state == CONN_READY;
+	bool idle = tcp_queue_empty(&c->queue) && c->state == CONN_READY;
 	uint64_t resume = source_now_ns() + (idle ? 0 : c->backoff_ns);
 
 	c->last_err = err;
@@ -305,24 +172,7 @@ static void drop(struct tcp_source *t, struct tcp_conn *c, int err, const char *
 	}
 	c->state = CONN_DOWN;
 	c->tx_len = c->tx_off = c->rx_len = 0;
-	/* Requests on the wire go back to the front of the unsent queue, in
-	 * their order, unless out of attempts. */
-	struct req_list retry;
-	list_init(&retry);
-	while (c->wire.head != NO_SLOT) {
-		uint32_t i = c->wire.head;
-		attempt_failed(t, i, err, cause, resume);
-		if (t->req[i].used) {
-			list_remove(t, &c->unsent, i);
-			list_push(t, &retry, i);
-		}
-	}
-	while (c->unsent.head != NO_SLOT) {
-		uint32_t i = c->unsent.head;
-		list_remove(t, &c->unsent, i);
-		list_push(t, &retry, i);
-	}
-	c->unsent = retry;
+	tcp_queue_requeue(&t->reqs, &c->queue, err, cause, resume);
 	c->state_due_ns = resume;
 	if (!idle)
 		c->backoff_ns = c->backoff_ns * 2 > SOURCE_NET_BACKOFF_MAX_NS
@@ -334,14 +184,9 @@ static void drop(struct tcp_source *t, struct tcp_conn *c, int err, const char *
  * waiting for it. */
 static void connect_failed(struct tcp_source *t, struct tcp_conn *c, int err, const char *cause)
 {
-	uint32_t i = c->unsent.head;
 	uint64_t resume = source_now_ns() + c->backoff_ns;
 
-	while (i != NO_SLOT) {
-		uint32_t next = t->req[i].next;
-		attempt_failed(t, i, err, cause, resume);
-		i = next;
-	}
+	tcp_queue_spend_unsent(&t->reqs, &c->queue, UINT64_MAX, err, cause, resume);
 	drop(t, c, err, cause);
 }
 
@@ -383,25 +228,12 @@ static void connected(struct tcp_source *t, struct tcp_conn *c)
 	set_events(t, c, EPOLLIN | EPOLLOUT);
 }
 
-/* Moves unsent request i to the wire, its READ appended to tx: its pages
- * still pending, from the first, as many as the connection takes (fewer
- * than the request only when a reconnected server takes fewer). */
+/* Moves unsent request i to the wire, its READ appended to tx. */
 static void queue_read(struct tcp_source *t, struct tcp_conn *c, uint32_t i, uint64_t now)
 {
-	struct tcp_req *r = &t->req[i];
-	unsigned first = (unsigned)__builtin_ctzll(r->pending);
-	unsigned span = 64 - (unsigned)__builtin_clzll(r->pending) - first;
-	unsigned n = span < c->max_count ? span : c->max_count;
 	struct pgs_read rd;
 
-	list_remove(t, &c->unsent, i);
-	r->id = i | (++t->seq << 16);
-	r->sent_ns = now;
-	r->on_wire = true;
-	r->rd_first = (uint8_t)first;
-	r->rd_count = (uint8_t)n;
-	list_push(t, &c->wire, i);
-	pgs_read_init(&rd, r->id, r->page + first, n);
+	tcp_req_send(&t->reqs, i, c->max_count, now, &rd);
 	memcpy(c->tx + c->tx_len, &rd, sizeof(rd));
 	c->tx_len += sizeof(rd);
 }
@@ -410,7 +242,7 @@ static void queue_read(struct tcp_source *t, struct tcp_conn *c, uint32_t i, uin
 static void flush(struct tcp_source *t, struct tcp_conn *c)
 {
 	if (c->state == CONN_DOWN) {
-		if (c->unsent.head != NO_SLOT && source_now_ns() >= c->state_due_ns)
+		if (c->queue.unsent.head != TCP_REQ_NONE && source_now_ns() >= c->state_due_ns)
 			start_connect(t, c);
 		return;
 	}
@@ -425,8 +257,8 @@ static void flush(struct tcp_source *t, struct tcp_conn *c)
 			c->tx_len -= c->tx_off;
 			c->tx_off = 0;
 		}
-		while (c->unsent.head != NO_SLOT)
-			queue_read(t, c, c->unsent.head, now);
+		while (c->queue.unsent.head != TCP_REQ_NONE)
+			queue_read(t, c, c->queue.unsent.head, now);
 	}
 	while (c->tx_off < c->tx_len) {
 		ssize_t n = send(c->sock, c->tx + c->tx_off, c->tx_len - c->tx_off,
@@ -500,7 +332,7 @@ static int take_opening(struct tcp_source *t, struct tcp_conn *c, const unsigned
  * the request's attempt; pages beyond the READ are asked for next. */
 static void take_pages(struct tcp_source *t, struct tcp_conn *c, uint32_t i, const unsigned char *p)
 {
-	struct tcp_req *r = &t->req[i];
+	const struct tcp_req *r = &t->reqs.req[i];
 	const unsigned char *pages = p + 4u * r->rd_count;
 	unsigned good = 0, corrupt = 0;
 
@@ -517,23 +349,22 @@ static void take_pages(struct tcp_source *t, struct tcp_conn *c, uint32_t i, con
 			continue;
 		}
 		memcpy(r->buf[pg], data, APF_PAGE_SIZE);
-		complete_page(t, r, pg, 0);
+		tcp_req_page_done(&t->reqs, i, pg);
 		good++;
 	}
 	if (good) {
 		c->backoff_ns = BACKOFF_MIN_NS; /* this server serves */
-		if (r->conn == SOURCE_DEMAND) {
+		if (conn_index(t, c) == SOURCE_DEMAND) {
 			uint64_t rtt = source_now_ns() - r->sent_ns;
 			t->rtt_ns = t->rtt_ns ? (t->rtt_ns * 7 + rtt) / 8 : rtt;
 		}
 	}
 	t->base.corrupt += corrupt;
 	if (corrupt)
-		attempt_failed(t, i, -EBADMSG, "corrupt page (checksum mismatch)", source_now_ns());
-	else if (!r->pending)
-		release(t, i);
+		tcp_req_attempt_failed(&t->reqs, i, -EBADMSG, "corrupt page (checksum mismatch)",
+				       source_now_ns());
 	else
-		unsend(t, i); /* the server took fewer pages per READ: the rest next */
+		tcp_req_read_done(&t->reqs, i); /* fewer pages than asked: the rest next */
 }
 
 /* A reply, once whole in rx. */
@@ -546,13 +377,12 @@ static int take_reply(struct tcp_source *t, struct tcp_conn *c, const unsigned c
 	if (avail < sizeof(h))
 		return TAKE_MORE;
 	memcpy(&h, m, sizeof(h));
-	uint32_t i = (uint32_t)(h.id & 0xffff);
-	struct tcp_req *r = &t->req[i < SOURCE_QUEUE_MAX ? i : 0];
-	if (i >= SOURCE_QUEUE_MAX || !r->used || !r->on_wire || r->id != h.id ||
-	    r->conn != conn_index(t, c)) {
+	uint32_t i = tcp_req_on_wire(&t->reqs, &c->queue, h.id);
+	if (i == TCP_REQ_NONE) {
 		drop(t, c, -EPROTO, "reply to no request (protocol error)");
 		return TAKE_DROPPED;
 	}
+	const struct tcp_req *r = &t->reqs.req[i];
 	pgs_read_init(&rd, r->id, r->page + r->rd_first, r->rd_count);
 	if (pgs_reply_check(&h, &rd, NULL)) {
 		drop(t, c, -EPROTO, "malformed reply (protocol error)");
@@ -560,14 +390,12 @@ static int take_reply(struct tcp_source *t, struct tcp_conn *c, const unsigned c
 	}
 	if (h.status != PGS_OK) {
 		*off += sizeof(h);
-		if (h.status == PGS_RANGE) {
-			snprintf(r->why, sizeof(r->why), "page server %s: it has no such page",
-				 t->peer);
-			finish(t, i, -ERANGE);
-		} else {
-			attempt_failed(t, i, -EIO, "the server could not read the page",
-				       source_now_ns());
-		}
+		if (h.status == PGS_RANGE)
+			tcp_req_fail(&t->reqs, i, -ERANGE, "it has no such page");
+		else
+			tcp_req_attempt_failed(&t->reqs, i, -EIO,
+					       "the server could not read the page",
+					       source_now_ns());
 		return TAKE_DONE;
 	}
 	size_t len = sizeof(h) + (size_t)r->rd_count * (4 + APF_PAGE_SIZE);
@@ -624,15 +452,10 @@ static void receive(struct tcp_source *t, struct tcp_conn *c)
 static uint64_t conn_due(const struct tcp_source *t, const struct tcp_conn *c, uint64_t due)
 {
 	if (c->state == CONN_CONNECTING || c->state == CONN_HELLO ||
-	    (c->state == CONN_DOWN && c->unsent.head != NO_SLOT))
+	    (c->state == CONN_DOWN && c->queue.unsent.head != TCP_REQ_NONE))
 		if (!due || c->state_due_ns < due)
 			due = c->state_due_ns;
-	const struct req_list *lists[2] = { &c->wire, &c->unsent };
-	for (int l = 0; l < 2; l++)
-		for (uint32_t i = lists[l]->head; i != NO_SLOT; i = t->req[i].next)
-			if (!due || t->req[i].due_ns < due)
-				due = t->req[i].due_ns;
-	return due;
+	return tcp_queue_due(&t->reqs, &c->queue, due);
 }
 
 static void rearm(struct tcp_source *t)
@@ -661,12 +484,8 @@ static void conn_timer(struct tcp_source *t, struct tcp_conn *c, uint64_t now)
 							 ? "no connection within the timeout"
 							 : "no welcome within the timeout");
 	}
-	for (uint32_t i = c->wire.head; i != NO_SLOT; i = t->req[i].next) {
-		if (now >= t->req[i].due_ns) {
-			drop(t, c, -ETIMEDOUT, "no reply within the timeout");
-			break;
-		}
-	}
+	if (tcp_queue_wire_overdue(&t->reqs, &c->queue, now))
+		drop(t, c, -ETIMEDOUT, "no reply within the timeout");
 	/* Requests no connection carried before their deadline: the cause is
 	 * the connection's, being made or the last one lost. */
 	uint64_t resume = c->state == CONN_DOWN && c->state_due_ns > now ? c->state_due_ns : now;
@@ -675,12 +494,7 @@ static void conn_timer(struct tcp_source *t, struct tcp_conn *c, uint64_t now)
 			    : c->state == CONN_HELLO	    ? "no welcome within the timeout"
 			    : c->state == CONN_DOWN && c->last_cause ? c->last_cause
 								     : "not sent within the timeout";
-	for (uint32_t i = c->unsent.head; i != NO_SLOT;) {
-		uint32_t next = t->req[i].next;
-		if (now >= t->req[i].due_ns)
-			attempt_failed(t, i, err, cause, resume);
-		i = next;
-	}
+	tcp_queue_spend_unsent(&t->reqs, &c->queue, now, err, cause, resume);
 }
 
 static void on_timer(struct tcp_source *t)
@@ -735,26 +549,6 @@ static void tcp_on_event(struct page_source *s)
 
 /* ---- submitting ------------------------------------------------------------ */
 
-static void new_request(struct tcp_source *t, struct tcp_conn *c, uint64_t page, unsigned n,
-			void *const *bufs, void *const *cookies, uint64_t now, uint64_t due)
-{
-	uint32_t i = t->free_slots[--t->nfree];
-	struct tcp_req *r = &t->req[i];
-
-	r->used = true;
-	r->on_wire = false;
-	r->conn = (uint8_t)conn_index(t, c);
-	r->count = (uint8_t)n;
-	r->pending = n == 64 ? UINT64_MAX : (1ull << n) - 1;
-	r->page = page;
-	memcpy(r->buf, bufs, n * sizeof(*bufs));
-	memcpy(r->cookie, cookies, n * sizeof(*cookies));
-	r->submit_ns = now;
-	r->due_ns = due;
-	r->attempts = 0;
-	list_push(t, &c->unsent, i);
-}
-
 static int tcp_submit_run(struct page_source *s, uint64_t page, unsigned n, void *const *bufs,
 			  void *const *cookies, enum source_prio prio)
 {
@@ -764,7 +558,7 @@ static int tcp_submit_run(struct page_source *s, uint64_t page, unsigned n, void
 
 	if (page >= s->npages || !n || n > SOURCE_RUN_MAX || n > s->npages - page)
 		return -ERANGE;
-	if (t->nfree < (n + per - 1) / per)
+	if (t->reqs.nfree < (n + per - 1) / per)
 		return -EAGAIN;
 	/* A first attempt waits for the backoff before the connection's next
 	 * try, at most that long. */
@@ -772,8 +566,8 @@ static int tcp_submit_run(struct page_source *s, uint64_t page, unsigned n, void
 	uint64_t due = (c->state == CONN_DOWN && c->state_due_ns > now ? c->state_due_ns : now) +
 		       t->net.timeout_ns;
 	for (unsigned done = 0; done < n; done += per)
-		new_request(t, c, page + done, n - done < per ? n - done : per, bufs + done,
-			    cookies + done, now, due);
+		tcp_req_new(&t->reqs, &c->queue, page + done, n - done < per ? n - done : per,
+			    bufs + done, cookies + done, now, due);
 	flush(t, c);
 	rearm(t);
 	return 0;
@@ -920,8 +714,7 @@ static int init_conns(struct tcp_source *t, struct apf_err *e)
 		c->made = c == d;
 		c->backoff_ns = BACKOFF_MIN_NS;
 		c->max_count = t->first.max_count;
-		list_init(&c->unsent);
-		list_init(&c->wire);
+		tcp_queue_init(&c->queue);
 	}
 	return 0;
 }
@@ -965,8 +758,7 @@ int source_tcp_open(const char *addr, uint64_t lazy_bytes, const struct source_n
 	t->base.seed = t->first.seed;
 	snprintf(t->base.desc, sizeof(t->base.desc), "tcp:%s (seed %llu)", t->peer,
 		 (unsigned long long)t->first.seed);
-	for (uint32_t i = 0; i < SOURCE_QUEUE_MAX; i++)
-		t->free_slots[t->nfree++] = SOURCE_QUEUE_MAX - 1 - i;
+	tcp_reqs_init(&t->reqs, &t->base, t->peer, &t->net);
 	*out = &t->base;
 	return 0;
 fail:
