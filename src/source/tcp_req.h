@@ -16,11 +16,11 @@
  * past.
  *
  * Attempts.  Every attempt has a deadline (due_ns), set when the request
- * is queued: at submit, or when its previous attempt ended, plus the
- * backoff before its connection's next one; not when it is sent.  An
- * attempt that ended without all its pages is spent: the request is
- * queued again while attempts remain (net->tries), else its pages still
- * pending fail, the cause in their completions.
+ * is queued (at submit, or when its previous attempt ended), not when it
+ * is sent: its connection's next try (after the backoff) plus the
+ * timeout.  An attempt that ended without all its pages is spent: the
+ * request is queued again while attempts remain (net->tries), else its
+ * pages still pending fail, the cause in their completions.
  *
  * Ownership: only this file writes a request or a queue; the connections
  * read a request's fields (what its READ asked for, its buffers).  The
