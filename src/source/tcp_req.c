@@ -53,10 +53,8 @@ void tcp_reqs_init(struct tcp_reqs *rs, struct page_source *src, const char *pee
 	rs->net = net;
 	rs->seq = 0;
 	rs->nfree = 0;
-	for (uint32_t i = 0; i < SOURCE_QUEUE_MAX; i++) {
-		rs->req[i].used = false;
+	for (uint32_t i = 0; i < SOURCE_QUEUE_MAX; i++)
 		rs->free_slots[rs->nfree++] = SOURCE_QUEUE_MAX - 1 - i;
-	}
 }
 
 /* ---- a request's life ---------------------------------------------------- */

@@ -78,7 +78,8 @@ struct tcp_reqs {
 	unsigned nfree;
 };
 
-/* Every slot free; src, peer and net must outlive rs. */
+/* Every slot free (rs was zeroed: no slot used); src, peer and net must
+ * outlive rs. */
 void tcp_reqs_init(struct tcp_reqs *rs, struct page_source *src, const char *peer,
 		   const struct source_net_options *net);
 
