@@ -366,7 +366,8 @@ TEST(an_idle_close_costs_the_tcp_source_nothing)
 	struct source_net_options net = { .timeout_ns = 2000000000ull, .tries = 1 };
 
 	page_server_config_default(&cfg);
-	cfg.idle_timeout_ns = 200 * NS_PER_MS;
+	/* Long enough to see the client counted on a loaded machine. */
+	cfg.idle_timeout_ns = 1000 * NS_PER_MS;
 	REQUIRE(fixture_start_with(NPAGES, SEED, &cfg));
 	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u", server.port);
 	REQUIRE(source_open(spec, NPAGES * 4096ull, &net, &s, &e) == 0);
