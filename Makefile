@@ -64,7 +64,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 LIB_SRCS := $(wildcard src/util/*.c src/image/*.c src/source/*.c src/net/*.c src/pager/*.c src/apf/*.c src/snapshot/*.c src/workset/*.c src/vmm/*.c) \
 	$(OBJSTORE_SRCS.$(OBJSTORE)) $(SHA256_SRC.$(OBJSTORE)) \
 	$(wildcard src/arch/$(ARCH)/*.c src/arch/$(ARCH)/*/*.c)
-CLI_SRCS := src/cli/options.c src/cli/bench.c src/cli/fetch.c src/cli/kvm_hint.c
+CLI_SRCS := src/cli/options.c src/cli/bench.c src/cli/fetch.c src/cli/kvm_hint.c src/cli/ws.c
 MAIN_SRC := src/cli/main.c
 GUEST_KSRCS := $(wildcard guest/core/*.c guest/arch/$(ARCH)/*.c guest/arch/$(ARCH)/*.S)
 GUEST_USRCS := $(wildcard guest/user/*.c guest/user/*.S guest/workloads/*.c)
@@ -246,9 +246,9 @@ test: $(APFVM) $(BENCH_PAGER) $(SERVE_ATTACK) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_U
 demo: $(APFVM)
 	$(Q)scripts/demo.sh
 
-$(BENCH_PAGER): bench/bench_pager.c $(LIBAPF)
+$(BENCH_PAGER): bench/bench_pager.c bench/bench_bulk.c bench/bench_bulk.h $(LIBAPF)
 	@echo "  CC [bench] $<"
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(LIBAPF) $(HOST_LDFLAGS)
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ bench/bench_pager.c bench/bench_bulk.c $(LIBAPF) $(HOST_LDFLAGS)
 
 # The side-by-side comparison (table, CSV, PNG), then the pager's service
 # rate.  BENCH_ARGS passes options to `apfvm bench` (see its --help).

@@ -20,6 +20,9 @@
  * file: source with 1 ms added latency, at in-flight limits 1, 4, 16, 64.
  * Fetches overlap, so the rate grows with the limit (ideal: limit/1 ms).
  *
+ * Then the bulk section (bench_bulk.c): what one install costs, and how
+ * fast the pager replays a working set of the whole region.
+ *
  * Usage: bench_pager [--size SIZE] [--reps N] [--csv FILE]
  */
 #include <errno.h>
@@ -33,6 +36,7 @@
 #include <unistd.h>
 
 #include "apfvm/vmm.h"
+#include "bench_bulk.h"
 #include "image/image.h"
 #include "pager/pager.h"
 #include "source/delay.h"
@@ -106,9 +110,12 @@ static double host_rate(const char *spec, uint64_t size, int fault_cpu, int page
 	struct toucher t = { .npages = size / APF_PAGE_SIZE, .cpu = fault_cpu };
 	pthread_t th;
 	void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* A snapshot's state as far as the window reads it: no zero pages. */
+	struct snap_image snap = { .mem_fd = -1, .mem_pages = size / APF_PAGE_SIZE,
+				   .page_digests = digests };
 
 	if (mem == MAP_FAILED || source_open(spec, size, NULL, &inner, &e) ||
-	    (digests && source_window_wrap(inner, 0, size / APF_PAGE_SIZE, digests, &src, &e))) {
+	    (digests && source_window_wrap(inner, &snap, 0, size / APF_PAGE_SIZE, &src, &e))) {
 		fprintf(stderr, "bench_pager: %s\n", e.msg);
 		exit(1);
 	}
@@ -340,6 +347,7 @@ int main(int argc, char **argv)
 		fprintf(csv, "overlap_1ms,inflight_%u,4096,1,%.0f,%.0f,%.0f,%.2f\n", limit, r, r, r,
 			1e6 / r);
 	}
+	bench_bulk(spec, size, reps, csv);
 	fclose(csv);
 	unlink(img);
 	printf("CSV: %s\n", csv_path);

@@ -152,7 +152,7 @@ static int open_checked(const struct fetch_opts *o, struct snap_image *snap,
 		return apf_fail(e, -EINVAL, "--size: the snapshot's memory is %llu bytes",
 				(unsigned long long)(snap->mem_pages * APF_PAGE_SIZE));
 	}
-	if ((rc = source_window_wrap(s, 0, snap->mem_pages, snap->page_digests, out, e)))
+	if ((rc = source_window_wrap(s, snap, 0, snap->mem_pages, out, e)))
 		source_close(s);
 	return rc;
 }

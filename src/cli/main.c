@@ -24,6 +24,7 @@
 #include "objstore/obj_store.h"
 #include "options.h"
 #include "util/units.h"
+#include "ws.h"
 
 static const char main_usage[] =
 	"Usage: apfvm COMMAND [OPTIONS]\n"
@@ -36,6 +37,7 @@ static const char main_usage[] =
 	"  serve     serve an image's pages over TCP (the page server protocol)\n"
 	"  pack      lay an image out for object storage (S3, HTTP): chunks, zstd, manifest\n"
 	"  fetch     read a page source without a VM: pages/s, latency, content checked\n"
+	"  ws        show a working-set file, or compare a replayed one with what was used\n"
 	"  bench     compare the async page fault modes side by side\n"
 	"  platform  name this machine's KVM (the platform figures come from)\n"
 	"\n"
@@ -315,7 +317,12 @@ static int cmd_serve(int argc, char **argv)
 	       (unsigned long long)s.npages, s.port);
 	fflush(stdout);
 	int rc = page_server_run(&s, &serve_stop, &e);
+	struct page_server_stats ss;
+	page_server_stats(&s, &ss);
 	page_server_close(&s);
+	printf("apfvm serve: stopped; %llu READs answered, %llu pages sent, %llu connections "
+	       "answered busy\n", (unsigned long long)ss.reads, (unsigned long long)ss.pages,
+	       (unsigned long long)ss.refusals);
 	if (rc) {
 		fprintf(stderr, "apfvm serve: %s\n", e.msg);
 		return 1;
@@ -388,6 +395,8 @@ int main(int argc, char **argv)
 		return cmd_pack(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fetch"))
 		return fetch_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ws"))
+		return ws_main(argc - 1, argv + 1);
 	fprintf(stderr, "apfvm: unknown command '%s' (try 'apfvm --help')\n", argv[1]);
 	return 2;
 }

@@ -41,7 +41,7 @@ void page_server_config_default(struct page_server_config *c)
 {
 	c->max_count = 16;
 	c->max_clients = 256;
-	c->max_per_peer = 16;
+	c->max_per_peer = 32;
 	c->io_timeout_ns = 10 * NS_PER_S;
 	c->idle_timeout_ns = 60 * NS_PER_S;
 }
@@ -162,6 +162,8 @@ int page_server_open(struct page_server *s, const char *path, bool snapshot,
 	int rc;
 
 	memset(s, 0, sizeof(*s));
+	atomic_init(&s->reads, 0);
+	atomic_init(&s->pages, 0);
 	s->listen_fd = s->image_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
@@ -189,27 +191,30 @@ fail:
 	return rc;
 }
 
-/* Answers one checked READ with the pages and their CRCs, or a status;
- * the reply must leave within the io timeout. */
+/* Answers one checked READ with the pages, read with one pread, and their
+ * CRCs; or a status.  The reply must leave within the io timeout. */
 static int answer(struct conn *c, const struct pgs_read *req, int check_rc, void *pages,
 		  uint32_t *crcs)
 {
 	struct pgs_reply rep;
 	enum pgs_status st = check_rc == -ERANGE ? PGS_RANGE : PGS_OK;
 
-	for (uint32_t i = 0; st == PGS_OK && i < req->count; i++) {
-		char *p = (char *)pages + (size_t)i * PGS_PAGE_SIZE;
-		if (file_pread_page(c->image_fd, c->s->data_offset + (req->page + i) * PGS_PAGE_SIZE, p))
-			st = PGS_IO;
-		else
-			crcs[i] = crc32c(0, p, PGS_PAGE_SIZE);
-	}
+	if (st == PGS_OK && file_pread_full(c->image_fd,
+					    c->s->data_offset + req->page * PGS_PAGE_SIZE, pages,
+					    (size_t)req->count * PGS_PAGE_SIZE))
+		st = PGS_IO;
+	for (uint32_t i = 0; st == PGS_OK && i < req->count; i++)
+		crcs[i] = crc32c(0, (char *)pages + (size_t)i * PGS_PAGE_SIZE, PGS_PAGE_SIZE);
 	pgs_reply_init(&rep, req, st);
 	struct iovec iov[3] = {
 		{ &rep, sizeof(rep) },
 		{ crcs, (size_t)req->count * sizeof(*crcs) },
 		{ pages, (size_t)req->count * PGS_PAGE_SIZE },
 	};
+	/* Counted before it leaves: a client that has the reply sees it counted. */
+	atomic_fetch_add_explicit(&c->s->reads, 1, memory_order_relaxed);
+	if (st == PGS_OK)
+		atomic_fetch_add_explicit(&c->s->pages, req->count, memory_order_relaxed);
 	return sock_write_by(c->fd, iov, st == PGS_OK ? 3 : 1, monotonic_ns() + c->s->cfg.io_timeout_ns);
 }
 
@@ -517,4 +522,14 @@ void page_server_close(struct page_server *s)
 	s->slots = NULL;
 	pthread_cond_destroy(&s->idle);
 	pthread_mutex_destroy(&s->lock);
+}
+
+void page_server_stats(struct page_server *s, struct page_server_stats *out)
+{
+	out->reads = atomic_load_explicit(&s->reads, memory_order_relaxed);
+	out->pages = atomic_load_explicit(&s->pages, memory_order_relaxed);
+	pthread_mutex_lock(&s->lock);
+	out->clients = s->clients;
+	out->refusals = s->refusals;
+	pthread_mutex_unlock(&s->lock);
 }

@@ -3,7 +3,8 @@
  * (page_proto.h, docs/page-server.md).  It serves the pages of an apfvm
  * image to many clients at once, one thread per connection, each
  * answering its client's pipelined READs in order with the pages and
- * their crc32c.
+ * their crc32c.  A READ of count pages is read from the image with one
+ * pread; the server counts READs and pages (page_server_stats).
  *
  * Whatever a client sends is checked (page_proto.h) before it is used: a
  * malformed message closes that connection (and says why on stderr, at
@@ -40,7 +41,8 @@ struct page_server_config {
 	uint64_t idle_timeout_ns; /* a greeted connection with no READ this long is closed */
 };
 
-/* max_count 16, 256 clients, 16 per address, io 10 s, idle 60 s. */
+/* max_count 16, 256 clients, 32 per address (a tcp: source uses up to
+ * two connections), io 10 s, idle 60 s. */
 void page_server_config_default(struct page_server_config *c);
 /* 0, or -EINVAL with the option at fault named in e. */
 int page_server_config_check(const struct page_server_config *c, struct apf_err *e);
@@ -71,6 +73,9 @@ struct page_server {
 	unsigned clients;
 	struct page_server_slot *slots; /* cfg.max_clients of them */
 	uint64_t refusals;              /* BUSY answers sent, under lock */
+	/* READs answered (any status) and pages sent in them, each counted
+	 * as its reply is sent: page_server_stats. */
+	atomic_uint_fast64_t reads, pages;
 	/* The listener's thread only. */
 	struct page_server_refused refused[PAGE_SERVER_REFUSED_MAX];
 	/* stderr's throttle, under lock. */
@@ -90,6 +95,16 @@ int page_server_open(struct page_server *s, const char *path, bool snapshot,
  * least every 200 ms; a signal handler may set it: atomic_int is
  * lock-free) or the listening socket fails.  0, or -errno. */
 int page_server_run(struct page_server *s, const atomic_int *stop, struct apf_err *e);
+
+/* What the server did so far; any thread may ask, at any time. */
+struct page_server_stats {
+	uint64_t reads;    /* READ requests answered, any status (a READ of 16 pages is one) */
+	uint64_t pages;    /* pages sent in those answers (counted as each is sent:
+			    * a client holding a reply sees it counted) */
+	uint64_t clients;  /* connections being served now */
+	uint64_t refusals; /* connections answered BUSY */
+};
+void page_server_stats(struct page_server *s, struct page_server_stats *out);
 
 /* Ends every connection still being served (shut down, its thread
  * waited for), then closes the listener and the image. */

@@ -192,7 +192,9 @@ void obj_disk_write(struct obj_disk *d, uint64_t chunk, const void *buf, size_t 
 	size_t done = 0;
 	uint64_t r;
 
-	if (len > d->limit_bytes || getrandom(&r, sizeof(r), 0) != sizeof(r))
+	/* A chunk larger than what keep_within_bound trims down to would be
+	 * removed right after it is written, with every older one. */
+	if (len > d->limit_bytes / 10 * 9 || getrandom(&r, sizeof(r), 0) != sizeof(r))
 		return;
 	snprintf(name, sizeof(name), "%llu", (unsigned long long)chunk);
 	snprintf(tmp, sizeof(tmp), ".%llu.tmp-%016llx", (unsigned long long)chunk,

@@ -39,10 +39,44 @@ static bool all_zero(const unsigned char *p, size_t len)
 	return true;
 }
 
-/* Writes the data object to data_fd and returns the manifest in m. */
-static int pack_chunks(int img_fd, const struct image_info *info, uint32_t chunk_pages, int level,
-		       int data_fd, struct obj_manifest *m, struct obj_pack_stats *st,
-		       struct apf_err *e)
+/* What is packed: an image, or a snapshot's memory (snap open: its
+ * zero-page bitmap says which pages need not be read at all). */
+struct pack_input {
+	int fd;
+	struct image_info info;
+	uint32_t pattern;
+	struct snap_image snap; /* mem_fd -1 and state NULL for an image */
+};
+
+/* Chunk i's pages into raw, those the snapshot lists as zero not read;
+ * whether every one of them was listed. */
+static int read_chunk(const struct pack_input *in, const struct obj_manifest *m, uint64_t i,
+		      unsigned char *raw, bool *listed_zero, struct apf_err *e)
+{
+	uint64_t first = i * m->hdr.chunk_pages;
+	uint32_t n = obj_chunk_npages(&m->hdr, i);
+	int rc;
+
+	*listed_zero = true;
+	for (uint32_t k = 0; k < n; k++) {
+		unsigned char *page = raw + (size_t)k * OBJ_PAGE_SIZE;
+		if (in->snap.state && snap_page_is_zero(&in->snap, first + k)) {
+			memset(page, 0, OBJ_PAGE_SIZE);
+			continue;
+		}
+		*listed_zero = false;
+		if ((rc = file_pread_page(in->fd, in->info.data_offset + (first + k) * OBJ_PAGE_SIZE,
+					  page)))
+			return apf_fail(e, rc, "cannot read the image: %s", strerror(-rc));
+	}
+	return 0;
+}
+
+/* Writes the data object to data_fd and returns the manifest in m.  A
+ * chunk of zeros is not stored (OBJ_CHUNK_ZERO); one whose every page
+ * the snapshot lists as zero is not even read. */
+static int pack_chunks(const struct pack_input *in, uint32_t chunk_pages, int level, int data_fd,
+		       struct obj_manifest *m, struct obj_pack_stats *st, struct apf_err *e)
 {
 	size_t chunk_bytes = (size_t)chunk_pages * OBJ_PAGE_SIZE;
 	size_t bound = ZSTD_compressBound(chunk_bytes);
@@ -50,7 +84,7 @@ static int pack_chunks(int img_fd, const struct image_info *info, uint32_t chunk
 	ZSTD_CCtx *cctx = ZSTD_createCCtx();
 	int rc = 0;
 
-	m->hdr.npages = info->data_size / OBJ_PAGE_SIZE;
+	m->hdr.npages = in->info.data_size / OBJ_PAGE_SIZE;
 	m->hdr.nchunks = (m->hdr.npages + chunk_pages - 1) / chunk_pages;
 	if (m->hdr.nchunks > OBJ_NCHUNKS_MAX) {
 		rc = apf_fail(e, -EINVAL, "%llu chunks of %u pages: at most %llu; pass a larger "
@@ -66,14 +100,11 @@ static int pack_chunks(int img_fd, const struct image_info *info, uint32_t chunk
 	for (uint64_t i = 0; i < m->hdr.nchunks; i++) {
 		struct obj_chunk *c = &m->chunks[i];
 		size_t len = (size_t)obj_chunk_npages(&m->hdr, i) * OBJ_PAGE_SIZE;
-		for (size_t off = 0; off < len; off += OBJ_PAGE_SIZE)
-			if ((rc = file_pread_page(img_fd, info->data_offset +
-					    i * chunk_bytes + off, raw + off))) {
-				rc = apf_fail(e, rc, "cannot read the image: %s", strerror(-rc));
-				goto out;
-			}
+		bool listed_zero;
+		if ((rc = read_chunk(in, m, i, raw, &listed_zero, e)))
+			goto out;
 		c->data_crc = crc32c(0, raw, len);
-		if (all_zero(raw, len)) {
+		if (listed_zero || all_zero(raw, len)) {
 			c->flags = OBJ_CHUNK_ZERO;
 			st->zero_chunks++;
 			continue;
@@ -183,31 +214,29 @@ static void close_outputs(struct pack_out *o)
 }
 
 /* What is packed: the image at path, or the memory of the snapshot at
- * path: its fd, where its pages lie, the pattern and seed announced. */
-static int open_input(const char *path, bool snapshot, int *fd, struct image_info *info,
-		      uint32_t *pattern, struct apf_err *e)
+ * path (its state kept open for its zero-page bitmap): its fd, where its
+ * pages lie, the pattern and seed announced. */
+static int open_input(const char *path, bool snapshot, struct pack_input *in, struct apf_err *e)
 {
 	struct stat sb;
 	int rc;
 
 	if (snapshot) {
-		struct snap_image snap;
-		if ((rc = snap_open(&snap, path, e)))
+		if ((rc = snap_open(&in->snap, path, e)))
 			return rc;
-		*fd = dup(snap.mem_fd);
-		info->data_offset = 0;
-		info->data_size = snap.mem_pages * OBJ_PAGE_SIZE;
-		info->seed = snap_identity(&snap);
-		*pattern = APF_PATTERN_SNAPSHOT;
-		snap_close(&snap);
-		return *fd < 0 ? apf_fail(e, -errno, "dup: %s", strerror(errno)) : 0;
+		in->fd = dup(in->snap.mem_fd);
+		in->info.data_offset = 0;
+		in->info.data_size = in->snap.mem_pages * OBJ_PAGE_SIZE;
+		in->info.seed = snap_identity(&in->snap);
+		in->pattern = APF_PATTERN_SNAPSHOT;
+		return in->fd < 0 ? apf_fail(e, -errno, "dup: %s", strerror(errno)) : 0;
 	}
-	*fd = file_open_regular(path, &sb);
-	if (*fd < 0)
-		return apf_fail(e, *fd, "cannot open image '%s': %s", path,
-				*fd == -EINVAL ? "not a regular file" : strerror(-*fd));
-	*pattern = APF_PATTERN_SEEDED;
-	return image_read_header(*fd, path, info, e);
+	in->fd = file_open_regular(path, &sb);
+	if (in->fd < 0)
+		return apf_fail(e, in->fd, "cannot open image '%s': %s", path,
+				in->fd == -EINVAL ? "not a regular file" : strerror(-in->fd));
+	in->pattern = APF_PATTERN_SEEDED;
+	return image_read_header(in->fd, path, &in->info, e);
 }
 
 int obj_pack(const char *image_path, bool snapshot, const char *dest, uint32_t chunk_pages,
@@ -216,13 +245,12 @@ int obj_pack(const char *image_path, bool snapshot, const char *dest, uint32_t c
 {
 	struct obj_manifest m;
 	struct obj_target t = { 0 };
-	struct image_info info;
-	uint32_t pattern = 0;
+	struct pack_input in = { .fd = -1, .snap = { .mem_fd = -1 } };
 	void *wire = NULL;
 	bool upload = !strncmp(dest, "s3://", 5);
 	struct pack_out out = { .upload = upload, .data_fd = -1, .manifest_fd = -1,
 				.data.fd = -1, .manifest.fd = -1 };
-	int img = -1, rc;
+	int rc;
 
 	memset(&m, 0, sizeof(m));
 	memset(st, 0, sizeof(*st));
@@ -234,21 +262,21 @@ int obj_pack(const char *image_path, bool snapshot, const char *dest, uint32_t c
 				"'%s' (serve the files over HTTP instead)", dest);
 	if (upload && ((rc = obj_http_init(e)) || (rc = obj_target_parse(dest, o, &t, e))))
 		return rc;
-	if ((rc = open_input(image_path, snapshot, &img, &info, &pattern, e)))
+	if ((rc = open_input(image_path, snapshot, &in, e)))
 		goto out;
-	if (info.data_size / OBJ_PAGE_SIZE > OBJ_NPAGES_MAX) {
+	if (in.info.data_size / OBJ_PAGE_SIZE > OBJ_NPAGES_MAX) {
 		rc = apf_fail(e, -EINVAL, "image '%s' is larger than 64 GiB", image_path);
 		goto out;
 	}
-	if ((rc = create_outputs(&out, dest, image_path, img, e)))
+	if ((rc = create_outputs(&out, dest, image_path, in.fd, e)))
 		goto out;
 	memcpy(m.hdr.magic, OBJ_MAGIC, 8);
 	m.hdr.version = OBJ_VERSION;
 	m.hdr.page_size = OBJ_PAGE_SIZE;
 	m.hdr.chunk_pages = chunk_pages;
-	m.hdr.pattern = pattern;
-	m.hdr.seed = info.seed;
-	if ((rc = pack_chunks(img, &info, chunk_pages, level, out.data_fd, &m, st, e)))
+	m.hdr.pattern = in.pattern;
+	m.hdr.seed = in.info.seed;
+	if ((rc = pack_chunks(&in, chunk_pages, level, out.data_fd, &m, st, e)))
 		goto out;
 	st->npages = m.hdr.npages;
 	st->nchunks = m.hdr.nchunks;
@@ -265,8 +293,10 @@ int obj_pack(const char *image_path, bool snapshot, const char *dest, uint32_t c
 	rc = commit_outputs(&out, &t, dest, e);
 out:
 	close_outputs(&out);
-	if (img >= 0)
-		close(img);
+	if (in.fd >= 0)
+		close(in.fd);
+	if (in.snap.state)
+		snap_close(&in.snap);
 	free(wire);
 	obj_manifest_free(&m);
 	obj_target_free(&t);

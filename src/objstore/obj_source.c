@@ -4,25 +4,47 @@
  *
  * The manifest is read when the source opens.  A page's fetch needs its
  * chunk: a chunk in the cache (decompressed, LRU) answers at once, an
- * all-zero one needs nothing; otherwise the disk tier's copy, if any, or
- * one HTTP Range request for the chunk's bytes in KEY.data serves every
- * page waiting on it.  Requests run on libcurl's multi interface driven by
- * this source's event_fd (an epoll set of curl's sockets, one timerfd for
- * curl's timeouts and the retries' backoff, and the worker's eventfd):
- * nothing blocks the pager's thread, and up to OBJ_FETCHES_MAX chunks are
- * in flight at once; more wait in a queue, started as slots free (never
- * from inside a completion: nothing here recurses).
+ * all-zero one needs nothing, and one already being fetched is joined,
+ * whatever its priority (a demand page on a chunk fetched in bulk simply
+ * waits with that fetch).  Otherwise the chunk is queued at the page's
+ * priority (source.h: submit() is demand, submit_run says), and one fetch
+ * serves every page waiting on it.
  *
- * Disk reads, the checks and decompression, and disk writes run on the
- * worker (obj_worker.h).  A chunk reaches the cache only after its stored
- * bytes and, once decompressed, its pages match the manifest: a damaged
- * chunk is fetched again and never handed out.  A chunk's pages are
- * copied to every page waiting on it as soon as it is installed, before
- * anything else can evict it.  Timeouts, lost connections, 429
- * and 5xx answers (S3's throttling and server errors) are retried with
- * backoff (100 ms doubling to 2 s); other answers (403, 404, ...) fail at
- * once; after `tries` attempts every page waiting on the chunk fails with
- * the cause, the chunk and its pages named.
+ * Fetch slots: up to OBJ_FETCHES_MAX fetches at once, each of one chunk
+ * or of several that lie back to back in KEY.data (at most
+ * OBJ_RANGE_CHUNKS of them and OBJ_RANGE_BYTES stored bytes; a larger
+ * chunk goes alone).  A free slot takes the chunks at the head of a queue
+ * as long as each starts where the one before ends; a run's chunks are
+ * queued together, so a run needing several adjacent chunks costs one
+ * request.  A slot reads the disk tier's copies first, if there is one,
+ * then asks for the bytes of the chunks still missing with ONE HTTP Range
+ * request (from the first to the last; chunks between them that the disk
+ * had are skipped).
+ *
+ * Demand before bulk: two FIFO queues.  Queued demand chunks start before
+ * every queued bulk chunk, in any free slot; bulk ones only while fewer
+ * than OBJ_FETCHES_MAX - OBJ_DEMAND_SLOTS slots hold bulk fetches, so a
+ * demand fault always finds a slot that bulk work cannot take.  A demand
+ * page for a chunk queued as bulk moves the chunk to the demand queue; a
+ * demand page joining a bulk fetch makes that slot's checks urgent on the
+ * worker (the slot still counts as bulk).  Queued chunks start as slots
+ * free (never from inside a completion: nothing here recurses).
+ *
+ * Requests run on libcurl's multi interface driven by this source's
+ * event_fd (an epoll set of curl's sockets, one timerfd for curl's
+ * timeouts and the retries' backoff, and the worker's eventfd): nothing
+ * blocks the pager's thread.  Disk reads, the checks and decompression,
+ * and disk writes run on the worker (obj_worker.h).  Each chunk of a reply
+ * is checked on its own: it reaches the cache only after its stored bytes
+ * and, once decompressed, its pages match the manifest.  Good chunks are
+ * installed as they pass; a damaged one is fetched again, alone (several
+ * damaged ones of a reply: one request for their span), and never handed
+ * out.  A chunk's pages are copied to every page waiting on it as soon as
+ * it is installed, before anything else can evict it.  Timeouts, lost
+ * connections, 429 and 5xx answers (S3's throttling and server errors)
+ * are retried with backoff (100 ms doubling to 2 s); other answers (403,
+ * 404, ...) fail at once; after `tries` attempts every page waiting on a
+ * chunk still missing fails with the cause, its chunk and pages named.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,10 +63,23 @@
 #include "objstore/obj_worker.h"
 #include "util/crc32c.h"
 
-#define OBJ_FETCHES_MAX   32
+#define OBJ_FETCHES_MAX   32 /* fetch slots: requests (or disk reads) at once */
+#define OBJ_DEMAND_SLOTS  8  /* of them, never held by bulk fetches */
+#define OBJ_BULK_SLOTS    (OBJ_FETCHES_MAX - OBJ_DEMAND_SLOTS)
+/* One request: at most 8 chunks and 1 MiB of stored bytes.  A demand page
+ * that joins a bulk request then waits for little more than its own chunk
+ * would take, the request stays well within its timeout on a slow link,
+ * and a slot's checks fit the worker's queue. */
+#define OBJ_RANGE_CHUNKS  8
+#define OBJ_RANGE_BYTES   (1u << 20)
 #define NONE              UINT32_MAX
+#define QUEUED(prio)      (NONE - 1 - (uint32_t)(prio)) /* chunk_state.fetch */
 #define BACKOFF_MIN_NS    (100ull * 1000000ull)
 #define BACKOFF_MAX_NS    (2000ull * 1000000ull)
+
+_Static_assert(OBJ_WORKER_QUEUE >= OBJ_FETCHES_MAX * OBJ_RANGE_CHUNKS,
+	       "the worker takes a job for every chunk of every slot");
+_Static_assert(OBJ_RANGE_CHUNKS <= 32, "fetch.need is a 32-bit mask");
 
 struct obj_req {
 	uint64_t page;
@@ -57,23 +92,33 @@ struct obj_req {
 
 struct chunk_state {
 	uint32_t waiters; /* list of obj_req, NONE if empty */
-	uint32_t fetch;   /* fetch slot, or NONE */
+	uint32_t fetch;   /* fetch slot, QUEUED(prio), or NONE */
 	uint32_t cache;   /* cache slot, or NONE */
 };
 
+/* A fetch slot: chunk[0..n) lie back to back in KEY.data; need has bit k
+ * while chunk[k] waits for its pages (its chunk_state.fetch is this slot);
+ * the others are installed or were given up.  Its buffer holds the last
+ * reply and is freed only once no job points into it (working == 0). */
 struct fetch {
-	bool used, active;  /* used: holds a chunk; active: a transfer in curl */
-	bool working;       /* its job is the worker's */
-	struct obj_job job;
-	uint64_t chunk;
-	unsigned attempts;
-	uint64_t due_ns;    /* !active: when to try again */
+	bool used, active;  /* used: holds chunks; active: a transfer in curl */
+	bool on_disk;       /* its jobs read the disk tier (else check a reply) */
+	bool urgent;        /* a demand page waits: its checks go first */
+	enum source_prio prio; /* the queue it came from: counts against
+				* OBJ_BULK_SLOTS while bulk */
+	unsigned n;
+	uint32_t chunk[OBJ_RANGE_CHUNKS];
+	uint32_t need;
+	unsigned working;   /* of its jobs, at the worker */
+	struct obj_job job[OBJ_RANGE_CHUNKS];
+	unsigned attempts;  /* requests made for the chunks still needed */
+	uint64_t due_ns;    /* !active and !working: when to try again */
 	uint64_t start_ns;
 	CURL *h;
 	unsigned char *buf;
 	size_t len, want;
 	bool overflow, ignored_range, error_body;
-	bool whole_ok;      /* the chunk is the whole data object */
+	bool whole_ok;      /* the request is for the whole data object */
 	char why[160];      /* the last attempt's failure */
 };
 
@@ -98,9 +143,11 @@ struct obj_source {
 	uint32_t free_req[SOURCE_QUEUE_MAX];
 	unsigned nfree_req;
 	struct fetch fetches[OBJ_FETCHES_MAX];
-	/* Chunks with waiters but no free fetch slot: FIFO. */
-	uint64_t pending[SOURCE_QUEUE_MAX];
-	unsigned pend_head, pend_count;
+	/* Chunks with waiters and no fetch slot yet, FIFO each:
+	 * queue[SOURCE_DEMAND] and queue[SOURCE_BULK].  A queued chunk has a
+	 * waiter, so the two hold at most SOURCE_QUEUE_MAX together. */
+	uint32_t queue[2][SOURCE_QUEUE_MAX];
+	unsigned q_head[2], q_count[2];
 	struct cache_slot *cache;
 	unsigned ncache;
 	uint64_t lru_clock;
@@ -172,6 +219,47 @@ static const unsigned char *cache_put(struct obj_source *o, uint64_t chunk, unsi
 	return pages;
 }
 
+/* ---- the queues ---------------------------------------------------------------- */
+
+static void queue_push(struct obj_source *o, enum source_prio q, uint32_t chunk)
+{
+	if (o->q_count[0] + o->q_count[1] == SOURCE_QUEUE_MAX) {
+		/* Cannot happen (a queued chunk has a waiter); a lost chunk
+		 * would hang a vCPU: the source fails instead. */
+		source_set_error(&o->base, -EOVERFLOW, "object fetch queue overflow");
+		return;
+	}
+	o->queue[q][(o->q_head[q] + o->q_count[q]++) % SOURCE_QUEUE_MAX] = chunk;
+	o->chunks[chunk].fetch = QUEUED(q);
+}
+
+static uint32_t queue_pop(struct obj_source *o, enum source_prio q)
+{
+	uint32_t chunk = o->queue[q][o->q_head[q]];
+
+	o->q_head[q] = (o->q_head[q] + 1) % SOURCE_QUEUE_MAX;
+	o->q_count[q]--;
+	return chunk;
+}
+
+/* A demand page needs chunk, queued as bulk: it moves to the demand
+ * queue's tail, the bulk queue closing up behind it (at most
+ * SOURCE_QUEUE_MAX entries moved, in memory). */
+static void promote(struct obj_source *o, uint32_t chunk)
+{
+	uint32_t *q = o->queue[SOURCE_BULK];
+	unsigned h = o->q_head[SOURCE_BULK], n = o->q_count[SOURCE_BULK], i = 0;
+
+	while (i < n && q[(h + i) % SOURCE_QUEUE_MAX] != chunk)
+		i++;
+	if (i == n)
+		return; /* not there: cannot happen */
+	for (; i + 1 < n; i++)
+		q[(h + i) % SOURCE_QUEUE_MAX] = q[(h + i + 1) % SOURCE_QUEUE_MAX];
+	o->q_count[SOURCE_BULK]--;
+	queue_push(o, SOURCE_DEMAND, chunk);
+}
+
 /* ---- fetching chunks --------------------------------------------------------- */
 
 static size_t on_body(char *data, size_t sz, size_t n, void *arg)
@@ -180,10 +268,11 @@ static size_t on_body(char *data, size_t sz, size_t n, void *arg)
 	size_t len = sz * n;
 	long http = 0;
 
-	/* Only a 206 (or the whole object when that is the chunk) carries the
-	 * chunk; an error's body is not read at all (the status says what
-	 * went wrong: a long body must not run into the timeout), and a 200
-	 * that ignores the Range is refused before its bytes are taken. */
+	/* Only a 206 (or the whole object when that is what was asked for)
+	 * carries the chunks; an error's body is not read at all (the status
+	 * says what went wrong: a long body must not run into the timeout),
+	 * and a 200 that ignores the Range is refused before its bytes are
+	 * taken. */
 	curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &http);
 	if (http != 206 && http != 200) {
 		f->error_body = true;
@@ -195,7 +284,7 @@ static size_t on_body(char *data, size_t sz, size_t n, void *arg)
 	}
 	if (len > f->want - f->len) {
 		f->overflow = true;
-		return 0; /* more than the chunk: the transfer fails */
+		return 0; /* more than asked for: the transfer fails */
 	}
 	memcpy(f->buf + f->len, data, len);
 	f->len += len;
@@ -204,27 +293,42 @@ static size_t on_body(char *data, size_t sz, size_t n, void *arg)
 
 static void rearm(struct obj_source *o);
 
-/* Starts (or starts again) the transfer of fetch slot f's chunk. */
+/* The first and the last of f's chunks still needed (f->need != 0). */
+static void need_span(const struct fetch *f, unsigned *lo, unsigned *hi)
+{
+	*lo = (unsigned)__builtin_ctz(f->need);
+	*hi = 31u - (unsigned)__builtin_clz(f->need);
+}
+
+/* Starts (or starts again) the transfer of f's chunks still needed: one
+ * Range request for the bytes from the first of them to the end of the
+ * last (they lie back to back; chunks between them already installed
+ * come along and are skipped). */
 static void start_transfer(struct obj_source *o, struct fetch *f)
 {
-	const struct obj_chunk *c = &o->m.chunks[f->chunk];
+	unsigned lo, hi;
 	char range[64];
 
-	if (!f->buf && !(f->buf = malloc(f->want ? f->want : 1))) {
+	need_span(f, &lo, &hi);
+	const struct obj_chunk *a = &o->m.chunks[f->chunk[lo]], *b = &o->m.chunks[f->chunk[hi]];
+	uint64_t from = a->offset, to = b->offset + b->stored_len;
+	free(f->buf);
+	f->want = (size_t)(to - from); /* > 0: a stored chunk has bytes */
+	if (!(f->buf = malloc(f->want))) {
 		source_set_error(&o->base, -ENOMEM, "out of memory for a chunk");
 		return;
 	}
 	curl_easy_reset(f->h);
 	obj_target_setup(&o->target, f->h, o->target.data_url, o->net.timeout_ns);
-	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)c->offset,
-		 (unsigned long long)(c->offset + c->stored_len - 1));
+	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)from,
+		 (unsigned long long)(to - 1));
 	curl_easy_setopt(f->h, CURLOPT_RANGE, range);
 	curl_easy_setopt(f->h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(f->h, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(f->h, CURLOPT_PRIVATE, f);
 	f->len = 0;
 	f->overflow = f->ignored_range = f->error_body = false;
-	f->whole_ok = c->offset == 0 && c->stored_len == o->m.hdr.data_size;
+	f->whole_ok = from == 0 && to == o->m.hdr.data_size;
 	f->active = true;
 	f->start_ns = source_now_ns();
 	CURLMcode mc = curl_multi_add_handle(o->multi, f->h);
@@ -234,71 +338,106 @@ static void start_transfer(struct obj_source *o, struct fetch *f)
 	}
 }
 
-/* Gives the worker f's job; false (the source failed) if it cannot. */
-static bool to_worker(struct obj_source *o, struct fetch *f)
+/* Gives the worker job k of f (filled in by the caller); false (the
+ * source failed) if it cannot. */
+static bool to_worker(struct obj_source *o, struct fetch *f, unsigned k)
 {
-	f->working = true;
-	if (obj_worker_submit(&o->worker, &f->job)) {
-		f->working = false;
+	struct obj_job *j = &f->job[k];
+
+	j->tag = (uint32_t)(f - o->fetches) * OBJ_RANGE_CHUNKS + k;
+	j->urgent = f->urgent;
+	f->working++;
+	if (obj_worker_submit(&o->worker, j)) {
+		f->working--;
 		source_set_error(&o->base, -EIO, "the object source's worker queue is full");
 		return false;
 	}
 	return true;
 }
 
-/* Takes a free fetch slot for chunk and starts it: the disk tier's copy
- * first (read and checked by the worker), else its transfer.  Never
- * completes anything itself.  Queues the chunk when every slot is busy. */
-static void fetch_chunk(struct obj_source *o, uint64_t chunk)
+/* Fills free slot f with the chunks at the head of queue q that lie back
+ * to back in KEY.data, within one request's bounds. */
+static void take_chunks(struct obj_source *o, struct fetch *f, enum source_prio q)
 {
-	for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
-		struct fetch *f = &o->fetches[i];
-		if (f->used)
-			continue;
-		f->used = true;
-		f->chunk = chunk;
-		f->attempts = 0;
-		f->want = o->m.chunks[chunk].stored_len;
-		o->chunks[chunk].fetch = i;
-		if (o->disk.dirfd >= 0) {
-			f->job = (struct obj_job){ .chunk = chunk, .from_disk = true };
-			to_worker(o, f);
-			return;
-		}
+	uint32_t slot = (uint32_t)(f - o->fetches);
+	uint64_t end = 0, bytes = 0;
+
+	f->n = 0;
+	while (o->q_count[q] && f->n < OBJ_RANGE_CHUNKS) {
+		const struct obj_chunk *c = &o->m.chunks[o->queue[q][o->q_head[q]]];
+		if (f->n && (c->offset != end || bytes + c->stored_len > OBJ_RANGE_BYTES))
+			break;
+		uint32_t chunk = queue_pop(o, q);
+		o->chunks[chunk].fetch = slot;
+		f->chunk[f->n++] = chunk;
+		end = c->offset + c->stored_len;
+		bytes += c->stored_len;
+	}
+	f->need = (1u << f->n) - 1;
+}
+
+/* Starts free slot f on the chunks at the head of queue q: the disk
+ * tier's copies first (read and checked by the worker), else the
+ * transfer.  Never completes anything itself. */
+static void start_slot(struct obj_source *o, struct fetch *f, enum source_prio q)
+{
+	take_chunks(o, f, q);
+	f->used = true;
+	f->prio = q;
+	f->urgent = q == SOURCE_DEMAND;
+	f->attempts = 0;
+	f->working = 0;
+	f->on_disk = o->disk.dirfd >= 0;
+	if (!f->on_disk) {
 		start_transfer(o, f);
 		return;
 	}
-	o->pending[(o->pend_head + o->pend_count++) % SOURCE_QUEUE_MAX] = chunk;
-	o->chunks[chunk].fetch = NONE - 1; /* queued */
+	for (unsigned k = 0; k < f->n; k++) {
+		f->job[k] = (struct obj_job){ .chunk = f->chunk[k], .from_disk = true };
+		if (!to_worker(o, f, k))
+			return;
+	}
 }
 
 static void free_slot(struct obj_source *o, struct fetch *f)
 {
-	o->chunks[f->chunk].fetch = NONE;
+	for (unsigned k = 0; k < f->n; k++)
+		if (f->need & (1u << k))
+			o->chunks[f->chunk[k]].fetch = NONE;
 	free(f->buf);
 	f->buf = NULL;
-	f->used = f->active = f->working = false;
+	f->n = 0;
+	f->need = 0;
+	f->used = f->active = false;
 }
 
-/* Starts queued chunks while slots are free: a loop, not a recursion. */
+/* Starts queued chunks while slots are free: every queued demand chunk
+ * before any bulk one, bulk ones within OBJ_BULK_SLOTS.  A loop, not a
+ * recursion. */
 static void start_pending(struct obj_source *o)
 {
 	for (;;) {
-		bool free_slot_left = false;
-		for (unsigned i = 0; i < OBJ_FETCHES_MAX && !free_slot_left; i++)
-			free_slot_left = !o->fetches[i].used;
-		if (!o->pend_count || !free_slot_left)
+		struct fetch *free_f = NULL;
+		unsigned bulk = 0;
+		for (unsigned i = 0; i < OBJ_FETCHES_MAX; i++) {
+			struct fetch *f = &o->fetches[i];
+			if (!f->used && !free_f)
+				free_f = f;
+			bulk += f->used && f->prio == SOURCE_BULK;
+		}
+		if (free_f && o->q_count[SOURCE_DEMAND])
+			start_slot(o, free_f, SOURCE_DEMAND);
+		else if (free_f && o->q_count[SOURCE_BULK] && bulk < OBJ_BULK_SLOTS)
+			start_slot(o, free_f, SOURCE_BULK);
+		else
 			return;
-		uint64_t chunk = o->pending[o->pend_head];
-		o->pend_head = (o->pend_head + 1) % SOURCE_QUEUE_MAX;
-		o->pend_count--;
-		fetch_chunk(o, chunk);
 	}
 }
 
-/* An attempt of f's chunk failed (f->why says why): tried again after a
- * backoff when `retry` and attempts remain, else every page waiting
- * fails.  http: the answer's status, for the pages' error. */
+/* An attempt at f's chunks failed (f->why says why): tried again after a
+ * backoff when `retry` and attempts remain, else every page waiting on a
+ * chunk still needed fails, the chunk named.  http: the answer's status,
+ * for the pages' error. */
 static void attempt_failed(struct obj_source *o, struct fetch *f, bool retry, long http)
 {
 	if (retry && f->attempts < o->net.tries) {
@@ -307,48 +446,65 @@ static void attempt_failed(struct obj_source *o, struct fetch *f, bool retry, lo
 		o->base.retries++;
 		return;
 	}
-	char why[400];
-	uint64_t first = f->chunk * o->m.hdr.chunk_pages;
-	snprintf(why, sizeof(why), "%.100s: chunk %llu (pages %llu-%llu): %.150s (%u %s)", o->target.desc,
-		 (unsigned long long)f->chunk, (unsigned long long)first,
-		 (unsigned long long)(first + obj_chunk_npages(&o->m.hdr, f->chunk) - 1), f->why,
-		 f->attempts, f->attempts == 1 ? "try" : "tries");
-	uint64_t chunk = f->chunk;
+	int err = http == 404 ? -ENOENT : http == 403 ? -EACCES : -EIO;
+	for (unsigned k = 0; k < f->n; k++) {
+		if (!(f->need & (1u << k)))
+			continue;
+		char why[400];
+		uint64_t chunk = f->chunk[k], first = chunk * o->m.hdr.chunk_pages;
+		snprintf(why, sizeof(why), "%.100s: chunk %llu (pages %llu-%llu): %.150s (%u %s)",
+			 o->target.desc, (unsigned long long)chunk, (unsigned long long)first,
+			 (unsigned long long)(first + obj_chunk_npages(&o->m.hdr, chunk) - 1), f->why,
+			 f->attempts, f->attempts == 1 ? "try" : "tries");
+		f->need &= ~(1u << k);
+		o->chunks[chunk].fetch = NONE;
+		release_waiters(o, chunk, err, why, NULL);
+	}
 	free_slot(o, f);
-	release_waiters(o, chunk, http == 404 ? -ENOENT : http == 403 ? -EACCES : -EIO, why, NULL);
 }
 
-/* The worker is done with f's job: the chunk installed and its pages
- * handed out, or (from the disk: absent or damaged) fetched, or (fetched:
- * damaged) tried again. */
-static void checked(struct obj_source *o, struct fetch *f)
+/* Chunk k of f checked out: into the cache, its pages handed out. */
+static void install(struct obj_source *o, struct fetch *f, unsigned k)
 {
-	struct obj_job *j = &f->job;
+	uint32_t chunk = f->chunk[k];
 
-	f->working = false;
-	free(j->stored); /* unless the worker kept it for the disk tier */
-	j->stored = NULL;
+	if (!f->job[k].from_disk) {
+		uint64_t ns = source_now_ns() - f->start_ns;
+		o->ewma_ns = o->ewma_ns ? (o->ewma_ns * 7 + ns) / 8 : ns;
+	}
+	const unsigned char *pages = cache_put(o, chunk, f->job[k].pages);
+	f->job[k].pages = NULL;
+	f->need &= ~(1u << k);
+	o->chunks[chunk].fetch = NONE;
+	release_waiters(o, chunk, 0, NULL, pages);
+}
+
+/* The worker is done with job k of f: its chunk installed and handed
+ * out, or still needed (from the disk: absent or damaged; fetched:
+ * damaged).  Once every job of f is back, the chunks still needed are
+ * fetched (after the disk), or tried again (after a reply). */
+static void checked(struct obj_source *o, struct fetch *f, unsigned k)
+{
+	const struct obj_job *j = &f->job[k];
+
+	f->working--;
 	if (j->pages) {
-		if (!j->from_disk) {
-			uint64_t ns = source_now_ns() - f->start_ns;
-			o->ewma_ns = o->ewma_ns ? (o->ewma_ns * 7 + ns) / 8 : ns;
-		}
-		uint64_t chunk = f->chunk;
-		const unsigned char *pages = cache_put(o, chunk, j->pages);
-		j->pages = NULL;
+		install(o, f, k);
+	} else if (j->bad) {
+		o->base.corrupt++;
+		if (!j->from_disk)
+			snprintf(f->why, sizeof(f->why), "%s", j->bad);
+	}
+	if (f->working)
+		return;
+	if (!f->need) {
 		free_slot(o, f);
-		release_waiters(o, chunk, 0, NULL, pages);
-		return;
-	}
-	if (j->from_disk) {
-		if (j->bad)
-			o->base.corrupt++;
+	} else if (f->on_disk) {
+		f->on_disk = false;
 		start_transfer(o, f);
-		return;
+	} else {
+		attempt_failed(o, f, true, 0);
 	}
-	o->base.corrupt++;
-	snprintf(f->why, sizeof(f->why), "%s", j->bad);
-	attempt_failed(o, f, true, 0);
 }
 
 static void drain_worker(struct obj_source *o)
@@ -357,7 +513,26 @@ static void drain_worker(struct obj_source *o)
 
 	obj_worker_ack(&o->worker);
 	while ((j = obj_worker_reap(&o->worker)))
-		checked(o, (struct fetch *)((char *)j - offsetof(struct fetch, job)));
+		checked(o, &o->fetches[j->tag / OBJ_RANGE_CHUNKS], j->tag % OBJ_RANGE_CHUNKS);
+}
+
+/* f's reply is complete: each chunk still needed goes to the worker with
+ * its bytes in f->buf (which stays until every job is back). */
+static void to_checks(struct obj_source *o, struct fetch *f)
+{
+	unsigned lo, hi;
+
+	need_span(f, &lo, &hi);
+	uint64_t from = o->m.chunks[f->chunk[lo]].offset;
+	for (unsigned k = lo; k <= hi; k++) {
+		const struct obj_chunk *c = &o->m.chunks[f->chunk[k]];
+		if (!(f->need & (1u << k)))
+			continue;
+		f->job[k] = (struct obj_job){ .chunk = f->chunk[k], .stored = f->buf + (c->offset - from),
+					      .stored_len = c->stored_len };
+		if (!to_worker(o, f, k))
+			return;
+	}
 }
 
 static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
@@ -371,17 +546,13 @@ static void transfer_done(struct obj_source *o, struct fetch *f, CURLcode cc)
 	f->attempts++;
 	if (cc == CURLE_OK && (http == 206 || (http == 200 && f->whole_ok))) {
 		if (f->len == f->want) {
-			/* The checks are the worker's; the bytes go with the job. */
-			f->job = (struct obj_job){ .chunk = f->chunk, .stored = f->buf,
-						   .stored_len = f->len };
-			f->buf = NULL;
-			to_worker(o, f);
+			to_checks(o, f); /* the checks are the worker's */
 			return;
 		}
 		snprintf(f->why, sizeof(f->why), "short reply (%zu of %zu bytes)", f->len, f->want);
 		retry = true;
 	} else if (cc == CURLE_WRITE_ERROR && f->overflow) {
-		snprintf(f->why, sizeof(f->why), "reply longer than the chunk (%zu bytes)", f->want);
+		snprintf(f->why, sizeof(f->why), "reply longer than asked for (%zu bytes)", f->want);
 		retry = true;
 	} else if (f->ignored_range) {
 		snprintf(f->why, sizeof(f->why), "HTTP 200 with the whole object: the server "
@@ -497,35 +668,72 @@ static void obj_on_event(struct page_source *s)
 
 /* ---- the page source ops ------------------------------------------------------ */
 
-static int obj_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
+static bool at_hand(const struct obj_source *o, uint64_t chunk)
 {
-	struct obj_source *o = (struct obj_source *)s;
-	uint64_t chunk = page / o->m.hdr.chunk_pages;
-	struct chunk_state *cs;
+	return o->m.chunks[chunk].flags == OBJ_CHUNK_ZERO || o->chunks[chunk].cache != NONE;
+}
 
-	if (page >= s->npages)
-		return -ERANGE;
-	cs = &o->chunks[chunk];
-	struct obj_req r = { .page = page, .buf = buf, .cookie = cookie, .submit_ns = source_now_ns() };
+/* Page `page` joins its chunk: completed at once if the chunk is at
+ * hand, else it waits on it (a free obj_req taken), and the chunk is
+ * queued at prio if nothing fetches it yet.  A demand page moves a chunk
+ * queued as bulk to the demand queue, and joins a bulk fetch as it is
+ * (making its checks urgent). */
+static void add_page(struct obj_source *o, uint64_t page, void *buf, void *cookie,
+		     enum source_prio prio, uint64_t now)
+{
+	uint64_t chunk = page / o->m.hdr.chunk_pages;
+	struct chunk_state *cs = &o->chunks[chunk];
+	struct obj_req r = { .page = page, .buf = buf, .cookie = cookie, .submit_ns = now };
+
 	if (o->m.chunks[chunk].flags == OBJ_CHUNK_ZERO) {
 		complete_page(o, &r, 0, NULL, NULL);
-		return 0;
+		return;
 	}
 	if (cs->cache != NONE) {
 		o->cache[cs->cache].lru = ++o->lru_clock;
 		complete_page(o, &r, 0, NULL, o->cache[cs->cache].data);
-		return 0;
+		return;
 	}
-	if (!o->nfree_req)
-		return -EAGAIN;
 	uint32_t i = o->free_req[--o->nfree_req];
 	r.next = cs->waiters;
 	o->req[i] = r;
 	cs->waiters = i;
 	if (cs->fetch == NONE)
-		fetch_chunk(o, chunk);
+		queue_push(o, prio, (uint32_t)chunk);
+	else if (prio == SOURCE_DEMAND && cs->fetch == QUEUED(SOURCE_BULK))
+		promote(o, (uint32_t)chunk);
+	else if (prio == SOURCE_DEMAND && cs->fetch < OBJ_FETCHES_MAX)
+		o->fetches[cs->fetch].urgent = true;
+}
+
+/* Pages [page, page + n) at prio: their chunks queued in order, so that
+ * adjacent ones start as one request. */
+static int obj_submit_run(struct page_source *s, uint64_t page, unsigned n, void *const *bufs,
+			  void *const *cookies, enum source_prio prio)
+{
+	struct obj_source *o = (struct obj_source *)s;
+	uint64_t now = source_now_ns();
+	unsigned waiting = 0;
+
+	if (!n || n > SOURCE_RUN_MAX || page >= s->npages || n > s->npages - page ||
+	    (prio != SOURCE_DEMAND && prio != SOURCE_BULK))
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		waiting += !at_hand(o, (page + i) / o->m.hdr.chunk_pages);
+	if (waiting > o->nfree_req)
+		return -EAGAIN; /* none started */
+	for (unsigned i = 0; i < n; i++)
+		add_page(o, page + i, bufs[i], cookies[i], prio, now);
+	start_pending(o);
 	rearm(o);
 	return 0;
+}
+
+static int obj_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
+{
+	if (page >= s->npages)
+		return -ERANGE;
+	return obj_submit_run(s, page, 1, &buf, &cookie, SOURCE_DEMAND);
 }
 
 static uint64_t obj_expected_ns(struct page_source *s, uint64_t page)
@@ -548,11 +756,9 @@ static void obj_destroy(struct page_source *s)
 		if (f->active)
 			curl_multi_remove_handle(o->multi, f->h);
 		curl_easy_cleanup(f->h);
-		free(f->buf);
-		if (f->working) {
-			free(f->job.stored);
-			free(f->job.pages);
-		}
+		free(f->buf); /* after the worker: its jobs point into it */
+		for (unsigned k = 0; k < OBJ_RANGE_CHUNKS; k++)
+			free(f->job[k].pages); /* checked, not yet taken */
 	}
 	if (o->multi)
 		curl_multi_cleanup(o->multi);
@@ -601,6 +807,7 @@ static int read_manifest(struct obj_source *o, const struct source_net_options *
 static const struct page_source_ops obj_ops = {
 	.name = "object",
 	.submit = obj_submit,
+	.submit_run = obj_submit_run,
 	.on_event = obj_on_event,
 	.expected_ns = obj_expected_ns,
 	.destroy = obj_destroy,
@@ -683,6 +890,9 @@ int source_object_open(const char *spec, uint64_t lazy_bytes, const struct sourc
 	curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
 	curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o);
 	curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)OBJ_FETCHES_MAX);
+	/* Keep a connection per slot between requests: curl sizes its cache
+	 * by the handles added at the moment, which here come and go. */
+	curl_multi_setopt(o->multi, CURLMOPT_MAXCONNECTS, (long)OBJ_FETCHES_MAX);
 	free(wire);
 	source_init(&o->base, &obj_ops, o->m.hdr.npages);
 	o->base.event_fd = o->ep;

@@ -74,6 +74,48 @@ static void run_job(struct obj_worker *w, struct obj_job *j, ZSTD_DCtx *dctx)
 	j->pages = obj_chunk_expand(w->m, j->chunk, j->stored, j->stored_len, dctx, &j->bad);
 }
 
+/* The next job to check (under lock): an urgent one first. */
+static struct obj_job *take_job(struct obj_worker *w)
+{
+	unsigned q = w->in_count[0] ? 0 : 1;
+	struct obj_job *j = w->in[q][w->in_head[q]];
+
+	w->in_head[q] = (w->in_head[q] + 1) % OBJ_WORKER_QUEUE;
+	w->in_count[q]--;
+	return j;
+}
+
+/* Checks job j (not under lock), hands it back, and queues its stored
+ * bytes for the disk tier if it came from the network and checked out. */
+static void run_and_return(struct obj_worker *w, struct obj_job *j, ZSTD_DCtx *dctx)
+{
+	unsigned char *copy = NULL;
+
+	if (dctx)
+		run_job(w, j, dctx);
+	else
+		j->pages = NULL, j->bad = "out of memory";
+	/* The bytes are the caller's once the job is back: the disk write
+	 * gets its own copy. */
+	bool keep = !j->from_disk && j->pages && w->disk->dirfd >= 0;
+	if (keep && (copy = malloc(j->stored_len)))
+		memcpy(copy, j->stored, j->stored_len);
+	pthread_mutex_lock(&w->lock);
+	if (copy && w->w_count < OBJ_WORKER_WRITES) {
+		w->writes[(w->w_head + w->w_count++) % OBJ_WORKER_WRITES] =
+			(struct obj_disk_write){ j->chunk, copy, j->stored_len };
+	} else if (keep) {
+		free(copy);
+		w->writes_dropped++;
+	}
+	w->out[(w->out_head + w->out_count++) % OBJ_WORKER_QUEUE] = j;
+	pthread_mutex_unlock(&w->lock);
+	uint64_t one = 1;
+	if (write(w->event_fd, &one, sizeof(one)) < 0) {
+		/* an eventfd's counter cannot overflow here */
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct obj_worker *w = arg;
@@ -81,39 +123,20 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->stop && !w->in_count && !w->w_count)
+		bool jobs = w->in_count[0] || w->in_count[1];
+		while (!w->stop && !jobs && !w->w_count) {
 			pthread_cond_wait(&w->wake, &w->lock);
+			jobs = w->in_count[0] || w->in_count[1];
+		}
 		/* Stopping: the checks no one waits for are left, the disk
 		 * writes finished (at most OBJ_WORKER_WRITES of them). */
 		if (w->stop && !w->w_count)
 			break;
-		if (!w->stop && w->in_count) {
+		if (!w->stop && jobs) {
 			/* Checks first: a guest waits on them. */
-			struct obj_job *j = w->in[w->in_head];
-			w->in_head = (w->in_head + 1) % OBJ_WORKER_QUEUE;
-			w->in_count--;
+			struct obj_job *j = take_job(w);
 			pthread_mutex_unlock(&w->lock);
-			if (dctx)
-				run_job(w, j, dctx);
-			else
-				j->pages = NULL, j->bad = "out of memory";
-			/* A fetched chunk that checked out goes to the disk tier,
-			 * later; the job keeps no bytes it does not need. */
-			bool keep = !j->from_disk && j->pages && w->disk->dirfd >= 0;
-			pthread_mutex_lock(&w->lock);
-			if (keep && w->w_count < OBJ_WORKER_WRITES) {
-				w->writes[(w->w_head + w->w_count++) % OBJ_WORKER_WRITES] =
-					(struct obj_disk_write){ j->chunk, j->stored, j->stored_len };
-				j->stored = NULL;
-			} else if (keep) {
-				w->writes_dropped++;
-			}
-			w->out[(w->out_head + w->out_count++) % OBJ_WORKER_QUEUE] = j;
-			pthread_mutex_unlock(&w->lock);
-			uint64_t one = 1;
-			if (write(w->event_fd, &one, sizeof(one)) < 0) {
-				/* an eventfd's counter cannot overflow here */
-			}
+			run_and_return(w, j, dctx);
 			pthread_mutex_lock(&w->lock);
 			continue;
 		}
@@ -154,12 +177,14 @@ int obj_worker_start(struct obj_worker *w, const struct obj_manifest *m, struct 
 
 int obj_worker_submit(struct obj_worker *w, struct obj_job *job)
 {
+	unsigned q = job->urgent ? 0 : 1;
+
 	pthread_mutex_lock(&w->lock);
-	if (w->in_count == OBJ_WORKER_QUEUE) {
+	if (w->in_count[0] + w->in_count[1] == OBJ_WORKER_QUEUE) {
 		pthread_mutex_unlock(&w->lock);
 		return -EAGAIN;
 	}
-	w->in[(w->in_head + w->in_count++) % OBJ_WORKER_QUEUE] = job;
+	w->in[q][(w->in_head[q] + w->in_count[q]++) % OBJ_WORKER_QUEUE] = job;
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	return 0;

@@ -6,9 +6,13 @@
  * writes fetched chunks to the disk tier when it has nothing more urgent.
  *
  * Ownership: a job given to obj_worker_submit belongs to the worker until
- * obj_worker_reap returns it (the caller must not touch it meanwhile).
- * The manifest (read-only) and the disk tier must outlive the worker; the
- * disk tier is the worker's to use from its start.  event_fd (an eventfd) is readable while finished jobs wait.
+ * obj_worker_reap returns it (the caller must not touch it meanwhile), and
+ * so do the bytes it points at (stored): the caller keeps them until then
+ * and frees them after; the worker copies what it keeps for the disk
+ * tier.  The manifest (read-only) and the disk tier must outlive the
+ * worker; the disk tier is the worker's to use from its start.  Urgent
+ * jobs (a guest waits on them) are checked before every other job queued.
+ * event_fd (an eventfd) is readable while finished jobs wait.
  */
 #ifndef APFVM_OBJ_WORKER_H
 #define APFVM_OBJ_WORKER_H
@@ -21,13 +25,15 @@
 #include "objstore/obj_disk.h"
 #include "objstore/obj_layout.h"
 
-#define OBJ_WORKER_QUEUE   64  /* jobs at once: at least the source's fetch slots */
+#define OBJ_WORKER_QUEUE   256 /* jobs at once: at least the chunks of every fetch slot */
 #define OBJ_WORKER_WRITES  64  /* disk writes waiting at once; more are dropped */
 
 struct obj_job {
 	uint64_t chunk;
+	uint32_t tag;            /* the caller's, untouched */
+	bool urgent;             /* checked before the jobs that are not */
 	bool from_disk;          /* read the stored bytes from the disk tier */
-	unsigned char *stored;   /* !from_disk: the bytes fetched (owned by the job) */
+	const unsigned char *stored; /* !from_disk: the bytes fetched (the caller's) */
 	size_t stored_len;
 	/* Results. */
 	unsigned char *pages;    /* the chunk's pages, checked (malloc'ed), or NULL */
@@ -50,8 +56,10 @@ struct obj_worker {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop;                    /* under lock */
-	struct obj_job *in[OBJ_WORKER_QUEUE], *out[OBJ_WORKER_QUEUE];
-	unsigned in_head, in_count, out_head, out_count;
+	/* in[0]: urgent jobs, in[1] the others; together at most
+	 * OBJ_WORKER_QUEUE. */
+	struct obj_job *in[2][OBJ_WORKER_QUEUE], *out[OBJ_WORKER_QUEUE];
+	unsigned in_head[2], in_count[2], out_head, out_count;
 	struct obj_disk_write writes[OBJ_WORKER_WRITES];
 	unsigned w_head, w_count;
 	uint64_t writes_dropped;      /* under lock */

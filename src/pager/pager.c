@@ -256,11 +256,11 @@ static void wake_range(struct pager *p, uint64_t page)
 	ioctl(p->uffd, UFFDIO_WAKE, &r);
 }
 
-/* Installs a fetched page; wakes every thread blocked on it.  -EEXIST:
- * the page was already mapped, by something other than this pager (in
- * MISSING mode only the pager maps pages of the region), so its content
- * is unknown: an error, never "present". */
-static int install(struct pager *p, const struct source_completion *c)
+/* pager_bulk.h.  A page a fault was read on wakes every thread blocked
+ * on it.  -EEXIST: the page was already mapped, by something other than
+ * this pager (in MISSING mode only the pager maps pages of the region), so
+ * its content is unknown: an error, never "present". */
+int pager_install(struct pager *p, const struct source_completion *c)
 {
 	uint64_t dst = (uintptr_t)p->cfg.host_base + c->page * APF_PAGE_SIZE;
 	/* No fault read on it: nobody to wake (a thread that faulted since
@@ -371,7 +371,7 @@ static void complete_fetches(struct pager *p)
 		}
 		if (p->state[c.page] == PAGE_FAILED)
 			continue; /* failed with its source: never install it now */
-		rc = c.err ? c.err : install(p, &c);
+		rc = c.err ? c.err : pager_install(p, &c);
 		if (rc) {
 			if (c.err && bulk_failed_quietly(p, c.page, f))
 				continue;
@@ -580,68 +580,6 @@ static void compute_percentiles(struct pager *p)
 	qsort(p->service_us, n, sizeof(*p->service_us), cmp_u32);
 	p->stats.fault_us_p50 = p->service_us[(n - 1) / 2];
 	p->stats.fault_us_p99 = p->service_us[(n - 1) * 99 / 100];
-}
-
-/* Installs one completion of pager_populate's. */
-static int populate_one(struct pager *p, const struct source_completion *c, struct apf_err *e)
-{
-	int rc = c->err ? c->err : install(p, c);
-
-	if (rc)
-		return apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)c->page,
-				c->err && c->why ? c->why : strerror(-rc));
-	p->state[c->page] = PAGE_PRESENT;
-	p->npresent++;
-	return 0;
-}
-
-int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e)
-{
-	struct source_completion c;
-	uint64_t next = 0, done = 0;
-	unsigned inflight = 0;
-	int rc;
-
-	/* Pipelined over the pager's buffers: as many fetches in flight as
-	 * it allows (bufs[i] for cookie i). */
-	while (done < p->npages) {
-		while (next < p->npages && p->nfree) {
-			unsigned b = p->free_bufs[--p->nfree];
-			rc = source_submit(src, next, p->bufs + (size_t)b * APF_PAGE_SIZE,
-					   (void *)(uintptr_t)b);
-			if (rc) {
-				p->free_bufs[p->nfree++] = b;
-				apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)next,
-					 strerror(-rc));
-				goto drain;
-			}
-			next++;
-			inflight++;
-		}
-		while (source_reap(src, &c)) {
-			p->free_bufs[p->nfree++] = (unsigned)(uintptr_t)c.cookie;
-			inflight--;
-			done++;
-			if ((rc = populate_one(p, &c, e)))
-				goto drain;
-		}
-		if (src->error) {
-			rc = apf_fail(e, src->error, "populating: the page source failed: %s",
-				      src->error_what ? src->error_what : "?");
-			goto drain;
-		}
-		if (done < p->npages && !src->count && inflight &&
-		    (rc = source_wait(src, -1))) /* its own timeouts bound the wait */
-			return apf_fail(e, rc, "populating: %s", rc == -EINVAL
-						  ? "the source lost fetches" : strerror(-rc));
-	}
-	return 0;
-drain:
-	/* The run ends here: buffers of fetches still in flight stay taken
-	 * (their completions die with the source). */
-	while (source_reap(src, &c))
-		p->free_bufs[p->nfree++] = (unsigned)(uintptr_t)c.cookie;
-	return rc;
 }
 
 const uint32_t *pager_touches(const struct pager *p, uint64_t *n)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "apfvm/abi.h"
 
@@ -121,4 +122,68 @@ bool pager_bulk_pump(struct pager *p)
 		any = true;
 	}
 	return any;
+}
+
+/* --- the eager fill (pager_populate) ------------------------------------ */
+
+/* Installs one completion of pager_populate's. */
+static int populate_one(struct pager *p, const struct source_completion *c, struct apf_err *e)
+{
+	int rc = c->err ? c->err : pager_install(p, c);
+
+	if (rc)
+		return apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)c->page,
+				c->err && c->why ? c->why : strerror(-rc));
+	p->state[c->page] = PAGE_PRESENT;
+	p->npresent++;
+	return 0;
+}
+
+int pager_populate(struct pager *p, struct page_source *src, struct apf_err *e)
+{
+	struct source_completion c;
+	uint64_t next = 0, done = 0;
+	unsigned inflight = 0;
+	int rc;
+
+	/* Pipelined over the pager's buffers: as many fetches in flight as
+	 * it allows (bufs[i] for cookie i). */
+	while (done < p->npages) {
+		while (next < p->npages && p->nfree) {
+			unsigned b = p->free_bufs[--p->nfree];
+			rc = source_submit(src, next, p->bufs + (size_t)b * APF_PAGE_SIZE,
+					   (void *)(uintptr_t)b);
+			if (rc) {
+				p->free_bufs[p->nfree++] = b;
+				apf_fail(e, rc, "populating page %llu: %s", (unsigned long long)next,
+					 strerror(-rc));
+				goto drain;
+			}
+			next++;
+			inflight++;
+		}
+		while (source_reap(src, &c)) {
+			p->free_bufs[p->nfree++] = (unsigned)(uintptr_t)c.cookie;
+			inflight--;
+			done++;
+			if ((rc = populate_one(p, &c, e)))
+				goto drain;
+		}
+		if (src->error) {
+			rc = apf_fail(e, src->error, "populating: the page source failed: %s",
+				      src->error_what ? src->error_what : "?");
+			goto drain;
+		}
+		if (done < p->npages && !src->count && inflight &&
+		    (rc = source_wait(src, -1))) /* its own timeouts bound the wait */
+			return apf_fail(e, rc, "populating: %s", rc == -EINVAL
+						  ? "the source lost fetches" : strerror(-rc));
+	}
+	return 0;
+drain:
+	/* The run ends here: buffers of fetches still in flight stay taken
+	 * (their completions die with the source). */
+	while (source_reap(src, &c))
+		p->free_bufs[p->nfree++] = (unsigned)(uintptr_t)c.cookie;
+	return rc;
 }

@@ -1,7 +1,8 @@
 /*
- * pager_bulk: the pager's fetches that no fault asked for (pager.h, "Bulk
- * fetches"): the prefetch list, then background population.  Internal to
- * the pager: pager.c calls these from its thread only.
+ * pager_bulk: the pager's fetches that no fault asked for: the prefetch
+ * list, then background population (pager.h, "Bulk fetches"), and the
+ * eager fill before the guest starts (pager_populate).  Internal to the
+ * pager: pager.c calls these from its thread only.
  */
 #ifndef APFVM_PAGER_BULK_H
 #define APFVM_PAGER_BULK_H
@@ -23,6 +24,11 @@ int pager_bulk_init(struct pager *p, struct apf_err *e);
 /* Starts bulk fetches while the budget and free buffers allow and no
  * fault waits for a buffer.  Returns whether it started any. */
 bool pager_bulk_pump(struct pager *p);
+
+/* Installs a fetched page (pager.c): UFFDIO_COPY, or UFFDIO_ZEROPAGE for a
+ * zero completion, waking only where a fault was read on the page.  0, or
+ * -errno (-EEXIST: mapped by someone else). */
+int pager_install(struct pager *p, const struct source_completion *c);
 
 /* Takes a free buffer (the caller checked nfree). */
 static inline unsigned pager_take_buf(struct pager *p, void **buf)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -11,6 +12,26 @@
 
 #include "apfvm/abi.h"
 #include "util/crc32c.h"
+
+static const unsigned char zero_page[APF_PAGE_SIZE];
+
+/* SHA-256 of APF_PAGE_SIZE zero bytes (tests/unit/test_snapshot.c checks
+ * it against sha256()). */
+static const struct sha256 zero_digest = { {
+	0xad, 0x7f, 0xac, 0xb2, 0x58, 0x6f, 0xc6, 0xe9, 0x66, 0xc0, 0x04, 0xd7, 0xd1, 0xd1, 0x6b, 0x02,
+	0x4f, 0x58, 0x05, 0xff, 0x7c, 0xb4, 0x7c, 0x7a, 0x85, 0xda, 0xbd, 0x8b, 0x48, 0x89, 0x2c, 0xa7,
+} };
+
+const struct sha256 *snap_zero_page_digest(void)
+{
+	return &zero_digest;
+}
+
+/* Bytes of a zero-page bitmap for n pages. */
+static uint64_t zero_bits_len(uint64_t n)
+{
+	return n / 8 + (n % 8 != 0);
+}
 
 static uint32_t header_crc(const struct snap_header *h)
 {
@@ -28,8 +49,14 @@ int snap_write_begin(struct snap_writer *w, const char *path, enum snap_arch arc
 
 	memset(w, 0, sizeof(*w));
 	w->state.fd = w->mem.fd = -1;
-	if (!mpath)
+	w->mem_pages = (resident_size + lazy_size) / APF_PAGE_SIZE;
+	w->zero_bits = calloc(zero_bits_len(w->mem_pages) ? zero_bits_len(w->mem_pages) : 1, 1);
+	if (!mpath || !w->zero_bits) {
+		free(mpath);
+		free(w->zero_bits);
+		w->zero_bits = NULL;
 		return apf_fail(e, -ENOMEM, "out of memory");
+	}
 	memcpy(mpath, path, plen);
 	memcpy(mpath + plen, SNAP_MEM_SUFFIX, sizeof(SNAP_MEM_SUFFIX));
 	if ((rc = file_out_open(&w->state, path, 0600)) ||
@@ -82,10 +109,18 @@ int snap_write_section(struct snap_writer *w, uint32_t type, uint32_t index, con
 
 int snap_write_end(struct snap_writer *w, struct apf_err *e)
 {
-	int rc = 0;
+	int rc = snap_write_section(w, SNAP_SEC_ZERO_PAGES, 0, w->zero_bits,
+				    zero_bits_len(w->mem_pages), e);
 
+	if (rc) {
+		snap_write_abort(w);
+		return rc;
+	}
+	/* The pages not written (zero) are holes; so is a zero tail. */
+	if (ftruncate(w->mem.fd, (off_t)(w->mem_written * APF_PAGE_SIZE)) < 0)
+		rc = -errno;
 	w->h.header_crc = header_crc(&w->h);
-	if (fclose(w->f) != 0)
+	if (fclose(w->f) != 0 && !rc)
 		rc = -errno;
 	w->f = NULL;
 	if (!rc) {
@@ -99,6 +134,8 @@ int snap_write_end(struct snap_writer *w, struct apf_err *e)
 		snap_write_abort(w);
 		return apf_fail(e, rc, "cannot write the snapshot: %s", strerror(-rc));
 	}
+	free(w->zero_bits);
+	w->zero_bits = NULL;
 	return 0;
 }
 
@@ -107,29 +144,60 @@ void snap_write_abort(struct snap_writer *w)
 	if (w->f)
 		fclose(w->f);
 	w->f = NULL;
+	free(w->zero_bits);
+	w->zero_bits = NULL;
 	file_out_abort(&w->state);
 	file_out_abort(&w->mem);
 }
 
+/* n pages at page `at` of the memory file. */
+static int write_pages(struct snap_writer *w, const unsigned char *p, uint64_t n, uint64_t at,
+		       struct apf_err *e)
+{
+	uint64_t len = n * APF_PAGE_SIZE, off = at * APF_PAGE_SIZE;
+
+	for (uint64_t done = 0; done < len;) {
+		ssize_t k = pwrite(w->mem.fd, p + done, len - done, (off_t)(off + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return apf_fail(e, k < 0 ? -errno : -EIO, "cannot write the snapshot's memory: %s",
+					k < 0 ? strerror(errno) : "short write");
+		done += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* Each page's digest and, for a zero page, its bit (no hashing: the
+ * digest of a zero page is known); then every run of non-zero pages in
+ * one write, the zero pages between them left as holes. */
 int snap_write_memory(struct snap_writer *w, const void *data, uint64_t len,
 		      struct sha256 *digests, uint64_t *next_page, struct apf_err *e)
 {
 	const unsigned char *p = data;
-	int fd = w->mem.fd;
+	uint64_t n = len / APF_PAGE_SIZE, base = w->mem_written, run = 0;
+	int rc;
 
-	for (uint64_t off = 0; off < len; off += APF_PAGE_SIZE) {
-		sha256(p + off, APF_PAGE_SIZE, &digests[(*next_page)++]);
-		for (size_t done = 0; done < APF_PAGE_SIZE;) {
-			ssize_t n = write(fd, p + off + done, APF_PAGE_SIZE - done);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return apf_fail(e, n < 0 ? -errno : -EIO,
-						"cannot write the snapshot's memory: %s",
-						n < 0 ? strerror(errno) : "short write");
-			done += (size_t)n;
+	if (len % APF_PAGE_SIZE || n > w->mem_pages - base)
+		return apf_fail(e, -EINVAL, "snapshot: %llu bytes of memory at page %llu, beyond the "
+				"%llu pages its header describes", (unsigned long long)len,
+				(unsigned long long)base, (unsigned long long)w->mem_pages);
+	for (uint64_t i = 0; i <= n; i++) {
+		bool zero = i < n && !memcmp(p + i * APF_PAGE_SIZE, zero_page, APF_PAGE_SIZE);
+		if (i < n && zero) {
+			w->zero_bits[(base + i) / 8] |= (uint8_t)(1u << ((base + i) % 8));
+			w->zero_pages++;
+			digests[(*next_page)++] = zero_digest;
+		} else if (i < n) {
+			sha256(p + i * APF_PAGE_SIZE, APF_PAGE_SIZE, &digests[(*next_page)++]);
+		}
+		if (i == n || zero) {
+			if (i > run && (rc = write_pages(w, p + run * APF_PAGE_SIZE, i - run, base + run, e)))
+				return rc;
+			run = i + 1;
 		}
 	}
+	w->mem_written = base + n;
 	return 0;
 }
 
@@ -188,6 +256,44 @@ static int fail_close(struct snap_image *s, struct apf_err *e, int rc, const cha
 
 static int open_memory(struct snap_image *s, const char *path, struct apf_err *e);
 
+/* The zero-page bitmap (version 4): exactly mem_pages bits, none beyond
+ * the last page, and every page it marks zero has a zero page's digest
+ * (else the state was damaged or forged: a restore would map zeros where
+ * the digests vouch for something else). */
+static int read_zero_bits(struct snap_image *s, const char *path, struct apf_err *e)
+{
+	const struct snap_section *z = snap_find(s, SNAP_SEC_ZERO_PAGES, 0);
+	uint64_t want = zero_bits_len(s->mem_pages);
+
+	if (!z)
+		return fail_close(s, e, -EINVAL, "snapshot '%s' has no zero-page bitmap", path);
+	if (z->len != want)
+		return fail_close(s, e, -EINVAL,
+				  "snapshot '%s': the zero-page bitmap holds %llu bytes; its %llu pages "
+				  "need %llu", path, (unsigned long long)z->len,
+				  (unsigned long long)s->mem_pages, (unsigned long long)want);
+	const uint8_t *bits = z->data;
+	if (s->mem_pages % 8 && bits[want - 1] >> (s->mem_pages % 8))
+		return fail_close(s, e, -EINVAL,
+				  "snapshot '%s': the zero-page bitmap marks pages beyond its %llu", path,
+				  (unsigned long long)s->mem_pages);
+	for (uint64_t i = 0; i < want; i++) {
+		for (unsigned b = 0; bits[i] >> b; b++) {
+			uint64_t p = i * 8 + b;
+			if (!(bits[i] >> b & 1))
+				continue;
+			if (memcmp(&s->page_digests[p], &zero_digest, sizeof(zero_digest)))
+				return fail_close(s, e, -EBADMSG,
+						  "snapshot '%s': page %llu is listed as all zero but its "
+						  "SHA-256 is not a zero page's (the state is damaged or "
+						  "forged)", path, (unsigned long long)p);
+			s->zero_pages++;
+		}
+	}
+	s->zero_bits = bits;
+	return 0;
+}
+
 void snap_identity_full(const struct snap_image *s, struct sha256 *out)
 {
 	size_t len = sizeof(uint64_t) + s->mem_pages * sizeof(struct sha256);
@@ -227,15 +333,16 @@ int snap_open_state(struct snap_image *s, const char *path, struct apf_err *e)
 	if (s->state_len < sizeof(s->h) || memcmp(s->state, SNAP_MAGIC, 8))
 		return fail_close(s, e, -EINVAL, "'%s' is not an apfvm snapshot", path);
 	memcpy(&s->h, s->state, sizeof(s->h));
-	if (s->h.version < SNAP_VERSION)
+	if (s->h.version < SNAP_VERSION_MIN)
 		return fail_close(s, e, -EINVAL,
 				  "snapshot '%s' has format version %llu, whose pages are vouched for "
-				  "by crc32c only; this apfvm reads version %llu: take the snapshot again",
-				  path, (unsigned long long)s->h.version, (unsigned long long)SNAP_VERSION);
-	if (s->h.version != SNAP_VERSION)
+				  "by crc32c only; this apfvm reads versions %d to %d: take the snapshot "
+				  "again", path, (unsigned long long)s->h.version, SNAP_VERSION_MIN,
+				  SNAP_VERSION);
+	if (s->h.version > SNAP_VERSION)
 		return fail_close(s, e, -EINVAL,
-				  "snapshot '%s' has format version %llu; this apfvm reads version %llu",
-				  path, (unsigned long long)s->h.version, (unsigned long long)SNAP_VERSION);
+				  "snapshot '%s' has format version %llu; this apfvm reads versions %d to %d",
+				  path, (unsigned long long)s->h.version, SNAP_VERSION_MIN, SNAP_VERSION);
 	if (header_crc(&s->h) != s->h.header_crc)
 		return fail_close(s, e, -EBADMSG, "snapshot '%s': header checksum mismatch", path);
 	if (s->h.page_size != APF_PAGE_SIZE || s->h.resident_size % APF_PAGE_SIZE ||
@@ -278,7 +385,7 @@ int snap_open_state(struct snap_image *s, const char *path, struct apf_err *e)
 				  "snapshot '%s': the page digests do not cover its %llu pages", path,
 				  (unsigned long long)s->mem_pages);
 	s->page_digests = (const struct sha256 *)digests->data;
-	return 0;
+	return s->h.version >= 4 ? read_zero_bits(s, path, e) : 0;
 }
 
 /* The memory file: exactly the pages the state describes. */

@@ -3,17 +3,26 @@
  *
  * A snapshot is two files: PATH, the state (a header and checksummed
  * sections: the machine, each vCPU, the VM, devices, the async-PF host
- * side, and one CRC per memory page), and PATH.mem, the guest's memory
- * as raw pages (resident memory, then the lazy region), so a restore can
- * serve it page by page and check each page against its CRC as it goes.
+ * side, one SHA-256 per memory page, and which pages are all zero), and
+ * PATH.mem, the guest's memory as raw pages (resident memory, then the
+ * lazy region), so a restore can serve it page by page and check each page
+ * against its digest as it goes.
+ *
+ * Zero pages cost nothing: the state lists them (SNAP_SEC_ZERO_PAGES, from
+ * version 4), and PATH.mem keeps its layout but holds them as holes (no
+ * disk space; they read back as zeros).  A reader that knows a page is
+ * zero never fetches it.  A zero page's digest stays in the digest section
+ * (the SHA-256 of 4096 zero bytes): snap_open() refuses a state whose
+ * bitmap and digests disagree.
  *
  * Everything read from a snapshot is untrusted: snap_open() validates the
- * header, every section's bounds and checksum, and the memory file's size
- * before anything is used, and says what is wrong.
+ * header, every section's bounds and checksum, the zero-page bitmap, and
+ * the memory file's size before anything is used, and says what is wrong.
  */
 #ifndef APFVM_SNAPSHOT_H
 #define APFVM_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -22,7 +31,8 @@
 #include "util/sha256.h"
 
 #define SNAP_MAGIC        "APFVMSNP"
-#define SNAP_VERSION      3 /* 3: pages vouched for by SHA-256 */
+#define SNAP_VERSION      4 /* 3: pages vouched for by SHA-256; 4: zero pages listed */
+#define SNAP_VERSION_MIN  3 /* the oldest read: version 3 (no zero pages known) */
 #define SNAP_MAX_SECTIONS 64
 #define SNAP_MAX_STATE    (512ull << 20) /* state file bytes, page digests included */
 #define SNAP_MEM_SUFFIX   ".mem"
@@ -37,6 +47,8 @@ enum snap_section_type {
 	SNAP_SEC_APF = 5,       /* index = vCPU id: the async-PF host side's state */
 	SNAP_SEC_PAGE_DIGESTS = 8, /* struct sha256 per page of PATH.mem */
 	SNAP_SEC_REPORT = 7,    /* what the guest reported before the snapshot */
+	SNAP_SEC_ZERO_PAGES = 9, /* version 4: a bitmap, bit p%8 of byte p/8 set when page
+				  * p of PATH.mem is all zero; ceil(pages / 8) bytes */
 };
 
 struct snap_header {
@@ -74,6 +86,10 @@ struct snap_writer {
 	FILE *f;                /* the state, buffered */
 	struct file_out state, mem;
 	struct snap_header h;
+	uint64_t mem_pages;     /* pages the header describes */
+	uint64_t mem_written;   /* pages of PATH.mem written so far (zero ones as holes) */
+	uint8_t *zero_bits;     /* SNAP_SEC_ZERO_PAGES, filled by snap_write_memory */
+	uint64_t zero_pages;    /* bits set in it */
 };
 
 /* Creates the new files for PATH with h's sizes and arch. */
@@ -81,14 +97,19 @@ int snap_write_begin(struct snap_writer *w, const char *path, enum snap_arch arc
 		     uint64_t resident_size, uint64_t lazy_size, struct apf_err *e);
 int snap_write_section(struct snap_writer *w, uint32_t type, uint32_t index, const void *data,
 		       uint64_t len, struct apf_err *e);
-/* Writes the final header and puts both files in place; on failure
- * removes the new files. */
+/* Appends the zero-page bitmap (SNAP_SEC_ZERO_PAGES), ends PATH.mem at the
+ * pages written (a trailing run of zero pages is a hole too), writes the
+ * final header and puts both files in place; on failure removes the new
+ * files. */
 int snap_write_end(struct snap_writer *w, struct apf_err *e);
 /* Drops an unfinished snapshot (its new files). */
 void snap_write_abort(struct snap_writer *w);
 
-/* Writes `len` bytes (a multiple of the page size) at the current end of
- * the memory file, adding each page's SHA-256 to digests[next_page...]. */
+/* Writes `len` bytes (a multiple of the page size) as the next pages of
+ * the memory file, adding each page's SHA-256 to digests[next_page...].
+ * An all-zero page is not written: its bit is set in the zero-page bitmap
+ * and the file gets a hole there.  -EINVAL beyond the pages the header
+ * describes. */
 int snap_write_memory(struct snap_writer *w, const void *data, uint64_t len,
 		      struct sha256 *digests, uint64_t *next_page, struct apf_err *e);
 
@@ -125,6 +146,9 @@ struct snap_image {
 	int mem_fd;             /* PATH.mem, -1 if not open */
 	uint64_t mem_pages;
 	const struct sha256 *page_digests; /* mem_pages of them */
+	const uint8_t *zero_bits; /* SNAP_SEC_ZERO_PAGES (mem_pages bits), or NULL
+				   * (version 3: no page known to be zero) */
+	uint64_t zero_pages;    /* bits set in zero_bits */
 };
 
 /* Opens and validates PATH and PATH.mem (see the header comment); on error
@@ -145,6 +169,17 @@ void snap_identity_full(const struct snap_image *s, struct sha256 *out);
  * against its digest. */
 uint64_t snap_identity(const struct snap_image *s);
 void snap_close(struct snap_image *s);
+
+/* Whether the state says page `page` (< mem_pages) of PATH.mem is all
+ * zero: then it need not be read (it is a hole), and its digest is the
+ * SHA-256 of a zero page (snap_open checked). */
+static inline bool snap_page_is_zero(const struct snap_image *s, uint64_t page)
+{
+	return s->zero_bits && (s->zero_bits[page / 8] >> (page % 8) & 1);
+}
+
+/* The SHA-256 of APF_PAGE_SIZE zero bytes. */
+const struct sha256 *snap_zero_page_digest(void);
 
 /* The section of `type` and `index`, or NULL. */
 const struct snap_section *snap_find(const struct snap_image *s, uint32_t type, uint32_t index);

@@ -6,6 +6,12 @@
  * Completions leave in deadline order, which with random delays differs
  * from submit order.
  *
+ * A run (submit_run) goes to the inner source as a run (one preadv on a
+ * file) and is one request to the storage modelled: one delay is drawn
+ * for it, and each of its pages completes that delay after its submit
+ * time (all at once, for a source that stamps a run with one time).  The
+ * priority is passed on; the delay does not depend on it.
+ *
  * The inner source must complete inside submit() (zero, file).
  */
 #include <errno.h>
@@ -109,10 +115,54 @@ static void release_due(struct delay_source *d)
 	arm(d);
 }
 
+/* Holds every completion the inner source queued until its submit time +
+ * delay. */
+static void hold_completions(struct delay_source *d, uint64_t delay)
+{
+	struct pending p;
+
+	if (d->inner->error)
+		source_set_error(&d->base, d->inner->error, d->inner->error_what);
+	while (source_reap(d->inner, &p.c)) {
+		p.due_ns = p.c.submit_ns + delay;
+		heap_push(d, &p);
+	}
+	release_due(d);
+}
+
+static uint64_t draw_delay(struct delay_source *d)
+{
+	/* max_ns <= SOURCE_DELAY_MAX_NS: span + 1 and the sum cannot wrap. */
+	uint64_t span = d->max_ns - d->min_ns;
+	return d->min_ns + (span ? rng_next(&d->rng) % (span + 1) : 0);
+}
+
+static int delay_submit_run(struct page_source *s, uint64_t page, unsigned n, void *const *bufs,
+			    void *const *cookies, enum source_prio prio)
+{
+	struct delay_source *d = (struct delay_source *)s;
+	unsigned started;
+
+	if (n > SOURCE_QUEUE_MAX - d->nheap)
+		return -EAGAIN;
+	int rc = source_submit_run(d->inner, page, n, bufs, cookies, prio, &started);
+	if (rc && !started)
+		return rc;
+	/* Pages an inner source without submit_run did not start (it failed
+	 * part way): failed here, so that the run is started whole. */
+	for (unsigned i = started; i < n; i++) {
+		struct source_completion c = { .page = page + i, .buf = bufs[i],
+					       .cookie = cookies[i], .err = rc,
+					       .submit_ns = source_now_ns() };
+		source_complete(d->inner, &c);
+	}
+	hold_completions(d, draw_delay(d));
+	return 0;
+}
+
 static int delay_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
 {
 	struct delay_source *d = (struct delay_source *)s;
-	struct pending p;
 	int rc;
 
 	if (d->nheap == SOURCE_QUEUE_MAX)
@@ -120,16 +170,7 @@ static int delay_submit(struct page_source *s, uint64_t page, void *buf, void *c
 	rc = source_submit(d->inner, page, buf, cookie);
 	if (rc)
 		return rc;
-	if (d->inner->error)
-		source_set_error(&d->base, d->inner->error, d->inner->error_what);
-	while (source_reap(d->inner, &p.c)) {
-		/* max_ns <= SOURCE_DELAY_MAX_NS: span + 1 and the sum cannot wrap. */
-		uint64_t span = d->max_ns - d->min_ns;
-		uint64_t delay = d->min_ns + (span ? rng_next(&d->rng) % (span + 1) : 0);
-		p.due_ns = p.c.submit_ns + delay;
-		heap_push(d, &p);
-	}
-	release_due(d);
+	hold_completions(d, draw_delay(d));
 	return 0;
 }
 
@@ -164,6 +205,7 @@ static void delay_destroy(struct page_source *s)
 static const struct page_source_ops delay_ops = {
 	.name = "delay",
 	.submit = delay_submit,
+	.submit_run = delay_submit_run,
 	.on_event = delay_on_event,
 	.expected_ns = delay_expected_ns,
 	.destroy = delay_destroy,

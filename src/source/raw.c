@@ -1,9 +1,11 @@
 /*
  * The raw source: pages of a file of raw pages (a snapshot's PATH.mem),
- * from offset 0, read with pread inside submit().  It checks nothing: a
+ * from offset 0, read inside submit() as the file source reads them (a
+ * page or a run, one preadv: source_read_pages, file.c, which says how a
+ * run that fails part way completes).  It checks nothing: a
  * snapshot's pages reach the pager through a checked window
- * (source_window_wrap) that holds them against the snapshot's CRCs, the
- * same for this file as for a remote copy of it.  A page of zeros is
+ * (source_window_wrap) that holds them against the snapshot's SHA-256s,
+ * the same for this file as for a remote copy of it.  A page of zeros is
  * reported as such (installed without a copy).
  */
 #include <errno.h>
@@ -13,38 +15,32 @@
 #include <unistd.h>
 
 #include "apfvm/abi.h"
+#include "source/file.h"
 #include "source/raw.h"
-#include "util/file.h"
 
 struct raw_source {
 	struct page_source base; /* first: the ops cast back to this */
 	int fd;                  /* borrowed */
-	uint64_t ewma_ns;
+	uint64_t ewma_ns;        /* recent cost of a demand read */
 };
 
-static int is_zero(const void *buf)
+static int raw_submit_run(struct page_source *s, uint64_t page, unsigned n, void *const *bufs,
+			  void *const *cookies, enum source_prio prio)
 {
-	const uint64_t *w = buf;
-	for (size_t i = 0; i < APF_PAGE_SIZE / 8; i++)
-		if (w[i])
-			return 0;
-	return 1;
+	struct raw_source *f = (struct raw_source *)s;
+
+	if (page >= s->npages || !n || n > SOURCE_RUN_MAX || n > s->npages - page)
+		return -ERANGE;
+	uint64_t took = source_read_pages(s, f->fd, page * APF_PAGE_SIZE, page, n, bufs, cookies,
+					  true);
+	if (prio == SOURCE_DEMAND)
+		f->ewma_ns = (f->ewma_ns * 7 + took) / 8;
+	return 0;
 }
 
 static int raw_submit(struct page_source *s, uint64_t page, void *buf, void *cookie)
 {
-	struct raw_source *f = (struct raw_source *)s;
-	struct source_completion c = { .page = page, .buf = buf, .cookie = cookie };
-
-	if (page >= s->npages)
-		return -ERANGE;
-	c.submit_ns = source_now_ns();
-	c.err = file_pread_page(f->fd, page * APF_PAGE_SIZE, buf);
-	if (!c.err && is_zero(buf))
-		c.zero = true;
-	f->ewma_ns = (f->ewma_ns * 7 + (source_now_ns() - c.submit_ns)) / 8;
-	source_complete(s, &c);
-	return 0;
+	return raw_submit_run(s, page, 1, &buf, &cookie, SOURCE_DEMAND);
 }
 
 static uint64_t raw_expected_ns(struct page_source *s, uint64_t page)
@@ -61,6 +57,7 @@ static void raw_destroy(struct page_source *s)
 static const struct page_source_ops raw_ops = {
 	.name = "raw",
 	.submit = raw_submit,
+	.submit_run = raw_submit_run,
 	.expected_ns = raw_expected_ns,
 	.destroy = raw_destroy,
 };

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -40,10 +41,15 @@ int file_open_regular(const char *path, struct stat *st)
 
 int file_pread_page(int fd, uint64_t offset, void *buf)
 {
+	return file_pread_full(fd, offset, buf, APF_PAGE_SIZE);
+}
+
+int file_pread_full(int fd, uint64_t offset, void *buf, size_t len)
+{
 	size_t done = 0;
 
-	while (done < APF_PAGE_SIZE) {
-		ssize_t n = pread(fd, (char *)buf + done, APF_PAGE_SIZE - done, (off_t)(offset + done));
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(offset + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -51,6 +57,36 @@ int file_pread_page(int fd, uint64_t offset, void *buf)
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+unsigned file_preadv_pages(int fd, uint64_t offset, void *const *bufs, unsigned n, int *err)
+{
+	struct iovec iov[FILE_PAGES_MAX];
+	size_t done = 0, total = (size_t)n * APF_PAGE_SIZE;
+
+	*err = 0;
+	if (n > FILE_PAGES_MAX) {
+		*err = -EINVAL;
+		return 0;
+	}
+	while (done < total) {
+		/* The pages not read yet, the first perhaps in part. */
+		unsigned first = (unsigned)(done / APF_PAGE_SIZE);
+		size_t in = done % APF_PAGE_SIZE;
+		for (unsigned i = first; i < n; i++) {
+			iov[i - first].iov_base = (char *)bufs[i] + (i == first ? in : 0);
+			iov[i - first].iov_len = APF_PAGE_SIZE - (i == first ? in : 0);
+		}
+		ssize_t got = preadv(fd, iov, (int)(n - first), (off_t)(offset + done));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			*err = got < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)got;
+	}
+	return (unsigned)(done / APF_PAGE_SIZE);
 }
 
 int file_read_all(const char *path, void **out, size_t *len)

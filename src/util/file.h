@@ -25,6 +25,18 @@ int file_open_regular(const char *path, struct stat *st);
  * readers of page files: the file sources, the page server, apfvm pack. */
 int file_pread_page(int fd, uint64_t offset, void *buf);
 
+/* len bytes at byte `offset` of fd into buf, with one pread (more only if
+ * the kernel returns less): 0, or -errno (-EIO when the file ends first). */
+int file_pread_full(int fd, uint64_t offset, void *buf, size_t len);
+
+/* n pages (1..FILE_PAGES_MAX) at byte `offset` of fd, page i into bufs[i]
+ * (separate buffers), with one preadv (more only if the kernel returns
+ * less).  Returns the pages read whole before the first that was not
+ * (n when all were), and in *err 0, or why that page and those after it
+ * were not read: -errno, -EIO when the file ends first. */
+#define FILE_PAGES_MAX 64
+unsigned file_preadv_pages(int fd, uint64_t offset, void *const *bufs, unsigned n, int *err);
+
 /* Reads a whole regular file of at most FILE_READ_MAX bytes (a guest
  * kernel, an initrd) into a malloc'ed buffer.  -EFBIG when it is larger
  * or not a regular file, else 0 or -errno. */

@@ -116,6 +116,8 @@ static void region_populated(struct machine *m, int which)
 	r->reconnects = r->raw->reconnects;
 	snprintf(r->source_desc, sizeof(r->source_desc), "%s", r->source->desc);
 	source_close(r->source);
+	if (r->raw_owned)
+		source_close(r->raw);
 	r->source = r->raw = NULL;
 }
 
@@ -359,8 +361,11 @@ void machine_destroy(struct machine *m)
 	gmem_destroy(&m->gm);
 	free(m->guest.pc);
 	for (int i = 0; i < MACHINE_REGIONS; i++)
-		if (!m->region[i].borrowed)
+		if (!m->region[i].borrowed) {
 			source_close(m->region[i].source);
+			if (m->region[i].raw_owned)
+				source_close(m->region[i].raw);
+		}
 	free(m->snapshot_bufs);
 	machine_ws_free(m);
 	if (m->restore.snap) {

@@ -52,7 +52,10 @@ struct machine_region {
 	uint64_t size;
 	struct page_source *source;  /* what the pager fetches from */
 	struct page_source *raw;     /* the same without added latency (owned
-				      * by `source` when that is a wrapper) */
+				      * by `source` when that is a wrapper,
+				      * else by the region: raw_owned) */
+	bool raw_owned;              /* raw is a source of its own, closed
+				      * with the region's */
 	bool borrowed;               /* the embedder's source: not closed */
 	struct pager *pager;         /* made by machine_start */
 	/* Set by the pager thread once every page is present (lifecycle.c):

@@ -32,9 +32,9 @@ static int need(const struct snap_image *s, uint32_t type, const struct snap_sec
 }
 
 /* Pages [first, first + n) of the snapshot's memory, each checked against
- * its SHA-256: from PATH.mem, or from the remote source c->restore_memory
- * (one connection per call: a source has one user), which must serve this
- * very snapshot. */
+ * its SHA-256, those it lists as zero never fetched: from PATH.mem, or
+ * from the remote source c->restore_memory (one connection per call: a
+ * source has one user), which must serve this very snapshot. */
 static int memory_window(const struct apfvm_config *c, const struct snap_image *s, uint64_t first,
 			 uint64_t n, struct page_source **out, struct apf_err *e)
 {
@@ -63,13 +63,45 @@ static int memory_window(const struct apfvm_config *c, const struct snap_image *
 		source_close(inner);
 		return rc;
 	}
-	if ((rc = source_window_wrap(inner, first, n, s->page_digests + first, out, e)))
+	if ((rc = source_window_wrap(inner, s, first, n, out, e)))
 		source_close(inner);
 	return rc;
 }
 
-/* Each region's source: a window of the snapshot's memory, with the
- * configured latency added. */
+/* Region r's sources: a window of the snapshot's memory (pages [first,
+ * first + n)); with --latency (PATH.mem only), the latency goes inside
+ * the window, so the pages it knows are zero come at once, and raw is a
+ * window of its own without it (for --populate). */
+static int open_region(const struct apfvm_config *c, const struct snap_image *s,
+		       struct machine_region *r, uint64_t first, uint64_t n, uint64_t seed,
+		       struct apf_err *e)
+{
+	struct page_source *inner, *delayed;
+	char desc[128];
+	int rc = memory_window(c, s, first, n, &r->source, e);
+
+	r->raw = r->source;
+	if (rc || !c->latency_max_ns)
+		return rc;
+	/* The delay wrapper needs a source that completes inside submit:
+	 * PATH.mem (--latency does not go with a remote --source). */
+	snprintf(desc, sizeof(desc), "snapshot:%s", c->restore_path);
+	if ((rc = source_raw_open(s->mem_fd, s->mem_pages, desc, &inner, e)))
+		return rc;
+	if ((rc = source_delay_wrap(inner, c->latency_min_ns, c->latency_max_ns, seed, &delayed, e))) {
+		source_close(inner);
+		return rc;
+	}
+	if ((rc = source_window_wrap(delayed, s, first, n, &r->source, e))) {
+		source_close(delayed);
+		r->source = r->raw;
+		return rc;
+	}
+	r->raw_owned = true;
+	return 0;
+}
+
+/* Each region's sources (open_region). */
 static int open_regions(struct machine *m, struct apf_err *e)
 {
 	const struct apfvm_config *c = m->cfg;
@@ -81,19 +113,9 @@ static int open_regions(struct machine *m, struct apf_err *e)
 	m->region[MACHINE_RESIDENT].name = "resident memory";
 	m->region[MACHINE_LAZY].name = "lazy region";
 	for (int i = 0; i < 2; i++) {
-		struct machine_region *r = &m->region[order[i]];
 		uint64_t first = i ? res_pages : 0, n = i ? lazy_pages : res_pages;
-		if (!n)
-			continue;
-		int rc = memory_window(c, s, first, n, &r->source, e);
-		r->raw = r->source;
-		if (!rc && c->latency_max_ns) {
-			struct page_source *wrapped;
-			rc = source_delay_wrap(r->source, c->latency_min_ns, c->latency_max_ns,
-					       c->latency_seed + (uint64_t)i, &wrapped, e);
-			if (!rc)
-				r->source = wrapped;
-		}
+		int rc = n ? open_region(c, s, &m->region[order[i]], first, n,
+					 c->latency_seed + (uint64_t)i, e) : 0;
 		if (rc)
 			return rc; /* what was opened is closed by machine_destroy */
 	}

@@ -152,6 +152,12 @@ int ws_write(const char *path, const struct workset *ws, struct apf_err *e)
 
 /* --- reading ------------------------------------------------------------ */
 
+/* What ws_read binds a file to: the guest's identity and sizes. */
+struct binding {
+	const struct sha256 *identity;
+	uint64_t mem_pages, resident_pages;
+};
+
 /* Up to len bytes at off: how many (fewer at the end of the file), or -errno. */
 static int64_t pread_full(int fd, void *buf, uint64_t len, uint64_t off)
 {
@@ -170,13 +176,33 @@ static int64_t pread_full(int fd, void *buf, uint64_t len, uint64_t off)
 	return (int64_t)done;
 }
 
+/* The pages a file's count may not exceed: the bound guest's, or with no
+ * binding (ws_load) the file's own, once they are known to be nameable
+ * (so that no count can overflow file_bytes). */
+static int count_limit(const struct ws_header *h, const char *path, const struct binding *b,
+		       uint64_t *limit, struct apf_err *e)
+{
+	if (b) {
+		*limit = b->mem_pages;
+		return 0;
+	}
+	if (h->mem_pages > WS_MAX_PAGES)
+		return apf_fail(e, -EINVAL, "working-set file '%s' is for a guest of %llu pages; at "
+				"most %llu can be named", path, (unsigned long long)h->mem_pages,
+				WS_MAX_PAGES);
+	*limit = h->mem_pages;
+	return 0;
+}
+
 /* The header, and what it says of the file's size, checked before the
  * rest is read: size must be exactly that of its count entries, and the
- * count at most the guest's pages. */
-static int read_header(int fd, const char *path, uint64_t size, uint64_t mem_pages,
+ * count at most the guest's pages (count_limit). */
+static int read_header(int fd, const char *path, uint64_t size, const struct binding *b,
 		       struct ws_header *h, struct apf_err *e)
 {
 	int64_t n = pread_full(fd, h, sizeof(*h), 0);
+	uint64_t limit = 0;
+	int rc;
 
 	if (n < 0)
 		return apf_fail(e, (int)n, "cannot read working-set file '%s': %s", path,
@@ -192,10 +218,12 @@ static int read_header(int fd, const char *path, uint64_t size, uint64_t mem_pag
 	if (h->flags)
 		return apf_fail(e, -EINVAL, "working-set file '%s' has flags %#llx, which this apfvm "
 				"does not know", path, (unsigned long long)h->flags);
-	if (h->count > mem_pages)
+	if ((rc = count_limit(h, path, b, &limit, e)))
+		return rc;
+	if (h->count > limit)
 		return apf_fail(e, -EINVAL, "working-set file '%s' lists %llu pages, more than the "
 				"guest's %llu", path, (unsigned long long)h->count,
-				(unsigned long long)mem_pages);
+				(unsigned long long)limit);
 	if (size < file_bytes(h->count))
 		return apf_fail(e, -EINVAL, "working-set file '%s' is truncated: %llu bytes, where "
 				"its %llu entries take %llu", path, (unsigned long long)size,
@@ -209,30 +237,29 @@ static int read_header(int fd, const char *path, uint64_t size, uint64_t mem_pag
 }
 
 /* What binds the file to this guest: its identity and its sizes. */
-static int check_binding(const struct ws_header *h, const char *path, const struct sha256 *identity,
-			 uint64_t mem_pages, uint64_t resident_pages, struct apf_err *e)
+static int check_binding(const struct ws_header *h, const char *path, const struct binding *b,
+			 struct apf_err *e)
 {
-	if (memcmp(&h->identity, identity, sizeof(*identity))) {
+	if (memcmp(&h->identity, b->identity, sizeof(*b->identity))) {
 		char theirs[2 * SHA256_LEN + 1], ours[2 * SHA256_LEN + 1];
 		sha256_hex(&h->identity, theirs);
-		sha256_hex(identity, ours);
+		sha256_hex(b->identity, ours);
 		return apf_fail(e, -ESTALE, "working-set file '%s' was recorded for another snapshot "
 				"or another memory (identity %.16s..., this guest's %.16s...)",
 				path, theirs, ours);
 	}
-	if (h->mem_pages != mem_pages || h->resident_pages != resident_pages)
+	if (h->mem_pages != b->mem_pages || h->resident_pages != b->resident_pages)
 		return apf_fail(e, -ESTALE, "working-set file '%s' was recorded for a guest of %llu "
 				"pages (%llu resident); this guest has %llu pages (%llu resident)",
 				path, (unsigned long long)h->mem_pages,
-				(unsigned long long)h->resident_pages, (unsigned long long)mem_pages,
-				(unsigned long long)resident_pages);
+				(unsigned long long)h->resident_pages, (unsigned long long)b->mem_pages,
+				(unsigned long long)b->resident_pages);
 	return 0;
 }
 
 /* The rest of an open file whose header read_header accepted: checksum,
- * binding, entries into *ws. */
-static int read_body(int fd, const char *path, const struct ws_header *h,
-		     const struct sha256 *identity, uint64_t mem_pages, uint64_t resident_pages,
+ * binding (if any), entries into *ws. */
+static int read_body(int fd, const char *path, const struct ws_header *h, const struct binding *b,
 		     struct workset *ws, struct apf_err *e)
 {
 	uint64_t size = file_bytes(h->count), body = size - SHA256_LEN;
@@ -250,7 +277,7 @@ static int read_body(int fd, const char *path, const struct ws_header *h,
 	else if (!sha256_matches(buf, body, (const struct sha256 *)(buf + body)))
 		rc = apf_fail(e, -EBADMSG, "working-set file '%s' is damaged: its checksum does not "
 			      "match its contents", path);
-	else if (!(rc = check_binding(h, path, identity, mem_pages, resident_pages, e))) {
+	else if (!b || !(rc = check_binding(h, path, b, e))) {
 		ws->entries = malloc(h->count ? h->count * sizeof(struct ws_entry) : 1);
 		if (!ws->entries)
 			rc = apf_fail(e, -ENOMEM, "cannot read working-set file '%s': out of memory",
@@ -262,27 +289,23 @@ static int read_body(int fd, const char *path, const struct ws_header *h,
 	return rc;
 }
 
-int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
-	    uint64_t resident_pages, struct workset *ws, struct apf_err *e)
+/* ws_read with binding b, ws_load with none: every check but the binding
+ * is the same. */
+static int load(const char *path, const struct binding *b, struct workset *ws, struct apf_err *e)
 {
 	struct ws_header h;
 	struct stat st;
 	char who[600];
 	int rc, fd;
 
-	memset(ws, 0, sizeof(*ws));
-	if (mem_pages > WS_MAX_PAGES)
-		return apf_fail(e, -EINVAL, "working-set file '%s': a guest of %llu pages is more than "
-				"a working set can name (%llu)", path, (unsigned long long)mem_pages,
-				WS_MAX_PAGES);
 	fd = file_open_regular(path, &st);
 	if (fd == -EINVAL)
 		return apf_fail(e, fd, "working-set file '%s' is not a regular file", path);
 	if (fd < 0)
 		return apf_fail(e, fd, "cannot open working-set file '%s': %s", path, strerror(-fd));
-	rc = read_header(fd, path, (uint64_t)st.st_size, mem_pages, &h, e);
+	rc = read_header(fd, path, (uint64_t)st.st_size, b, &h, e);
 	if (!rc)
-		rc = read_body(fd, path, &h, identity, mem_pages, resident_pages, ws, e);
+		rc = read_body(fd, path, &h, b, ws, e);
 	close(fd);
 	if (rc)
 		return rc;
@@ -294,6 +317,25 @@ int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
 	if ((rc = check_workset(ws, who, e)))
 		ws_free(ws);
 	return rc;
+}
+
+int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
+	    uint64_t resident_pages, struct workset *ws, struct apf_err *e)
+{
+	const struct binding b = { identity, mem_pages, resident_pages };
+
+	memset(ws, 0, sizeof(*ws));
+	if (mem_pages > WS_MAX_PAGES)
+		return apf_fail(e, -EINVAL, "working-set file '%s': a guest of %llu pages is more than "
+				"a working set can name (%llu)", path, (unsigned long long)mem_pages,
+				WS_MAX_PAGES);
+	return load(path, &b, ws, e);
+}
+
+int ws_load(const char *path, struct workset *ws, struct apf_err *e)
+{
+	memset(ws, 0, sizeof(*ws));
+	return load(path, NULL, ws, e);
 }
 
 void ws_free(struct workset *ws)
@@ -367,5 +409,129 @@ int ws_describe(const struct workset *ws, FILE *f)
 	}
 	sha256_hex(&ws->identity, hex);
 	fprintf(f, "identity: %s\n", hex);
+	return ferror(f) ? -EIO : 0;
+}
+
+/* --- comparing ---------------------------------------------------------- */
+
+static int by_u32(const void *pa, const void *pb)
+{
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+	return (a > b) - (a < b);
+}
+
+/* ws's pages, sorted (malloc'ed), or NULL when out of memory. */
+static uint32_t *sorted_pages(const struct workset *ws)
+{
+	uint32_t *p = malloc(ws->count ? ws->count * sizeof(*p) : 1);
+
+	if (!p)
+		return NULL;
+	for (uint64_t i = 0; i < ws->count; i++)
+		p[i] = ws->entries[i].page;
+	qsort(p, ws->count, sizeof(*p), by_u32);
+	return p;
+}
+
+/* Pages in both sorted lists (each without repeats). */
+static uint64_t common_pages(const uint32_t *a, uint64_t na, const uint32_t *b, uint64_t nb)
+{
+	uint64_t i = 0, k = 0, both = 0;
+
+	while (i < na && k < nb) {
+		if (a[i] == b[k])
+			both++, i++, k++;
+		else if (a[i] < b[k])
+			i++;
+		else
+			k++;
+	}
+	return both;
+}
+
+/* Refuses two working sets of different memory. */
+static int same_memory(const struct workset *a, const struct workset *b, struct apf_err *e)
+{
+	if (memcmp(&a->identity, &b->identity, sizeof(a->identity))) {
+		char ha[2 * SHA256_LEN + 1], hb[2 * SHA256_LEN + 1];
+		sha256_hex(&a->identity, ha);
+		sha256_hex(&b->identity, hb);
+		return apf_fail(e, -ESTALE, "the two working sets are for different memory: "
+				"identities %.16s... and %.16s...", ha, hb);
+	}
+	if (a->mem_pages != b->mem_pages || a->resident_pages != b->resident_pages)
+		return apf_fail(e, -ESTALE, "the two working sets are for different memory: a guest "
+				"of %llu pages (%llu resident) and one of %llu pages (%llu resident)",
+				(unsigned long long)a->mem_pages, (unsigned long long)a->resident_pages,
+				(unsigned long long)b->mem_pages, (unsigned long long)b->resident_pages);
+	return 0;
+}
+
+int ws_compare(const struct workset *replayed, const struct workset *actual,
+	       struct ws_comparison *out, struct apf_err *e)
+{
+	int rc = same_memory(replayed, actual, e);
+
+	memset(out, 0, sizeof(*out));
+	if (rc)
+		return rc;
+	uint32_t *a = sorted_pages(replayed), *b = sorted_pages(actual);
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return apf_fail(e, -ENOMEM, "cannot compare working sets: out of memory");
+	}
+	out->replayed = replayed->count;
+	out->actual = actual->count;
+	out->both = common_pages(a, replayed->count, b, actual->count);
+	out->unused = out->replayed - out->both;
+	out->missed = out->actual - out->both;
+	uint64_t either = out->replayed + out->missed;
+	out->coverage = out->actual ? (double)out->both / (double)out->actual : 1;
+	out->jaccard = either ? (double)out->both / (double)either : 1;
+	free(a);
+	free(b);
+	return 0;
+}
+
+/* part of whole (part <= whole) in tenths of a percent, rounded, but
+ * never to 0 or 100% unless exactly so; 0 for an empty whole. */
+static unsigned permille(uint64_t part, uint64_t whole)
+{
+	if (!whole)
+		return 0;
+	unsigned p = (unsigned)(((double)part * 1000 + (double)whole / 2) / (double)whole);
+	if (p == 1000 && part < whole)
+		return 999;
+	return p == 0 && part ? 1 : p;
+}
+
+int ws_comparison_print(const struct ws_comparison *c, FILE *f)
+{
+	unsigned unused = permille(c->unused, c->replayed), used = permille(c->both, c->actual);
+
+	fprintf(f, "replayed: %llu pages (prefetched)\n"
+		"actual:   %llu pages (touched by the guest)\n"
+		"both:     %llu pages: prefetched, then used\n"
+		"unused:   %llu pages: prefetched, never used (%u.%u%% of replayed)\n"
+		"missed:   %llu pages: touched, not prefetched (demand faults in a replay)\n",
+		(unsigned long long)c->replayed, (unsigned long long)c->actual,
+		(unsigned long long)c->both, (unsigned long long)c->unused, unused / 10, unused % 10,
+		(unsigned long long)c->missed);
+	if (c->actual)
+		fprintf(f, "overlap:  %u.%u%% of actual; Jaccard index %.4f\n", used / 10, used % 10,
+			c->jaccard);
+	else
+		fprintf(f, "overlap:  none (actual is empty); Jaccard index %.4f\n", c->jaccard);
+	return ferror(f) ? -EIO : 0;
+}
+
+int ws_comparison_csv(const struct ws_comparison *c, bool header, FILE *f)
+{
+	if (header)
+		fputs("replayed,actual,both,unused,missed,jaccard\n", f);
+	fprintf(f, "%llu,%llu,%llu,%llu,%llu,%.4f\n", (unsigned long long)c->replayed,
+		(unsigned long long)c->actual, (unsigned long long)c->both,
+		(unsigned long long)c->unused, (unsigned long long)c->missed, c->jaccard);
 	return ferror(f) ? -EIO : 0;
 }

@@ -16,11 +16,13 @@
  * A file is bound to the memory it was recorded against by an identity
  * (ws_identity_snapshot, ws_identity_lazy) and the two sizes; one recorded
  * for anything else is refused before it is used.  Everything in a file
- * is untrusted: checked whole, checksum first, before ws_read returns.
+ * is untrusted: checked whole, checksum first, before ws_read (or
+ * ws_load, which returns a file's binding instead of checking it) returns.
  */
 #ifndef APFVM_WORKSET_H
 #define APFVM_WORKSET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -89,6 +91,15 @@ int ws_write(const char *path, const struct workset *ws, struct apf_err *e);
 int ws_read(const char *path, const struct sha256 *identity, uint64_t mem_pages,
 	    uint64_t resident_pages, struct workset *ws, struct apf_err *e);
 
+/* Reads path into *ws as ws_read does, with every check of ws_read but
+ * the binding: whatever memory the file was recorded against, its identity
+ * and sizes are returned in *ws (for looking at a file, or comparing two:
+ * `apfvm ws`).  The file's own mem_pages bounds what is read: refused if
+ * above WS_MAX_PAGES, or if the count exceeds it, before the entries are
+ * read.  0 or -errno, with the same messages as ws_read's; on error *ws is
+ * empty. */
+int ws_load(const char *path, struct workset *ws, struct apf_err *e);
+
 /* Frees the entries; *ws is left empty (ws_free of an empty one is a no-op). */
 void ws_free(struct workset *ws);
 
@@ -114,5 +125,39 @@ void ws_identity_lazy(uint64_t lazy_pages, uint32_t pattern, uint64_t seed, stru
  * half and nine tenths of them had been touched, its identity.  0, or -EIO
  * when f fails. */
 int ws_describe(const struct workset *ws, FILE *f);
+
+/* Two working sets of the same memory as sets of pages: one replayed
+ * (--prefetch) against one recorded without a prefetch (what the guest
+ * touched then; a recording made while prefetching lists only the pages
+ * the prefetch did not install before the guest's touch).  The host sees
+ * no touch of a page installed ahead of the guest, so this is how much of
+ * a prefetch was used is measured. */
+struct ws_comparison {
+	uint64_t replayed; /* pages in the replayed working set: prefetched */
+	uint64_t actual;   /* pages in the actual one: touched by the guest */
+	uint64_t both;     /* in both: prefetched, then used */
+	uint64_t unused;   /* only in replayed: prefetched, never used */
+	uint64_t missed;   /* only in actual: demand faults in a replay */
+	double coverage;   /* both / actual; 1 if actual is empty (nothing missed) */
+	double jaccard;    /* both / pages in either; 1 if both are empty */
+};
+
+/* Compares two valid working sets (as ws_read or ws_load return them: no
+ * page twice) into *out.  Refuses (-ESTALE) two of different memory:
+ * another identity or other sizes, and says which.  0, -ESTALE or -ENOMEM,
+ * with the reason in e. */
+int ws_compare(const struct workset *replayed, const struct workset *actual,
+	       struct ws_comparison *out, struct apf_err *e);
+
+/* Prints c to f: each count with what it means, the unused pages as a
+ * percentage of replayed, the coverage as one of actual (to 0.1%, never
+ * rounded to 0 or 100% unless exactly so), the Jaccard index.  0, or -EIO
+ * when f fails. */
+int ws_comparison_print(const struct ws_comparison *c, FILE *f);
+
+/* Prints c to f as one CSV line, "replayed,actual,both,unused,missed,
+ * jaccard" (the Jaccard index with 4 decimals), after that header line if
+ * header.  0, or -EIO when f fails. */
+int ws_comparison_csv(const struct ws_comparison *c, bool header, FILE *f);
 
 #endif

@@ -193,7 +193,7 @@ damaged() { # NAME PATTERN EDIT: a fresh copy edited by EDIT (a shell command on
 	expect_refused "$name" "$pattern" restore "$d"
 }
 damaged truncated_snapshot_is_refused "is truncated" 'truncate -s -100 "$d"'
-damaged other_version_is_refused "format version 1, whose pages are vouched for by crc32c only; this apfvm reads version 3" \
+damaged other_version_is_refused "format version 1, whose pages are vouched for by crc32c only; this apfvm reads versions 3 to 4" \
 	'printf "\001" | dd of="$d" bs=1 seek=8 conv=notrunc status=none'
 damaged section_checksum_mismatch_is_refused "checksum mismatch in section" \
 	'printf "\377" | dd of="$d" bs=1 seek=200 conv=notrunc status=none'

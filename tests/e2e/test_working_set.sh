@@ -10,7 +10,8 @@
 set -u
 APFVM=${APFVM:-build/apfvm}
 tmp=$(mktemp -d /tmp/apfvm-ws.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+serve_pid= run_pid=
+trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; [ -n "$run_pid" ] && kill $run_pid 2>/dev/null; wait; rm -rf "$tmp"' EXIT
 
 ok() { echo "ok $1"; }
 fail() { echo "FAIL $1: $2"; }
@@ -91,6 +92,20 @@ else
 	fail stale_working_set_runs_right_its_misses_demand_faults "$(head -c 400 "$tmp/err")"
 fi
 
+# What the stale replay wasted: the drifted workload's own recording
+# against the replayed one (apfvm ws compare): about 70% of its pages
+# were prefetched and used, about 30% of the replayed ones never used.
+if $APFVM $RUN --scan-fraction 0.5 --scan-drift 0.3 --record-ws "$tmp/drift.ws" >/dev/null 2>"$tmp/err" &&
+	$APFVM ws compare --csv "$tmp/half.ws" "$tmp/drift.ws" >"$tmp/cmp.csv" 2>>"$tmp/err" &&
+	IFS=, read -r rep act both unused missed jac <"$tmp/cmp.csv" &&
+	[ "$rep" = "$(demand "$tmp/h.json")" ] && [ $((both * 100)) -ge $((act * 60)) ] &&
+	[ $((both * 100)) -le $((act * 80)) ] && [ $((unused + both)) = "$rep" ] &&
+	[ $((missed + both)) = "$act" ]; then
+	ok stale_replay_waste_shows_when_the_working_sets_are_compared
+else
+	fail stale_replay_waste_shows_when_the_working_sets_are_compared "$(head -c 300 "$tmp/err"; cat "$tmp/cmp.csv" 2>/dev/null)"
+fi
+
 # A restore: both regions' first touches (resident memory's too).
 if $APFVM $RUN --snapshot-after-pages 256 --snapshot "$tmp/snap" >/dev/null 2>"$tmp/err" &&
 	$APFVM restore --record-ws "$tmp/snap.ws" --stats-json "$tmp/rrec.json" "$tmp/snap" \
@@ -125,3 +140,46 @@ expect_refused missing_working_set_is_refused "no such file|No such file" $RUN -
 expect_refused recording_while_prefetching_is_refused "would miss them" \
 	$RUN --prefetch "$tmp/run.ws" --record-ws "$tmp/x.ws"
 expect_refused working_set_needs_a_lazy_region "needs --lazy" run --prefetch "$tmp/run.ws"
+
+# Background population over a page server: while the guest computes,
+# every page of its lazy region arrives at the lowest priority; then both
+# of the tcp: source's connections close while the guest runs on (the
+# server sees none left before the run ends), and the run ends well with
+# each page sent once.
+"$APFVM" serve --image "$tmp/img" --listen 127.0.0.1:0 >"$tmp/serve.out" 2>"$tmp/serve.err" &
+serve_pid=$!
+port=
+for _ in $(seq 100); do
+	port=$(sed -n 's/.* on port \([0-9]*\)$/\1/p' "$tmp/serve.out")
+	[ -n "$port" ] && break
+	sleep 0.1
+done
+connections() { ss -Htn state established "( sport = :$port )" | wc -l; }
+$APFVM run --workload compute --duration 4s --lazy 4M --source tcp:127.0.0.1:$port \
+	--populate background --stats-json "$tmp/bg.json" >/dev/null 2>"$tmp/err" &
+run_pid=$!
+seen= closed_while_running=
+for _ in $(seq 1200); do # polled: the connections come, then go before the 4 s end
+	n=$(connections)
+	[ "$n" -gt 0 ] && seen=1
+	if [ -n "$seen" ] && [ "$n" = 0 ]; then
+		kill -0 $run_pid 2>/dev/null && closed_while_running=1
+		break
+	fi
+	kill -0 $run_pid 2>/dev/null || break
+	sleep 0.05
+done
+wait $run_pid
+rc=$? run_pid=
+kill $serve_pid && wait $serve_pid
+serve_pid=
+sent=$(sed -n 's/.* \([0-9]*\) pages sent.*/\1/p' "$tmp/serve.out")
+populated=$(grep -o '"populated": *[0-9.]*' "$tmp/bg.json" | sed 's/.*: *//')
+if [ $rc = 0 ] && [ -n "$closed_while_running" ] && [ "$sent" = 1024 ] &&
+	[ "$(ahead "$tmp/bg.json" background)" = 1024 ] && [ "$(demand "$tmp/bg.json")" = 0 ] &&
+	awk -v p="${populated:-0}" 'BEGIN { exit !(p > 0) }'; then
+	ok background_population_fills_memory_then_closes_the_source_while_the_guest_runs
+else
+	fail background_population_fills_memory_then_closes_the_source_while_the_guest_runs \
+		"status $rc, closed while running: ${closed_while_running:-no}, pages sent $sent, populated at ${populated}ms: $(head -c 200 "$tmp/err"; tr '\n' ' ' <"$tmp/bg.json" | head -c 500)"
+fi

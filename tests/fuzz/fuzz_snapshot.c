@@ -4,7 +4,9 @@
  * Half the inputs get their checksums fixed first (structure-aware), so
  * the parser's checks behind the CRCs are reached too.  Whatever the
  * bytes: an error with a message, or a snapshot whose every section and
- * record lies inside the file and whose page CRCs cover its memory file.
+ * record lies inside the file, whose page digests cover its memory file,
+ * and whose zero-page bitmap (version 4) lies inside the file too and
+ * lists only pages whose digest is a zero page's.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,15 +22,16 @@
 static char dir[] = "/tmp/apfvm-fuzz-snap.XXXXXX";
 static char path[64], mpath[64];
 
-/* Recomputes the header's and each in-bounds section's CRC. */
-static void fix_crcs(uint8_t *buf, size_t size)
+/* Recomputes the header's and each in-bounds section's CRC; the version
+ * the one read (4) or the one before (3). */
+static void fix_crcs(uint8_t *buf, size_t size, uint32_t version)
 {
 	struct snap_header h;
 	if (size < sizeof(h))
 		return;
 	memcpy(&h, buf, sizeof(h));
 	memcpy(h.magic, SNAP_MAGIC, 8);
-	h.version = SNAP_VERSION;
+	h.version = version;
 	h.page_size = APF_PAGE_SIZE;
 	h.resident_size %= 4 * APF_PAGE_SIZE;
 	h.resident_size -= h.resident_size % APF_PAGE_SIZE;
@@ -69,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(buf, data + 1, size - 1);
 	if (data[0] & 1)
-		fix_crcs(buf, size - 1);
+		fix_crcs(buf, size - 1, data[0] & 0x10 ? SNAP_VERSION_MIN : SNAP_VERSION);
 	FILE *f = fopen(path, "wb");
 	CHECK_OR_DIE(f && fwrite(buf, 1, size - 1, f) == size - 1 && fclose(f) == 0);
 	int mfd = open(mpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -95,6 +98,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	CHECK_OR_DIE(s.page_digests && s.mem_pages == (s.h.resident_size + s.h.lazy_size) / APF_PAGE_SIZE);
+	CHECK_OR_DIE(s.zero_bits ? s.h.version >= 4 : s.zero_pages == 0);
+	if (s.zero_bits)
+		CHECK_OR_DIE(s.zero_bits >= lo && (uint64_t)(hi - s.zero_bits) >= (s.mem_pages + 7) / 8);
+	uint64_t zero = 0;
+	for (uint64_t p = 0; p < s.mem_pages; p++)
+		if (snap_page_is_zero(&s, p)) {
+			CHECK_OR_DIE(!memcmp(&s.page_digests[p], snap_zero_page_digest(),
+					     sizeof(struct sha256)));
+			zero++;
+		}
+	CHECK_OR_DIE(zero == s.zero_pages);
 	snap_close(&s);
 	return 0;
 }

@@ -8,8 +8,10 @@
  * request and a client that never reads are each closed within their
  * timeout; clients beyond the limits (in all, and per address: the tests
  * connect from several loopback addresses) are answered BUSY, and served
- * once a slot frees; a flood of them is a few lines on stderr.  Client
- * sockets time out after 5 s, so a failure cannot hang.
+ * once a slot frees; a flood of them is a few lines on stderr.  A
+ * snapshot whose zero pages are holes in its memory file is served with
+ * those pages as zeros.  Client sockets time out after 5 s, so a failure
+ * cannot hang.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,8 +31,10 @@
 #include "net/page_proto.h"
 #include "net/page_server.h"
 #include "page_server_fixture.h"
+#include "snapshot/snapshot.h"
 #include "source/open.h"
 #include "source/source.h"
+#include "source/window.h"
 #include "test.h"
 #include "util/crc32c.h"
 #include "util/thread.h"
@@ -478,6 +482,147 @@ TEST(a_flood_of_connections_is_a_few_lines_on_stderr)
 	CHECK(lines >= 1 && lines <= 2 * PAGE_SERVER_LOG_PER_S + 1);
 }
 
+/* A READ of 8 pages is one request, read with one pread: the server's
+ * counters say so (what tests elsewhere use to prove pages were never
+ * fetched). */
+TEST(reads_and_pages_served_are_counted)
+{
+	struct page_server_stats st;
+	struct pgs_read r[3];
+	struct pgs_reply rep;
+	struct apf_err e;
+
+	start();
+	page_server_stats(&server, &st);
+	CHECK_EQ_U(st.reads, 0);
+	CHECK_EQ_U(st.pages, 0);
+	int fd = hello();
+	pgs_read_init(&r[0], 1, 8, 8);
+	pgs_read_init(&r[1], 2, 63, 1);
+	pgs_read_init(&r[2], 3, 60, 8); /* beyond the image: answered, no pages */
+	send_all(fd, r, sizeof(r));
+	expect_pages(fd, &r[0]);
+	expect_pages(fd, &r[1]);
+	REQUIRE(recv_full(fd, &rep, sizeof(rep)) == 0);
+	CHECK(pgs_reply_check(&rep, &r[2], &e) == 0 && rep.status == PGS_RANGE);
+	page_server_stats(&server, &st);
+	CHECK_EQ_U(st.reads, 3);
+	CHECK_EQ_U(st.pages, 9);
+	CHECK_EQ_U(st.clients, 1);
+	close(fd);
+	finish();
+}
+
+/* Fetches every page of s (up to 16 at once) into pages[]; false if
+ * they did not all come whole within 30 s.  zero[p]: completed as zero. */
+static bool fetch_every_page(struct page_source *s, uint64_t (*pages)[512], bool *zero,
+			     unsigned *failed)
+{
+	static uint64_t bufs[16][512];
+	unsigned free_list[16], nfree = 0, done = 0;
+	uint64_t next = 0, deadline = source_now_ns() + 30000000000ull;
+	struct source_completion c;
+
+	*failed = 0;
+	for (unsigned i = 0; i < 16; i++)
+		free_list[nfree++] = i;
+	while (done < s->npages && !s->error && source_now_ns() < deadline) {
+		while (next < s->npages && nfree) {
+			unsigned b = free_list[--nfree];
+			if (source_submit(s, next, bufs[b], (void *)(uintptr_t)b))
+				return false;
+			next++;
+		}
+		bool any = false;
+		while (source_reap(s, &c)) {
+			unsigned b = (unsigned)(uintptr_t)c.cookie;
+			any = true;
+			free_list[nfree++] = b;
+			done++;
+			*failed += c.err != 0;
+			zero[c.page] = c.zero;
+			if (c.zero)
+				memset(pages[c.page], 0, 4096);
+			else
+				memcpy(pages[c.page], bufs[b], 4096);
+		}
+		if (!any && done < s->npages)
+			source_wait(s, 100);
+	}
+	return done == s->npages && !s->error;
+}
+
+TEST(a_snapshots_zero_pages_are_served_as_zeros_from_its_holes)
+{
+	enum { SNAP_PAGES = 96 };
+	static uint64_t mem[SNAP_PAGES][512], got[SNAP_PAGES][512];
+	static struct sha256 digests[SNAP_PAGES];
+	static bool zero[SNAP_PAGES];
+	char dir[] = "/tmp/apfvm-serve-snap.XXXXXX", spath[64], mpath[64];
+	struct snap_writer w;
+	struct snap_image snap;
+	struct page_source *tcp, *win;
+	struct apf_err e;
+	uint64_t next = 0;
+	unsigned failed;
+	struct stat st;
+
+	/* Data in pages 3, 40-41 and 90; the rest (the last 5 among them)
+	 * zero: holes. */
+	for (unsigned p = 0; p < SNAP_PAGES; p++)
+		if (p == 3 || p == 40 || p == 41 || p == 90)
+			for (unsigned i = 0; i < 512; i++)
+				mem[p][i] = ((uint64_t)p << 32) | i;
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(spath, sizeof(spath), "%s/s", dir);
+	snprintf(mpath, sizeof(mpath), "%s/s.mem", dir);
+	REQUIRE(snap_write_begin(&w, spath, SNAP_ARCH_X86_64, 64 * 4096, 32 * 4096, &e) == 0);
+	REQUIRE(snap_write_memory(&w, mem, sizeof(mem), digests, &next, &e) == 0);
+	REQUIRE(snap_write_section(&w, SNAP_SEC_PAGE_DIGESTS, 0, digests, sizeof(digests), &e) == 0);
+	REQUIRE(snap_write_end(&w, &e) == 0);
+	REQUIRE(stat(mpath, &st) == 0);
+	CHECK_EQ_U(st.st_size, SNAP_PAGES * 4096);
+	CHECK((uint64_t)st.st_blocks * 512 <= 8 * 4096); /* holes */
+
+	fixture_stop = 0;
+	REQUIRE(page_server_open(&fixture_server, spath, true, "127.0.0.1:0", NULL, &e) == 0);
+	REQUIRE(pthread_create(&fixture_thread, NULL, fixture_run, NULL) == 0);
+	char spec[64];
+	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u", server.port);
+	REQUIRE(snap_open_state(&snap, spath, &e) == 0);
+	/* Every page as served, the holes among them: the snapshot's bytes. */
+	REQUIRE(source_open(spec, 0, NULL, &tcp, &e) == 0);
+	CHECK_EQ_U(tcp->pattern, APF_PATTERN_SNAPSHOT);
+	CHECK_EQ_U(tcp->seed, snap_identity(&snap));
+	CHECK(fetch_every_page(tcp, got, zero, &failed));
+	CHECK_EQ_U(failed, 0);
+	CHECK(memcmp(got, mem, sizeof(mem)) == 0);
+	source_close(tcp);
+	/* Through the checked window (a restore): the same, each page checked,
+	 * the zero ones never asked for: the server sends only the 4 others. */
+	struct page_server_stats before, after;
+	page_server_stats(&fixture_server, &before);
+	REQUIRE(source_open(spec, 0, NULL, &tcp, &e) == 0);
+	REQUIRE(source_window_wrap(tcp, &snap, 0, SNAP_PAGES, &win, &e) == 0);
+	memset(got, 0xff, sizeof(got));
+	CHECK(fetch_every_page(win, got, zero, &failed));
+	CHECK_EQ_U(failed, 0);
+	CHECK(memcmp(got, mem, sizeof(mem)) == 0);
+	for (unsigned p = 0; p < SNAP_PAGES; p++)
+		CHECK_EQ_U(zero[p], snap_page_is_zero(&snap, p));
+	CHECK_EQ_U(tcp->fetched, 4); /* pages 3, 40, 41, 90 */
+	page_server_stats(&fixture_server, &after);
+	CHECK_EQ_U(after.pages - before.pages, 4);
+	source_close(win);
+	snap_close(&snap);
+	fixture_stop = 1;
+	pthread_join(fixture_thread, NULL);
+	page_server_close(&fixture_server);
+	unlink(spath);
+	unlink(mpath);
+	rmdir(dir);
+}
+
 TEST_MAIN(T(pipelined_reads_come_back_with_the_images_pages),
 	  T(a_read_beyond_the_image_is_answered_out_of_range),
 	  T(a_malformed_message_closes_only_its_connection), T(another_protocol_is_closed),
@@ -486,4 +631,6 @@ TEST_MAIN(T(pipelined_reads_come_back_with_the_images_pages),
 	  T(slow_idle_or_deaf_clients_are_closed_within_their_timeouts),
 	  T(an_idle_close_costs_the_tcp_source_nothing),
 	  T(clients_beyond_the_limits_are_answered_busy_and_served_once_a_slot_frees),
-	  T(a_flood_of_connections_is_a_few_lines_on_stderr))
+	  T(a_flood_of_connections_is_a_few_lines_on_stderr),
+	  T(reads_and_pages_served_are_counted),
+	  T(a_snapshots_zero_pages_are_served_as_zeros_from_its_holes))

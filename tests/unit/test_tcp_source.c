@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
@@ -580,6 +581,474 @@ TEST(every_fetch_ends_within_its_bound_whatever_the_server_does)
 	}
 }
 
+/* ---- runs: multi-page READs, on two connections ------------------------- */
+
+/* Every page of a run, by page: its buffer, its cookie is its number. */
+static uint64_t run_bufs[1024][512];
+
+struct run_result {
+	int err[1024];
+	char why[1024][160];
+	unsigned done, bad_content, wrong_slot, twice;
+	bool seen[1024];
+	uint64_t order[1024];  /* pages in completion order */
+	uint64_t longest_ns;
+};
+
+static void run_reset(struct run_result *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+/* Submits pages [first, first + n) as runs of up to `per` pages at prio. */
+static bool submit_runs(struct page_source *s, uint64_t first, unsigned n, unsigned per,
+			enum source_prio prio)
+{
+	void *bufs[SOURCE_RUN_MAX], *cookies[SOURCE_RUN_MAX];
+	unsigned started;
+
+	for (unsigned done = 0; done < n; done += per) {
+		unsigned k = n - done < per ? n - done : per;
+		for (unsigned i = 0; i < k; i++) {
+			bufs[i] = run_bufs[first + done + i];
+			cookies[i] = (void *)(uintptr_t)(first + done + i);
+		}
+		int rc = source_submit_run(s, first + done, k, bufs, cookies, prio, &started);
+		if (rc) {
+			printf("# run of %u pages at %llu: %d (%u started)\n", k,
+			       (unsigned long long)(first + done), rc, started);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Reaps until `want` completions came in all or deadline_ns passed; checks
+ * each page delivered against the image (seed).  False on the deadline. */
+static bool reap_runs(struct page_source *s, struct run_result *r, unsigned want, uint64_t seed,
+		      uint64_t deadline_ns)
+{
+	static uint64_t expect[512];
+	struct source_completion c;
+
+	while (r->done < want) {
+		while (source_reap(s, &c)) {
+			uint64_t p = (uint64_t)(uintptr_t)c.cookie;
+			if (p >= 1024 || c.page != p || c.buf != run_bufs[p]) {
+				r->wrong_slot++;
+				continue;
+			}
+			r->twice += r->seen[p];
+			r->seen[p] = true;
+			r->order[r->done++ % 1024] = p;
+			if (source_now_ns() - c.submit_ns > r->longest_ns)
+				r->longest_ns = source_now_ns() - c.submit_ns;
+			r->err[p] = c.err;
+			if (c.err) {
+				snprintf(r->why[p], sizeof(r->why[p]), "%s", c.why ? c.why : "(none)");
+				continue;
+			}
+			image_fill(seed, p * 512, expect, 512);
+			if (memcmp(run_bufs[p], expect, sizeof(expect)))
+				r->bad_content++;
+		}
+		if (r->done >= want || s->error)
+			break;
+		uint64_t now = source_now_ns();
+		if (now >= deadline_ns)
+			return false;
+		source_wait(s, (int)((deadline_ns - now) / 1000000) + 1);
+	}
+	return !s->error;
+}
+
+TEST(runs_arrive_page_by_page_in_reads_of_the_servers_max_count_at_both_priorities)
+{
+	static struct run_result r;
+	struct page_source *s;
+	struct page_server_stats st;
+	struct apf_err e;
+	void *bufs[2] = { run_bufs[0], run_bufs[1] }, *cookies[2] = { NULL, NULL };
+	unsigned started;
+
+	REQUIRE(start_server()); /* 16 pages per READ */
+	REQUIRE(open_source(server.port, NULL, &s, &e) == 0);
+	run_reset(&r);
+	/* 64 at demand (4 READs), 64 in bulk (4), 37 in bulk crossing READs
+	 * (16 + 16 + 5), one page at demand (1). */
+	REQUIRE(submit_runs(s, 0, 64, 64, SOURCE_DEMAND));
+	REQUIRE(submit_runs(s, 64, 64, 64, SOURCE_BULK));
+	REQUIRE(submit_runs(s, 200, 37, 64, SOURCE_BULK));
+	REQUIRE(submit_runs(s, 255, 1, 1, SOURCE_DEMAND));
+	CHECK(reap_runs(s, &r, 166, SEED, source_now_ns() + WAIT_LIMIT_NS));
+	CHECK_EQ_U(r.done, 166);
+	CHECK_EQ_U(r.wrong_slot, 0);
+	CHECK_EQ_U(r.twice, 0);
+	CHECK_EQ_U(r.bad_content, 0);
+	for (unsigned p = 0; p < 256; p++)
+		if (r.seen[p] && r.err[p])
+			TEST_FAIL_("page %u: %d (%s)", p, r.err[p], r.why[p]);
+	page_server_stats(&server, &st);
+	CHECK_EQ_U(st.reads, 4 + 4 + 3 + 1);
+	CHECK_EQ_U(st.pages, 166);
+	CHECK_EQ_U(st.clients, 2); /* the demand connection and the bulk one */
+	CHECK_EQ_U(s->reconnects, 0);
+	CHECK_EQ_U(s->retries, 0);
+	/* A run past the end starts nothing. */
+	CHECK_EQ_U(source_submit_run(s, 255, 2, bufs, cookies, SOURCE_BULK, &started), -EINVAL);
+	CHECK_EQ_U(started, 0);
+	CHECK_EQ_U(s->ops->submit_run(s, 255, 2, bufs, cookies, SOURCE_DEMAND), -ERANGE);
+	CHECK_EQ_U(s->ops->submit_run(s, 256, 1, bufs, cookies, SOURCE_DEMAND), -ERANGE);
+	struct source_completion c;
+	CHECK(!source_reap(s, &c));
+	page_server_stats(&server, &st);
+	CHECK_EQ_U(st.reads, 12); /* nothing was asked for */
+	source_close(s);
+	stop_server();
+}
+
+/* ---- a scripted server: demand and bulk READs told apart by page -------- */
+
+#define SCRIPT_PAGES  1024
+#define BULK_BELOW    512 /* the tests fetch pages below this in bulk, the others on demand */
+#define SCRIPT_CONNS  8
+#define SCRIPT_QUEUE  1100
+
+enum script {
+	HOLD_BULK,     /* a connection that carried a bulk READ is answered only once a
+			* demand READ was (in order, as apfvm serve answers) */
+	BULK_CLOSES,   /* a connection is closed at its first bulk READ */
+	BULK_JUNK,     /* a connection gets junk at its first bulk READ */
+	DEMAND_CLOSES, /* a connection is closed at its first demand READ */
+};
+
+struct sconn {
+	int fd;
+	bool greeted, bulk, demand, junked;
+	unsigned char rx[64 * sizeof(struct pgs_read)];
+	size_t rx_len;
+	struct pgs_read queue[SCRIPT_QUEUE];
+	unsigned head, n;
+};
+
+struct scripted {
+	enum script how;
+	int listen_fd;
+	uint16_t port;
+	pthread_t thread;
+	atomic_int stop;
+	bool demand_answered;
+	/* Read after the thread ended. */
+	unsigned connections, bulk_conns, demand_conns, mixed_conns, bad_reads;
+	struct sconn conn[SCRIPT_CONNS];
+};
+
+static void sconn_close(struct scripted *sv, struct sconn *c)
+{
+	sv->bulk_conns += c->bulk;
+	sv->demand_conns += c->demand;
+	sv->mixed_conns += c->bulk && c->demand;
+	close(c->fd);
+	c->fd = -1;
+}
+
+static bool send_reply(int fd, const struct pgs_read *r)
+{
+	static uint64_t pages[16][512];
+	uint32_t crcs[16];
+	struct pgs_reply rep;
+
+	pgs_reply_init(&rep, r, PGS_OK);
+	for (uint32_t i = 0; i < r->count; i++) {
+		image_fill(SEED, (r->page + i) * 512, pages[i], 512);
+		crcs[i] = crc32c(0, pages[i], sizeof(pages[i]));
+	}
+	struct iovec iov[3] = { { &rep, sizeof(rep) }, { crcs, 4 * r->count },
+				{ pages, sizeof(pages[0]) * r->count } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 3 };
+	return sendmsg(fd, &m, MSG_NOSIGNAL) == (ssize_t)(sizeof(rep) + 4100 * r->count);
+}
+
+/* One READ received on c: queued, or what the script does instead.
+ * False when c was closed. */
+static bool script_read(struct scripted *sv, struct sconn *c, const struct pgs_read *r)
+{
+	bool bulk = r->page < BULK_BELOW;
+
+	if (pgs_read_check(r, SCRIPT_PAGES, 16, NULL) || (!bulk && r->page + r->count <= BULK_BELOW)) {
+		sv->bad_reads++;
+		sconn_close(sv, c);
+		return false;
+	}
+	c->bulk |= bulk;
+	c->demand |= !bulk;
+	if ((sv->how == BULK_CLOSES && bulk) || (sv->how == DEMAND_CLOSES && !bulk)) {
+		sconn_close(sv, c);
+		return false;
+	}
+	if (sv->how == BULK_JUNK && bulk) {
+		static const char junk[64] = "HTTP/1.1 200 OK\r\n\r\n";
+		if (!c->junked)
+			send(c->fd, junk, sizeof(junk), MSG_NOSIGNAL);
+		c->junked = true;
+		return true;
+	}
+	if (c->n == SCRIPT_QUEUE) {
+		sv->bad_reads++;
+		sconn_close(sv, c);
+		return false;
+	}
+	c->queue[(c->head + c->n++) % SCRIPT_QUEUE] = *r;
+	return true;
+}
+
+/* What came on c: the HELLO (answered), then READs. */
+static void script_receive(struct scripted *sv, struct sconn *c)
+{
+	ssize_t got = recv(c->fd, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, MSG_DONTWAIT);
+	size_t off = 0;
+
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (got <= 0) {
+		sconn_close(sv, c);
+		return;
+	}
+	c->rx_len += (size_t)got;
+	while (c->rx_len - off >= 32) {
+		if (!c->greeted) {
+			struct pgs_hello h;
+			struct pgs_welcome w;
+			memcpy(&h, c->rx + off, sizeof(h));
+			pgs_welcome_init(&w, SCRIPT_PAGES, 16, APF_PATTERN_SEEDED, SEED);
+			if (pgs_hello_check(&h, NULL) ||
+			    send(c->fd, &w, sizeof(w), MSG_NOSIGNAL) != (ssize_t)sizeof(w)) {
+				sconn_close(sv, c);
+				return;
+			}
+			c->greeted = true;
+		} else {
+			struct pgs_read r;
+			memcpy(&r, c->rx + off, sizeof(r));
+			if (!script_read(sv, c, &r))
+				return;
+		}
+		off += 32;
+	}
+	memmove(c->rx, c->rx + off, c->rx_len - off);
+	c->rx_len -= off;
+}
+
+/* Answers, in order on each connection, what the script lets go. */
+static void script_answer(struct scripted *sv)
+{
+	bool progress = true;
+
+	while (progress) {
+		progress = false;
+		for (int k = 0; k < SCRIPT_CONNS; k++) {
+			struct sconn *c = &sv->conn[k];
+			while (c->fd >= 0 && c->n) {
+				if (sv->how == HOLD_BULK && c->bulk && !sv->demand_answered)
+					break;
+				const struct pgs_read *r = &c->queue[c->head];
+				if (!send_reply(c->fd, r)) {
+					sconn_close(sv, c);
+					break;
+				}
+				sv->demand_answered |= r->page >= BULK_BELOW;
+				c->head = (c->head + 1) % SCRIPT_QUEUE;
+				c->n--;
+				progress = true;
+			}
+		}
+	}
+}
+
+static void script_accept(struct scripted *sv)
+{
+	struct timeval to = { .tv_sec = 5 };
+	int fd = accept(sv->listen_fd, NULL, NULL);
+
+	if (fd < 0)
+		return;
+	sv->connections++;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to)); /* a stuck test fails */
+	for (int k = 0; k < SCRIPT_CONNS; k++) {
+		if (sv->conn[k].fd < 0) {
+			memset(&sv->conn[k], 0, sizeof(sv->conn[k]));
+			sv->conn[k].fd = fd;
+			return;
+		}
+	}
+	close(fd);
+}
+
+static void *script_thread(void *arg)
+{
+	struct scripted *sv = arg;
+
+	while (!atomic_load(&sv->stop)) {
+		struct pollfd p[1 + SCRIPT_CONNS];
+		int idx[1 + SCRIPT_CONNS], n = 1;
+		p[0] = (struct pollfd){ .fd = sv->listen_fd, .events = POLLIN };
+		for (int k = 0; k < SCRIPT_CONNS; k++) {
+			if (sv->conn[k].fd < 0)
+				continue;
+			p[n] = (struct pollfd){ .fd = sv->conn[k].fd, .events = POLLIN };
+			idx[n++] = k;
+		}
+		if (poll(p, (nfds_t)n, 50) <= 0)
+			continue;
+		if (p[0].revents & POLLIN)
+			script_accept(sv);
+		for (int j = 1; j < n; j++)
+			if (p[j].revents & (POLLIN | POLLHUP | POLLERR) && sv->conn[idx[j]].fd >= 0)
+				script_receive(sv, &sv->conn[idx[j]]);
+		script_answer(sv);
+	}
+	for (int k = 0; k < SCRIPT_CONNS; k++)
+		if (sv->conn[k].fd >= 0)
+			sconn_close(sv, &sv->conn[k]);
+	return NULL;
+}
+
+static bool script_start(struct scripted *sv, enum script how)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+
+	memset(sv, 0, sizeof(*sv));
+	sv->how = how;
+	for (int k = 0; k < SCRIPT_CONNS; k++)
+		sv->conn[k].fd = -1;
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	sv->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sv->listen_fd < 0 || bind(sv->listen_fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(sv->listen_fd, 8) || getsockname(sv->listen_fd, (struct sockaddr *)&a, &len))
+		return false;
+	sv->port = ntohs(a.sin_port);
+	return pthread_create(&sv->thread, NULL, script_thread, sv) == 0;
+}
+
+static void script_stop(struct scripted *sv)
+{
+	atomic_store(&sv->stop, 1);
+	pthread_join(sv->thread, NULL);
+	close(sv->listen_fd);
+}
+
+static int open_scripted(const struct scripted *sv, const struct source_net_options *net,
+			 struct page_source **s)
+{
+	char spec[64];
+	struct apf_err e;
+	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u", sv->port);
+	int rc = source_open(spec, SCRIPT_PAGES * 4096ull, net, s, &e);
+	if (rc)
+		printf("# open: %s\n", e.msg);
+	return rc;
+}
+
+/* 512 bulk pages queued, then one demand page: the server holds every
+ * reply on a connection that carried a bulk READ until it has answered a
+ * demand READ.  Were the demand READ behind the bulk ones on their
+ * connection, neither would ever be answered: the wait is bounded, and
+ * the test fails saying so. */
+TEST(a_demand_page_overtakes_512_bulk_pages_queued_before_it)
+{
+	static struct scripted sv;
+	static struct run_result r;
+	struct page_source *s;
+	const struct source_net_options net = { .timeout_ns = 20000000000ull, .tries = 1 };
+	const uint64_t limit = 10000000000ull;
+
+	REQUIRE(script_start(&sv, HOLD_BULK));
+	REQUIRE(open_scripted(&sv, &net, &s) == 0);
+	run_reset(&r);
+	REQUIRE(submit_runs(s, 0, BULK_BELOW, 64, SOURCE_BULK));
+	REQUIRE(submit_runs(s, 700, 1, 1, SOURCE_DEMAND));
+	uint64_t deadline = source_now_ns() + limit;
+	if (!reap_runs(s, &r, 1, SEED, deadline) || !r.done)
+		TEST_FAIL_("no page came within %llu s: the demand READ waited behind the bulk "
+			   "ones, which the server holds until it has answered a demand READ",
+			   (unsigned long long)(limit / 1000000000ull));
+	else if (r.order[0] != 700)
+		TEST_FAIL_("page %llu came first, before the demand page 700",
+			   (unsigned long long)r.order[0]);
+	CHECK(reap_runs(s, &r, BULK_BELOW + 1, SEED, deadline));
+	CHECK_EQ_U(r.done, BULK_BELOW + 1);
+	CHECK_EQ_U(r.bad_content, 0);
+	CHECK_EQ_U(r.wrong_slot + r.twice, 0);
+	for (unsigned p = 0; p < BULK_BELOW; p++)
+		CHECK_EQ_U(r.err[p], 0);
+	CHECK_EQ_U(r.err[700], 0);
+	source_close(s);
+	script_stop(&sv);
+	CHECK_EQ_U(sv.connections, 2);
+	CHECK_EQ_U(sv.mixed_conns, 0); /* no demand READ travelled with bulk ones */
+	CHECK_EQ_U(sv.bad_reads, 0);
+}
+
+/* The server drops or garbles one kind of connection; the other kind's
+ * fetches all arrive, and the failing kind's fail within the bound, with
+ * the cause. */
+static void one_kind_fails(enum script how, const char *cause, const char *or_cause)
+{
+	static struct scripted sv;
+	static struct run_result r;
+	struct page_source *s;
+	const uint64_t bound = bounded.tries * (bounded.timeout_ns + SOURCE_NET_BACKOFF_MAX_NS);
+	bool bulk_fails = how != DEMAND_CLOSES;
+
+	REQUIRE(script_start(&sv, how));
+	REQUIRE(open_scripted(&sv, &bounded, &s) == 0);
+	run_reset(&r);
+	REQUIRE(submit_runs(s, 0, 128, 64, SOURCE_BULK));
+	for (unsigned i = 0; i < 32; i++)
+		REQUIRE(submit_runs(s, 600 + i, 1, 1, SOURCE_DEMAND));
+	CHECK(reap_runs(s, &r, 160, SEED, source_now_ns() + bound + 2000000000ull));
+	CHECK_EQ_U(r.done, 160);
+	CHECK_EQ_U(r.bad_content, 0);
+	CHECK_EQ_U(r.wrong_slot + r.twice, 0);
+	CHECK_EQ_U(s->error, 0);
+	CHECK(r.longest_ns <= bound + 1000000000ull);
+	for (unsigned p = 0; p < SCRIPT_PAGES; p++) {
+		if (!r.seen[p])
+			continue;
+		bool fails = (p < BULK_BELOW) == bulk_fails;
+		if (!fails && r.err[p])
+			TEST_FAIL_("page %u failed: %s", p, r.why[p]);
+		if (fails && (!r.err[p] || !strstr(r.why[p], "(3 tries)") ||
+			      (!strstr(r.why[p], cause) && !strstr(r.why[p], or_cause))))
+			TEST_FAIL_("page %u: \"%s\" does not say \"%s\" after 3 tries", p,
+				   r.err[p] ? r.why[p] : "(it arrived)", cause);
+	}
+	printf("# %s: the other kind's pages all arrived; the failing kind's failed after up to "
+	       "%.2f s: %s\n", how == DEMAND_CLOSES ? "demand connections closed" : how == BULK_JUNK
+	       ? "junk on bulk connections" : "bulk connections closed", r.longest_ns / 1e9,
+	       r.why[bulk_fails ? 0 : 600]);
+	source_close(s);
+	script_stop(&sv);
+	CHECK_EQ_U(sv.mixed_conns, 0);
+	/* The kind that works kept its one connection; the other was made
+	 * again for each attempt (more when fetches submitted one by one met
+	 * the close at different attempts). */
+	CHECK_EQ_U(bulk_fails ? sv.demand_conns : sv.bulk_conns, 1);
+	CHECK((bulk_fails ? sv.bulk_conns : sv.demand_conns) >= bounded.tries);
+}
+
+TEST(a_bulk_connection_closed_or_garbled_leaves_demand_fetches_alone)
+{
+	one_kind_fails(BULK_CLOSES, "closed the connection", "connection lost");
+	one_kind_fails(BULK_JUNK, "protocol error", "protocol error");
+}
+
+TEST(a_demand_connection_closed_leaves_bulk_fetches_alone)
+{
+	one_kind_fails(DEMAND_CLOSES, "closed the connection", "connection lost");
+}
+
 TEST_MAIN(T(every_page_arrives_with_the_images_content_many_in_flight),
 	  T(a_server_that_cannot_be_reached_or_is_too_small_is_an_error_at_open),
 	  T(a_corrupt_page_is_fetched_again_and_never_delivered),
@@ -589,4 +1058,8 @@ TEST_MAIN(T(every_page_arrives_with_the_images_content_many_in_flight),
 	  T(a_page_the_server_does_not_have_fails_at_once),
 	  T(a_server_that_changed_its_pages_fails_the_source),
 	  T(a_server_that_never_welcomes_is_an_error_at_open),
-	  T(every_fetch_ends_within_its_bound_whatever_the_server_does))
+	  T(every_fetch_ends_within_its_bound_whatever_the_server_does),
+	  T(runs_arrive_page_by_page_in_reads_of_the_servers_max_count_at_both_priorities),
+	  T(a_demand_page_overtakes_512_bulk_pages_queued_before_it),
+	  T(a_bulk_connection_closed_or_garbled_leaves_demand_fetches_alone),
+	  T(a_demand_connection_closed_leaves_bulk_fetches_alone))

@@ -1,7 +1,8 @@
 /*
  * Working-set files (src/workset/workset.c): what is written reads back;
  * every damaged, foreign or malformed file is refused with a message
- * naming the file and the cause, before anything of it is used; a working
+ * naming the file and the cause, before anything of it is used, by
+ * ws_read and ws_load alike (ws_load takes any memory's file); a working
  * set that breaks an invariant is never written; sorting gives one
  * first-touch order; the identities tell memories apart.
  */
@@ -73,6 +74,23 @@ static void edit_file(void (*edit)(unsigned char *b, long *len), int reseal)
 	fclose(f);
 }
 
+/* A reader's answer got, *ws and e: a refusal (rc, or any error if rc is
+ * 0) whose message names the file and contains what, nothing held. */
+static int refusal_is(int got, const struct workset *ws, const struct apf_err *e,
+		      const char *reader, const char *what, int rc)
+{
+	if (got >= 0 || (rc && got != rc)) {
+		TEST_FAIL_("%s: expected %d (\"%s\"), got %d (\"%s\")", reader, rc, what, got, e->msg);
+		return 0;
+	}
+	if (!strstr(e->msg, what) || !strstr(e->msg, path)) {
+		TEST_FAIL_("%s: expected \"%s\" naming %s, got \"%s\"", reader, what, path, e->msg);
+		return 0;
+	}
+	CHECK(ws->entries == NULL && ws->count == 0); /* nothing held */
+	return 1;
+}
+
 /* ws_read refuses path, its message naming the file and containing what. */
 static int refused_with(uint64_t mem_pages, uint64_t resident, const char *what, int rc)
 {
@@ -80,18 +98,24 @@ static int refused_with(uint64_t mem_pages, uint64_t resident, const char *what,
 	struct apf_err e = { { 0 } };
 	int got = ws_read(path, &ident, mem_pages, resident, &ws, &e);
 
-	if (got >= 0 || (rc && got != rc)) {
-		TEST_FAIL_("expected %d (\"%s\"), got %d (\"%s\")", rc, what, got, e.msg);
-		return 0;
-	}
-	if (!strstr(e.msg, what) || !strstr(e.msg, path)) {
-		TEST_FAIL_("expected \"%s\" naming %s, got \"%s\"", what, path, e.msg);
-		return 0;
-	}
-	CHECK(ws.entries == NULL && ws.count == 0); /* nothing held */
-	return 1;
+	return refusal_is(got, &ws, &e, "ws_read", what, rc);
 }
-#define REFUSED(what, rc) CHECK(refused_with(MEM_PAGES, RES_PAGES, what, rc))
+
+/* ws_load refuses path the same way (every check but the binding). */
+static int load_refused_with(const char *what, int rc)
+{
+	struct workset ws = { .count = 99 };
+	struct apf_err e = { { 0 } };
+	int got = ws_load(path, &ws, &e);
+
+	return refusal_is(got, &ws, &e, "ws_load", what, rc);
+}
+
+/* Refused by both readers: what is wrong with the file itself. */
+#define REFUSED(what, rc) \
+	CHECK(refused_with(MEM_PAGES, RES_PAGES, what, rc) && load_refused_with(what, rc))
+/* Refused by ws_read only: the file is for other memory or other sizes. */
+#define STALE(what) CHECK(refused_with(MEM_PAGES, RES_PAGES, what, -ESTALE))
 
 /* What dir holds besides "." and "..": the names, sorted, joined by spaces. */
 static void list_dir(char *out, size_t len)
@@ -245,7 +269,7 @@ TEST(a_file_recorded_for_other_memory_is_refused)
 
 	setup();
 	ws_identity_lazy(MEM_PAGES - RES_PAGES, APF_PATTERN_SEEDED, 43, &ident);
-	REFUSED("was recorded for another snapshot or another memory (identity ", -ESTALE);
+	STALE("was recorded for another snapshot or another memory (identity ");
 	ident = saved;
 	CHECK(refused_with(MEM_PAGES + 1, RES_PAGES, "was recorded for a guest of 10 pages "
 			   "(6 resident); this guest has 11 pages (6 resident)", -ESTALE));
@@ -254,7 +278,68 @@ TEST(a_file_recorded_for_other_memory_is_refused)
 	/* Recorded for a larger guest: the count fits this one, the sizes do not. */
 	ws.mem_pages = 12;
 	REQUIRE(ws_write(path, &ws, &e) == 0);
-	REFUSED("was recorded for a guest of 12 pages (6 resident); this guest has 10 pages", -ESTALE);
+	STALE("was recorded for a guest of 12 pages (6 resident); this guest has 10 pages");
+}
+
+/* ws_load: whatever memory a file was recorded for, it loads whole, with
+ * that memory's identity and sizes. */
+TEST(a_file_loads_with_the_memory_it_was_recorded_for)
+{
+	struct workset ws = good_ws(), got = { .count = 99 };
+	struct apf_err e;
+
+	ws.mem_pages = 1ull << 32; /* the largest a working set can name */
+	ws.resident_pages = 3;
+	ws_identity_lazy(77, APF_PATTERN_SEEDED, 5, &ws.identity);
+	setup();
+	REQUIRE(ws_write(path, &ws, &e) == 0);
+	REQUIRE(ws_load(path, &got, &e) == 0);
+	CHECK(!memcmp(&got.identity, &ws.identity, sizeof(ws.identity)));
+	CHECK_EQ_U(got.mem_pages, 1ull << 32);
+	CHECK_EQ_U(got.resident_pages, 3);
+	CHECK_EQ_U(got.count, 6);
+	CHECK(!memcmp(got.entries, good_entries, sizeof(good_entries)));
+	ws_free(&got);
+	ws.count = 0;
+	ws.entries = NULL;
+	REQUIRE(ws_write(path, &ws, &e) == 0);
+	REQUIRE(ws_load(path, &got, &e) == 0);
+	CHECK_EQ_U(got.count, 0);
+	ws_free(&got);
+}
+
+/* Header fields forged (checksum resealed): the file's own sizes. */
+static uint64_t forged_sizes[3]; /* mem_pages, resident_pages, count */
+static void forge_sizes(unsigned char *b, long *len)
+{
+	(void)len;
+	memcpy(b + 16, forged_sizes, sizeof(forged_sizes));
+}
+
+/* What ws_read refuses as sizes unlike the guest's, ws_load refuses as
+ * sizes that cannot be: checked against the file's own pages, never an
+ * unbounded count (a count of 2^61 entries would take 0 bytes mod 2^64). */
+TEST(ws_load_bounds_a_file_by_its_own_sizes)
+{
+	setup();
+	forged_sizes[0] = WS_MAX_PAGES + 1, forged_sizes[1] = 0, forged_sizes[2] = 6;
+	edit_file(forge_sizes, 1);
+	CHECK(load_refused_with("is for a guest of 4294967297 pages; at most 4294967296 can be "
+				"named", -EINVAL));
+	forged_sizes[0] = 1ull << 62, forged_sizes[2] = 1ull << 61;
+	edit_file(forge_sizes, 1);
+	CHECK(load_refused_with("is for a guest of 4611686018427387904 pages", -EINVAL));
+	forged_sizes[0] = 5, forged_sizes[2] = 6;
+	edit_file(forge_sizes, 1);
+	CHECK(load_refused_with("lists 6 pages, more than the guest's 5", -EINVAL));
+	STALE("was recorded for a guest of 5 pages (0 resident)");
+	forged_sizes[0] = 10, forged_sizes[1] = 11;
+	edit_file(forge_sizes, 1);
+	CHECK(load_refused_with("has impossible sizes: 6 entries, 11 resident pages, 10 pages",
+				-EINVAL));
+	forged_sizes[0] = 8, forged_sizes[1] = 6;
+	edit_file(forge_sizes, 1); /* entry 3 names page 9 */
+	CHECK(load_refused_with("names page 9, outside the guest's 8 pages", -EINVAL));
 }
 
 /* Forged files with valid checksums: entry 4's page or time set. */
@@ -522,7 +607,8 @@ TEST_MAIN(T(a_written_working_set_reads_back), T(an_empty_working_set_reads_back
 	  T(a_damaged_file_is_refused), T(a_truncated_file_or_one_sized_unlike_its_count_is_refused),
 	  T(a_count_above_the_guests_pages_is_refused_before_reading),
 	  T(another_kind_of_file_or_version_is_refused), T(a_file_recorded_for_other_memory_is_refused),
-	  T(entries_that_break_the_invariants_are_refused), T(what_is_not_a_regular_file_is_refused_at_once),
+	  T(a_file_loads_with_the_memory_it_was_recorded_for),
+	  T(ws_load_bounds_a_file_by_its_own_sizes), T(entries_that_break_the_invariants_are_refused), T(what_is_not_a_regular_file_is_refused_at_once),
 	  T(an_invalid_working_set_is_not_written), T(a_failed_write_leaves_nothing_behind),
 	  T(sorting_gives_one_first_touch_order), T(times_saturate), T(identities_tell_memories_apart),
 	  T(a_snapshots_identity_is_the_full_snap_identity), T(a_summary_says_what_a_working_set_holds),
