@@ -36,7 +36,7 @@ field 6 "$dat/end" keep
 field 10 "$dat/demand" missing
 ncols=$(awk -F, 'NR > 1 { k[$1 " " $2 " " $3] = 1 } END { print length(k) }' "$csv")
 gnuplot <<GP
-set terminal pngcairo size 1500,620 font "sans,10"
+set terminal pngcairo size 1500,660 font "sans,10"
 set output "$png"
 set multiplot layout 1,2 title "apfvm: working-set replay against demand paging, memory over a veth link with netem delay\n{/*0.8 $platform}"
 set datafile missing "?"
@@ -46,9 +46,8 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
 set logscale y
-set key top right font ",9"
-set xtics font ",9"
-set xlabel "case"
+set key below maxrows 2 font ",9"
+set xtics rotate by 20 right font ",9"
 set ylabel "time to the workload's end (s, log scale)"
 set title "time from apfvm's start to the workload's end"
 plot for [i=2:$((ncols + 1))] "$dat/end" using i:xtic(1) title columnheader(i)
