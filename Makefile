@@ -240,7 +240,8 @@ export KVM
 test: $(APFVM) $(BENCH_PAGER) $(SERVE_ATTACK) $(UNIT_TESTS) $(VM_TESTS) $(TSAN_UNIT_TESTS) $(TSAN_VM_TESTS) $(FUZZ_TARGETS) $(ARM64_TESTS) arm64
 	$(Q)UNIT_TESTS="$(UNIT_TESTS) $(TSAN_UNIT_TESTS)" VM_TESTS="$(VM_TESTS) $(TSAN_VM_TESTS)" \
 		CLI_TESTS="tests/e2e/test_cli.sh tests/e2e/test_snapshot.sh tests/e2e/test_working_set.sh tests/e2e/test_net.sh tests/e2e/test_objstore.sh tests/e2e/test_serve.sh tests/e2e/test_files.sh" ARM64_TESTS="$(ARM64_TESTS)" \
-		HOST_TESTS="tests/emuhost/test_emuhost.sh tests/linux/test_linux_guest.sh tests/linux/test_linux_snapshot.sh tests/fuzz/fuzz_briefly.sh" tests/all.sh
+		FUZZ_TESTS="tests/fuzz/fuzz_briefly.sh" \
+		HOST_TESTS="tests/emuhost/test_emuhost.sh tests/linux/test_linux_guest.sh tests/linux/test_linux_snapshot.sh" tests/all.sh
 
 # ---- demo and benchmarks ----------------------------------------------
 demo: $(APFVM)

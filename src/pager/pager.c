@@ -1,55 +1,21 @@
 #include "pager.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "apfvm/abi.h"
 #include "pager/pager_bulk.h"
+#include "pager/pager_uffd.h"
 #include "util/thread.h"
-
-/* UFFDIO_POISON (Linux 6.6), for kernel headers that predate it. */
-#ifndef UFFDIO_POISON
-struct uffdio_poison {
-	struct uffdio_range range;
-	__u64 mode;
-	__s64 updated;
-};
-#define _UFFDIO_POISON 0x08
-#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
-#endif
-#ifndef UFFD_FEATURE_POISON
-#define UFFD_FEATURE_POISON (1 << 14)
-#endif
-
-static int open_uffd(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd >= 0 || errno != EPERM)
-		return fd;
-	/* Unprivileged userfaultfd may be disabled; the device node still
-	 * works for users allowed to open it. */
-	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		return -1;
-	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-	close(dev);
-	return fd;
-}
 
 int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *e)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID };
-	struct uffdio_register reg;
 	struct epoll_event ev;
 
 	memset(p, 0, sizeof(*p));
@@ -86,21 +52,8 @@ int pager_init(struct pager *p, const struct pager_config *cfg, struct apf_err *
 	for (unsigned i = 0; i < cfg->max_inflight; i++)
 		p->free_bufs[p->nfree++] = cfg->max_inflight - 1 - i;
 
-	p->uffd = open_uffd();
-	if (p->uffd < 0)
-		return apf_fail(e, -errno,
-				"userfaultfd: %s (needs root, or vm.unprivileged_userfaultfd=1, or access to /dev/userfaultfd)",
-				strerror(errno));
-	if (ioctl(p->uffd, UFFDIO_API, &api) < 0)
-		return apf_fail(e, -errno, "UFFDIO_API: %s", strerror(errno));
-	memset(&reg, 0, sizeof(reg));
-	reg.range.start = (uintptr_t)cfg->host_base;
-	reg.range.len = cfg->size;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0)
-		return apf_fail(e, -errno, "UFFDIO_REGISTER: %s", strerror(errno));
-	p->can_poison = (api.features & UFFD_FEATURE_POISON) &&
-			(reg.ioctls & (1ull << _UFFDIO_POISON));
+	if ((rc = pager_uffd_register(p, e)))
+		return rc;
 
 	p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -153,21 +106,6 @@ static void record_error(struct pager *p, int err, const char *what, int64_t pag
 	record_error_why(p, err, what, page, NULL, blocking);
 }
 
-/* A userfaultfd ioctl on the region, retried while the kernel reports the
- * address space changing under it (EAGAIN), at most UFFD_RETRIES times.
- * 0 or -errno. */
-#define UFFD_RETRIES 1000
-static int uffd_ioctl(struct pager *p, unsigned long req, void *arg)
-{
-	for (unsigned tries = 0; tries < UFFD_RETRIES; tries++) {
-		if (ioctl(p->uffd, req, arg) == 0)
-			return 0;
-		if (errno != EAGAIN)
-			return -errno;
-	}
-	return -EAGAIN;
-}
-
 /* Makes `page` FAILED: poisoned where the kernel can (every access, the
  * blocked ones included, then fails), else left missing (accesses stay
  * blocked).  Never mapped with other content.  A completion that arrives
@@ -177,11 +115,7 @@ static void fail_page(struct pager *p, uint64_t page)
 	__atomic_store_n(&p->state[page], PAGE_FAILED, __ATOMIC_RELEASE);
 	p->stats.pages_failed++;
 	if (p->can_poison) {
-		struct uffdio_poison po = {
-			.range = { .start = (uintptr_t)p->cfg.host_base + page * APF_PAGE_SIZE,
-				   .len = APF_PAGE_SIZE },
-		};
-		int rc = uffd_ioctl(p, UFFDIO_POISON, &po);
+		int rc = pager_uffd_poison(p, page);
 		/* EEXIST: mapped behind our back; the error is already recorded.
 		 * Otherwise the page stays missing, which is safe too. */
 		if (rc && rc != -EEXIST)
@@ -245,62 +179,6 @@ static void pump_waitq(struct pager *p)
 		p->wq_count--;
 		submit_fetch(p, page);
 	}
-}
-
-static void wake_range(struct pager *p, uint64_t page)
-{
-	struct uffdio_range r = {
-		.start = (uintptr_t)p->cfg.host_base + page * APF_PAGE_SIZE,
-		.len = APF_PAGE_SIZE,
-	};
-	ioctl(p->uffd, UFFDIO_WAKE, &r);
-}
-
-/* pager_bulk.h.  A page a fault was read on wakes every thread blocked
- * on it.  -EEXIST: the page was already mapped, by something other than
- * this pager (in MISSING mode only the pager maps pages of the region), so
- * its content is unknown: an error, never "present". */
-int pager_install(struct pager *p, const struct source_completion *c)
-{
-	uint64_t dst = (uintptr_t)p->cfg.host_base + c->page * APF_PAGE_SIZE;
-	/* No fault read on it: nobody to wake (a thread that faulted since
-	 * is woken when its fault is read: a spurious fault). */
-	bool dontwake = !(p->flags[c->page] & PAGE_F_FAULTED);
-
-	/* UFFDIO_ZEROPAGE does not replace a kick's poison marker (its
-	 * target must be empty); UFFDIO_COPY does. */
-	if (c->zero && !__atomic_load_n(&p->kick_poisoned[c->page], __ATOMIC_RELAXED)) {
-		struct uffdio_zeropage z = { .range = { .start = dst, .len = APF_PAGE_SIZE },
-					     .mode = dontwake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0 };
-		return uffd_ioctl(p, UFFDIO_ZEROPAGE, &z);
-	}
-	static const unsigned char zeros[APF_PAGE_SIZE] __attribute__((aligned(APF_PAGE_SIZE)));
-	struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)(c->zero ? zeros : c->buf),
-				  .len = APF_PAGE_SIZE,
-				  .mode = dontwake ? UFFDIO_COPY_MODE_DONTWAKE : 0 };
-	return uffd_ioctl(p, UFFDIO_COPY, &cp);
-}
-
-int pager_poison_for_kick(struct pager *p, uint64_t page)
-{
-	if (page >= p->npages || p->state[page] != PAGE_FETCHING)
-		return -EINVAL;
-	if (!p->can_poison)
-		return -EOPNOTSUPP;
-	/* Marked first: the vCPU thread's SIGBUS may come before the ioctl
-	 * returns. */
-	__atomic_store_n(&p->kick_poisoned[page], 1, __ATOMIC_RELEASE);
-	struct uffdio_poison po = {
-		.range = { .start = (uintptr_t)p->cfg.host_base + page * APF_PAGE_SIZE,
-			   .len = APF_PAGE_SIZE },
-	};
-	return uffd_ioctl(p, UFFDIO_POISON, &po);
-}
-
-bool pager_page_kick_poisoned(const struct pager *p, uint64_t page)
-{
-	return page < p->npages && __atomic_load_n(&p->kick_poisoned[page], __ATOMIC_ACQUIRE) &&
-	       __atomic_load_n(&p->state[page], __ATOMIC_ACQUIRE) != PAGE_FAILED;
 }
 
 /* Every page is present: the source is not used again (its owner may
@@ -382,7 +260,9 @@ static void complete_fetches(struct pager *p)
 		/* Release: a vCPU thread may check presence (pager_page_present). */
 		__atomic_store_n(&p->state[c.page], PAGE_PRESENT, __ATOMIC_RELEASE);
 		account_installed(p, c.page, f);
-		if (p->cfg.hooks)
+		/* Only a page a fault was read on can have an async fault (or a
+		 * thread) waiting for it: bulk pages nobody touched skip it. */
+		if (p->cfg.hooks && (f & PAGE_F_FAULTED))
 			p->cfg.hooks->on_installed(p->cfg.hooks->ctx, c.page);
 		if (p->stats.pages_fetched == p->cfg.notify_pages && p->cfg.on_pages_fetched)
 			p->cfg.on_pages_fetched(p->cfg.ctx);
@@ -436,13 +316,13 @@ static void handle_fault(struct pager *p, const struct uffd_msg *m)
 	switch (p->state[page]) {
 	case PAGE_PRESENT:
 		p->stats.faults_spurious++;
-		wake_range(p, page);
+		pager_uffd_wake(p, page);
 		return;
 	case PAGE_FAILED:
 		/* Poisoned: woken, the access fails.  Else it stays blocked. */
 		p->stats.faults_failed++;
 		if (p->can_poison)
-			wake_range(p, page);
+			pager_uffd_wake(p, page);
 		return;
 	case PAGE_FETCHING:
 		p->stats.faults_joined++;
@@ -604,12 +484,6 @@ int pager_start(struct pager *p, struct apf_err *e)
 		return apf_fail(e, -rc, "cannot start the pager thread: %s", strerror(rc));
 	p->running = true;
 	return 0;
-}
-
-void pager_release(struct pager *p)
-{
-	struct uffdio_range r = { .start = (uintptr_t)p->cfg.host_base, .len = p->cfg.size };
-	ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
 }
 
 int pager_stop_within(struct pager *p, uint64_t timeout_ns)

@@ -91,7 +91,8 @@ struct pager_stats {
  * page was already being fetched; it returns true if it kicked the
  * faulting vCPU out of its wait (an async fault), which the pager then
  * completes by poisoning the page where the config says so
- * (kick_by_poison).  on_installed: the page is now present. */
+ * (kick_by_poison).  on_installed: a page on_fault was called for is now
+ * present (a bulk page no fault was read on is installed silently). */
 struct pager_hooks {
 	bool (*on_fault)(void *ctx, uint32_t tid, uint64_t page, uint64_t expected_ns,
 			 bool in_flight);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "apfvm/abi.h"
+#include "pager/pager_uffd.h"
 
 int pager_bulk_init(struct pager *p, struct apf_err *e)
 {

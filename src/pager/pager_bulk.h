@@ -25,11 +25,6 @@ int pager_bulk_init(struct pager *p, struct apf_err *e);
  * fault waits for a buffer.  Returns whether it started any. */
 bool pager_bulk_pump(struct pager *p);
 
-/* Installs a fetched page (pager.c): UFFDIO_COPY, or UFFDIO_ZEROPAGE for a
- * zero completion, waking only where a fault was read on the page.  0, or
- * -errno (-EEXIST: mapped by someone else). */
-int pager_install(struct pager *p, const struct source_completion *c);
-
 /* Takes a free buffer (the caller checked nfree). */
 static inline unsigned pager_take_buf(struct pager *p, void **buf)
 {

@@ -31,6 +31,8 @@ int boot_open(struct machine *m, uint64_t *mem_size, uint64_t *lazy_size, struct
 			return apf_fail(e, -EINVAL, "page source is smaller than the lazy region");
 		r->source = r->raw = c->page_source;
 		r->borrowed = true;
+		r->pattern = r->source->pattern;
+		r->seed = r->source->seed;
 		return 0;
 	}
 	apfvm_net_options(c, &net);
@@ -39,8 +41,12 @@ int boot_open(struct machine *m, uint64_t *mem_size, uint64_t *lazy_size, struct
 	if (!rc && r->source->pattern == APF_PATTERN_SNAPSHOT)
 		return apf_fail(e, -EINVAL, "%s serves a snapshot's memory: restore that snapshot "
 				"(apfvm restore PATH --source %s)", r->source->desc, c->source);
-	if (rc || !c->latency_max_ns)
+	if (rc)
 		return rc;
+	r->pattern = r->source->pattern;
+	r->seed = r->source->seed;
+	if (!c->latency_max_ns)
+		return 0;
 	rc = source_delay_wrap(r->source, c->latency_min_ns, c->latency_max_ns, c->latency_seed,
 			       &wrapped, e);
 	if (rc)
@@ -59,7 +65,7 @@ int boot_write_info(struct machine *m, struct apf_err *e)
 {
 	const struct apfvm_config *c = m->cfg;
 	const struct guest_layout *l = &m->guest.layout; /* zero but for the reference guest */
-	const struct page_source *src = m->region[MACHINE_LAZY].source;
+	const struct machine_region *lazy = &m->region[MACHINE_LAZY];
 	struct apf_boot_info *bi;
 
 	if (!m->guest.boot_info_gpa)
@@ -79,8 +85,8 @@ int boot_write_info(struct machine *m, struct apf_err *e)
 	bi->lazy_base = APF_LAZY_GPA;
 	bi->lazy_size = c->lazy_size;
 	bi->tsc_khz = m->vm.tsc_khz;
-	bi->pattern = src ? src->pattern : APF_PATTERN_ZERO;
-	bi->seed = src ? src->seed : 0;
+	bi->pattern = lazy->size ? lazy->pattern : APF_PATTERN_ZERO;
+	bi->seed = lazy->size ? lazy->seed : 0;
 	bi->order_seed = c->order_seed;
 	bi->duration_us = c->duration_ns / 1000;
 	bi->scan_order = c->scan_order;

@@ -53,6 +53,11 @@ int machine_assemble(struct machine *m, const struct machine_loader *l, struct a
 	    (rc = gmem_init(&m->gm, mem_size, lazy_size, e)) ||
 	    (rc = l->load(m, &opt, &entry, e)))
 		return rc;
+	/* Named now: once the pagers run, the source is the pager thread's. */
+	for (int i = 0; i < MACHINE_REGIONS; i++)
+		if (m->region[i].source)
+			snprintf(m->region[i].source_desc, sizeof(m->region[i].source_desc), "%s",
+				 m->region[i].source->desc);
 	m->region[MACHINE_RESIDENT].host_base = m->gm.resident;
 	m->region[MACHINE_RESIDENT].size = m->gm.resident_size;
 	m->region[MACHINE_LAZY].host_base = m->gm.lazy;
@@ -108,13 +113,11 @@ static void region_populated(struct machine *m, int which)
 {
 	struct machine_region *r = &m->region[which];
 
-	r->released_ns = monotonic_ns();
 	if (m->cfg->snapshot_path || r->borrowed)
 		return;
 	r->retries = r->raw->retries;
 	r->corrupt = r->raw->corrupt;
 	r->reconnects = r->raw->reconnects;
-	snprintf(r->source_desc, sizeof(r->source_desc), "%s", r->source->desc);
 	source_close(r->source);
 	if (r->raw_owned)
 		source_close(r->raw);

@@ -56,14 +56,18 @@ struct machine_region {
 				      * else by the region: raw_owned) */
 	bool raw_owned;              /* raw is a source of its own, closed
 				      * with the region's */
+	/* What the source serves (its pattern and seed, for the guest to
+	 * verify), kept from when it opened: once the pagers run, only the
+	 * pager thread may touch the source (it may close it). */
+	uint32_t pattern;
+	uint64_t seed;
+	char source_desc[128];       /* its description, likewise */
 	bool borrowed;               /* the embedder's source: not closed */
 	struct pager *pager;         /* made by machine_start */
 	/* Set by the pager thread once every page is present (lifecycle.c):
 	 * the source was closed then (source and raw NULL), its remote
 	 * counters kept here. */
-	uint64_t released_ns;
 	uint64_t retries, corrupt, reconnects;
-	char source_desc[128];
 };
 
 enum { MACHINE_LAZY, MACHINE_RESIDENT, MACHINE_REGIONS };

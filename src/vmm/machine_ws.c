@@ -19,7 +19,7 @@ static void describe_memory(struct machine *m)
 		ws_identity_snapshot(m->restore.snap, id);
 		*resident_pages = m->region[MACHINE_RESIDENT].size / APF_PAGE_SIZE;
 	} else {
-		ws_identity_lazy(lazy_pages, lazy->raw->pattern, lazy->raw->seed, id);
+		ws_identity_lazy(lazy_pages, lazy->pattern, lazy->seed, id);
 		*resident_pages = 0;
 	}
 	*mem_pages = *resident_pages + lazy_pages;

@@ -211,8 +211,7 @@ void run_collect_stats(struct machine *m, struct apfvm_stats *st)
 		collect_restore(m, st);
 	st->mode = c->apf;
 	platform_describe(st->platform, sizeof(st->platform));
-	snprintf(st->source, sizeof(st->source), "%s",
-		 lr->source ? lr->source->desc : lr->source_desc[0] ? lr->source_desc : "none");
+	snprintf(st->source, sizeof(st->source), "%s", lr->source_desc[0] ? lr->source_desc : "none");
 	st->latency_min_ns = c->latency_min_ns;
 	st->latency_max_ns = c->latency_max_ns;
 	st->tsc_khz = m->vm.tsc_khz;

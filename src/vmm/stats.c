@@ -384,8 +384,9 @@ int apfvm_stats_write_json(FILE *f, const struct apfvm_stats *st)
 	fprintf(f, "{\n");
 	json_setup(f, st);
 	json_pages(f, st);
-	json_fewer_faults(f, st);
 	json_faults(f, st);
+	/* After "faults": scripts take the first "faults" and "async". */
+	json_fewer_faults(f, st);
 	json_guest(f, st);
 	if (st->traced)
 		json_fault_path(f, &st->path);
