@@ -84,7 +84,7 @@ LIBAPF  := $(BUILD)/libapfvm.a
 BENCH_PAGER := $(BUILD)/bench_pager
 SERVE_ATTACK := $(BUILD)/serve_attack
 
-.PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net bench-serve clean fuzz deps deps-build deps-bench
+.PHONY: all test demo bench bench-linux bench-arm64 bench-restore bench-net bench-prefetch bench-serve clean fuzz deps deps-build deps-bench
 # Keep intermediate objects (the sanitizer builds link them directly).
 .SECONDARY:
 # The benchmark programs too, so that a change that breaks them shows at once.
@@ -263,6 +263,11 @@ bench-restore: $(APFVM)
 # and the compute rate per mode (needs root: network namespaces).
 bench-net: $(APFVM) deps-bench
 	$(Q)scripts/bench_net.sh
+# Working-set replay against demand paging in each mode and an eager load,
+# the reference guest and a restored Linux, memory over the netem link
+# (needs root: network namespaces; docs/working-set.md).
+bench-prefetch: $(APFVM) deps-bench
+	$(Q)scripts/bench_prefetch.sh
 # apfvm serve under attack: a fetch's time with 64 hostile clients against
 # its time alone (loopback; no KVM, no root).
 bench-serve: $(APFVM) $(SERVE_ATTACK)
