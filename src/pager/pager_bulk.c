@@ -18,7 +18,8 @@ int pager_bulk_init(struct pager *p, struct apf_err *e)
 	if (c->nprefetch || c->populate_background)
 		p->bulk_budget = c->bulk_inflight ? c->bulk_inflight : PAGER_BULK_INFLIGHT_DEFAULT;
 	if (p->bulk_budget + c->max_inflight > SOURCE_QUEUE_MAX)
-		p->bulk_budget = SOURCE_QUEUE_MAX - c->max_inflight;
+		return apf_fail(e, -EINVAL, "fetches in flight for faults and bulk (%u + %u) above %d",
+				c->max_inflight, p->bulk_budget, SOURCE_QUEUE_MAX);
 	for (uint64_t i = 0; i < c->nprefetch; i++) {
 		uint32_t page = c->prefetch[i];
 		if (page >= p->npages)

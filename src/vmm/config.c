@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "arch/arch.h"
+#include "pager/pager.h"
 #include "source/delay.h"
 
 void apfvm_config_defaults(struct apfvm_config *c)
@@ -91,9 +92,12 @@ static int check_fewer_faults_config(const struct apfvm_config *c, struct apf_er
 	if (c->populate && (c->prefetch_ws_path || c->populate_background))
 		return apf_fail(e, -EINVAL, "--populate installs all memory before the guest starts: "
 				"nothing is left to %s", c->prefetch_ws_path ? "prefetch" : "populate in the background");
-	if (c->max_inflight + c->bulk_inflight > SOURCE_QUEUE_MAX)
-		return apf_fail(e, -EINVAL, "--bulk-inflight %u with --inflight %u: at most %d fetches "
-				"in flight in all", c->bulk_inflight, c->max_inflight, SOURCE_QUEUE_MAX);
+	unsigned bulk = c->bulk_inflight ? c->bulk_inflight : PAGER_BULK_INFLIGHT_DEFAULT;
+	if ((c->prefetch_ws_path || c->populate_background || c->bulk_inflight) &&
+	    c->max_inflight + bulk > SOURCE_QUEUE_MAX)
+		return apf_fail(e, -EINVAL, "--inflight %u with %u bulk fetches (--bulk-inflight, "
+				"default %d): at most %d fetches in flight in all", c->max_inflight,
+				bulk, PAGER_BULK_INFLIGHT_DEFAULT, SOURCE_QUEUE_MAX);
 	return 0;
 }
 
