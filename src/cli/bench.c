@@ -150,23 +150,28 @@ static int add_mode(struct bench *b, const char *t)
 	return -1;
 }
 
-static int parse(int argc, char **argv, struct bench *b, const char **csv, struct apf_err *e)
-{
-	static const struct option longopts[] = {
-		{ "latencies", required_argument, NULL, 'l' }, { "modes", required_argument, NULL, 'm' },
-		{ "runs", required_argument, NULL, 'r' },      { "lazy", required_argument, NULL, 'z' },
-		{ "workload", required_argument, NULL, 'w' },  { "pin", required_argument, NULL, 'p' },
-		{ "csv", required_argument, NULL, 'c' },       { "help", no_argument, NULL, 'h' },
-		{ "kernel", required_argument, NULL, 'k' },    { "mem", required_argument, NULL, 'M' },
-		{ "scan-fraction", required_argument, NULL, 'f' },
-		{ "scan-drift", required_argument, NULL, 'd' },
-		{ 0, 0, 0, 0 },
-	};
-	char lat[128] = "resident,100us,1ms,10ms", modes[64];
-	snprintf(modes, sizeof(modes), "off%s,user", apfvm_mode_exists(APFVM_APF_KERNEL) ? ",kernel" : "");
-	int ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN), opt, rc;
-	uint64_t v;
+static const struct option bench_longopts[] = {
+	{ "latencies", required_argument, NULL, 'l' }, { "modes", required_argument, NULL, 'm' },
+	{ "runs", required_argument, NULL, 'r' },      { "lazy", required_argument, NULL, 'z' },
+	{ "workload", required_argument, NULL, 'w' },  { "pin", required_argument, NULL, 'p' },
+	{ "csv", required_argument, NULL, 'c' },       { "help", no_argument, NULL, 'h' },
+	{ "kernel", required_argument, NULL, 'k' },    { "mem", required_argument, NULL, 'M' },
+	{ "scan-fraction", required_argument, NULL, 'f' },
+	{ "scan-drift", required_argument, NULL, 'd' },
+	{ 0, 0, 0, 0 },
+};
 
+/* What parse() fills besides the bench: the lists as typed, the CSV path. */
+struct bench_args {
+	char lat[128], modes[64];
+	const char **csv;
+};
+
+static void bench_defaults(struct bench *b, struct bench_args *a, struct apf_err *e)
+{
+	strcpy(a->lat, "resident,100us,1ms,10ms");
+	snprintf(a->modes, sizeof(a->modes), "off%s,user",
+		 apfvm_mode_exists(APFVM_APF_KERNEL) ? ",kernel" : "");
 	apfvm_config_defaults(&b->base);
 	b->base.lazy_size = 8ull << 20;
 	b->base.vcpu_cpu = b->base.pager_cpu = options_default_cpu();
@@ -174,94 +179,121 @@ static int parse(int argc, char **argv, struct bench *b, const char **csv, struc
 	strcpy(b->base.cmdline, "quiet");
 	options_parse_workload("compute:1,scan:1", &b->base, e);
 	b->runs = 3;
+}
+
+/* The sizes and fractions among the options. */
+static int take_number(int opt, struct bench *b, struct apf_err *e)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case 'r':
+		if (units_parse_u64(optarg, &v) || v < 1 || v > MAX_RUNS)
+			return apf_fail(e, -EINVAL, "--runs: 1..%d", MAX_RUNS);
+		b->runs = (unsigned)v;
+		return 0;
+	case 'z':
+		if (units_parse_size(optarg, &v) || !v || v % APF_LAZY_ALIGN || v > (4ull << 30))
+			return apf_fail(e, -EINVAL, "--lazy: a multiple of 2M up to 4G");
+		b->base.lazy_size = v;
+		return 0;
+	case 'f':
+		if (options_parse_fraction(optarg, &v) || !v || v > APF_SCAN_PPM)
+			return apf_fail(e, -EINVAL, "--scan-fraction: invalid value '%s' (%s)",
+					optarg, OPTIONS_SCAN_FRACTION_WANT);
+		b->base.scan_fraction_ppm = (uint32_t)v;
+		return 0;
+	case 'd':
+		if (options_parse_fraction(optarg, &v) || v > APF_SCAN_PPM)
+			return apf_fail(e, -EINVAL, "--scan-drift: invalid value '%s' (%s)",
+					optarg, OPTIONS_SCAN_DRIFT_WANT);
+		b->base.scan_drift_ppm = (uint32_t)v;
+		return 0;
+	default: /* 'M' */
+		if (units_parse_size(optarg, &v) || v < (16ull << 20) || v > (2ull << 30) ||
+		    v % APF_PAGE_SIZE)
+			return apf_fail(e, -EINVAL, "--mem: 16M..2G, a multiple of 4K");
+		b->base.mem_size = v;
+		b->mem_given = true;
+		return 0;
+	}
+}
+
+/* One option getopt_long returned (not ':', '?' or 'h'). */
+static int take_option(int opt, struct bench *b, struct bench_args *a, struct apf_err *e)
+{
+	switch (opt) {
+	case 'l':
+	case 'm': {
+		char *dst = opt == 'l' ? a->lat : a->modes;
+		size_t cap = opt == 'l' ? sizeof(a->lat) : sizeof(a->modes);
+		if (strlen(optarg) >= cap)
+			return apf_fail(e, -EINVAL, "--%s: too long", opt == 'l' ? "latencies" : "modes");
+		strcpy(dst, optarg);
+		return 0;
+	}
+	case 'w':
+		return options_parse_workload(optarg, &b->base, e);
+	case 'p':
+		return options_parse_pin(optarg, (int)sysconf(_SC_NPROCESSORS_ONLN), &b->base.vcpu_cpu,
+					 &b->base.pager_cpu, e);
+	case 'c':
+		*a->csv = optarg;
+		return 0;
+	case 'k':
+		b->kernel_path = optarg;
+		return 0;
+	default:
+		return take_number(opt, b, e);
+	}
+}
+
+/* After the options: the lists, and the Linux kernel to boot. */
+static int finish_parse(struct bench *b, struct bench_args *a, struct apf_err *e)
+{
+	int rc = options_check_scan(&b->base, e);
+
+	if (!rc)
+		rc = parse_list(a->lat, add_latency, b, e, "--latencies");
+	if (!rc)
+		rc = parse_list(a->modes, add_mode, b, e, "--modes");
+	if (!rc && (!b->nlat || !b->nmode))
+		rc = apf_fail(e, -EINVAL, "nothing to run");
+	if (rc || !b->kernel_path)
+		return rc;
+	rc = file_read_all(b->kernel_path, &b->kernel, &b->base.linux_kernel_len);
+	if (rc)
+		return apf_fail(e, rc, "cannot read '%s': %s", b->kernel_path,
+				rc == -EFBIG ? "not a regular file of at most 256 MiB" : strerror(-rc));
+	b->base.linux_kernel = b->kernel;
+	if (!b->mem_given)
+		b->base.mem_size = 512ull << 20; /* Debian's kernel needs room */
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct bench *b, const char **csv, struct apf_err *e)
+{
+	struct bench_args a = { .csv = csv };
+	int opt, rc;
+
+	bench_defaults(b, &a, e);
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'l':
-			if (strlen(optarg) >= sizeof(lat))
-				return apf_fail(e, -EINVAL, "--latencies: too long");
-			strcpy(lat, optarg);
-			break;
-		case 'm':
-			if (strlen(optarg) >= sizeof(modes))
-				return apf_fail(e, -EINVAL, "--modes: too long");
-			strcpy(modes, optarg);
-			break;
-		case 'r':
-			if (units_parse_u64(optarg, &v) || v < 1 || v > MAX_RUNS)
-				return apf_fail(e, -EINVAL, "--runs: 1..%d", MAX_RUNS);
-			b->runs = (unsigned)v;
-			break;
-		case 'z':
-			if (units_parse_size(optarg, &v) || !v || v % APF_LAZY_ALIGN || v > (4ull << 30))
-				return apf_fail(e, -EINVAL, "--lazy: a multiple of 2M up to 4G");
-			b->base.lazy_size = v;
-			break;
-		case 'w':
-			rc = options_parse_workload(optarg, &b->base, e);
-			if (rc)
-				return rc;
-			break;
-		case 'p':
-			rc = options_parse_pin(optarg, ncpus, &b->base.vcpu_cpu, &b->base.pager_cpu, e);
-			if (rc)
-				return rc;
-			break;
-		case 'f':
-			if (options_parse_fraction(optarg, &v) || !v || v > APF_SCAN_PPM)
-				return apf_fail(e, -EINVAL, "--scan-fraction: invalid value '%s' (%s)",
-						optarg, OPTIONS_SCAN_FRACTION_WANT);
-			b->base.scan_fraction_ppm = (uint32_t)v;
-			break;
-		case 'd':
-			if (options_parse_fraction(optarg, &v) || v > APF_SCAN_PPM)
-				return apf_fail(e, -EINVAL, "--scan-drift: invalid value '%s' (%s)",
-						optarg, OPTIONS_SCAN_DRIFT_WANT);
-			b->base.scan_drift_ppm = (uint32_t)v;
-			break;
-		case 'c':
-			*csv = optarg;
-			break;
-		case 'k':
-			b->kernel_path = optarg;
-			break;
-		case 'M':
-			if (units_parse_size(optarg, &v) || v < (16ull << 20) || v > (2ull << 30) ||
-			    v % APF_PAGE_SIZE)
-				return apf_fail(e, -EINVAL, "--mem: 16M..2G, a multiple of 4K");
-			b->base.mem_size = v;
-			b->mem_given = true;
-			break;
-		case 'h':
+	while ((opt = getopt_long(argc, argv, ":h", bench_longopts, NULL)) != -1) {
+		if (opt == 'h') {
 			fputs(bench_usage, stdout);
 			exit(0);
-		case ':':
-			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return options_unknown(e, argc, argv, "bench", longopts);
 		}
+		if (opt == ':')
+			return apf_fail(e, -EINVAL, "option '%s' needs a value", argv[optind - 1]);
+		if (opt == '?')
+			return options_unknown(e, argc, argv, "bench", bench_longopts);
+		if ((rc = take_option(opt, b, &a, e)))
+			return rc;
 	}
 	if (optind < argc)
 		return apf_fail(e, -EINVAL, "unexpected argument '%s'", argv[optind]);
-	rc = options_check_scan(&b->base, e);
-	if (!rc)
-		rc = parse_list(lat, add_latency, b, e, "--latencies");
-	if (!rc)
-		rc = parse_list(modes, add_mode, b, e, "--modes");
-	if (!rc && (!b->nlat || !b->nmode))
-		rc = apf_fail(e, -EINVAL, "nothing to run");
-	if (!rc && b->kernel_path) {
-		rc = file_read_all(b->kernel_path, &b->kernel, &b->base.linux_kernel_len);
-		if (rc)
-			return apf_fail(e, rc, "cannot read '%s': %s", b->kernel_path,
-					rc == -EFBIG ? "not a regular file of at most 256 MiB"
-						     : strerror(-rc));
-		b->base.linux_kernel = b->kernel;
-		if (!b->mem_given)
-			b->base.mem_size = 512ull << 20; /* Debian's kernel needs room */
-	}
-	return rc;
+	return finish_parse(b, &a, e);
 }
 
 /* The compute task's rate with nothing else running: one run. */
